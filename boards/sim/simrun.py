@@ -1,0 +1,64 @@
+"""Runs one scenario: the real firmware (fw.main.run) on the sim board, across every
+reset the scenario causes, then prints the summary as one JSON line on stdout.
+
+    micropython -X heapsize=192k boards/sim/simrun.py SCENARIO.json TRACE|"" [--speed X] [--name N] [--quiet]
+
+The scenario must already be validated and normalized (steamer_tools.scenario does it;
+`steamer sim run` is the command people use).
+"""
+import json
+import sys
+import time
+
+import board as simboard
+from fw import hal
+from fw import main
+
+
+def _options(argv):
+    opts = {"speed": 0.0, "name": "steamer-sim", "quiet": False}
+    i = 3
+    while i < len(argv):
+        if argv[i] == "--speed":
+            opts["speed"] = float(argv[i + 1])
+            i += 1
+        elif argv[i] == "--name":
+            opts["name"] = argv[i + 1]
+            i += 1
+        elif argv[i] == "--quiet":
+            opts["quiet"] = True
+        i += 1
+    return opts
+
+
+def run(scenario, trace_path, speed=0.0, progress=True):
+    b = simboard.make(scenario, trace_path or None, speed, progress)
+    start = time.ticks_ms()
+    try:
+        while True:
+            try:
+                main.run(b)
+            except simboard.SimReset as r:
+                b.reset(r)
+            except simboard.SimEnd:
+                raise
+            except Exception as e:  # a firmware bug: the board hangs until the watchdog
+                sys.print_exception(e, sys.stderr)
+                b.reset(b.crashed(e))
+    except simboard.SimEnd:
+        pass
+    return b.summary(time.ticks_diff(time.ticks_ms(), start) / 1000)
+
+
+def _main():
+    if len(sys.argv) < 3:
+        sys.stderr.write(__doc__)
+        sys.exit(2)
+    with open(sys.argv[1]) as f:
+        scenario = json.load(f)
+    opts = _options(sys.argv)
+    summary = run(scenario, sys.argv[2], opts["speed"], not opts["quiet"])
+    print(json.dumps(summary))
+
+
+_main()

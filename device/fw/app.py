@@ -1,0 +1,412 @@
+"""The steamer's application: states, sessions and dosing around the control step.
+
+`step()` is the hard-real-time part (sensors, controller, supervisor, actuators) and
+allocates nothing: it only moves small ints between attributes made in __init__.
+`service()` runs after it, outside the heap lock, and does everything that may
+allocate: commands, podlet reading, profile checks and emitting decisions.
+"""
+from array import array
+
+from micropython import const
+
+from fw import config
+from fw import control
+from fw import hal
+from fw import ntc
+from fw import safety
+
+# Why a session ended (index into END_NAMES); 0 means it has not.
+_END_NONE = const(0)
+_END_COMPLETED = const(1)
+_END_MAX_SESSION = const(2)
+_END_STOPPED = const(3)
+_END_PODLET_REMOVED = const(4)
+_END_FAULT = const(5)
+_END_PODLET_EMPTY = const(6)
+END_NAMES = (None, "completed", "max_session", "stopped", "podlet_removed", "fault",
+             "podlet_empty")
+
+# Button: a press shorter than this starts / stops / acknowledges; longer is a hold.
+_PRESS_MAX_STEPS = const(20)
+
+FAULT_LOG_LEN = const(32)
+_FAULT_FIELDS = const(6)   # code, sensor, raw, value, limit, uptime_s
+
+# Hardware envelope for profiles until podproto's validator takes over.
+_RATE_MAX_UL_MIN = const(2000)
+_SESSION_MAX_S = const(3600)
+_SESSION_MAX_UL = const(20000)
+_TARGET_MIN_MC = const(30000)
+
+
+class App:
+    def __init__(self, board):
+        self.board = board
+        self.boiler_pid = control.BoilerPid()
+        self.outlet_ctl = control.OutletController()
+        self.sup = safety.Supervisor()
+        self.state = hal.ST_IDLE
+        self.steps = 0
+        self.alloc_errors = 0
+        self.step_us = 0
+        # Sensor readings and outputs of the current step.
+        self.boiler_raw = 0
+        self.outlet_raw = 0
+        self.boiler_mc = 0
+        self.outlet_mc = 0
+        self.water_low = 0
+        self.tilted = 0
+        self.heating_state = 0
+        self.heater_pm = 0
+        self.pump_nl_s = 0
+        self.pump_pulses = 0
+        self.pump_nl_per_pulse = board.pump.NL_PER_PULSE
+        self.podlet_in = 0
+        # Fault latched in step(), recorded and emitted by service().
+        self.fault = hal.F_NONE
+        self.fault_pending = 0
+        self.fault_log = array("i", [0] * (FAULT_LOG_LEN * _FAULT_FIELDS))
+        self.fault_count = 0
+        # Session: parameters set by service() at start, counters run by step().
+        self.target_mc = 0
+        self.session_limit_steps = 0
+        self.dose_steps = 0
+        self.dose_rate_nl_s = 0
+        self.dose_limit_nl = 0
+        self.dose_limit_reason = _END_MAX_SESSION
+        self.session_nl = 0
+        self.dose_rem = 0
+        self.dosing = 0
+        self.warm_steps = 0
+        self.hold_steps = 0
+        self.end_reason = _END_NONE
+        # Button edges, counted in step(), acted on in service().
+        self.button_steps = 0
+        self.button_press = 0
+        # Not in the step: Python objects for service().
+        self.profiles = {}          # podlet_type -> profile dict
+        self.podlet = None          # the accepted podlet's dict
+        self.podlet_seen = 0        # a podlet is in and has been read
+        self.podlet_used_nl = {}    # serial -> delivered nl (moves to the flash ledger)
+        self.session_podlet = None
+
+    # ---- the control step: allocation-free -------------------------------------
+    def step(self):
+        b = self.board
+        self.steps += 1
+        braw = b.boiler_ntc.read()
+        oraw = b.outlet_ntc.read()
+        self.boiler_raw = braw
+        self.outlet_raw = oraw
+        self.boiler_mc = ntc.to_mc(ntc.BOILER_MC, braw)
+        self.outlet_mc = ntc.to_mc(ntc.OUTLET_MC, oraw)
+        self.water_low = b.water_low.value()
+        self.tilted = b.tilt.value()
+        self.pump_pulses = b.pump.pulses()
+        self.podlet_in = b.podlet.present()
+        self._button(b.button.value())
+
+        if self.heating_state and not self.podlet_in:
+            self._end(_END_PODLET_REMOVED)
+        state = self.state
+        heater = 0
+        pump = 0
+        if state == hal.ST_PREHEAT or state == hal.ST_READY:
+            heater = self.boiler_pid.update(self.boiler_mc)
+            if state == hal.ST_PREHEAT and self.boiler_mc >= config.READY_MC:
+                self.state = hal.ST_READY
+                self.hold_steps = 0
+            elif state == hal.ST_READY:
+                self.hold_steps += 1
+                if self.hold_steps >= config.READY_HOLD_STEPS:
+                    self.state = hal.ST_STEAMING
+                    self.outlet_ctl.reset(self.outlet_mc)
+                    self.warm_steps = 0
+        elif state == hal.ST_STEAMING:
+            pump = self._dose()
+            self.outlet_ctl.pump_nl_s = pump
+            heater = self.outlet_ctl.update(self.outlet_mc)
+        elif state == hal.ST_COOLDOWN:
+            if self.boiler_mc < config.COOLDOWN_END_MC:
+                self.state = hal.ST_IDLE
+        self.heating_state = 1 if (self.state == hal.ST_PREHEAT or self.state == hal.ST_READY
+                                   or self.state == hal.ST_STEAMING) else 0
+
+        fault = self.sup.check(self)
+        if fault != hal.F_NONE and self.state != hal.ST_FAULT:
+            self._latch(fault)
+        if self.state == hal.ST_FAULT:
+            heater = 0
+            pump = 0
+            if fault == hal.F_HEATER_STUCK_ON or fault == hal.F_OVERTEMP_BOILER:
+                b.heater_cutoff.open()
+        b.heater.set(heater)
+        b.pump.set(pump)
+        self.heater_pm = heater
+        self.pump_nl_s = pump
+        b.watchdog.feed()
+
+    def _button(self, pressed):
+        if pressed:
+            self.button_steps += 1
+        elif self.button_steps:
+            if self.button_steps <= _PRESS_MAX_STEPS:
+                self.button_press = 1
+            self.button_steps = 0
+
+    def _dose(self):
+        """Pump rate for this step, with the dose counted before it is delivered, and
+        the session ended the step a limit is reached."""
+        if not self.dosing:
+            self.warm_steps += 1
+            if (self.outlet_mc >= self.target_mc - config.DOSE_START_BAND_MC
+                    or self.warm_steps >= config.DOSE_START_TIMEOUT_STEPS):
+                self.dosing = 1
+            else:
+                return 0
+        if self.dose_steps >= self.session_limit_steps:
+            self._end(_END_COMPLETED)
+            return 0
+        left_nl = self.dose_limit_nl - self.session_nl
+        if left_nl <= 0:
+            self._end(self.dose_limit_reason)
+            return 0
+        rate = self.dose_rate_nl_s
+        # nl this step = (rate + carried remainder) / steps per second.
+        acc = self.dose_rem + rate
+        step_nl = acc // config.STEPS_PER_S
+        if step_nl >= left_nl:
+            step_nl = left_nl
+            rate = left_nl * config.STEPS_PER_S
+            acc = rate
+        self.dose_rem = acc - step_nl * config.STEPS_PER_S
+        self.session_nl += step_nl
+        self.dose_steps += 1
+        return rate
+
+    def _end(self, reason):
+        if self.end_reason == _END_NONE:
+            self.end_reason = reason
+        if self.state != hal.ST_FAULT:
+            self.state = hal.ST_COOLDOWN
+        self.dosing = 0
+
+    def _latch(self, fault):
+        self.fault = fault
+        self.fault_pending = 1
+        if self.heating_state:
+            self._end(_END_FAULT)
+        self.state = hal.ST_FAULT
+        self.dosing = 0
+
+    # ---- service: everything that may allocate ---------------------------------
+    def service(self):
+        if self.fault_pending:
+            self._record_fault()
+        if self.end_reason != _END_NONE:
+            self._finish_session()
+        self._check_podlet()
+        cmd = self.board.poll_command()
+        while cmd is not None:
+            self.command(cmd[0], cmd[1])
+            cmd = self.board.poll_command()
+        if self.button_press:
+            self.button_press = 0
+            self._on_button()
+
+    def command(self, name, arg):
+        """Commands from the host link or the device's own UI."""
+        if name == "start_session":
+            self.start_session()
+        elif name == "stop_session":
+            self.stop_session()
+        elif name == "install_profile":
+            self.install_profile(arg)
+        elif name == "set_clock":
+            self.board.set_clock_s(arg)
+        elif name == "ack_faults":
+            self.ack_faults()
+        else:
+            self.emit({"event": "command_rejected", "reason": "unknown_command"})
+
+    def _on_button(self):
+        if self.state == hal.ST_FAULT:
+            self.ack_faults()
+        elif self.state == hal.ST_IDLE:
+            self.start_session()
+        elif self.heating_state:
+            self.stop_session()
+
+    def emit(self, record):
+        self.board.emit(record)
+
+    def _record_fault(self):
+        self.fault_pending = 0
+        sup = self.sup
+        i = (self.fault_count % FAULT_LOG_LEN) * _FAULT_FIELDS
+        log = self.fault_log
+        log[i] = self.fault
+        log[i + 1] = sup.sensor
+        log[i + 2] = sup.raw
+        log[i + 3] = sup.value
+        log[i + 4] = sup.limit
+        log[i + 5] = self.steps // config.STEPS_PER_S
+        self.fault_count += 1
+        self.emit({"event": "fault_latched", "code": hal.FAULT_NAMES[self.fault],
+                   "sensor": hal.SENSOR_NAMES[sup.sensor], "raw": sup.raw,
+                   "value": sup.value, "limit": sup.limit})
+
+    def faults(self):
+        """The latched-fault log, oldest first (at most FAULT_LOG_LEN)."""
+        out = []
+        n = min(self.fault_count, FAULT_LOG_LEN)
+        for k in range(self.fault_count - n, self.fault_count):
+            i = (k % FAULT_LOG_LEN) * _FAULT_FIELDS
+            log = self.fault_log
+            out.append({"code": hal.FAULT_NAMES[log[i]], "sensor": hal.SENSOR_NAMES[log[i + 1]],
+                        "raw": log[i + 2], "value": log[i + 3], "limit": log[i + 4],
+                        "uptime_s": log[i + 5]})
+        return out
+
+    def ack_faults(self):
+        if self.state != hal.ST_FAULT:
+            return
+        if self.boiler_mc >= config.SAFE_ACK_MC:
+            self.emit({"event": "fault_ack_refused", "reason": "boiler_hot",
+                       "boiler_c": self.boiler_mc // 1000})
+            return
+        code = hal.FAULT_NAMES[self.fault]
+        self.fault = hal.F_NONE
+        self.sup.reset()
+        self.state = hal.ST_IDLE
+        self.emit({"event": "fault_cleared", "code": code})
+
+    def _check_podlet(self):
+        present = self.podlet_in
+        if present and not self.podlet_seen:
+            self.podlet_seen = 1
+            self._accept_podlet(self.board.podlet.read())
+        elif not present and self.podlet_seen:
+            self.podlet_seen = 0
+            if self.podlet is not None:
+                self.emit({"event": "podlet_removed", "podlet": self.podlet["serial"]})
+            self.podlet = None
+
+    def _accept_podlet(self, info):
+        if info is None:
+            self.emit({"event": "podlet_rejected", "reason": "unreadable"})
+            return
+        serial = info["serial"]
+        if info["podlet_type"] not in self.profiles:
+            self.emit({"event": "podlet_rejected", "podlet": serial, "reason": "no_profile"})
+            return
+        if self.podlet_used_nl.get(serial, 0) >= info["capacity_ul"] * 1000:
+            self.emit({"event": "podlet_rejected", "podlet": serial, "reason": "used_up"})
+            return
+        self.podlet = info
+        self.emit({"event": "podlet_accepted", "podlet": serial,
+                   "podlet_type": info["podlet_type"]})
+
+    def install_profile(self, profile):
+        reason = _profile_problem(profile)
+        old = self.profiles.get(profile.get("podlet_type")) if reason is None else None
+        if reason is None and old is not None and profile["version"] <= old["version"]:
+            reason = "stale_version"
+        if reason is not None:
+            self.emit({"event": "profile_rejected", "reason": reason,
+                       "podlet_type": profile.get("podlet_type")})
+            return False
+        self.profiles[profile["podlet_type"]] = profile
+        self.emit({"event": "profile_installed", "podlet_type": profile["podlet_type"],
+                   "version": profile["version"], "name": profile["name"]})
+        return True
+
+    def start_session(self):
+        reason = None
+        if self.state == hal.ST_FAULT:
+            reason = "fault"
+        elif self.state != hal.ST_IDLE:
+            reason = "busy"
+        elif self.podlet is None:
+            reason = "no_podlet"
+        elif self.water_low:
+            reason = "water_low"
+        elif self.tilted:
+            reason = "tilted"
+        if reason is None:
+            pod = self.podlet
+            prof = self.profiles.get(pod["podlet_type"])
+            if prof is None:
+                reason = "no_profile"
+            else:
+                left_nl = pod["capacity_ul"] * 1000 - self.podlet_used_nl.get(pod["serial"], 0)
+                if left_nl <= 0:
+                    reason = "podlet_empty"
+        if reason is not None:
+            self.emit({"event": "session_refused", "reason": reason})
+            return False
+        session_nl = prof["max_session_ul"] * 1000
+        self.dose_limit_nl = min(session_nl, left_nl)
+        self.dose_limit_reason = _END_MAX_SESSION if session_nl <= left_nl else _END_PODLET_EMPTY
+        self.dose_rate_nl_s = prof["dose_rate_ul_min"] * 1000 // 60
+        self.session_limit_steps = prof["session_s"] * config.STEPS_PER_S
+        self.target_mc = int(prof["outlet_target_c"] * 1000)
+        self.session_nl = 0
+        self.dose_rem = 0
+        self.dose_steps = 0
+        self.dosing = 0
+        self.end_reason = _END_NONE
+        self.session_podlet = pod
+        ctl = self.outlet_ctl
+        ctl.target_mc = self.target_mc
+        # Before heating, the outlet reads the room: the feed-forward's ambient.
+        ctl.ambient_mc = max(5000, min(40000, self.outlet_mc))
+        self.boiler_pid.target_mc = config.BOIL_HOLD_MC
+        self.boiler_pid.reset(self.boiler_mc)
+        self.state = hal.ST_PREHEAT
+        self.emit({"event": "session_started", "podlet": pod["serial"],
+                   "podlet_type": pod["podlet_type"], "target_c": prof["outlet_target_c"]})
+        return True
+
+    def stop_session(self):
+        if self.heating_state:
+            self._end(_END_STOPPED)
+        else:
+            self.emit({"event": "command_rejected", "reason": "no_session"})
+
+    def _finish_session(self):
+        reason = END_NAMES[self.end_reason]
+        self.end_reason = _END_NONE
+        pod = self.session_podlet
+        if pod is not None:
+            serial = pod["serial"]
+            self.podlet_used_nl[serial] = self.podlet_used_nl.get(serial, 0) + self.session_nl
+        self.emit({"event": "session_ended", "reason": reason,
+                   "session_ul": self.session_nl / 1000, "dose_s": self.dose_steps // config.STEPS_PER_S})
+
+
+def _profile_problem(p):
+    """The first reason a profile is outside the hardware envelope, or None."""
+    try:
+        if not 0 <= p["podlet_type"] <= 255:
+            return "podlet_type"
+        if p["version"] < 0:
+            return "version"
+        t = int(p["outlet_target_c"] * 1000)
+        if t < _TARGET_MIN_MC or t > config.OUTLET_TARGET_MAX_MC:
+            return "outlet_target_c"
+        if not 1 <= p["session_s"] <= _SESSION_MAX_S:
+            return "session_s"
+        if not 1 <= p["dose_rate_ul_min"] <= _RATE_MAX_UL_MIN:
+            return "dose_rate_ul_min"
+        if not 1 <= p["max_session_ul"] <= _SESSION_MAX_UL:
+            return "max_session_ul"
+        if p["max_day_ul"] < p["max_session_ul"]:
+            return "max_day_ul"
+        if p["min_interval_s"] < 0:
+            return "min_interval_s"
+        if not p["name"]:
+            return "name"
+    except (KeyError, TypeError, ValueError):
+        return "malformed"
+    return None

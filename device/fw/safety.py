@@ -1,0 +1,217 @@
+"""The safety supervisor: watches sensors and the controller's output from outside.
+
+It runs after the controller in every step, sees what the controller wants to command,
+and either lets it through or latches a fault. It never trusts the controller, the host
+or the clock: only the sensors, the commanded outputs and its own history. All checks
+are integer and allocation-free; thresholds are named with their units.
+"""
+from array import array
+
+from micropython import const
+
+from fw import config
+from fw import hal
+
+# Consecutive steps a condition must hold before it latches (debounce).
+_SENSOR_STEPS = const(2)        # open / short / range / over-temperature readings
+_WATER_STEPS = const(5)         # float switch sloshes
+_TILT_STEPS = const(3)
+# Sensor frozen: the raw count identical for this many steps while the heater works.
+_FROZEN_STEPS = const(40)
+# Heater stuck on: with 0 % commanded for _OFF_SETTLE_STEPS, the boiler may not rise by
+# more than _STUCK_RISE_MC over _WINDOW_STEPS; while boiling, the outlet must fall.
+_OFF_SETTLE_STEPS = const(30)
+_WINDOW_STEPS = const(20)
+_STUCK_RISE_MC = const(400)
+_BOILING_MC = const(99000)
+_STUCK_OUTLET_ABOVE_MC = const(10000)   # above the coolest outlet reading seen
+_STUCK_OUTLET_FALL_MC = const(1000)
+# Heater not heating: at >= 90 % for _HEAT_WINDOW_STEPS below 95 C, the boiler must rise
+# at least _HEAT_RISE_MC; while boiling at >= 80 % the outlet may not fall _COLD_FALL_MC.
+_HEAT_WINDOW_STEPS = const(60)
+_HEAT_ON_PM = const(900)
+_HEAT_BELOW_MC = const(95000)
+_HEAT_RISE_MC = const(250)
+_STEAM_ON_PM = const(800)
+_STEAM_WINDOW_STEPS = const(40)
+_COLD_FALL_MC = const(3000)
+# Pump stall: this much commanded volume without one encoder pulse.
+_STALL_PULSES = const(5)
+
+_RING = const(64)               # history length, a power of two
+_RING_MASK = const(63)
+
+
+class Supervisor:
+    def __init__(self):
+        self.boiler_hist = array("i", [0] * _RING)
+        self.outlet_hist = array("i", [0] * _RING)
+        self.reset()
+
+    def reset(self):
+        """Forget history (boot, or a fault acknowledged)."""
+        self.n = 0                  # steps seen, saturating at _RING
+        self.pos = 0
+        self.boiler_ema = 0
+        self.outlet_ema = 0
+        self.outlet_min = 1 << 29   # coolest outlet seen: what the room allows
+        self.b_open = self.b_short = self.b_range = 0
+        self.o_open = self.o_short = self.o_range = 0
+        self.b_hot = self.o_hot = self.dry = 0
+        self.water = self.tilt = 0
+        self.b_same = self.o_same = 0
+        self.b_last_raw = self.o_last_raw = -1
+        self.off_run = 0
+        self.on_run = 0
+        self.steam_run = 0
+        self.pump_nl = 0
+        self.pump_last = -1
+        # Details of the fault just found, read by the app when it latches.
+        self.sensor = hal.S_NONE
+        self.raw = 0
+        self.value = 0
+        self.limit = 0
+
+    def _found(self, code, sensor, raw, value, limit):
+        self.sensor = sensor
+        self.raw = raw
+        self.value = value
+        self.limit = limit
+        return code
+
+    def check(self, app):
+        """Returns a fault code (hal.F_*) or hal.F_NONE for this step's readings, judged
+        against the outputs commanded in the steps before. Called once per step, after
+        the controller and before actuation, so a fault cuts this step's output."""
+        braw = app.boiler_raw
+        oraw = app.outlet_raw
+        bmc = app.boiler_mc
+        omc = app.outlet_mc
+        if self.n == 0:
+            self.boiler_ema = bmc
+            self.outlet_ema = omc
+        self.boiler_ema += (bmc - self.boiler_ema) >> 2
+        self.outlet_ema += (omc - self.outlet_ema) >> 2
+        if self.outlet_ema < self.outlet_min:
+            self.outlet_min = self.outlet_ema
+        pos = self.pos
+        self.boiler_hist[pos] = self.boiler_ema
+        self.outlet_hist[pos] = self.outlet_ema
+        self.pos = (pos + 1) & _RING_MASK
+        if self.n < _RING:
+            self.n += 1
+
+        # Wiring: open, short, implausible.
+        self.b_open = self.b_open + 1 if braw >= config.RAW_OPEN else 0
+        if self.b_open >= _SENSOR_STEPS:
+            return self._found(hal.F_BOILER_NTC_OPEN, hal.S_BOILER, braw, braw, config.RAW_OPEN)
+        self.b_short = self.b_short + 1 if braw <= config.RAW_SHORT else 0
+        if self.b_short >= _SENSOR_STEPS:
+            return self._found(hal.F_BOILER_NTC_SHORT, hal.S_BOILER, braw, braw, config.RAW_SHORT)
+        self.o_open = self.o_open + 1 if oraw >= config.RAW_OPEN else 0
+        if self.o_open >= _SENSOR_STEPS:
+            return self._found(hal.F_OUTLET_NTC_OPEN, hal.S_OUTLET, oraw, oraw, config.RAW_OPEN)
+        self.o_short = self.o_short + 1 if oraw <= config.RAW_SHORT else 0
+        if self.o_short >= _SENSOR_STEPS:
+            return self._found(hal.F_OUTLET_NTC_SHORT, hal.S_OUTLET, oraw, oraw, config.RAW_SHORT)
+
+        # Over-temperature: the hard limits, checked before anything subtler.
+        self.b_hot = self.b_hot + 1 if bmc > config.BOILER_LIMIT_MC else 0
+        if self.b_hot >= 1:
+            return self._found(hal.F_OVERTEMP_BOILER, hal.S_BOILER, braw, bmc,
+                               config.BOILER_LIMIT_MC)
+        self.o_hot = self.o_hot + 1 if omc > config.OUTLET_LIMIT_MC else 0
+        if self.o_hot >= 1:
+            return self._found(hal.F_OVERTEMP_OUTLET, hal.S_OUTLET, oraw, omc,
+                               config.OUTLET_LIMIT_MC)
+
+        if bmc < config.BOILER_MIN_MC or bmc > config.BOILER_MAX_MC:
+            self.b_range += 1
+        else:
+            self.b_range = 0
+        if self.b_range >= _SENSOR_STEPS:
+            return self._found(hal.F_BOILER_NTC_RANGE, hal.S_BOILER, braw, bmc,
+                               config.BOILER_MAX_MC if bmc > 0 else config.BOILER_MIN_MC)
+        if omc < config.OUTLET_MIN_MC or omc > config.OUTLET_MAX_MC:
+            self.o_range += 1
+        else:
+            self.o_range = 0
+        if self.o_range >= _SENSOR_STEPS:
+            return self._found(hal.F_OUTLET_NTC_RANGE, hal.S_OUTLET, oraw, omc,
+                               config.OUTLET_MAX_MC if omc > 0 else config.OUTLET_MIN_MC)
+
+        # Dry boil: water cannot be hotter than it boils.
+        self.dry = self.dry + 1 if bmc > config.DRY_BOIL_MC else 0
+        if self.dry >= _SENSOR_STEPS:
+            return self._found(hal.F_DRY_BOIL, hal.S_BOILER, braw, bmc, config.DRY_BOIL_MC)
+
+        # Frozen sensors: real readings always carry some noise.
+        heating = app.heater_pm > 0
+        self.b_same = self.b_same + 1 if (heating and braw == self.b_last_raw) else 0
+        self.o_same = self.o_same + 1 if (heating and oraw == self.o_last_raw) else 0
+        self.b_last_raw = braw
+        self.o_last_raw = oraw
+        if self.b_same >= _FROZEN_STEPS:
+            return self._found(hal.F_BOILER_NTC_FROZEN, hal.S_BOILER, braw, self.b_same,
+                               _FROZEN_STEPS)
+        if self.o_same >= _FROZEN_STEPS:
+            return self._found(hal.F_OUTLET_NTC_FROZEN, hal.S_OUTLET, oraw, self.o_same,
+                               _FROZEN_STEPS)
+
+        # Heater output history: what was commanded in the steps before this one.
+        if app.heater_pm == 0:
+            self.off_run += 1
+            self.on_run = 0
+        else:
+            self.off_run = 0
+            self.on_run = self.on_run + 1 if app.heater_pm >= _HEAT_ON_PM else 0
+        self.steam_run = self.steam_run + 1 if app.heater_pm >= _STEAM_ON_PM else 0
+
+        # Stuck on: heat arriving with nothing commanded.
+        if self.off_run >= _OFF_SETTLE_STEPS and self.n > _WINDOW_STEPS:
+            then = (pos - _WINDOW_STEPS) & _RING_MASK
+            rise = self.boiler_ema - self.boiler_hist[then]
+            if rise > _STUCK_RISE_MC:
+                return self._found(hal.F_HEATER_STUCK_ON, hal.S_HEATER, braw, rise,
+                                   _STUCK_RISE_MC)
+            fall = self.outlet_hist[then] - self.outlet_ema
+            if (self.boiler_ema >= _BOILING_MC
+                    and self.outlet_ema > self.outlet_min + _STUCK_OUTLET_ABOVE_MC
+                    and fall < _STUCK_OUTLET_FALL_MC):
+                return self._found(hal.F_HEATER_STUCK_ON, hal.S_OUTLET, oraw, fall,
+                                   _STUCK_OUTLET_FALL_MC)
+
+        # Not heating as the plant should: a dead element or a deep mains sag.
+        if (self.on_run >= _HEAT_WINDOW_STEPS and self.boiler_ema < _HEAT_BELOW_MC
+                and self.n >= _RING):
+            then = (pos - _HEAT_WINDOW_STEPS) & _RING_MASK
+            rise = self.boiler_ema - self.boiler_hist[then]
+            if rise < _HEAT_RISE_MC:
+                return self._found(hal.F_HEATER_NOT_HEATING, hal.S_BOILER, braw, rise,
+                                   _HEAT_RISE_MC)
+        if self.steam_run >= _STEAM_WINDOW_STEPS and self.boiler_ema >= _BOILING_MC:
+            then = (pos - _STEAM_WINDOW_STEPS) & _RING_MASK
+            fall = self.outlet_hist[then] - self.outlet_ema
+            if fall > _COLD_FALL_MC:
+                return self._found(hal.F_HEATER_NOT_HEATING, hal.S_OUTLET, oraw, fall,
+                                   _COLD_FALL_MC)
+
+        # Water, tilt.
+        self.water = self.water + 1 if app.water_low else 0
+        if self.water >= _WATER_STEPS and app.heating_state:
+            return self._found(hal.F_WATER_EMPTY, hal.S_WATER, 1, self.water, _WATER_STEPS)
+        self.tilt = self.tilt + 1 if app.tilted else 0
+        if self.tilt >= _TILT_STEPS:
+            return self._found(hal.F_TIP_OVER, hal.S_TILT, 1, self.tilt, _TILT_STEPS)
+
+        # Pump stall: commanded volume with no encoder movement.
+        pulses = app.pump_pulses
+        if app.pump_nl_s > 0 and pulses == self.pump_last:
+            self.pump_nl += app.pump_nl_s // config.STEPS_PER_S
+            if self.pump_nl >= _STALL_PULSES * app.pump_nl_per_pulse:
+                return self._found(hal.F_PUMP_STALL, hal.S_PUMP, pulses, self.pump_nl,
+                                   _STALL_PULSES * app.pump_nl_per_pulse)
+        else:
+            self.pump_nl = 0
+        self.pump_last = pulses
+        return hal.F_NONE

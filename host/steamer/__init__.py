@@ -1,0 +1,1 @@
+"""The steamer companion app and the libraries behind it."""

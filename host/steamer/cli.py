@@ -1,0 +1,41 @@
+"""The `steamer` command: a thin argparse layer over the host and tool libraries."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (group, module) pairs: each module has register(subparsers) adding its commands, whose
+# parsers set `func` to a callable taking the parsed args and returning an exit code.
+_GROUPS = [
+    ("sim", "steamer_tools.sim", "run the firmware against the simulated steamer"),
+    ("dev", "steamer_tools.dev", "build, type-check, flash and benchmark the firmware"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="steamer",
+        description="Companion app and developer tools for the podlet facial steamer.",
+        epilog="Example: steamer sim run scenarios/demo.json --trace out/trace.jsonl",
+    )
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND")
+    groups.required = True
+    for name, module, help_text in _GROUPS:
+        group = groups.add_parser(name, help=help_text, description=help_text)
+        sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND")
+        sub.required = True
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

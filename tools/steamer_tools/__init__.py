@@ -1,0 +1,1 @@
+"""Developer and manufacturer tools behind `steamer sim`, `steamer dev` and `steamer mfg`."""

@@ -1,0 +1,33 @@
+"""Where the repository's parts live, for tools that run the firmware or build it."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICE = ROOT / "device"
+PROTOCOL = ROOT / "protocol"
+BOARDS = ROOT / "boards"
+
+# Close to the 32-bit boards' free heap after the port and BLE stack take theirs.
+BOARD_HEAP = "192k"
+
+
+def micropython_exe() -> str:
+    """The `micropython` command of this virtual environment (or PATH)."""
+    here = Path(sys.executable).with_name("micropython")
+    if here.exists():
+        return str(here)
+    found = shutil.which("micropython")
+    if not found:
+        raise FileNotFoundError("the `micropython` command is missing: run `make venv`")
+    return found
+
+
+def micropython_env(board: str = "sim") -> dict[str, str]:
+    """Environment for running the firmware of `board` on the unix port."""
+    env = dict(os.environ)
+    env["MICROPYPATH"] = os.pathsep.join([str(DEVICE), str(PROTOCOL), str(BOARDS / board)])
+    return env
