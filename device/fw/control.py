@@ -92,10 +92,14 @@ class OutletController:
 
     def update(self, outlet_mc):
         sp = self.sp_mc
+        waiting = False
         if sp < self.target_mc:
-            sp = min(sp + self.ramp, outlet_mc + self.lead, self.target_mc)
-            if sp < self.sp_mc:
-                sp = self.sp_mc
+            sp = min(sp + self.ramp, self.target_mc)
+            if sp > outlet_mc + self.lead:
+                # The outlet is not following yet (no steam until the boiler boils):
+                # hold the ramp, and do not integrate an error the plant cannot answer.
+                sp = max(self.sp_mc, outlet_mc + self.lead)
+                waiting = True
         else:
             sp = self.target_mc
         self.sp_mc = sp
@@ -107,6 +111,6 @@ class OutletController:
                         -self.i_limit, self.i_limit)
         out = base + i_next // 1000
         # Anti-windup: no integrating further into a saturated output.
-        if not ((out > _PM_MAX and err > 0) or (out < 0 and err < 0)):
+        if not (waiting or (out > _PM_MAX and err > 0) or (out < 0 and err < 0)):
             self.i_acc = i_next
         return _clamp(base + self.i_acc // 1000, 0, _PM_MAX)

@@ -18,7 +18,8 @@ _WATER_STEPS = const(5)         # float switch sloshes
 _TILT_STEPS = const(3)
 # Sensor frozen: the raw count identical for this many steps while the heater works.
 _FROZEN_STEPS = const(40)
-# Heater stuck on: with 0 % commanded for _OFF_SETTLE_STEPS, the boiler may not rise by
+# Heater stuck on: once 0 % has been commanded for _OFF_SETTLE_STEPS (the sensors' lag has
+# passed), the boiler may not rise by
 # more than _STUCK_RISE_MC over _WINDOW_STEPS; while boiling, the outlet must fall.
 _OFF_SETTLE_STEPS = const(30)
 _WINDOW_STEPS = const(20)
@@ -168,7 +169,7 @@ class Supervisor:
         self.steam_run = self.steam_run + 1 if app.heater_pm >= _STEAM_ON_PM else 0
 
         # Stuck on: heat arriving with nothing commanded.
-        if self.off_run >= _OFF_SETTLE_STEPS and self.n > _WINDOW_STEPS:
+        if self.off_run >= _OFF_SETTLE_STEPS + _WINDOW_STEPS and self.n > _WINDOW_STEPS:
             then = (pos - _WINDOW_STEPS) & _RING_MASK
             rise = self.boiler_ema - self.boiler_hist[then]
             if rise > _STUCK_RISE_MC:
