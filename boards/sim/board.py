@@ -15,7 +15,7 @@ from fw import config
 from fw import hal
 from plant import Plant
 
-_HIST_US = 5000  # step-time histogram: 1 us bins up to this, then one overflow bin
+_HIST_US = 1000  # step-time histogram: 1 us bins up to this, then one overflow bin
 
 
 class SimReset(BaseException):
@@ -141,7 +141,7 @@ class SimBoard:
         self.steps = 0
         self.alloc_errors = 0
         self.crashes = 0
-        self.hist = array("I", [0] * (_HIST_US + 2))
+        self.hist = array("I", bytes(4 * (_HIST_US + 2)))
         self.step_us_max = 0
         self.sessions = []
         self.faults = []
@@ -191,6 +191,10 @@ class SimBoard:
             if not self.stalled:
                 break
             # The firmware's loop is blocked: the world goes on without it.
+            if self.plant.heater_w == 0.0:
+                for f in self.faults:
+                    if f["code"] == "loop_stall" and f.get("heater_off_ms") is None:
+                        f["heater_off_ms"] = self.now_ms
             self._write_trace(None)
         if self.speed > 0:
             time.sleep_ms(int(config.PERIOD_MS / self.speed))

@@ -135,6 +135,9 @@ class App:
         fault = self.sup.check(self)
         if fault != hal.F_NONE and self.state != hal.ST_FAULT:
             self._latch(fault)
+        if self.sup.inhibit:
+            heater = 0
+            pump = 0
         if self.state == hal.ST_FAULT:
             heater = 0
             pump = 0
@@ -205,11 +208,11 @@ class App:
             self._record_fault()
         if self.end_reason != _END_NONE:
             self._finish_session()
-        self._check_podlet()
         cmd = self.board.poll_command()
         while cmd is not None:
             self.command(cmd[0], cmd[1])
             cmd = self.board.poll_command()
+        self._check_podlet()
         if self.button_press:
             self.button_press = 0
             self._on_button()
@@ -322,6 +325,9 @@ class App:
         return True
 
     def start_session(self):
+        if self.podlet is None and self.podlet_in:
+            # A podlet refused earlier (say, before its profile arrived): try it again.
+            self._accept_podlet(self.board.podlet.read())
         reason = None
         if self.state == hal.ST_FAULT:
             reason = "fault"

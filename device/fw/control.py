@@ -62,8 +62,9 @@ class OutletController:
     way up instead of overshooting at the top."""
 
     def __init__(self, kp_pm_per_c=60, ti_steps=40, ramp_mc_per_step=25, lead_mc=1500,
-                 i_limit_pm=400):
+                 i_limit_pm=400, cut_mc=2000):
         self.kp = kp_pm_per_c
+        self.cut_mc = cut_mc
         self.ti_steps = ti_steps
         self.ramp = ramp_mc_per_step
         self.lead = lead_mc
@@ -113,4 +114,7 @@ class OutletController:
         # Anti-windup: no integrating further into a saturated output.
         if not (waiting or (out > _PM_MAX and err > 0) or (out < 0 and err < 0)):
             self.i_acc = i_next
+        if err < -self.cut_mc:
+            # Far above the setpoint no amount of trimming helps: stop the steam.
+            return 0
         return _clamp(base + self.i_acc // 1000, 0, _PM_MAX)

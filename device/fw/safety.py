@@ -24,9 +24,12 @@ _FROZEN_STEPS = const(40)
 _OFF_SETTLE_STEPS = const(30)
 _WINDOW_STEPS = const(20)
 _STUCK_RISE_MC = const(400)
+# Steam stops the moment the heat does, so the outlet's answer is quicker and larger.
 _BOILING_MC = const(99000)
+_STEAM_SETTLE_STEPS = const(15)
+_STEAM_WINDOW_STEPS = const(10)
 _STUCK_OUTLET_ABOVE_MC = const(10000)   # above the coolest outlet reading seen
-_STUCK_OUTLET_FALL_MC = const(1000)
+_STUCK_OUTLET_FALL_MC = const(400)
 # Heater not heating: at >= 90 % for _HEAT_WINDOW_STEPS below 95 C, the boiler must rise
 # at least _HEAT_RISE_MC; while boiling at >= 80 % the outlet may not fall _COLD_FALL_MC.
 _HEAT_WINDOW_STEPS = const(60)
@@ -34,10 +37,10 @@ _HEAT_ON_PM = const(900)
 _HEAT_BELOW_MC = const(95000)
 _HEAT_RISE_MC = const(250)
 _STEAM_ON_PM = const(800)
-_STEAM_WINDOW_STEPS = const(40)
+_COLD_WINDOW_STEPS = const(40)
 _COLD_FALL_MC = const(3000)
 # Pump stall: this much commanded volume without one encoder pulse.
-_STALL_PULSES = const(5)
+_STALL_PULSES = const(10)
 
 _RING = const(64)               # history length, a power of two
 _RING_MASK = const(63)
@@ -67,6 +70,7 @@ class Supervisor:
         self.steam_run = 0
         self.pump_nl = 0
         self.pump_last = -1
+        self.inhibit = False        # cut the outputs this step without latching
         # Details of the fault just found, read by the app when it latches.
         self.sensor = hal.S_NONE
         self.raw = 0
@@ -116,7 +120,13 @@ class Supervisor:
         if self.o_short >= _SENSOR_STEPS:
             return self._found(hal.F_OUTLET_NTC_SHORT, hal.S_OUTLET, oraw, oraw, config.RAW_SHORT)
 
-        # Over-temperature: the hard limits, checked before anything subtler.
+        # Over-temperature: the hard limits, checked before anything subtler. A reading in
+        # the open or short band is wiring, not temperature: it cuts the heater this step
+        # (inhibit) and latches as open or short on the next.
+        self.inhibit = (braw >= config.RAW_OPEN or braw <= config.RAW_SHORT
+                        or oraw >= config.RAW_OPEN or oraw <= config.RAW_SHORT)
+        if self.inhibit:
+            return hal.F_NONE
         self.b_hot = self.b_hot + 1 if bmc > config.BOILER_LIMIT_MC else 0
         if self.b_hot >= 1:
             return self._found(hal.F_OVERTEMP_BOILER, hal.S_BOILER, braw, bmc,
@@ -175,6 +185,9 @@ class Supervisor:
             if rise > _STUCK_RISE_MC:
                 return self._found(hal.F_HEATER_STUCK_ON, hal.S_HEATER, braw, rise,
                                    _STUCK_RISE_MC)
+        if (self.off_run >= _STEAM_SETTLE_STEPS + _STEAM_WINDOW_STEPS
+                and self.n > _STEAM_WINDOW_STEPS):
+            then = (pos - _STEAM_WINDOW_STEPS) & _RING_MASK
             fall = self.outlet_hist[then] - self.outlet_ema
             if (self.boiler_ema >= _BOILING_MC
                     and self.outlet_ema > self.outlet_min + _STUCK_OUTLET_ABOVE_MC
@@ -190,8 +203,8 @@ class Supervisor:
             if rise < _HEAT_RISE_MC:
                 return self._found(hal.F_HEATER_NOT_HEATING, hal.S_BOILER, braw, rise,
                                    _HEAT_RISE_MC)
-        if self.steam_run >= _STEAM_WINDOW_STEPS and self.boiler_ema >= _BOILING_MC:
-            then = (pos - _STEAM_WINDOW_STEPS) & _RING_MASK
+        if self.steam_run >= _COLD_WINDOW_STEPS and self.boiler_ema >= _BOILING_MC:
+            then = (pos - _COLD_WINDOW_STEPS) & _RING_MASK
             fall = self.outlet_hist[then] - self.outlet_ema
             if fall > _COLD_FALL_MC:
                 return self._found(hal.F_HEATER_NOT_HEATING, hal.S_OUTLET, oraw, fall,

@@ -1,0 +1,123 @@
+"""The safety supervisor, driven through the real App on the sim board."""
+import micropython
+
+from fw import config
+from fw import hal
+import simkit
+
+
+def _heat_to_steaming(b, app):
+    app.start_session()
+    for _ in range(4000):
+        simkit.tick(b, app)
+        if app.state == hal.ST_STEAMING and app.dosing:
+            return
+    raise AssertionError("never reached dosing, state %d" % app.state)
+
+
+def test_boiler_over_limit_cuts_heater_in_the_same_step():
+    b, app = simkit.make()
+    _heat_to_steaming(b, app)
+    assert app.heater_pm > 0
+    # The boiler sensor reads past the hard limit (a runaway the model did not predict).
+    b.plant.boiler_sensor_c = config.BOILER_LIMIT_MC / 1000 + 1.0
+    b.plant.sample_sensors()
+    b._sync_inputs()
+    app.step()
+    assert app.heater_pm == 0
+    assert app.state == hal.ST_FAULT
+    assert app.fault == hal.F_OVERTEMP_BOILER
+    assert b.heater_cutoff.is_open()
+
+
+def test_outlet_over_limit_cuts_heater_in_the_same_step():
+    b, app = simkit.make()
+    _heat_to_steaming(b, app)
+    b.plant.outlet_sensor_c = config.OUTLET_LIMIT_MC / 1000 + 0.5
+    b.plant.sample_sensors()
+    b._sync_inputs()
+    app.step()
+    assert app.heater_pm == 0 and app.pump_nl_s == 0
+    assert app.fault == hal.F_OVERTEMP_OUTLET
+
+
+def test_fault_latches_and_clears_only_when_acknowledged_cool():
+    b, app = simkit.make()
+    _heat_to_steaming(b, app)
+    b.plant.inject("tip_over")
+    simkit.tick(b, app, 5)
+    assert app.state == hal.ST_FAULT and app.fault == hal.F_TIP_OVER
+    b.plant.clear("tip_over")
+    simkit.tick(b, app, 20)
+    assert app.state == hal.ST_FAULT          # latched: the cause going away clears nothing
+    app.ack_faults()
+    assert app.state == hal.ST_FAULT          # boiler still hot: refused
+    b.plant.boiler_c = b.plant.boiler_sensor_c = 40.0
+    b.plant.sample_sensors()
+    simkit.tick(b, app, 2)
+    app.ack_faults()
+    assert app.state == hal.ST_IDLE and app.fault == hal.F_NONE
+
+
+def test_fault_log_keeps_the_last_32():
+    b, app = simkit.make()
+    for i in range(40):
+        app.fault = hal.F_TIP_OVER
+        app.sup.raw = i
+        app._record_fault()
+    log = app.faults()
+    assert len(log) == 32
+    assert log[0]["raw"] == 8 and log[-1]["raw"] == 39
+
+
+def test_heater_driver_switches_off_when_not_recommanded():
+    b, app = simkit.make()
+    _heat_to_steaming(b, app)
+    assert b.plant.heater_w > 0
+    # No more steps: the driver's own 300 ms timeout must cut the heat.
+    for _ in range(4):
+        b.now_ms += 100
+        b.plant.advance(0.1, b.now_ms)
+    assert b.plant.heater_w == 0.0
+
+
+def test_main_loop_counts_a_step_that_allocates():
+    from fw import main
+    import board as simboard
+    b = simboard.make(simkit.scenario(duration_s=2), None, 0.0, False)
+    real_boot = main.boot
+
+    def boot(board):
+        app = real_boot(board)
+        step = app.step
+
+        def allocating_step():
+            step()
+            app.junk = [app.steps]          # allocates: must be caught and counted
+        app.step = allocating_step
+        return app
+    main.boot = boot
+    try:
+        main.run(b)
+    except simboard.SimEnd:
+        pass
+    finally:
+        main.boot = real_boot
+    assert b.app.alloc_errors == b.steps == 19
+
+
+def test_real_step_allocates_nothing_through_a_session():
+    b, app = simkit.make()
+    app.start_session()
+    failures = 0
+    for _ in range(3000):
+        b.wait_tick()
+        micropython.heap_lock()
+        try:
+            app.step()
+        except MemoryError:
+            failures += 1
+        micropython.heap_unlock()
+        app.service()
+    assert app.session_nl > 0          # it got as far as dosing
+    assert failures == 0
