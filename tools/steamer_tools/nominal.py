@@ -39,7 +39,7 @@ def nominal_scenario(seed: int) -> dict:
         "plant": {"ambient_c": round(rnd.uniform(10.0, 35.0), 1),
                   "water_ml": rnd.randint(80, 300),
                   "mains_pct": round(rnd.uniform(90.0, 110.0), 1),
-                  "noise_pct": round(rnd.uniform(50.0, 150.0), 1)},
+                  "noise_pct": round(rnd.uniform(50.0, 100.0), 1)},
         "profiles": [profile], "events": events,
     })
 

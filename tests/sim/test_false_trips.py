@@ -1,0 +1,18 @@
+"""Zero false trips over randomized nominal sessions (the benchmark runs 1,000)."""
+from __future__ import annotations
+
+from steamer_tools import nominal
+from steamer_tools.sim import run_many
+
+SESSIONS = 200
+
+
+def test_no_false_trip_in_200_randomized_nominal_sessions():
+    summaries = run_many([nominal.nominal_scenario(seed) for seed in range(SESSIONS)])
+    trips = {seed: nominal.false_trips(s) for seed, s in enumerate(summaries)}
+    trips = {seed: p for seed, p in trips.items() if p}
+    assert trips == {}
+    # They were real sessions: every one heated, and all but the stopped ones dosed.
+    assert all(s["sessions"] for s in summaries)
+    dosed = [s for s in summaries if s["sessions"][0]["session_ul"] > 0]
+    assert len(dosed) >= SESSIONS * 0.7

@@ -1,0 +1,10 @@
+"""The `steamer dev` group: firmware developers' commands."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from steamer_tools import bench
+
+    bench.register(sub)
