@@ -328,28 +328,29 @@ class App:
         if self.podlet is None and self.podlet_in:
             # A podlet refused earlier (say, before its profile arrived): try it again.
             self._accept_podlet(self.board.podlet.read())
+        pod = self.podlet
+        prof = None
+        left_nl = 0
+        if pod is not None:
+            prof = self.profiles.get(pod["podlet_type"])
+            left_nl = pod["capacity_ul"] * 1000 - self.podlet_used_nl.get(pod["serial"], 0)
         reason = None
         if self.state == hal.ST_FAULT:
             reason = "fault"
         elif self.state != hal.ST_IDLE:
             reason = "busy"
-        elif self.podlet is None:
+        elif pod is None:
             reason = "no_podlet"
         elif self.water_low:
             reason = "water_low"
         elif self.tilted:
             reason = "tilted"
-        if reason is None:
-            pod = self.podlet
-            prof = self.profiles.get(pod["podlet_type"])
-            if prof is None:
-                reason = "no_profile"
-            else:
-                left_nl = pod["capacity_ul"] * 1000 - self.podlet_used_nl.get(pod["serial"], 0)
-                if left_nl <= 0:
-                    reason = "podlet_empty"
-        if reason is not None:
-            self.emit({"event": "session_refused", "reason": reason})
+        elif prof is None:
+            reason = "no_profile"
+        elif left_nl <= 0:
+            reason = "podlet_empty"
+        if reason is not None or pod is None or prof is None:
+            self.emit({"event": "session_refused", "reason": reason or "no_podlet"})
             return False
         session_nl = prof["max_session_ul"] * 1000
         self.dose_limit_nl = min(session_nl, left_nl)

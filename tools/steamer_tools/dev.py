@@ -5,6 +5,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from steamer_tools import bench
+    from steamer_tools import bench, build
 
+    build.register(sub)
     bench.register(sub)
