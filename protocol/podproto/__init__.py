@@ -1,0 +1,12 @@
+"""podproto: the bytes on the air between the steamer and its host, for both runtimes.
+
+Public surface: `encode(message) -> bytes`, `decode(data) -> message` and
+`ProtocolError`, the only exception any decoder or reassembler raises. Submodules
+(imported only where needed): `gatt` (UUIDs), `messages` (the message table),
+`link` (fragmentation and reassembly), `flow` (credits), `profile`, `podlet`,
+`ed25519`, `sha512`, and `signing` (host only: needs `cryptography`).
+"""
+from podproto.errors import ProtocolError
+from podproto.codec import VERSION, decode, encode
+
+__all__ = ("ProtocolError", "VERSION", "decode", "encode")

@@ -1,0 +1,165 @@
+"""Fragmentation of frames into PDUs of the negotiated size, and reassembly.
+
+A PDU is one characteristic write or notification:
+
+    offset 0  u8  seq: link-wide PDU counter, +1 per PDU (mod 256) in each direction
+           1  u8  bit 7: last fragment of its frame; bits 0-6: fragment index 0..127
+           2  ... the next piece of the frame (at least one byte)
+
+`max_pdu` is the link's payload size: on the host bleak's
+`max_write_without_response_size` (never `mtu_size`), on the device the ATT MTU - 3.
+Any lost, duplicated or reordered PDU breaks the seq chain or the fragment index and
+is reported with ProtocolError; the partial frame is dropped, never merged.
+"""
+try:
+    from micropython import const  # type: ignore  # CPython defines it below
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+from podproto.errors import ProtocolError
+
+PDU_HEADER = const(2)
+MIN_PDU = const(20)        # ATT_MTU 23 - 3: every BLE link carries this much
+MAX_PDU = const(512)       # largest ATT attribute value
+MAX_FRAGMENTS = const(128)
+MAX_FRAME = const(1024)    # the device's reassembly buffer, announced in `info`
+_LAST = const(0x80)
+_INDEX = const(0x7F)
+_DISCARD = const(-1)       # after an error: drop fragments until a frame starts
+
+
+class Fragmenter:
+    """Splits frames into PDUs; one per direction per connection (it owns seq)."""
+
+    def __init__(self, max_pdu):
+        if not isinstance(max_pdu, int) or max_pdu < MIN_PDU or max_pdu > MAX_PDU:
+            raise ProtocolError("max_pdu: want %d..%d" % (MIN_PDU, MAX_PDU))
+        self.max_pdu = max_pdu
+        self.seq = 0
+
+    def count(self, frame_len):
+        """How many PDUs a frame of frame_len bytes takes."""
+        room = self.max_pdu - PDU_HEADER
+        return max(1, (frame_len + room - 1) // room)
+
+    def split(self, frame):
+        """The PDUs (a list of bytes) carrying frame, in sending order."""
+        n = len(frame)
+        room = self.max_pdu - PDU_HEADER
+        count = self.count(n)
+        if n == 0 or count > MAX_FRAGMENTS:
+            raise ProtocolError("frame: %d bytes does not fit %d PDUs of %d" %
+                                (n, MAX_FRAGMENTS, self.max_pdu))
+        out = []
+        for i in range(count):
+            piece = frame[i * room:(i + 1) * room]
+            pdu = bytearray(PDU_HEADER + len(piece))
+            pdu[0] = self.seq
+            pdu[1] = i | (_LAST if i == count - 1 else 0)
+            pdu[PDU_HEADER:] = piece
+            out.append(bytes(pdu))
+            self.seq = (self.seq + 1) & 0xFF
+        return out
+
+
+class Reassembler:
+    """Collects PDUs into frames in one preallocated buffer.
+
+    feed(pdu) returns 0 while a frame is incomplete and its length n when complete;
+    the frame is then self.buf[2:2 + n] (message() decodes it) until the next feed.
+    feed allocates nothing: the buffer keeps PDU_HEADER bytes of headroom so that a
+    whole PDU can be copied in place and the two bytes it overwrites put back.
+    """
+
+    def __init__(self, max_frame=MAX_FRAME, max_pdu=MAX_PDU):
+        self.max_frame = max_frame
+        self.max_pdu = max_pdu
+        self.buf = bytearray(max_frame + PDU_HEADER)
+        self.seq = 0          # seq the next PDU must carry
+        self.index = 0        # fragment index the next PDU must carry, or _DISCARD
+        self.fill = 0         # frame bytes collected so far
+        self.frames = 0
+        self.errors = 0
+        self.dropped = 0      # fragments dropped quietly after a reported error
+
+    def reset(self):
+        """Start over, as on a new connection."""
+        self.seq = 0
+        self.index = 0
+        self.fill = 0
+
+    def feed(self, pdu):
+        """0, or the length of the frame this PDU completes; ProtocolError if it is bad."""
+        try:
+            return self._feed(pdu)
+        except ProtocolError:
+            raise
+        except MemoryError:  # the heap, not the input
+            raise
+        except Exception as e:  # not a bytes-like PDU
+            self.index = _DISCARD
+            self.fill = 0
+            self.errors += 1
+            raise ProtocolError("pdu: malformed (%s)" % type(e).__name__)
+
+    def _feed(self, pdu):
+        n = len(pdu)
+        if n <= PDU_HEADER or n > self.max_pdu:
+            # Its seq, if it has one, is spent: the next PDU is judged on its own.
+            return self._fail("pdu: %d bytes, want %d..%d" % (n, PDU_HEADER + 1, self.max_pdu),
+                              pdu[0] if n else -1)
+        seq = pdu[0]
+        ctl = pdu[1]
+        if seq != self.seq:
+            return self._fail("pdu: seq %d, expected %d (PDU lost, duplicated or reordered)"
+                              % (seq, self.seq), seq)
+        self.seq = (seq + 1) & 0xFF
+        index = ctl & _INDEX
+        if self.index == _DISCARD:
+            if index != 0:
+                self.dropped += 1
+                return 0
+            self.index = 0
+        if index != self.index:
+            return self._fail("pdu: fragment %d, expected %d" % (index, self.index), seq)
+        fill = self.fill
+        if index == 0:
+            fill = 0
+        size = n - PDU_HEADER
+        if fill + size > self.max_frame:
+            return self._fail("pdu: frame exceeds %d bytes" % self.max_frame, seq)
+        buf = self.buf
+        # Copy the whole PDU at fill (its header lands on the two bytes before it),
+        # then restore those two bytes: no slice of pdu is ever made.
+        keep0 = buf[fill]
+        keep1 = buf[fill + 1]
+        buf[fill:fill + n] = pdu
+        buf[fill] = keep0
+        buf[fill + 1] = keep1
+        fill += size
+        if ctl & _LAST:
+            self.fill = 0
+            self.index = 0
+            self.frames += 1
+            return fill
+        self.fill = fill
+        self.index = index + 1
+        return 0
+
+    def _fail(self, reason, seq):
+        self.errors += 1
+        self.fill = 0
+        self.index = _DISCARD
+        if seq >= 0:
+            self.seq = (seq + 1) & 0xFF
+        raise ProtocolError(reason)
+
+    def frame(self, n):
+        """The complete frame feed() reported, as a memoryview (allocates one)."""
+        return memoryview(self.buf)[PDU_HEADER:PDU_HEADER + n]
+
+    def message(self, n):
+        """The message of the complete frame feed() reported."""
+        from podproto.codec import decode_from
+        return decode_from(self.buf, PDU_HEADER, PDU_HEADER + n)

@@ -1,0 +1,90 @@
+"""Hypothesis strategies for podproto, one named function each, used by every test here."""
+from __future__ import annotations
+
+import datetime
+import functools
+
+from hypothesis import strategies as st
+
+from podproto import messages
+from podproto.codec import _INT_RANGE  # the field kinds' ranges, one definition
+from podproto.link import MIN_PDU
+
+ASCII = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+
+
+def field_value(kind):
+    """Any value a field of this kind may hold."""
+    if isinstance(kind, tuple):
+        return st.lists(record(kind[1]), max_size=4)
+    if kind in _INT_RANGE:
+        lo, hi = _INT_RANGE[kind]
+        return st.integers(lo, hi)
+    if kind == "s":
+        return st.text(ASCII, max_size=24)
+    if kind == "y":
+        return st.binary(max_size=40)
+    if kind == "Y":
+        return st.binary(max_size=300)
+    return st.binary(min_size=int(kind[1:]), max_size=int(kind[1:]))
+
+
+def record(fields):
+    return st.fixed_dictionaries({name: field_value(kind) for name, kind in fields})
+
+
+@functools.cache
+def message_of(entry):
+    code, name, fields = entry
+    header = st.fixed_dictionaries({
+        "type": st.just(name),
+        "id": st.integers(0, 255),
+        "flags": st.integers(0, messages.FLAGS_KNOWN),
+        "credits": st.integers(0, 0xFFFF),
+    })
+    return st.tuples(header, record(fields)).map(lambda hb: {**hb[0], **hb[1]})
+
+
+@functools.cache
+def messages_any():
+    """Any valid message of any type in the table."""
+    return st.one_of([message_of(e) for e in messages.TABLE])
+
+
+def bit_flip(data: bytes):
+    """data with one bit flipped (data must not be empty)."""
+    return st.integers(0, len(data) * 8 - 1).map(
+        lambda i: data[:i // 8] + bytes([data[i // 8] ^ (1 << (i % 8))]) + data[i // 8 + 1:])
+
+
+def max_pdus():
+    return st.integers(MIN_PDU, 244)
+
+
+@functools.cache
+def profiles():
+    """Profiles inside the hardware envelope."""
+    return st.integers(1, 20000).flatmap(lambda session_ul: st.fixed_dictionaries({
+        "podlet_type": st.integers(0, 255),
+        "version": st.integers(0, 65535),
+        "name": st.text(ASCII, min_size=1, max_size=24),
+        "outlet_target_mc": st.integers(30000, 55000),
+        "session_s": st.integers(10, 3600),
+        "dose_rate_ul_min": st.integers(1, 2000),
+        "max_session_ul": st.just(session_ul),
+        "max_day_ul": st.integers(session_ul, 100000),
+        "min_interval_s": st.integers(0, 86400),
+    }))
+
+
+@functools.cache
+def podlets():
+    return st.fixed_dictionaries({
+        "serial": st.integers(0, 2 ** 48 - 1).map(lambda s: "%012x" % s),
+        "podlet_type": st.integers(0, 255),
+        "capacity_ul": st.integers(0, 2 ** 32 - 1),
+        "expiry": st.dates(min_value=datetime.date(2000, 1, 1),
+                           max_value=datetime.date(2179, 6, 1)).map(str),
+        "lot": st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E),
+                       min_size=1, max_size=8),
+    })
