@@ -14,6 +14,7 @@ from fw import control
 from fw import hal
 from fw import ntc
 from fw import safety
+from podproto import profile as profile_fmt
 
 # Why a session ended (index into END_NAMES); 0 means it has not.
 _END_NONE = const(0)
@@ -32,11 +33,6 @@ _PRESS_MAX_STEPS = const(20)
 FAULT_LOG_LEN = const(32)
 _FAULT_FIELDS = const(6)   # code, sensor, raw, value, limit, uptime_s
 
-# Hardware envelope for profiles until podproto's validator takes over.
-_RATE_MAX_UL_MIN = const(2000)
-_SESSION_MAX_S = const(3600)
-_SESSION_MAX_UL = const(20000)
-_TARGET_MIN_MC = const(30000)
 
 
 class App:
@@ -311,7 +307,13 @@ class App:
                    "podlet_type": info["podlet_type"]})
 
     def install_profile(self, profile):
-        reason = _profile_problem(profile)
+        reason = profile_fmt.problem(profile)
+        if reason is None:
+            profile = dict(profile)
+            profile["outlet_target_mc"] = profile_fmt.target_mc(profile)
+            # The envelope is podproto's; the hard limit is this appliance's own.
+            if profile["outlet_target_mc"] > config.OUTLET_TARGET_MAX_MC:
+                reason = "outlet_target_c"
         old = self.profiles.get(profile.get("podlet_type")) if reason is None else None
         if reason is None and old is not None and profile["version"] <= old["version"]:
             reason = "stale_version"
@@ -357,7 +359,7 @@ class App:
         self.dose_limit_reason = _END_MAX_SESSION if session_nl <= left_nl else _END_PODLET_EMPTY
         self.dose_rate_nl_s = prof["dose_rate_ul_min"] * 1000 // 60
         self.session_limit_steps = prof["session_s"] * config.STEPS_PER_S
-        self.target_mc = int(prof["outlet_target_c"] * 1000)
+        self.target_mc = prof["outlet_target_mc"]
         self.session_nl = 0
         self.dose_rem = 0
         self.dose_steps = 0
@@ -372,7 +374,7 @@ class App:
         self.boiler_pid.reset(self.boiler_mc)
         self.state = hal.ST_PREHEAT
         self.emit({"event": "session_started", "podlet": pod["serial"],
-                   "podlet_type": pod["podlet_type"], "target_c": prof["outlet_target_c"]})
+                   "podlet_type": pod["podlet_type"], "target_c": prof["outlet_target_mc"] / 1000})
         return True
 
     def stop_session(self):
@@ -391,29 +393,3 @@ class App:
         self.emit({"event": "session_ended", "reason": reason,
                    "session_ul": self.session_nl / 1000, "dose_s": self.dose_steps // config.STEPS_PER_S})
 
-
-def _profile_problem(p):
-    """The first reason a profile is outside the hardware envelope, or None."""
-    try:
-        if not 0 <= p["podlet_type"] <= 255:
-            return "podlet_type"
-        if p["version"] < 0:
-            return "version"
-        t = int(p["outlet_target_c"] * 1000)
-        if t < _TARGET_MIN_MC or t > config.OUTLET_TARGET_MAX_MC:
-            return "outlet_target_c"
-        if not 1 <= p["session_s"] <= _SESSION_MAX_S:
-            return "session_s"
-        if not 1 <= p["dose_rate_ul_min"] <= _RATE_MAX_UL_MIN:
-            return "dose_rate_ul_min"
-        if not 1 <= p["max_session_ul"] <= _SESSION_MAX_UL:
-            return "max_session_ul"
-        if p["max_day_ul"] < p["max_session_ul"]:
-            return "max_day_ul"
-        if p["min_interval_s"] < 0:
-            return "min_interval_s"
-        if not p["name"]:
-            return "name"
-    except (KeyError, TypeError, ValueError):
-        return "malformed"
-    return None

@@ -51,7 +51,8 @@ _WIDTH = (0xFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFF
           0xFFFFFFFF)
 
 
-def _target_mc(p):
+def target_mc(p):
+    """The profile's outlet target in milli-degrees C, from either spelling."""
     if "outlet_target_mc" in p:
         v = p["outlet_target_mc"]
         if not isinstance(v, int):
@@ -89,7 +90,7 @@ def encode(p):
     for i in range(len(FIELDS)):
         name = FIELDS[i]
         if name == "outlet_target_mc":
-            v = _target_mc(p)
+            v = target_mc(p)
         elif name not in p:
             raise ProtocolError("profile %s: missing" % name)
         else:
@@ -144,7 +145,7 @@ def problem(p):
     for name in FIELDS:
         if name == "outlet_target_mc":
             try:
-                v = _target_mc(p)
+                v = target_mc(p)
             except ProtocolError:
                 return "outlet_target_c"
         else:
