@@ -128,7 +128,7 @@ def _run_runner(args: list[str], progress: bool, live_stdout: bool) -> dict:
         except json.JSONDecodeError:
             pass
     if isinstance(summary, dict):
-        return summary
+        return _in_contract_order(summary)
     if last is not None and not live_stdout:
         # Not a summary after all: the unix port prints an uncaught exception on stdout.
         if progress:
@@ -139,6 +139,22 @@ def _run_runner(args: list[str], progress: bool, live_stdout: bool) -> dict:
                        f"{_signal_name(code)}", tail)
     got = "nothing" if not last else f"{last.strip()[:80]!r}"
     raise SimError(f"the simulator printed no summary (last stdout line: {got})", tail)
+
+
+# The order of sim.md's summary; MicroPython's dicts do not keep insertion order.
+_SUMMARY_ORDER = ("contract", "duration_s", "seed", "wall_s", "realtime_factor", "plant",
+                  "loop", "sessions", "faults", "latched", "resets", "metrics")
+_LOOP_ORDER = ("steps", "period_ms", "alloc_errors", "step_us_p50", "step_us_p99",
+               "step_us_max", "crashes")
+
+
+def _in_contract_order(summary: dict) -> dict:
+    def ordered(d: dict, order: Sequence[str]) -> dict:
+        return {**{k: d[k] for k in order if k in d}, **d}
+    out = ordered(summary, _SUMMARY_ORDER)
+    if isinstance(out.get("loop"), dict):
+        out["loop"] = ordered(out["loop"], _LOOP_ORDER)
+    return out
 
 
 def _relay(stream: IO[str], tail: collections.deque, out: IO[str] | None) -> None:
