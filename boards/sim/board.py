@@ -8,12 +8,17 @@ Power cuts and watchdog resets leave wait_tick() as SimReset, the scenario's end
 SimEnd; boards/sim/simrun.py catches them, as the hardware would, and boots again.
 """
 import json
+import os
 import time
+import vfs
 from array import array
 
 from fw import config
 from fw import hal
+from flash import FileFlash
 from plant import Plant
+
+DATA_DIR = "/flash"
 
 _HIST_US = 1000  # step-time histogram: 1 us bins up to this, then one overflow bin
 
@@ -109,9 +114,20 @@ class PodletReader:
 class SimBoard:
     name = "sim"
     PERIOD_MS = config.PERIOD_MS
+    data_dir = DATA_DIR
 
-    def __init__(self, scenario, trace_path=None, speed=0.0, progress=True):
+    def __init__(self, scenario, trace_path=None, speed=0.0, progress=True, flash_path=None):
         self.scenario = scenario
+        self.flash_owned = flash_path is None
+        if flash_path is None:
+            flash_path = "/tmp/steamer-sim-%s.flash" % "".join(
+                "%02x" % b for b in os.urandom(6))
+        self.flash_path = flash_path
+        self.flash = FileFlash(flash_path)
+        if self.flash_owned:
+            os.remove(flash_path)   # open, so it lives until closed, and never leaks
+        self.flash_mounted = False
+        self.mount_flash()
         self.plant = Plant(scenario["plant"], scenario["seed"])
         self.now_ms = 0
         self.end_ms = int(scenario["duration_s"] * 1000)
@@ -163,6 +179,35 @@ class SimBoard:
         self._sync_inputs()
 
     # ---- the board contract -------------------------------------------------------
+    def mount_flash(self):
+        """Mounts the flash at DATA_DIR as a board's boot does. Only a blank image is
+        formatted: a filesystem that fails to mount after a power cut is a failure."""
+        try:
+            vfs.umount(DATA_DIR)    # ours from before a reset, or another board's
+        except OSError:
+            pass
+        self.flash_mounted = False
+        try:
+            fs = vfs.VfsLfs2(self.flash)
+        except OSError:
+            if self.flash.writes or not self._blank():
+                raise
+            vfs.VfsLfs2.mkfs(self.flash)
+            fs = vfs.VfsLfs2(self.flash)
+        vfs.mount(fs, DATA_DIR)
+        self.flash_mounted = True
+
+    def _blank(self):
+        buf = bytearray(16)
+        self.flash.readblocks(0, buf)
+        return buf == b"\xff" * 16
+
+    def close(self):
+        if self.flash_mounted:
+            vfs.umount(DATA_DIR)
+            self.flash_mounted = False
+        self.flash.close()
+
     def ticks_ms(self):
         return self.now_ms
 
@@ -336,6 +381,7 @@ class SimBoard:
         self.cause = r.cause
         self.watchdog.fed_ms = self.now_ms
         self.last_state = -1
+        self.mount_flash()
 
     def crashed(self, exc):
         """The firmware raised out of its loop: on a board it would hang until the
@@ -470,5 +516,5 @@ class SimBoard:
         }
 
 
-def make(scenario, trace_path=None, speed=0.0, progress=True):
-    return SimBoard(scenario, trace_path, speed, progress)
+def make(scenario, trace_path=None, speed=0.0, progress=True, flash_path=None):
+    return SimBoard(scenario, trace_path, speed, progress, flash_path)

@@ -11,6 +11,7 @@ import sys
 import time
 
 import board as simboard
+from flash import PowerCut
 from fw import hal
 from fw import main
 
@@ -40,6 +41,9 @@ def run(scenario, trace_path, speed=0.0, progress=True):
                 main.run(b)
             except simboard.SimReset as r:
                 b.reset(r)
+            except PowerCut:
+                # Cut in the middle of a flash write (armed by a test).
+                b.reset(simboard.SimReset(hal.RESET_POWER, 1.0))
             except simboard.SimEnd:
                 raise
             except Exception as e:  # a firmware bug: the board hangs until the watchdog
@@ -47,7 +51,9 @@ def run(scenario, trace_path, speed=0.0, progress=True):
                 b.reset(b.crashed(e))
     except simboard.SimEnd:
         pass
-    return b.summary(time.ticks_diff(time.ticks_ms(), start) / 1000)
+    summary = b.summary(time.ticks_diff(time.ticks_ms(), start) / 1000)
+    b.close()
+    return summary
 
 
 def _main():

@@ -84,7 +84,7 @@ def test_heater_driver_switches_off_when_not_recommanded():
 def test_main_loop_counts_a_step_that_allocates():
     from fw import main
     import board as simboard
-    b = simboard.make(simkit.scenario(duration_s=2), None, 0.0, False)
+    b = simkit.board(simkit.scenario(duration_s=2))
     real_boot = main.boot
 
     def boot(board):

@@ -20,10 +20,22 @@ def scenario(duration_s=3600, seed=1, **plant):
             "profiles": [PROFILE], "events": []}
 
 
+_last = []
+
+
+def board(scen):
+    """A sim board for scen; the previous test's board is closed (flash file removed)."""
+    while _last:
+        _last.pop().close()
+    gc.collect()
+    b = simboard.make(scen, None, 0.0, False)
+    _last.append(b)
+    return b
+
+
 def make(**plant):
     """A sim board and an App on it, profile installed, podlet in, before the first step."""
-    gc.collect()
-    b = simboard.make(scenario(**plant), None, 0.0, False)
+    b = board(scenario(**plant))
     app = app_mod.App(b)
     b.podlet.info = dict(PODLET)
     b.podlet.v = 1

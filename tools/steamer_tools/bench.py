@@ -17,7 +17,7 @@ from pathlib import Path
 
 from steamer_tools import faultcases, nominal
 from steamer_tools.paths import ROOT
-from steamer_tools.sim import run_many, run_scenario
+from steamer_tools.sim import SimError, run_many, run_scenario
 
 DEMO = ROOT / "scenarios" / "demo.json"
 
@@ -124,7 +124,13 @@ def run_bench(sessions: int, repeats: int) -> dict:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    result = run_bench(args.sessions, args.repeats)
+    try:
+        result = run_bench(args.sessions, args.repeats)
+    except SimError as e:
+        print(f"steamer dev bench: {e}", file=sys.stderr)
+        for line in e.stderr_tail:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:

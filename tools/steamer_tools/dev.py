@@ -5,7 +5,9 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from steamer_tools import bench, build
+    from steamer_tools import bench, build, flash, vboard
 
     build.register(sub)
+    flash.register(sub)
+    vboard.register(sub)
     bench.register(sub)

@@ -1,0 +1,117 @@
+"""`steamer dev flash` (steamer_tools.flash) deploying a real build to a virtual board with
+the real mpremote, then checking what arrived in the board's file system."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from steamer_tools import flash
+from steamer_tools.build import build_board
+from steamer_tools.vboard import VirtualBoard
+
+BOARD = "esp32c3"
+
+
+def run_cli(argv: list[str]) -> int:
+    """What `steamer dev ARGV` runs, through the module's register()."""
+    parser = argparse.ArgumentParser()
+    flash.register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("build") / BOARD
+    build_board(BOARD, out)
+    return out
+
+
+@pytest.fixture
+def vb(tmp_path: Path) -> Iterator[VirtualBoard]:
+    with VirtualBoard(root=tmp_path / "root") as board:
+        yield board
+
+
+def device_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_flash_cli_builds_and_deploys_byte_for_byte(vb: VirtualBoard, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    build_dir = tmp_path / "build"
+    code = run_cli(["flash", "--port", vb.port, "--board", BOARD, "--build-dir", str(build_dir),
+                    "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out)
+    want = {p.relative_to(build_dir).as_posix(): p.read_bytes()
+            for p in sorted(build_dir.rglob("*")) if p.is_file() and p.name != ".steamer-build"}
+    assert {"main.py", "board.mpy", "lib/fw/main.mpy", "lib/podproto/codec.mpy"} <= set(want)
+    assert device_files(vb.root) == want
+    assert result["verified"] is True and result["error"] is None
+    assert result["copied"] == len(want) and result["total_bytes"] == sum(map(len, want.values()))
+    # Per-file progress on stderr: [i/n] with the device path and bytes.
+    assert "[%d/%d] main.py (%d bytes" % (len(want), len(want), len(want["main.py"])) in err
+    assert "verifying %d files by SHA-256" % len(want) in err
+
+
+def test_reflash_skips_files_already_there(vb: VirtualBoard, built: Path) -> None:
+    first = flash.flash(vb.port, BOARD, built, build=False)
+    again = flash.flash(vb.port, BOARD, built, build=False)
+    assert first.copied == len(first.files) and again.copied == 0
+    assert again.up_to_date == len(again.files) and again.verified
+
+
+def test_verify_detects_a_tampered_file(vb: VirtualBoard, built: Path) -> None:
+    target = vb.root / "lib" / "fw" / "app.mpy"
+
+    def tamper() -> None:
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0x01           # one flipped bit on the board's flash
+        target.write_bytes(bytes(data))
+
+    with pytest.raises(flash.FlashError) as exc:
+        flash.flash(vb.port, BOARD, built, build=False, after_copy=tamper)
+    assert str(exc.value) == "verification failed: 1 file differs on the board: lib/fw/app.mpy"
+    result = exc.value.result                  # type: ignore[attr-defined]
+    assert not result.verified
+    assert [f.device_path for f in result.files if not f.verified] == ["lib/fw/app.mpy"]
+
+    # verify() on its own, against a board with a file missing and one changed.
+    files = flash.plan(built)
+    (vb.root / "main.py").unlink()
+    assert flash.verify(vb.port, files) == ["lib/fw/app.mpy", "main.py"]
+
+
+def test_missing_port_is_one_line_error(tmp_path: Path, built: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_cli(["flash", "--port", "/dev/ttyNOPE0", "--board", BOARD, "--no-build",
+                    "--build-dir", str(built)])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err == "flash: port /dev/ttyNOPE0 does not exist (is the board plugged in?)\n"
+
+
+def test_mpremote_failure_names_the_file(vb: VirtualBoard, built: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    (vb.root / "lib").write_text("a file where the lib folder should be")
+    code = run_cli(["flash", "--port", vb.port, "--board", BOARD, "--no-build",
+                    "--build-dir", str(built), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("flash: mpremote failed copying lib/fw/__init__.mpy: "), err
+    assert json.loads(out)["error"] == last[len("flash: "):]
+
+
+def test_missing_build_folder(vb: VirtualBoard, tmp_path: Path) -> None:
+    with pytest.raises(flash.FlashError, match="build folder .* does not exist"):
+        flash.flash(vb.port, BOARD, tmp_path / "nothing", build=False)
+    assert not os.listdir(vb.root)
