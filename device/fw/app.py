@@ -29,6 +29,9 @@ END_NAMES = (None, "completed", "max_session", "stopped", "podlet_removed", "fau
 
 # Button: a press shorter than this starts / stops / acknowledges; longer is a hold.
 _PRESS_MAX_STEPS = const(20)
+# Holding it this long opens the pairing window for _PAIR_WINDOW_STEPS.
+_PAIR_HOLD_STEPS = const(30)
+_PAIR_WINDOW_STEPS = const(600)
 
 FAULT_LOG_LEN = const(32)
 _FAULT_FIELDS = const(6)   # code, sensor, raw, value, limit, uptime_s
@@ -79,6 +82,10 @@ class App:
         # Button edges, counted in step(), acted on in service().
         self.button_steps = 0
         self.button_press = 0
+        self.pair_request = 0
+        self.pairing_until = 0
+        # The host link (fw.ble), when the board has a radio; serviced outside the step.
+        self.link = None
         # Not in the step: Python objects for service().
         self.profiles = {}          # podlet_type -> profile dict
         self.podlet = None          # the accepted podlet's dict
@@ -148,6 +155,8 @@ class App:
     def _button(self, pressed):
         if pressed:
             self.button_steps += 1
+            if self.button_steps == _PAIR_HOLD_STEPS:
+                self.pair_request = 1
         elif self.button_steps:
             if self.button_steps <= _PRESS_MAX_STEPS:
                 self.button_press = 1
@@ -212,6 +221,16 @@ class App:
         if self.button_press:
             self.button_press = 0
             self._on_button()
+        if self.pair_request:
+            self.pair_request = 0
+            self.pairing_until = self.steps + _PAIR_WINDOW_STEPS
+            self.emit({"event": "pairing_window", "open_s": _PAIR_WINDOW_STEPS // config.STEPS_PER_S})
+        if self.link is not None:
+            self.link.service()
+
+    def pairing_open(self):
+        """True while the button-held pairing window is open."""
+        return self.steps < self.pairing_until
 
     def command(self, name, arg):
         """Commands from the host link or the device's own UI."""

@@ -14,6 +14,10 @@ def boot(board):
     app.emit({"event": "boot", "reason": hal.RESET_NAMES[cause], "board": board.name})
     if cause == hal.RESET_WDT:
         app.emit({"event": "watchdog_reset"})
+    radio = getattr(board, "radio", None)
+    if radio is not None:
+        from fw import ble
+        app.link = ble.Link(app, radio)
     return app
 
 
