@@ -190,6 +190,7 @@ class PodletReader:
 class Board:
     name = "esp32c3"
     PERIOD_MS = config.PERIOD_MS
+    data_dir = "/data"
 
     def __init__(self):
         self._reset_cause = _reset_cause()
@@ -208,6 +209,13 @@ class Board:
         # The BLE host link attaches here (an object with poll() -> (name, arg) or None)
         # once the radio code lands; until then nothing outside the loop sends commands.
         self.host_link = None
+        self.radio = None
+        # The firmware's persistent folder on the internal littlefs (the port's default
+        # filesystem, never FAT): ledger, journal, profiles, pairing keys.
+        try:
+            os.mkdir(self.data_dir)
+        except OSError:
+            pass
         self.overruns = 0
         self.log_errors = 0
         self._unix_offset_s = _UNIX_2000_S if time.gmtime(0)[0] == 2000 else 0

@@ -193,6 +193,7 @@ class PodletReader:
 class Board:
     name = "picow"
     PERIOD_MS = config.PERIOD_MS
+    data_dir = "/data"
 
     def __init__(self):
         self._reset_cause = _reset_cause()
@@ -211,6 +212,13 @@ class Board:
         # The BLE host link attaches here (an object with poll() -> (name, arg) or None)
         # once the radio code lands; until then nothing outside the loop sends commands.
         self.host_link = None
+        self.radio = None
+        # The firmware's persistent folder on the internal littlefs (the port's default
+        # filesystem, never FAT): ledger, journal, profiles, pairing keys.
+        try:
+            os.mkdir(self.data_dir)
+        except OSError:
+            pass
         self.overruns = 0
         self.log_errors = 0
         try:

@@ -12,6 +12,7 @@ from micropython import const
 from fw import config
 from fw import control
 from fw import hal
+from fw import journal
 from fw import ntc
 from fw import safety
 from podproto import profile as profile_fmt
@@ -86,6 +87,8 @@ class App:
         self.pairing_until = 0
         # The host link (fw.ble), when the board has a radio; serviced outside the step.
         self.link = None
+        # The session log the host syncs: decisions, and samples once a second in session.
+        self.journal = journal.Journal(board.data_dir)
         # Not in the step: Python objects for service().
         self.profiles = {}          # podlet_type -> profile dict
         self.podlet = None          # the accepted podlet's dict
@@ -225,6 +228,8 @@ class App:
             self.pair_request = 0
             self.pairing_until = self.steps + _PAIR_WINDOW_STEPS
             self.emit({"event": "pairing_window", "open_s": _PAIR_WINDOW_STEPS // config.STEPS_PER_S})
+        if self.heating_state and self.steps % config.STEPS_PER_S == 0:
+            self._sample()
         if self.link is not None:
             self.link.service()
 
@@ -256,7 +261,20 @@ class App:
             self.stop_session()
 
     def emit(self, record):
+        """A decision: to the board (the sim's trace) and to the journal on flash."""
         self.board.emit(record)
+        self.log(record)
+
+    def log(self, record):
+        record["t"] = self.board.clock_s()
+        record["up_s"] = self.steps // config.STEPS_PER_S
+        self.journal.append(record)
+
+    def _sample(self):
+        self.log({"event": "sample", "state": hal.STATE_NAMES[self.state],
+                  "boiler_c": self.boiler_mc / 1000, "outlet_c": self.outlet_mc / 1000,
+                  "heater_pct": self.heater_pm / 10, "pump_ul_min": self.pump_nl_s * 60 / 1000,
+                  "session_ul": self.session_nl / 1000})
 
     def _record_fault(self):
         self.fault_pending = 0

@@ -1,0 +1,166 @@
+"""The session log on flash: numbered records the host syncs and acknowledges.
+
+Records are appended as JSON lines, `<seq> <json>`, to segment files named by their
+first sequence number in `<data_dir>/journal/`. On littlefs an append becomes visible
+whole at close, so a power cut loses at most the record being written and never leaves
+half a line; a line that does not parse is skipped all the same. The host acknowledges
+the last sequence it stored; only segments wholly acknowledged are deleted. When the
+journal is full of unacknowledged records the oldest segment goes, and a
+`journal_overflow` record says which sequence numbers were lost.
+"""
+import json
+import os
+
+from micropython import const
+
+SEG_RECORDS = const(256)     # records per segment file
+MAX_SEGMENTS = const(16)     # flash budget: 4,096 records
+_ACK_FILE = "ack"
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+class Journal:
+    def __init__(self, data_dir):
+        self.dir = data_dir + "/journal"
+        if not _exists(self.dir):
+            os.mkdir(self.dir)
+        self.acked = self._read_ack()
+        self.segments = self._scan()          # first seqs, ascending
+        self.next = self._recover_next()
+        self.in_last = self.next - self.segments[-1] if self.segments else 0
+
+    # ---- state from flash ------------------------------------------------------------
+    def _scan(self):
+        firsts = []
+        for name in os.listdir(self.dir):
+            if name.startswith("s") and name[1:].isdigit():
+                firsts.append(int(name[1:]))
+        firsts.sort()
+        return firsts
+
+    def _seg_path(self, first):
+        return "%s/s%d" % (self.dir, first)
+
+    def _read_ack(self):
+        try:
+            with open(self.dir + "/" + _ACK_FILE) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return 0
+
+    def _recover_next(self):
+        if not self.segments:
+            return self.acked + 1
+        last = self.segments[-1]
+        nxt = last
+        for seq, _ in self._lines(last):
+            nxt = seq + 1
+        return max(nxt, self.acked + 1)
+
+    def _lines(self, first):
+        """Yields (seq, text) of each readable line of a segment, one at a time: a
+        segment is larger than a board can hold in RAM at once."""
+        try:
+            f = open(self._seg_path(first))
+        except OSError:
+            return
+        with f:
+            for line in f:
+                sp = line.find(" ")
+                if sp <= 0 or not line.endswith("\n"):
+                    continue
+                try:
+                    seq = int(line[:sp])
+                except ValueError:
+                    continue
+                yield seq, line[sp + 1:-1]
+
+    # ---- the API -------------------------------------------------------------------
+    def first_seq(self):
+        """The oldest sequence number still held (next_seq() when empty)."""
+        for first in self.segments:
+            lines = self._lines(first)
+            try:
+                for seq, _ in lines:
+                    if seq > self.acked:
+                        return seq
+            finally:
+                lines.close()
+        return self.next
+
+    def next_seq(self):
+        return self.next
+
+    def append(self, record):
+        """Stores record on flash and returns its sequence number."""
+        if not self.segments or self.in_last >= SEG_RECORDS:
+            self._new_segment()
+        seq = self.next
+        line = "%d %s\n" % (seq, json.dumps(record))
+        with open(self._seg_path(self.segments[-1]), "a") as f:
+            f.write(line)
+        self.next = seq + 1
+        self.in_last += 1
+        return seq
+
+    def _new_segment(self):
+        self._compact()
+        if len(self.segments) >= MAX_SEGMENTS:
+            lost_from = self.segments[0]
+            lost_to = self.segments[1] - 1
+            os.remove(self._seg_path(lost_from))
+            self.segments.pop(0)
+            self._start_segment()
+            self.append({"event": "journal_overflow", "lost_from": lost_from,
+                         "lost_to": lost_to})
+            return
+        self._start_segment()
+
+    def _start_segment(self):
+        self.segments.append(self.next)
+        self.in_last = 0
+
+    def read(self, from_seq, max_records):
+        """Up to max_records (seq, record) with seq >= from_seq, oldest first."""
+        out = []
+        for i, first in enumerate(self.segments):
+            upper = self.segments[i + 1] if i + 1 < len(self.segments) else self.next
+            if upper <= from_seq:
+                continue
+            lines = self._lines(first)
+            try:
+                for seq, text in lines:
+                    if seq >= from_seq:
+                        try:
+                            out.append((seq, json.loads(text)))
+                        except ValueError:
+                            continue
+                        if len(out) >= max_records:
+                            return out
+            finally:
+                lines.close()         # closes the segment file now, not at the next GC
+        return out
+
+    def ack(self, seq):
+        """The host has stored everything up to seq: it may be compacted away."""
+        if seq <= self.acked:
+            return
+        seq = min(seq, self.next - 1)
+        tmp = self.dir + "/" + _ACK_FILE + ".new"
+        with open(tmp, "w") as f:
+            f.write(str(seq))
+        os.rename(tmp, self.dir + "/" + _ACK_FILE)
+        self.acked = seq
+        self._compact()
+
+    def _compact(self):
+        # A segment may go once the next one starts after the acknowledged sequence.
+        while len(self.segments) > 1 and self.segments[1] - 1 <= self.acked:
+            os.remove(self._seg_path(self.segments.pop(0)))
