@@ -266,8 +266,10 @@ class App:
         self.log(record)
 
     def log(self, record):
-        record["t"] = self.board.clock_s()
-        record["up_s"] = self.steps // config.STEPS_PER_S
+        """A record for the host's history: wall time (None until the clock is set) and
+        milliseconds since boot."""
+        record["t"] = self.board.clock_s() or None
+        record["t_ms"] = self.steps * config.PERIOD_MS
         self.journal.append(record)
 
     def _sample(self):
@@ -411,7 +413,8 @@ class App:
         self.boiler_pid.reset(self.boiler_mc)
         self.state = hal.ST_PREHEAT
         self.emit({"event": "session_started", "podlet": pod["serial"],
-                   "podlet_type": pod["podlet_type"], "target_c": prof["outlet_target_mc"] / 1000})
+                   "podlet_type": pod["podlet_type"], "profile": prof["name"],
+                   "version": prof["version"], "target_c": prof["outlet_target_mc"] / 1000})
         return True
 
     def stop_session(self):

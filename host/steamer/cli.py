@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND")
         sub.required = True
         importlib.import_module(module).register(sub)
+    # `sessions` works without a subcommand and `plot` is a single command: not groups.
+    from steamer.sessions_cli import register_plot, register_sessions
+    register_sessions(groups)
+    register_plot(groups)
     return parser
 
 
