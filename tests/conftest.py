@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from steamer_tools.paths import BOARD_HEAP, ROOT, micropython_env, micropython_exe
+from steamer_tools.paths import ROOT, SIM_HEAP, micropython_env, micropython_exe
 
 _RUNNER = ROOT / "tests" / "mprunner.py"
 _MARK = "@mpt {"
@@ -156,7 +156,7 @@ class MptFile(pytest.File):
         env = micropython_env("sim")
         env["MICROPYPATH"] = os.pathsep.join([env["MICROPYPATH"], str(self.path.parent),
                                               str(ROOT / "tests")])
-        cmd = [micropython_exe(), "-X", f"heapsize={BOARD_HEAP}", str(_RUNNER),
+        cmd = [micropython_exe(), "-X", f"heapsize={SIM_HEAP}", str(_RUNNER),
                str(self.path), *names]
         timeout_s = self._timeout_s()
         try:

@@ -94,8 +94,8 @@ class Watchdog:
 
 
 class PodletReader:
-    """Presence and contents of the emulated podlet. The 1-Wire memory image and its
-    signature arrive with the podlet format; until then read() hands over its fields."""
+    """The emulated podlet's 1-Wire ID chip: presence, and its memory image (ROM ID and
+    signed data, as steamer_tools.signing_sim made it from the scenario's PODLET)."""
 
     def __init__(self):
         self.v = 0
@@ -108,7 +108,7 @@ class PodletReader:
     def read(self):
         if self.bus_error or self.info is None:
             return None
-        return dict(self.info)
+        return bytes.fromhex(self.info.get("image_hex", ""))
 
 
 class SimBoard:
@@ -116,8 +116,11 @@ class SimBoard:
     PERIOD_MS = config.PERIOD_MS
     data_dir = DATA_DIR
 
-    def __init__(self, scenario, trace_path=None, speed=0.0, progress=True, flash_path=None):
+    def __init__(self, scenario, trace_path=None, speed=0.0, progress=True, flash_path=None,
+                 air=None, ble_name="steamer-sim"):
         self.scenario = scenario
+        self.ble_name = ble_name
+        self.radio = None
         self.flash_owned = flash_path is None
         if flash_path is None:
             flash_path = "/tmp/steamer-sim-%s.flash" % "".join(
@@ -128,6 +131,7 @@ class SimBoard:
             os.remove(flash_path)   # open, so it lives until closed, and never leaks
         self.flash_mounted = False
         self.mount_flash()
+        self._provision(scenario.get("mfg_public_hex"))
         self.plant = Plant(scenario["plant"], scenario["seed"])
         self.now_ms = 0
         self.end_ms = int(scenario["duration_s"] * 1000)
@@ -175,8 +179,14 @@ class SimBoard:
         self.wall_start_ms = time.ticks_ms()
         self.last_progress_s = -1
         for prof in scenario["profiles"]:
-            self.commands.append(("install_profile", prof))
+            self.commands.append(("install_profile", _signed(prof)))
         self._sync_inputs()
+        if air:
+            # The radio: MicroPython's bluetooth API over the simulated air.
+            import bluetooth
+            bluetooth.AIR = air
+            bluetooth.NAME = ble_name
+            self.radio = bluetooth.BLE()
 
     # ---- the board contract -------------------------------------------------------
     def mount_flash(self):
@@ -196,6 +206,17 @@ class SimBoard:
             fs = vfs.VfsLfs2(self.flash)
         vfs.mount(fs, DATA_DIR)
         self.flash_mounted = True
+
+    def _provision(self, key_hex):
+        """The factory's step: the manufacturer public key into a new device's flash."""
+        if not key_hex:
+            return
+        path = DATA_DIR + "/mfg.pub"
+        try:
+            os.stat(path)
+        except OSError:
+            with open(path, "wb") as f:
+                f.write(bytes.fromhex(key_hex))
 
     def _blank(self):
         buf = bytearray(16)
@@ -241,8 +262,24 @@ class SimBoard:
                     if f["code"] == "loop_stall" and f.get("heater_off_ms") is None:
                         f["heater_off_ms"] = self.now_ms
             self._write_trace(None)
-        if self.speed > 0:
+        if self.radio is not None:
+            self._radio_wait(int(config.PERIOD_MS / self.speed) if self.speed > 0 else 0)
+        elif self.speed > 0:
             time.sleep_ms(int(config.PERIOD_MS / self.speed))
+
+    def _radio_wait(self, wait_ms):
+        # IRQs are delivered here, between steps, while the period's wall time passes.
+        radio = self.radio
+        if not radio.active():
+            if wait_ms:
+                time.sleep_ms(wait_ms)
+            return
+        deadline = time.ticks_add(time.ticks_ms(), wait_ms)
+        while True:
+            left = time.ticks_diff(deadline, time.ticks_ms())
+            radio.poll(left if left > 0 else 0)
+            if left <= 0:
+                return
 
     def emit(self, record):
         event = record["event"]
@@ -344,7 +381,7 @@ class SimBoard:
             else:
                 plant.clear(name)
         elif do == "install_profile":
-            self.commands.append(("install_profile", ev["profile"]))
+            self.commands.append(("install_profile", _signed(ev["profile"])))
         elif do == "set_clock":
             self.commands.append(("set_clock", ev["epoch_s"]))
         else:  # start_session, stop_session
@@ -359,6 +396,8 @@ class SimBoard:
         self.resets.append({"cause": hal.RESET_NAMES[r.cause], "t_ms": self.now_ms})
         self.stalled = False
         self.commands = []
+        if self.radio is not None:
+            self.radio.active(False)   # the stack goes down with the firmware
         self.plant.heater_pm = 0
         self.plant.pump_nl_s = 0
         if r.cause == hal.RESET_WDT:
@@ -516,5 +555,11 @@ class SimBoard:
         }
 
 
-def make(scenario, trace_path=None, speed=0.0, progress=True, flash_path=None):
-    return SimBoard(scenario, trace_path, speed, progress, flash_path)
+def _signed(profile):
+    """The bytes a host pushes for a scenario PROFILE (signed by the sim driver)."""
+    return bytes.fromhex(profile.get("signed_hex", ""))
+
+
+def make(scenario, trace_path=None, speed=0.0, progress=True, flash_path=None, air=None,
+         ble_name="steamer-sim"):
+    return SimBoard(scenario, trace_path, speed, progress, flash_path, air, ble_name)

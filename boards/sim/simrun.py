@@ -1,7 +1,10 @@
 """Runs one scenario: the real firmware (fw.main.run) on the sim board, across every
 reset the scenario causes, then prints the summary as one JSON line on stdout.
 
-    micropython -X heapsize=192k boards/sim/simrun.py SCENARIO.json TRACE|"" [--speed X] [--name N] [--quiet]
+    micropython -X heapsize=192k boards/sim/simrun.py SCENARIO.json TRACE|"" [--speed X] [--name N] [--air HOST:PORT] [--quiet]
+
+With --air the board has a radio on the simulated air (host/steamer/ble/air.py),
+advertising as --name.
 
 The scenario must already be validated and normalized (steamer_tools.scenario does it;
 `steamer sim run` is the command people use).
@@ -17,7 +20,7 @@ from fw import main
 
 
 def _options(argv):
-    opts = {"speed": 0.0, "name": "steamer-sim", "quiet": False}
+    opts = {"speed": 0.0, "name": "steamer-sim", "quiet": False, "air": None}
     i = 3
     while i < len(argv):
         if argv[i] == "--speed":
@@ -26,14 +29,17 @@ def _options(argv):
         elif argv[i] == "--name":
             opts["name"] = argv[i + 1]
             i += 1
+        elif argv[i] == "--air":
+            opts["air"] = argv[i + 1]
+            i += 1
         elif argv[i] == "--quiet":
             opts["quiet"] = True
         i += 1
     return opts
 
 
-def run(scenario, trace_path, speed=0.0, progress=True):
-    b = simboard.make(scenario, trace_path or None, speed, progress)
+def run(scenario, trace_path, speed=0.0, progress=True, air=None, name="steamer-sim"):
+    b = simboard.make(scenario, trace_path or None, speed, progress, air=air, ble_name=name)
     start = time.ticks_ms()
     try:
         while True:
@@ -63,7 +69,8 @@ def _main():
     with open(sys.argv[1]) as f:
         scenario = json.load(f)
     opts = _options(sys.argv)
-    summary = run(scenario, sys.argv[2], opts["speed"], not opts["quiet"])
+    summary = run(scenario, sys.argv[2], opts["speed"], not opts["quiet"], opts["air"],
+                  opts["name"])
     print(json.dumps(summary))
 
 

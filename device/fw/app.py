@@ -11,11 +11,13 @@ from micropython import const
 
 from fw import config
 from fw import control
+from fw import audit
 from fw import hal
 from fw import journal
+from fw import ledger as ledger_mod
 from fw import ntc
 from fw import safety
-from podproto import profile as profile_fmt
+from fw import trust
 
 # Why a session ended (index into END_NAMES); 0 means it has not.
 _END_NONE = const(0)
@@ -25,8 +27,9 @@ _END_STOPPED = const(3)
 _END_PODLET_REMOVED = const(4)
 _END_FAULT = const(5)
 _END_PODLET_EMPTY = const(6)
+_END_MAX_DAY = const(7)
 END_NAMES = (None, "completed", "max_session", "stopped", "podlet_removed", "fault",
-             "podlet_empty")
+             "podlet_empty", "max_day")
 
 # Button: a press shorter than this starts / stops / acknowledges; longer is a hold.
 _PRESS_MAX_STEPS = const(20)
@@ -74,6 +77,7 @@ class App:
         self.dose_rate_nl_s = 0
         self.dose_limit_nl = 0
         self.dose_limit_reason = _END_MAX_SESSION
+        self.reserved_nl = 0        # committed to the ledger: the pump may not pass it
         self.session_nl = 0
         self.dose_rem = 0
         self.dosing = 0
@@ -90,11 +94,21 @@ class App:
         # The session log the host syncs: decisions, and samples once a second in session.
         self.journal = journal.Journal(board.data_dir)
         # Not in the step: Python objects for service().
-        self.profiles = {}          # podlet_type -> profile dict
         self.podlet = None          # the accepted podlet's dict
         self.podlet_seen = 0        # a podlet is in and has been read
-        self.podlet_used_nl = {}    # serial -> delivered nl (moves to the flash ledger)
         self.session_podlet = None
+        self.session_prof = None
+        d = board.data_dir
+        self.audit = audit.Audit(d)
+        self.trust = trust.Trust(d)
+        self.profiles = self.trust.profiles     # podlet_type -> profile dict
+        try:
+            self.ledger = ledger_mod.Ledger(d)
+            self.ledger_problem = None
+        except ledger_mod.LedgerError as e:
+            # Without a ledger nothing is known of past doses: no session may start.
+            self.ledger = None
+            self.ledger_problem = str(e)
 
     # ---- the control step: allocation-free -------------------------------------
     def step(self):
@@ -178,9 +192,12 @@ class App:
         if self.dose_steps >= self.session_limit_steps:
             self._end(_END_COMPLETED)
             return 0
-        left_nl = self.dose_limit_nl - self.session_nl
-        if left_nl <= 0:
+        if self.session_nl >= self.dose_limit_nl:
             self._end(self.dose_limit_reason)
+            return 0
+        # Only what the ledger already counts may be delivered (service() reserves ahead).
+        left_nl = min(self.dose_limit_nl, self.reserved_nl) - self.session_nl
+        if left_nl <= 0:
             return 0
         rate = self.dose_rate_nl_s
         # nl this step = (rate + carried remainder) / steps per second.
@@ -228,10 +245,18 @@ class App:
             self.pair_request = 0
             self.pairing_until = self.steps + _PAIR_WINDOW_STEPS
             self.emit({"event": "pairing_window", "open_s": _PAIR_WINDOW_STEPS // config.STEPS_PER_S})
+        if self.session_prof is not None and self.state == hal.ST_STEAMING:
+            self._reserve_ahead()
+        if self.ledger is not None:
+            self.ledger.keep_floor(self.uptime_s())
         if self.heating_state and self.steps % config.STEPS_PER_S == 0:
             self._sample()
         if self.link is not None:
             self.link.service()
+
+    def attach_link(self, link):
+        """The host link (fw.ble.Link), serviced from service()."""
+        self.link = link
 
     def pairing_open(self):
         """True while the button-held pairing window is open."""
@@ -246,7 +271,7 @@ class App:
         elif name == "install_profile":
             self.install_profile(arg)
         elif name == "set_clock":
-            self.board.set_clock_s(arg)
+            self.set_clock(arg)
         elif name == "ack_faults":
             self.ack_faults()
         else:
@@ -263,6 +288,7 @@ class App:
     def emit(self, record):
         """A decision: to the board (the sim's trace) and to the journal on flash."""
         self.board.emit(record)
+        self.audit.append(record)
         self.log(record)
 
     def log(self, record):
@@ -319,6 +345,32 @@ class App:
         self.state = hal.ST_IDLE
         self.emit({"event": "fault_cleared", "code": code})
 
+    def uptime_s(self):
+        return self.steps // config.STEPS_PER_S
+
+    def wall_s(self):
+        """The newest wall-clock time the device can vouch for: its clock if the host
+        set it since boot, else the newest time ever recorded (0 if none)."""
+        now = self.board.clock_s()
+        if now:
+            return now
+        return self.ledger.wall_floor_s if self.ledger is not None else 0
+
+    def set_clock(self, epoch_s):
+        """The host's time, never earlier than the newest time already recorded."""
+        if self.ledger is None:
+            self.board.set_clock_s(epoch_s)
+            return
+        t = self.ledger.see_wall(epoch_s, self.uptime_s())
+        if t != epoch_s:
+            self.emit({"event": "clock_clamped", "asked_s": epoch_s, "floor_s": t})
+        self.board.set_clock_s(t)
+
+    def load_profiles(self):
+        """At boot: the profiles installed before, each checked again."""
+        for name, reason in self.trust.load():
+            self.emit({"event": "profile_rejected", "reason": reason, "file": name})
+
     def _check_podlet(self):
         present = self.podlet_in
         if present and not self.podlet_seen:
@@ -330,39 +382,32 @@ class App:
                 self.emit({"event": "podlet_removed", "podlet": self.podlet["serial"]})
             self.podlet = None
 
-    def _accept_podlet(self, info):
-        if info is None:
-            self.emit({"event": "podlet_rejected", "reason": "unreadable"})
+    def _accept_podlet(self, image):
+        pod, reason = self.trust.check_podlet(image, self.wall_s())
+        serial = pod["serial"] if pod is not None else None
+        if reason is None and pod is not None:
+            if pod["podlet_type"] not in self.profiles:
+                reason = "no_profile"
+            elif self.ledger is None:
+                reason = "ledger_error"
+            elif self.ledger.podlet_ul(serial) >= pod["capacity_ul"]:
+                reason = "used_up"
+        if reason is not None or pod is None:
+            self.emit({"event": "podlet_rejected", "podlet": serial,
+                       "reason": reason or "unreadable"})
             return
-        serial = info["serial"]
-        if info["podlet_type"] not in self.profiles:
-            self.emit({"event": "podlet_rejected", "podlet": serial, "reason": "no_profile"})
-            return
-        if self.podlet_used_nl.get(serial, 0) >= info["capacity_ul"] * 1000:
-            self.emit({"event": "podlet_rejected", "podlet": serial, "reason": "used_up"})
-            return
-        self.podlet = info
+        self.podlet = pod
+        used = self.ledger.podlet_ul(serial) if self.ledger is not None else 0
         self.emit({"event": "podlet_accepted", "podlet": serial,
-                   "podlet_type": info["podlet_type"]})
+                   "podlet_type": pod["podlet_type"], "left_ul": pod["capacity_ul"] - used})
 
-    def install_profile(self, profile):
-        reason = profile_fmt.problem(profile)
-        if reason is None:
-            profile = dict(profile)
-            profile["outlet_target_mc"] = profile_fmt.target_mc(profile)
-            # The envelope is podproto's; the hard limit is this appliance's own.
-            if profile["outlet_target_mc"] > config.OUTLET_TARGET_MAX_MC:
-                reason = "outlet_target_c"
-        old = self.profiles.get(profile.get("podlet_type")) if reason is None else None
-        if reason is None and old is not None and profile["version"] <= old["version"]:
-            reason = "stale_version"
-        if reason is not None:
-            self.emit({"event": "profile_rejected", "reason": reason,
-                       "podlet_type": profile.get("podlet_type")})
+    def install_profile(self, blob):
+        prof, reason = self.trust.install(blob)
+        if prof is None:
+            self.emit({"event": "profile_rejected", "reason": reason})
             return False
-        self.profiles[profile["podlet_type"]] = profile
-        self.emit({"event": "profile_installed", "podlet_type": profile["podlet_type"],
-                   "version": profile["version"], "name": profile["name"]})
+        self.emit({"event": "profile_installed", "podlet_type": prof["podlet_type"],
+                   "version": prof["version"], "name": prof["name"]})
         return True
 
     def start_session(self):
@@ -370,16 +415,17 @@ class App:
             # A podlet refused earlier (say, before its profile arrived): try it again.
             self._accept_podlet(self.board.podlet.read())
         pod = self.podlet
+        led = self.ledger
         prof = None
-        left_nl = 0
         if pod is not None:
             prof = self.profiles.get(pod["podlet_type"])
-            left_nl = pod["capacity_ul"] * 1000 - self.podlet_used_nl.get(pod["serial"], 0)
         reason = None
         if self.state == hal.ST_FAULT:
             reason = "fault"
         elif self.state != hal.ST_IDLE:
             reason = "busy"
+        elif led is None:
+            reason = "ledger_error"
         elif pod is None:
             reason = "no_podlet"
         elif self.water_low:
@@ -388,23 +434,45 @@ class App:
             reason = "tilted"
         elif prof is None:
             reason = "no_profile"
-        elif left_nl <= 0:
-            reason = "podlet_empty"
-        if reason is not None or pod is None or prof is None:
+        if reason is not None or pod is None or prof is None or led is None:
             self.emit({"event": "session_refused", "reason": reason or "no_podlet"})
             return False
-        session_nl = prof["max_session_ul"] * 1000
-        self.dose_limit_nl = min(session_nl, left_nl)
-        self.dose_limit_reason = _END_MAX_SESSION if session_nl <= left_nl else _END_PODLET_EMPTY
+        # The limits, on the limit clock (see fw.ledger): the worst case after any boot.
+        now = led.now_s(self.uptime_s())
+        since = led.since_start_s(now)
+        pod_left = pod["capacity_ul"] - led.podlet_ul(pod["serial"])
+        day_left = prof["max_day_ul"] - led.day_ul(now)
+        if since is not None and since < prof["min_interval_s"]:
+            reason = "min_interval"
+        elif pod_left <= 0:
+            reason = "podlet_empty"
+        elif day_left <= 0:
+            reason = "max_day"
+        if reason is not None:
+            self.emit({"event": "session_refused", "reason": reason})
+            return False
+        limit_ul = prof["max_session_ul"]
+        self.dose_limit_reason = _END_MAX_SESSION
+        if pod_left < limit_ul:
+            limit_ul = pod_left
+            self.dose_limit_reason = _END_PODLET_EMPTY
+        if day_left < limit_ul:
+            limit_ul = day_left
+            self.dose_limit_reason = _END_MAX_DAY
+        led.begin(pod["serial"], now)
+        self.dose_limit_nl = limit_ul * 1000
+        self.reserved_nl = 0
+        self.session_nl = 0
+        self.session_prof = prof
+        self.session_podlet = pod
+        self._reserve_ahead()
         self.dose_rate_nl_s = prof["dose_rate_ul_min"] * 1000 // 60
         self.session_limit_steps = prof["session_s"] * config.STEPS_PER_S
         self.target_mc = prof["outlet_target_mc"]
-        self.session_nl = 0
         self.dose_rem = 0
         self.dose_steps = 0
         self.dosing = 0
         self.end_reason = _END_NONE
-        self.session_podlet = pod
         ctl = self.outlet_ctl
         ctl.target_mc = self.target_mc
         # Before heating, the outlet reads the room: the feed-forward's ambient.
@@ -414,8 +482,24 @@ class App:
         self.state = hal.ST_PREHEAT
         self.emit({"event": "session_started", "podlet": pod["serial"],
                    "podlet_type": pod["podlet_type"], "profile": prof["name"],
-                   "version": prof["version"], "target_c": prof["outlet_target_mc"] / 1000})
+                   "version": prof["version"], "target_c": prof["outlet_target_mc"] / 1000,
+                   "limit_ul": limit_ul})
         return True
+
+    def _reserve_ahead(self):
+        """Keeps the ledger a chunk ahead of the pump: the next chunk is committed to
+        flash while half of the current one is still left."""
+        if self.reserved_nl >= self.dose_limit_nl:
+            return
+        if self.reserved_nl - self.session_nl > ledger_mod.CHUNK_UL * 500:
+            return
+        led = self.ledger
+        pod = self.session_podlet
+        if led is None or pod is None:
+            return
+        ul = min(ledger_mod.CHUNK_UL, (self.dose_limit_nl - self.reserved_nl) // 1000)
+        led.reserve(pod["serial"], ul, led.now_s(self.uptime_s()))
+        self.reserved_nl += ul * 1000
 
     def stop_session(self):
         if self.heating_state:
@@ -427,9 +511,10 @@ class App:
         reason = END_NAMES[self.end_reason]
         self.end_reason = _END_NONE
         pod = self.session_podlet
-        if pod is not None:
-            serial = pod["serial"]
-            self.podlet_used_nl[serial] = self.podlet_used_nl.get(serial, 0) + self.session_nl
+        if pod is not None and self.ledger is not None:
+            delivered_ul = (self.session_nl + 999) // 1000
+            self.ledger.settle(pod["serial"], self.reserved_nl // 1000 - delivered_ul,
+                               self.ledger.now_s(self.uptime_s()))
+        self.session_prof = None
         self.emit({"event": "session_ended", "reason": reason,
                    "session_ul": self.session_nl / 1000, "dose_s": self.dose_steps // config.STEPS_PER_S})
-

@@ -14,10 +14,15 @@ def boot(board):
     app.emit({"event": "boot", "reason": hal.RESET_NAMES[cause], "board": board.name})
     if cause == hal.RESET_WDT:
         app.emit({"event": "watchdog_reset"})
+    if app.ledger_problem:
+        app.emit({"event": "ledger_error", "reason": app.ledger_problem})
+    if not app.trust.provisioned():
+        app.emit({"event": "not_provisioned"})
+    app.load_profiles()
     radio = getattr(board, "radio", None)
     if radio is not None:
         from fw import ble
-        app.link = ble.Link(app, radio)
+        app.attach_link(ble.Link(app, radio))
     return app
 
 

@@ -10,6 +10,7 @@ import sys
 _GROUPS = [
     ("sim", "steamer_tools.sim", "run the firmware against the simulated steamer"),
     ("dev", "steamer_tools.dev", "build, type-check, flash and benchmark the firmware"),
+    ("mfg", "steamer_tools.mfg", "manufacturer keys, signed profiles and podlet ID-chip images"),
 ]
 
 

@@ -4,6 +4,7 @@ import gc
 
 import board as simboard
 from fw import app as app_mod
+import signed
 
 PROFILE = {"podlet_type": 3, "version": 1, "name": "unit", "outlet_target_c": 45.0,
            "session_s": 600, "dose_rate_ul_min": 300, "max_session_ul": 2500,
@@ -17,7 +18,8 @@ def scenario(duration_s=3600, seed=1, **plant):
            "noise_pct": 100.0}
     cfg.update(plant)
     return {"contract": 1, "duration_s": duration_s, "seed": seed, "plant": cfg,
-            "profiles": [PROFILE], "events": []}
+            "profiles": [dict(PROFILE, signed_hex=signed.PROFILE_OK_HEX)], "events": [],
+            "mfg_public_hex": signed.MFG_PUBLIC_HEX}
 
 
 _last = []
@@ -37,8 +39,9 @@ def make(**plant):
     """A sim board and an App on it, profile installed, podlet in, before the first step."""
     b = board(scenario(**plant))
     app = app_mod.App(b)
-    b.podlet.info = dict(PODLET)
+    b.podlet.info = dict(PODLET, image_hex=signed.PODLET_OK_HEX)
     b.podlet.v = 1
+    b.commands.append(("set_clock", 1795000000))
     tick(b, app)        # installs the scenario's profile, reads the podlet
     assert app.podlet is not None
     return b, app

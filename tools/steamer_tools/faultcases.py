@@ -48,7 +48,8 @@ CASES = [
 
 
 def scenario(case: FaultCase, seed: int = 1) -> dict:
-    events = [{"t_s": 1.0, "do": "insert_podlet", "podlet": {
+    events = [{"t_s": 0.5, "do": "set_clock", "epoch_s": 1795000000},
+              {"t_s": 1.0, "do": "insert_podlet", "podlet": {
         "serial": "0000c0ffee01", "podlet_type": 3, "capacity_ul": 20000,
         "expiry": "2030-01-01", "lot": "F1"}}]
     if case.session:

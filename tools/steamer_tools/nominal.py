@@ -26,6 +26,7 @@ def nominal_scenario(seed: int) -> dict:
     podlet = {"serial": "%012x" % (0xC0FFEE000000 + seed % 0xFFFFFF), "podlet_type": 3,
               "capacity_ul": 20000, "expiry": "2030-01-01", "lot": "NOM1"}
     events = [
+        {"t_s": 0.2, "do": "set_clock", "epoch_s": 1795000000 + seed * 86400},
         {"t_s": 0.5, "do": "insert_podlet", "podlet": podlet},
         {"t_s": start_s, "do": "start_session"},
     ]

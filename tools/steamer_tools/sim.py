@@ -21,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Sequence
 
-from steamer_tools.paths import BOARD_HEAP, BOARDS, micropython_env, micropython_exe
+from steamer_tools.paths import BOARDS, SIM_HEAP, micropython_env, micropython_exe
 from steamer_tools.scenario import ScenarioError, load_scenario
+from steamer_tools.signing_sim import sign_for_sim
 
 # Tests point this at a stand-in runner; nobody else should need it.
 SIMRUN_ENV = "STEAMER_SIMRUN"
@@ -59,8 +60,10 @@ def run_scenario(scenario: dict | str | Path, trace: str | None, *, progress: bo
     normalized = load_scenario(scenario)
     with tempfile.TemporaryDirectory(prefix="steamer-sim-") as tmp:
         scenario_path = Path(tmp) / "scenario.json"
-        scenario_path.write_text(json.dumps(normalized, indent=1) + "\n", encoding="utf-8")
-        args = [micropython_exe(), "-X", f"heapsize={BOARD_HEAP}", simrun_path(),
+        # The runner gets the scenario's profiles and podlets as signed bytes (dev keys).
+        scenario_path.write_text(json.dumps(sign_for_sim(normalized), indent=1) + "\n",
+                                 encoding="utf-8")
+        args = [micropython_exe(), "-X", f"heapsize={SIM_HEAP}", simrun_path(),
                 str(scenario_path), os.path.abspath(trace) if trace else "", *extra_args]
         if not progress:
             args.append("--quiet")
@@ -214,14 +217,36 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.speed > 0:
         return _fail("serve", f"--speed: {args.speed} must be greater than 0", 2)
     try:
+        air = _ensure_air()
+    except OSError as e:
+        return _fail("serve", f"the simulated air: {e}", 1)
+    try:
         # The runner's stdout (ending with the summary) goes through as it comes.
         run_scenario(scenario, None, progress=True, live_stdout=True,
-                     extra_args=["--speed", repr(args.speed), "--name", args.name])
+                     extra_args=["--speed", repr(args.speed), "--name", args.name,
+                                 "--air", air])
     except SimError as e:
         return _fail("serve", str(e), 1, e.stderr_tail)
     except FileNotFoundError as e:
         return _fail("serve", str(e), 1)
     return 0
+
+
+def _ensure_air() -> str:
+    """The simulated air the served steamer joins: $STEAMER_AIR when set, else one on the
+    default port, started in this process unless another `sim serve` already has it."""
+    import socket
+
+    from steamer.ble.air import DEFAULT_ADDR, ENV, Air
+    addr = os.environ.get(ENV)
+    if addr:
+        return addr
+    host, port = DEFAULT_ADDR.rsplit(":", 1)
+    try:
+        return Air().start_thread(host, int(port))
+    except OSError:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return DEFAULT_ADDR     # someone else's air is listening there
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

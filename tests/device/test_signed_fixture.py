@@ -1,0 +1,35 @@
+"""tests/device/signed.py holds what the sim driver would sign for the MicroPython unit
+tests (which cannot sign: only CPython has `cryptography`). This keeps it in step.
+
+    .venv/bin/python tests/device/test_signed_fixture.py   # rewrites signed.py
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from steamer_tools.devkey import DEV_PUBLIC
+from steamer_tools.signing_sim import podlet_image, signed_profile
+
+HERE = Path(__file__).with_name("signed.py")
+PROFILE = {"podlet_type": 3, "version": 1, "name": "unit", "outlet_target_c": 45.0,
+           "session_s": 600, "dose_rate_ul_min": 300, "max_session_ul": 2500,
+           "max_day_ul": 5000, "min_interval_s": 0}
+PODLET = {"serial": "0000c0ffee01", "podlet_type": 3, "capacity_ul": 3000,
+          "expiry": "2030-01-01", "lot": "U1"}
+
+
+def render() -> str:
+    lines = ['"""Signed by the sim driver\'s development key; made by test_signed_fixture.py."""',
+             f"MFG_PUBLIC_HEX = {DEV_PUBLIC.hex()!r}"]
+    for sign in ("ok", "none", "wrong_key", "tamper"):
+        lines.append(f"PROFILE_{sign.upper()}_HEX = {signed_profile(PROFILE, sign).hex()!r}")
+        lines.append(f"PODLET_{sign.upper()}_HEX = {podlet_image(PODLET, sign).hex()!r}")
+    return "\n".join(lines) + "\n"
+
+
+def test_fixture_is_what_the_sim_driver_signs():
+    assert HERE.read_text() == render()
+
+
+if __name__ == "__main__":
+    HERE.write_text(render())
