@@ -350,18 +350,22 @@ class App:
 
     def wall_s(self):
         """The newest wall-clock time the device can vouch for: its clock if the host
-        set it since boot, else the newest time ever recorded (0 if none)."""
+        set it since boot, else a lower bound from the newest time ever recorded (0 if
+        none ever was)."""
         now = self.board.clock_s()
         if now:
             return now
-        return self.ledger.wall_floor_s if self.ledger is not None else 0
+        if self.ledger is None or not self.ledger.wall_floor_s:
+            return 0
+        # The newest time recorded, plus the time powered since: still a lower bound.
+        return self.ledger.wall_floor_s + self.uptime_s()
 
     def set_clock(self, epoch_s):
         """The host's time, never earlier than the newest time already recorded."""
         if self.ledger is None:
             self.board.set_clock_s(epoch_s)
             return
-        t = self.ledger.see_wall(epoch_s, self.uptime_s())
+        t = self.ledger.see_wall(epoch_s, self.uptime_s(), self.board.clock_s())
         if t != epoch_s:
             self.emit({"event": "clock_clamped", "asked_s": epoch_s, "floor_s": t})
         self.board.set_clock_s(t)

@@ -89,12 +89,14 @@ class Ledger:
         if now - self.floor_s >= _FLOOR_EVERY_S:
             self.commit(now)
 
-    def see_wall(self, epoch_s, uptime_s):
-        """The host's wall clock, not earlier than the newest one recorded. Returns the
-        time to set (clamped up to the floor) and commits a new floor."""
-        if epoch_s < self.wall_floor_s:
-            epoch_s = self.wall_floor_s
-        else:
+    def see_wall(self, epoch_s, uptime_s, clock_s=0):
+        """The host's wall clock, never earlier than the newest time recorded nor than
+        the device's own clock (clock_s) now reads. Returns the time to set (clamped up)
+        and commits the new floor."""
+        newest = max(self.wall_floor_s, clock_s)
+        if epoch_s < newest:
+            epoch_s = newest
+        if epoch_s > self.wall_floor_s:
             self.wall_floor_s = epoch_s
             self.commit(self.now_s(uptime_s))
         return epoch_s

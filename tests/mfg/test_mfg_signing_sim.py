@@ -124,3 +124,26 @@ def test_sim_run_hands_the_runner_the_signed_scenario(tmp_path: Path,
     assert got == sign_for_sim(load_scenario(raw))
     assert got["mfg_public_hex"] == DEV_PUBLIC.hex()
     assert podlet.verify(DEV_PUBLIC, bytes.fromhex(got["events"][0]["podlet"]["image_hex"]))
+
+
+@pytest.mark.parametrize("sign", SIGNS)
+def test_bad_rom_crc_flips_only_the_crc_byte(sign: str) -> None:
+    good = sign_for_sim(scenario(sign))["events"][1]["podlet"]
+    bad = sign_for_sim(scenario(sign, {"rom_crc": "bad"}))["events"][1]["podlet"]
+    assert good["rom_crc"] == "ok" and bad["rom_crc"] == "bad"
+    good_image, bad_image = bytes.fromhex(good["image_hex"]), bytes.fromhex(bad["image_hex"])
+    crc_at = podlet.ROM_LEN - 1
+    assert bad_image[crc_at] == good_image[crc_at] ^ 0xFF
+    assert bad_image[:crc_at] == good_image[:crc_at]
+    assert bad_image[crc_at + 1:] == good_image[crc_at + 1:]
+    # The CRC is checked before anything else, whatever the signature.
+    with pytest.raises(ProtocolError, match="podlet rom: crc8 mismatch"):
+        podlet.verify(DEV_PUBLIC, bad_image)
+
+
+def test_rom_crc_defaults_to_ok_and_unknown_values_are_refused() -> None:
+    assert podlet_image(PODLET, "ok") == podlet_image(PODLET, "ok", "ok")
+    assert podlet.verify(DEV_PUBLIC, podlet_image(PODLET, "ok", "ok"))
+    assert podlet_image(dict(PODLET, lot="L 26"), "ok", "bad") == b""   # nothing to corrupt
+    with pytest.raises(ValueError, match="rom_crc"):
+        podlet_image(PODLET, "ok", "flipped")

@@ -356,6 +356,16 @@ def test_podlet_fields_required(key: str) -> None:
     assert_error(with_event(do="insert_podlet", podlet=podlet), f"events[0].podlet.{key}", "required")
 
 
+def test_podlet_rom_crc() -> None:
+    out = load_scenario(with_event(do="insert_podlet", podlet=PODLET))
+    assert out["events"][0]["podlet"]["rom_crc"] == "ok"
+    for rom_crc in ("ok", "bad"):
+        out = load_scenario(with_event(do="insert_podlet", podlet=dict(PODLET, rom_crc=rom_crc)))
+        assert out["events"][0]["podlet"]["rom_crc"] == rom_crc
+    podlet_error("rom_crc", "unknown rom_crc 'bda'", "did you mean 'bad'", rom_crc="bda")
+    podlet_error("rom_crc", "must be a string naming the rom_crc", rom_crc=False)
+
+
 def test_podlet_sign_and_unknown_key() -> None:
     podlet_error("sign", "unknown sign", sign="OK")
     podlet_error("colour", "unknown key", colour="red")

@@ -32,6 +32,9 @@ FAULTS = (
 
 SIGNS = ("ok", "none", "wrong_key", "tamper")
 
+# A podlet's ROM ID CRC-8 as the chip sends it: "bad" presents a corrupted read.
+ROM_CRCS = ("ok", "bad")
+
 # Kept equal to boards/sim/plant.py SCENARIO_DEFAULTS (a test checks it).
 PLANT_DEFAULTS = {
     "ambient_c": 22.0,
@@ -168,6 +171,7 @@ _PODLET = {
     "expiry": (_date, _REQUIRED),
     "lot": (_ascii(1, 8), _REQUIRED),
     "sign": (_choice("sign", SIGNS), "ok"),
+    "rom_crc": (_choice("rom_crc", ROM_CRCS), "ok"),
 }
 
 

@@ -13,6 +13,9 @@ What the firmware gets, per `sign` (docs: /work/shared/spec/sim.md):
 | wrong_key | canonical bytes + OTHER signature | signature field: OTHER signature |
 | tamper | canonical bytes + a DEV signature of the same profile with version + 1 | signature field: DEV signature of the same podlet with capacity_ul + 1 |
 
+A PODLET's `rom_crc` "bad" flips every bit of the ROM ID's CRC-8 byte (the image is
+otherwise as `sign` made it): a read the 1-Wire CRC must catch.
+
 A profile or podlet that podproto cannot encode at all (say a lot with a space, an
 expiry past 2179) gets an empty string: the firmware sees nothing it could install.
 Profiles are signed whatever their envelope says, so a well-signed profile with a 70 C
@@ -25,6 +28,7 @@ import copy
 
 from podproto import ProtocolError, podlet, profile, signing
 from steamer_tools.devkey import DEV_PUBLIC, DEV_SEED, OTHER_SEED
+from steamer_tools.scenario import ROM_CRCS
 
 
 def signed_profile(prof: dict, sign: str) -> bytes:
@@ -46,9 +50,19 @@ def signed_profile(prof: dict, sign: str) -> bytes:
     raise ValueError(f"sign: unknown value {sign!r}")
 
 
-def podlet_image(pod: dict, sign: str) -> bytes:
-    """The ID-chip image of `pod` signed as `sign` says; b"" when podproto cannot encode
-    the podlet."""
+def podlet_image(pod: dict, sign: str, rom_crc: str = "ok") -> bytes:
+    """The ID-chip image of `pod` signed as `sign` says, its ROM ID's CRC-8 as `rom_crc`
+    says; b"" when podproto cannot encode the podlet."""
+    if rom_crc not in ROM_CRCS:
+        raise ValueError(f"rom_crc: unknown value {rom_crc!r}")
+    image = _signed_image(pod, sign)
+    if rom_crc == "bad" and image:
+        crc_at = podlet.ROM_LEN - 1
+        image = image[:crc_at] + bytes([image[crc_at] ^ 0xFF]) + image[crc_at + 1:]
+    return image
+
+
+def _signed_image(pod: dict, sign: str) -> bytes:
     try:
         _, data = podlet.data_bytes(pod)
         if sign == "none":
@@ -80,6 +94,6 @@ def sign_for_sim(normalized: dict) -> dict:
             prof["signed_hex"] = signed_profile(prof, prof["sign"]).hex()
         elif event["do"] == "insert_podlet":
             pod = event["podlet"]
-            pod["image_hex"] = podlet_image(pod, pod["sign"]).hex()
+            pod["image_hex"] = podlet_image(pod, pod["sign"], pod["rom_crc"]).hex()
     out["mfg_public_hex"] = DEV_PUBLIC.hex()
     return out
