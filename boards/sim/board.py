@@ -121,6 +121,7 @@ class SimBoard:
         self.scenario = scenario
         self.ble_name = ble_name
         self.radio = None
+        self.radio_tick_ms = time.ticks_ms()
         self.flash_owned = flash_path is None
         if flash_path is None:
             flash_path = "/tmp/steamer-sim-%s.flash" % "".join(
@@ -269,12 +270,19 @@ class SimBoard:
 
     def _radio_wait(self, wait_ms):
         # IRQs are delivered here, between steps, while the period's wall time passes.
+        # Periods start on a fixed wall-clock grid, as a board's timer starts them, so
+        # the time the firmware spends does not stretch them.
         radio = self.radio
+        now = time.ticks_ms()
+        deadline = time.ticks_add(self.radio_tick_ms, wait_ms)
+        if time.ticks_diff(now, deadline) > 4 * wait_ms:
+            deadline = now          # far behind (a long stall): a new grid from here
+        self.radio_tick_ms = deadline
         if not radio.active():
-            if wait_ms:
-                time.sleep_ms(wait_ms)
+            left = time.ticks_diff(deadline, now)
+            if left > 0:
+                time.sleep_ms(left)
             return
-        deadline = time.ticks_add(time.ticks_ms(), wait_ms)
         while True:
             left = time.ticks_diff(deadline, time.ticks_ms())
             radio.poll(left if left > 0 else 0)

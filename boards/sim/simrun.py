@@ -3,13 +3,15 @@ reset the scenario causes, then prints the summary as one JSON line on stdout.
 
     micropython -X heapsize=192k boards/sim/simrun.py SCENARIO.json TRACE|"" [--speed X] [--name N] [--air HOST:PORT] [--quiet]
 
-With --air the board has a radio on the simulated air (host/steamer/ble/air.py),
-advertising as --name.
+With --air HOST:PORT (or, for `steamer sim serve`, which passes --speed, $STEAMER_AIR)
+the board has a radio on the simulated air (host/steamer/ble/air.py), advertising as
+--name.
 
 The scenario must already be validated and normalized (steamer_tools.scenario does it;
 `steamer sim run` is the command people use).
 """
 import json
+import os
 import sys
 import time
 
@@ -20,7 +22,10 @@ from fw import main
 
 
 def _options(argv):
+    # `steamer sim serve` names the air in the environment; `sim run` never has one.
     opts = {"speed": 0.0, "name": "steamer-sim", "quiet": False, "air": None}
+    if "--speed" in argv and os.getenv("STEAMER_AIR"):
+        opts["air"] = os.getenv("STEAMER_AIR")
     i = 3
     while i < len(argv):
         if argv[i] == "--speed":

@@ -27,6 +27,8 @@ from steamer_tools.signing_sim import sign_for_sim
 
 # Tests point this at a stand-in runner; nobody else should need it.
 SIMRUN_ENV = "STEAMER_SIMRUN"
+# Where `sim serve`'s steamer finds the simulated air (steamer.ble.air.ENV).
+AIR_ENV = "STEAMER_AIR"
 
 IDLE_SCENARIO = {"contract": 1, "duration_s": 86400}
 
@@ -222,9 +224,10 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail("serve", f"the simulated air: {e}", 1)
     try:
         # The runner's stdout (ending with the summary) goes through as it comes.
+        # The runner finds the air in its environment (boards/sim/simrun.py).
+        os.environ[AIR_ENV] = air
         run_scenario(scenario, None, progress=True, live_stdout=True,
-                     extra_args=["--speed", repr(args.speed), "--name", args.name,
-                                 "--air", air])
+                     extra_args=["--speed", repr(args.speed), "--name", args.name])
     except SimError as e:
         return _fail("serve", str(e), 1, e.stderr_tail)
     except FileNotFoundError as e:
@@ -237,16 +240,20 @@ def _ensure_air() -> str:
     default port, started in this process unless another `sim serve` already has it."""
     import socket
 
-    from steamer.ble.air import DEFAULT_ADDR, ENV, Air
-    addr = os.environ.get(ENV)
+    from steamer.ble.air import DEFAULT_ADDR, Air
+    addr = os.environ.get(AIR_ENV)
     if addr:
         return addr
     host, port = DEFAULT_ADDR.rsplit(":", 1)
     try:
         return Air().start_thread(host, int(port))
     except OSError:
+        pass
+    try:
         with socket.create_connection((host, int(port)), timeout=2):
-            return DEFAULT_ADDR     # someone else's air is listening there
+            return DEFAULT_ADDR     # another `sim serve`'s air is listening there
+    except OSError:
+        return Air().start_thread(host, 0)   # the port is someone else's: any free one
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

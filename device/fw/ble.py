@@ -1,0 +1,372 @@
+"""The firmware's end of the host link: a GATT server on MicroPython's `bluetooth`,
+speaking podproto (protocol/README.md) to the companion app.
+
+IRQ handlers only queue: a Command write is copied into a preallocated ring of PDU
+slots (one slot per credit announced in `info.rx_credits`), connection changes set a
+flag. Everything else happens in `service()`, which the app calls once per period
+outside the control step. The device never waits for the host: a session, its limits
+and its safety run the same with or without a link, and a dropped link only clears
+this object's per-connection state.
+
+Flow control both ways: the host spends one credit per PDU and gets it back only once
+the PDU has been consumed, and service() consumes PDUs only while the notification
+queue has room; notifications are handed to the stack until it answers ENOMEM, the
+rest wait for the next period, so the stack is never flooded and nothing is dropped.
+"""
+import errno
+import os
+from array import array
+
+from micropython import const
+
+import bluetooth
+import podproto
+from podproto import gatt
+from podproto import link as plink
+from podproto import messages
+from podproto.errors import ProtocolError
+from podproto.flow import RxCredits
+
+from fw import auth
+from fw import blecmd
+
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_GATTS_WRITE = const(3)
+_IRQ_MTU_EXCHANGED = const(21)
+
+FW_VERSION = "0.1.0"
+PREFERRED_MTU = const(247)
+_MAX_PDU = const(244)          # PREFERRED_MTU - 3: the largest PDU a slot holds
+RX_SLOTS = const(16)           # host credits: PDUs the ring holds
+_TX_HIGH = const(48)           # PDUs queued for the stack before commands wait
+_STATE_PERIODS = const(10)     # State written (and notified) every second
+_ADV_INTERVAL_US = const(200000)
+_MFR_ID = const(0xFFFF)        # the SIG's test company ID until we have our own
+
+_CAPS = gatt.CAP_PROFILES | gatt.CAP_LOG | gatt.CAP_FAULTS | gatt.CAP_AUTH
+
+def _services():
+    chars = []
+    for _name, uuid, flags in gatt.CHARACTERISTICS:
+        chars.append((bluetooth.UUID(uuid), flags))
+    dis = []
+    for _name, uuid in gatt.DIS_FIELDS:
+        dis.append((bluetooth.UUID(uuid), gatt.FLAG_READ))
+    return ((bluetooth.UUID(gatt.SERVICE_UUID), tuple(chars)),
+            (bluetooth.UUID(gatt.DIS_UUID), tuple(dis)))
+
+
+def _uuid_le(uuid):
+    hexs = uuid.replace("-", "")
+    out = bytearray(16)
+    for i in range(16):
+        out[15 - i] = int(hexs[2 * i:2 * i + 2], 16)
+    return bytes(out)
+
+
+class Link:
+    def __init__(self, app, radio):
+        self.app = app
+        self.board = app.board
+        self.radio = radio
+        self.name = getattr(self.board, "ble_name", "steamer")
+        self.keys = auth.KeyStore(self.board.data_dir)
+        self.prof_dir = self.board.data_dir + "/upload"
+        try:
+            os.mkdir(self.prof_dir)
+        except OSError:
+            pass
+        # The receive ring, filled by the IRQ handler: one buffer per slot, so no large
+        # block has to be found in a fragmented heap.
+        self.ring = [bytearray(_MAX_PDU) for _ in range(RX_SLOTS)]
+        self.ring_len = array("H", [0] * RX_SLOTS)
+        self.ring_head = 0
+        self.ring_count = 0
+        self.overruns = 0          # PDUs refused in the IRQ: no credit or too long
+        self.reasm = plink.Reassembler(plink.MAX_FRAME, _MAX_PDU)
+        self.rx = RxCredits(RX_SLOTS)
+        # Per connection.
+        self.conn = -1
+        self.conn_event = 0        # set by the IRQ: 1 connected, 2 disconnected, 3 MTU
+        self.mtu = 23
+        self.frag = plink.Fragmenter(20)
+        self.tx = []               # PDUs waiting for the stack
+        self.tx_id = 0
+        self.authed = None         # host_id of the authenticated host
+        self.dev_nonce = None
+        self.last_id = -1          # the last authenticated command id
+        self.log_reqs = []         # pending (from_seq, max_records)
+        # Outcome capture: what the app emits while a host command runs.
+        self.captured = None
+        self._app_emit = app.emit
+        app.emit = self._emit
+        # Counters the tests and the benchmark read.
+        self.errors = 0
+        self.failures = 0          # service() calls that failed (the link was reset)
+        self.last_failure = None
+        self.frames_in = 0
+        self.periods = 0
+        self.adv_key = -1
+        self.h_info = self.h_cmd = self.h_event = self.h_state = -1
+        self.up = False
+        try:
+            self._start()
+        except Exception as e:  # noqa: BLE001 - a dead radio must not stop the steamer
+            self.last_failure = repr(e)[:60]
+            self._app_emit({"event": "link_reset", "reason": self.last_failure})
+
+    def _start(self):
+        radio = self.radio
+        radio.active(True)
+        radio.config(gap_name=self.name, mtu=PREFERRED_MTU)
+        handles = radio.gatts_register_services(_services())
+        self.h_info, self.h_cmd, self.h_event, self.h_state = handles[0]
+        # Append mode, room for every credit: the stack never has to drop a write.
+        radio.gatts_set_buffer(self.h_cmd, RX_SLOTS * _MAX_PDU, True)
+        dis = handles[1]
+        for i in range(len(dis)):
+            radio.gatts_write(dis[i], (b"Podlet", b"steamer-1", self._serial(),
+                                       self.board.name.encode(), FW_VERSION.encode())[i])
+        radio.irq(self._irq)
+        self.up = True
+        self._write_info()
+        self._write_state()
+        self._advertise()
+
+    # ---- IRQ: queue only -----------------------------------------------------------
+    def _irq(self, event, data):
+        if event == _IRQ_GATTS_WRITE:
+            conn, handle = data
+            if handle != self.h_cmd:
+                return
+            pdu = self.radio.gatts_read(handle)
+            if conn != self.conn:
+                return
+            n = len(pdu)
+            if n > _MAX_PDU or n > self.mtu - 3 or self.ring_count >= RX_SLOTS:
+                self.overruns += 1
+                return
+            try:
+                self.rx.received()
+            except ProtocolError:
+                self.overruns += 1
+                return
+            slot = (self.ring_head + self.ring_count) % RX_SLOTS
+            self.ring[slot][0:n] = pdu
+            self.ring_len[slot] = n
+            self.ring_count += 1
+        elif event == _IRQ_CENTRAL_CONNECT:
+            self.conn = data[0]
+            self.mtu = 23
+            self.conn_event = 1
+            # The new connection's PDUs may arrive before service() sees it: its credit
+            # count starts here (in place, allocating nothing).
+            self.ring_count = 0
+            self.rx.held = 0
+            self.rx.owed = 0
+        elif event == _IRQ_CENTRAL_DISCONNECT:
+            if data[0] == self.conn:
+                self.conn = -1
+                self.conn_event = 2
+                self.ring_count = 0
+        elif event == _IRQ_MTU_EXCHANGED:
+            if data[0] == self.conn:
+                self.mtu = data[1]
+                self.conn_event = self.conn_event or 3
+
+    # ---- service: everything else ----------------------------------------------------
+    def service(self):
+        self.periods += 1
+        if not self.up:
+            return
+        try:
+            self._service()
+        except Exception as e:  # noqa: BLE001 - the link must never take the device down
+            # Out of heap, a flash error, a bug: drop the connection and its state; the
+            # session, its limits and its safety go on without the host.
+            self.failures += 1
+            self.last_failure = repr(e)[:60]
+            conn = self.conn
+            self.conn = -1
+            self.tx = []
+            self.log_reqs = []
+            if conn >= 0:
+                try:
+                    self.radio.gap_disconnect(conn)
+                except Exception:  # noqa: BLE001
+                    pass
+            self.adv_key = -1
+            try:
+                self._app_emit({"event": "link_reset", "reason": self.last_failure})
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _service(self):
+        ev = self.conn_event
+        if ev:
+            self.conn_event = 0
+            self._on_connection(ev)
+        if self.conn >= 0:
+            self._drain()
+            blecmd.serve_logs(self)
+            if self.rx.owed and not self.tx:
+                self.send({"type": "credit"})
+            self._flush()
+        if self.periods % _STATE_PERIODS == 0:
+            self._write_state()
+        if self.conn < 0:
+            self._advertise()
+
+    def _on_connection(self, ev):
+        if ev == 3:
+            # A later MTU exchange: a new PDU size only before our first PDU went out.
+            if self.tx_id == 0 and self.frag.seq == 0:
+                self.frag = plink.Fragmenter(max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)))
+                self._write_info()
+            return
+        self.reasm.reset()
+        self.tx = []
+        self.tx_id = 0
+        self.authed = None
+        self.dev_nonce = None
+        self.last_id = -1
+        self.log_reqs = []
+        if self.conn >= 0:
+            self.frag = plink.Fragmenter(max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)))
+            self._write_info()
+        else:
+            self.adv_key = -1
+            self._advertise()
+
+    def _drain(self):
+        while self.ring_count and len(self.tx) < _TX_HIGH:
+            slot = self.ring_head
+            n = self.ring_len[slot]
+            self.ring_head = (slot + 1) % RX_SLOTS
+            self.ring_count -= 1
+            self.rx.consumed()
+            try:
+                size = self.reasm.feed(memoryview(self.ring[slot])[0:n])
+                if not size:
+                    continue
+                msg = self.reasm.message(size)
+            except ProtocolError as e:
+                reason = str(e)
+                self.refuse("too_large" if "exceeds" in reason else "malformed", 0, 0, reason)
+                continue
+            self.frames_in += 1
+            try:
+                blecmd.handle(self, msg)
+            except ProtocolError as e:
+                self.refuse("malformed", blecmd.type_code(msg), msg.get("id", 0), str(e))
+            except OSError as e:
+                self.refuse("internal", 0, msg.get("id", 0), "os error %d" % e.args[0])
+        if self.overruns:
+            n = self.overruns
+            self.overruns = 0
+            self.refuse("no_credits", 0, 0, "%d PDUs refused" % n)
+
+    def _flush(self):
+        tx = self.tx
+        sent = 0
+        while sent < len(tx):
+            try:
+                self.radio.gatts_notify(self.conn, self.h_event, tx[sent])
+            except OSError as e:
+                if e.args[0] == errno.ENOMEM:
+                    break                 # the stack is full: the rest wait
+                tx = []
+                sent = 0
+                break
+            sent += 1
+        self.tx = tx[sent:] if sent else tx
+
+    # ---- frames out ------------------------------------------------------------------
+    def send(self, msg):
+        msg["flags"] = messages.FLAG_FROM_DEVICE
+        msg["id"] = self.tx_id
+        self.tx_id = (self.tx_id + 1) & 0xFF
+        msg["credits"] = self.rx.take_grant()
+        for pdu in self.frag.split(podproto.encode(msg)):
+            self.tx.append(pdu)
+
+    def refuse(self, code, ref_type, ref_id, detail):
+        self.errors += 1
+        if len(detail) > 120:
+            detail = detail[:120]
+        self.send({"type": "error", "code": messages.ERR_NAMES.index(code), "ref_type": ref_type,
+                    "ref_id": ref_id, "detail": _printable(detail)})
+
+    def ack(self, msg):
+        self.send({"type": "ack", "ref_type": blecmd.type_code(msg), "ref_id": msg["id"]})
+
+    # ---- characteristics ---------------------------------------------------------------
+    def status(self):
+        app = self.app
+        pod = app.podlet
+        clock = self.board.clock_s()
+        return {"type": "status", "state": app.state, "fault": app.fault,
+                "boiler_mc": app.boiler_mc, "outlet_mc": app.outlet_mc,
+                "heater_pct": app.heater_pm // 10,
+                "pump_ul_min": min(0xFFFF, app.pump_nl_s * 60 // 1000),
+                "session_ul": app.session_nl // 1000,
+                "session_s": min(0xFFFF, app.dose_steps // 10),
+                "podlet_type": pod["podlet_type"] if pod else 0,
+                "clock_s": clock if 0 <= clock <= 0xFFFFFFFF else 0}
+
+    def _write_state(self):
+        msg = self.status()
+        msg["flags"] = messages.FLAG_FROM_DEVICE
+        frame = podproto.encode(msg)
+        self.radio.gatts_write(self.h_state, frame)
+        if self.conn >= 0 and self.mtu - 3 >= len(frame) and len(self.tx) < _TX_HIGH:
+            try:
+                self.radio.gatts_notify(self.conn, self.h_state, frame)
+            except OSError:
+                pass                   # the next second's will do
+
+    def _write_info(self):
+        j = self.app.journal
+        frame = podproto.encode({
+            "type": "info", "flags": messages.FLAG_FROM_DEVICE, "proto": podproto.VERSION,
+            "caps": _CAPS, "max_frame": plink.MAX_FRAME,
+            "max_pdu": max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)),
+            "rx_credits": RX_SLOTS, "log_first": j.first_seq(), "log_next": j.next_seq(),
+            "fw_version": FW_VERSION})
+        self.radio.gatts_write(self.h_info, frame)
+
+    def _advertise(self):
+        app = self.app
+        pairing = 1 if app.pairing_open() else 0
+        key = app.state | (app.fault << 4) | (pairing << 9)
+        if key == self.adv_key:
+            return
+        self.adv_key = key
+        mfr = bytes((_MFR_ID & 0xFF, _MFR_ID >> 8, app.state, app.fault, pairing))
+        adv = (b"\x02\x01\x06" + bytes((17, 0x07)) + _uuid_le(gatt.SERVICE_UUID)
+               + bytes((len(mfr) + 1, 0xFF)) + mfr)
+        name = self.name.encode()[:29]
+        resp = bytes((len(name) + 1, 0x09)) + name
+        self.radio.gap_advertise(_ADV_INTERVAL_US, adv, resp_data=resp)
+
+    def _serial(self):
+        mac = self.radio.config("mac")[1]
+        return _hex(mac).encode()
+
+    # ---- the app's decisions -------------------------------------------------------------
+    def _emit(self, record):
+        if self.captured is not None:
+            self.captured.append(record)
+        self._app_emit(record)
+
+
+def _hex(b):
+    return "".join("%02x" % x for x in b)
+
+
+def _printable(s):
+    out = []
+    for c in s:
+        out.append(c if " " <= c <= "~" else "?")
+    return "".join(out)

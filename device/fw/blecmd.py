@@ -1,0 +1,284 @@
+"""The host commands of the BLE link (fw.ble): authentication, sessions, profile upload,
+log sync. Functions of the Link (`link`), kept apart so each module compiles in a
+board's heap.
+
+Unauthenticated hosts get hello, status_get, pair_request and auth_response only.
+"""
+import hashlib
+import os
+
+from micropython import const
+
+from podproto import logevents
+from podproto import messages
+from podproto import pairing
+
+from fw import hal
+
+_MAX_PROFILE = const(512)
+# Records per log_records reply: the frame stays within info.max_frame (1024 bytes), so
+# the host can tell a short (caught-up) reply from a full one.
+LOG_RECORDS_MAX = const(77)
+_LOG_READ = const(77)          # journal records parsed at a time
+_LOG_PENDING = const(16)       # log reads a host may have outstanding
+_TX_HIGH = const(48)           # as fw.ble: PDUs queued before log reads wait
+# What a host that has not authenticated may send.
+_OPEN = ("hello", "status_get", "pair_request", "auth_response")
+
+def handle(link, msg):
+    t = msg["type"]
+    if t in _OPEN:
+        if t == "hello":
+            link.dev_nonce = os.urandom(16)
+            link.authed = None
+            link.send({"type": "auth_challenge", "nonce": link.dev_nonce})
+        elif t == "status_get":
+            link.send(link.status())
+        elif t == "pair_request":
+            _pair(link, msg)
+        else:
+            _authenticate(link, msg)
+        return
+    if t not in _COMMANDS:
+        link.refuse("unknown_type", type_code(msg), msg["id"], "not a command: " + t)
+        return
+    if link.authed is None:
+        link.refuse("auth_required", type_code(msg), msg["id"], t + ": authenticate first")
+        return
+    # Ids only move forward on an authenticated connection: a replayed or reordered
+    # frame is refused.
+    if link.last_id >= 0 and not 0 < ((msg["id"] - link.last_id) & 0xFF) < 128:
+        link.refuse("auth_failed", type_code(msg), msg["id"], "replayed or reordered")
+        return
+    link.last_id = msg["id"]
+    globals()["_c_" + t](link, msg)
+
+
+def _pair(link, msg):
+    if not link.app.pairing_open():
+        link.refuse("bad_state", 0x10, msg["id"], "pairing window closed: hold the button")
+        return
+    priv, pub = pairing.keypair()
+    dev_nonce = os.urandom(16)
+    shared = pairing.x25519(priv, msg["host_pub"])
+    key = pairing.pair_key(shared, msg["host_nonce"], dev_nonce)
+    host_id = pairing.host_id_of(msg["host_pub"])
+    link.keys.put(host_id, key)
+    link.send({"type": "pair_challenge", "dev_pub": pub, "dev_nonce": dev_nonce})
+    link.send({"type": "key_confirm", "mac": pairing.pair_confirm(key, host_id)})
+    link.app.emit({"event": "host_paired", "host": _hex(host_id)})
+
+
+def _authenticate(link, msg):
+    nonce = link.dev_nonce
+    link.dev_nonce = None          # one answer per challenge
+    key = link.keys.get(msg["host_id"])
+    if nonce is None or key is None or not pairing.equal(
+            msg["mac"], pairing.auth_mac(key, nonce, msg["nonce"], msg["host_id"])):
+        link.authed = None
+        link.refuse("auth_failed", 0x13, msg["id"],
+                     "unknown host" if key is None else "bad challenge response")
+        return
+    link.authed = bytes(msg["host_id"])
+    link.last_id = msg["id"]
+    link.send({"type": "key_confirm", "mac": pairing.device_mac(key, msg["nonce"], nonce)})
+
+
+def _run(link, msg, name, arg):
+    """Runs an app command and answers with ack, or error naming the refusal."""
+    link.captured = []
+    try:
+        link.app.command(name, arg)
+    finally:
+        got = link.captured
+        link.captured = None
+    for rec in got:
+        ev = rec.get("event", "")
+        if ev.endswith("_refused") or ev.endswith("_rejected"):
+            reason = str(rec.get("reason", ev))
+            if reason in messages.ERR_NAMES:
+                code = reason
+            elif ev == "profile_rejected":
+                code = "envelope"
+            else:
+                code = "bad_state"
+            link.refuse(code, type_code(msg), msg["id"], reason)
+            return False
+    link.ack(msg)
+    return True
+
+
+def _c_session_start(link, msg):
+    _run(link, msg, "start_session", None)
+
+
+def _c_session_stop(link, msg):
+    _run(link, msg, "stop_session", None)
+
+
+def _c_set_clock(link, msg):
+    _run(link, msg, "set_clock", msg["epoch_s"])
+
+
+def _c_fault_ack(link, msg):
+    _run(link, msg, "ack_faults", None)
+
+
+def _c_fault_list_get(link, msg):
+    faults = []
+    for f in link.app.faults()[-16:]:
+        faults.append({"code": _index(hal.FAULT_NAMES, f["code"]),
+                       "sensor": _index(hal.SENSOR_NAMES, f["sensor"]),
+                       "raw": f["raw"] & 0xFFFF, "value_mc": f["value"],
+                       "limit_mc": f["limit"], "uptime_s": f["uptime_s"]})
+    link.send({"type": "fault_list", "faults": faults})
+
+
+def _c_profile_list_get(link, msg):
+    out = []
+    for p in link.app.profiles.values():
+        out.append({"podlet_type": p["podlet_type"], "version": p["version"],
+                    "name": p["name"]})
+    link.send({"type": "profile_list", "profiles": out})
+
+
+# Profile upload: the bytes go to a file under data_dir as they come, with its size
+# and SHA-256 beside it, so that after a dropped link (or a reset) the host resumes
+# from the device's offset. Commit checks the whole and installs it in one step.
+
+
+def _upload(link):
+    try:
+        with open(link.prof_dir + "/meta", "rb") as f:
+            meta = f.read()
+        size = int.from_bytes(meta[:4], "little")
+        try:
+            got = os.stat(link.prof_dir + "/data")[6]
+        except OSError:
+            got = 0
+        return size, meta[4:36], got
+    except OSError:
+        return None
+
+
+def _c_profile_begin(link, msg):
+    size = msg["size"]
+    if size < 1 or size > _MAX_PROFILE:
+        link.refuse("too_large", 0x30, msg["id"], "profile: %d bytes" % size)
+        return
+    up = _upload(link)
+    if up is None or up[0] != size or up[1] != msg["sha256"] or up[2] > size:
+        _clear_upload(link)
+        with open(link.prof_dir + "/data", "wb"):
+            pass
+        with open(link.prof_dir + "/meta", "wb") as f:
+            f.write(size.to_bytes(4, "little") + bytes(msg["sha256"]))
+        up = (size, msg["sha256"], 0)
+    link.send({"type": "profile_offset", "size": size, "offset": up[2]})
+
+
+def _c_profile_resume(link, msg):
+    up = _upload(link)
+    if up is None:
+        link.refuse("not_found", 0x34, msg["id"], "no upload in progress")
+        return
+    link.send({"type": "profile_offset", "size": up[0], "offset": up[2]})
+
+
+def _c_profile_chunk(link, msg):
+    up = _upload(link)
+    if up is None:
+        link.refuse("bad_state", 0x31, msg["id"], "no upload in progress")
+        return
+    data = msg["data"]
+    if msg["offset"] != up[2]:
+        link.refuse("bad_offset", 0x31, msg["id"], "offset %d, at %d" % (msg["offset"], up[2]))
+        return
+    if up[2] + len(data) > up[0]:
+        link.refuse("too_large", 0x31, msg["id"], "past the announced size")
+        return
+    with open(link.prof_dir + "/data", "ab") as f:
+        f.write(data)
+    if msg["flags"] & messages.FLAG_ACK_REQ or up[2] + len(data) == up[0]:
+        link.send({"type": "profile_offset", "size": up[0], "offset": up[2] + len(data)})
+
+
+def _c_profile_abort(link, msg):
+    _clear_upload(link)
+    link.ack(msg)
+
+
+def _c_profile_commit(link, msg):
+    up = _upload(link)
+    if up is None or up[2] != up[0]:
+        link.refuse("bad_state", 0x32, msg["id"], "upload incomplete")
+        return
+    with open(link.prof_dir + "/data", "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).digest() != up[1]:
+        _clear_upload(link)
+        link.refuse("bad_hash", 0x32, msg["id"], "sha256 mismatch")
+        return
+    _clear_upload(link)
+    # The app checks signature, envelope and version, and installs atomically.
+    _run(link, msg, "install_profile", data)
+
+
+def _clear_upload(link):
+    for name in ("meta", "data"):
+        try:
+            os.remove(link.prof_dir + "/" + name)
+        except OSError:
+            pass
+
+
+def _c_log_read(link, msg):
+    if len(link.log_reqs) >= _LOG_PENDING:
+        link.refuse("busy", 0x40, msg["id"], "too many log reads pending")
+        return
+    link.log_reqs.append((msg["from_seq"], msg["max_records"]))
+
+
+def _c_log_ack(link, msg):
+    link.app.journal.ack(msg["seq"])
+    link.ack(msg)
+
+
+def serve_logs(link):
+    """Answers pending log reads while the notification queue has room. A reply holds
+    min(max_records, LOG_RECORDS_MAX) records when the journal has them; the journal is
+    read a few records at a time so a reply never needs much heap."""
+    while link.log_reqs and len(link.tx) < _TX_HIGH:
+        from_seq, most = link.log_reqs.pop(0)
+        want = min(most, LOG_RECORDS_MAX)
+        recs = []
+        while len(recs) < want:
+            got = link.app.journal.read(from_seq, min(_LOG_READ, want - len(recs)))
+            if not got:
+                break
+            for seq, rec in got:
+                recs.append(logevents.to_wire(seq, rec))
+            from_seq = got[-1][0] + 1
+        link.send({"type": "log_records", "records": recs})
+
+
+_COMMANDS = ("session_start", "session_stop", "set_clock", "profile_begin", "profile_chunk",
+             "profile_commit", "profile_abort", "profile_resume", "profile_list_get",
+             "log_read", "log_ack", "fault_list_get", "fault_ack")
+
+
+def type_code(msg):
+    from podproto.codec import entry_for
+    e = entry_for(msg["type"])
+    return e[0] if e else 0
+
+
+def _index(names, name):
+    for i in range(len(names)):
+        if names[i] == name:
+            return i
+    return 0
+
+
+def _hex(b):
+    return "".join("%02x" % x for x in b)

@@ -1,0 +1,151 @@
+"""End to end: the host library, through bleak and the simulated-air backend, to the
+firmware's GATT server running on micropython with boards/sim."""
+from __future__ import annotations
+
+import pytest
+
+import podproto
+from podproto import gatt
+from steamer.ble.client import KeyRing, Steamer, SteamerError, scan
+
+from conftest import run
+from steamer_tools.bench_ble import pair, serve
+
+
+@pytest.fixture(scope="module")
+def steamer(air, tmp_path_factory):
+    s = serve(air, tmp_path_factory.mktemp("ble"), "e2e-1")
+    yield s
+    s.stop()
+    assert s.crashes() == []
+
+
+@pytest.fixture(scope="module")
+def keys(steamer, tmp_path_factory):
+    """This host paired with the steamer while its pairing window is open."""
+    ring = KeyRing(tmp_path_factory.mktemp("keys") / "keys.json")
+    host_id = run(pair(steamer.addr, steamer.air.address, ring))
+    # Stored in the key ring's file, and found again by a new KeyRing on it.
+    assert KeyRing(ring.path).get(steamer.addr) == ring.get(steamer.addr)
+    assert ring.get(steamer.addr)[0] == host_id
+    return ring
+
+
+def test_scan_finds_the_served_steamer_with_status_in_its_advertisement(steamer):
+    found = run(scan(1.0, sim=steamer.air.address))
+    mine = [f for f in found if f.name == steamer.name]
+    assert mine and mine[0].state in ("idle", "off")
+
+
+def test_unpaired_host_reads_status_and_nothing_more(steamer):
+    async def go():
+        async with Steamer(steamer.addr, KeyRing(), sim=steamer.air.address) as st:
+            status = await st.status()
+            assert status["type"] == "status" and status["state"] == 1
+            assert st.info["rx_credits"] >= 1 and st.info["max_pdu"] == 244
+            with pytest.raises(SteamerError) as e:
+                await st.start_session()
+            assert e.value.code == "auth_required"
+            with pytest.raises(SteamerError) as e:
+                await st.request({"type": "log_read", "from_seq": 1, "max_records": 5},
+                                 ["log_records"])
+            assert e.value.code == "auth_required"
+            # Still serving.
+            assert (await st.status())["type"] == "status"
+    run(go())
+
+
+def test_authenticated_commands_reach_the_firmware(steamer, keys):
+    async def go():
+        async with Steamer(steamer.addr, keys, sim=steamer.air.address) as st:
+            await st.authenticate()
+            await st.set_clock(1_790_000_000)
+            status = await st.status()
+            assert status["clock_s"] >= 1_790_000_000 or status["clock_s"] == 0
+            # No podlet in: the firmware refuses, and the refusal comes back as such.
+            with pytest.raises(SteamerError) as e:
+                await st.start_session()
+            assert e.value.code == "bad_state" and "no_podlet" in str(e.value)
+    run(go())
+
+
+def test_a_wrong_key_is_refused(steamer, keys):
+    async def go():
+        bad = KeyRing()
+        host_id, key = keys.get(steamer.addr)
+        bad.put(steamer.addr, host_id, bytes(32))
+        async with Steamer(steamer.addr, bad, sim=steamer.air.address) as st:
+            with pytest.raises(SteamerError) as e:
+                await st.authenticate()
+            assert e.value.code == "auth_failed"
+            with pytest.raises(SteamerError) as e:
+                await st.stop_session()
+            assert e.value.code == "auth_required"
+    run(go())
+
+
+SESSION_SCENARIO = {
+    "contract": 1, "duration_s": 86400, "seed": 3,
+    "profiles": [{"podlet_type": 3, "version": 1, "name": "short", "outlet_target_c": 45.0,
+                  "session_s": 20, "dose_rate_ul_min": 300, "max_session_ul": 2500,
+                  "max_day_ul": 5000, "min_interval_s": 0, "sign": "ok"}],
+    "events": [{"t_s": 1, "do": "press_button", "ms": 3500},
+               {"t_s": 0.5, "do": "insert_podlet",
+                "podlet": {"serial": "0000c0ffee07", "podlet_type": 3, "capacity_ul": 3000,
+                           "expiry": "2030-06-30", "lot": "L1", "sign": "ok"}}],
+}
+
+
+def test_a_session_started_over_ble_runs_to_its_end_after_the_link_drops(air, tmp_path):
+    from steamer.ble.client import MemoryLogSink
+    events = sorted(SESSION_SCENARIO["events"], key=lambda e: e["t_s"])
+    s = serve(air, tmp_path, "session-1", dict(SESSION_SCENARIO, events=events), speed=40)
+    ring = KeyRing()
+
+    async def go():
+        import asyncio
+        await pair(s.addr, air.address, ring)
+        async with Steamer(s.addr, ring, sim=air.address) as st:
+            await st.authenticate()
+            await st.set_clock()
+            await st.start_session(3)
+            assert (await st.status())["state"] in (2, 3, 4)       # preheat onwards
+        air.call(air.drop, s.addr)
+        # No host for a while: the session goes on by itself and ends as it should.
+        sink = MemoryLogSink()
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            async with Steamer(s.addr, ring, sim=air.address) as st:
+                status = await st.status()
+                if status["state"] in (1, 5):                     # cooldown or idle
+                    await st.authenticate()
+                    await st.sync_logs(sink)
+                    break
+        names = [r["event_name"] for r in sink.records]
+        assert "session_ended" in names
+        assert "fault_latched" not in names and "watchdog_reset" not in names
+    try:
+        run(go())
+    finally:
+        s.stop()
+    assert s.crashes() == []
+
+
+def test_a_dead_radio_leaves_the_steamer_running(tmp_path):
+    """The air unreachable when the firmware boots: the link reports it once and the
+    steamer runs its scenario to the end all the same."""
+    import json
+    import os
+    import subprocess
+    import sys
+    scen = tmp_path / "s.json"
+    scen.write_text(json.dumps({"contract": 1, "duration_s": 20}))
+    env = dict(os.environ, STEAMER_AIR="127.0.0.1:1")
+    proc = subprocess.run([sys.executable, "-m", "steamer.cli", "sim", "serve", "--name", "dead",
+                           "--scenario", str(scen), "--speed", "50"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["loop"]["steps"] >= 190 and summary["loop"]["crashes"] == 0
+    assert summary["resets"] == []
+    assert "link_reset" in proc.stderr
