@@ -102,30 +102,39 @@ def false_trips(sessions: int, first_seed: int = 0) -> dict:
     }
 
 
-def run_bench(sessions: int, repeats: int) -> dict:
+PARTS = ("control", "faults", "nominal", "protocol", "ble")
+
+
+def run_bench(sessions: int, repeats: int, parts: tuple[str, ...] = PARTS) -> dict:
     result: dict = {"bench": "steamer", "version": 1}
-    _say(f"control loop: nominal plant, {repeats} runs")
-    result["control"] = control_figures(repeats)
-    _say(f"fault latencies: {len(faultcases.CASES)} cases")
-    result["faults"] = fault_latencies()
-    _say(f"false trips: {sessions} randomized nominal sessions")
-    t0 = time.perf_counter()
-    result["nominal"] = false_trips(sessions)
-    result["nominal"]["wall_s"] = round(time.perf_counter() - t0, 1)
-    # Other parts' figures, when their benchmark modules are present.
-    for name in ("bench_protocol",):
-        try:
-            mod = importlib.import_module(f"steamer_tools.{name}")
-        except ModuleNotFoundError:
-            continue
-        _say(name)
-        result[name.removeprefix("bench_")] = mod.run()
+    if "control" in parts:
+        _say(f"control loop: nominal plant, {repeats} runs")
+        result["control"] = control_figures(repeats)
+    if "faults" in parts:
+        _say(f"fault latencies: {len(faultcases.CASES)} cases")
+        result["faults"] = fault_latencies()
+    if "nominal" in parts:
+        _say(f"false trips: {sessions} randomized nominal sessions")
+        t0 = time.perf_counter()
+        result["nominal"] = false_trips(sessions)
+        result["nominal"]["wall_s"] = round(time.perf_counter() - t0, 1)
+    # The protocol's and the BLE link's own benchmarks (the link's takes ~10 minutes).
+    for name in ("protocol", "ble"):
+        if name in parts:
+            _say(f"{name} (steamer_tools.bench_{name})")
+            result[name] = importlib.import_module(f"steamer_tools.bench_{name}").run()
     return result
 
 
 def _cmd(args: argparse.Namespace) -> int:
     try:
-        result = run_bench(args.sessions, args.repeats)
+        parts = tuple(p for p in args.parts.split(",") if p)
+        unknown = [p for p in parts if p not in PARTS]
+        if unknown:
+            print(f"steamer dev bench: --parts: unknown part {unknown[0]!r} "
+                  f"(choose from {', '.join(PARTS)})", file=sys.stderr)
+            return 2
+        result = run_bench(args.sessions, args.repeats, parts)
     except SimError as e:
         print(f"steamer dev bench: {e}", file=sys.stderr)
         for line in e.stderr_tail:
@@ -147,5 +156,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="randomized nominal sessions for the false-trip count (default 1000)")
     p.add_argument("--repeats", type=int, default=5, metavar="N",
                    help="runs of the nominal session to take medians over (default 5)")
+    p.add_argument("--parts", default=",".join(PARTS), metavar="LIST",
+                   help="comma-separated parts to run (default: all of %s)" % ",".join(PARTS))
     p.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     p.set_defaults(func=_cmd)
