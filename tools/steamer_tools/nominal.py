@@ -30,8 +30,9 @@ def nominal_scenario(seed: int) -> dict:
         {"t_s": 0.5, "do": "insert_podlet", "podlet": podlet},
         {"t_s": start_s, "do": "start_session"},
     ]
-    # Preheat takes up to ~5 min with 300 ml at 90 % mains; leave room to cool down.
-    duration_s = start_s + 330 + session_s + 120
+    # Preheat takes up to ~6.5 min (300 ml from 10 C at 90 % mains), the outlet's warm-up
+    # up to ~1.5 min; then the session, and room to cool down.
+    duration_s = start_s + 400 + 90 + session_s + 120
     if rnd.random() < 0.2:
         events.append({"t_s": round(start_s + rnd.uniform(30, 300 + session_s), 1),
                        "do": "stop_session"})
