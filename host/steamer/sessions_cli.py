@@ -291,11 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
+    from steamer.cli import run_parser
+    return run_parser(build_parser(), argv)
 
 
 if __name__ == "__main__":
