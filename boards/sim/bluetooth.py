@@ -212,16 +212,18 @@ class _Radio:
 
     # ---- the sim board's side ---------------------------------------------------------
     def poll(self, timeout_ms):
-        """Delivers what the air sent, waiting up to timeout_ms for the first of it.
-        The board calls this from wait_tick: IRQ handlers never run inside a step."""
+        """Delivers what the air sent, waiting up to timeout_ms for the first of it, and
+        returns how many messages that was. The board calls this from wait_tick: IRQ
+        handlers never run inside a step."""
         if self._sock is None:
-            return
+            return 0
         waited = False
+        got = 0
         while True:
             ready = self._poller.poll(0 if waited else timeout_ms)
             waited = True
             if not ready:
-                return
+                return got
             chunk = self._sock.recv(2048)
             if not chunk:
                 raise OSError(errno.ECONNRESET)
@@ -232,6 +234,7 @@ class _Radio:
                     break
                 line = self._rx[:nl]
                 self._rx = self._rx[nl + 1:]
+                got += 1
                 self._on(json.loads(line))
 
     # ---- internals ---------------------------------------------------------------------

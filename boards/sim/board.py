@@ -21,6 +21,9 @@ from plant import Plant
 DATA_DIR = "/flash"
 
 _HIST_US = 1000  # step-time histogram: 1 us bins up to this, then one overflow bin
+# wait_tick(idle) calls idle only while more than this much wall time (at most a quarter
+# of the period) is left before the next period.
+IDLE_MARGIN_MS = 5
 
 
 class SimReset(BaseException):
@@ -94,26 +97,43 @@ class Watchdog:
 
 
 class PodletReader:
-    """The emulated podlet's 1-Wire ID chip: presence, and its memory image (ROM ID and
-    signed data, as steamer_tools.signing_sim made it from the scenario's PODLET)."""
+    """The podlet slot: presence (the cheap check the control step makes), and the ID chip
+    read by the firmware's own reader (fw.idchip) over an emulated DS2431 on an emulated
+    1-Wire bus (ds2431.py). The chip holds the scenario PODLET's image (ROM ID and signed
+    memory, as steamer_tools.signing_sim made it); podlet_bus_error gives it a contact
+    that breaks in the middle of every read."""
+
+    # podlet_bus_error: the contact breaks this many bytes into each 1-Wire exchange
+    # (after the ROM ID and the memory command, 20 bytes into the memory).
+    BUS_ERROR_AFTER_BYTES = 32
 
     def __init__(self):
+        from ds2431 import Ds2431Bus
+        from fw.idchip import IdChip
         self.v = 0
         self.info = None
         self.bus_error = False
+        self.bus = Ds2431Bus()
+        self.chip = IdChip(self.bus)
 
     def present(self):
         return self.v
 
     def read(self):
-        if self.bus_error or self.info is None:
-            return None
-        return bytes.fromhex(self.info.get("image_hex", ""))
+        # The events set info and bus_error; the chip on the bus follows them here.
+        bus = self.bus
+        info = self.info
+        bus.image = bytes.fromhex(info.get("image_hex", "")) if info is not None else None
+        bus.break_after = self.BUS_ERROR_AFTER_BYTES if self.bus_error else 0
+        return self.chip.read()
 
 
 class SimBoard:
     name = "sim"
     PERIOD_MS = config.PERIOD_MS
+    # Signature-check slices service() runs per period (device/BOARD.md): a PC's CPU
+    # affords more than a board's one, yet a check still spans a few periods, as there.
+    CHECK_SLICES_PER_PERIOD = 16
     data_dir = DATA_DIR
 
     def __init__(self, scenario, trace_path=None, speed=0.0, progress=True, flash_path=None,
@@ -250,7 +270,7 @@ class SimBoard:
             return self.commands.pop(0)
         return None
 
-    def wait_tick(self):
+    def wait_tick(self, idle=None):
         while True:
             self._advance()
             if self.now_ms - self.watchdog.fed_ms > config.WATCHDOG_MS:
@@ -264,11 +284,11 @@ class SimBoard:
                         f["heater_off_ms"] = self.now_ms
             self._write_trace(None)
         if self.radio is not None:
-            self._radio_wait(int(config.PERIOD_MS / self.speed) if self.speed > 0 else 0)
+            self._radio_wait(int(config.PERIOD_MS / self.speed) if self.speed > 0 else 0, idle)
         elif self.speed > 0:
             time.sleep_ms(int(config.PERIOD_MS / self.speed))
 
-    def _radio_wait(self, wait_ms):
+    def _radio_wait(self, wait_ms, idle=None):
         # IRQs are delivered here, between steps, while the period's wall time passes.
         # Periods start on a fixed wall-clock grid, as a board's timer starts them, so
         # the time the firmware spends does not stretch them.
@@ -283,11 +303,16 @@ class SimBoard:
             if left > 0:
                 time.sleep_ms(left)
             return
+        # idle() (fw.ble.Link.pump) runs after what the air sent, only while a margin of
+        # the period is left: its work is bounded, so the next period starts on time.
+        margin = min(IDLE_MARGIN_MS, wait_ms // 4)
         while True:
             left = time.ticks_diff(deadline, time.ticks_ms())
-            radio.poll(left if left > 0 else 0)
+            got = radio.poll(left if left > 0 else 0)
             if left <= 0:
                 return
+            if got and idle is not None and time.ticks_diff(deadline, time.ticks_ms()) > margin:
+                idle()
 
     def emit(self, record):
         event = record["event"]

@@ -5,6 +5,7 @@ allocates nothing: it only moves small ints between attributes made in __init__.
 `service()` runs after it, outside the heap lock, and does everything that may
 allocate: commands, podlet reading, profile checks and emitting decisions.
 """
+import gc
 from array import array
 
 from micropython import const
@@ -40,6 +41,12 @@ _PAIR_WINDOW_STEPS = const(600)
 FAULT_LOG_LEN = const(32)
 _FAULT_FIELDS = const(6)   # code, sensor, raw, value, limit, uptime_s
 
+# What waits in App.checks: a signature check of a podlet or a profile, or a session
+# start waiting for the checks before it.
+_CHK_PODLET = const(1)
+_CHK_PROFILE = const(2)
+_CHK_START = const(3)
+
 
 
 class App:
@@ -49,7 +56,10 @@ class App:
         self.outlet_ctl = control.OutletController()
         self.sup = safety.Supervisor()
         self.state = hal.ST_IDLE
-        self.steps = 0
+        # Uptime as whole seconds and steps into the second: a count of steps would leave
+        # the 32-bit boards' small ints (and allocate in the step) after 3.4 years.
+        self.up_s = 0
+        self.tick = 0
         self.alloc_errors = 0
         self.step_us = 0
         # Sensor readings and outputs of the current step.
@@ -96,6 +106,13 @@ class App:
         # Not in the step: Python objects for service().
         self.podlet = None          # the accepted podlet's dict
         self.podlet_seen = 0        # a podlet is in and has been read
+        self.podlet_genuine = None  # the podlet in, if its signature verified
+        # Signature checks take a second and more on a board: they run in bounded slices
+        # (trust.Check), as many per service() as the board affords, oldest first.
+        # Items: [kind, check, reply].
+        self.checks = []
+        self.check_slices = getattr(board, "CHECK_SLICES_PER_PERIOD", 1)
+        self._captured = None       # decision records being collected (_decide)
         self.session_podlet = None
         self.session_prof = None
         d = board.data_dir
@@ -113,7 +130,11 @@ class App:
     # ---- the control step: allocation-free -------------------------------------
     def step(self):
         b = self.board
-        self.steps += 1
+        tick = self.tick + 1
+        if tick == config.STEPS_PER_S:
+            tick = 0
+            self.up_s += 1
+        self.tick = tick
         braw = b.boiler_ntc.read()
         oraw = b.outlet_ntc.read()
         self.boiler_raw = braw
@@ -204,9 +225,11 @@ class App:
         acc = self.dose_rem + rate
         step_nl = acc // config.STEPS_PER_S
         if step_nl >= left_nl:
+            # The last of what may be pumped: the pump was already commanded dose_rem
+            # tenths of a nl more than counted, so it gets exactly what is left.
             step_nl = left_nl
-            rate = left_nl * config.STEPS_PER_S
-            acc = rate
+            acc = left_nl * config.STEPS_PER_S
+            rate = acc - self.dose_rem
         self.dose_rem = acc - step_nl * config.STEPS_PER_S
         self.session_nl += step_nl
         self.dose_steps += 1
@@ -238,6 +261,7 @@ class App:
             self.command(cmd[0], cmd[1])
             cmd = self.board.poll_command()
         self._check_podlet()
+        self._run_checks()
         if self.button_press:
             self.button_press = 0
             self._on_button()
@@ -247,9 +271,10 @@ class App:
             self.emit({"event": "pairing_window", "open_s": _PAIR_WINDOW_STEPS // config.STEPS_PER_S})
         if self.session_prof is not None and self.state == hal.ST_STEAMING:
             self._reserve_ahead()
-        if self.ledger is not None:
+        if self.ledger is not None and self.session_prof is None:
+            # Not in a session: there only its own commits move the floor (_stamp).
             self.ledger.keep_floor(self.uptime_s())
-        if self.heating_state and self.steps % config.STEPS_PER_S == 0:
+        if self.heating_state and self.tick == 0:
             self._sample()
         if self.link is not None:
             self.link.service()
@@ -262,14 +287,17 @@ class App:
         """True while the button-held pairing window is open."""
         return self.steps < self.pairing_until
 
-    def command(self, name, arg):
-        """Commands from the host link or the device's own UI."""
+    def command(self, name, arg, reply=None):
+        """Commands from the host link or the device's own UI. Returns True when the
+        decision waits for a signature check; reply(records), if given, gets the
+        decision records then."""
         if name == "start_session":
-            self.start_session()
+            return self.start_session(reply) is None
         elif name == "stop_session":
             self.stop_session()
         elif name == "install_profile":
-            self.install_profile(arg)
+            self.install_profile(arg, reply)
+            return True
         elif name == "set_clock":
             self.set_clock(arg)
         elif name == "ack_faults":
@@ -290,6 +318,8 @@ class App:
         self.board.emit(record)
         self.audit.append(record)
         self.log(record)
+        if self._captured is not None:
+            self._captured.append(record)
 
     def log(self, record):
         """A record for the host's history: wall time (None until the clock is set) and
@@ -314,7 +344,7 @@ class App:
         log[i + 2] = sup.raw
         log[i + 3] = sup.value
         log[i + 4] = sup.limit
-        log[i + 5] = self.steps // config.STEPS_PER_S
+        log[i + 5] = self.up_s
         self.fault_count += 1
         self.emit({"event": "fault_latched", "code": hal.FAULT_NAMES[self.fault],
                    "sensor": hal.SENSOR_NAMES[sup.sensor], "raw": sup.raw,
@@ -346,7 +376,17 @@ class App:
         self.emit({"event": "fault_cleared", "code": code})
 
     def uptime_s(self):
-        return self.steps // config.STEPS_PER_S
+        return self.up_s
+
+    @property
+    def steps(self):
+        """Steps since boot (outside the step only: it may be a long int)."""
+        return self.up_s * config.STEPS_PER_S + self.tick
+
+    @steps.setter
+    def steps(self, n):
+        self.up_s = n // config.STEPS_PER_S
+        self.tick = n % config.STEPS_PER_S
 
     def wall_s(self):
         """The newest wall-clock time the device can vouch for: its clock if the host
@@ -365,30 +405,111 @@ class App:
         if self.ledger is None:
             self.board.set_clock_s(epoch_s)
             return
+        self._stamp()
         t = self.ledger.see_wall(epoch_s, self.uptime_s(), self.board.clock_s())
         if t != epoch_s:
             self.emit({"event": "clock_clamped", "asked_s": epoch_s, "floor_s": t})
         self.board.set_clock_s(t)
 
     def load_profiles(self):
-        """At boot: the profiles installed before, each checked again."""
-        for name, reason in self.trust.load():
+        """At boot: the profiles installed before, each checked again, at once. The board
+        armed its watchdog before boot and a check takes about a second on a board, so
+        it is fed between slices: nothing heats before the loop's first step, and each
+        slice is bounded."""
+        self.trust.on_slice = self.board.watchdog.feed
+        try:
+            bad = self.trust.load()
+        finally:
+            self.trust.on_slice = None
+        for name, reason in bad:
             self.emit({"event": "profile_rejected", "reason": reason, "file": name})
+        # Booting, and checking profiles above all (big ints), leaves garbage all over
+        # the heap; what boots next (the link's modules, which the unix port compiles
+        # from source) needs large free blocks.
+        gc.collect()
+
+    # ---- signature checks, in slices across periods ----------------------------
+    def _run_checks(self):
+        """The board's CHECK_SLICES_PER_PERIOD slices of the pending checks, oldest first;
+        each check's decision once it is done, then those of the starts waiting for it."""
+        q = self.checks
+        n = self.check_slices
+        while q:
+            item = q[0]
+            if item[0] == _CHK_START:
+                q.pop(0)
+                self._decide(item[2], self._start_now, None)
+                continue
+            if n <= 0:
+                return
+            n -= 1
+            if not item[1].step():
+                continue
+            q.pop(0)
+            if item[0] == _CHK_PODLET:
+                self._decide(item[2], self._podlet_checked, item[1])
+            else:
+                self._decide(item[2], self._profile_checked, item[1])
+
+    def _decide(self, reply, fn, arg):
+        """fn(arg); reply, if any, gets the decision records fn emitted."""
+        if reply is None:
+            fn(arg)
+        else:
+            reply(self._collect(fn, arg))
+
+    def _collect(self, fn, arg):
+        """fn(arg), and the decision records it emitted."""
+        outer = self._captured
+        self._captured = []
+        try:
+            fn(arg)
+        finally:
+            got = self._captured
+            self._captured = outer
+            if outer is not None:
+                outer.extend(got)
+        return got
+
+    def finish_checks(self):
+        """Runs every pending check, and what waits for it, to its end now; returns the
+        decision records made meanwhile. For tests and tools: the loop runs the board's
+        slices a period."""
+        return self._collect(self._drain_checks, None)
+
+    def _drain_checks(self, _arg):
+        while self.checks:
+            self._run_checks()
 
     def _check_podlet(self):
         present = self.podlet_in
         if present and not self.podlet_seen:
             self.podlet_seen = 1
-            self._accept_podlet(self.board.podlet.read())
+            self._queue_podlet()
         elif not present and self.podlet_seen:
             self.podlet_seen = 0
+            # A podlet pulled while it is being checked is forgotten: nothing was decided.
+            self.checks = [c for c in self.checks if c[0] != _CHK_PODLET]
             if self.podlet is not None:
                 self.emit({"event": "podlet_removed", "podlet": self.podlet["serial"]})
             self.podlet = None
+            self.podlet_genuine = None
 
-    def _accept_podlet(self, image):
-        pod, reason = self.trust.check_podlet(image, self.wall_s())
+    def _queue_podlet(self):
+        self.podlet_genuine = None
+        self.checks.append([_CHK_PODLET, self.trust.podlet_check(self.board.podlet.read()),
+                            None])
+
+    def _podlet_checked(self, check):
+        pod, reason = check.result
+        self.podlet_genuine = pod
+        self._decide_podlet(pod, reason)
+
+    def _decide_podlet(self, pod, reason):
+        """Accepts a genuine podlet (pod) the device may use now, else refuses it."""
         serial = pod["serial"] if pod is not None else None
+        if reason is None and pod is not None:
+            reason = self.trust.podlet_date(pod, self.wall_s())
         if reason is None and pod is not None:
             if pod["podlet_type"] not in self.profiles:
                 reason = "no_profile"
@@ -405,8 +526,16 @@ class App:
         self.emit({"event": "podlet_accepted", "podlet": serial,
                    "podlet_type": pod["podlet_type"], "left_ul": pod["capacity_ul"] - used})
 
-    def install_profile(self, blob):
-        prof, reason = self.trust.install(blob)
+    def install_profile(self, blob, reply=None):
+        """Queues the check of a signed profile: once it is done (a slice a period), the
+        profile is installed or refused; reply(records), if given, gets the decision."""
+        self.checks.append([_CHK_PROFILE, self.trust.profile_check(blob), reply])
+
+    def _profile_checked(self, check):
+        prof, reason = check.result
+        if prof is not None:
+            # Version, then the atomic write; the signature is not checked again.
+            prof, reason = self.trust.install(check.arg)
         if prof is None:
             self.emit({"event": "profile_rejected", "reason": reason})
             return False
@@ -414,10 +543,31 @@ class App:
                    "version": prof["version"], "name": prof["name"]})
         return True
 
-    def start_session(self):
-        if self.podlet is None and self.podlet_in:
-            # A podlet refused earlier (say, before its profile arrived): try it again.
-            self._accept_podlet(self.board.podlet.read())
+    def start_session(self, reply=None):
+        """Starts a session, or refuses it with a reason. While the podlet is being
+        checked the start waits for it (and the checks queued before it) and returns
+        None: reply(records), if given, gets the decision then. Else True if it started."""
+        pending = self._podlet_pending()
+        if (not pending and self.podlet is None and self.podlet_in
+                and self.podlet_genuine is None):
+            # A podlet refused earlier as unreadable or not genuine: read it once more.
+            self._queue_podlet()
+            pending = True
+        if pending:
+            self.checks.append([_CHK_START, None, reply])
+            return None
+        return self._start_now(None)
+
+    def _podlet_pending(self):
+        for c in self.checks:
+            if c[0] == _CHK_PODLET:
+                return True
+        return False
+
+    def _start_now(self, _arg):
+        if self.podlet is None and self.podlet_in and self.podlet_genuine is not None:
+            # A genuine podlet refused earlier (say, before its profile arrived): again.
+            self._decide_podlet(self.podlet_genuine, None)
         pod = self.podlet
         led = self.ledger
         prof = None
@@ -442,11 +592,14 @@ class App:
             self.emit({"event": "session_refused", "reason": reason or "no_podlet"})
             return False
         # The limits, on the limit clock (see fw.ledger): the worst case after any boot.
+        # It counts whole seconds, rounded down: n seconds on it may be n - 1 and a bit
+        # in truth. So a wait of n seconds needs n + 1 on it, and a dose counts in the
+        # day for a second more than 24 h.
         now = led.now_s(self.uptime_s())
         since = led.since_start_s(now)
         pod_left = pod["capacity_ul"] - led.podlet_ul(pod["serial"])
-        day_left = prof["max_day_ul"] - led.day_ul(now)
-        if since is not None and since < prof["min_interval_s"]:
+        day_left = prof["max_day_ul"] - led.day_ul(now - 1)
+        if since is not None and prof["min_interval_s"] and since <= prof["min_interval_s"]:
             reason = "min_interval"
         elif pod_left <= 0:
             reason = "podlet_empty"
@@ -491,19 +644,36 @@ class App:
         return True
 
     def _reserve_ahead(self):
-        """Keeps the ledger a chunk ahead of the pump: the next chunk is committed to
-        flash while half of the current one is still left."""
-        if self.reserved_nl >= self.dose_limit_nl:
+        """Keeps the ledger ahead of the pump, and never more than CHUNK_UL ahead of what
+        was counted: when what is reserved would run out within two steps, the
+        reservation is topped up to CHUNK_UL past the dose counted so far. service()
+        runs between steps, so the pump never waits for flash, and a power cut
+        over-counts by at most one commit's worth (plus the step being pumped)."""
+        limit_ul = self.dose_limit_nl // 1000
+        reserved_ul = self.reserved_nl // 1000
+        if reserved_ul >= limit_ul:
             return
-        if self.reserved_nl - self.session_nl > ledger_mod.CHUNK_UL * 500:
+        margin_nl = 2 * (self.dose_rate_nl_s // config.STEPS_PER_S + 1)
+        if self.reserved_nl - self.session_nl > margin_nl:
             return
         led = self.ledger
         pod = self.session_podlet
         if led is None or pod is None:
             return
-        ul = min(ledger_mod.CHUNK_UL, (self.dose_limit_nl - self.reserved_nl) // 1000)
+        ul = min(limit_ul, self.session_nl // 1000 + ledger_mod.CHUNK_UL) - reserved_ul
+        if ul <= 0:
+            return
         led.reserve(pod["serial"], ul, led.now_s(self.uptime_s()))
         self.reserved_nl += ul * 1000
+
+    def _stamp(self):
+        """The ledger counts a session in the day as of its day entry's time, which each
+        reservation sets, but the pump runs on after it; and after a power cut the limit
+        clock resumes from the ledger's floor. So in a session nothing moves the floor
+        without this first: the entry's time set to now (a reservation of nothing)."""
+        pod = self.session_podlet
+        if self.session_prof is not None and pod is not None and self.ledger is not None:
+            self.ledger.reserve(pod["serial"], 0, self.ledger.now_s(self.uptime_s()))
 
     def stop_session(self):
         if self.heating_state:
@@ -516,9 +686,12 @@ class App:
         self.end_reason = _END_NONE
         pod = self.session_podlet
         if pod is not None and self.ledger is not None:
-            delivered_ul = (self.session_nl + 999) // 1000
-            self.ledger.settle(pod["serial"], self.reserved_nl // 1000 - delivered_ul,
-                               self.ledger.now_s(self.uptime_s()))
+            led = self.ledger
+            now = led.now_s(self.uptime_s())
+            self._stamp()
+            # Commanded: the nl counted, and the part of one carried in dose_rem.
+            delivered_ul = (self.session_nl + (1 if self.dose_rem else 0) + 999) // 1000
+            led.settle(pod["serial"], self.reserved_nl // 1000 - delivered_ul, now)
         self.session_prof = None
         self.emit({"event": "session_ended", "reason": reason,
                    "session_ul": self.session_nl / 1000, "dose_s": self.dose_steps // config.STEPS_PER_S})

@@ -2,7 +2,7 @@
 unnoticed.
 
 Each line is `<seq> <json> <hash>` where hash = SHA-256(previous hash + "<seq> <json>")
-in hex, starting from 64 zeros. Lines go to `<data_dir>/audit`; past _FILE_MAX bytes the
+in hex, starting from 64 zeros. Lines go to `<data_dir>/audit`; past FILE_MAX bytes the
 file becomes `audit.1` (the one before is dropped) and the chain goes on in a new file.
 An append is visible whole at close on littlefs, so a power cut loses at most the line
 being written, and the chain stays intact.
@@ -13,7 +13,7 @@ import os
 
 from micropython import const
 
-_FILE_MAX = const(32768)
+FILE_MAX = const(32768)     # bytes of audit before it becomes audit.1
 GENESIS = "0" * 64
 
 
@@ -64,7 +64,7 @@ class Audit:
 
     def append(self, record):
         """Writes record to the log and returns its sequence number."""
-        if self.size >= _FILE_MAX:
+        if self.size >= FILE_MAX:
             try:
                 os.remove(self.old)
             except OSError:

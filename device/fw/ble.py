@@ -4,9 +4,13 @@ speaking podproto (protocol/README.md) to the companion app.
 IRQ handlers only queue: a Command write is copied into a preallocated ring of PDU
 slots (one slot per credit announced in `info.rx_credits`), connection changes set a
 flag. Everything else happens in `service()`, which the app calls once per period
-outside the control step. The device never waits for the host: a session, its limits
-and its safety run the same with or without a link, and a dropped link only clears
-this object's per-connection state.
+outside the control step, and in `pump()`, which the board calls between periods
+(`board.wait_tick(idle)`) while enough of the period is left: pump only answers log
+reads and hands queued notifications to the stack, so log sync keeps the link busy
+although the loop services it once per 100 ms; any other command waits for service().
+The device never waits for the host: a session, its limits and its safety run the
+same with or without a link, and a dropped link only clears this object's
+per-connection state.
 
 Flow control both ways: the host spends one credit per PDU and gets it back only once
 the PDU has been consumed, and service() consumes PDUs only while the notification
@@ -41,6 +45,13 @@ _MAX_PDU = const(244)          # PREFERRED_MTU - 3: the largest PDU a slot holds
 RX_SLOTS = const(16)           # host credits: PDUs the ring holds
 _TX_HIGH = const(48)           # PDUs queued for the stack before commands wait
 _STATE_PERIODS = const(10)     # State written (and notified) every second
+# pump(): log replies made per call, and only while fewer PDUs than this wait for the
+# stack, so a call costs at most a couple of journal reads.
+_PUMP_REPLIES = const(2)
+_PUMP_TX_LOW = const(8)
+_SERVE_ALL = const(16)         # service() without pump: every pending read, as room allows
+# Commands pump() runs itself; anything else is held for service(), in order.
+_PUMP_TYPES = ("log_read",)
 _ADV_INTERVAL_US = const(200000)
 _MFR_ID = const(0xFFFF)        # the SIG's test company ID until we have our own
 
@@ -97,6 +108,7 @@ class Link:
         self.dev_nonce = None
         self.last_id = -1          # the last authenticated command id
         self.log_reqs = []         # pending (from_seq, max_records)
+        self.held = None           # a command pump() left for service()
         # Outcome capture: what the app emits while a host command runs.
         self.captured = None
         self._app_emit = app.emit
@@ -107,6 +119,8 @@ class Link:
         self.last_failure = None
         self.frames_in = 0
         self.periods = 0
+        self.pumps = 0             # pump() calls that had something to do
+        self.pumped = False        # pump() had something to do since the last service()
         self.adv_key = -1
         self.h_info = self.h_cmd = self.h_event = self.h_state = -1
         self.up = False
@@ -183,24 +197,52 @@ class Link:
         try:
             self._service()
         except Exception as e:  # noqa: BLE001 - the link must never take the device down
-            # Out of heap, a flash error, a bug: drop the connection and its state; the
-            # session, its limits and its safety go on without the host.
-            self.failures += 1
-            self.last_failure = repr(e)[:60]
-            conn = self.conn
-            self.conn = -1
-            self.tx = []
-            self.log_reqs = []
-            if conn >= 0:
-                try:
-                    self.radio.gap_disconnect(conn)
-                except Exception:  # noqa: BLE001
-                    pass
-            self.adv_key = -1
+            self._fail(e)
+
+    def pump(self):
+        """Between periods: moves log sync along (answers log reads, refills the stack's
+        notification buffers). Bounded work, no flash writes, no crypto: anything but a
+        log read is held for service()."""
+        if not self.up or self.conn < 0 or self.conn_event:
+            return
+        if not (self.ring_count or self.tx or self.log_reqs):
+            return
+        self.pumps += 1
+        self.pumped = True
+        try:
+            self._drain(True)
+            self._flush()
+            n = 0
+            while n < _PUMP_REPLIES and self.log_reqs and len(self.tx) < _PUMP_TX_LOW:
+                blecmd.serve_logs(self, 1)
+                self._flush()
+                n += 1
+            if self.rx.owed and not self.tx:
+                self.send({"type": "credit"})
+                self._flush()
+        except Exception as e:  # noqa: BLE001 - as in service()
+            self._fail(e)
+
+    def _fail(self, e):
+        # Out of heap, a flash error, a bug: drop the connection and its state; the
+        # session, its limits and its safety go on without the host.
+        self.failures += 1
+        self.last_failure = repr(e)[:60]
+        conn = self.conn
+        self.conn = -1
+        self.tx = []
+        self.log_reqs = []
+        self.held = None
+        if conn >= 0:
             try:
-                self._app_emit({"event": "link_reset", "reason": self.last_failure})
+                self.radio.gap_disconnect(conn)
             except Exception:  # noqa: BLE001
                 pass
+        self.adv_key = -1
+        try:
+            self._app_emit({"event": "link_reset", "reason": self.last_failure})
+        except Exception:  # noqa: BLE001
+            pass
 
     def _service(self):
         ev = self.conn_event
@@ -209,7 +251,10 @@ class Link:
             self._on_connection(ev)
         if self.conn >= 0:
             self._drain()
-            blecmd.serve_logs(self)
+            # When the board pumps between periods, the period's share of log replies is
+            # pump's: service() stays short however far behind the host asked.
+            blecmd.serve_logs(self, _PUMP_REPLIES if self.pumped else _SERVE_ALL)
+            self.pumped = False
             if self.rx.owed and not self.tx:
                 self.send({"type": "credit"})
             self._flush()
@@ -232,6 +277,7 @@ class Link:
         self.dev_nonce = None
         self.last_id = -1
         self.log_reqs = []
+        self.held = None
         if self.conn >= 0:
             self.frag = plink.Fragmenter(max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)))
             self._write_info()
@@ -239,7 +285,13 @@ class Link:
             self.adv_key = -1
             self._advertise()
 
-    def _drain(self):
+    def _drain(self, pumping=False):
+        held = self.held
+        if held is not None:
+            if pumping:
+                return
+            self.held = None
+            self._handle(held)
         while self.ring_count and len(self.tx) < _TX_HIGH:
             slot = self.ring_head
             n = self.ring_len[slot]
@@ -256,16 +308,22 @@ class Link:
                 self.refuse("too_large" if "exceeds" in reason else "malformed", 0, 0, reason)
                 continue
             self.frames_in += 1
-            try:
-                blecmd.handle(self, msg)
-            except ProtocolError as e:
-                self.refuse("malformed", blecmd.type_code(msg), msg.get("id", 0), str(e))
-            except OSError as e:
-                self.refuse("internal", 0, msg.get("id", 0), "os error %d" % e.args[0])
+            if pumping and msg["type"] not in _PUMP_TYPES:
+                self.held = msg
+                break
+            self._handle(msg)
         if self.overruns:
             n = self.overruns
             self.overruns = 0
             self.refuse("no_credits", 0, 0, "%d PDUs refused" % n)
+
+    def _handle(self, msg):
+        try:
+            blecmd.handle(self, msg)
+        except ProtocolError as e:
+            self.refuse("malformed", blecmd.type_code(msg), msg.get("id", 0), str(e))
+        except OSError as e:
+            self.refuse("internal", 0, msg.get("id", 0), "os error %d" % e.args[0])
 
     def _flush(self):
         tx = self.tx

@@ -16,10 +16,11 @@ from podproto import pairing
 from fw import hal
 
 _MAX_PROFILE = const(512)
-# Records per log_records reply: the frame stays within info.max_frame (1024 bytes), so
-# the host can tell a short (caught-up) reply from a full one.
-LOG_RECORDS_MAX = const(77)
-_LOG_READ = const(77)          # journal records parsed at a time
+# Records per log_records reply: the frame (13 bytes + logevents.WIRE_BYTES each) stays
+# within info.max_frame (1024 bytes), so the host can tell a short (caught-up) reply
+# from a full one.
+LOG_RECORDS_MAX = const(22)
+_LOG_READ = const(22)          # journal records parsed at a time
 _LOG_PENDING = const(16)       # log reads a host may have outstanding
 _TX_HIGH = const(48)           # as fw.ble: PDUs queued before log reads wait
 # What a host that has not authenticated may send.
@@ -85,13 +86,27 @@ def _authenticate(link, msg):
 
 
 def _run(link, msg, name, arg):
-    """Runs an app command and answers with ack, or error naming the refusal."""
+    """Runs an app command and answers with ack, or error naming the refusal. A command
+    whose decision waits for a signature check (a profile commit; a session start while
+    a podlet is being checked) is answered once it is decided, a few seconds later, if
+    the same authenticated session is still there to hear it."""
+    authed = link.authed
+
+    def answer(got):
+        if link.authed is authed:
+            _answer(link, msg, got)
+
     link.captured = []
     try:
-        link.app.command(name, arg)
+        waits = link.app.command(name, arg, answer)
     finally:
         got = link.captured
         link.captured = None
+    if not waits:
+        _answer(link, msg, got)
+
+
+def _answer(link, msg, got):
     for rec in got:
         ev = rec.get("event", "")
         if ev.endswith("_refused") or ev.endswith("_rejected"):
@@ -103,9 +118,8 @@ def _run(link, msg, name, arg):
             else:
                 code = "bad_state"
             link.refuse(code, type_code(msg), msg["id"], reason)
-            return False
+            return
     link.ack(msg)
-    return True
 
 
 def _c_session_start(link, msg):
@@ -220,7 +234,8 @@ def _c_profile_commit(link, msg):
         link.refuse("bad_hash", 0x32, msg["id"], "sha256 mismatch")
         return
     _clear_upload(link)
-    # The app checks signature, envelope and version, and installs atomically.
+    # The app checks signature, envelope and version, a slice a period, and installs
+    # atomically; the ack (or error) goes out then.
     _run(link, msg, "install_profile", data)
 
 
@@ -244,11 +259,12 @@ def _c_log_ack(link, msg):
     link.ack(msg)
 
 
-def serve_logs(link):
-    """Answers pending log reads while the notification queue has room. A reply holds
-    min(max_records, LOG_RECORDS_MAX) records when the journal has them; the journal is
-    read a few records at a time so a reply never needs much heap."""
-    while link.log_reqs and len(link.tx) < _TX_HIGH:
+def serve_logs(link, replies=_LOG_PENDING):
+    """Answers up to `replies` pending log reads while the notification queue has room.
+    A reply holds min(max_records, LOG_RECORDS_MAX) records when the journal has them;
+    the journal is read a few records at a time so a reply never needs much heap."""
+    while replies > 0 and link.log_reqs and len(link.tx) < _TX_HIGH:
+        replies -= 1
         from_seq, most = link.log_reqs.pop(0)
         want = min(most, LOG_RECORDS_MAX)
         recs = []

@@ -35,6 +35,9 @@ class Journal:
         self.segments = self._scan()          # first seqs, ascending
         self.next = self._recover_next()
         self.in_last = self.next - self.segments[-1] if self.segments else 0
+        # Where the last read() stopped: (segment, byte offset, next seq). Log sync reads
+        # on from there, so it seeks instead of scanning the segment from its start.
+        self._read_at = None
 
     # ---- state from flash ------------------------------------------------------------
     def _scan(self):
@@ -60,19 +63,25 @@ class Journal:
             return self.acked + 1
         last = self.segments[-1]
         nxt = last
-        for seq, _ in self._lines(last):
+        for seq, _, _ in self._lines(last):
             nxt = seq + 1
         return max(nxt, self.acked + 1)
 
-    def _lines(self, first):
-        """Yields (seq, text) of each readable line of a segment, one at a time: a
-        segment is larger than a board can hold in RAM at once."""
+    def _lines(self, first, offset=0):
+        """Yields (seq, text, file) of each readable line of a segment from byte offset
+        on, one at a time (a segment is larger than a board can hold in RAM at once);
+        file.tell() is where the line just yielded ends."""
         try:
             f = open(self._seg_path(first))
         except OSError:
             return
         with f:
-            for line in f:
+            if offset:
+                f.seek(offset)
+            while True:
+                line = f.readline()
+                if not line:
+                    break
                 sp = line.find(" ")
                 if sp <= 0 or not line.endswith("\n"):
                     continue
@@ -80,7 +89,7 @@ class Journal:
                     seq = int(line[:sp])
                 except ValueError:
                     continue
-                yield seq, line[sp + 1:-1]
+                yield seq, line[sp + 1:-1], f
 
     # ---- the API -------------------------------------------------------------------
     def first_seq(self):
@@ -88,7 +97,7 @@ class Journal:
         for first in self.segments:
             lines = self._lines(first)
             try:
-                for seq, _ in lines:
+                for seq, _, _ in lines:
                     if seq > self.acked:
                         return seq
             finally:
@@ -130,19 +139,23 @@ class Journal:
     def read(self, from_seq, max_records):
         """Up to max_records (seq, record) with seq >= from_seq, oldest first."""
         out = []
+        at = self._read_at
         for i, first in enumerate(self.segments):
             upper = self.segments[i + 1] if i + 1 < len(self.segments) else self.next
             if upper <= from_seq:
                 continue
-            lines = self._lines(first)
+            # Lines are in seq order, so none at or after from_seq precedes the offset.
+            offset = at[1] if at is not None and at[0] == first and at[2] <= from_seq else 0
+            lines = self._lines(first, offset)
             try:
-                for seq, text in lines:
+                for seq, text, f in lines:
                     if seq >= from_seq:
                         try:
                             out.append((seq, json.loads(text)))
                         except ValueError:
                             continue
                         if len(out) >= max_records:
+                            self._read_at = (first, f.tell(), seq + 1)
                             return out
             finally:
                 lines.close()         # closes the segment file now, not at the next GC

@@ -6,15 +6,28 @@ is committed whole (a new file renamed over the old one, which littlefs does
 atomically), so a power cut leaves the previous or the next ledger, never a mix.
 
 Doses are reserved here, a chunk at a time, before the pump delivers them: after a power
-cut the device can only think it delivered more than it did, by at most one chunk.
+cut the device can only think it delivered more than it did, by at most what it had
+reserved ahead of the pump (fw.app: at most one chunk, CHUNK_UL).
 
 Time for the limits is the *limit clock*: the floor committed with the ledger plus the
 seconds since boot. It never goes backwards and never jumps forwards, whatever the host
 says, and while the power is off it stands still, so after a boot every past dose counts
 as at least as recent as it really was (the worst case the limits must assume).
+
+Its tables are allocated once, full size, when it is made, serials included (in one
+buffer, not as 256 strings scattered through the heap by the load): a ledger holding 256
+podlets needs no more of the heap than a new one, and no commit or load needs a large
+free block (a dict of 256 podlets, grown and rewritten at every commit, soon failed to
+find one in the simulator's heap). On flash it is text, a line per entry:
+
+    ledger 2 <floor_s> <wall_floor_s> <last_start_s> <uses> <day entries> <podlets>
+    <t_s> <ul>                  one per day entry, oldest first
+    <serial> <ul> <use>         one per podlet (a serial is one word of at most 16 bytes:
+                                podproto's are 12 hex digits)
+    end
 """
-import json
 import os
+from array import array
 
 from micropython import const
 
@@ -23,11 +36,16 @@ DAY_S = const(86400)
 _DAY_ENTRIES_MAX = const(64)
 CHUNK_UL = const(50)          # dose reserved per commit
 _FLOOR_EVERY_S = const(600)   # commit the clock floor at least this often
-_FORMAT = const(1)
+_FORMAT = const(2)
+_SERIAL_MAX = const(16)       # bytes of a serial
 
 
 class LedgerError(Exception):
     """The ledger on flash cannot be read: no dose may be given until it is fixed."""
+
+
+def _ints(n):
+    return array("i", bytes(4 * n))
 
 
 class Ledger:
@@ -37,9 +55,19 @@ class Ledger:
         self.floor_s = 0          # limit clock at the last commit
         self.wall_floor_s = 0     # newest wall-clock time ever recorded (epoch s)
         self.last_start_s = -1    # limit clock at the last session start; -1: none yet
-        self.day = []             # [limit-clock s of the last commit, ul] per session
-        self.podlets = {}         # serial -> ul delivered (or reserved)
-        self.order = []           # serials, least recently used first
+        # Per session in the last 24 h, oldest first: limit-clock s of its last commit, ul.
+        self.day_t = _ints(_DAY_ENTRIES_MAX)
+        self.day_v = _ints(_DAY_ENTRIES_MAX)
+        self.n_day = 0
+        # Per podlet, in slots 0..n_pods-1: serial (NUL-padded), ul delivered (or
+        # reserved), and when it was last used (a count of uses: the least recently used
+        # one goes when the ledger is full).
+        self.serials = bytearray(PODLETS_MAX * _SERIAL_MAX)
+        self.serial_len = bytearray(PODLETS_MAX)
+        self.pod_ul = _ints(PODLETS_MAX)
+        self.pod_use = _ints(PODLETS_MAX)
+        self.n_pods = 0
+        self.uses = 0
         self.commits = 0
         self._load()
         self.boot_s = self.floor_s
@@ -51,29 +79,48 @@ class Ledger:
         except OSError:
             return                # a new device: nothing delivered yet
         with f:
+            head = f.readline().split()
+            if len(head) != 8 or head[0] != "ledger":
+                raise LedgerError("ledger unreadable")
+            if head[1] != str(_FORMAT):
+                raise LedgerError("ledger format %s" % head[1])
             try:
-                d = json.load(f)
+                self.floor_s, self.wall_floor_s, self.last_start_s, self.uses, n_day, n_pods = [
+                    int(x) for x in head[2:]]
+                if not (0 <= n_day <= _DAY_ENTRIES_MAX and 0 <= n_pods <= PODLETS_MAX):
+                    raise ValueError
+                for i in range(n_day):
+                    t, ul = f.readline().split()
+                    self.day_t[i] = int(t)
+                    self.day_v[i] = int(ul)
+                for i in range(n_pods):
+                    serial, ul, use = f.readline().split()
+                    self._name(i, serial)
+                    self.pod_ul[i] = int(ul)
+                    self.pod_use[i] = int(use)
+                if f.readline() != "end\n":
+                    raise ValueError
             except ValueError:
                 raise LedgerError("ledger unreadable")
-        if d.get("format") != _FORMAT:
-            raise LedgerError("ledger format %s" % d.get("format"))
-        self.floor_s = d["floor_s"]
-        self.wall_floor_s = d["wall_floor_s"]
-        self.last_start_s = d["last_start_s"]
-        self.day = d["day"]
-        for serial, ul in d["podlets"]:
-            self.podlets[serial] = ul
-            self.order.append(serial)
+            self.n_day = n_day
+            self.n_pods = n_pods
 
     def commit(self, now_s):
         """Writes the whole ledger; it is on flash when this returns."""
         if now_s > self.floor_s:
             self.floor_s = now_s
-        d = {"format": _FORMAT, "floor_s": self.floor_s, "wall_floor_s": self.wall_floor_s,
-             "last_start_s": self.last_start_s, "day": self.day,
-             "podlets": [[s, self.podlets[s]] for s in self.order]}
         with open(self.tmp, "w") as f:
-            json.dump(d, f)
+            f.write("ledger %d %d %d %d %d %d %d\n" % (
+                _FORMAT, self.floor_s, self.wall_floor_s, self.last_start_s, self.uses,
+                self.n_day, self.n_pods))
+            for i in range(self.n_day):
+                f.write("%d %d\n" % (self.day_t[i], self.day_v[i]))
+            names = memoryview(self.serials)
+            for i in range(self.n_pods):
+                o = i * _SERIAL_MAX
+                f.write(names[o:o + self.serial_len[i]])
+                f.write(" %d %d\n" % (self.pod_ul[i], self.pod_use[i]))
+            f.write("end\n")
         os.rename(self.tmp, self.path)
         self.commits += 1
 
@@ -103,15 +150,25 @@ class Ledger:
 
     # ---- limits ---------------------------------------------------------------------------
     def podlet_ul(self, serial):
-        return self.podlets.get(serial, 0)
+        i = self._slot(serial)
+        return self.pod_ul[i] if i >= 0 else 0
+
+    def podlet_items(self):
+        """(serial, ul) of every podlet held, least recently used first."""
+        slots = sorted(range(self.n_pods), key=lambda i: self.pod_use[i])
+        return [(self._serial(i), self.pod_ul[i]) for i in slots]
+
+    def day_entries(self):
+        """[limit-clock s of the session's last commit, ul] per session, oldest first."""
+        return [[self.day_t[i], self.day_v[i]] for i in range(self.n_day)]
 
     def day_ul(self, now_s):
         """Delivered in the 24 hours before now_s on the limit clock. A session counts
         whole at its last commit: never less recent than any of its dose."""
         total = 0
-        for t, ul in self.day:
-            if t > now_s - DAY_S:
-                total += ul
+        for i in range(self.n_day):
+            if self.day_t[i] > now_s - DAY_S:
+                total += self.day_v[i]
         return total
 
     def since_start_s(self, now_s):
@@ -124,38 +181,98 @@ class Ledger:
     def begin(self, serial, now_s):
         """A session starts: its start time is recorded before any dose."""
         self.last_start_s = now_s
-        self.day = [e for e in self.day if e[0] > now_s - DAY_S]
-        if len(self.day) >= _DAY_ENTRIES_MAX:
+        t = self.day_t
+        v = self.day_v
+        n = 0
+        for i in range(self.n_day):
+            if t[i] > now_s - DAY_S:
+                t[n] = t[i]
+                v[n] = v[i]
+                n += 1
+        if n >= _DAY_ENTRIES_MAX:
             # Too many sessions to track in the window: merge the oldest two, keeping the
             # later time, so nothing is forgotten and nothing counted as older.
-            a = self.day.pop(0)
-            self.day[0][1] += a[1]
-        self.day.append([now_s, 0])
+            v[1] += v[0]
+            for i in range(1, n):
+                t[i - 1] = t[i]
+                v[i - 1] = v[i]
+            n -= 1
+        t[n] = now_s
+        v[n] = 0
+        self.n_day = n + 1
         self._touch(serial)
         self.commit(now_s)
 
     def reserve(self, serial, ul, now_s):
         """Counts ul as delivered, on flash, before the pump is allowed to deliver it."""
-        self.podlets[serial] = self.podlets.get(serial, 0) + ul
-        last = self.day[-1]
-        last[0] = now_s
-        last[1] += ul
+        i = self._slot(serial)
+        if i < 0:
+            i = self._touch(serial)     # begin() touched it: this is never a new use
+        self.pod_ul[i] += ul
+        if not self.n_day:
+            self.n_day = 1
+            self.day_v[0] = 0
+        last = self.n_day - 1
+        self.day_t[last] = now_s
+        self.day_v[last] += ul
         self.commit(now_s)
 
     def settle(self, serial, unused_ul, now_s):
         """The session ended with unused_ul of its last reservation not delivered."""
         if unused_ul <= 0:
             return
-        self.podlets[serial] = max(0, self.podlets.get(serial, 0) - unused_ul)
-        last = self.day[-1]
-        last[1] = max(0, last[1] - unused_ul)
+        i = self._slot(serial)
+        if i >= 0:
+            self.pod_ul[i] = max(0, self.pod_ul[i] - unused_ul)
+        if self.n_day:
+            last = self.n_day - 1
+            self.day_v[last] = max(0, self.day_v[last] - unused_ul)
         self.commit(now_s)
 
+    def _key(self, serial):
+        """serial as a slot holds it: its bytes, NUL-padded."""
+        raw = serial.encode()
+        if not 0 < len(raw) <= _SERIAL_MAX or b"\0" in raw or serial.split() != [serial]:
+            raise ValueError("podlet serial %r" % serial)
+        return raw + bytes(_SERIAL_MAX - len(raw))
+
+    def _slot(self, serial):
+        """The slot holding serial, or -1."""
+        key = self._key(serial)
+        end = self.n_pods * _SERIAL_MAX
+        at = self.serials.find(key)
+        while 0 <= at < end:
+            if at % _SERIAL_MAX == 0:
+                return at // _SERIAL_MAX
+            at = self.serials.find(key, at + 1)
+        return -1
+
+    def _name(self, i, serial):
+        key = self._key(serial)
+        o = i * _SERIAL_MAX
+        self.serials[o:o + _SERIAL_MAX] = key
+        self.serial_len[i] = _SERIAL_MAX - key.count(b"\0")
+
+    def _serial(self, i):
+        o = i * _SERIAL_MAX
+        return self.serials[o:o + self.serial_len[i]].decode()
+
     def _touch(self, serial):
-        if serial in self.podlets:
-            self.order.remove(serial)
-        else:
-            self.podlets[serial] = 0
-            if len(self.order) >= PODLETS_MAX:
-                del self.podlets[self.order.pop(0)]
-        self.order.append(serial)
+        """The slot of serial, made the most recently used; a new podlet takes a free
+        slot or, when all are taken, the least recently used one's."""
+        i = self._slot(serial)
+        if i < 0:
+            if self.n_pods < PODLETS_MAX:
+                i = self.n_pods
+                self.n_pods += 1
+            else:
+                use = self.pod_use
+                i = 0
+                for j in range(1, PODLETS_MAX):
+                    if use[j] < use[i]:
+                        i = j
+            self._name(i, serial)
+            self.pod_ul[i] = 0
+        self.uses += 1
+        self.pod_use[i] = self.uses
+        return i

@@ -5,6 +5,9 @@ A profile is installed whole or not at all: it is verified (signature, then enve
 then this appliance's hard limits, then its version against the installed one), written
 to a new file and renamed over the old one, which littlefs does atomically, and only
 then used. Decisions come back as (value, reason): reason is a short snake_case word.
+A signature check takes about a second on a board: profile_check() and podlet_check()
+return it as a Check that the app runs a bounded slice at a time across its periods;
+check_profile() and check_podlet() run one to its end at once.
 """
 import os
 
@@ -52,6 +55,10 @@ class Trust:
         except OSError:
             pass
         self.profiles = {}       # podlet_type -> profile dict (with outlet_target_mc)
+        self._checked = None     # (blob, profile) the last profile_check() passed
+        # Called between the slices of a check run to its end at once (check_profile,
+        # check_podlet): at boot the app feeds the watchdog with it.
+        self.on_slice = None
 
     def provisioned(self):
         return self.key is not None
@@ -60,21 +67,35 @@ class Trust:
         return _hexkey(self.key) if self.key else None
 
     # ---- profiles -----------------------------------------------------------------------
-    def check_profile(self, blob):
-        """(profile, None) for a signed profile this device may use, else (None, reason)."""
+    def profile_check(self, blob):
+        """The check of a signed profile as a Check: its result is (profile, None) for a
+        profile this device may use, else (None, reason)."""
         if self.key is None:
-            return None, "not_provisioned"
+            return Check(None, None, (None, "not_provisioned"))
         if not isinstance(blob, (bytes, bytearray)):
-            return None, "malformed"
-        try:
-            prof = profile_fmt.verify(self.key, blob)
-        except ProtocolError as e:
-            return None, _reason(e)
+            return Check(None, None, (None, "malformed"))
+        blob = bytes(blob)
+        return Check(profile_fmt.verify_steps(self.key, blob), self._profile_ok, None, blob)
+
+    def _profile_ok(self, check, prof):
         prof["outlet_target_mc"] = profile_fmt.target_mc(prof)
         # The envelope is podproto's; the hard limit is this appliance's own.
         if prof["outlet_target_mc"] > config.OUTLET_TARGET_MAX_MC:
             return None, "outlet_target_c"
+        self._checked = (check.arg, prof)
         return prof, None
+
+    def check_profile(self, blob):
+        """(profile, None) for a signed profile this device may use, else (None, reason).
+        The profile that a profile_check() just passed is not checked twice: install()
+        right after it costs no second signature check."""
+        done = self._checked
+        self._checked = None
+        if done is not None and done[0] == blob:
+            return done[1], None
+        result = self.profile_check(blob).run(self.on_slice)
+        self._checked = None
+        return result
 
     def install(self, blob):
         prof, reason = self.check_profile(blob)
@@ -109,19 +130,68 @@ class Trust:
         return bad
 
     # ---- podlets ------------------------------------------------------------------------
+    def podlet_check(self, image):
+        """The check of a podlet's ID-chip image (ROM CRC, signature) as a Check: its
+        result is (podlet, None) for a genuine image, else (None, reason). Whether it is
+        expired is podlet_date() at the time it is used."""
+        if image is None:
+            return Check(None, None, (None, "unreadable"))
+        if self.key is None:
+            return Check(None, None, (None, "not_provisioned"))
+        return Check(podlet_fmt.verify_steps(self.key, image), _genuine, None)
+
+    def podlet_date(self, pod, wall_s):
+        """None if a genuine podlet is not expired at wall_s, the newest wall-clock time
+        the device can vouch for (0: none), else the reason."""
+        if not wall_s:
+            return "clock_unset"
+        if (wall_s - _UNIX_2000_S) // 86400 > pod["expiry_day"]:
+            return "expired"
+        return None
+
     def check_podlet(self, image, wall_s):
         """(podlet, None) for a genuine, unexpired podlet image, else (None, reason).
         wall_s is the newest wall-clock time the device can vouch for (0: none)."""
-        if image is None:
-            return None, "unreadable"
-        if self.key is None:
-            return None, "not_provisioned"
+        pod, reason = self.podlet_check(image).run(self.on_slice)
+        if pod is None:
+            return None, reason
+        return pod, self.podlet_date(pod, wall_s)
+
+
+def _genuine(check, pod):
+    return pod, None
+
+
+class Check:
+    """A signature check done a slice at a time (podproto's verify_steps), so that no
+    service() call holds the loop for long: step() does one slice of bounded work and
+    returns True once `result`, (value, reason), is known."""
+
+    def __init__(self, steps, finish, result, arg=None):
+        self.steps = steps          # generator, or None when result is known at once
+        self.finish = finish        # (check, the verified value) -> (value, reason)
+        self.result = result
+        self.arg = arg
+        self.slices = 0
+
+    def step(self):
+        steps = self.steps
+        if self.result is not None or steps is None:
+            return True
+        self.slices += 1
         try:
-            pod = podlet_fmt.verify(self.key, image)
+            next(steps)
+            return False
+        except StopIteration as done:
+            self.result = self.finish(self, done.value)
         except ProtocolError as e:
-            return None, _reason(e)
-        if not wall_s:
-            return pod, "clock_unset"
-        if (wall_s - _UNIX_2000_S) // 86400 > pod["expiry_day"]:
-            return pod, "expired"
-        return pod, None
+            self.result = (None, _reason(e))
+        self.steps = None
+        return True
+
+    def run(self, between=None):
+        """The result, every slice done now; between() is called between slices."""
+        while not self.step():
+            if between is not None:
+                between()
+        return self.result

@@ -27,8 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND")
         sub.required = True
         importlib.import_module(module).register(sub)
-    # `sessions` works without a subcommand and `plot` is a single command: not groups.
+    # The consumer commands, `sessions` (which works without a subcommand) and `plot`
+    # register themselves: they are not all groups.
+    from steamer.app_cli import register as register_app
     from steamer.sessions_cli import register_plot, register_sessions
+    register_app(groups)
     register_sessions(groups)
     register_plot(groups)
     return parser

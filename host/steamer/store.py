@@ -604,6 +604,26 @@ class Store:
         return len(rows)
 
 
+@dataclass
+class DeviceSink:
+    """Log sync's sink (steamer.ble.client.LogSink) into a store for one device: each
+    batch is ingested in one committed transaction before the steamer is told it may
+    drop it, and the sync resumes from the store's watermark."""
+    store: Store
+    device_id: str
+    log_first: int | None = None   # the device's info.log_first (see Store.ingest)
+    new: int = 0
+    duplicate: int = 0
+
+    def last_seq(self) -> int:
+        return self.store.last_seq(self.device_id) or 0
+
+    def add(self, records: list[dict]) -> None:
+        result = self.store.ingest(self.device_id, records, log_first=self.log_first)
+        self.new += result.new
+        self.duplicate += result.duplicate
+
+
 def iso_utc(epoch_s: float | None) -> str:
     if epoch_s is None:
         return ""
@@ -754,6 +774,6 @@ def _trace_end_ms(trace_path: str | os.PathLike) -> int:
 
 
 __all__ = ["Store", "StoreError", "StoreTooNew", "RecordError", "TraceError", "IngestResult",
-           "Device", "Session", "Sample", "TraceImport", "import_trace", "trace_records",
+           "Device", "DeviceSink", "Session", "Sample", "TraceImport", "import_trace", "trace_records",
            "default_path", "session_dict", "iso_utc", "END_REASONS", "MIGRATIONS",
            "SCHEMA_VERSION"]

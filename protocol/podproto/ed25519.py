@@ -5,92 +5,183 @@ with `cryptography` (podproto.signing) and both agree on the RFC's test vectors.
 verify() is cofactorless ([S]B == R + [k]A, checked on R's encoding), rejects S >= L
 and non-canonical point encodings, and never raises: it returns True or False.
 Not constant-time, which verification does not need: it handles no secrets.
+
+On a board MicroPython's big ints make one verify take about a second, ten control
+periods, so the check is also a generator: verify_steps() yields between slices of at
+most `slice_muls` units of work, a unit being one multiplication of field elements (a
+SHA-512 round counts SHA_ROUND_MULS), and the firmware runs a slice per period (or the
+few its board affords). verify() runs it to the end. A verify is 4,400 to 5,000 units,
+most of them the 253 doubles and ~190 additions of the double scalar multiplication.
 """
-from podproto.sha512 import sha512
+from podproto.sha512 import sha512_steps
 
 _P = 2 ** 255 - 19
+_P2 = 2 * _P
+_LOW = 2 ** 255 - 1
 _L = 2 ** 252 + 27742317777372353535851937790883648493
-_D = 0          # curve constant -121665/121666, computed on first use (0: not yet)
-_SQRT_M1 = 0
-_BASE = (0, 1, 1, 0)    # (X, Y, Z, T) of the base point, once _consts() has run
+# 2 * d, d = -121665/121666 the curve constant; sqrt(-1); the base point B (x, y).
+_D = 37095705934669439343138083508754565189542113879843219016388785533085940283555
+_D2 = 16295367250680780974490674513165176452449235426866156013048779062215315747161
+_SQRT_M1 = 19681161376707505956807079304988542015446066515923890162744021073123829784752
+_BX = 15112221349535400772501151409588531511454012693041857206046113283949847762202
+_BY = 46316835694926478169428394003475163141307993866256225615783033603165251855960
+
+# Work per slice. 64 units take ~0.1 ms on the unix port, an estimated 15 ms on an
+# ESP32-C3 and 25 ms on an RP2040 (`steamer dev bench --parts protocol` measures and
+# explains): a quarter of the 100 ms period on the slower board, which must also fit
+# the control step, flash writes and the radio, and keep its period during a session,
+# since a dose is counted per period.
+SLICE_MULS = 64
+# One SHA-512 round (or schedule word) costs 2-3 field multiplications on the unix
+# port; rounded up, so a slice with hashing in it is no longer than the others.
+SHA_ROUND_MULS = 3
+_SQ_GROUP = 8           # squarings announced together
+_DOUBLE = 8             # multiplications in _double, _add
+_ADD = 8
+# The largest piece of work announced at once (a double and an add): the least
+# slice_muls can be. SHA-512 pieces are ROUNDS_PER_STEP rounds, 15 units.
+PIECE_MULS = _DOUBLE + _ADD
 
 
-def _inv(x):
-    return pow(x, _P - 2, _P)
+def _mul(a, b):
+    # Reduced below 2**255 + 2**19 when a and b are below 2**260 (not fully: callers % _P
+    # where it matters). So a result is always below 2 * _P, and x + 2 * _P - y stays
+    # positive and, like every sum below, under 2**258.
+    x = a * b
+    x = (x & _LOW) + 19 * (x >> 255)
+    return (x & _LOW) + 19 * (x >> 255)
 
 
-def _consts():
-    global _D, _SQRT_M1, _BASE
-    if not _D:
-        _D = -121665 * _inv(121666) % _P
-        _SQRT_M1 = pow(2, (_P - 1) // 4, _P)
-        y = 4 * _inv(5) % _P
-        x = _recover_x(y, 0) or 0
-        _BASE = (x, y, 1, x * y % _P)
-
-
-def _recover_x(y, sign):
-    """x for y on the curve with x's low bit == sign, or None (RFC 8032 5.1.3)."""
-    if y >= _P:
-        return None
-    yy = y * y % _P
-    x2 = (yy - 1) * _inv(_D * yy + 1) % _P
-    if x2 == 0:
-        return None if sign else 0
-    x = pow(x2, (_P + 3) // 8, _P)
-    if (x * x - x2) % _P != 0:
-        x = x * _SQRT_M1 % _P
-    if (x * x - x2) % _P != 0:
-        return None
-    if (x & 1) != sign:
-        x = _P - x
+def _sqn(x, n):
+    """x ** (2 ** n)."""
+    while n > 0:
+        k = _SQ_GROUP if n > _SQ_GROUP else n
+        yield k
+        for _ in range(k):
+            x = _mul(x, x)
+        n -= k
     return x
 
 
-def _decode_point(b):
+def _pow_2_250_1(z):
+    """(z ** (2**250 - 1), z ** 11): the common part of inversion and square root.
+    t_n below is z ** (2**n - 1), and t_(a+b) = t_a ** (2**b) * t_b."""
+    yield 2
+    z2 = _mul(z, z)
+    t2 = _mul(z2, z)
+    z8 = yield from _sqn(z2, 2)
+    t = yield from _sqn(t2, 2)
+    yield 4
+    z11 = _mul(z8, t2)
+    t4 = _mul(t, t2)
+    t5 = _mul(_mul(t4, t4), z)
+    t = yield from _sqn(t5, 5)
+    yield 1
+    t10 = _mul(t, t5)
+    t = yield from _sqn(t10, 10)
+    yield 1
+    t20 = _mul(t, t10)
+    t = yield from _sqn(t20, 20)
+    yield 1
+    t40 = _mul(t, t20)
+    t = yield from _sqn(t40, 10)
+    yield 1
+    t50 = _mul(t, t10)
+    t = yield from _sqn(t50, 50)
+    yield 1
+    t100 = _mul(t, t50)
+    t = yield from _sqn(t100, 100)
+    yield 1
+    t200 = _mul(t, t100)
+    t = yield from _sqn(t200, 50)
+    yield 1
+    return _mul(t, t50), z11
+
+
+def _inv(z):
+    """1 / z, as z ** (p - 2) = z ** (2**255 - 21) = (z ** (2**250 - 1)) ** 32 * z ** 11."""
+    t, z11 = yield from _pow_2_250_1(z)
+    t = yield from _sqn(t, 5)
+    yield 1
+    return _mul(t, z11)
+
+
+def _decode(b):
+    """(x, y) of a canonical point encoding (RFC 8032 5.1.3), or None. The square root
+    of u / v is u * v**3 * (u * v**7) ** ((p - 5) / 8), so no inversion is needed."""
     v = int.from_bytes(b, "little")
     sign = v >> 255
-    y = v & ((1 << 255) - 1)
-    x = _recover_x(y, sign)
-    if x is None:
+    y = v & _LOW
+    if y >= _P:
         return None
-    return (x, y, 1, x * y % _P)
+    yield 6
+    yy = _mul(y, y)
+    u = yy + _P - 1
+    v = _mul(_D, yy) + 1
+    v3 = _mul(_mul(v, v), v)
+    uv7 = _mul(u, _mul(_mul(v3, v3), v))
+    t, _ = yield from _pow_2_250_1(uv7)
+    t = yield from _sqn(t, 2)           # (u v**7) ** (2**252 - 3)
+    yield 6
+    x = _mul(_mul(u, v3), _mul(t, uv7))
+    vxx = _mul(v, _mul(x, x)) % _P
+    u = u % _P
+    if vxx != u:
+        if vxx != (_P - u) % _P:
+            return None
+        x = _mul(x, _SQRT_M1)
+    x = x % _P
+    if x == 0 and sign:
+        return None
+    if (x & 1) != sign:
+        x = _P - x
+    return x, y
 
 
-def _encode_point(pt):
-    zi = _inv(pt[2])
-    x = pt[0] * zi % _P
-    y = pt[1] * zi % _P
-    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+def _cached(x, y, z, t):
+    # A point as _add wants its second operand: (Y - X, Y + X, 2 d T, 2 Z).
+    return (y + _P2 - x, y + x, _mul(_D2, t), 2 * z)
 
 
-def _add(p, q):
-    # RFC 8032 5.1.4, extended coordinates (a = -1).
-    a = (p[1] - p[0]) * (q[1] - q[0]) % _P
-    b = (p[1] + p[0]) * (q[1] + q[0]) % _P
-    c = 2 * p[3] * q[3] * _D % _P
-    d = 2 * p[2] * q[2] % _P
-    e = b - a
-    f = d - c
-    g = d + c
+def _add(p, c):
+    # RFC 8032 5.1.4 (a = -1), extended coordinates; c from _cached().
+    a = _mul(p[1] + _P2 - p[0], c[0])
+    b = _mul(p[1] + p[0], c[1])
+    cc = _mul(p[3], c[2])
+    d = _mul(p[2], c[3])
+    e = b + _P2 - a
+    f = d + _P2 - cc
+    g = d + cc
     h = b + a
-    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+    return (_mul(e, f), _mul(g, h), _mul(f, g), _mul(e, h))
 
 
 def _double(p):
-    a = p[0] * p[0] % _P
-    b = p[1] * p[1] % _P
-    c = 2 * p[2] * p[2] % _P
+    x = p[0]
+    y = p[1]
+    a = _mul(x, x)
+    b = _mul(y, y)
+    c = 2 * _mul(p[2], p[2])
     h = a + b
-    s = p[0] + p[1]
-    e = h - s * s % _P
-    g = a - b
+    s = x + y
+    e = h + _P2 - _mul(s, s)
+    g = a + _P2 - b
     f = c + g
-    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+    return (_mul(e, f), _mul(g, h), _mul(f, g), _mul(e, h))
 
 
-def verify(public_key, message, signature):
-    """True if signature (64 bytes) is public_key's (32 bytes) Ed25519 signature of message."""
+def _hash(data):
+    steps = sha512_steps(data)
+    while True:
+        try:
+            rounds = next(steps)
+        except StopIteration as done:
+            return done.value
+        yield rounds * SHA_ROUND_MULS
+
+
+def _work(public_key, message, signature):
+    """The verification, yielding before each piece of work what it will cost."""
     try:
         if len(public_key) != 32 or len(signature) != 64:
             return False
@@ -99,27 +190,78 @@ def verify(public_key, message, signature):
         message = bytes(message)
     except (TypeError, ValueError):
         return False
-    _consts()
-    r_bytes = signature[:32]
+    r = signature[:32]
     s = int.from_bytes(signature[32:], "little")
     if s >= _L:
         return False
-    a = _decode_point(public_key)
+    a = yield from _decode(public_key)
     if a is None:
         return False
-    k = int.from_bytes(sha512(r_bytes + public_key + message), "little") % _L
-    # [s]B - [k]A in one pass of double-and-add over both scalars (Shamir's trick).
-    neg_a = ((_P - a[0]) % _P, a[1], a[2], (_P - a[3]) % _P)
-    both = _add(_BASE, neg_a)
+    h = yield from _hash(r + public_key + message)
+    yield 12
+    k = int.from_bytes(h, "little") % _L
+    # [s]B - [k]A in one pass of double-and-add over both scalars (Shamir's trick),
+    # adding B, -A or B - A, each in _cached form.
+    neg_x = _P - a[0]
+    c_neg_a = _cached(neg_x, a[1], 1, _mul(neg_x, a[1]))
+    c_b = _cached(_BX, _BY, 1, _mul(_BX, _BY))
+    both = _add((_BX, _BY, 1, _mul(_BX, _BY)), c_neg_a)
+    c_both = _cached(both[0], both[1], both[2], both[3])
     q = (0, 1, 1, 0)
-    for i in range(255, -1, -1):
-        q = _double(q)
+    i = 252
+    while i >= 0 and not ((s | k) >> i) & 1:
+        i -= 1
+    while i >= 0:
         bit_s = (s >> i) & 1
         bit_k = (k >> i) & 1
+        yield _DOUBLE + _ADD if bit_s or bit_k else _DOUBLE
+        q = _double(q)
         if bit_s and bit_k:
-            q = _add(q, both)
+            q = _add(q, c_both)
         elif bit_s:
-            q = _add(q, _BASE)
+            q = _add(q, c_b)
         elif bit_k:
-            q = _add(q, neg_a)
-    return _encode_point(q) == r_bytes
+            q = _add(q, c_neg_a)
+        i -= 1
+    zi = yield from _inv(q[2])
+    yield 2
+    x = _mul(q[0], zi) % _P
+    y = _mul(q[1], zi) % _P
+    return (y | ((x & 1) << 255)).to_bytes(32, "little") == r
+
+
+def verify_steps(public_key, message, signature, slice_muls=SLICE_MULS, log=None):
+    """verify() as a generator: each next() does one slice of at most slice_muls units
+    of work (see the module's doc); the return value (StopIteration.value) is the
+    result. log, a list, gets each slice's units, the last one included. slice_muls
+    below PIECE_MULS acts as PIECE_MULS."""
+    work = _work(public_key, message, signature)
+    spent = 0
+    while True:
+        try:
+            cost = next(work)
+        except StopIteration as done:
+            if log is not None:
+                log.append(spent)
+            return done.value
+        if spent and spent + cost > slice_muls:
+            if log is not None:
+                log.append(spent)
+            yield spent
+            spent = 0
+        spent += cost
+
+
+def run(steps):
+    """The return value of a generator of steps (verify_steps() or one built on it),
+    run to its end."""
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        return done.value
+
+
+def verify(public_key, message, signature):
+    """True if signature (64 bytes) is public_key's (32 bytes) Ed25519 signature of message."""
+    return run(verify_steps(public_key, message, signature))

@@ -25,7 +25,8 @@ FLAGS_KNOWN = const(0x03)
 
 _FAULT = (("code", "B"), ("sensor", "B"), ("raw", "H"), ("value_mc", "i"),
           ("limit_mc", "i"), ("uptime_s", "I"))
-_LOG = (("seq", "I"), ("t_s", "I"), ("event", "B"), ("arg", "i"))
+# A journal record as podproto.logevents packs it (logevents.WIRE_BYTES in all).
+_LOG = (("seq", "I"), ("t_s", "I"), ("t_ms", "I"), ("event", "B"), ("data", "x32"))
 _PROFILE_ID = (("podlet_type", "B"), ("version", "H"), ("name", "s"))
 
 # (type, name, fields); type codes are grouped by topic in 16s.

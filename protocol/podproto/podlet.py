@@ -187,10 +187,18 @@ def decode(image):
         raise ProtocolError("podlet image: malformed (%s)" % type(e).__name__)
 
 
-def verify(public_key, image):
-    """The podlet dict of an image whose signature verifies, else ProtocolError."""
-    from podproto.ed25519 import verify as ed_verify
+def verify_steps(public_key, image):
+    """verify() as a generator of bounded slices of work (podproto.ed25519.verify_steps):
+    its return value is the podlet dict; ProtocolError as verify()."""
+    from podproto import ed25519
     podlet, signed, sig = decode(image)
-    if not ed_verify(public_key, signed, sig):
+    ok = yield from ed25519.verify_steps(public_key, signed, sig)
+    if not ok:
         raise ProtocolError("podlet signature: bad signature")
     return podlet
+
+
+def verify(public_key, image):
+    """The podlet dict of an image whose signature verifies, else ProtocolError."""
+    from podproto import ed25519
+    return ed25519.run(verify_steps(public_key, image))

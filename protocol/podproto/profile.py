@@ -168,13 +168,10 @@ def check(p):
     return p
 
 
-def verify(public_key, signed):
-    """The profile dict of a signed profile that verifies and fits the envelope.
-
-    Anything else raises ProtocolError; nothing is returned from a profile that fails
-    any check, so a caller cannot apply part of it.
-    """
-    from podproto.ed25519 import verify as ed_verify
+def verify_steps(public_key, signed):
+    """verify() as a generator of bounded slices of work (podproto.ed25519.verify_steps):
+    its return value is the profile dict; ProtocolError as verify()."""
+    from podproto import ed25519
     try:
         n = len(signed)
     except Exception:
@@ -182,6 +179,17 @@ def verify(public_key, signed):
     if n < _FIXED_LEN + SIG_LEN:
         raise ProtocolError("signed profile: truncated, %d bytes" % n)
     body = bytes(signed[:n - SIG_LEN])
-    if not ed_verify(public_key, body, signed[n - SIG_LEN:]):
+    ok = yield from ed25519.verify_steps(public_key, body, signed[n - SIG_LEN:])
+    if not ok:
         raise ProtocolError("signed profile: bad signature")
     return check(decode(body))
+
+
+def verify(public_key, signed):
+    """The profile dict of a signed profile that verifies and fits the envelope.
+
+    Anything else raises ProtocolError; nothing is returned from a profile that fails
+    any check, so a caller cannot apply part of it.
+    """
+    from podproto import ed25519
+    return ed25519.run(verify_steps(public_key, signed))

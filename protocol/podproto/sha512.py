@@ -1,7 +1,9 @@
 """SHA-512 (FIPS 180-4) in plain Python, for Ed25519 on boards whose hashlib lacks it.
 
-Big ints stand in for 64-bit words; it is not on any hot path (a signature check hashes
-a few hundred bytes). sha512(data) is the one-shot digest, as hashlib.sha512(data).digest().
+Big ints stand in for 64-bit words, so a 128-byte block costs about as much as 300
+Ed25519 field multiplications; sha512_steps() is the digest as a generator that stops
+every few rounds, so that a device can spread it over its control periods.
+sha512(data) is the one-shot digest, as hashlib.sha512(data).digest().
 """
 import struct
 
@@ -41,46 +43,81 @@ _H0 = (
     0x1f83d9abfb41bd6b, 0x5be0cd19137e2179,
 )
 _M = 0xFFFFFFFFFFFFFFFF
+# Rounds (or message-schedule words, which cost less) done between two yields.
+ROUNDS_PER_STEP = 5
 
 
-def _compress(h, block, off):
-    w = list(struct.unpack_from(">16Q", block, off))
+def _schedule(w, t0, t1):
     m = _M
-    for t in range(16, 80):
+    for t in range(t0, t1):
         x = w[t - 15]
         s0 = ((x >> 1) | (x << 63)) ^ ((x >> 8) | (x << 56)) ^ (x >> 7)
         x = w[t - 2]
         s1 = ((x >> 19) | (x << 45)) ^ ((x >> 61) | (x << 3)) ^ (x >> 6)
         w.append((w[t - 16] + (s0 & m) + w[t - 7] + (s1 & m)) & m)
-    a, b, c, d, e, f, g, hh = h
+
+
+def _rounds(v, w, t0, t1):
+    # v: the working variables a..h, updated in place.
+    m = _M
     k = _K
-    for t in range(80):
+    a, b, c, d, e, f, g, hh = v
+    for t in range(t0, t1):
         s1 = ((e >> 14) | (e << 50)) ^ ((e >> 18) | (e << 46)) ^ ((e >> 41) | (e << 23))
         ch = (e & f) ^ (~e & g)
-        t1 = (hh + (s1 & m) + (ch & m) + k[t] + w[t]) & m
+        tmp1 = (hh + (s1 & m) + (ch & m) + k[t] + w[t]) & m
         s0 = ((a >> 28) | (a << 36)) ^ ((a >> 34) | (a << 30)) ^ ((a >> 39) | (a << 25))
         maj = (a & b) ^ (a & c) ^ (b & c)
         t2 = ((s0 & m) + maj) & m
         hh = g
         g = f
         f = e
-        e = (d + t1) & m
+        e = (d + tmp1) & m
         d = c
         c = b
         b = a
-        a = (t1 + t2) & m
-    return [(h[0] + a) & m, (h[1] + b) & m, (h[2] + c) & m, (h[3] + d) & m,
-            (h[4] + e) & m, (h[5] + f) & m, (h[6] + g) & m, (h[7] + hh) & m]
+        a = (tmp1 + t2) & m
+    v[0] = a
+    v[1] = b
+    v[2] = c
+    v[3] = d
+    v[4] = e
+    v[5] = f
+    v[6] = g
+    v[7] = hh
 
 
-def sha512(data):
-    """The 64-byte SHA-512 digest of data (bytes-like)."""
+def sha512_steps(data, rounds=ROUNDS_PER_STEP):
+    """The SHA-512 digest of data as a generator: before each piece of work it yields
+    how many rounds (or schedule words) that piece is, at most `rounds`; its return
+    value (StopIteration.value) is the 64-byte digest."""
     data = bytes(data)
     n = len(data)
     # Padding: 0x80, zeros, then the bit length as a 128-bit big-endian number.
     pad = (112 - (n + 1)) % 128
     msg = data + b"\x80" + bytes(pad) + struct.pack(">QQ", 0, (n * 8) & _M)
-    h = list(_H0)
+    h = list(_H0)  # type: list[int]
     for off in range(0, len(msg), 128):
-        h = _compress(h, msg, off)
+        w = list(struct.unpack_from(">16Q", msg, off))
+        for t in range(16, 80, rounds):
+            t1 = min(80, t + rounds)
+            yield t1 - t
+            _schedule(w, t, t1)
+        v = list(h)
+        for t in range(0, 80, rounds):
+            t1 = min(80, t + rounds)
+            yield t1 - t
+            _rounds(v, w, t, t1)
+        for i in range(8):
+            h[i] = (h[i] + v[i]) & _M
     return struct.pack(">8Q", h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
+
+
+def sha512(data):
+    """The 64-byte SHA-512 digest of data (bytes-like)."""
+    steps = sha512_steps(data, 80)
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        return done.value

@@ -121,8 +121,16 @@ def test_a_session_started_over_ble_runs_to_its_end_after_the_link_drops(air, tm
                     await st.authenticate()
                     await st.sync_logs(sink)
                     break
-        names = [r["event_name"] for r in sink.records]
+        names = [r["kind"] for r in sink.records]
         assert "session_ended" in names
+        # What the host's history needs of a session arrives with it.
+        ended = [r["payload"] for r in sink.records if r["kind"] == "session_ended"][-1]
+        assert ended["reason"] and ended["session_ul"] > 0
+        started = [r["payload"] for r in sink.records if r["kind"] == "session_started"][-1]
+        assert len(started["podlet"]) == 12 and started["target_c"] > 30
+        steaming = [r["payload"] for r in sink.records
+                    if r["kind"] == "sample" and r["payload"]["state"] == "steaming"]
+        assert steaming and all(p["boiler_c"] > 90 and p["heater_pct"] > 0 for p in steaming)
         assert "fault_latched" not in names and "watchdog_reset" not in names
     try:
         run(go())

@@ -42,7 +42,7 @@ def test_log_sync_delivers_every_record_once_and_lets_the_device_compact(paired)
             assert (await st.sync_logs(sink)).records >= 5
             assert (await st.sync_logs(sink)).records == 0
         check_records(sink)
-        names = {r["event_name"] for r in sink.records}
+        names = {r["kind"] for r in sink.records}
         assert {"boot", "pairing_window", "host_paired", "session_refused"} <= names
         # The acknowledgement reached the journal: Info's log_first moved past it.
         async with Steamer(s.addr, ring, sim=s.air.address) as st:

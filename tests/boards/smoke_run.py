@@ -1,17 +1,23 @@
 """Runs a real board's board.py (on fake machine and onewire) with the real firmware on
-the unix port: every hot method under heap_lock, then control steps through fw.main.
-Prints one JSON line of findings for tests/boards/test_board_smoke.py."""
+the unix port: every hot method under heap_lock, the podlet reader on an emulated ID chip,
+then control steps through fw.main. Prints one JSON line of findings for
+tests/boards/test_board_smoke.py. Argument: the number of steps; $SMOKE_PODLET_HEX: a
+podlet image (an argument over 255 bytes crashes the unix port at startup)."""
 import json
+import os
 import sys
+
+# The firmware first: the unix port compiles each module from source into the heap, and
+# the largest (fw.app) needs its biggest free block before the rest fragments the heap.
+from fw import main
+from fw import hal
+from fw import idchip
 
 import machine
 import micropython
 import onewire
 
 import board as board_mod
-from fw import hal
-from fw import main
-
 
 
 def pin_table(path):
@@ -42,7 +48,9 @@ out["wdt_timeout"] = machine.WDTS[0].timeout
 # ---- every hot method, under heap_lock ----------------------------------------
 machine.ADCS[0].raw16 = 0xABCD
 machine.ADCS[1].raw16 = 0xFFFF
-onewire.PRESENT[0] = 1
+IMAGE = bytes.fromhex(os.getenv("SMOKE_PODLET_HEX"))
+bus = onewire.BUSES[-1]
+bus.image = IMAGE
 kicks0 = kick.writes
 # Filled in place under heap_lock: [progress, heater on count, hz x5, raw, switches,
 # present, pulses, cut-off open]
@@ -102,7 +110,29 @@ out["pulses"] = res[10]
 out["cutoff_open"] = res[11]
 out["relay_after_open"] = relay.v
 out["ssr_after_off"] = ssr.v
-out["podlet_read"] = b.podlet.read()
+
+# ---- the podlet's ID chip, read by fw.idchip through the board's reader ---------------
+
+
+def hexed(image):
+    return None if image is None else "".join("%02x" % x for x in image)
+
+
+resets0 = bus.resets
+out["podlet_read"] = hexed(b.podlet.read())
+out["podlet_status"] = idchip.STATUS_NAMES[b.podlet.chip.status]
+out["podlet_resets"] = bus.resets - resets0
+bad = bytearray(IMAGE)
+bad[7] ^= 0xFF
+bus.image = bytes(bad)
+out["podlet_bad_crc"] = hexed(b.podlet.read())
+bus.image = IMAGE
+bus.break_after = 40
+out["podlet_bus_error"] = [hexed(b.podlet.read()), idchip.STATUS_NAMES[b.podlet.chip.status]]
+bus.break_after = 0
+bus.image = None
+out["podlet_absent"] = [b.podlet.present(), hexed(b.podlet.read()),
+                        idchip.STATUS_NAMES[b.podlet.chip.status]]
 
 # ---- the encoder counter wraps at 2**24 ------------------------------------------
 b.pump._count[0] = (1 << 24) - 1

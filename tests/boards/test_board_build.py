@@ -32,7 +32,8 @@ def test_bytecode_build_compiles_every_file(board, tmp_path):
     rows = build.build_board(board, tmp_path)
     built = {r["file"] for r in rows}
     assert {dest for _, dest in build.sources(board)} == built
-    assert {"lib/fw/main.mpy", "lib/fw/app.mpy", "board.mpy", "main.py"} <= built
+    assert {"lib/fw/main.mpy", "lib/fw/app.mpy", "lib/fw/idchip.mpy", "board.mpy",
+            "realboard.mpy", "main.py"} <= built
     assert any(f.startswith("lib/podproto/") for f in built)
     for row in rows:
         out = tmp_path / row["file"]
@@ -51,7 +52,7 @@ def test_native_code_names_the_board_arch(board, tmp_path):
     # arch is checked on the firmware's own modules, which are what would go native.
     march = build.BOARDS_SPEC[board].march
     for src, dest in build.sources(board):
-        if dest.startswith("lib/fw/") or dest == "board.mpy":
+        if dest.startswith("lib/fw/") or dest in ("board.mpy", "realboard.mpy"):
             out = tmp_path / dest
             assert build.compile_file(src, out, march, emit="native") is None, src
             magic, version, features, _ = header(out)

@@ -1,6 +1,8 @@
-"""Each real board's board.py, on stand-in `machine` and `onewire` modules (fakes/), run by
-the real MicroPython VM (unix port) with the real firmware: every hot method completes
-under heap_lock, the outputs do what the board contract says, and control steps run."""
+"""Each real board's board.py (with boards/common), on stand-in `machine` and `onewire`
+modules (fakes/; the 1-Wire bus is the sim board's emulated DS2431), run by the real
+MicroPython VM (unix port) with the real firmware: every hot method completes under
+heap_lock, the outputs do what the board contract says, the podlet's ID chip is read
+through the board's reader, and control steps run."""
 from __future__ import annotations
 
 import json
@@ -11,18 +13,24 @@ from pathlib import Path
 import pytest
 
 from steamer_tools import build
+from steamer_tools.signing_sim import podlet_image
 from steamer_tools.paths import BOARD_HEAP, BOARDS, DEVICE, PROTOCOL, micropython_exe
 
 HERE = Path(__file__).resolve().parent
+PODLET_OK_HEX = podlet_image({"serial": "0000c0ffee01", "podlet_type": 3, "capacity_ul": 3000,
+                              "expiry": "2027-06-30", "lot": "L2611"}, "ok").hex()
 
 
 @pytest.fixture(scope="module", params=build.real_boards())
 def run(request, tmp_path_factory):
     board = request.param
     cwd = tmp_path_factory.mktemp(board)
-    env = dict(os.environ)
-    env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (HERE / "fakes", DEVICE, PROTOCOL,
-                                                            BOARDS / board))
+    # The emulated 1-Wire chip alone from boards/sim (its board.py must not shadow this one).
+    sim = tmp_path_factory.mktemp("sim-ds2431")
+    (sim / "ds2431.py").symlink_to(BOARDS / "sim" / "ds2431.py")
+    env = dict(os.environ, SMOKE_PODLET_HEX=PODLET_OK_HEX)
+    env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (
+        HERE / "fakes", DEVICE, PROTOCOL, *build.board_dirs(board), sim))
     proc = subprocess.run([micropython_exe(), "-X", "heapsize=" + BOARD_HEAP,
                            str(HERE / "smoke_run.py"), "10"],
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
@@ -64,7 +72,21 @@ def test_sensors_switches_and_podlet(run):
     # Pulled up, nothing closed: float and tilt read unsafe (1), the button not held.
     assert out["switches"] == 110
     assert out["present"] == 1
-    assert out["podlet_read"] is None
+
+
+def test_podlet_id_chip_read_through_the_board(run):
+    _, out, _ = run
+    # Read ROM + Read Memory, twice to confirm: the image the chip holds.
+    assert out["podlet_read"] == PODLET_OK_HEX
+    assert out["podlet_status"] == "ok"
+    assert out["podlet_resets"] == 2
+    # A chip whose ROM CRC-8 is wrong: handed on as read, the memory left unread (0xFF),
+    # for the podlet format to refuse with "crc".
+    assert out["podlet_bad_crc"] == PODLET_OK_HEX[:14] + "%02x" % (
+        int(PODLET_OK_HEX[14:16], 16) ^ 0xFF) + "ff" * 128
+    # Contact lost mid-read, and no chip at all: unreadable.
+    assert out["podlet_bus_error"] == [None, "bus_error"]
+    assert out["podlet_absent"] == [0, None, "absent"]
 
 
 def test_cutoff_stays_open_across_watchdog_reset(run):

@@ -121,3 +121,25 @@ def test_real_step_allocates_nothing_through_a_session():
         app.service()
     assert app.session_nl > 0          # it got as far as dosing
     assert failures == 0
+
+
+def test_step_allocates_nothing_after_years_of_uptime():
+    """Past 2**30 steps (3.4 years at 10 Hz) a step count would be a long int on the
+    32-bit boards; the step keeps its uptime in small ints."""
+    b, app = simkit.make()
+    start = (2 ** 30 + 2 ** 29) // 10 * 10         # about 5 years, on a whole second
+    app.steps = start
+    up_s = app.uptime_s()
+    failures = 0
+    for _ in range(25):
+        b.wait_tick()
+        micropython.heap_lock()
+        try:
+            app.step()
+        except MemoryError:
+            failures += 1
+        micropython.heap_unlock()
+        app.service()
+    assert failures == 0
+    assert app.uptime_s() == up_s + 2 and app.steps == start + 25
+    assert app.up_s < 2 ** 30 and app.tick < 10

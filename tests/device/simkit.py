@@ -42,7 +42,8 @@ def make(**plant):
     b.podlet.info = dict(PODLET, image_hex=signed.PODLET_OK_HEX)
     b.podlet.v = 1
     b.commands.append(("set_clock", 1795000000))
-    tick(b, app)        # installs the scenario's profile, reads the podlet
+    tick(b, app)        # queues the checks of the scenario's profile and the podlet
+    app.finish_checks()
     assert app.podlet is not None
     return b, app
 

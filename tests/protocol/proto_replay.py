@@ -8,6 +8,8 @@ One vector per line, "<kind> <payload>"; one output line per vector:
   P <hex>    decode a profile                         -> "ok <re-encoded hex> <problem>" | "err"
   G <hex>    decode a podlet image                    -> "ok <serial> <expiry_day>" | "err"
   S <pub hex> <signed hex>  verify a signed profile   -> "ok" | "err"
+  E <json>   a journal record through logevents      -> "ok <log_records frame hex> <the
+                                                         record back, fields sorted>"
 Run on MicroPython as: micropython proto_replay.py VECTORS
 """
 import binascii
@@ -15,7 +17,7 @@ import json
 import sys
 
 import podproto
-from podproto import link, podlet, profile
+from podproto import link, logevents, podlet, profile
 
 
 def _unjson(v):
@@ -55,6 +57,13 @@ def replay_line(line):
         if kind == "G":
             d = podlet.decode(binascii.unhexlify(rest))[0]
             return "ok %s %d" % (d["serial"], d["expiry_day"])
+        if kind == "E":
+            entry = logevents.to_wire(7, json.loads(rest))
+            frame = podproto.encode({"type": "log_records", "id": 1, "records": [entry]})
+            back = logevents.from_wire(podproto.decode(frame)["records"][0])
+            fields = " ".join("%s=%s" % (k, ("%.3f" % v) if isinstance(v, float) else v)
+                              for k, v in sorted(back["payload"].items()))
+            return "ok %s %s %s" % (_hex(frame), back["kind"], fields)
         if kind == "S":
             pub, signed = rest.split(" ")
             profile.verify(binascii.unhexlify(pub), binascii.unhexlify(signed))

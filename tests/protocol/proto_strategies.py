@@ -6,7 +6,7 @@ import functools
 
 from hypothesis import strategies as st
 
-from podproto import messages
+from podproto import logevents, messages
 from podproto.codec import _INT_RANGE  # the field kinds' ranges, one definition
 from podproto.link import MIN_PDU
 
@@ -88,3 +88,27 @@ def podlets():
         "lot": st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E),
                        min_size=1, max_size=8),
     })
+
+
+def _log_field(kind):
+    if kind[0] == "s":
+        return st.one_of(st.none(), st.text(ASCII, max_size=int(kind[1:]) + 4))
+    if kind[0] == "x":
+        n = int(kind[1:])
+        return st.one_of(st.none(), st.binary(min_size=n, max_size=n).map(bytes.hex),
+                         st.text("0123456789abcdefg", max_size=2 * n + 1))
+    return st.one_of(st.none(), st.integers(-2 ** 33, 2 ** 33),
+                     st.floats(-1e6, 1e6, allow_nan=False).map(lambda f: round(f, 3)))
+
+
+@st.composite
+def journal_records(draw):
+    """A journal record as the firmware appends it, of any event (or one unknown to
+    logevents), with any field values, in or out of what its layout can carry."""
+    name = draw(st.one_of(st.sampled_from(logevents.EVENT_NAMES[1:]),
+                          st.text(ASCII, min_size=1, max_size=40)))
+    rec = {"event": name, "t": draw(st.one_of(st.none(), st.integers(-1, 2 ** 32))),
+           "t_ms": draw(st.integers(0, 2 ** 40))}
+    for field, kind, _scale in logevents.LAYOUTS.get(name, ()):
+        rec[field] = draw(_log_field(kind))
+    return rec

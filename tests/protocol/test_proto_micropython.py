@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import podproto
-from podproto import link, podlet, profile, signing
+from podproto import link, logevents, podlet, profile, signing
 from proto_replay import replay_line
-from proto_strategies import bit_flip, max_pdus, messages_any, podlets, profiles
+from proto_strategies import (bit_flip, journal_records, max_pdus, messages_any, podlets,
+                              profiles)
 
 HERE = Path(__file__).resolve().parent
 MIN_VECTORS = 10_000
@@ -108,6 +109,11 @@ def signed_vectors(draw):
             "S %s %s" % (PUB.hex(), draw(bit_flip(signed)).hex())]
 
 
+@st.composite
+def log_vectors(draw):
+    return ["E " + json.dumps(draw(journal_records()))]
+
+
 def make_vectors() -> list[str]:
     lines: list[str] = []
     _collect(message_vectors(), 1200, lines)
@@ -116,6 +122,7 @@ def make_vectors() -> list[str]:
     _collect(profile_vectors(), 300, lines)
     _collect(podlet_vectors(), 300, lines)
     _collect(signed_vectors(), 60, lines)
+    _collect(log_vectors(), 400, lines)
     return lines
 
 
@@ -134,4 +141,6 @@ def test_micropython_replay_matches_cpython(micropython, tmp_path):
     decisions = {(line[0], out.split(" ")[0]) for line, out in zip(lines, expected)
                  if line[0] != "R"}
     assert decisions >= {(k, v) for k in "MDPGS" for v in ("ok", "err")}
+    kinds = {json.loads(line[2:])["event"] for line in lines if line[0] == "E"}
+    assert len(kinds & set(logevents.EVENT_NAMES)) >= 15 and kinds - set(logevents.EVENT_NAMES)
     assert "?" not in expected

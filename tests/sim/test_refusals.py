@@ -24,6 +24,9 @@ PODLET = {"serial": "0000c0ffee01", "podlet_type": 3, "capacity_ul": 3000,
           "expiry": "2027-06-30", "lot": "L2611"}
 SESSION_UL = 600                # session_s * dose_rate_ul_min / 60
 DOSING_S = 165                  # a time inside the first session's dosing (~150..180 s)
+# A podlet's signature check spans a few periods (fw.trust.Check, 16 slices a period on
+# the sim board): its decision comes at most this long after the insertion.
+CHECK_MS = 1000
 
 
 @dataclass
@@ -109,7 +112,8 @@ def _check_doses(r: Run, scen: dict) -> None:
 def test_podlet_rejected(tmp_path, changes, reason):
     r = run(tmp_path, scenario(4, [insert(1, **changes), do(2, "start_session")]))
     rejected = r.decisions("podlet_rejected", "podlet_accepted")[0]
-    assert rejected["event"] == "podlet_rejected" and rejected["t_ms"] == 1000
+    assert rejected["event"] == "podlet_rejected"
+    assert 1000 <= rejected["t_ms"] <= 1000 + CHECK_MS
     assert rejected["reason"] == reason
     # A podlet that did not verify is named by no serial: nothing it says is trusted.
     verified = reason not in ("crc", "bad_signature")
@@ -146,8 +150,9 @@ def test_partly_used_podlet_gives_what_is_left_then_is_used_up(tmp_path):
         ("completed", SESSION_UL), ("podlet_empty", 400)]
     # Rejected when inserted, and again when start reads it once more.
     used_up = r.decisions("podlet_rejected")
-    assert [(e["t_ms"], e["reason"], e["podlet"]) for e in used_up] == [
-        (501000, "used_up", PODLET["serial"]), (502000, "used_up", PODLET["serial"])]
+    assert [(e["reason"], e["podlet"]) for e in used_up] == [("used_up", PODLET["serial"])] * 2
+    assert 501000 <= used_up[0]["t_ms"] <= 501000 + CHECK_MS
+    assert used_up[1]["t_ms"] == 502000
     assert r.reasons("session_refused") == ["no_podlet"]
 
 

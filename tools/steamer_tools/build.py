@@ -5,8 +5,9 @@
     steamer dev typecheck                        # pyright on every real board
 
 The build mirrors the device's file system: device/ and protocol/ go to lib/ (on the
-board's sys.path), the board's modules to the root as .mpy, and main.py stays source
-because MicroPython runs main.py from source at boot. Each board's MicroPython stubs are
+board's sys.path), the board's modules and those every real board shares (boards/common)
+to the root as .mpy, and main.py stays source because MicroPython runs main.py from
+source at boot. Each board's MicroPython stubs are
 installed on first use into <venv>/stubs/<board>, one folder per board, because the
 stubs of two ports define the same modules (machine, time, ...) differently.
 """
@@ -26,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steamer_tools.paths import BOARDS, DEVICE, PROTOCOL, ROOT
+
+# The modules every real board shares (realboard.py); each board's board.py imports them.
+COMMON = BOARDS / "common"
 
 
 @dataclass(frozen=True)
@@ -79,10 +83,21 @@ def sources(board: str) -> list[tuple[Path, str]]:
         for src in sorted(tree.rglob("*.py")):
             if "__pycache__" not in src.parts and _rel(str(src)) not in HOST_ONLY:
                 out.append((src, "lib/" + src.relative_to(tree).with_suffix(".mpy").as_posix()))
-    for src in sorted((BOARDS / board).glob("*.py")):
-        dest = src.name if src.name == "main.py" else src.with_suffix(".mpy").name
-        out.append((src, dest))
+    for folder in board_dirs(board):
+        for src in sorted(folder.glob("*.py")):
+            dest = src.name if src.name == "main.py" else src.with_suffix(".mpy").name
+            out.append((src, dest))
+    names = [dest for _, dest in out]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise BuildError("two files would land at %s on the board" % ", ".join(clash))
     return out
+
+
+def board_dirs(board: str, board_dir: Path | None = None) -> list[Path]:
+    """The folders whose modules go to the root of `board`'s file system (and are on its
+    import path in the tests): the board's own, then the shared one."""
+    return [board_dir or BOARDS / board, COMMON]
 
 
 def compile_file(src: Path, dest: Path, march: str, emit: str = "bytecode") -> str | None:
@@ -170,8 +185,9 @@ def stubs_dir(board: str) -> Path:
 
 def pyright_config(board: str, where: Path, board_dir: Path | None = None) -> dict:
     """The pyright configuration for `board`, to be written into the folder `where`: its
-    board.py and main.py with device/ and protocol/, against its MicroPython stubs and
-    nothing from the host's Python (an empty environment in `where`)."""
+    board.py and main.py with boards/common, device/ and protocol/, against its
+    MicroPython stubs and nothing from the host's Python (an empty environment in
+    `where`)."""
     stubs = stubs_dir(board)
     board_dir = board_dir or BOARDS / board
 
@@ -181,12 +197,13 @@ def pyright_config(board: str, where: Path, board_dir: Path | None = None) -> di
 
     (where / "env" / "lib" / "python3.11" / "site-packages").mkdir(parents=True, exist_ok=True)
     return {
-        "include": [rel(board_dir / "board.py"), rel(board_dir / "main.py"),
+        "include": [rel(board_dir / "board.py"), rel(board_dir / "main.py"), rel(COMMON),
                     rel(DEVICE), rel(PROTOCOL)],
         "exclude": ["**/__pycache__"] + [rel(ROOT / p) for p in HOST_ONLY],
         "stubPath": str(stubs),
         "typeshedPath": str(stubs),
-        "extraPaths": [str(board_dir), str(DEVICE), str(PROTOCOL)],
+        "extraPaths": [str(d) for d in board_dirs(board, board_dir)] + [str(DEVICE),
+                                                                          str(PROTOCOL)],
         "venvPath": str(where),
         "venv": "env",
         "pythonVersion": "3.11",
@@ -252,9 +269,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds `build` and `typecheck` to the `steamer dev` group."""
     p = subparsers.add_parser(
         "build", help="cross-compile the firmware of a board to .mpy",
-        description="Cross-compile device/, protocol/ and boards/BOARD to .mpy for the board's "
-                    "architecture, in the layout of the device's file system, and check the "
-                    "size against the board's flash budget.",
+        description="Cross-compile device/, protocol/, boards/BOARD and boards/common to .mpy "
+                    "for the board's architecture, in the layout of the device's file system, "
+                    "and check the size against the board's flash budget.",
         epilog="Example: steamer dev build --board esp32c3 --out build/esp32c3")
     p.add_argument("--board", required=True, choices=sorted(BOARDS_SPEC))
     p.add_argument("--out", type=Path, default=None, help="output folder (default build/BOARD)")
@@ -266,7 +283,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "typecheck", help="type-check the firmware against each board's MicroPython stubs",
         description="Run pyright on each real board's board.py and main.py together with "
-                    "device/ and protocol/, against that board's MicroPython stubs.",
+                    "boards/common, device/ and protocol/, against that board's MicroPython "
+                    "stubs.",
         epilog="Example: steamer dev typecheck --board esp32c3")
     p.add_argument("--board", action="append", choices=sorted(BOARDS_SPEC),
                    help="check only this board (repeatable; default every real board)")

@@ -7,6 +7,7 @@ ID-chip images, and their verification.
     steamer mfg podlet-image --serial 0000c0ffee01 --type 3 --capacity-ul 3000 \\
         --expiry 2027-06-30 --lot L2611 --key keys/mfg.pem -o podlet.bin
     steamer mfg verify vitamin-c.bin --pub 0a1e69fe...      # or --key keys/mfg.pem
+    steamer mfg provision-key --port /dev/ttyACM0 --key keys/mfg.pem   # steamer_tools.devicekey
 
 Library use (the CLI is a thin layer over these)::
 
@@ -502,6 +503,65 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_provision(args: argparse.Namespace) -> int:
+    """Signed profiles to many steamers at once (steamer_tools.provision); exit 1 when
+    any device or profile failed, 2 when the profiles folder is wrong."""
+    import asyncio
+
+    from steamer.app_cli import print_table
+    from steamer.devices import DeviceError, ProfileFileError, load_keys, sim_air
+    from steamer_tools import provision as prov
+    try:
+        profiles = prov.load_profiles(Path(args.profiles))
+        keys = load_keys(args.keys)
+        results = asyncio.run(prov.provision(args.devices, profiles, keys, air=sim_air(args.sim),
+                                             jobs=args.jobs, scan_s=args.scan_timeout,
+                                             pair_s=args.pair_timeout))
+    except ProfileFileError as e:
+        return _fail("provision", str(e), 2)
+    except DeviceError as e:
+        return _fail("provision", str(e), 1)
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        print_table(prov.table(results))
+    failed = sum(not r.ok for r in results)
+    if failed:
+        print(f"steamer mfg provision: {failed} of {len(results)} devices failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_provision_key(args: argparse.Namespace) -> int:
+    """The manufacturer public key into a real board over USB (steamer_tools.devicekey);
+    exit 1 when the board refuses or a step fails, 2 when the key given is wrong."""
+    from steamer_tools import devicekey
+
+    public = devicekey.public_key_from(args.pub, args.key)
+
+    def progress(msg: str) -> None:
+        print(f"steamer mfg provision-key: {msg}", file=sys.stderr, flush=True)
+
+    try:
+        result = devicekey.provision(args.port, public, force=args.force, progress=progress,
+                                     timeout_s=args.timeout)
+    except devicekey.ProvisionError as e:
+        return _fail("provision-key", str(e), 1)
+    except FileNotFoundError as e:     # mpremote missing
+        return _fail("provision-key", str(e), 1)
+    if args.json:
+        _print_json(result.to_json())
+    elif result.action == "unchanged":
+        print(f"{result.port} already holds key {result.public_hex} in {result.path}: "
+              "nothing written")
+    else:
+        print(f"{result.port}: wrote key {result.public_hex} to {result.path} (32 bytes, "
+              f"sha256 {result.sha256}), verified")
+        if result.action == "replaced":
+            print(f"replaced key {result.previous_hex} (--force)")
+        print("the firmware reads the key at boot: reset the board to use it")
+    return 0
+
+
 def _guarded(command: str, func):
     def run(args: argparse.Namespace) -> int:
         try:
@@ -597,3 +657,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--key", metavar="KEYFILE", help="take the public key from a key file")
     p.add_argument("--json", action="store_true",
                    help="print {ok, kind, reason, size_bytes, sha256, public_hex, fields, file}")
+
+    p = command("provision-key", _cmd_provision_key,
+                "give a real board the manufacturer public key, over USB",
+                "Write the manufacturer public key to data/mfg.pub on the board at PORT with "
+                "mpremote, over the USB cable (never over BLE), where the firmware reads it "
+                "at boot: written to data/mfg.pub.new, checked by SHA-256 on the board, "
+                "renamed over data/mfg.pub, checked again. The key is --pub (64 hex digits, "
+                "or a file of them, of the 32 raw bytes or a PEM public key) or --key (a "
+                "manufacturer key file: only its public half is sent; the private key never "
+                "leaves it). A board that holds this key is left alone; one that holds "
+                "another is refused unless --force. The simulator's development keys are "
+                "refused. Exit 0 when the board holds the key, 1 when the board refused or "
+                "a step failed, 2 when the key given is wrong. Simulated steamers get the "
+                "development key into their flash from the sim driver instead.",
+                "  steamer mfg provision-key --port /dev/ttyACM0 --key keys/mfg.pem\n"
+                "  steamer mfg provision-key --port /dev/ttyACM0 --pub $(steamer mfg pubkey "
+                "keys/mfg.pem)\n"
+                "  steamer mfg provision-key --port /dev/ttyACM0 --pub mfg.pub.hex --force --json")
+    p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyACM0")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pub", metavar="HEX|FILE", help="the public key, or a file holding it")
+    which.add_argument("--key", metavar="KEYFILE", help="take the public key from a key file")
+    p.add_argument("--force", action="store_true",
+                   help="replace a different key the board already holds")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds each mpremote step may take (default: %(default)g)")
+    p.add_argument("--json", action="store_true",
+                   help="print {port, path, public_hex, sha256, action, previous_hex, verified, "
+                        "seconds} as JSON")
+
+
+    p = command("provision", _cmd_provision, "push signed profiles to many steamers at once",
+                "Push every signed profile (*.bin) in DIR to each DEVICE (names or addresses "
+                "as `steamer scan` shows them), --jobs at a time, and print a table of the "
+                "result per device and profile. A device not paired with this computer is "
+                "paired first (its pairing window must be open). A profile already installed "
+                "at that version counts as done. Add --sim (or STEAMER_SIM=1) for simulated "
+                "steamers. Exit 0 when every device got every profile, 1 when any failed, 2 "
+                "when DIR holds no signed profile or a file that is not one.",
+                "  steamer mfg provision line-1 line-2 line-3 --profiles profiles/\n"
+                "  steamer mfg provision line-1 line-2 --profiles profiles/ --jobs 8 --json")
+    p.add_argument("devices", nargs="+", metavar="DEVICE")
+    p.add_argument("--profiles", required=True, metavar="DIR", help="folder of signed profiles")
+    p.add_argument("--jobs", type=int, default=4, metavar="N",
+                   help="devices provisioned at once (default: %(default)s)")
+    p.add_argument("--sim", action="store_true", help="use the simulated air, not Bluetooth")
+    p.add_argument("--keys", metavar="FILE", help="pairing keys (default: as `steamer pair`)")
+    p.add_argument("--scan-timeout", type=float, default=5.0, metavar="S",
+                   help="how long to look for the devices (default: %(default)g s)")
+    p.add_argument("--pair-timeout", type=float, default=10.0, metavar="S",
+                   help="how long to wait for an unpaired device's pairing window "
+                        "(default: %(default)g s)")
+    p.add_argument("--json", action="store_true",
+                   help="print [{device, address, ok, error, profiles}] as JSON")

@@ -86,6 +86,10 @@ class _Conn:
     lost: bool = False
     stats: dict = field(default_factory=lambda: {"up": 0, "down": 0, "down_bytes": 0,
                                                  "events": 0})
+    # When each connection event ran (time.monotonic()), newest last: link time for
+    # measurements that must not depend on how promptly this process was scheduled.
+    event_times: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=1 << 16))
 
 
 def _send(writer: asyncio.StreamWriter, msg: dict) -> None:
@@ -173,6 +177,15 @@ class Air:
     def set_params(self, **changes: Any) -> None:
         for k, v in changes.items():
             setattr(self.params, k, v)
+
+    def events_between(self, addr: str, t0: float, t1: float) -> int:
+        """Connection events of addr's open connection that ran within [t0, t1]
+        (time.monotonic()); times the interval, the link time a transfer took."""
+        n = 0
+        for conn in self.conns.values():
+            if conn.periph.addr == addr:
+                n += sum(1 for t in conn.event_times if t0 <= t <= t1)
+        return n
 
     def stats(self) -> dict:
         return {"open": [dict(c.stats, mtu=c.mtu) for c in self.conns.values()],
@@ -314,6 +327,7 @@ class Air:
             if conn.lost:
                 continue
             conn.stats["events"] += 1
+            conn.event_times.append(time.monotonic())
             if params.drop_per_event and self.rng.random() < params.drop_per_event:
                 self._close(conn, reason=0x08)
                 break

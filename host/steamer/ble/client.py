@@ -35,6 +35,7 @@ from podproto.link import Fragmenter, Reassembler
 
 MFR_ID = 0xFFFF
 HOST_MAX_FRAME = 8192
+COMMIT_TIMEOUT_S = 30.0
 
 
 class SteamerError(Exception):
@@ -74,17 +75,41 @@ async def scan(timeout_s: float = 3.0, *, sim: bool | str | None = None) -> list
     scan_kw, _ = _backends(sim)
     seen = await BleakScanner.discover(timeout=timeout_s, service_uuids=[gatt.SERVICE_UUID],
                                        return_adv=True, **scan_kw)
-    out = []
-    for device, adv in seen.values():
-        mfr = adv.manufacturer_data.get(MFR_ID, b"")
-        state = None
-        if len(mfr) >= 1:
-            from steamer.ble.names import STATE_NAMES
-            state = STATE_NAMES[mfr[0]] if mfr[0] < len(STATE_NAMES) else str(mfr[0])
-        out.append(Found(device, adv.local_name, state, mfr[1] if len(mfr) > 1 else 0,
-                         bool(mfr[2]) if len(mfr) > 2 else False, adv.rssi))
+    out = [_found(device, adv) for device, adv in seen.values()]
     out.sort(key=lambda f: -f.rssi)
     return out
+
+
+async def find(wanted: Callable[[Found], bool], count: int = 1, timeout_s: float = 5.0, *,
+               sim: bool | str | None = None) -> list[Found]:
+    """Steamers for which wanted(found) is true, as soon as `count` of them (by address)
+    have been heard or after timeout_s, in the order heard."""
+    scan_kw, _ = _backends(sim)
+    hits: dict[str, Found] = {}
+    enough = asyncio.Event()
+
+    def heard(device: BLEDevice, adv: Any) -> None:
+        f = _found(device, adv)
+        if device.address not in hits and wanted(f):
+            hits[device.address] = f
+            if len(hits) >= count:
+                enough.set()
+    async with BleakScanner(heard, service_uuids=[gatt.SERVICE_UUID], **scan_kw):
+        try:
+            await asyncio.wait_for(enough.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            pass
+    return list(hits.values())
+
+
+def _found(device: BLEDevice, adv: Any) -> Found:
+    mfr = adv.manufacturer_data.get(MFR_ID, b"")
+    state = None
+    if len(mfr) >= 1:
+        from steamer.ble.names import STATE_NAMES
+        state = STATE_NAMES[mfr[0]] if mfr[0] < len(STATE_NAMES) else str(mfr[0])
+    return Found(device, adv.local_name, state, mfr[1] if len(mfr) > 1 else 0,
+                 bool(mfr[2]) if len(mfr) > 2 else False, adv.rssi)
 
 
 @dataclass
@@ -112,8 +137,9 @@ class KeyRing:
 
 
 class LogSink(Protocol):
-    """Where synced log records go. add() must have stored them durably when it returns:
-    the steamer is told to compact them right after."""
+    """Where synced log records go, each as podproto.logevents.from_wire gives it
+    ({"seq", "kind", "payload"}: what steamer.store.Store.ingest takes). add() must have
+    stored them durably when it returns: the steamer is told to compact them right after."""
 
     def last_seq(self) -> int: ...
 
@@ -288,10 +314,12 @@ class Steamer:
             self._lost.set()
             raise LinkLost(str(e)) from e
 
-    async def receive(self, types: Iterable[str], ref_id: int | None = None) -> dict:
-        """The next frame of one of `types`; an `error` (about ref_id, when given) raises."""
+    async def receive(self, types: Iterable[str], ref_id: int | None = None,
+                      timeout_s: float | None = None) -> dict:
+        """The next frame of one of `types`; an `error` (about ref_id, when given) raises.
+        Waits timeout_s (default: the client's) at most."""
         want = set(types)
-        deadline = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         while True:
             if self._lost.is_set() and self._frames.empty():
                 raise LinkLost()
@@ -313,9 +341,10 @@ class Steamer:
             if msg["type"] in want:
                 return msg
 
-    async def request(self, msg: dict, types: Iterable[str], ack: bool = False) -> dict:
+    async def request(self, msg: dict, types: Iterable[str], ack: bool = False,
+                      timeout_s: float | None = None) -> dict:
         mid = await self.send(msg, ack)
-        return await self.receive(types, mid)
+        return await self.receive(types, mid, timeout_s)
 
     # ---- status ----------------------------------------------------------------------
     async def status(self) -> dict:
@@ -422,7 +451,9 @@ class Steamer:
                 if reply["offset"] != len(blob):
                     raise SteamerError(f"profile: steamer at {reply['offset']} of {len(blob)}",
                                        "bad_offset")
-        await self.request({"type": "profile_commit"}, ["ack"], True)
+        # The steamer answers once it has checked the signature, which it spreads over
+        # its control periods: about 8 s on the slowest board, more behind a podlet check.
+        await self.request({"type": "profile_commit"}, ["ack"], True, COMMIT_TIMEOUT_S)
 
     async def sync_logs(self, sink: LogSink, batch: int = 77, window: int = 12) -> SyncResult:
         """Reads every record after sink.last_seq(), hands them to sink.add() in order
@@ -435,7 +466,8 @@ class Steamer:
         assert self._frag is not None
         room = self._frag.max_pdu - 2
         whole = self.info.get("max_frame", 1024) // room * room
-        batch = max(1, min(batch, (whole - 13) // 13))
+        rec = logevents.WIRE_BYTES
+        batch = max(1, min(batch, (whole - 13) // rec))
         last = sink.last_seq()
         cursor = last + 1
         pending: list[tuple[int, int]] = []      # (frame id, from_seq) in flight
@@ -453,16 +485,14 @@ class Steamer:
                 break
             mid, from_seq = pending.pop(0)
             reply = await self.receive(["log_records"], mid)
-            nbytes += 13 * len(reply["records"]) + 13
+            nbytes += rec * len(reply["records"]) + 13
             if from_seq > last + 1:
                 # Asked past the end of a short reply: what it holds may start after
                 # records appended since, so it is not ours to take; we ask again.
                 continue
             recs = [r for r in reply["records"] if r["seq"] > last]
             if recs:
-                sink.add([dict(r, event_name=logevents.EVENT_NAMES[r["event"]]
-                               if r["event"] < len(logevents.EVENT_NAMES) else "unknown")
-                          for r in recs])
+                sink.add([logevents.from_wire(r) for r in recs])
                 last = recs[-1]["seq"]
                 n += len(recs)
             if len(reply["records"]) < batch:

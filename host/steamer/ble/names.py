@@ -1,2 +1,9 @@
 """Names the steamer's codes stand for on the host (mirrors of device/fw/hal.py's)."""
 STATE_NAMES = ("off", "idle", "preheat", "ready", "steaming", "cooldown", "fault")
+FAULT_NAMES = (
+    None, "overtemp_boiler", "overtemp_outlet",
+    "boiler_ntc_open", "boiler_ntc_short", "boiler_ntc_range", "boiler_ntc_frozen",
+    "outlet_ntc_open", "outlet_ntc_short", "outlet_ntc_range", "outlet_ntc_frozen",
+    "heater_stuck_on", "heater_not_heating", "dry_boil", "water_empty", "tip_over",
+    "pump_stall",
+)

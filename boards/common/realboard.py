@@ -1,0 +1,263 @@
+"""The parts every real board shares: the board contract (device/BOARD.md) built from
+`machine` objects, with the pins and the chip-specific pieces left to each board's board.py.
+
+A board's board.py subclasses Board: its __init__ builds the sensors, heater, cut-off,
+pump, switches and podlet reader from this module's classes and its own pin table, then
+calls Board.__init__, which does the rest (clock, decision log, data folder) and starts
+the watchdog last. `steamer dev build` ships this module next to board.mpy.
+
+Everything the control step calls (read, set, pulses, value, feed, present) moves small
+ints through bound methods cached in __init__, so the step stays allocation-free under
+heap_lock.
+"""
+import json
+import os
+import time
+
+from machine import PWM, WDT, Pin
+from micropython import const
+from onewire import OneWire
+
+from fw import config
+from fw.idchip import IdChip
+
+_HEATER_FULL_PM = const(1000)
+_PUMP_NL_PER_PULSE = const(100)     # encoder: one pulse per 100 nl delivered
+_PUMP_NL_PER_STEP = const(2)        # stepper: 2 nl per (micro)step, so step Hz = nl_s / 2
+_PUMP_STEP_HZ_MAX = const(20000)    # the driver's step-input limit
+_PUMP_STEP_DUTY_U16 = const(32768)
+_COUNT_MASK = const(0xFFFFFF)       # pulses() wraps modulo 2**24
+# Both ports' RTCs start before 2024-01-01 after power-up: an earlier reading means unset.
+_CLOCK_VALID_S = const(1704067200)
+_UNIX_2000_S = const(946684800)
+_LOG_PATH = "log.jsonl"          # relative: the working folder is / at boot
+_LOG_OLD_PATH = "log.1.jsonl"
+_LOG_MAX_BYTES = const(65536)       # per file; with the previous file, 128 KiB of flash
+
+
+class Ntc:
+    """An NTC divider on an ADC pin, read as 12-bit counts. The board makes the ADC (its
+    attenuation is the chip's business); read_u16 is scaled to 16 bits on every port."""
+
+    def __init__(self, adc):
+        self._read_u16 = adc.read_u16
+
+    def read(self):
+        return self._read_u16() >> 4
+
+
+class Heater:
+    """Burst-fire through a zero-cross SSR, plus the charge-pump keep-alive.
+
+    set() decides per control period whether the SSR conducts for that whole period,
+    by error diffusion: the on-periods average exactly permille / 1000, and the SSR
+    switches at a mains zero crossing by itself. The SSR's input is powered through
+    a capacitor charge pump driven by the keep-alive pin: it holds for one edge every
+    PERIOD_MS and drops below the SSR's turn-on voltage within 300 ms of the last edge.
+    set() toggles that pin on every call, so a firmware that stops commanding the heater
+    (hang, crash, reset, flash write gone wrong) turns it off in hardware, whatever
+    state the SSR pin was left in.
+    """
+
+    def __init__(self, ssr_pin_no, keepalive_pin_no):
+        self._ssr = Pin(ssr_pin_no, Pin.OUT, value=0).value
+        self._kick = Pin(keepalive_pin_no, Pin.OUT, value=0).value
+        self._acc_pm = 0
+        self._kick_level = 0
+
+    def set(self, permille):
+        on = 0
+        if permille > 0:
+            if permille > _HEATER_FULL_PM:
+                permille = _HEATER_FULL_PM
+            acc = self._acc_pm + permille
+            if acc >= _HEATER_FULL_PM:
+                acc -= _HEATER_FULL_PM
+                on = 1
+            self._acc_pm = acc
+        else:
+            self._acc_pm = 0
+        self._ssr(on)
+        self._kick_level ^= 1
+        self._kick(self._kick_level)
+
+
+class Cutoff:
+    """The second heater cut-off: a relay in series with the SSR, closed while the pin
+    drives it. Once opened it stays open across watchdog and soft resets: `mark` (the
+    board's, with is_set() and set()) remembers it in memory that only power-on clears,
+    so only a power cycle lets the relay close again."""
+
+    def __init__(self, pin_no, mark):
+        self._set_mark = mark.set
+        self.opened = 1 if mark.is_set() else 0
+        self._drive = Pin(pin_no, Pin.OUT, value=1 - self.opened).value
+
+    def open(self):
+        # Called from the control step: a pin write and the mark's write, no allocation.
+        self._drive(0)
+        if not self.opened:
+            self.opened = 1
+            self._set_mark()
+
+    def is_open(self):
+        return self.opened
+
+
+class Pump:
+    """A stepper-driven metering pump: the step input is a 50 % PWM whose frequency is
+    the rate, at least step_hz_min (a PWM's slowest) while it runs; an encoder on the pump
+    head counts what it really delivered."""
+
+    NL_PER_PULSE = _PUMP_NL_PER_PULSE
+
+    def __init__(self, step_pin_no, encoder_pin_no, step_hz_min=0):
+        pwm = PWM(Pin(step_pin_no), freq=1000, duty_u16=0)
+        self._freq = pwm.freq
+        self._duty_u16 = pwm.duty_u16
+        self._hz_min = step_hz_min
+        self._step_hz = 0
+        self._count = [0]
+        self._enc = Pin(encoder_pin_no, Pin.IN, Pin.PULL_UP)
+        # A soft IRQ is enough at a few hundred pulses per second; the handler is the
+        # bound method made once here and touches only the preallocated counter.
+        self._enc.irq(handler=self._on_pulse, trigger=Pin.IRQ_RISING)
+
+    def set(self, nl_s):
+        hz = 0
+        if nl_s > 0:
+            hz = (nl_s + _PUMP_NL_PER_STEP // 2) // _PUMP_NL_PER_STEP
+            if hz > _PUMP_STEP_HZ_MAX:
+                hz = _PUMP_STEP_HZ_MAX
+            elif hz < self._hz_min:
+                hz = self._hz_min
+        if hz == self._step_hz:
+            return
+        if hz == 0:
+            self._duty_u16(0)
+        else:
+            self._freq(hz)
+            if self._step_hz == 0:
+                self._duty_u16(_PUMP_STEP_DUTY_U16)
+        self._step_hz = hz
+
+    def pulses(self):
+        return self._count[0]
+
+    def _on_pulse(self, _pin):
+        count = self._count
+        count[0] = (count[0] + 1) & _COUNT_MASK
+
+
+class Switch:
+    """A switch to ground on a pulled-up input. Float and tilt switches are wired to
+    read 1 (unsafe) when their wire breaks: they close to ground while all is well."""
+
+    def __init__(self, pin_no, closed_means):
+        self._read = Pin(pin_no, Pin.IN, Pin.PULL_UP).value
+        self._flip = 1 if closed_means else 0
+
+    def value(self):
+        return self._read() ^ self._flip
+
+
+class PodletReader:
+    """The podlet's ID chip on a 1-Wire bus: present() is a bus reset (about 1 ms)
+    answered by a presence pulse; read() is fw.idchip's reader on the same bus."""
+
+    def __init__(self, pin_no):
+        bus = OneWire(Pin(pin_no))
+        self._reset = bus.reset
+        self.chip = IdChip(bus)
+
+    def present(self):
+        return 1 if self._reset() else 0
+
+    def read(self):
+        return self.chip.read()
+
+
+class Board:
+    """What is left of the contract once a board has built its parts: clock, ticks, the
+    decision log on flash, the data folder and the watchdog."""
+
+    name = "real"
+    PERIOD_MS = config.PERIOD_MS
+    data_dir = "/data"
+
+    def __init__(self, reset_cause, rtc):
+        self._reset_cause = reset_cause
+        self._rtc = rtc
+        self.ticks_ms = time.ticks_ms
+        # The BLE host link attaches here (an object with poll() -> (name, arg) or None)
+        # once the radio code lands; until then nothing outside the loop sends commands.
+        self.host_link = None
+        self.radio = None
+        # The firmware's persistent folder on the internal littlefs (the port's default
+        # filesystem, never FAT): ledger, journal, profiles, pairing keys, mfg.pub.
+        try:
+            os.mkdir(self.data_dir)
+        except OSError:
+            pass
+        self.overruns = 0
+        self.log_errors = 0
+        # time.time() counts from the port's epoch: 2000 on the esp32 port, 1970 on rp2.
+        self._unix_offset_s = _UNIX_2000_S if time.gmtime(0)[0] == 2000 else 0
+        try:
+            self._log_bytes = os.stat(_LOG_PATH)[6]
+        except OSError:
+            self._log_bytes = 0
+        self._next_ms = time.ticks_add(time.ticks_ms(), config.PERIOD_MS)
+        # Last: from here the loop has WATCHDOG_MS to complete its first step.
+        self.watchdog = WDT(timeout=config.WATCHDOG_MS)
+
+    def reset_cause(self):
+        return self._reset_cause
+
+    def wait_tick(self):
+        left_ms = time.ticks_diff(self._next_ms, time.ticks_ms())
+        if left_ms >= 0:
+            time.sleep_ms(left_ms)
+            self._next_ms = time.ticks_add(self._next_ms, config.PERIOD_MS)
+        else:
+            # Late: start this period now rather than rushing to catch up.
+            self.overruns += 1
+            self._next_ms = time.ticks_add(time.ticks_ms(), config.PERIOD_MS)
+
+    def clock_s(self):
+        epoch_s = time.time() + self._unix_offset_s
+        return epoch_s if epoch_s >= _CLOCK_VALID_S else 0
+
+    def set_clock_s(self, epoch_s):
+        t = time.gmtime(epoch_s - self._unix_offset_s)
+        # RTC.datetime wants (year, month, day, weekday, hours, minutes, seconds, subseconds).
+        self._rtc.datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
+
+    def poll_command(self):
+        link = self.host_link
+        if link is None:
+            return None
+        return link.poll()
+
+    def emit(self, record):
+        """Appends the record as one JSON line to the log on the flash; when the file
+        passes _LOG_MAX_BYTES it becomes the previous file and a new one starts."""
+        line = '{"clock_s": %d, "up_ms": %d, %s\n' % (
+            self.clock_s(), time.ticks_ms(), json.dumps(record)[1:])
+        try:
+            if self._log_bytes + len(line) > _LOG_MAX_BYTES:
+                try:
+                    os.remove(_LOG_OLD_PATH)
+                except OSError:
+                    pass
+                os.rename(_LOG_PATH, _LOG_OLD_PATH)
+                self._log_bytes = 0
+            with open(_LOG_PATH, "a") as f:
+                f.write(line)
+            self._log_bytes += len(line)
+        except OSError:
+            # A full or failing flash loses the record, never the control loop.
+            self.log_errors += 1
+
+    def telemetry(self, app):
+        pass

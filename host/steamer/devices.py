@@ -1,0 +1,314 @@
+"""What the `steamer` commands that talk to a steamer share: the radio (a real one or
+the simulated air), finding the steamer a command names, this host's pairing keys,
+connecting and authenticating, signed profile files, and one line for each failure.
+
+    air = sim_air(args.sim)                        # None: bleak's platform radio
+    keys = load_keys(args.keys)
+    found = await resolve("bathroom", air=air)
+    async with connected(found, keys, air, auth=True) as st:
+        await st.start_session()
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+from bleak.exc import BleakError
+
+from podproto import ProtocolError, profile
+from steamer.ble.air import air_address
+from steamer.ble.client import Found, KeyRing, Steamer, SteamerError, find, scan
+from steamer.ble.names import STATE_NAMES
+
+# Set (to anything but 0) to reach simulated steamers on $STEAMER_AIR without --sim.
+SIM_ENV = "STEAMER_SIM"
+# The pairing key file, when --keys is not given.
+KEYS_ENV = "STEAMER_KEYS"
+SCAN_S = 5.0
+
+# Steamer states during which a session runs.
+SESSION_STATES = ("preheat", "ready", "steaming")
+
+# What a steamer's refusal reasons (error details) mean to a person.
+REASONS = {
+    "no_podlet": "no podlet is inserted (or it was refused)",
+    "busy": "a session is already running",
+    "fault": "a fault is latched (press the steamer's button once it has cooled)",
+    "water_low": "the water is low: fill the reservoir",
+    "tilted": "it is tilted: stand it level",
+    "no_profile": "it has no profile for this podlet (steamer profile push)",
+    "min_interval": "too soon after the last session (the profile's minimum interval)",
+    "podlet_empty": "the podlet is used up",
+    "max_day": "today's dose limit is reached",
+    "ledger_error": "its dose ledger cannot be read",
+    "no_session": "no session is running",
+    "bad_signature": "the signature is not from the manufacturer key this steamer trusts",
+    "unsigned": "the profile is not signed",
+    "stale_version": "it already has this profile at the same or a newer version",
+    "outlet_target_c": "the outlet target is above this steamer's limit",
+    "not_provisioned": "the steamer has no manufacturer key yet",
+    "malformed": "the profile is malformed",
+}
+
+
+class DeviceError(Exception):
+    """A command cannot be done; str() is one line for a person naming the problem."""
+
+
+class ProfileFileError(DeviceError):
+    """A profile file given to a command is not a signed profile (a wrong input)."""
+
+
+def sim_air(flag: bool) -> str | None:
+    """The simulated air's address when --sim (or $STEAMER_SIM) asks for it, else None."""
+    if flag or os.environ.get(SIM_ENV, "") not in ("", "0"):
+        return air_address()
+    return None
+
+
+def keys_path(path: str | os.PathLike | None) -> Path:
+    if path:
+        return Path(path)
+    if os.environ.get(KEYS_ENV):
+        return Path(os.environ[KEYS_ENV])
+    import platformdirs
+    return Path(platformdirs.user_config_dir("steamer", appauthor=False)) / "keys.json"
+
+
+def load_keys(path: str | os.PathLike | None) -> KeyRing:
+    p = keys_path(path)
+    try:
+        return KeyRing(p)
+    except (OSError, UnicodeDecodeError) as e:
+        raise DeviceError(f"cannot read the key file {p}: {getattr(e, 'strerror', None) or e}") from None
+    except json.JSONDecodeError as e:
+        raise DeviceError(f"the key file {p} is not valid JSON (line {e.lineno}): "
+                          "move it aside and pair again") from None
+
+
+def label(found: Found) -> str:
+    return found.name or found.device.address
+
+
+def _radio_error(e: Exception, air: str | None) -> DeviceError:
+    if air:
+        return DeviceError(f"the simulated air at {air} is not reachable ({e}): start a "
+                           "steamer with `steamer sim serve`, or set STEAMER_AIR")
+    why = (f"cannot reach the system's Bluetooth service: {e.strerror}"
+           if isinstance(e, OSError) and e.strerror else str(e))
+    return DeviceError(f"no Bluetooth adapter available ({why}); for a simulated steamer "
+                       "add --sim")
+
+
+async def scan_all(timeout_s: float, air: str | None) -> list[Found]:
+    try:
+        return await scan(timeout_s, sim=air)
+    except (BleakError, OSError) as e:
+        raise _radio_error(e, air) from None
+
+
+def _matches(query: str, f: Found) -> bool:
+    return f.name == query or f.device.address.lower() == query.lower()
+
+
+async def resolve_many(queries: list[str], timeout_s: float = SCAN_S,
+                       air: str | None = None) -> dict[str, Found | None]:
+    """Each name or address in `queries` to the steamer that advertises it (None when
+    none did in timeout_s); one scan, ending as soon as all are found."""
+    want = list(dict.fromkeys(queries))
+    try:
+        hits = await find(lambda f: any(_matches(q, f) for q in want), len(want), timeout_s,
+                          sim=air)
+    except (BleakError, OSError) as e:
+        raise _radio_error(e, air) from None
+    return {q: next((f for f in hits if _matches(q, f)), None) for q in want}
+
+
+def not_found(query: str, timeout_s: float) -> DeviceError:
+    return DeviceError(f"unknown device {query}: not found in a {timeout_s:g} s scan "
+                       "(steamer scan lists what is in range; a steamer connected to another "
+                       "app does not advertise)")
+
+
+async def resolve(query: str, timeout_s: float = SCAN_S, air: str | None = None) -> Found:
+    found = (await resolve_many([query], timeout_s, air))[query]
+    if found is None:
+        raise not_found(query, timeout_s)
+    return found
+
+
+def not_paired(name: str) -> DeviceError:
+    return DeviceError(f"not paired with {name}: run `steamer pair {name}` while holding "
+                       "the steamer's button")
+
+
+@asynccontextmanager
+async def connected(found: Found, keys: KeyRing, air: str | None, *,
+                    auth: bool) -> AsyncIterator[Steamer]:
+    """A connection to `found`, authenticated with this host's key when `auth`."""
+    name = label(found)
+    if auth and keys.get(found.device.address) is None:
+        raise not_paired(name)
+    st = Steamer(found.device, keys, sim=air)
+    try:
+        await st.connect()
+    except SteamerError as e:
+        raise DeviceError(f"cannot connect to {name}: {e} (is another app connected to "
+                          "it?)") from None
+    try:
+        if auth:
+            try:
+                await st.authenticate()
+            except SteamerError as e:
+                if e.code in ("auth_failed", "auth_required"):
+                    raise DeviceError(f"{name} no longer knows this computer's key (paired "
+                                      f"elsewhere or reset): run `steamer pair {name}` while "
+                                      "holding the steamer's button") from None
+                raise
+        yield st
+    finally:
+        await st.close()
+
+
+def detail_of(e: SteamerError) -> str:
+    """The steamer's reason word of a refusal ("steamer refused: code: detail")."""
+    text = str(e)
+    return text.split(": ", 2)[2] if text.startswith("steamer refused: ") and \
+        text.count(": ") >= 2 else ""
+
+
+def explain(e: SteamerError, name: str, doing: str) -> DeviceError:
+    """One line for a refusal or a link failure while `doing` something on `name`."""
+    if e.code in ("link", "timeout", "no_credits"):
+        return DeviceError(f"lost the link to {name} while {doing} ({e}): try again")
+    reason = detail_of(e) or e.code
+    meaning = REASONS.get(reason) or REASONS.get(e.code)
+    if e.code == "busy":
+        return DeviceError(f"{name} is busy ({meaning or reason}): try again later")
+    return DeviceError(f"{name} refused {doing}: {meaning or reason}"
+                       + (f" ({reason})" if meaning else ""))
+
+
+def state_name(status: dict) -> str:
+    s = status.get("state", 0)
+    return STATE_NAMES[s] if s < len(STATE_NAMES) else str(s)
+
+
+# ---- signed profile files ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProfileFile:
+    path: Path
+    data: bytes            # what is pushed: canonical bytes + signature
+    fields: dict           # decoded (not verified: the steamer does that)
+
+    @property
+    def title(self) -> str:
+        f = self.fields
+        return f"{f['name']} v{f['version']} (podlet type {f['podlet_type']})"
+
+
+def read_profile_file(path: str | os.PathLike) -> ProfileFile:
+    """A signed profile file as `steamer mfg sign-profile` writes it. DeviceError names
+    the file and what is wrong: unreadable, JSON (bad, or an unsigned profile), or not a
+    signed profile. The signature itself is the steamer's to check."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ProfileFileError(f"{p}: {e.strerror or e}") from None
+    head = data.lstrip()[:1]
+    if head in (b"{", b"["):
+        try:
+            json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            where = f" (line {e.lineno} column {e.colno}: {e.msg})" \
+                if isinstance(e, json.JSONDecodeError) else ""
+            raise ProfileFileError(f"{p}: not valid JSON{where}, and not a signed profile "
+                              "either") from None
+        raise ProfileFileError(f"{p} is an unsigned profile (JSON): sign it first with "
+                          f"`steamer mfg sign-profile {p} --key KEYFILE -o PROFILE.bin`")
+    if data[:1] != bytes([profile.FORMAT]) or len(data) <= profile.SIG_LEN:
+        raise ProfileFileError(f"{p}: not a signed profile ({len(data)} bytes; `steamer mfg "
+                          "sign-profile` makes one)")
+    try:
+        fields = profile.decode(data[:-profile.SIG_LEN])
+    except ProtocolError as e:
+        raise ProfileFileError(f"{p}: not a valid signed profile ({e})") from None
+    return ProfileFile(p, data, fields)
+
+
+
+# ---- the newest journal records ------------------------------------------------------
+
+_READ_BATCH = 20    # records per log_read: within the steamer's reply size
+
+
+async def read_info(st: Steamer) -> dict:
+    """The Info characteristic now (log_next moves as the steamer journals)."""
+    import podproto
+    from podproto import gatt
+    if st.client is None:
+        raise SteamerError("not connected")
+    return podproto.decode(bytes(await st.client.read_gatt_char(gatt.INFO_UUID)))
+
+
+async def last_record(st: Steamer, kind: str, max_back: int = 600,
+                      timeout_s: float = 4.0) -> dict | None:
+    """The newest journal record of `kind` ({"seq", "kind", "payload"}) among the last
+    max_back, read without acknowledging anything; None when there is none, when the
+    steamer has already dropped it after a sync, or when it cannot be read in timeout_s
+    (what it adds to a command's output is not worth failing the command for)."""
+    try:
+        return await asyncio.wait_for(_last_record(st, kind, max_back), timeout_s)
+    except (SteamerError, asyncio.TimeoutError, ProtocolError, KeyError):
+        return None
+
+
+async def _last_record(st: Steamer, kind: str, max_back: int) -> dict | None:
+    from podproto import logevents
+    # Info is written when the link comes up: the journal may have grown since. So read
+    # forward from its log_next to the end first, then back from it.
+    info = await read_info(st)
+    first, top = max(1, info.get("log_first", 1)), info.get("log_next", 1)
+    code = logevents.code_of(kind)
+    best: dict | None = None
+    at = top
+    while at < top + 5000:
+        got = await _read_span(st, at, at + _READ_BATCH * 6)
+        best = _newest(got, code, best)
+        if len(got) < _READ_BATCH * 6:
+            break
+        at += _READ_BATCH * 6
+    end = top
+    while best is None and end > first and top - end < max_back:
+        start = max(first, end - _READ_BATCH * 6)
+        got = [r for r in await _read_span(st, start, end) if start <= r["seq"] < end]
+        best = _newest(got, code, best)
+        end = start
+    return logevents.from_wire(best) if best is not None else None
+
+
+async def _read_span(st: Steamer, start: int, end: int) -> list[dict]:
+    """The records from seq start up to end (fewer at the journal's end), a few reads in
+    flight at once: one round trip for the lot."""
+    ids = []
+    for at in range(start, end, _READ_BATCH):
+        ids.append(await st.send({"type": "log_read", "from_seq": at,
+                                  "max_records": min(_READ_BATCH, end - at)}))
+    got: list[dict] = []
+    for mid in ids:
+        got += (await st.receive(["log_records"], mid))["records"]
+    return got
+
+
+def _newest(entries: list[dict], code: int, best: dict | None) -> dict | None:
+    for entry in entries:
+        if entry["event"] == code and (best is None or entry["seq"] > best["seq"]):
+            best = entry
+    return best

@@ -1,0 +1,112 @@
+"""No sequence of events breaks the dosing limits: the hypothesis state machine of
+steamer_tools.limits_machine (invariants listed there) drives the firmware's own ledger
+and limit code on the micropython interpreter, one process for every sequence.
+
+STEAMER_LIMITS_EXAMPLES sets the number of sequences (default 1000); the benchmark
+(`steamer dev bench --parts limits`) runs 100,000 of the same machine.
+"""
+from __future__ import annotations
+
+import pytest
+
+from steamer_tools import limits_machine
+
+
+@pytest.fixture(scope="module")
+def device():
+    dev = limits_machine.Device()
+    yield dev
+    dev.close()
+
+
+def test_no_sequence_breaks_the_limits(device):
+    examples = limits_machine.examples_from_env(1000)
+    stats = limits_machine.run(examples, device)
+    assert stats.sequences >= examples
+    # The sequences reach the limits, not only the refusals before them.
+    assert stats.sessions >= examples // 4, vars(stats)
+    assert stats.doses_ul > 40 * examples, vars(stats)
+
+
+def test_a_sequence_by_hand_reaches_each_limit_exactly(device):
+    """The machine's counts on a known sequence: a session stops at max_session_ul to
+    the nl, a start 119.9 s after the last is refused (120 s apart it is not), and the
+    next session stops at the podlet's capacity."""
+    limits_machine.Limits.dev = device
+    m = limits_machine.Limits()
+    unit = limits_machine.UNIT_PER_UL
+    m.boot(clock=True, profile=0, podlet=0)          # 1200 ul/min; podlet of 500 ul
+    m.session(0, 300)
+    assert m.per_session == {1: limits_machine.MAX_SESSION_UL * unit}
+    m.session_near("start", 1, 119_900, 300)
+    assert len(m.starts) == 1
+    m.session_near("start", 1, 121_000, 300)
+    assert len(m.starts) == 2 and m.starts[1] - m.starts[0] >= 120_000
+    assert m.per_podlet == {"00000000a001": 500 * unit}
+    for name in ("podlet_capacity", "session_max", "day_max", "min_interval", "genuine_only"):
+        getattr(m, name)()
+
+
+def _holds(m):
+    for name in ("podlet_capacity", "session_max", "day_max", "min_interval", "genuine_only"):
+        getattr(m, name)()
+
+
+# Sequences that broke a limit once (the firmware is fixed; see fw/app.py): each must hold.
+
+def test_start_120_s_after_one_at_a_tenth_of_a_second(device):
+    """Found by the machine: the limit clock's whole seconds made 119.9 s read as 120."""
+    limits_machine.Limits.dev = device
+    m = limits_machine.Limits()
+    m.boot(clock=True, profile=0, podlet=0)
+    m.session_near("start", 1, 119_500, 1)
+    m.session_near("start", 1, 119_900, 1)
+    _holds(m)
+
+
+def test_last_step_to_a_podlets_capacity_with_a_carried_remainder(device):
+    """Found by the machine: at 2000 ul/min the last step pumped what was left plus the
+    fraction of a nl already carried, 0.5 nl past the podlet's 250 ul."""
+    limits_machine.Limits.dev = device
+    m = limits_machine.Limits()
+    m.boot(clock=True, profile=0, podlet=2)
+    m.install(3)
+    m.session(0, 150)
+    _holds(m)
+    assert m.per_podlet == {"00000000a003": 250 * limits_machine.UNIT_PER_UL}
+
+
+def test_a_day_later_after_a_slow_session(device):
+    """The day counted a session as of its last reservation, 15 s before its last dose at
+    300 ul/min: a day later a fast session could fill the day while those doses were
+    still inside the 24 h."""
+    limits_machine.Limits.dev = device
+    m = limits_machine.Limits()
+    m.boot(clock=True, profile=2, podlet=0)           # 300 ul/min; podlet A
+    m.session(0, 600)                                 # 300 ul
+    m.session_near("start", 1, 121_000, 600)          # 200 ul: A is empty
+    m.podlet(1)
+    m.install(3)                                      # 2000 ul/min
+    m.session_near("start", 1, 121_000, 600)          # 300 ul: the day's 800
+    m.podlet(3)
+    m.session_near("last_dose", 3, limits_machine.DAY_MS - 14_000, 300)
+    _holds(m)
+
+
+def test_a_day_later_after_a_slow_session_cut_short(device):
+    """As above, the session cut by a power failure after the clock was set (a floor
+    commit later than its last reservation): after the boot the limit clock resumed past
+    the session's day entry."""
+    limits_machine.Limits.dev = device
+    m = limits_machine.Limits()
+    m.boot(clock=True, profile=2, podlet=0)
+    m.session(0, 590)
+    m.set_clock(3600)
+    m.power_cut(0)
+    m.session_near("start", 1, 121_000, 600)
+    m.podlet(1)
+    m.install(3)
+    m.session_near("start", 1, 121_000, 600)
+    m.podlet(3)
+    m.session_near("start", 3, limits_machine.DAY_MS + 46_000, 300)
+    _holds(m)

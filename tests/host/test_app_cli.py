@@ -1,0 +1,280 @@
+"""The consumer commands as a person runs them: `steamer scan/pair/status/session/sync/
+profile` as subprocesses, against simulated steamers (the real firmware on micropython,
+`steamer sim serve`) on a simulated air, with the session history in a real SQLite file."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from steamer.ble.air import ENV, Air, LinkParams
+from steamer_tools.bench_ble import serve, signed_test_profile
+
+SPEED = 40.0
+PODLET = {"serial": "0000c0ffee07", "podlet_type": 3, "capacity_ul": 30000,
+          "expiry": "2030-06-30", "lot": "L1", "sign": "ok"}
+# 120 s of dosing at 300 µl/min: 600 µl, about 3 s of wall time at SPEED.
+PROFILE = {"podlet_type": 3, "version": 1, "name": "short", "outlet_target_c": 45.0,
+           "session_s": 120, "dose_rate_ul_min": 300, "max_session_ul": 2500,
+           "max_day_ul": 50000, "min_interval_s": 0, "sign": "ok"}
+
+
+def scenario(pairable: bool = True) -> dict:
+    """A steamer with a podlet in and its profile installed; with `pairable`, its button
+    held 3.5 s every 50 s, so its 60 s pairing window stays open."""
+    events: list[dict] = [{"t_s": 0.5, "do": "insert_podlet", "podlet": PODLET}]
+    if pairable:
+        events += [{"t_s": 1 + 50 * i, "do": "press_button", "ms": 3500} for i in range(60)]
+    # A small fill and a strong heater: a short preheat, so a session takes seconds.
+    return {"contract": 1, "duration_s": 86400, "seed": 3, "profiles": [PROFILE],
+            "plant": {"water_ml": 80, "heater_w": 800},
+            "events": sorted(events, key=lambda e: e["t_s"])}
+
+
+@pytest.fixture(scope="module")
+def air() -> Air:
+    a = Air(LinkParams())
+    a.start_thread()
+    return a
+
+
+@pytest.fixture
+def env(air: Air, tmp_path: Path) -> dict[str, str]:
+    """What a person's shell would hold: the simulated air, a key file, a database."""
+    e = dict(os.environ, **{ENV: air.address, "STEAMER_SIM": "1",
+                            "STEAMER_KEYS": str(tmp_path / "keys.json"),
+                            "STEAMER_DB": str(tmp_path / "sessions.sqlite3")})
+    e.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+    return e
+
+
+def steamer(env: dict, *args: str, code: int | None = 0, timeout: float = 90) -> subprocess.CompletedProcess:
+    """Runs `steamer ARGS`; checks the exit code and that no traceback got out."""
+    p = subprocess.run([sys.executable, "-m", "steamer.cli", *args], env=env, text=True,
+                       capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in p.stderr + p.stdout, p.stderr
+    if code is not None:
+        assert p.returncode == code, f"steamer {' '.join(args)}: exit {p.returncode}\n{p.stderr}"
+    return p
+
+
+def wait_for_state(env: dict, name: str, state: str, timeout_s: float = 30) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        st = json.loads(steamer(env, "status", name, "--json").stdout)
+        if st["state"] == state or time.monotonic() > deadline:
+            assert st["state"] == state, st
+            return st
+        time.sleep(0.2)
+
+
+def one_line(p: subprocess.CompletedProcess) -> str:
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def served(air: Air, tmp_path: Path):
+    started = []
+
+    def start(name: str, **kw):
+        s = serve(air, tmp_path, name, scenario(**kw), speed=SPEED)
+        started.append(s)
+        return s
+    yield start
+    for s in started:
+        s.stop()
+    for s in started:
+        assert s.crashes() == []
+
+
+# ---- without a steamer -------------------------------------------------------------------
+
+def test_every_command_has_help_with_an_example():
+    from steamer.cli import build_parser
+    parser = build_parser()
+    for cmd in (["scan"], ["pair"], ["status"], ["session"], ["session", "start"],
+                ["session", "stop"], ["sync"], ["profile"], ["profile", "push"],
+                ["profile", "list"], ["mfg", "provision"]):
+        p = parser
+        for word in cmd:
+            p = next(a for a in p._actions if a.__class__.__name__ == "_SubParsersAction").choices[word]
+        assert "Example" in (p.epilog or ""), cmd
+        assert p.description, cmd
+
+
+def test_no_adapter_no_air_and_unknown_devices_are_one_line_each(env, tmp_path):
+    # No Bluetooth: the system bus is not there (as in this container, or with no adapter).
+    radio = dict(env, DBUS_SYSTEM_BUS_ADDRESS="unix:path=" + str(tmp_path / "no-bus"))
+    radio.pop("STEAMER_SIM")
+    assert "no Bluetooth adapter available" in one_line(steamer(radio, "scan", code=1))
+    assert "--sim" in one_line(steamer(radio, "status", "kitchen", code=1))
+    # --sim, but no simulated air at that address.
+    nowhere = dict(radio, **{ENV: "127.0.0.1:1"})
+    assert "simulated air" in one_line(steamer(nowhere, "scan", "--sim", code=1))
+    # Nothing of that name on the air.
+    line = one_line(steamer(env, "status", "kitchen", "--scan-timeout", "0.5", code=1))
+    assert line.startswith("steamer status: unknown device kitchen: not found in a 0.5 s scan")
+    # Wrong files are refused before any scan: exit 2, one line naming the file.
+    (tmp_path / "p.json").write_text(json.dumps({k: v for k, v in PROFILE.items() if k != "sign"}))
+    (tmp_path / "bad.json").write_text('{"podlet_type": 3,\n "version": }')
+    (tmp_path / "junk.bin").write_bytes(b"\x07" * 100)
+    for name, want in (("p.json", "unsigned profile"), ("bad.json", "not valid JSON (line 2"),
+                       ("junk.bin", "not a signed profile"), ("none.bin", "No such file")):
+        line = one_line(steamer(env, "profile", "push", "kitchen", str(tmp_path / name), code=2))
+        assert name in line and want in line, line
+
+
+# ---- one steamer, from pairing to a session interrupted -----------------------------------
+
+def test_pair_status_profiles_and_sessions(served, env, tmp_path):
+    s = served("cli-a")
+    found = json.loads(steamer(env, "scan", "--json", "--timeout", "1").stdout)
+    me = next(f for f in found if f["name"] == "cli-a")
+    assert me["address"] == s.addr and me["paired"] is False and me["state"] == "idle"
+
+    # Status needs no pairing; anything that changes something does.
+    st = json.loads(steamer(env, "status", "cli-a", "--json").stdout)
+    assert st["state"] == "idle" and st["fault"] is None and 15 < st["boiler_c"] < 30
+    line = one_line(steamer(env, "session", "start", "cli-a", code=1))
+    assert "not paired with cli-a: run `steamer pair cli-a` while holding" in line
+
+    p = steamer(env, "pair", "cli-a", "--sim", "--timeout", "20")
+    assert "Hold cli-a's button" in p.stderr and "paired with cli-a" in p.stdout
+    keys = json.loads(Path(env["STEAMER_KEYS"]).read_text())
+    assert list(keys) == [s.addr]
+    assert json.loads(steamer(env, "scan", "--json", "--timeout", "1").stdout)[0]["paired"]
+
+    profiles = json.loads(steamer(env, "profile", "list", "cli-a", "--json").stdout)
+    assert [(p["podlet_type"], p["version"], p["name"]) for p in profiles] == [(3, 1, "short")]
+    good = tmp_path / "calm.bin"
+    good.write_bytes(signed_test_profile(2))
+    assert "installed calm v2 (podlet type 7) on cli-a" in steamer(
+        env, "profile", "push", "cli-a", str(good)).stdout
+    line = one_line(steamer(env, "profile", "push", "cli-a", str(good), code=1))
+    assert "already has this profile at the same or a newer version" in line
+    assert "calm" in steamer(env, "profile", "list", "cli-a").stdout
+
+    # A whole session: progress on stderr (not a tty: lines), the summary on stdout.
+    p = steamer(env, "session", "start", "cli-a", "--json")
+    result = json.loads(p.stdout)
+    assert result["end_reason"] == "completed" and result["dose_ul"] == pytest.approx(600)
+    assert result["profile"] == "short" and result["limit_ul"] == 2500
+    assert "preheat: boiler" in p.stderr and "dose: " in p.stderr
+
+    wait_for_state(env, "cli-a", "idle")      # after its cooldown
+
+    # Ctrl-C stops the display; the steamer carries on with the session.
+    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli", "session", "start", "cli-a"],
+                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert first.startswith(("preheat", "steam", "dose")), first
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert "the session goes on on cli-a" in err
+    st = json.loads(steamer(env, "status", "cli-a", "--json").stdout)
+    assert st["state"] in ("preheat", "ready", "steaming"), st
+    assert st["profile"] == "short v1" and st["podlet_type"] == 3
+    line = one_line(steamer(env, "session", "start", "cli-a", code=1))
+    assert "cli-a is busy: a session is already running" in line
+
+    stop = json.loads(steamer(env, "session", "stop", "cli-a", "--json").stdout)
+    assert stop["stopped"] and stop["state"] in ("cooldown", "idle")
+    line = one_line(steamer(env, "session", "stop", "cli-a", code=1))
+    assert "no session is running" in line
+
+    follow = subprocess.Popen([sys.executable, "-m", "steamer.cli", "status", "cli-a",
+                               "--follow", "--json", "--interval", "0.2"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert follow.stdout is not None
+    lines = [json.loads(follow.stdout.readline()) for _ in range(3)]
+    follow.send_signal(signal.SIGINT)
+    follow.communicate(timeout=20)
+    assert follow.returncode == 130
+    assert all(v["state"] in ("cooldown", "idle") for v in lines)
+
+
+def test_pairing_times_out_with_a_clear_message(served, env):
+    served("cli-shy", pairable=False)
+    p = steamer(env, "pair", "cli-shy", "--timeout", "1.5", code=1)
+    assert "Hold cli-shy's button" in p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (
+        "steamer pair: pairing with cli-shy timed out after 1.5 s: its pairing window did "
+        "not open (hold its button for 3 s, then run `steamer pair cli-shy` again)")
+    assert not Path(env["STEAMER_KEYS"]).exists()
+
+
+# ---- sync into the database --------------------------------------------------------------
+
+def _db_seqs(db: Path) -> list[int]:
+    c = sqlite3.connect(db)
+    try:
+        return [s for (s,) in c.execute("SELECT seq FROM log_records ORDER BY seq")]
+    except sqlite3.OperationalError:   # the sync has not made its tables yet
+        return []
+    finally:
+        c.close()
+
+
+def test_sync_is_exactly_once_and_resumes_after_being_killed(served, env, air, tmp_path):
+    served("cli-b")
+    db = Path(env["STEAMER_DB"])
+    steamer(env, "pair", "cli-b", "--timeout", "20")
+    result = json.loads(steamer(env, "session", "start", "cli-b", "--json").stdout)
+    assert result["end_reason"] == "completed"
+
+    # A slow link (one PDU per 60 ms connection event), and the sync killed part way.
+    air.call(lambda: air.set_params(pdus_per_event=1, interval_ms=60.0))
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "steamer.cli", "sync", "cli-b"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.exists() and len(_db_seqs(db)) >= 20:
+                break
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait()
+    finally:
+        air.call(lambda: air.set_params(pdus_per_event=6, interval_ms=30.0))
+    part = _db_seqs(db)
+    assert part and part == list(range(1, len(part) + 1))   # whole batches, in order
+
+    first = json.loads(steamer(env, "sync", "cli-b", "--json").stdout)
+    seqs = _db_seqs(db)
+    assert len(part) < len(seqs), "the sync was not cut short: nothing left to resume"
+    assert seqs == list(range(1, len(seqs) + 1)) and first["last_seq"] == len(seqs)
+    assert first["new_records"] == len(seqs) - len(part) and first["sessions"] == 1
+    # Again: only what the steamer journaled since (its pairing window reopening) is new.
+    again = json.loads(steamer(env, "sync", "--sim", "cli-b", "--json").stdout)
+    after = _db_seqs(db)
+    assert after[:len(seqs)] == seqs and after == list(range(1, len(after) + 1))
+    assert again["new_records"] == len(after) - len(seqs) <= 3 and again["duplicates"] == 0
+
+    # What sync brought in is what `sessions` and `plot` show.
+    sessions = json.loads(steamer(env, "sessions", "--json").stdout)
+    assert len(sessions) == 1
+    s = sessions[0]
+    assert s["end_reason"] == "completed" and s["dose_ul"] == pytest.approx(600)
+    assert s["podlet"] == PODLET["serial"] and s["profile"] == "short"
+    assert s["target_c"] == 45.0 and s["samples"] > 100 and s["start_utc"]
+    shown = json.loads(steamer(env, "sessions", "show", str(s["id"]), "--json").stdout)
+    series = shown["series"]
+    assert series[-1]["dose_ul"] == pytest.approx(600, abs=6)
+    assert max(p["outlet_c"] for p in series) == pytest.approx(45, abs=2)
+    png = tmp_path / "s.png"
+    steamer(env, "plot", str(s["id"]), "-o", str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    csv = steamer(env, "sessions", "export", "--csv").stdout.splitlines()
+    assert len(csv) == 2 and "completed" in csv[1]

@@ -1,0 +1,116 @@
+"""`steamer mfg provision` as the line runs it: a subprocess pushing a folder of signed
+profiles to several simulated steamers at once, one of which cannot take them all and
+one of which is not there."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from podproto import signing
+from steamer.ble.air import ENV, Air, LinkParams
+from steamer_tools.bench_ble import serve, signed_test_profile
+from steamer_tools.bench_ble import test_profile as profile_fields
+
+SPEED = 10.0
+# Held 3.5 s every 50 s: the 60 s pairing window stays open, as on a fixture.
+PRESSES = [{"t_s": 1 + 50 * i, "do": "press_button", "ms": 3500} for i in range(20)]
+NEWER = {"podlet_type": 7, "version": 5, "name": "calm", "outlet_target_c": 42.0,
+         "session_s": 600, "dose_rate_ul_min": 120, "max_session_ul": 1000,
+         "max_day_ul": 3000, "min_interval_s": 0, "sign": "ok"}
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory):
+    """Three steamers on one air; line-3 already has podlet type 7 at version 5."""
+    air = Air(LinkParams())
+    air.start_thread()
+    tmp = tmp_path_factory.mktemp("line")
+    served = []
+    try:
+        for name, profiles in (("line-1", []), ("line-2", []), ("line-3", [NEWER])):
+            served.append(serve(air, tmp, name, {"contract": 1, "duration_s": 86400,
+                                                 "profiles": profiles, "events": PRESSES},
+                                speed=SPEED))
+        env = dict(os.environ, **{ENV: air.address, "STEAMER_KEYS": str(tmp / "keys.json")})
+        env.pop("STEAMER_SIM", None)
+        yield env, tmp
+    finally:
+        for s in served:
+            s.stop()
+    for s in served:
+        assert s.crashes() == []
+
+
+def steamer(env: dict, *args: str, code: int) -> subprocess.CompletedProcess:
+    p = subprocess.run([sys.executable, "-m", "steamer.cli", *args], env=env, text=True,
+                       capture_output=True, timeout=90, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in p.stderr + p.stdout, p.stderr
+    assert p.returncode == code, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def folder(tmp: Path, name: str, files: dict[str, bytes]) -> Path:
+    d = tmp / name
+    d.mkdir()
+    for fname, data in files.items():
+        (d / fname).write_bytes(data)
+    return d
+
+
+def test_provision_reports_each_device_and_fails_if_any_did(line):
+    env, tmp = line
+    from steamer_tools.signing_sim import signed_profile
+    other = dict(profile_fields(1, "rose"), podlet_type=8)
+    profiles = folder(tmp, "profiles", {"calm.bin": signed_test_profile(2),
+                                        "rose.bin": signed_profile(other, "ok")})
+    p = steamer(env, "mfg", "provision", "line-1", "line-2", "line-3", "line-9",
+                "--profiles", str(profiles), "--sim", "--scan-timeout", "3", "--json", code=1)
+    results = {r["device"]: r for r in json.loads(p.stdout)}
+    assert list(results) == ["line-1", "line-2", "line-3", "line-9"]
+    for name in ("line-1", "line-2"):
+        assert results[name]["ok"], results[name]
+        assert [x["result"] for x in results[name]["profiles"]] == ["installed", "installed"]
+    l3 = {x["file"]: x for x in results["line-3"]["profiles"]}
+    assert not results["line-3"]["ok"]
+    assert l3["calm.bin"]["result"] == "failed" and "version 5" in l3["calm.bin"]["reason"]
+    assert l3["rose.bin"]["result"] == "installed"
+    assert not results["line-9"]["ok"] and results["line-9"]["address"] is None
+    assert "unknown device line-9" in results["line-9"]["error"]
+    assert p.stderr.strip() == "steamer mfg provision: 2 of 4 devices failed"
+
+    # What the devices now hold, as the consumer command lists it.
+    listed = json.loads(steamer(env, "profile", "list", "line-2", "--sim", "--json",
+                                code=0).stdout)
+    assert {(x["podlet_type"], x["version"]) for x in listed} == {(7, 2), (8, 1)}
+
+    # Again on the good ones: nothing to do, exit 0, and a table for a person.
+    p = steamer(env, "mfg", "provision", "line-1", "line-2", "--profiles", str(profiles),
+                "--sim", code=0)
+    rows = p.stdout.splitlines()
+    assert rows[0].split() == ["DEVICE", "ADDRESS", "RESULT", "DETAILS"]
+    assert sum("already installed" in r for r in rows) == 4 and "FAILED" not in p.stdout
+
+
+def test_provision_refuses_foreign_signatures_and_wrong_folders(line):
+    env, tmp = line
+    foreign = signing.sign_profile(bytes(range(32)), profile_fields(9, "calm"))
+    bad_sig = folder(tmp, "foreign", {"calm.bin": foreign})
+    p = steamer(env, "mfg", "provision", "line-1", "--profiles", str(bad_sig), "--sim",
+                "--json", code=1)
+    (row,) = json.loads(p.stdout)
+    assert row["profiles"][0]["result"] == "failed"
+    assert "not from the manufacturer key this steamer trusts" in row["profiles"][0]["reason"]
+
+    unsigned = folder(tmp, "unsigned", {"calm.json": json.dumps(profile_fields(3)).encode()})
+    p = steamer(env, "mfg", "provision", "line-1", "--profiles", str(unsigned), "--sim", code=2)
+    assert p.stderr.strip().splitlines() == [
+        f"steamer mfg provision: --profiles: no signed profiles (*.bin) in {unsigned} (1 "
+        "unsigned .json: sign them with `steamer mfg sign-profile`)"]
+    junk = folder(tmp, "junk", {"a.bin": b"\x01\x02"})
+    p = steamer(env, "mfg", "provision", "line-1", "--profiles", str(junk), "--sim", code=2)
+    assert "a.bin: not a signed profile" in p.stderr and len(p.stderr.splitlines()) == 1
