@@ -364,6 +364,7 @@ class Link:
         app = self.app
         pod = app.podlet
         clock = self.board.clock_s()
+        insession = app.session_prof is not None
         return {"type": "status", "state": app.state, "fault": app.fault,
                 "boiler_mc": app.boiler_mc, "outlet_mc": app.outlet_mc,
                 "heater_pct": app.heater_pm // 10,
@@ -371,7 +372,10 @@ class Link:
                 "session_ul": app.session_nl // 1000,
                 "session_s": min(0xFFFF, app.dose_steps // 10),
                 "podlet_type": pod["podlet_type"] if pod else 0,
-                "clock_s": clock if 0 <= clock <= 0xFFFFFFFF else 0}
+                "clock_s": clock if 0 <= clock <= 0xFFFFFFFF else 0,
+                # The running session's limits (0 outside one): dose and dosing time.
+                "limit_ul": app.dose_limit_nl // 1000 if insession else 0,
+                "limit_s": min(0xFFFF, app.session_limit_steps // 10) if insession else 0}
 
     def _write_state(self):
         msg = self.status()

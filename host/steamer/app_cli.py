@@ -170,15 +170,17 @@ def status_view(status: dict, extra: dict) -> dict:
         "clock_s": status["clock_s"] or None,
     }
     out.update(extra)
-    limit = out.get("limit_ul")
-    out["remaining_ul"] = (max(0, limit - status["session_ul"])
-                           if limit is not None and state in SESSION_STATES else None)
+    insession = state in SESSION_STATES and status["limit_ul"] > 0
+    out["limit_ul"] = status["limit_ul"] if insession else None
+    out["remaining_ul"] = max(0, status["limit_ul"] - status["session_ul"]) if insession else None
+    out["dosing_left_s"] = (max(0, status["limit_s"] - status["session_s"])
+                            if insession else None)
     return out
 
 
 async def _extra(st: Steamer, status: dict, paired: bool) -> dict:
-    """What only a paired host may read: the podlet's profile, the session's dose limit,
-    the latched fault's details."""
+    """What only a paired host may read: the podlet's profile, the session's target, the
+    latched fault's details."""
     if not paired:
         return {}
     out: dict[str, Any] = {}
@@ -189,7 +191,6 @@ async def _extra(st: Steamer, status: dict, paired: bool) -> dict:
     if state_name(status) in SESSION_STATES:
         rec = await last_record(st, "session_started")
         if rec is not None:
-            out["limit_ul"] = rec["payload"].get("limit_ul")
             out["target_c"] = rec["payload"].get("target_c")
     if status.get("fault"):
         faults = await st.faults()
@@ -304,13 +305,17 @@ class Progress:
             now = time.monotonic()
             if self.dose_t0 is None:
                 self.dose_t0 = (now, ul)
-            frac = min(1.0, ul / self.limit_ul) if self.limit_ul else 0.0
-            text = f"dose: {ul} µl" + (f" of up to {self.limit_ul} µl" if self.limit_ul else "")
+            limit_ul = status["limit_ul"] or self.limit_ul
+            frac = min(1.0, ul / limit_ul) if limit_ul else 0.0
+            text = f"dose: {ul} µl" + (f" of up to {limit_ul} µl" if limit_ul else "")
             t0, ul0 = self.dose_t0
-            if self.limit_ul and ul > ul0 and now > t0:
-                # The profile's session time may end it sooner: the steamer does not say.
-                rate = (ul - ul0) / (now - t0)
-                text += f", at most {_mmss((self.limit_ul - ul) / rate)} left"
+            left_s = status["limit_s"] - status["session_s"] if status["limit_s"] else None
+            if limit_ul and ul > ul0 and now > t0:
+                # Whichever ends the session first: the dose at this rate, or its time.
+                by_dose_s = (limit_ul - ul) / ((ul - ul0) / (now - t0))
+                left_s = by_dose_s if left_s is None else min(left_s, by_dose_s)
+            if left_s is not None:
+                text += f", {_mmss(max(0, left_s))} left"
             phase = "dose"
         if self.tty:
             bar = "#" * round(frac * 24)

@@ -144,6 +144,7 @@ def test_pair_status_profiles_and_sessions(served, env, tmp_path):
     # Status needs no pairing; anything that changes something does.
     st = json.loads(steamer(env, "status", "cli-a", "--json").stdout)
     assert st["state"] == "idle" and st["fault"] is None and 15 < st["boiler_c"] < 30
+    assert st["limit_ul"] is None and st["dosing_left_s"] is None
     line = one_line(steamer(env, "session", "start", "cli-a", code=1))
     assert "not paired with cli-a: run `steamer pair cli-a` while holding" in line
 
@@ -186,6 +187,9 @@ def test_pair_status_profiles_and_sessions(served, env, tmp_path):
     st = json.loads(steamer(env, "status", "cli-a", "--json").stdout)
     assert st["state"] in ("preheat", "ready", "steaming"), st
     assert st["profile"] == "short v1" and st["podlet_type"] == 3
+    # The steamer's own limits for the session: the profile's dose and dosing time.
+    assert 0 < st["limit_ul"] <= 2500 and st["remaining_ul"] == st["limit_ul"] - st["session_ul"]
+    assert 0 < st["dosing_left_s"] <= 120
     line = one_line(steamer(env, "session", "start", "cli-a", code=1))
     assert "cli-a is busy: a session is already running" in line
 
