@@ -1,13 +1,15 @@
 """Codes shared by the firmware and every board: reset causes, states, faults."""
 from micropython import const
 
+from podproto.names import FAULT_NAMES, STATE_NAMES  # noqa: F401  (hal.X_NAMES for the firmware)
+
 # Reset causes, as boards report them from reset_cause().
 RESET_POWER = const(0)
 RESET_WDT = const(1)
 RESET_SOFT = const(2)
 RESET_NAMES = ("power_on", "watchdog", "soft")
 
-# Device states (index into STATE_NAMES).
+# Device states (index into STATE_NAMES, podproto.names).
 ST_OFF = const(0)
 ST_IDLE = const(1)
 ST_PREHEAT = const(2)
@@ -15,9 +17,8 @@ ST_READY = const(3)
 ST_STEAMING = const(4)
 ST_COOLDOWN = const(5)
 ST_FAULT = const(6)
-STATE_NAMES = ("off", "idle", "preheat", "ready", "steaming", "cooldown", "fault")
 
-# Fault codes (index into FAULT_NAMES); 0 means none.
+# Fault codes (index into FAULT_NAMES, podproto.names); 0 means none.
 F_NONE = const(0)
 F_OVERTEMP_BOILER = const(1)
 F_OVERTEMP_OUTLET = const(2)
@@ -35,13 +36,6 @@ F_DRY_BOIL = const(13)
 F_WATER_EMPTY = const(14)
 F_TIP_OVER = const(15)
 F_PUMP_STALL = const(16)
-FAULT_NAMES = (
-    None, "overtemp_boiler", "overtemp_outlet",
-    "boiler_ntc_open", "boiler_ntc_short", "boiler_ntc_range", "boiler_ntc_frozen",
-    "outlet_ntc_open", "outlet_ntc_short", "outlet_ntc_range", "outlet_ntc_frozen",
-    "heater_stuck_on", "heater_not_heating", "dry_boil", "water_empty", "tip_over",
-    "pump_stall",
-)
 
 # Which sensor a fault concerns (index into SENSOR_NAMES).
 S_NONE = const(0)

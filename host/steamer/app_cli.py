@@ -22,7 +22,7 @@ from typing import IO, Any, Callable, Coroutine
 from bleak.exc import BleakError
 
 from steamer.ble.client import Found, LinkLost, Steamer, SteamerError
-from steamer.ble.names import FAULT_NAMES
+from podproto.names import FAULT_NAMES
 from steamer.devices import (SCAN_S, SESSION_STATES, SIM_ENV, DeviceError, ProfileFileError,
                              connected, explain, label, last_record, load_keys,
                              read_profile_file, resolve, scan_all, sim_air, state_name)

@@ -23,7 +23,7 @@ from bleak.exc import BleakError
 from podproto import ProtocolError, profile
 from steamer.ble.air import air_address
 from steamer.ble.client import Found, KeyRing, Steamer, SteamerError, find, scan
-from steamer.ble.names import STATE_NAMES
+from podproto.names import STATE_NAMES
 
 # Set (to anything but 0) to reach simulated steamers on $STEAMER_AIR without --sim.
 SIM_ENV = "STEAMER_SIM"

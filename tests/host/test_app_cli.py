@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_plot import colours
 
 from steamer.ble.air import ENV, Air, LinkParams
 from steamer_tools.bench_ble import serve, signed_test_profile
@@ -277,8 +278,12 @@ def test_sync_is_exactly_once_and_resumes_after_being_killed(served, env, air, t
     series = shown["series"]
     assert series[-1]["dose_ul"] == pytest.approx(600, abs=6)
     assert max(p["outlet_c"] for p in series) == pytest.approx(45, abs=2)
+    # Every curve of the plot came over BLE: boiler, heater and pump as well as outlet.
+    assert max(p["boiler_c"] for p in series) > 95 and max(p["heater_pct"] for p in series) > 50
+    assert max(p["pump_ul_min"] for p in series) == pytest.approx(300, abs=5)
     png = tmp_path / "s.png"
     steamer(env, "plot", str(s["id"]), "-o", str(png))
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    shape, distinct, non_white = colours(png)
+    assert shape == (800, 1000) and distinct >= 6 and 0.03 < non_white < 0.6
     csv = steamer(env, "sessions", "export", "--csv").stdout.splitlines()
     assert len(csv) == 2 and "completed" in csv[1]

@@ -106,7 +106,7 @@ def _found(device: BLEDevice, adv: Any) -> Found:
     mfr = adv.manufacturer_data.get(MFR_ID, b"")
     state = None
     if len(mfr) >= 1:
-        from steamer.ble.names import STATE_NAMES
+        from podproto.names import STATE_NAMES
         state = STATE_NAMES[mfr[0]] if mfr[0] < len(STATE_NAMES) else str(mfr[0])
     return Found(device, adv.local_name, state, mfr[1] if len(mfr) > 1 else 0,
                  bool(mfr[2]) if len(mfr) > 2 else False, adv.rssi)

@@ -1,4 +1,5 @@
-"""Names the steamer's codes stand for on the host (mirrors of device/fw/hal.py's)."""
+"""What the state and fault codes of a `status` message (and the fault list) stand for:
+the names firmware and host both use. A code is an index; new names go at the end."""
 STATE_NAMES = ("off", "idle", "preheat", "ready", "steaming", "cooldown", "fault")
 FAULT_NAMES = (
     None, "overtemp_boiler", "overtemp_outlet",
