@@ -4,9 +4,13 @@ Records are appended as JSON lines, `<seq> <json>`, to segment files named by th
 first sequence number in `<data_dir>/journal/`. On littlefs an append becomes visible
 whole at close, so a power cut loses at most the record being written and never leaves
 half a line; a line that does not parse is skipped all the same. The host acknowledges
-the last sequence it stored; only segments wholly acknowledged are deleted. When the
-journal is full of unacknowledged records the oldest segment goes, and a
-`journal_overflow` record says which sequence numbers were lost.
+the last sequence it stored, and nothing unacknowledged is deleted while there is room:
+segments wholly acknowledged are deleted, and when the journal is full the oldest
+segment, if the host has acknowledged part of it, is rewritten with only its
+unacknowledged tail (written whole to a `t<first>` file before the old one goes, so a
+power cut leaves one copy of every record). Only a journal full of unacknowledged
+records drops its oldest segment, after first appending a `journal_overflow` record
+naming every sequence number lost since the host's acknowledgement (lost_from, lost_to).
 """
 import json
 import os
@@ -14,7 +18,7 @@ import os
 from micropython import const
 
 SEG_RECORDS = const(256)     # records per segment file
-MAX_SEGMENTS = const(16)     # flash budget: 4,096 records
+MAX_RECORDS = const(4096)    # flash budget: records held, acknowledged or not
 _ACK_FILE = "ack"
 
 
@@ -27,8 +31,10 @@ def _exists(path):
 
 
 class Journal:
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, seg_records=SEG_RECORDS, max_records=MAX_RECORDS):
         self.dir = data_dir + "/journal"
+        self.seg_records = seg_records
+        self.max_records = max_records
         if not _exists(self.dir):
             os.mkdir(self.dir)
         self.acked = self._read_ack()
@@ -42,14 +48,30 @@ class Journal:
     # ---- state from flash ------------------------------------------------------------
     def _scan(self):
         firsts = []
+        tails = []
         for name in os.listdir(self.dir):
-            if name.startswith("s") and name[1:].isdigit():
-                firsts.append(int(name[1:]))
+            if name[1:].isdigit():
+                if name.startswith("s"):
+                    firsts.append(int(name[1:]))
+                elif name.startswith("t"):
+                    tails.append(int(name[1:]))
         firsts.sort()
+        for first in tails:
+            # A tail rewrite that a power cut stopped: while the segment it came from
+            # (older than it) is there, that one holds every record and the tail may be
+            # partial; once that one is gone the tail was complete: the oldest segment.
+            if firsts and firsts[0] < first:
+                os.remove(self._tail_path(first))
+            else:
+                os.rename(self._tail_path(first), self._seg_path(first))
+                firsts.insert(0, first)
         return firsts
 
     def _seg_path(self, first):
         return "%s/s%d" % (self.dir, first)
+
+    def _tail_path(self, first):
+        return "%s/t%d" % (self.dir, first)
 
     def _read_ack(self):
         try:
@@ -109,8 +131,14 @@ class Journal:
 
     def append(self, record):
         """Stores record on flash and returns its sequence number."""
-        if not self.segments or self.in_last >= SEG_RECORDS:
-            self._new_segment()
+        if self.segments and self.next - self.segments[0] >= self.max_records:
+            self._make_room()
+        return self._write(record)
+
+    def _write(self, record):
+        if not self.segments or self.in_last >= self.seg_records:
+            self.segments.append(self.next)
+            self.in_last = 0
         seq = self.next
         line = "%d %s\n" % (seq, json.dumps(record))
         with open(self._seg_path(self.segments[-1]), "a") as f:
@@ -119,22 +147,42 @@ class Journal:
         self.in_last += 1
         return seq
 
-    def _new_segment(self):
+    def _make_room(self):
         self._compact()
-        if len(self.segments) >= MAX_SEGMENTS:
-            lost_from = self.segments[0]
-            lost_to = self.segments[1] - 1
-            os.remove(self._seg_path(lost_from))
-            self.segments.pop(0)
-            self._start_segment()
-            self.append({"event": "journal_overflow", "lost_from": lost_from,
-                         "lost_to": lost_to})
+        if self.next - self.segments[0] < self.max_records:
             return
-        self._start_segment()
+        if self.segments[0] <= self.acked:
+            self._rewrite_tail()
+            return
+        # Full of records the host has not acknowledged: the oldest segment goes. The
+        # record saying so is written first, so no power cut loses records unannounced
+        # (a cut before the delete announces records that are still there: the host
+        # counts as lost only what it never received).
+        lost_to = self.segments[1] - 1
+        self._write({"event": "journal_overflow", "lost_from": self.acked + 1,
+                     "lost_to": lost_to})
+        os.remove(self._seg_path(self.segments.pop(0)))
+        self._read_at = None
 
-    def _start_segment(self):
-        self.segments.append(self.next)
-        self.in_last = 0
+    def _rewrite_tail(self):
+        """The oldest segment, partly acknowledged, becomes its unacknowledged tail: the
+        tail is written whole to t<first>, then the old segment is deleted, then the tail
+        renamed in its place (Journal() completes or undoes a rewrite a cut stopped)."""
+        old = self.segments[0]
+        first = self.acked + 1
+        tail = self._tail_path(first)
+        lines = self._lines(old)
+        try:
+            with open(tail, "w") as out:
+                for seq, text, _ in lines:
+                    if seq > self.acked:
+                        out.write("%d %s\n" % (seq, text))
+        finally:
+            lines.close()
+        os.remove(self._seg_path(old))
+        os.rename(tail, self._seg_path(first))
+        self.segments[0] = first
+        self._read_at = None
 
     def read(self, from_seq, max_records):
         """Up to max_records (seq, record) with seq >= from_seq, oldest first."""
@@ -177,3 +225,4 @@ class Journal:
         # A segment may go once the next one starts after the acknowledged sequence.
         while len(self.segments) > 1 and self.segments[1] - 1 <= self.acked:
             os.remove(self._seg_path(self.segments.pop(0)))
+            self._read_at = None
