@@ -390,15 +390,24 @@ class App:
 
     def wall_s(self):
         """The newest wall-clock time the device can vouch for: its clock if the host
-        set it since boot, else a lower bound from the newest time ever recorded (0 if
-        none ever was)."""
+        set it since boot, or the ledger's lower bound (the newest time recorded, plus
+        the time powered since) if that is later; 0 if neither knows one."""
         now = self.board.clock_s()
-        if now:
-            return now
-        if self.ledger is None or not self.ledger.wall_floor_s:
-            return 0
-        # The newest time recorded, plus the time powered since: still a lower bound.
-        return self.ledger.wall_floor_s + self.uptime_s()
+        led = self.ledger
+        if led is not None:
+            now = max(now, led.wall_s(led.now_s(self.uptime_s())))
+        return now
+
+    def _decision_wall_s(self):
+        """wall_s() for a decision that depends on it (a podlet's expiry), recorded in
+        the ledger first if it is newer than the newest time recorded: the clock is never
+        set below a recorded time, so no power cut and clock set can undo the decision."""
+        wall = self.wall_s()
+        led = self.ledger
+        if wall and led is not None and wall > led.wall_floor_s:
+            self._stamp()
+            led.see_wall(wall, self.uptime_s())
+        return wall
 
     def set_clock(self, epoch_s):
         """The host's time, never earlier than the newest time already recorded."""
@@ -509,7 +518,7 @@ class App:
         """Accepts a genuine podlet (pod) the device may use now, else refuses it."""
         serial = pod["serial"] if pod is not None else None
         if reason is None and pod is not None:
-            reason = self.trust.podlet_date(pod, self.wall_s())
+            reason = self.trust.podlet_date(pod, self._decision_wall_s())
         if reason is None and pod is not None:
             if pod["podlet_type"] not in self.profiles:
                 reason = "no_profile"
@@ -588,6 +597,13 @@ class App:
             reason = "tilted"
         elif prof is None:
             reason = "no_profile"
+        if reason is None and pod is not None:
+            # Accepted when it was inserted, and perhaps left in the slot past its expiry.
+            reason = self.trust.podlet_date(pod, self._decision_wall_s())
+            if reason is not None:
+                self.podlet = None
+                self.emit({"event": "podlet_rejected", "podlet": pod["serial"],
+                           "reason": reason})
         if reason is not None or pod is None or prof is None or led is None:
             self.emit({"event": "session_refused", "reason": reason or "no_podlet"})
             return False

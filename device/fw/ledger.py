@@ -14,6 +14,12 @@ seconds since boot. It never goes backwards and never jumps forwards, whatever t
 says, and while the power is off it stands still, so after a boot every past dose counts
 as at least as recent as it really was (the worst case the limits must assume).
 
+The wall-clock floor (the newest wall time recorded) moves on with the limit clock at
+every commit: the limit clock never runs ahead of the wall's, so the floor stays a time
+that has certainly passed, and a power cut takes back no more than the time since the
+last commit. Whole seconds of both clocks could add up to a second too many, so a wall
+time counts as known one second after the limit-clock time it was seen at.
+
 Its tables are allocated once, full size, when it is made, serials included (in one
 buffer, not as 256 strings scattered through the heap by the load): a ledger holding 256
 podlets needs no more of the heap than a new one, and no commit or load needs a large
@@ -54,6 +60,7 @@ class Ledger:
         self.tmp = self.path + ".new"
         self.floor_s = 0          # limit clock at the last commit
         self.wall_floor_s = 0     # newest wall-clock time ever recorded (epoch s)
+        self.wall_at_s = 0        # limit-clock time from which wall_floor_s surely holds
         self.last_start_s = -1    # limit clock at the last session start; -1: none yet
         # Per session in the last 24 h, oldest first: limit-clock s of its last commit, ul.
         self.day_t = _ints(_DAY_ENTRIES_MAX)
@@ -71,6 +78,7 @@ class Ledger:
         self.commits = 0
         self._load()
         self.boot_s = self.floor_s
+        self.wall_at_s = self.floor_s + 1
 
     # ---- flash ---------------------------------------------------------------------------
     def _load(self):
@@ -109,6 +117,9 @@ class Ledger:
         """Writes the whole ledger; it is on flash when this returns."""
         if now_s > self.floor_s:
             self.floor_s = now_s
+        self.wall_floor_s = self.wall_s(self.floor_s)
+        if self.floor_s > self.wall_at_s:
+            self.wall_at_s = self.floor_s
         with open(self.tmp, "w") as f:
             f.write("ledger %d %d %d %d %d %d %d\n" % (
                 _FORMAT, self.floor_s, self.wall_floor_s, self.last_start_s, self.uses,
@@ -136,16 +147,27 @@ class Ledger:
         if now - self.floor_s >= _FLOOR_EVERY_S:
             self.commit(now)
 
+    def wall_s(self, now_s):
+        """The newest wall-clock time known at now_s on the limit clock: the one recorded
+        plus the limit clock's seconds since (0 if none ever was)."""
+        wall = self.wall_floor_s
+        if wall and now_s > self.wall_at_s:
+            wall += now_s - self.wall_at_s
+        return wall
+
     def see_wall(self, epoch_s, uptime_s, clock_s=0):
         """The host's wall clock, never earlier than the newest time recorded nor than
         the device's own clock (clock_s) now reads. Returns the time to set (clamped up)
-        and commits the new floor."""
+        and commits the new floor. Also how the device records a wall time it decides
+        on (clock_s 0), so that no clock set after a power cut can undo the decision."""
         newest = max(self.wall_floor_s, clock_s)
         if epoch_s < newest:
             epoch_s = newest
         if epoch_s > self.wall_floor_s:
+            now = self.now_s(uptime_s)
             self.wall_floor_s = epoch_s
-            self.commit(self.now_s(uptime_s))
+            self.wall_at_s = now + 1
+            self.commit(now)
         return epoch_s
 
     # ---- limits ---------------------------------------------------------------------------

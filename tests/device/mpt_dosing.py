@@ -85,3 +85,42 @@ def test_ledger_counts_what_was_reserved_after_a_power_cut():
     after = ledger.Ledger(b.data_dir)
     assert after.podlet_ul(serial) * 1000 >= delivered               # never less
     assert after.podlet_ul(serial) * 1000 - delivered <= 50 * 1000   # by at most a chunk
+
+
+def test_a_session_counts_in_the_day_until_a_full_day_after_its_last_dose():
+    """The limit clock counts whole seconds: n seconds on it may be n - 1 and a bit in
+    truth, so a session's doses count in the day until the clock reads a full day and
+    one second after its last commit (fw.app: day_ul(now - 1))."""
+    from fw import ledger
+    b, app = simkit.make()
+    led = app.ledger
+    now = led.now_s(app.uptime_s())
+    other = "0000000000aa"            # another podlet's session used the whole day
+    led.begin(other, now)
+    led.reserve(other, simkit.PROFILE["max_day_ul"], now)
+    app.steps += ledger.DAY_S * 10    # the limit clock reads exactly a day later
+    assert led.now_s(app.uptime_s()) == now + ledger.DAY_S
+    assert app.start_session() is False
+    app.steps += 10                   # a second more
+    assert app.start_session() is True
+
+
+def test_a_clock_set_in_a_session_keeps_the_sessions_doses_in_the_day():
+    """set_clock commits the ledger (the new wall floor) and so moves the limit clock's
+    floor, where the limit clock resumes after a power cut. The session's day entry must
+    be at least as recent, or what was pumped since its last reservation would drop out
+    of the day too early (fw.app: _stamp before the set)."""
+    from fw import ledger
+    b, app = simkit.make()
+    assert app.start_session()
+    app.state = hal.ST_STEAMING
+    app.dosing = 1
+    for _ in range(30):
+        app._dose()
+    app.steps += 50                   # 5 s on the chunk reserved at the start
+    app.set_clock(b.clock_s() + 3600)
+    after = ledger.Ledger(b.data_dir)  # the power fails now
+    assert after.day_entries()[-1][0] >= after.floor_s, (after.day_entries(), after.floor_s)
+    # The first start after the boot may come at the floor; a day later on that clock
+    # the session's doses still count.
+    assert after.day_ul(after.floor_s + ledger.DAY_S - 1) == ledger.CHUNK_UL

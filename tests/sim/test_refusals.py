@@ -326,3 +326,41 @@ def test_setting_the_clock_back_to_the_last_set_time_does_not_unexpire(tmp_path)
                                      do(120, "set_clock", epoch_s=LATE_S),   # 119 s back
                                      insert(121, expiry=CLOCK_DAY)], clock=False))
     assert r.reasons("podlet_rejected") == ["expired"]
+
+
+def test_an_expiry_decided_on_the_devices_own_clock_survives_a_power_cut(tmp_path):
+    # Set at 23:59, the device's clock reads the next day at 00:01 and refuses the
+    # podlet; that decision's time is recorded, so after a power cut the host cannot set
+    # the clock back to 23:59 and have the podlet taken.
+    r = run(tmp_path, scenario(150, [
+        do(1, "set_clock", epoch_s=LATE_S),
+        insert(121, expiry=CLOCK_DAY),                   # 00:01: expired
+        do(125, "power_cut", off_s=2.0),
+        do(130, "set_clock", epoch_s=LATE_S),
+        do(140, "start_session"),
+    ], clock=False))
+    rejected = r.decisions("podlet_rejected", "podlet_accepted")
+    assert [(e["event"], e["reason"]) for e in rejected] == [("podlet_rejected", "expired")] * 3
+    [clamped] = r.decisions("clock_clamped")
+    assert clamped["asked_s"] == LATE_S
+    assert clamped["floor_s"] >= LATE_S + 60 + 1         # at least 00:00:01 next day
+    assert r.reasons("session_refused") == ["no_podlet"]
+    assert r.summary["sessions"] == []
+
+
+def test_a_podlet_left_in_past_its_expiry_starts_no_session(tmp_path):
+    # Accepted at 23:59:01, still in at 00:01:05: the start checks the expiry again.
+    r = run(tmp_path, scenario(200, [
+        do(1, "set_clock", epoch_s=LATE_S),
+        insert(2, expiry=CLOCK_DAY),
+        do(125, "start_session"),
+        do(130, "start_session"),
+    ], clock=False))
+    assert [(e["event"], e["t_ms"] // 1000) for e in r.decisions(
+        "podlet_rejected", "podlet_accepted")] == [
+        ("podlet_accepted", 2), ("podlet_rejected", 125), ("podlet_rejected", 130)]
+    assert r.reasons("podlet_rejected") == ["expired", "expired"]
+    # The first start finds the podlet expired; the second re-reads it, as for any
+    # podlet refused before.
+    assert r.reasons("session_refused") == ["expired", "no_podlet"]
+    assert r.summary["sessions"] == []
