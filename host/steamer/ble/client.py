@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import json
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,15 +28,31 @@ from typing import Any, Callable, Iterable, Protocol
 from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.exc import BleakError
+from bleak_retry_connector import BLEAK_RETRY_EXCEPTIONS, establish_connection
 
 import podproto
-from podproto import gatt, logevents, messages, pairing
+from podproto import gatt, logevents, messages, pairing, profile
 from podproto.flow import TxCredits
-from podproto.link import Fragmenter, Reassembler
+from podproto.link import MAX_PDU, Fragmenter, Reassembler
 
 MFR_ID = 0xFFFF
 HOST_MAX_FRAME = 8192
 COMMIT_TIMEOUT_S = 30.0
+# The steamer answers a pair request once its X25519 work is done, a slice a period:
+# about 9 s on the slowest board (steamer dev bench --parts protocol).
+PAIR_TIMEOUT_S = 30.0
+CONNECT_ATTEMPTS = 4
+# Between connection tries: a backoff drawn from [0, min(max, first * 2**try)] (full
+# jitter), then a scan of up to RESCAN_S for the steamer's advertisement.
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 2.0
+RESCAN_S = 2.0
+# What a connection try may fail with and be tried again: bleak-retry-connector's set
+# (bleak errors, timeouts, and EOFError / BrokenPipeError from a dying D-Bus socket),
+# and OSError from a transport.
+CONNECT_ERRORS = (*BLEAK_RETRY_EXCEPTIONS, OSError)
+# SteamerError codes of a failed link rather than a refusal: worth a reconnect.
+LINK_CODES = ("link", "timeout", "no_credits")
 
 
 class SteamerError(Exception):
@@ -163,6 +180,14 @@ class SyncResult:
     bytes: int
     seconds: float
     last_seq: int
+    # Seq ranges the steamer reports lost (journal_overflow: its journal filled up with
+    # records no host had acknowledged) that this host never received.
+    lost: list[tuple[int, int]] = field(default_factory=list)
+    reconnects: int = 0
+
+    @property
+    def lost_records(self) -> int:
+        return sum(b - a + 1 for a, b in self.lost)
 
 
 class Steamer:
@@ -176,6 +201,7 @@ class Steamer:
         self.keys = keys or KeyRing()
         self.app = app
         self.timeout_s = timeout_s
+        self._sim = sim
         self._client_kw = _backends(sim)[1]
         if sim and mtu:
             self._client_kw["mtu"] = mtu      # what the simulated central asks for
@@ -188,11 +214,14 @@ class Steamer:
         self._id = 0
         self._lost = asyncio.Event()
         self._write_lock = asyncio.Lock()
-        self.authenticated = False
+        self._session: tuple[bytes, bytes] | None = None   # pairing.session_pads
+        self._ctr = 0               # the next command's counter
         self.info: dict = {}
         self.rx_errors = 0
         self.rx_bytes = 0          # Event payload bytes received, PDU headers included
         self.rx_last_t = 0.0       # time.monotonic() of the last Event notification
+        self.reconnects = 0        # reconnect() calls that succeeded
+        self._commit_sent = False  # push_profile's last try got as far as the commit
 
     # ---- connection ------------------------------------------------------------------
     async def __aenter__(self) -> "Steamer":
@@ -202,49 +231,79 @@ class Steamer:
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
-    async def connect(self, attempts: int = 4) -> None:
-        """Connects, retrying with backoff as bleak-retry-connector does, then reads Info
-        and subscribes to Event."""
-        last: Exception | None = None
+    async def connect(self, attempts: int = CONNECT_ATTEMPTS) -> None:
+        """Connects, reads Info and subscribes to Event, in up to `attempts` tries. A try
+        is bleak-retry-connector's establish_connection (its error handling and BlueZ
+        clean-ups) and our setup; before each next try we back off (exponential, full
+        jitter), scan again for a fresh BLEDevice (an old one may hold a stale handle)
+        and connect without the services cache. SteamerError once the budget is spent."""
+        last: BaseException | None = None
         for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(random.uniform(
+                    0.0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** attempt)))
+                await self._rescan()
             try:
-                await self._connect_once()
+                await self._connect_once(use_cache=attempt == 0)
                 return
-            except (BleakError, asyncio.TimeoutError, OSError) as e:
+            except CONNECT_ERRORS as e:
                 last = e
                 await self._drop_client()
-                await asyncio.sleep(min(1.0, 0.1 * (attempt + 1)))
-        raise SteamerError(f"{self.address}: could not connect after {attempts} attempts: {last}")
+        raise SteamerError(f"{self.address}: could not connect after {attempts} attempts: "
+                           f"{str(last) or type(last).__name__}")
 
-    async def _connect_once(self) -> None:
-        self._lost = asyncio.Event()
+    async def _rescan(self) -> None:
+        """self.device from the steamer's advertisement now (kept when none is heard)."""
+        try:
+            hits = await find(lambda f: f.device.address == self.address, 1, RESCAN_S,
+                              sim=self._sim)
+        except CONNECT_ERRORS:
+            return
+        if hits:
+            self.device = hits[0].device
+
+    async def _ble_device(self) -> BLEDevice:
+        if isinstance(self.device, BLEDevice):
+            return self.device
+        if self._sim:
+            # The simulated air needs no scan to reach an address.
+            return BLEDevice(self.address, None, {"air": self._client_kw.get("air")})
+        await self._rescan()
+        if not isinstance(self.device, BLEDevice):
+            raise BleakError(f"{self.address}: not found in a {RESCAN_S:g} s scan")
+        return self.device
+
+    async def _connect_once(self, use_cache: bool = True) -> None:
+        lost = self._lost = asyncio.Event()
         self._frames = asyncio.Queue()
         self._reasm = Reassembler(HOST_MAX_FRAME, 512)
         self.authenticated = False
         self._id = 0
-        client = BleakClient(self.device, disconnected_callback=self._on_disconnect,
-                             timeout=self.timeout_s, **self._client_kw)
-        await client.connect()
+
+        def gone(_client: BleakClient) -> None:
+            # This connection's event: a late callback of an earlier one changes nothing.
+            lost.set()
+            self._credit_event.set()
+        client = await establish_connection(
+            BleakClient, await self._ble_device(), self.address, disconnected_callback=gone,
+            max_attempts=1, use_services_cache=use_cache, timeout=self.timeout_s,
+            **self._client_kw)
         self.client = client
         char = client.services.get_characteristic(gatt.COMMAND_UUID)
         if char is None:
             raise BleakError("not a steamer: no Command characteristic")
-        max_pdu = max(20, min(512, char.max_write_without_response_size))
+        max_pdu = max(20, min(MAX_PDU, char.max_write_without_response_size))
         self._frag = Fragmenter(max_pdu)
         self.info = podproto.decode(bytes(await client.read_gatt_char(gatt.INFO_UUID)))
         self._credits = TxCredits(self.info["rx_credits"])
         await client.start_notify(gatt.EVENT_UUID, self._on_event)
-
-    def _on_disconnect(self, _client: BleakClient) -> None:
-        self._lost.set()
-        self._credit_event.set()
 
     async def _drop_client(self) -> None:
         client, self.client = self.client, None
         if client is not None:
             try:
                 await client.disconnect()
-            except (BleakError, OSError):
+            except CONNECT_ERRORS:
                 pass
 
     async def close(self) -> None:
@@ -253,6 +312,18 @@ class Steamer:
     async def reconnect(self, attempts: int = 8) -> None:
         await self._drop_client()
         await self.connect(attempts)
+        self.reconnects += 1
+
+    @property
+    def authenticated(self) -> bool:
+        """True once authenticate() succeeded on this connection."""
+        return self._session is not None
+
+    @authenticated.setter
+    def authenticated(self, value: bool) -> None:
+        if value:
+            raise ValueError("authenticate() sets it")
+        self._session = None        # a new connection needs a new session
 
     @property
     def connected(self) -> bool:
@@ -280,15 +351,27 @@ class Steamer:
             self._frames.put_nowait(msg)
 
     async def send(self, msg: dict, ack: bool = False) -> int:
-        """Writes one frame (as PDUs, spending credits); returns its id."""
+        """Writes one frame (as PDUs, spending credits); returns its id. Once
+        authenticated, every frame but pairing.OPEN's carries the next command counter
+        and its tag."""
         if not self.connected or self._frag is None or self._credits is None:
             raise LinkLost()
         async with self._write_lock:
-            self._id = (self._id + 1) & 0xFF
-            msg = {**msg, "id": self._id, "flags": messages.FLAG_ACK_REQ if ack else 0}
-            for pdu in self._frag.split(podproto.encode(msg)):
+            for pdu in self._frag.split(self.frame(msg, ack)):
                 await self._write_pdu(pdu)
             return self._id
+
+    def frame(self, msg: dict, ack: bool = False) -> bytes:
+        """The next frame of msg as send() writes it: its id, and its counter and tag
+        when authenticated (each call takes the next). For send() and for tests that
+        write PDUs themselves."""
+        self._id = (self._id + 1) & 0xFF
+        msg = {**msg, "id": self._id, "flags": messages.FLAG_ACK_REQ if ack else 0}
+        if self._session is None or msg["type"] in pairing.OPEN:
+            return podproto.encode(msg)
+        ctr = self._ctr
+        self._ctr += 1
+        return pairing.seal(msg, self._session, ctr)
 
     async def write_pdu(self, pdu: bytes) -> None:
         """Writes one raw PDU to Command, spending a credit (diagnostics and fuzzing:
@@ -353,18 +436,39 @@ class Steamer:
             raise LinkLost()
         return podproto.decode(bytes(await self.client.read_gatt_char(gatt.STATE_UUID)))
 
-    async def status_stream(self, on_status: Callable[[dict], None]) -> Callable[[], Any]:
-        """Calls on_status with each State notification (1 Hz); returns a coroutine
-        function that stops it. Below ATT MTU 39 there are none: poll status()."""
+    async def status_stream(self, on_status: Callable[[dict], None],
+                            interval_s: float = 1.0) -> Callable[[], Any]:
+        """Calls on_status with each status, once a second; returns a coroutine function
+        that stops it. State notifications carry it when the ATT MTU is at least
+        gatt.STATE_NOTIFY_MIN_MTU; below that State is read every interval_s."""
         assert self.client is not None
+        client = self.client
+        if client.mtu_size < gatt.STATE_NOTIFY_MIN_MTU:
+            async def poll() -> None:
+                while client.is_connected:
+                    try:
+                        on_status(await self.status())
+                    except podproto.ProtocolError:
+                        self.rx_errors += 1
+                    except (BleakError, OSError, LinkLost):
+                        return
+                    await asyncio.sleep(interval_s)
+            task = asyncio.ensure_future(poll())
+
+            async def stop_polling() -> None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+            return stop_polling
 
         def cb(_c: Any, data: bytearray) -> None:
             try:
                 on_status(podproto.decode(bytes(data)))
             except podproto.ProtocolError:
                 self.rx_errors += 1
-        await self.client.start_notify(gatt.STATE_UUID, cb)
-        client = self.client
+        await client.start_notify(gatt.STATE_UUID, cb)
 
         async def stop() -> None:
             if client.is_connected:
@@ -373,14 +477,16 @@ class Steamer:
 
     # ---- pairing and authentication ----------------------------------------------------
     async def pair(self) -> bytes:
-        """Pairs while the steamer's pairing window is open (button held 3 s); stores the
-        key in the key ring and returns this host's id."""
+        """Pairs while the steamer's pairing window is open (its button held, after the
+        first 3 s); stores the key in the key ring and returns this host's id."""
         priv, pub = pairing.keypair()
         host_nonce = os.urandom(16)
         mid = await self.send({"type": "pair_request", "host_pub": pub, "host_nonce": host_nonce})
-        chal = await self.receive(["pair_challenge"], mid)
+        chal = await self.receive(["pair_challenge"], mid, max(self.timeout_s, PAIR_TIMEOUT_S))
         confirm = await self.receive(["key_confirm"], mid)
         shared = pairing.x25519(priv, chal["dev_pub"])
+        if shared == bytes(32):
+            raise SteamerError("pairing: the steamer's key shares no secret", "auth_failed")
         key = pairing.pair_key(shared, host_nonce, chal["dev_nonce"])
         host_id = pairing.host_id_of(pub)
         if not pairing.equal(confirm["mac"], pairing.pair_confirm(key, host_id)):
@@ -395,6 +501,7 @@ class Steamer:
         if k is None:
             raise SteamerError(f"{self.address}: not paired", "auth_required")
         host_id, key = k
+        self._session = None        # the steamer drops the old one on hello
         mid = await self.send({"type": "hello", "proto": podproto.VERSION, "caps": 0,
                                "max_pdu": self._frag.max_pdu if self._frag else 20,
                                "app": self.app[:32]})
@@ -405,7 +512,8 @@ class Steamer:
         confirm = await self.receive(["key_confirm"], mid)
         if not pairing.equal(confirm["mac"], pairing.device_mac(key, host_nonce, chal["nonce"])):
             raise SteamerError("the steamer failed to prove it holds our key", "auth_failed")
-        self.authenticated = True
+        self._session = pairing.session_pads(key, chal["nonce"], host_nonce, host_id)
+        self._ctr = pairing.FIRST_CTR
 
     # ---- commands ----------------------------------------------------------------------
     async def start_session(self, podlet_type: int = 0) -> None:
@@ -428,11 +536,41 @@ class Steamer:
     async def faults(self) -> list[dict]:
         return (await self.request({"type": "fault_list_get"}, ["fault_list"]))["faults"]
 
-    async def push_profile(self, blob: bytes, chunk: int | None = None) -> None:
+    async def push_profile(self, blob: bytes, chunk: int | None = None,
+                           reconnects: int = 0) -> None:
         """Uploads a (signed) profile: resumes from the steamer's offset when an upload of
         the same bytes is under way (say, before a dropped link), checks SHA-256, commits.
-        Raises SteamerError when the steamer refuses it, LinkLost when the link drops:
-        call again after reconnect() and it resumes."""
+        Raises SteamerError when the steamer refuses it. A dropped link: with reconnects,
+        reconnects (up to that many times), authenticates and resumes; else LinkLost:
+        call again after reconnect() and it resumes. When the link went with the commit
+        sent, the steamer may have installed the profile without our hearing so: if
+        profile_list then lists it (podlet type, version and name), the push is done,
+        else it is pushed again, and a stale_version answer with it listed means the
+        first commit installed it."""
+        ident = _profile_ident(blob)
+        committed = False                 # a commit went out on an earlier connection
+        for attempt in range(reconnects + 1):
+            if attempt:
+                await self.reconnect()
+                await self.authenticate()
+                if committed and await self._lists(ident):
+                    return
+            try:
+                await self._push_once(blob, chunk)
+                return
+            except SteamerError as e:
+                if e.code == "stale_version" and committed and await self._lists(ident):
+                    return
+                if e.code not in LINK_CODES or attempt == reconnects:
+                    raise
+                committed = committed or self._commit_sent
+
+    async def _lists(self, ident: tuple[int, int, str] | None) -> bool:
+        return ident is not None and any(
+            (p["podlet_type"], p["version"], p["name"]) == ident for p in await self.profiles())
+
+    async def _push_once(self, blob: bytes, chunk: int | None) -> None:
+        self._commit_sent = False
         digest = hashlib.sha256(blob).digest()
         reply = await self.request({"type": "profile_begin", "size": len(blob), "sha256": digest},
                                    ["profile_offset"])
@@ -453,13 +591,43 @@ class Steamer:
                                        "bad_offset")
         # The steamer answers once it has checked the signature, which it spreads over
         # its control periods: about 8 s on the slowest board, more behind a podlet check.
+        self._commit_sent = True
         await self.request({"type": "profile_commit"}, ["ack"], True, COMMIT_TIMEOUT_S)
 
-    async def sync_logs(self, sink: LogSink, batch: int = 77, window: int = 12) -> SyncResult:
+    async def sync_logs(self, sink: LogSink, batch: int = 77, window: int = 12,
+                        reconnects: int = 0) -> SyncResult:
         """Reads every record after sink.last_seq(), hands them to sink.add() in order
         (never one twice), then acknowledges the last so the steamer may compact. A
-        dropped link raises LinkLost with everything stored so far kept: call again."""
+        dropped link: with reconnects, reconnects (up to that many times), authenticates,
+        acknowledges what is stored and carries on; else LinkLost with everything stored
+        so far kept: call again. The result's `lost` names records the steamer reports
+        it dropped (its journal full of unacknowledged records) that this host lacks."""
+        res = SyncResult(0, 0, 0.0, sink.last_seq())
         t0 = time.monotonic()
+        gaps: list[tuple[int, int]] = []       # seqs skipped in what we received
+        claims: list[tuple[int, int]] = []     # seqs journal_overflow records name
+        start = res.last_seq
+        for attempt in range(reconnects + 1):
+            if attempt:
+                await self.reconnect()
+                await self.authenticate()
+                res.reconnects += 1
+                if res.records:
+                    await self.request({"type": "log_ack", "seq": res.last_seq}, ["ack"], True)
+            try:
+                await self._sync_pass(sink, batch, window, res, gaps, claims)
+                break
+            except SteamerError as e:
+                if e.code not in LINK_CODES or attempt == reconnects:
+                    raise
+        res.seconds = time.monotonic() - t0      # the transfer, not the acknowledgement
+        res.lost = _overlap(claims, gaps, start)
+        if res.records:
+            await self.request({"type": "log_ack", "seq": res.last_seq}, ["ack"], True)
+        return res
+
+    async def _sync_pass(self, sink: LogSink, batch: int, window: int, res: SyncResult,
+                         gaps: list[tuple[int, int]], claims: list[tuple[int, int]]) -> None:
         # The steamer's replies fit its max_frame, so it sends what we ask up to that: a
         # shorter reply means it had no more. We ask for what fills whole PDUs, since a
         # frame's last PDU goes out as one PDU however little it carries.
@@ -468,12 +636,10 @@ class Steamer:
         whole = self.info.get("max_frame", 1024) // room * room
         rec = logevents.WIRE_BYTES
         batch = max(1, min(batch, (whole - 13) // rec))
-        last = sink.last_seq()
+        last = max(res.last_seq, sink.last_seq())
         cursor = last + 1
         pending: list[tuple[int, int]] = []      # (frame id, from_seq) in flight
         done = False
-        n = 0
-        nbytes = 0
         while True:
             while not done and len(pending) < window:
                 cursor = max(cursor, last + 1)
@@ -485,19 +651,57 @@ class Steamer:
                 break
             mid, from_seq = pending.pop(0)
             reply = await self.receive(["log_records"], mid)
-            nbytes += rec * len(reply["records"]) + 13
+            res.bytes += rec * len(reply["records"]) + 13
             if from_seq > last + 1:
                 # Asked past the end of a short reply: what it holds may start after
                 # records appended since, so it is not ours to take; we ask again.
                 continue
             recs = [r for r in reply["records"] if r["seq"] > last]
             if recs:
-                sink.add([logevents.from_wire(r) for r in recs])
+                prev = last
+                for r in recs:
+                    if r["seq"] > prev + 1:
+                        gaps.append((prev + 1, r["seq"] - 1))
+                    prev = r["seq"]
+                got = [logevents.from_wire(r) for r in recs]
+                sink.add(got)
+                for r in got:
+                    if r["kind"] == "journal_overflow":
+                        p = r["payload"]
+                        claims.append((p.get("lost_from", 0), p.get("lost_to", -1)))
                 last = recs[-1]["seq"]
-                n += len(recs)
+                res.records += len(recs)
+                res.last_seq = last
             if len(reply["records"]) < batch:
                 done = True
-        seconds = time.monotonic() - t0      # the transfer, not the acknowledgement
-        if n:
-            await self.request({"type": "log_ack", "seq": last}, ["ack"], True)
-        return SyncResult(n, nbytes, seconds, last)
+
+
+def _profile_ident(blob: bytes) -> tuple[int, int, str] | None:
+    """(podlet type, version, name) of a signed profile, as profile_list names it."""
+    try:
+        p = profile.decode(blob[:-profile.SIG_LEN])
+    except (podproto.ProtocolError, ValueError, IndexError, KeyError):
+        return None
+    return p["podlet_type"], p["version"], p["name"]
+
+
+def _overlap(claims: list[tuple[int, int]], gaps: list[tuple[int, int]],
+             after: int) -> list[tuple[int, int]]:
+    """The seqs after `after` that some claim names and some gap holds, as ranges. A gap
+    no claim names is not a loss (a record another host acknowledged, or one a power
+    cut took before it had its number); a claim the host has the records of is not one
+    either (a cut between the overflow record and the delete)."""
+    out: list[tuple[int, int]] = []
+    for ga, gb in gaps:
+        for ca, cb in claims:
+            a, b = max(ga, ca, after + 1), min(gb, cb)
+            if a <= b:
+                out.append((a, b))
+    out.sort()
+    merged: list[tuple[int, int]] = []
+    for a, b in out:
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
