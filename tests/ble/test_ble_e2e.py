@@ -2,6 +2,8 @@
 firmware's GATT server running on micropython with boards/sim."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import podproto
@@ -96,47 +98,80 @@ SESSION_SCENARIO = {
 }
 
 
-def test_a_session_started_over_ble_runs_to_its_end_after_the_link_drops(air, tmp_path):
+async def _wait_state(st: Steamer, states: tuple[int, ...], timeout_s: float) -> dict:
+    """The steamer's status once its state is one of `states` (polling State)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        status = await st.status()
+        if status["state"] in states or asyncio.get_running_loop().time() > deadline:
+            return status
+        await asyncio.sleep(0.05)
+
+
+async def _until_unlinked(st: Steamer, timeout_s: float) -> float:
+    """Seconds until the host learns that the link went."""
+    t0 = asyncio.get_running_loop().time()
+    while st.connected and asyncio.get_running_loop().time() - t0 < timeout_s:
+        await asyncio.sleep(0.01)
+    return asyncio.get_running_loop().time() - t0
+
+
+@pytest.mark.parametrize("how", ["drop", "lose"])
+def test_a_session_runs_to_its_end_through_a_link_lost_mid_session(air, tmp_path, how):
+    """The link goes while the session heats and again while it doses, either dropped
+    (both ends told at once) or lost (silent until the supervision timeout): the session
+    goes on with no host, ends completed with the profile's dose (300 ul/min for 20 s),
+    and no limit is passed."""
     from steamer.ble.client import MemoryLogSink
     events = sorted(SESSION_SCENARIO["events"], key=lambda e: e["t_s"])
-    s = serve(air, tmp_path, "session-1", dict(SESSION_SCENARIO, events=events), speed=40)
+    s = serve(air, tmp_path, f"session-{how}", dict(SESSION_SCENARIO, events=events),
+              speed=10)
     ring = KeyRing()
+    cut = getattr(air, how)
 
     async def go():
-        import asyncio
         await pair(s.addr, air.address, ring)
-        async with Steamer(s.addr, ring, sim=air.address) as st:
-            await st.authenticate()
-            await st.set_clock()
-            await st.start_session(3)
-            assert (await st.status())["state"] in (2, 3, 4)       # preheat onwards
-        air.call(air.drop, s.addr)
-        # No host for a while: the session goes on by itself and ends as it should.
+        st = Steamer(s.addr, ring, sim=air.address)
+        await st.connect()
+        await st.authenticate()
+        await st.set_clock()
+        await st.start_session(3)
+        assert (await _wait_state(st, (2,), 5))["state"] == 2             # preheat
+        assert air.call(cut, s.addr) == 1 and await _until_unlinked(st, 3) < 3
+        # The session did not notice: still heating, with its limits.
+        await st.reconnect()
+        status = await _wait_state(st, (4,), 60)                            # steaming
+        assert status["state"] == 4 and status["limit_ul"] == 2500 and status["limit_s"] == 20
+        assert air.call(cut, s.addr) == 1 and await _until_unlinked(st, 3) < 3
+        await st.reconnect()
+        status = await _wait_state(st, (1, 5), 30)                          # cooldown, idle
+        assert status["state"] in (1, 5) and status["fault"] == 0
+        await st.authenticate()
         sink = MemoryLogSink()
-        for _ in range(600):
-            await asyncio.sleep(0.1)
-            async with Steamer(s.addr, ring, sim=air.address) as st:
-                status = await st.status()
-                if status["state"] in (1, 5):                     # cooldown or idle
-                    await st.authenticate()
-                    await st.sync_logs(sink)
-                    break
-        names = [r["kind"] for r in sink.records]
-        assert "session_ended" in names
-        # What the host's history needs of a session arrives with it.
-        ended = [r["payload"] for r in sink.records if r["kind"] == "session_ended"][-1]
-        assert ended["reason"] and ended["session_ul"] > 0
-        started = [r["payload"] for r in sink.records if r["kind"] == "session_started"][-1]
-        assert len(started["podlet"]) == 12 and started["target_c"] > 30
-        steaming = [r["payload"] for r in sink.records
-                    if r["kind"] == "sample" and r["payload"]["state"] == "steaming"]
-        assert steaming and all(p["boiler_c"] > 90 and p["heater_pct"] > 0 for p in steaming)
-        assert "fault_latched" not in names and "watchdog_reset" not in names
+        await st.sync_logs(sink)
+        await st.close()
+        return sink
     try:
-        run(go())
+        sink = run(go())
     finally:
         s.stop()
     assert s.crashes() == []
+    names = [r["kind"] for r in sink.records]
+    assert names.count("session_started") == 1 and names.count("session_ended") == 1
+    assert "fault_latched" not in names and "watchdog_reset" not in names
+    started = [r["payload"] for r in sink.records if r["kind"] == "session_started"][0]
+    ended = [r["payload"] for r in sink.records if r["kind"] == "session_ended"][0]
+    assert len(started["podlet"]) == 12 and started["target_c"] == 45.0
+    assert started["limit_ul"] == 2500
+    # Ended by its 20 s of dosing at 300 ul/min, not by the link.
+    assert ended["reason"] == "completed" and ended["session_ul"] == 100.0
+    assert ended["dose_s"] == 20
+    # What the history needs of a session arrives with it, and no sample passed a limit.
+    steaming = [r["payload"] for r in sink.records
+                if r["kind"] == "sample" and r["payload"]["state"] == "steaming"]
+    assert steaming and all(p["boiler_c"] > 90 and p["heater_pct"] > 0 for p in steaming)
+    assert max(p["session_ul"] for p in steaming) <= 100.0
+    assert all(p["outlet_c"] < 60 and p["boiler_c"] < 130 for p in steaming)
 
 
 def test_a_dead_radio_leaves_the_steamer_running(tmp_path):
