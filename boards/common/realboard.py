@@ -14,7 +14,8 @@ import json
 import os
 import time
 
-from machine import PWM, WDT, Pin
+import vfs
+from machine import PWM, WDT, Pin, Timer
 from micropython import const
 from onewire import OneWire
 
@@ -26,6 +27,7 @@ _PUMP_NL_PER_PULSE = const(100)     # encoder: one pulse per 100 nl delivered
 _PUMP_NL_PER_STEP = const(2)        # stepper: 2 nl per (micro)step, so step Hz = nl_s / 2
 _PUMP_STEP_HZ_MAX = const(20000)    # the driver's step-input limit
 _PUMP_STEP_DUTY_U16 = const(32768)
+_PUMP_STALE_MS = const(50)      # half a period: see Pump._on_expire
 _COUNT_MASK = const(0xFFFFFF)       # pulses() wraps modulo 2**24
 # Both ports' RTCs start before 2024-01-01 after power-up: an earlier reading means unset.
 _CLOCK_VALID_S = const(1704067200)
@@ -106,17 +108,36 @@ class Cutoff:
 
 class Pump:
     """A stepper-driven metering pump: the step input is a 50 % PWM whose frequency is
-    the rate, at least step_hz_min (a PWM's slowest) while it runs; an encoder on the pump
-    head counts what it really delivered."""
+    the rate (nothing under step_hz_min, a PWM's slowest); an encoder on the pump head
+    counts what it really delivered.
+
+    The PWM runs on by itself, and the firmware counts exactly one period's dose per
+    set(). So, like the heater's keep-alive, each set() lets the pump run for at most
+    one control period: a one-shot timer armed by set() stops the step output PERIOD_MS
+    later unless the next set() re-arms it first. A period that starts late (a flash
+    write with interrupts off, a collection, a hang) then delivers less than was
+    counted, never more. Rates are rounded down for the same reason, and a rate below
+    the PWM's slowest is 0. Both ports latch a new duty at the end of the PWM cycle, so
+    a stop and a restart leave out whole steps and never add one.
+    """
 
     NL_PER_PULSE = _PUMP_NL_PER_PULSE
 
-    def __init__(self, step_pin_no, encoder_pin_no, step_hz_min=0):
+    def __init__(self, step_pin_no, encoder_pin_no, timer_id, step_hz_min=0):
         pwm = PWM(Pin(step_pin_no), freq=1000, duty_u16=0)
         self._freq = pwm.freq
         self._duty_u16 = pwm.duty_u16
         self._hz_min = step_hz_min
         self._step_hz = 0
+        # The keep-alive. Its callback is a soft one (the esp32 port refuses hard=True,
+        # the rp2 port's Timer has no such argument): it runs between bytecodes, so at
+        # once after a flash write or a native call that held the VM. The bound methods
+        # are made here, once.
+        self._timer = Timer(timer_id)
+        self._arm = self._timer.init
+        self._expire = self._on_expire
+        self._until_ms = 0
+        self._ticks_ms = time.ticks_ms
         self._count = [0]
         self._enc = Pin(encoder_pin_no, Pin.IN, Pin.PULL_UP)
         # A soft IRQ is enough at a few hundred pulses per second; the handler is the
@@ -126,20 +147,29 @@ class Pump:
     def set(self, nl_s):
         hz = 0
         if nl_s > 0:
-            hz = (nl_s + _PUMP_NL_PER_STEP // 2) // _PUMP_NL_PER_STEP
+            hz = nl_s // _PUMP_NL_PER_STEP
             if hz > _PUMP_STEP_HZ_MAX:
                 hz = _PUMP_STEP_HZ_MAX
             elif hz < self._hz_min:
-                hz = self._hz_min
-        if hz == self._step_hz:
-            return
+                hz = 0
         if hz == 0:
             self._duty_u16(0)
-        else:
+            return
+        # Deadline first, then the timer, then the output: whatever moment the previous
+        # timer's callback runs at, it cannot stop the period being started here.
+        self._until_ms = time.ticks_add(self._ticks_ms(), config.PERIOD_MS)
+        self._arm(mode=Timer.ONE_SHOT, period=config.PERIOD_MS, callback=self._expire)
+        if hz != self._step_hz:
             self._freq(hz)
-            if self._step_hz == 0:
-                self._duty_u16(_PUMP_STEP_DUTY_U16)
-        self._step_hz = hz
+            self._step_hz = hz
+        self._duty_u16(_PUMP_STEP_DUTY_U16)
+
+    def _on_expire(self, _timer):
+        # A callback of a timer armed before the last set() (it fired while that set()
+        # ran, its callback came after) finds the deadline a period away: it is stale.
+        # Half a period of tolerance covers the two clocks' disagreement.
+        if time.ticks_diff(self._ticks_ms(), self._until_ms) > -_PUMP_STALE_MS:
+            self._duty_u16(0)
 
     def pulses(self):
         return self._count[0]
@@ -177,6 +207,23 @@ class PodletReader:
         return self.chip.read()
 
 
+class FilesystemError(Exception):
+    """The firmware's data folder is not on littlefs: the board refuses to run."""
+
+
+def filesystem_of(path):
+    """The filesystem object mounted where path lives (the longest mount point that
+    holds it), or None."""
+    found = None
+    found_len = -1
+    for fs, point in vfs.mount():
+        inside = path == point or path.startswith(point if point.endswith("/") else point + "/")
+        if inside and len(point) > found_len:
+            found = fs
+            found_len = len(point)
+    return found
+
+
 class Board:
     """What is left of the contract once a board has built its parts: clock, ticks, the
     decision log on flash, the data folder and the watchdog."""
@@ -193,8 +240,19 @@ class Board:
         # once the radio code lands; until then nothing outside the loop sends commands.
         self.host_link = None
         self.radio = None
-        # The firmware's persistent folder on the internal littlefs (the port's default
-        # filesystem, never FAT): ledger, journal, profiles, pairing keys, mfg.pub.
+        # The firmware's persistent folder: ledger, journal, profiles, pairing keys,
+        # mfg.pub. The ledger's safety rests on littlefs: a commit is a rename over the
+        # old file, atomic there, and a power cut mid-write leaves the old ledger. FAT
+        # gives neither, so a board whose flash was formatted FAT (an old image, a
+        # `vfs.VfsFat.mkfs` by hand) refuses to run. Nothing has run yet: the parts were
+        # built with their outputs off (SSR low, keep-alive never toggled, PWM duty 0)
+        # and the watchdog is not started, so the board stays at the REPL, where the
+        # flash can be reformatted, rather than resetting over and over.
+        fs = filesystem_of(self.data_dir)
+        if not isinstance(fs, vfs.VfsLfs2):
+            raise FilesystemError("%s is on %s, not littlefs: reformat the flash as littlefs"
+                                  % (self.data_dir, "nothing" if fs is None
+                                     else type(fs).__name__))
         try:
             os.mkdir(self.data_dir)
         except OSError:

@@ -25,6 +25,10 @@ _PIN_CUTOFF_RELAY = const(8)    # strapping pin: only matters with GPIO9 low (do
 _PIN_BUTTON = const(9)          # the module's BOOT button doubles as the device's button
 _PIN_PUMP_STEP = const(10)
 
+# The pump's keep-alive: hardware timer 0 (group 0). The port's virtual timer (-1) counts
+# in FreeRTOS ticks (10 ms) and makes a new FreeRTOS timer at every init.
+_PUMP_TIMER_ID = const(0)
+
 # Written to RTC user memory when the cut-off opens: that memory survives watchdog and
 # soft resets (RTC_NOINIT) and is cleared by power-on, exactly the cut-off's lifetime.
 _CUTOFF_MARK = b"cutoff-open"
@@ -56,7 +60,7 @@ class Board(realboard.Board):
         self.outlet_ntc = _ntc(_PIN_OUTLET_NTC)
         self.heater = realboard.Heater(_PIN_HEATER_SSR, _PIN_HEATER_KEEPALIVE)
         self.heater_cutoff = realboard.Cutoff(_PIN_CUTOFF_RELAY, _RtcMark(rtc))
-        self.pump = realboard.Pump(_PIN_PUMP_STEP, _PIN_PUMP_ENCODER)
+        self.pump = realboard.Pump(_PIN_PUMP_STEP, _PIN_PUMP_ENCODER, _PUMP_TIMER_ID)
         # Float closed = water present; tilt closed = upright; button closed = held.
         self.water_low = realboard.Switch(_PIN_WATER_FLOAT, 0)
         self.tilt = realboard.Switch(_PIN_TILT, 0)

@@ -27,6 +27,7 @@ _PIN_TILT = const(9)
 _PIN_BUTTON = const(10)
 
 _PUMP_STEP_HZ_MIN = const(8)        # the RP2040 PWM's slowest at 125 MHz (under 1 ul/min)
+_PUMP_TIMER_ID = const(-1)          # the pump's keep-alive: the port has only virtual timers
 # Written to the watchdog's SCRATCH3 register when the cut-off opens: the watchdog
 # scratch registers survive watchdog and soft resets and are cleared by power-on, exactly
 # the cut-off's lifetime (the pico-sdk uses SCRATCH4-7 for reboots; 0-3 are free).
@@ -56,7 +57,8 @@ class Board(realboard.Board):
         self.outlet_ntc = _ntc(_PIN_OUTLET_NTC)
         self.heater = realboard.Heater(_PIN_HEATER_SSR, _PIN_HEATER_KEEPALIVE)
         self.heater_cutoff = realboard.Cutoff(_PIN_CUTOFF_RELAY, _ScratchMark())
-        self.pump = realboard.Pump(_PIN_PUMP_STEP, _PIN_PUMP_ENCODER, _PUMP_STEP_HZ_MIN)
+        self.pump = realboard.Pump(_PIN_PUMP_STEP, _PIN_PUMP_ENCODER, _PUMP_TIMER_ID,
+                                   _PUMP_STEP_HZ_MIN)
         # Float closed = water present; tilt closed = upright; button closed = held.
         self.water_low = realboard.Switch(_PIN_WATER_FLOAT, 0)
         self.tilt = realboard.Switch(_PIN_TILT, 0)

@@ -2,10 +2,14 @@
 the unix port: every hot method under heap_lock, the podlet reader on an emulated ID chip,
 then control steps through fw.main. Prints one JSON line of findings for
 tests/boards/test_board_smoke.py. Argument: the number of steps; $SMOKE_PODLET_HEX: a
-podlet image (an argument over 255 bytes crashes the unix port at startup)."""
+podlet image (an argument over 255 bytes crashes the unix port at startup). The board's
+data folder (/data) is a littlefs on a flash file in the working folder, as on a board;
+a FAT one is refused."""
 import json
 import os
 import sys
+import time
+import vfs
 
 # The firmware first: the unix port compiles each module from source into the heap, and
 # the largest (fw.app) needs its biggest free block before the rest fragments the heap.
@@ -13,11 +17,15 @@ from fw import main
 from fw import hal
 from fw import idchip
 
+import gc
 import machine
 import micropython
 import onewire
 
-import board as board_mod
+gc.collect()
+import board as board_mod  # noqa: E402
+import realboard  # noqa: E402
+from flash import FileFlash  # noqa: E402
 
 
 def pin_table(path):
@@ -31,8 +39,38 @@ def pin_table(path):
     return table
 
 
+def mount_data(fs_class, blocks, block_size):
+    """A fresh flash of fs_class mounted at the board's data folder."""
+    try:
+        vfs.umount(realboard.Board.data_dir)
+    except OSError:
+        pass
+    flash = FileFlash("%s.flash" % fs_class.__name__, blocks, block_size)
+    fs_class.mkfs(flash)
+    vfs.mount(fs_class(flash), realboard.Board.data_dir)
+    return flash
+
+
 out = {}
 PIN = pin_table(board_mod.__file__)
+# ---- the data folder's filesystem: anything but littlefs is refused -----------------
+refused = []
+for fs_class in (None, vfs.VfsFat):
+    if fs_class is not None:
+        mount_data(fs_class, 128, 512)
+    wdts = len(machine.WDTS)
+    try:
+        board_mod.make()
+        refused.append("ran")
+    except realboard.FilesystemError as e:
+        refused.append(str(e))
+    refused.append(len(machine.WDTS) - wdts)      # the watchdog was never started
+out["refused"] = refused
+machine.PINS.clear()
+machine.PWMS.clear()
+machine.ADCS.clear()
+onewire.BUSES.clear()
+mount_data(vfs.VfsLfs2, 32, 4096)
 b = board_mod.make()
 pins = machine.PINS
 ssr = pins[PIN["_PIN_HEATER_SSR"]]
@@ -53,8 +91,8 @@ bus = onewire.BUSES[-1]
 bus.image = IMAGE
 kicks0 = kick.writes
 # Filled in place under heap_lock: [progress, heater on count, hz x5, raw, switches,
-# present, pulses, cut-off open]
-res = [0] * 12
+# present, pulses, cut-off open, duty at 15 nl/s, hz at 4999 nl/s]
+res = [0] * 14
 
 
 def hot(b, res):
@@ -76,6 +114,11 @@ def hot(b, res):
     res[5] = pwm.hz
     b.pump.set(0)
     res[6] = pwm.duty
+    b.pump.set(15)          # 7.5 Hz: 7, or 0 under picow's slowest 8 Hz
+    res[12] = pwm.duty
+    b.pump.set(4999)        # 2499.5 Hz: down, never up
+    res[13] = pwm.hz
+    b.pump.set(0)
     res[0] = 3
     for _ in range(5):
         enc.fire()
@@ -108,8 +151,47 @@ out["switches"] = res[8]
 out["present"] = res[9]
 out["pulses"] = res[10]
 out["cutoff_open"] = res[11]
+out["pump_duty_at_15"] = res[12]
+out["pump_hz_at_4999"] = res[13]
 out["relay_after_open"] = relay.v
 out["ssr_after_off"] = ssr.v
+
+# ---- the pump's keep-alive: one period after the last set(), under heap_lock -------------
+timer = b.pump._timer
+# [progress, duty: running, after a stale callback, re-armed at 60 ms and 120 ms on,
+#  due at 105 ms after the last set, after the callback, set again]
+ka = [0] * 8
+
+
+def keepalive(b, ka):
+    ka[0] = 1
+    b.pump.set(5000)
+    ka[1] = pwm.duty
+    timer.fire()            # the callback of a timer armed before this set(): stale
+    ka[2] = pwm.duty
+    time.sleep_ms(60)
+    b.pump.set(5000)        # on time: re-armed, a period from now
+    time.sleep_ms(60)
+    ka[3] = 1 if timer.due() else 0
+    ka[4] = pwm.duty
+    time.sleep_ms(45)       # no set() for over a period: it stops
+    ka[5] = 1 if timer.due() else 0
+    timer.fire()
+    ka[6] = pwm.duty
+    b.pump.set(5000)
+    ka[7] = pwm.duty
+    b.pump.set(0)
+    ka[0] = 100
+
+
+micropython.heap_lock()
+try:
+    keepalive(b, ka)
+except MemoryError:
+    pass
+micropython.heap_unlock()
+out["keepalive"] = ka
+out["pump_timer"] = [timer.id, timer.mode, timer.period, timer.armed]
 
 # ---- the podlet's ID chip, read by fw.idchip through the board's reader ---------------
 

@@ -25,9 +25,11 @@ PODLET_OK_HEX = podlet_image({"serial": "0000c0ffee01", "podlet_type": 3, "capac
 def run(request, tmp_path_factory):
     board = request.param
     cwd = tmp_path_factory.mktemp(board)
-    # The emulated 1-Wire chip alone from boards/sim (its board.py must not shadow this one).
-    sim = tmp_path_factory.mktemp("sim-ds2431")
-    (sim / "ds2431.py").symlink_to(BOARDS / "sim" / "ds2431.py")
+    # The emulated 1-Wire chip and the flash file alone from boards/sim (its board.py
+    # must not shadow this one).
+    sim = tmp_path_factory.mktemp("sim-parts")
+    for name in ("ds2431.py", "flash.py"):
+        (sim / name).symlink_to(BOARDS / "sim" / name)
     env = dict(os.environ, SMOKE_PODLET_HEX=PODLET_OK_HEX)
     env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (
         HERE / "fakes", DEVICE, PROTOCOL, *build.board_dirs(board), sim))
@@ -60,10 +62,38 @@ def test_heater_burst_fire_and_keepalive(run):
 
 def test_pump_rate_and_encoder(run):
     board, out, _ = run
-    # 16 nl/s -> 8 Hz at 50 % duty; 33333 nl/s -> 16667 Hz; clamped at 20 kHz; 0 stops.
-    assert out["pump"] == [8, 32768, 16667, 20000, 0]
+    # 16 nl/s -> 8 Hz at 50 % duty; 33333 nl/s -> 16666 Hz (down: a step is never
+    # faster than asked); clamped at 20 kHz; 0 stops.
+    assert out["pump"] == [8, 32768, 16666, 20000, 0]
+    assert out["pump_hz_at_4999"] == 2499
+    # 15 nl/s is 7.5 Hz: 7 Hz, but under the picow PWM's slowest (8 Hz) it is 0, not 8.
+    assert out["pump_duty_at_15"] == (0 if board == "picow" else 32768)
     assert out["pulses"] == 5
     assert out["pulses_wrapped"] == 0        # modulo 2**24
+
+
+def test_pump_stops_one_period_after_its_last_set(run):
+    board, out, _ = run
+    # A one-shot of 100 ms (fw.config.PERIOD_MS), re-armed by every set(): hardware
+    # timer 0 on the esp32c3, the virtual timer on the picow.
+    assert out["pump_timer"][:3] == [0 if board == "esp32c3" else -1, 0, 100]
+    progress, running, after_stale, due_early, duty_early, due, stopped, again = \
+        out["keepalive"]
+    assert progress == 100                  # set() and the callback allocate nothing
+    assert running == after_stale == 32768  # a callback from before the last set() is ignored
+    assert (due_early, duty_early) == (0, 32768)    # re-armed by the set() 60 ms on
+    assert (due, stopped) == (1, 0)         # no set() for a period: the PWM is stopped
+    assert again == 32768                   # the next set() starts it again
+
+
+def test_data_folder_must_be_littlefs(run):
+    _, out, cwd = run
+    # Nothing mounted at /data (the unix port's own filesystem), then a FAT flash: the
+    # board refuses before its watchdog starts; the smoke run's board is on littlefs.
+    posix, posix_wdt, fat, fat_wdt = out["refused"]
+    assert posix.startswith("/data is on VfsPosix, not littlefs") and posix_wdt == 0
+    assert fat.startswith("/data is on VfsFat, not littlefs") and fat_wdt == 0
+    assert (cwd / "VfsLfs2.flash").exists()
 
 
 def test_sensors_switches_and_podlet(run):

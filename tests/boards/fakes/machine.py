@@ -1,6 +1,8 @@
 """A stand-in `machine` for running a real board's board.py on the unix port: it records
 what the board drove and lets the test set inputs. Its methods allocate nothing, so a
 board method that allocates under heap_lock is the board's fault."""
+import time
+
 PWRON_RESET = 1
 HARD_RESET = 2
 WDT_RESET = 3
@@ -91,6 +93,45 @@ class WDT:
 
 
 WDTS = []
+
+
+class Timer:
+    """A timer the test expires by hand: due() once its period has passed since init(),
+    fire() as the port's scheduler would run the callback (a one-shot disarms first)."""
+    ONE_SHOT = 0
+    PERIODIC = 1
+
+    def __init__(self, id=-1):
+        self.id = id
+        self.mode = Timer.PERIODIC
+        self.period = 0
+        self.callback = None
+        self.armed = False
+        self.armed_ms = 0
+        self.inits = 0
+        TIMERS.append(self)
+
+    def init(self, mode=1, period=-1, callback=None):
+        self.mode = mode
+        self.period = period
+        self.callback = callback
+        self.armed_ms = time.ticks_ms()
+        self.armed = True
+        self.inits += 1
+
+    def deinit(self):
+        self.armed = False
+
+    def due(self):
+        return self.armed and time.ticks_diff(time.ticks_ms(), self.armed_ms) >= self.period
+
+    def fire(self):
+        if self.mode == Timer.ONE_SHOT:
+            self.armed = False
+        self.callback(self)
+
+
+TIMERS = []
 RTC_MEM = [b""]
 
 
