@@ -32,6 +32,7 @@ PARAMS = {
     "outlet_sensor_tau_s": 1.5,
     "pump_cal_tol_pct": 0.4,        # pump calibration error, drawn per seed within +-this
     "pump_nl_per_pulse": 100,
+    "pump_max_nl_s": 40000,         # the pump's fastest (a real board's 20 kHz step limit)
     "noise_lsb": 1.2,               # ADC noise sigma at noise_pct 100 (plus a 0.4 floor)
     "float_switch_ml": 15.0,        # float switch reads empty below this
     "leak_ml_s": 5.0,               # how fast water_empty drains the reservoir
@@ -151,8 +152,11 @@ class Plant:
                 self.boiler_c = boil
         self.steam_mg_s = steam_g * 1000.0 / dt_s
 
-        # Pump: commanded rate times its calibration, nothing when stalled or unpowered.
+        # Pump: commanded rate times its calibration, its fastest when it runs away
+        # (a driver that steps whatever it is told), nothing when stalled or unpowered.
         flow = self.pump_nl_s * self.pump_cal
+        if "pump_runaway" in f:
+            flow = p["pump_max_nl_s"] * self.pump_cal
         if "pump_stall" in f or not self.powered:
             flow = 0.0
         self.pump_flow_nl_s = flow

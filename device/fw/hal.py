@@ -36,6 +36,8 @@ F_DRY_BOIL = const(13)
 F_WATER_EMPTY = const(14)
 F_TIP_OVER = const(15)
 F_PUMP_STALL = const(16)
+F_PUMP_OVERRUN = const(17)      # the encoder counted more than was commanded
+F_SERVICE_ERROR = const(18)     # service() raised (fw.main): outputs off, session ended
 
 # Which sensor a fault concerns (index into SENSOR_NAMES).
 S_NONE = const(0)

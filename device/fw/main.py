@@ -1,4 +1,5 @@
 """The firmware's main loop: boot, then one control step per period, forever."""
+import gc
 import time
 
 import micropython
@@ -37,6 +38,7 @@ def run(board):
     # A board with a radio lets the host link move log sync along while it waits for
     # the next period (fw.ble.Link.pump); the board stops calling it in time for the step.
     idle = app.link.pump if app.link is not None else None
+    errors = [0, 0]     # service() failures since boot, uptime_s of the last record
     while True:
         if idle is None:
             board.wait_tick()
@@ -58,5 +60,49 @@ def run(board):
             app.alloc_errors += 1
             board.heater.set(0)
             board.pump.set(0)
-        app.service()
+        try:
+            app.service()
+        except Exception as e:  # noqa: BLE001  (whatever it was, the loop goes on safe)
+            service_failed(board, app, e, errors)
         board.telemetry(app)
+
+
+# service_error records: the first, then at most one a minute (a flash that stays broken
+# fails every period), each with the count so far.
+_ERROR_EVERY_S = 60
+
+
+def service_failed(board, app, err, errors):
+    """service() raised (a flash commit or audit append failed, the heap ran out, a
+    bug): the outputs go off now, in the period whose step commanded them; the fault
+    `service_error` latches, so the session ends (its reason `fault`), no later step
+    counts or pumps a dose, and only an acknowledgement once the boiler is cool clears
+    it; the error is recorded if anything can still record it.
+
+    Why the loop goes on rather than resetting the board: the step, with its
+    supervisor, keeps running every period and feeding the watchdog, and in the fault
+    state it commands heater and pump off every period, whatever service() does next.
+    A reset would clear the latched fault (it lives in RAM) and come back idle, ready
+    to start a session on the same failing flash or heap, and a failure that repeats
+    at boot would reset-loop; the ledger on flash already counts every dose that was
+    pumped (it is reserved before), so nothing needs the reset to be safe. The board's
+    hardware keep-alives (heater 300 ms, pump one period) stay the backstop if the
+    loop itself ever stops."""
+    board.heater.set(0)
+    board.pump.set(0)
+    if app.state != hal.ST_FAULT:
+        app._latch(app.sup.external(hal.F_SERVICE_ERROR))
+    n = errors[0] + 1
+    errors[0] = n
+    now_s = app.uptime_s()
+    if n > 1 and now_s - errors[1] < _ERROR_EVERY_S:
+        return
+    errors[1] = now_s
+    try:
+        gc.collect()
+        # To the board first (the trace, the real boards' log), then audit and journal,
+        # which are on the flash that may be what failed.
+        app.emit({"event": "service_error", "error": type(err).__name__,
+                  "detail": str(err), "count": n})
+    except Exception:  # noqa: BLE001
+        pass

@@ -41,6 +41,16 @@ _COLD_WINDOW_STEPS = const(40)
 _COLD_FALL_MC = const(3000)
 # Pump stall: this much commanded volume without one encoder pulse.
 _STALL_PULSES = const(10)
+# Pump overrun: over the last _OVERRUN_STEPS, the encoder may count at most what was
+# commanded plus _OVERRUN_NL (a pulse of quantization, a little lag) and 1/32 of it
+# (2**-_OVERRUN_SHIFT: calibration; the sim's pump is within 0.4 %).
+_OVERRUN_STEPS = const(10)
+_OVERRUN_NL = const(300)
+_OVERRUN_SHIFT = const(5)
+# A step's encoder count is capped at this before it is scaled: any more trips anyway,
+# and the window's sums stay small ints.
+_OVERRUN_MAX_PULSES = const(16384)
+_PULSE_MASK = const(0xFFFFFF)   # pump.pulses() wraps modulo 2**24
 
 _RING = const(64)               # history length, a power of two
 _RING_MASK = const(63)
@@ -50,6 +60,9 @@ class Supervisor:
     def __init__(self):
         self.boiler_hist = array("i", [0] * _RING)
         self.outlet_hist = array("i", [0] * _RING)
+        # Per step of the overrun window: nl the encoder counted, nl commanded.
+        self.ov_got = array("i", [0] * _OVERRUN_STEPS)
+        self.ov_cmd = array("i", [0] * _OVERRUN_STEPS)
         self.reset()
 
     def reset(self):
@@ -70,12 +83,24 @@ class Supervisor:
         self.steam_run = 0
         self.pump_nl = 0
         self.pump_last = -1
+        self.ov_pulses = -1         # encoder count at the last step (-1: none yet)
+        self.ov_pos = 0
+        self.ov_got_nl = 0          # sums over the window
+        self.ov_cmd_nl = 0
+        for i in range(_OVERRUN_STEPS):
+            self.ov_got[i] = 0
+            self.ov_cmd[i] = 0
         self.inhibit = False        # cut the outputs this step without latching
         # Details of the fault just found, read by the app when it latches.
         self.sensor = hal.S_NONE
         self.raw = 0
         self.value = 0
         self.limit = 0
+
+    def external(self, code):
+        """A fault found outside the step (fw.main: service() raised): no reading to
+        record with it."""
+        return self._found(code, hal.S_NONE, 0, 0, 0)
 
     def _found(self, code, sensor, raw, value, limit):
         self.sensor = sensor
@@ -105,6 +130,13 @@ class Supervisor:
         self.pos = (pos + 1) & _RING_MASK
         if self.n < _RING:
             self.n += 1
+
+        # Pump overrun: more delivered than commanded. Before every other check, as its
+        # window must see every step's command and count.
+        if self._overrun(app):
+            return self._found(hal.F_PUMP_OVERRUN, hal.S_PUMP, app.pump_pulses,
+                               self.ov_got_nl - self.ov_cmd_nl,
+                               _OVERRUN_NL + (self.ov_cmd_nl >> _OVERRUN_SHIFT))
 
         # Wiring: open, short, implausible.
         self.b_open = self.b_open + 1 if braw >= config.RAW_OPEN else 0
@@ -229,3 +261,26 @@ class Supervisor:
             self.pump_nl = 0
         self.pump_last = pulses
         return hal.F_NONE
+
+    def _overrun(self, app):
+        """True when, over the last _OVERRUN_STEPS, the encoder counted more than was
+        commanded in the steps before (app.pump_nl_s is still the last step's command:
+        what the pump was told to deliver until now) by more than the margin."""
+        pulses = app.pump_pulses
+        last = self.ov_pulses
+        self.ov_pulses = pulses
+        if last < 0:
+            return False
+        got = (pulses - last) & _PULSE_MASK
+        if got > _OVERRUN_MAX_PULSES:
+            got = _OVERRUN_MAX_PULSES
+        got *= app.pump_nl_per_pulse
+        cmd = app.pump_nl_s // config.STEPS_PER_S
+        pos = self.ov_pos
+        self.ov_got_nl += got - self.ov_got[pos]
+        self.ov_cmd_nl += cmd - self.ov_cmd[pos]
+        self.ov_got[pos] = got
+        self.ov_cmd[pos] = cmd
+        pos += 1
+        self.ov_pos = 0 if pos == _OVERRUN_STEPS else pos
+        return self.ov_got_nl > self.ov_cmd_nl + _OVERRUN_NL + (self.ov_cmd_nl >> _OVERRUN_SHIFT)

@@ -6,5 +6,5 @@ FAULT_NAMES = (
     "boiler_ntc_open", "boiler_ntc_short", "boiler_ntc_range", "boiler_ntc_frozen",
     "outlet_ntc_open", "outlet_ntc_short", "outlet_ntc_range", "outlet_ntc_frozen",
     "heater_stuck_on", "heater_not_heating", "dry_boil", "water_empty", "tip_over",
-    "pump_stall",
+    "pump_stall", "pump_overrun", "service_error",
 )

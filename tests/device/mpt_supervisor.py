@@ -140,3 +140,73 @@ def test_step_allocates_nothing_after_years_of_uptime():
     assert _locked_steps(b, app, 25) == 0
     assert app.uptime_s() == up_s + 2 and app.steps == start + 25
     assert app.up_s < 2 ** 30 and app.tick < 10
+
+
+def _dose_until_ended(b, app, max_steps=20000):
+    app.start_session()
+    for _ in range(max_steps):
+        simkit.tick(b, app)
+        if app.state in (hal.ST_COOLDOWN, hal.ST_IDLE, hal.ST_FAULT):
+            return
+    raise AssertionError("session never ended, state %d" % app.state)
+
+
+def test_pump_runaway_latches_overrun_in_the_next_step():
+    b, app = simkit.make()
+    _heat_to_steaming(b, app)
+    simkit.tick(b, app, 20)
+    assert app.pump_nl_s == 5000 and app.fault == hal.F_NONE
+    counted_nl = app.session_nl
+    b.plant.inject("pump_runaway")      # the plant's next period runs away
+    simkit.tick(b, app)
+    # One period at 40 ul/s (4 ul where 0.5 ul was commanded): latched by the step that
+    # sees it, the pump commanded off in that same step.
+    assert app.state == hal.ST_FAULT and app.fault == hal.F_PUMP_OVERRUN
+    assert app.pump_nl_s == 0 and b.plant.pump_nl_s == 0
+    # That step counted its dose before the check (counted, not commanded: the safe
+    # side); none after.
+    assert app.session_nl == counted_nl + 500
+    simkit.tick(b, app, 10)
+    assert app.session_nl == counted_nl + 500
+    sup = app.sup
+    assert sup.sensor == hal.S_PUMP and sup.value > sup.limit >= 300
+    assert app.faults()[-1]["code"] == "pump_overrun"
+
+
+def test_pump_running_while_idle_latches_overrun():
+    b, app = simkit.make()
+    simkit.tick(b, app, 5)
+    assert app.state == hal.ST_IDLE
+    b.plant.inject("pump_runaway")
+    simkit.tick(b, app, 2)
+    assert app.state == hal.ST_FAULT and app.fault == hal.F_PUMP_OVERRUN
+
+
+def test_pump_within_its_calibration_margin_never_trips_overrun():
+    # 2 % over, at 300 ul/min, through a whole session to its limit.
+    b, app = simkit.make()
+    b.plant.pump_cal = 1.02
+    _dose_until_ended(b, app)
+    assert app.state == hal.ST_COOLDOWN and app.fault == hal.F_NONE
+    assert app.session_nl == 2500 * 1000
+
+
+def test_pump_well_over_its_calibration_trips_overrun():
+    # 10 % over: 500 nl a second where at most 300 + 5000 / 32 nl are allowed.
+    b, app = simkit.make()
+    b.plant.pump_cal = 1.10
+    _dose_until_ended(b, app)
+    assert app.state == hal.ST_FAULT and app.fault == hal.F_PUMP_OVERRUN
+    assert app.session_nl < 20 * 1000        # caught within the first seconds of dosing
+
+
+def test_overrun_check_allocates_nothing_when_it_trips():
+    b, app = simkit.make()
+    app.start_session()
+    for _ in range(4000):
+        simkit.tick(b, app)
+        if app.dosing and app.pump_nl_s > 0:
+            break
+    b.plant.inject("pump_runaway")
+    assert _locked_steps(b, app, 30) == 0
+    assert app.fault == hal.F_PUMP_OVERRUN

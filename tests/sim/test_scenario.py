@@ -133,7 +133,8 @@ def test_every_fault_name_accepted(fault: str) -> None:
 
 
 def test_constants_cover_the_contract() -> None:
-    assert len(FAULTS) == 13 and "loop_stall" in FAULTS and "podlet_bus_error" in FAULTS
+    assert len(FAULTS) == 13 + 1 and "loop_stall" in FAULTS and "podlet_bus_error" in FAULTS
+    assert FAULTS[-1] == "pump_runaway"     # ours, after the contract's 13
     assert set(EVENTS) == {"insert_podlet", "remove_podlet", "start_session", "stop_session",
                            "press_button", "install_profile", "set_clock", "refill_water",
                            "power_cut", "fault", "clear_fault"}

@@ -43,6 +43,9 @@ CASES = [
     FaultCase("water_empty", "water_empty", STEAMING_S, ("water_empty", "dry_boil"), 30000),
     FaultCase("tip_over", "tip_over", STEAMING_S, ("tip_over",), 500),
     FaultCase("pump_stall", "pump_stall", STEAMING_S, ("pump_stall",), 2000),
+    FaultCase("pump_runaway_steaming", "pump_runaway", STEAMING_S, ("pump_overrun",), 300),
+    FaultCase("pump_runaway_idle", "pump_runaway", IDLE_S, ("pump_overrun",), 300,
+              session=False),
     FaultCase("loop_stall", "loop_stall", STEAMING_S, ("watchdog_reset",), 1500),
 ]
 

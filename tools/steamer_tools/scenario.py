@@ -28,6 +28,9 @@ FAULTS = (
     "outlet_ntc_open", "outlet_ntc_short", "outlet_ntc_frozen",
     "heater_stuck_on", "heater_open", "pump_stall", "water_empty",
     "tip_over", "podlet_bus_error", "loop_stall",
+    # Our addition (the contract allows adding): the pump runs at its fastest whatever
+    # it is told.
+    "pump_runaway",
 )
 
 SIGNS = ("ok", "none", "wrong_key", "tamper")
