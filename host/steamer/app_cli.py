@@ -13,9 +13,11 @@ import argparse
 import asyncio
 import functools
 import json
+import math
 import sqlite3
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Callable, Coroutine
 
@@ -23,8 +25,9 @@ from bleak.exc import BleakError
 
 from steamer.ble.client import Found, LinkLost, Steamer, SteamerError
 from podproto.names import FAULT_NAMES
+from steamer.cli import reader_gone
 from steamer.devices import (SCAN_S, SESSION_STATES, SIM_ENV, DeviceError, ProfileFileError,
-                             connected, explain, label, last_record, load_keys,
+                             connected, explain, label, last_record, load_keys, read_info,
                              read_profile_file, resolve, scan_all, sim_air, state_name)
 from steamer.store import DB_ENV, DeviceSink, Store, StoreError
 
@@ -33,6 +36,11 @@ _BAD_INPUT = 2
 _INTERRUPTED = 130
 READY_C = 97.0        # the firmware's preheat ends here (README: ready at 97 C)
 _POLL_S = 0.5
+# How long a steamer may take to show a command's effect in its status, which it writes
+# once a second of its own time (a simulated one may run slower than real time).
+_SETTLE_S = 30.0
+# Session ends at one of the session's limits: its whole dose was delivered.
+_FULL_ENDS = ("completed", "max_session", "podlet_empty", "max_day")
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -57,6 +65,8 @@ def _command(name: str) -> Callable[[Command], Callable[[argparse.Namespace], in
                 return _fail(name, f"database error: {e}", _FAILED)
             except (BleakError, asyncio.TimeoutError) as e:
                 return _fail(name, f"Bluetooth: {e or type(e).__name__}", _FAILED)
+            except BrokenPipeError:
+                return reader_gone()
             except OSError as e:
                 where = f"{e.filename}: " if e.filename else ""
                 return _fail(name, f"{where}{e.strerror or e}", _FAILED)
@@ -157,8 +167,36 @@ def _fault_name(code: int) -> str | None:
     return (FAULT_NAMES[code] if code < len(FAULT_NAMES) else str(code)) if code else None
 
 
-def status_view(status: dict, extra: dict) -> dict:
-    """A status as JSON-ready data for a person: units in the names."""
+@dataclass(frozen=True)
+class SessionLimits:
+    """Where the running session will end: whichever of its limits comes first."""
+    limit_ul: int           # the dose it ends at
+    left_ul: int            # of that, still to deliver
+    left_s: float           # dosing time left
+    exact: bool             # False before the dosing rate is known: limit_ul is an upper bound
+
+
+def session_limits(status: dict, rate_ul_min: float | None = None) -> SessionLimits | None:
+    """The running session's limits from the steamer's status (None outside a session).
+    The status carries the dose limit (the profile's max_session_ul, or less when the
+    podlet or the day has less left) and the dosing time (session_s); at the dosing rate
+    (`rate_ul_min`, else the pump's while it doses) the time may end the session first."""
+    if state_name(status) not in SESSION_STATES or status["limit_ul"] <= 0:
+        return None
+    rate = rate_ul_min or status["pump_ul_min"] or None
+    limit_ul = status["limit_ul"]
+    left_s = float(max(0, status["limit_s"] - status["session_s"]))
+    if rate and status["limit_s"]:
+        limit_ul = min(limit_ul, round(rate * status["limit_s"] / 60))
+    left_ul = max(0, limit_ul - status["session_ul"])
+    if rate:
+        left_s = min(left_s, left_ul * 60 / rate)
+    return SessionLimits(limit_ul, left_ul, left_s, exact=bool(rate))
+
+
+def status_view(status: dict, extra: dict, rate_ul_min: float | None = None) -> dict:
+    """A status as JSON-ready data for a person: units in the names. `rate_ul_min` is the
+    session's dosing rate when the caller saw it earlier (see session_limits)."""
     state = state_name(status)
     out: dict[str, Any] = {
         "state": state, "fault": _fault_name(status.get("fault", 0)),
@@ -170,11 +208,11 @@ def status_view(status: dict, extra: dict) -> dict:
         "clock_s": status["clock_s"] or None,
     }
     out.update(extra)
-    insession = state in SESSION_STATES and status["limit_ul"] > 0
-    out["limit_ul"] = status["limit_ul"] if insession else None
-    out["remaining_ul"] = max(0, status["limit_ul"] - status["session_ul"]) if insession else None
-    out["dosing_left_s"] = (max(0, status["limit_s"] - status["session_s"])
-                            if insession else None)
+    lim = session_limits(status, rate_ul_min)
+    out["limit_ul"] = lim.limit_ul if lim else None
+    out["limit_exact"] = lim.exact if lim else None
+    out["remaining_ul"] = lim.left_ul if lim else None
+    out["dosing_left_s"] = round(lim.left_s) if lim else None
     return out
 
 
@@ -213,9 +251,12 @@ def _status_lines(name: str, address: str, v: dict) -> list[str]:
     lines.append(f"  podlet   {podlet}")
     if v["session_ul"] is not None:
         dose = f"{v['session_ul']} µl delivered"
-        if v["remaining_ul"] is not None:
-            dose += f", {v['remaining_ul']} µl to go"
-        lines.append(f"  dose     {dose} ({_mmss(v['dosing_s'])} of dosing)")
+        if v["remaining_ul"] is not None and v["limit_exact"]:
+            dose += f", {v['remaining_ul']} µl to go, {_mmss(v['dosing_left_s'])} left"
+        elif v["remaining_ul"] is not None:
+            dose += (f" of up to {v['limit_ul']} µl, then up to "
+                     f"{_mmss(v['dosing_left_s'])} of dosing")
+        lines.append(f"  dose     {dose}")
     fault = v["fault"] or "none"
     d = v.get("fault_detail")
     if d:
@@ -231,8 +272,10 @@ def _status_line(v: dict) -> str:
             f"outlet {v['outlet_c']:5.1f} °C  heater {v['heater_pct']:3d} %")
     if v["session_ul"] is not None:
         text += f"  dose {v['session_ul']} µl"
-        if v["remaining_ul"] is not None:
-            text += f" ({v['remaining_ul']} to go)"
+        if v["remaining_ul"] is not None and v["limit_exact"]:
+            text += f" ({v['remaining_ul']} to go, {_mmss(v['dosing_left_s'])} left)"
+        elif v["remaining_ul"] is not None:
+            text += f" (of up to {v['limit_ul']})"
     if v["fault"]:
         text += f"  FAULT {v['fault']}"
     return text
@@ -254,17 +297,19 @@ async def _status(args: argparse.Namespace) -> int:
         status = await st.status()
         extra = await _extra(st, status, paired)
         view = status_view(status, extra)
+        who = {"device": args.label, "address": found.device.address}
         if not args.follow:
             if args.json:
-                _json_out(dict(view, device=args.label, address=found.device.address))
+                _json_out(dict(view, **who))
             else:
                 print("\n".join(_status_lines(args.label, found.device.address, view)))
             return 0
         args.on_interrupt = f"stopped following {args.label}"
-        last_state = None
+        last_state = state_name(status)
+        rate = status["pump_ul_min"] or None      # the dosing rate, once seen
         while True:
             if args.json:
-                print(json.dumps(view), flush=True)
+                print(json.dumps(dict(view, **who), ensure_ascii=False), flush=True)
             else:
                 print(_status_line(view), flush=True)
             await asyncio.sleep(args.interval)
@@ -272,22 +317,26 @@ async def _status(args: argparse.Namespace) -> int:
             if state_name(status) != last_state:
                 extra = await _extra(st, status, paired)
                 last_state = state_name(status)
-            view = status_view(status, extra)
+                rate = None
+            rate = max(rate or 0, status["pump_ul_min"]) or None
+            view = status_view(status, extra, rate)
 
 
 # ---- sessions ------------------------------------------------------------------------------
 
 class Progress:
-    """The session's progress on stderr: a bar redrawn in place on a terminal, a line
-    at each tenth (and each change of phase) otherwise."""
+    """The session's progress on `out`: a bar redrawn in place on a terminal (`tty`,
+    default: whether `out` is one), a line at each tenth (and each change of phase)
+    otherwise. Preheat toward the ready temperature, the steam toward its target, then
+    the dose delivered against the limit the session will end at, and the time left."""
 
-    def __init__(self, out: IO[str], limit_ul: int | None, target_c: float | None) -> None:
+    def __init__(self, out: IO[str], target_c: float | None, tty: bool | None = None) -> None:
         self.out = out
-        self.tty = out.isatty()
-        self.limit_ul = limit_ul
+        self.tty = out.isatty() if tty is None else tty
         self.target_c = target_c
         self.start_c: float | None = None
-        self.dose_t0: tuple[float, int] | None = None    # (monotonic s, µl) at first dose
+        self.rate_ul_min: float | None = None   # the dosing rate, once the pump showed it
+        self.limit_ul: int | None = None        # where the dose ends, as last worked out
         self.last_key: tuple | None = None
 
     def update(self, status: dict) -> None:
@@ -302,21 +351,25 @@ class Progress:
                     + (f" toward {self.target_c:g} °C" if self.target_c else ""))
             phase = "preheat" if state != "steaming" else "steam"
         else:
-            now = time.monotonic()
-            if self.dose_t0 is None:
-                self.dose_t0 = (now, ul)
-            limit_ul = status["limit_ul"] or self.limit_ul
-            frac = min(1.0, ul / limit_ul) if limit_ul else 0.0
-            text = f"dose: {ul} µl" + (f" of up to {limit_ul} µl" if limit_ul else "")
-            t0, ul0 = self.dose_t0
-            left_s = status["limit_s"] - status["session_s"] if status["limit_s"] else None
-            if limit_ul and ul > ul0 and now > t0:
-                # Whichever ends the session first: the dose at this rate, or its time.
-                by_dose_s = (limit_ul - ul) / ((ul - ul0) / (now - t0))
-                left_s = by_dose_s if left_s is None else min(left_s, by_dose_s)
-            if left_s is not None:
-                text += f", {_mmss(max(0, left_s))} left"
+            self.rate_ul_min = max(self.rate_ul_min or 0, status["pump_ul_min"]) or None
+            lim = session_limits(status, self.rate_ul_min)
+            self.limit_ul = lim.limit_ul if lim else self.limit_ul
+            frac = min(1.0, ul / self.limit_ul) if self.limit_ul else 0.0
+            text = f"dose: {ul} µl"
+            if lim is not None:
+                text += (f" of {lim.limit_ul} µl, {_mmss(lim.left_s)} left" if lim.exact
+                         else f" of up to {lim.limit_ul} µl")
             phase = "dose"
+        self._draw(phase, frac, text)
+
+    def finish(self, end_reason: str | None, dose_ul: float | None) -> None:
+        """The session's end: a full bar when it ended at one of its limits."""
+        if dose_ul is not None and (end_reason in _FULL_ENDS or self.limit_ul):
+            frac = 1.0 if end_reason in _FULL_ENDS else min(1.0, dose_ul / (self.limit_ul or 1))
+            self._draw("end", frac, f"dose: {dose_ul:g} µl delivered")
+        self.close()
+
+    def _draw(self, phase: str, frac: float, text: str) -> None:
         if self.tty:
             bar = "#" * round(frac * 24)
             self.out.write(f"\r[{bar:<24}] {text}\x1b[K")
@@ -328,9 +381,40 @@ class Progress:
             print(text, file=self.out, flush=True)
 
     def close(self) -> None:
-        if self.tty:
+        if self.tty and self.last_key != ("closed",):
+            self.last_key = ("closed",)
             self.out.write("\n")
             self.out.flush()
+
+
+async def record_since(st: Steamer, kind: str, first_seq: int,
+                       wait_s: float = 0.0) -> dict | None:
+    """The newest journal record of `kind` numbered first_seq or later, waiting up to
+    wait_s for it to appear; None when there is none (an older one, say the previous
+    session's, does not count)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        rec = await last_record(st, kind, 40)
+        if rec is not None and rec["seq"] >= first_seq:
+            return rec
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(0.2)
+
+
+async def _read_status(st: Steamer) -> dict:
+    """The status, over a link that is brought back when it drops."""
+    while True:
+        try:
+            return await st.status()
+        except (LinkLost, BleakError):
+            await st.reconnect()
+
+
+async def _journal_next(st: Steamer) -> int:
+    """The seq the steamer's next journal record will have, or a lower one (Info is
+    written when the link comes up): what a command starts after has a seq below it."""
+    return int((await read_info(st)).get("log_next", 0))
 
 
 @_command("session start")
@@ -347,12 +431,15 @@ async def _session_start(args: argparse.Namespace) -> int:
         if state_name(status) == "cooldown":
             raise DeviceError(f"{name} is busy: it is cooling down after a session (try "
                               f"again once `steamer status {name}` says idle)")
+        before = await _journal_next(st)
         try:
             await st.start_session(status["podlet_type"])
         except SteamerError as e:
             raise explain(e, name, "to start a session") from None
-        started = await last_record(st, "session_started", 40)
+        started = await record_since(st, "session_started", before, 3.0)
         p = started["payload"] if started else {}
+        # This session's end is journaled after its start: an older end is the last one's.
+        end_from = started["seq"] + 1 if started else before
         result: dict[str, Any] = {"device": name, "address": found.device.address,
                                   "profile": p.get("profile"), "version": p.get("version"),
                                   "podlet": p.get("podlet"), "target_c": p.get("target_c"),
@@ -363,29 +450,41 @@ async def _session_start(args: argparse.Namespace) -> int:
             return 0
         args.on_interrupt = (f"stopped watching; the session goes on on {name} "
                              f"(`steamer session stop {name}` ends it)")
-        bar = Progress(sys.stderr, p.get("limit_ul"), p.get("target_c"))
+        bar = Progress(sys.stderr, p.get("target_c"))
         last = status
+        ended = None
+        # The status is written once a second of the steamer's time: right after the
+        # start it may still say idle. The session is over once the status has shown it
+        # and then left it, or once its end is journaled (it may end before it shows).
+        shown = False
+        deadline = time.monotonic() + _SETTLE_S
         try:
             while True:
-                try:
-                    status = await st.status()
-                except (LinkLost, BleakError):
-                    await st.reconnect()
-                    continue
-                if state_name(status) not in SESSION_STATES:
+                status = await _read_status(st)
+                if state_name(status) in SESSION_STATES:
+                    shown = True
+                    last = status
+                    bar.update(status)
+                elif shown:
                     break
-                last = status
-                bar.update(status)
+                else:
+                    ended = await record_since(st, "session_ended", end_from)
+                    if ended is not None:
+                        break
+                    if time.monotonic() > deadline:
+                        raise DeviceError(f"{name} acknowledged the start, but its status "
+                                          f"has not shown the session in {_SETTLE_S:g} s")
                 await asyncio.sleep(_POLL_S)
+            ended = ended or await record_since(st, "session_ended", end_from, 5.0)
+            e = ended["payload"] if ended else {}
+            fault = _fault_name(status.get("fault", 0))
+            result.update(state=state_name(status), end_reason=e.get("reason") or
+                          ("fault" if fault else None),
+                          dose_ul=e.get("session_ul", last["session_ul"]),
+                          dosing_s=e.get("dose_s", last["session_s"]), fault=fault)
+            bar.finish(result["end_reason"], result["dose_ul"])
         finally:
             bar.close()
-        ended = await last_record(st, "session_ended", 40)
-    e = ended["payload"] if ended else {}
-    fault = _fault_name(status.get("fault", 0))
-    result.update(state=state_name(status), end_reason=e.get("reason") or
-                  ("fault" if fault else None),
-                  dose_ul=e.get("session_ul", last["session_ul"]),
-                  dosing_s=e.get("dose_s", last["session_s"]), fault=fault)
     _session_out(args, result)
     return _FAILED if result["end_reason"] == "fault" or fault else 0
 
@@ -413,16 +512,28 @@ async def _session_stop(args: argparse.Namespace) -> int:
     keys = load_keys(args.keys)
     found, air = await _find(args)
     async with connected(found, keys, air, auth=True) as st:
+        before = await _journal_next(st)
         try:
             await st.stop_session()
         except SteamerError as e:
             raise explain(e, args.label, "to stop") from None
-        status = await st.status()
+        # The status may say the session's state for up to a second after the ack.
+        deadline = time.monotonic() + _SETTLE_S
+        while True:
+            status = await _read_status(st)
+            if state_name(status) not in SESSION_STATES or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        ended = await record_since(st, "session_ended", before, 5.0)
+    e = ended["payload"] if ended else {}
+    dose_ul = e.get("session_ul", status["session_ul"])
     if args.json:
         _json_out({"device": args.label, "address": found.device.address, "stopped": True,
-                   "state": state_name(status), "dose_ul": status["session_ul"]})
+                   "state": state_name(status), "end_reason": e.get("reason"),
+                   "dose_ul": dose_ul, "dosing_s": e.get("dose_s", status["session_s"])})
     else:
-        print(f"stopped the session on {args.label} ({state_name(status)} now)")
+        print(f"stopped the session on {args.label} after {dose_ul:g} µl "
+              f"({state_name(status)} now)")
     return 0
 
 
@@ -447,8 +558,10 @@ async def sync_device(st: Steamer, store: Store, device_id: str, attempts: int =
 
 @_command("sync")
 async def _sync(args: argparse.Namespace) -> int:
+    from steamer.sessions_cli import say_if_created
     keys = load_keys(args.keys)
     with Store.open(args.db) as store:
+        say_if_created(store)
         found, air = await _find(args)
         address = found.device.address
         store.add_device(address, name=found.name, address=address)
@@ -463,8 +576,10 @@ async def _sync(args: argparse.Namespace) -> int:
     if args.json:
         _json_out(out)
     else:
-        print(f"synced {out['new_records']} new records from {args.label}: "
-              f"{out['sessions']} sessions of it in {out['db']} (`steamer sessions` lists them)")
+        n = out["sessions"]
+        print(f"synced {out['new_records']} new record{'s' if out['new_records'] != 1 else ''} "
+              f"from {args.label}: {n} session{'s' if n != 1 else ''} of it in {out['db']} "
+              "(`steamer sessions` lists them)")
     return 0
 
 
@@ -513,6 +628,28 @@ async def _profile_list(args: argparse.Namespace) -> int:
 
 # ---- parsers -------------------------------------------------------------------------------
 
+def positive_s(text: str) -> float:
+    """argparse type: a number of seconds, greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds greater than 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
+
+
 RADIO_HELP = (f"Add --sim (or set {SIM_ENV}=1) to reach simulated steamers (`steamer sim "
               "serve`) on the simulated air at $STEAMER_AIR (default 127.0.0.1:47474) "
               "instead of the Bluetooth adapter.")
@@ -526,7 +663,7 @@ def radio_options(p: argparse.ArgumentParser, *, device: bool = True) -> None:
                    help="this computer's pairing keys (default: $STEAMER_KEYS, else "
                         "keys.json in the user config folder, e.g. ~/.config/steamer)")
     if device:
-        p.add_argument("--scan-timeout", type=float, default=SCAN_S, metavar="S",
+        p.add_argument("--scan-timeout", type=positive_s, default=SCAN_S, metavar="S",
                        help="how long to look for DEVICE (default: %(default)g s)")
 
 
@@ -553,7 +690,7 @@ def register(groups: argparse._SubParsersAction) -> None:
                 "computer is paired with each.",
                 "  steamer scan\n  steamer scan --sim --json", _scan, device=False,
                 json_help="print the list as JSON")
-    p.add_argument("--timeout", type=float, default=3.0, metavar="S",
+    p.add_argument("--timeout", type=positive_s, default=3.0, metavar="S",
                    help="how long to listen (default: %(default)g s)")
 
     p = _parser(groups, "pair", "pair this computer with a steamer (hold its button)",
@@ -562,17 +699,20 @@ def register(groups: argparse._SubParsersAction) -> None:
                 "that change something on the steamer need it.",
                 "  steamer pair bathroom-steamer", _pair,
                 json_help="print the result as JSON")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+    p.add_argument("--timeout", type=positive_s, default=60.0, metavar="S",
                    help="how long to wait for the pairing window (default: %(default)g s)")
 
     p = _parser(groups, "status", "a steamer's temperatures, state, podlet, dose, faults",
                 "Show DEVICE's state, boiler and outlet temperatures, heater and pump, the "
-                "podlet, the dose delivered (and, once paired, still to go), and faults. "
-                "--follow prints a line every --interval seconds until Ctrl-C.",
-                "  steamer status bathroom-steamer --follow", _status,
+                "podlet, and faults; during a session the dose delivered, the dose still to "
+                "go and the time left (the dose the session ends at: the profile's limit, "
+                "or less when the podlet, the day's limit or the dosing time ends it "
+                "first). --follow prints a line every --interval seconds until Ctrl-C.",
+                "  steamer status bathroom-steamer\n"
+                "  steamer status bathroom-steamer --follow --json", _status,
                 json_help="print JSON (one object a line with --follow)")
     p.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C")
-    p.add_argument("--interval", type=float, default=1.0, metavar="S",
+    p.add_argument("--interval", type=positive_s, default=1.0, metavar="S",
                    help="seconds between lines with --follow (default: %(default)g)")
 
     session = groups.add_parser(
@@ -608,7 +748,8 @@ def register(groups: argparse._SubParsersAction) -> None:
                 json_help="print the result as JSON")
     p.add_argument("--db", metavar="PATH",
                    help=f"the session database (default: ${DB_ENV}, else sessions.sqlite3 "
-                        "in the user data folder, e.g. ~/.local/share/steamer)")
+                        "in the user data folder, e.g. ~/.local/share/steamer); created, "
+                        "with its folders, when missing, and the command says so")
 
     profile = groups.add_parser(
         "profile", help="install or list a steamer's treatment profiles",

@@ -3,27 +3,53 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+from typing import Callable
 
-# (group, module) pairs: each module has register(subparsers) adding its commands, whose
-# parsers set `func` to a callable taking the parsed args and returning an exit code.
+# (group, module, help, examples) rows: each module has register(subparsers) adding its
+# commands, whose parsers set `func` to a callable taking the parsed args and returning an
+# exit code.
 _GROUPS = [
-    ("sim", "steamer_tools.sim", "run the firmware against the simulated steamer"),
-    ("dev", "steamer_tools.dev", "build, type-check, flash and benchmark the firmware"),
-    ("mfg", "steamer_tools.mfg", "manufacturer keys, signed profiles and podlet ID-chip images"),
+    ("sim", "steamer_tools.sim", "run the firmware against the simulated steamer",
+     "  steamer sim run scenarios/demo.json --trace out/trace.jsonl\n"
+     "  steamer sim serve --name bench-steamer --scenario scenarios/demo.json"),
+    ("dev", "steamer_tools.dev", "build, type-check, flash and benchmark the firmware",
+     "  steamer dev build --board esp32c3\n"
+     "  steamer dev flash --port /dev/ttyACM0 --board esp32c3"),
+    ("mfg", "steamer_tools.mfg", "manufacturer keys, signed profiles and podlet ID-chip images",
+     "  steamer mfg keygen --out keys/mfg.pem\n"
+     "  steamer mfg sign-profile vitamin-c.json --key keys/mfg.pem -o vitamin-c.bin"),
 ]
+
+_TOUR = """Examples:
+  steamer scan                          # the steamers in range
+  steamer pair bathroom-steamer         # hold its button for 3 s
+  steamer session start bathroom-steamer
+  steamer sync bathroom-steamer         # its session logs into the history
+  steamer sessions                      # the history
+  steamer plot 3 -o session-3.png
+  steamer sim serve --name demo &       # a simulated steamer; then add --sim to the above
+
+`steamer COMMAND --help` says more, with an example."""
+
+_FAILED = 1
+_INTERRUPTED = 130
+_TERMINATED = 128 + signal.SIGTERM
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="steamer",
         description="Companion app and developer tools for the podlet facial steamer.",
-        epilog="Example: steamer sim run scenarios/demo.json --trace out/trace.jsonl",
-    )
+        epilog=_TOUR, formatter_class=argparse.RawDescriptionHelpFormatter)
     groups = parser.add_subparsers(dest="group", metavar="COMMAND")
     groups.required = True
-    for name, module, help_text in _GROUPS:
-        group = groups.add_parser(name, help=help_text, description=help_text)
+    for name, module, help_text, examples in _GROUPS:
+        group = groups.add_parser(name, help=help_text, description=help_text,
+                                  epilog="Examples:\n" + examples,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND")
         sub.required = True
         importlib.import_module(module).register(sub)
@@ -37,17 +63,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_parser(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
-    """Parses argv and runs the chosen command's func; its exit code."""
-    args = parser.parse_args(argv)
+def reader_gone() -> int:
+    """What a command does when its reader went away (`steamer status X | head -1`): says
+    nothing more to it (not even at exit, when Python flushes stdout) and fails."""
     try:
-        return int(args.func(args) or 0)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return _FAILED
+
+
+def run_parser(make_parser: Callable[[], argparse.ArgumentParser],
+               argv: list[str] | None = None) -> int:
+    """Builds the parser, parses argv and runs the chosen command's func; its exit code.
+    Ctrl-C (130) and SIGTERM (143) at any point, the parser's imports included, end it
+    without a traceback, as does a reader that went away."""
+    terminated = False
+
+    def on_sigterm(_signum: int, _frame: object) -> None:
+        # Handled as Ctrl-C is: every command's clean-up runs (child processes, temporary
+        # folders), and a session on a steamer goes on.
+        nonlocal terminated
+        terminated = True
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, on_sigterm)
+        args = make_parser().parse_args(argv)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()      # a reader gone shows here, not in Python's exit
     except KeyboardInterrupt:
-        return 130
+        code = _INTERRUPTED
+    except BrokenPipeError:
+        code = reader_gone()
+    return _TERMINATED if terminated else code
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_parser(build_parser(), argv)
+    return run_parser(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ connecting and authenticating, signed profile files, and one line for each failu
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from typing import AsyncIterator
 from bleak.exc import BleakError
 
 from podproto import ProtocolError, profile
+from steamer.ble.air import ENV as AIR_ENV
 from steamer.ble.air import air_address
 from steamer.ble.client import Found, KeyRing, Steamer, SteamerError, find, scan
 from podproto.names import STATE_NAMES
@@ -65,10 +67,21 @@ class ProfileFileError(DeviceError):
 
 
 def sim_air(flag: bool) -> str | None:
-    """The simulated air's address when --sim (or $STEAMER_SIM) asks for it, else None."""
+    """The simulated air's address when --sim (or $STEAMER_SIM) asks for it, else None.
+    DeviceError when $STEAMER_AIR is not HOST:PORT."""
     if flag or os.environ.get(SIM_ENV, "") not in ("", "0"):
-        return air_address()
+        return checked_air(air_address())
     return None
+
+
+def checked_air(addr: str) -> str:
+    """`addr` (the simulated air's, from $STEAMER_AIR) when it is HOST:PORT; DeviceError
+    naming the variable otherwise."""
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise DeviceError(f"${AIR_ENV} is {addr!r}: not HOST:PORT, the simulated air's "
+                          "address (e.g. 127.0.0.1:47474, what `steamer sim serve` prints)")
+    return addr
 
 
 def keys_path(path: str | os.PathLike | None) -> Path:
@@ -95,10 +108,19 @@ def label(found: Found) -> str:
     return found.name or found.device.address
 
 
+def air_unreachable(air: str, e: BaseException) -> str:
+    """One line for a simulated air that cannot be reached at `air`."""
+    # The backend wraps the socket's error (naming the air again): its reason alone.
+    cause = e.__cause__ if isinstance(e.__cause__, OSError) else e
+    why = (os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno in
+           errno.errorcode else str(cause) or type(cause).__name__)
+    return f"the simulated air at {air} is not reachable ({why})"
+
+
 def _radio_error(e: Exception, air: str | None) -> DeviceError:
     if air:
-        return DeviceError(f"the simulated air at {air} is not reachable ({e}): start a "
-                           "steamer with `steamer sim serve`, or set STEAMER_AIR")
+        return DeviceError(f"{air_unreachable(air, e)}: start a steamer with `steamer sim "
+                           f"serve`, or set {AIR_ENV} to the address it printed")
     why = (f"cannot reach the system's Bluetooth service: {e.strerror}"
            if isinstance(e, OSError) and e.strerror else str(e))
     return DeviceError(f"no Bluetooth adapter available ({why}); for a simulated steamer "

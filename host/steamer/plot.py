@@ -1,4 +1,5 @@
-"""One session as a figure for a person: temperatures, heater and dose over time, PNG.
+"""One session as a figure for a person: temperatures, heater and dose over time, as a
+PNG (or PDF, SVG, ...: the file's suffix says which).
 
     from steamer.plot import plot_session
     plot_session(store, 3, "session-3.png")
@@ -28,6 +29,28 @@ def _tick_s(span_s: float) -> float:
     return span_s / 10
 
 
+class PlotError(ValueError):
+    """The figure cannot be written in the format asked for; str() names the file."""
+
+
+def formats() -> dict[str, str]:
+    """The file suffixes (without the dot) a figure can be written as, with their names."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    # pgf needs a LaTeX installation, which a person plotting a session may not have.
+    return {k: v for k, v in FigureCanvasBase.get_supported_filetypes().items() if k != "pgf"}
+
+
+def format_of(out: str | os.PathLike) -> str:
+    """The format `out`'s suffix names; PlotError for a suffix that names none."""
+    suffix = os.path.splitext(os.fspath(out))[1].lstrip(".").lower()
+    known = formats()
+    if suffix not in known:
+        what = f"its suffix .{suffix}" if suffix else "it has no suffix, and that"
+        raise PlotError(f"{os.fspath(out)}: {what} is not a format a plot can be written "
+                        f"as (use one of .{', .'.join(sorted(known))})")
+    return suffix
+
+
 def title(s: Session) -> str:
     profile = s.profile or f"podlet type {s.podlet_type}"
     if s.profile_version is not None:
@@ -40,13 +63,15 @@ def title(s: Session) -> str:
             f"{when}, {s.dose_ul:.0f} µl, {ended}")
 
 
-def plot_session(store: Store, session_id: int, out_png: str | os.PathLike) -> None:
-    """Writes session `session_id` of `store` as a PNG (1000 x 800 px) to `out_png`.
-    Raises StoreError when there is no such session, OSError when it cannot write."""
+def plot_session(store: Store, session_id: int, out: str | os.PathLike) -> None:
+    """Writes session `session_id` of `store` to `out`, in the format its suffix names
+    (a PNG is 1000 x 800 px). Raises PlotError for a suffix that names no format,
+    StoreError when there is no such session, OSError when it cannot write."""
     # Imported here: matplotlib takes a noticeable moment to import, and only this needs it.
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, MultipleLocator
 
+    fmt = format_of(out)
     s = store.session(session_id)
     if s is None:
         raise StoreError(f"no session {session_id}")
@@ -63,7 +88,8 @@ def plot_session(store: Store, session_id: int, out_png: str | os.PathLike) -> N
         temp.axhline(s.target_c, color="tab:blue", linestyle="--", linewidth=1,
                      label=f"outlet target {s.target_c:g} °C")
     temp.set_ylabel("temperature (°C)")
-    temp.legend(loc="lower right")
+    # Wherever it hides the least: in a short session the outlet curve ends lower right.
+    temp.legend(loc="best")
 
     heater.plot(t_s, [p.heater_pct for p in samples], color="tab:orange", label="heater")
     heater.set_ylabel("heater (%)")
@@ -81,4 +107,4 @@ def plot_session(store: Store, session_id: int, out_png: str | os.PathLike) -> N
     if not samples:
         temp.text(0.5, 0.5, "no samples recorded", transform=temp.transAxes,
                   ha="center", va="center", fontsize=14, color="gray")
-    fig.savefig(os.fspath(out_png), format="png")
+    fig.savefig(os.fspath(out), format=fmt)

@@ -1,8 +1,6 @@
 """`steamer sessions …` and `steamer plot`: the session history, a thin layer over
-steamer.store and steamer.plot.
-
-Until the top-level `steamer` command includes these, run them as
-``python -m steamer.sessions_cli sessions …`` (same arguments).
+steamer.store and steamer.plot. `steamer` registers them (steamer.cli); ``python -m
+steamer.sessions_cli`` runs these commands alone, with the same arguments.
 """
 from __future__ import annotations
 
@@ -15,6 +13,8 @@ import sys
 from datetime import datetime
 from typing import Callable
 
+from steamer.cli import reader_gone
+from steamer.plot import PlotError
 from steamer.store import (END_REASONS, Session, Store, StoreError, TraceError,
                            import_trace, session_dict)
 
@@ -34,16 +34,14 @@ def _command(name: str) -> Callable[[Callable[[argparse.Namespace], int]],
         def run(args: argparse.Namespace) -> int:
             try:
                 return func(args)
-            except TraceError as e:
+            except (TraceError, PlotError) as e:
                 return _fail(name, str(e), _BAD_INPUT)
             except StoreError as e:
                 return _fail(name, str(e), _FAILED)
             except sqlite3.Error as e:
                 return _fail(name, f"database error: {e}", _FAILED)
             except BrokenPipeError:
-                # The reader went away (`| head`); say nothing more to it.
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                return _FAILED
+                return reader_gone()
             except OSError as e:
                 where = f"{e.filename}: " if e.filename else ""
                 return _fail(name, f"{where}{e.strerror or e}", _FAILED)
@@ -59,7 +57,17 @@ def _fail(name: str, message: str, code: int) -> int:
 def _open(args: argparse.Namespace, *, create: bool) -> Store:
     # A database named explicitly must exist for reading: a typo should not show an
     # empty history. The default one is simply created.
-    return Store.open(args.db, create=create or args.db is None)
+    store = Store.open(args.db, create=create or args.db is None)
+    if create:
+        say_if_created(store)
+    return store
+
+
+def say_if_created(store: Store) -> None:
+    """A command that writes creates the database (and its folders) where it was told
+    to; it says so, so that a mistyped path shows."""
+    if store.created:
+        print(f"created the session database {store.path}", file=sys.stderr)
 
 
 def _local(epoch_s: float | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -82,6 +90,11 @@ def _ended(s: Session) -> str:
     return END_REASONS.get(s.end_reason, s.end_reason) if s.end_reason else "running"
 
 
+def _names(store: Store) -> dict[str, str]:
+    """Each device's name as sync stored it, by id (an id is the device's address)."""
+    return {d.id: d.name for d in store.devices() if d.name}
+
+
 def _json_out(data: object) -> None:
     json.dump(data, sys.stdout, indent=1, ensure_ascii=False)
     sys.stdout.write("\n")
@@ -93,15 +106,18 @@ def _json_out(data: object) -> None:
 def _list(args: argparse.Namespace) -> int:
     with _open(args, create=False) as store:
         sessions = store.sessions()
+        names = _names(store)
     if args.json:
-        _json_out([session_dict(s) for s in sessions])
+        _json_out([dict(session_dict(s), device=names.get(s.device_id, s.device_id))
+                   for s in sessions])
         return 0
     if not sessions:
         print("No sessions yet (they arrive from the steamer; for a simulated one: "
               "steamer sessions import-trace TRACE.jsonl).")
         return 0
     rows = [("ID", "DATE", "DEVICE", "PODLET", "PROFILE", "DURATION", "DOSE", "END")]
-    rows += [(str(s.id), _local(s.start_epoch_s), s.device_id, s.podlet or "-", _profile(s),
+    rows += [(str(s.id), _local(s.start_epoch_s), names.get(s.device_id, s.device_id),
+              s.podlet or "-", _profile(s),
               _duration(s.duration_ms), f"{s.dose_ul:.0f} µl", _ended(s)) for s in sessions]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -122,15 +138,18 @@ def _show(args: argparse.Namespace) -> int:
     with _open(args, create=False) as store:
         s = _get(store, args.id)
         samples = store.samples(s.id)
+        device = _names(store).get(s.device_id, s.device_id)
     if args.json:
-        data = session_dict(s)
+        data = dict(session_dict(s), device=device)
         data["series"] = [vars(p) for p in samples]
         _json_out(data)
         return 0
     fmt = "%Y-%m-%d %H:%M:%S"
-    ended = _ended(s) + (f" ({s.end_reason})" if s.end_reason in END_REASONS else "")
+    ended = _ended(s)
+    if s.end_reason and ended != s.end_reason:
+        ended += f" ({s.end_reason})"
     lines = [
-        ("device", s.device_id),
+        ("device", device if device == s.device_id else f"{device} ({s.device_id})"),
         ("podlet", f"{s.podlet or '-'} (type {s.podlet_type})"),
         ("profile", _profile(s)),
         ("target", "-" if s.target_c is None else f"{s.target_c:g} °C at the outlet"),
@@ -192,7 +211,8 @@ def _import(args: argparse.Namespace) -> int:
 
 @_command("plot")
 def _plot(args: argparse.Namespace) -> int:
-    from steamer.plot import plot_session
+    from steamer.plot import format_of, plot_session
+    format_of(args.output)        # a wrong suffix fails before the database is opened
     with _open(args, create=False) as store:
         _get(store, args.id)
         plot_session(store, args.id, args.output)
@@ -270,12 +290,15 @@ def register_plot(subparsers: argparse._SubParsersAction) -> None:
     """Adds `plot ID -o FILE.png` to the top-level subparsers."""
     plot = subparsers.add_parser(
         "plot", help="draw a session (temperatures, heater, dose) as a PNG",
-        description="Draw one session as a PNG: boiler and outlet temperatures with the "
-                    "target, heater power, and the dose delivered, over time.",
-        epilog="Example: steamer plot 3 -o session-3.png",
+        description="Draw one session as a PNG (or PDF, SVG, ...: FILE's suffix says "
+                    "which; exit 2 for one that names no format): boiler and outlet "
+                    "temperatures with the target, heater power, and the dose delivered, "
+                    "over time.",
+        epilog="Examples:\n  steamer plot 3 -o session-3.png\n  steamer plot 3 -o session-3.pdf",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     plot.add_argument("id", type=int, metavar="ID", help="the session's id (see `steamer sessions`)")
-    plot.add_argument("-o", "--output", required=True, metavar="FILE.png", help="the PNG to write")
+    plot.add_argument("-o", "--output", required=True, metavar="FILE.png",
+                      help="the file to write: .png, .pdf, .svg, ...")
     _common(plot, json_help=None, top=True)
     plot.set_defaults(func=_plot)
 
@@ -292,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from steamer.cli import run_parser
-    return run_parser(build_parser(), argv)
+    return run_parser(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ END_REASONS = {
     "podlet_removed": "podlet removed",
     "fault": "fault",
     "podlet_empty": "podlet empty",
+    "max_day": "today's dose limit reached",
     END_MISSING: "no end record",
 }
 
@@ -364,9 +365,10 @@ def _session_row(d: _Derived) -> dict:
 class Store:
     """One SQLite file. Not for sharing between threads; several processes may open it."""
 
-    def __init__(self, db: sqlite3.Connection, path: Path):
+    def __init__(self, db: sqlite3.Connection, path: Path, created: bool = False):
         self._db = db
         self.path = path
+        self.created = created      # open() made the file
 
     @classmethod
     def open(cls, path: str | os.PathLike | None = None, *, create: bool = True) -> Store:
@@ -374,7 +376,8 @@ class Store:
         `path` (default: default_path()). Raises StoreTooNew for a database of a newer
         schema, StoreError when it cannot be opened or is not a database."""
         p = Path(path) if path is not None else default_path()
-        if not p.exists():
+        created = not p.exists()
+        if created:
             if not create:
                 raise StoreError(f"no database at {p}")
             try:
@@ -386,7 +389,7 @@ class Store:
         except sqlite3.Error as e:
             raise StoreError(f"cannot open {p}: {e}") from None
         try:
-            store = cls(db, p)
+            store = cls(db, p, created)
             store._setup()
             return store
         except sqlite3.DatabaseError as e:
@@ -593,11 +596,13 @@ class Store:
                               s.pump_ul_min, s.dose_ul])
             return len(rows)
         rows = self.sessions()
-        out.writerow(["id", "device_id", "start_utc", "end_utc", "duration_s", "podlet",
+        names = {d.id: d.name for d in self.devices()}
+        out.writerow(["id", "device_id", "device", "start_utc", "end_utc", "duration_s", "podlet",
                       "podlet_type", "profile", "profile_version", "target_c", "end_reason",
                       "dose_ul", "samples"])
         for s in rows:
-            out.writerow([s.id, s.device_id, iso_utc(s.start_epoch_s), iso_utc(s.end_epoch_s),
+            out.writerow([s.id, s.device_id, names.get(s.device_id) or s.device_id,
+                          iso_utc(s.start_epoch_s), iso_utc(s.end_epoch_s),
                           "" if s.duration_ms is None else s.duration_ms / 1000, s.podlet,
                           s.podlet_type, s.profile, s.profile_version, s.target_c,
                           s.end_reason or "", s.dose_ul, s.samples])

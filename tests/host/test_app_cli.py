@@ -99,17 +99,48 @@ def served(air: Air, tmp_path: Path):
 
 # ---- without a steamer -------------------------------------------------------------------
 
+def _commands(parser, path=()):
+    """Every parser under `parser` (groups too), with its words."""
+    yield path, parser
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for word, child in action.choices.items():
+                yield from _commands(child, path + (word,))
+
+
 def test_every_command_has_help_with_an_example():
     from steamer.cli import build_parser
-    parser = build_parser()
-    for cmd in (["scan"], ["pair"], ["status"], ["session"], ["session", "start"],
-                ["session", "stop"], ["sync"], ["profile"], ["profile", "push"],
-                ["profile", "list"], ["mfg", "provision"]):
-        p = parser
-        for word in cmd:
-            p = next(a for a in p._actions if a.__class__.__name__ == "_SubParsersAction").choices[word]
-        assert "Example" in (p.epilog or ""), cmd
-        assert p.description, cmd
+    found = {words: p for words, p in _commands(build_parser())}
+    # Every command, the groups and the developers' and manufacturers' ones included.
+    for words in ([], ["scan"], ["pair"], ["status"], ["session"], ["session", "start"],
+                  ["session", "stop"], ["sync"], ["profile"], ["profile", "push"],
+                  ["profile", "list"], ["sessions"], ["sessions", "show"],
+                  ["sessions", "export"], ["sessions", "import-trace"], ["plot"],
+                  ["sim"], ["sim", "run"], ["sim", "serve"],
+                  ["dev"], ["dev", "build"], ["dev", "typecheck"], ["dev", "flash"],
+                  ["dev", "virtual-board"], ["dev", "bench"],
+                  ["mfg"], ["mfg", "keygen"], ["mfg", "pubkey"], ["mfg", "sign-profile"],
+                  ["mfg", "podlet-image"], ["mfg", "verify"], ["mfg", "provision-key"],
+                  ["mfg", "provision"]):
+        assert tuple(words) in found, words
+    for words, p in found.items():
+        assert "Example" in (p.epilog or ""), words
+        assert p.description, words
+        # Each example runs this command (the top level's, a tour of the others).
+        assert f"steamer {' '.join(words)}".rstrip() in p.epilog, words
+        assert "issue " not in p.format_help(), words   # no references to our tracker
+    # The top level's tour: the commands a person starts with.
+    for cmd in ("scan", "pair", "session start", "sync", "sessions", "plot"):
+        assert f"steamer {cmd} " in found[()].epilog, cmd
+
+
+@pytest.mark.parametrize("words", [[], ["sim"], ["dev"], ["mfg"], ["dev", "bench"],
+                                   ["dev", "flash"], ["sim", "serve"]])
+def test_help_as_printed_shows_the_examples(words):
+    p = subprocess.run([sys.executable, "-m", "steamer.cli", *words, "--help"], text=True,
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0 and "Example" in p.stdout and p.stderr == ""
+    assert "issue" not in p.stdout
 
 
 def test_no_adapter_no_air_and_unknown_devices_are_one_line_each(env, tmp_path):
@@ -132,6 +163,38 @@ def test_no_adapter_no_air_and_unknown_devices_are_one_line_each(env, tmp_path):
                        ("junk.bin", "not a signed profile"), ("none.bin", "No such file")):
         line = one_line(steamer(env, "profile", "push", "kitchen", str(tmp_path / name), code=2))
         assert name in line and want in line, line
+
+
+def test_a_wrong_air_address_and_wrong_options_are_one_line_each(env):
+    for addr in ("nonsense", "localhost:abc", "127.0.0.1:99999"):
+        bad = dict(env, **{ENV: addr})
+        line = one_line(steamer(bad, "scan", "--sim", code=1))
+        assert line == (f"steamer scan: $STEAMER_AIR is '{addr}': not HOST:PORT, the "
+                        "simulated air's address (e.g. 127.0.0.1:47474, what `steamer sim "
+                        "serve` prints)"), line
+        assert "not HOST:PORT" in one_line(steamer(bad, "status", "kitchen", code=1))
+    nowhere = dict(env, **{ENV: "127.0.0.1:1"})
+    line = one_line(steamer(nowhere, "scan", code=1))
+    assert line.startswith("steamer scan: the simulated air at 127.0.0.1:1 is not reachable "
+                           "(Connection refused): "), line
+    assert line.count("127.0.0.1:1") == 1
+    # Durations must be more than nothing: a follow at interval 0 would spin.
+    for args in (["scan", "--timeout", "-1"], ["scan", "--timeout", "0"],
+                 ["status", "kitchen", "--follow", "--interval", "0"],
+                 ["status", "kitchen", "--scan-timeout", "nan"],
+                 ["pair", "kitchen", "--timeout", "-5"],
+                 ["mfg", "provision", "kitchen", "--profiles", ".", "--jobs", "0"]):
+        p = steamer(env, *args, code=2)
+        assert p.stderr.splitlines()[-1].startswith(f"steamer {args[0]}"), p.stderr
+        assert "greater than 0" in p.stderr or "1 or more" in p.stderr, p.stderr
+
+
+def test_ctrl_c_while_the_command_starts_is_exit_130():
+    from steamer.cli import run_parser
+
+    def interrupted():
+        raise KeyboardInterrupt
+    assert run_parser(interrupted, ["scan"]) == 130
 
 
 # ---- one steamer, from pairing to a session interrupted -----------------------------------
@@ -208,6 +271,19 @@ def test_pair_status_profiles_and_sessions(served, env, tmp_path):
     follow.communicate(timeout=20)
     assert follow.returncode == 130
     assert all(v["state"] in ("cooldown", "idle") for v in lines)
+
+
+def test_follow_lines_name_the_steamer_and_a_reader_gone_ends_it_quietly(served, env):
+    s = served("cli-pipe", pairable=False)
+    follow = subprocess.Popen([sys.executable, "-m", "steamer.cli", "status", "cli-pipe",
+                               "--follow", "--json", "--interval", "0.1"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert follow.stdout is not None
+    line = json.loads(follow.stdout.readline())
+    assert (line["device"], line["address"], line["state"]) == ("cli-pipe", s.addr, "idle")
+    follow.stdout.close()          # as `| head -1` does
+    _, err = follow.communicate(timeout=20)
+    assert follow.returncode == 1 and err == "", err
 
 
 def test_pairing_times_out_with_a_clear_message(served, env):
@@ -287,3 +363,132 @@ def test_sync_is_exactly_once_and_resumes_after_being_killed(served, env, air, t
     assert shape == (800, 1000) and distinct >= 6 and 0.03 < non_white < 0.6
     csv = steamer(env, "sessions", "export", "--csv").stdout.splitlines()
     assert len(csv) == 2 and "completed" in csv[1]
+
+
+# ---- the session's limits and its progress, from the steamer's status -----------------
+
+def status_of(state: str, session_ul: int = 0, session_s: int = 0, pump_ul_min: int = 0,
+              boiler_c: float = 99.0, limit_ul: int = 2500, limit_s: int = 120) -> dict:
+    from podproto.names import STATE_NAMES
+    return {"state": STATE_NAMES.index(state), "fault": 0, "boiler_mc": int(boiler_c * 1000),
+            "outlet_mc": 45000, "heater_pct": 50, "pump_ul_min": pump_ul_min,
+            "session_ul": session_ul, "session_s": session_s, "podlet_type": 3,
+            "clock_s": 0, "limit_ul": limit_ul, "limit_s": limit_s}
+
+
+def test_the_session_ends_at_its_first_limit():
+    from steamer.app_cli import session_limits, status_view
+    # 300 µl/min for 120 s: the time ends it at 600 µl, long before the 2500 µl limit.
+    lim = session_limits(status_of("steaming", 150, 30, pump_ul_min=300))
+    assert (lim.limit_ul, lim.left_ul, lim.left_s, lim.exact) == (600, 450, 90, True)
+    # The dose limit (a podlet nearly used up) ends it first: 100 µl left is 20 s.
+    lim = session_limits(status_of("steaming", 150, 30, pump_ul_min=300, limit_ul=250))
+    assert (lim.limit_ul, lim.left_ul, lim.left_s) == (250, 100, 20)
+    # Before the pump has run, the rate is not known: the dose limit is an upper bound.
+    lim = session_limits(status_of("preheat", boiler_c=40))
+    assert (lim.limit_ul, lim.left_s, lim.exact) == (2500, 120, False)
+    assert session_limits(status_of("idle", limit_ul=0, limit_s=0)) is None
+    # A rate seen earlier counts when the pump is between doses.
+    v = status_view(status_of("steaming", 600, 120, pump_ul_min=0), {}, rate_ul_min=300)
+    assert (v["limit_ul"], v["remaining_ul"], v["dosing_left_s"]) == (600, 0, 0)
+
+
+def test_the_terminal_bar_is_full_when_the_session_completes():
+    import io
+    from steamer.app_cli import Progress
+    out = io.StringIO()
+    bar = Progress(out, 45.0, tty=True)
+    bar.update(status_of("preheat", boiler_c=22))
+    bar.update(status_of("preheat", boiler_c=60))
+    for s in range(1, 121):        # 5 µl a second for 120 s: 600 µl, the time limit
+        bar.update(status_of("steaming", 5 * s, s, pump_ul_min=300))
+    frames = out.getvalue().split("\r")
+    assert "dose: 300 µl of 600 µl, 1:00 left" in out.getvalue()
+    assert frames[-1].startswith("[" + "#" * 24 + "] dose: 600 µl of 600 µl, 0:00 left")
+    halfway = next(f for f in frames if "dose: 300 µl" in f)
+    assert halfway.startswith("[" + "#" * 12 + " " * 12 + "]")
+    # The steamer's last status before its cooldown may be short of the end: the end
+    # record fills the bar.
+    out = io.StringIO()
+    bar = Progress(out, 45.0, tty=True)
+    bar.update(status_of("steaming", 590, 118, pump_ul_min=300))
+    bar.finish("completed", 600)
+    assert out.getvalue().split("\r")[-1] == "[" + "#" * 24 + "] dose: 600 µl delivered\x1b[K\n"
+    # A session stopped half way shows half a bar.
+    out = io.StringIO()
+    bar = Progress(out, 45.0, tty=True)
+    bar.update(status_of("steaming", 290, 58, pump_ul_min=300))
+    bar.finish("stopped", 300)
+    assert out.getvalue().split("\r")[-1].startswith("[" + "#" * 12 + " " * 12 + "]")
+
+
+# ---- at the steamer's own speed ----------------------------------------------------------
+
+# A short session: outlet target 30 °C (a short ramp), 10 s of dosing at 600 µl/min
+# (100 µl, well under the profile's 2500 µl).
+SHORT = dict(PROFILE, name="brief", outlet_target_c=30.0, session_s=10, dose_rate_ul_min=600)
+
+
+def short_scenario() -> dict:
+    return dict(scenario(), profiles=[SHORT])
+
+
+def test_at_real_time_a_start_follows_the_new_session(air, env, tmp_path):
+    """The steamer writes its status once a second: right after the start's ack it still
+    says idle. `session start` waits for the session (it does not report it over at
+    once), and `session stop` waits for the stop."""
+    s = serve(air, tmp_path, "cli-rt", scenario(), speed=1.0)
+    try:
+        steamer(env, "pair", "cli-rt", "--timeout", "20")
+        proc = subprocess.Popen([sys.executable, "-m", "steamer.cli", "session", "start",
+                                 "cli-rt"], env=env, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert first.startswith("preheat: boiler"), first
+        time.sleep(2)
+        assert proc.poll() is None, "session start reported the session over at once"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 130 and out == "" and "Traceback" not in err
+        stop = json.loads(steamer(env, "session", "stop", "cli-rt", "--json").stdout)
+        assert stop["state"] in ("cooldown", "idle") and stop["end_reason"] == "stopped", stop
+    finally:
+        s.stop()
+    assert s.crashes() == []
+
+
+def test_back_to_back_sessions_at_low_speed(air, env, tmp_path):
+    """Two short sessions at 4 times real time: each `session start` reports its own
+    session, with its progress against the dose it ends at (rate x time, 100 µl, not
+    the profile's 2500 µl); then sync into a new database and the history by name."""
+    s = serve(air, tmp_path, "cli-lo", short_scenario(), speed=4.0)
+    try:
+        steamer(env, "pair", "cli-lo", "--timeout", "20")
+        for n in (1, 2):
+            p = steamer(env, "session", "start", "cli-lo", "--json", timeout=180)
+            r = json.loads(p.stdout)
+            assert (r["end_reason"], r["dose_ul"], r["profile"]) == ("completed", 100, "brief"), r
+            lines = p.stderr.splitlines()
+            assert lines[0].startswith("preheat: boiler"), (n, p.stderr)
+            doses = [line for line in lines if line.startswith("dose: ") and "of" in line]
+            assert doses and all(" of 100 µl" in line for line in doses), p.stderr
+            assert lines[-1] == "dose: 100 µl delivered"
+            wait_for_state(env, "cli-lo", "idle", 120)
+        db = tmp_path / "new" / "folder" / "s.db"
+        p = steamer(env, "sync", "cli-lo", "--db", str(db))
+        assert p.stderr == f"created the session database {db}\n"
+        assert ": 2 sessions of it in" in p.stdout
+        sessions = json.loads(steamer(env, "sessions", "--db", str(db), "--json").stdout)
+        assert [x["device"] for x in sessions] == ["cli-lo", "cli-lo"]
+        assert [x["dose_ul"] for x in sessions] == [100, 100]
+        table = steamer(env, "sessions", "--db", str(db)).stdout.splitlines()
+        assert all(" cli-lo " in row for row in table[1:]) and len(table) == 3
+        shown = steamer(env, "sessions", "show", str(sessions[0]["id"]), "--db", str(db)).stdout
+        assert f"device    cli-lo ({s.addr})" in shown
+        assert "completed (completed)" not in shown and ", completed" in shown
+        csv = steamer(env, "sessions", "export", "--csv", "--db", str(db)).stdout.splitlines()
+        assert csv[0].startswith("id,device_id,device,") and f",{s.addr},cli-lo," in csv[1]
+    finally:
+        s.stop()
+    assert s.crashes() == []

@@ -97,7 +97,7 @@ def test_missing_port_is_one_line_error(tmp_path: Path, built: Path,
                     "--build-dir", str(built)])
     _, err = capsys.readouterr()
     assert code == 1
-    assert err == "flash: port /dev/ttyNOPE0 does not exist (is the board plugged in?)\n"
+    assert err == "steamer dev flash: port /dev/ttyNOPE0 does not exist (is the board plugged in?)\n"
 
 
 def test_mpremote_failure_names_the_file(vb: VirtualBoard, built: Path,
@@ -108,8 +108,8 @@ def test_mpremote_failure_names_the_file(vb: VirtualBoard, built: Path,
     out, err = capsys.readouterr()
     assert code == 1
     last = err.strip().splitlines()[-1]
-    assert last.startswith("flash: mpremote failed copying lib/fw/__init__.mpy: "), err
-    assert json.loads(out)["error"] == last[len("flash: "):]
+    assert last.startswith("steamer dev flash: mpremote failed copying lib/fw/__init__.mpy: "), err
+    assert json.loads(out)["error"] == last[len("steamer dev flash: "):]
 
 
 def test_missing_build_folder(vb: VirtualBoard, tmp_path: Path) -> None:

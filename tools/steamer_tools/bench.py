@@ -1,9 +1,12 @@
 """`steamer dev bench`: the figures behind the firmware's goals, as one JSON object.
 
-Control loop and simulator (issue 2): step time on the unix port, allocation errors,
-realtime factor, heat-up against the physical limit, overshoot, steady error, dose
-error, each fault's detection latency, and false trips over randomized nominal
-sessions. Medians over repeated runs: the machines are shared and noisy.
+Control loop and simulator: step time on the unix port, allocation errors, realtime
+factor, heat-up against the physical limit, overshoot, steady error, dose error, each
+fault's detection latency, and false trips over randomized nominal sessions; the
+protocol's costs; BLE log-sync throughput, reconnects and heap; the dosing limits
+against random event sequences. Medians over repeated runs: the machines are shared
+and noisy. --parts picks parts; --out also writes the JSON to a file (checked before
+anything runs).
 """
 from __future__ import annotations
 
@@ -132,7 +135,28 @@ def run_bench(sessions: int, repeats: int, parts: tuple[str, ...] = PARTS,
     return result
 
 
+def check_writable(path: Path) -> None:
+    """Raises OSError (naming `path`) unless `path` can be written: an existing file that
+    may be opened for writing, or a new one in an existing folder. Leaves no file behind."""
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a folder", str(path))
+    if path.exists():
+        with open(path, "r+b"):
+            return
+    with open(path, "xb"):
+        pass
+    path.unlink()
+
+
 def _cmd(args: argparse.Namespace) -> int:
+    if args.out:
+        # Before a run of many minutes, not after it.
+        try:
+            check_writable(Path(args.out))
+        except OSError as e:
+            print(f"steamer dev bench: --out {e.filename or args.out}: {e.strerror or e}",
+                  file=sys.stderr)
+            return 1
     try:
         parts = tuple(p for p in args.parts.split(",") if p)
         unknown = [p for p in parts if p not in PARTS]
@@ -149,7 +173,11 @@ def _cmd(args: argparse.Namespace) -> int:
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        try:
+            Path(args.out).write_text(text + "\n", encoding="utf-8")
+        except OSError as e:
+            print(f"steamer dev bench: --out {args.out}: {e.strerror or e}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -157,7 +185,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="measure the firmware's goals and print them as one JSON object",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Example: steamer dev bench --sessions 1000 --out out/bench.json")
+        epilog="Examples:\n  steamer dev bench --out out/bench.json\n"
+               "  steamer dev bench --parts control,faults --sessions 50 --repeats 1")
     p.add_argument("--sessions", type=int, default=1000, metavar="N",
                    help="randomized nominal sessions for the false-trip count (default 1000)")
     p.add_argument("--repeats", type=int, default=5, metavar="N",

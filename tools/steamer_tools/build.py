@@ -171,7 +171,10 @@ def stubs_dir(board: str) -> Path:
                  "--no-deps", "--no-compile", "--target", str(tmp), *spec.stubs],
                 capture_output=True, text=True)
             if proc.returncode != 0:
-                raise RuntimeError("installing the %s stubs failed:\n%s" % (board, proc.stderr))
+                lines = [l for l in proc.stderr.splitlines() if l.strip()]
+                raise RuntimeError("installing the %s stubs failed: %s"
+                                   % (board, lines[-1].strip() if lines else
+                                      "pip exited %d" % proc.returncode))
             tmp.chmod(0o755)
             (tmp / ".installed").write_text(want)
             if target.exists():
@@ -227,8 +230,9 @@ def run_pyright(board: str, board_dir: Path | None = None) -> dict:
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        raise RuntimeError("pyright failed (exit %d): %s" % (proc.returncode,
-                                                             proc.stderr or proc.stdout))
+        lines = [l for l in (proc.stderr or proc.stdout).splitlines() if l.strip()]
+        raise RuntimeError("pyright failed (exit %d)%s" % (
+            proc.returncode, ": " + lines[-1].strip() if lines else ", with no report"))
     if not report.get("summary", {}).get("filesAnalyzed"):
         raise RuntimeError("pyright analyzed no files for %s" % board)
     return report
@@ -272,7 +276,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Cross-compile device/, protocol/, boards/BOARD and boards/common to .mpy "
                     "for the board's architecture, in the layout of the device's file system, "
                     "and check the size against the board's flash budget.",
-        epilog="Example: steamer dev build --board esp32c3 --out build/esp32c3")
+        epilog="Examples:\n  steamer dev build --board esp32c3\n"
+               "  steamer dev build --board picow --out /tmp/picow --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--board", required=True, choices=sorted(BOARDS_SPEC))
     p.add_argument("--out", type=Path, default=None, help="output folder (default build/BOARD)")
     p.add_argument("--emit", choices=EMITTERS, default="bytecode",
@@ -285,10 +291,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run pyright on each real board's board.py and main.py together with "
                     "boards/common, device/ and protocol/, against that board's MicroPython "
                     "stubs.",
-        epilog="Example: steamer dev typecheck --board esp32c3")
+        epilog="Examples:\n  steamer dev typecheck\n  steamer dev typecheck --board esp32c3",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--board", action="append", choices=sorted(BOARDS_SPEC),
                    help="check only this board (repeatable; default every real board)")
     p.set_defaults(func=_cmd_typecheck)
+
+
+def _fail(command: str, message: str) -> int:
+    print("steamer dev %s: %s" % (command, message), file=sys.stderr)
+    return 1
+
+
+def os_error(exc: OSError) -> str:
+    """One line for an OSError: the file it names and why."""
+    where = "%s: " % exc.filename if exc.filename else ""
+    return where + (exc.strerror or str(exc))
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -297,8 +315,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
     try:
         rows = build_board(board, args.out, args.emit)
     except BuildError as exc:
-        print("build failed for %s:\n%s" % (board, exc), file=sys.stderr)
-        return 1
+        return _fail("build", "%s: %s" % (board, exc))
+    except OSError as exc:          # the output folder, or mpy-cross missing
+        return _fail("build", os_error(exc))
     total = sum(r["bytes"] for r in rows)
     over = total > budget
     if args.json:
@@ -311,9 +330,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         print("%-*s %8d  of %d bytes (%.1f %%)" % (width, "total", total, budget,
                                                   100.0 * total / budget))
     if over:
-        print("%s: firmware is %d bytes, over its budget of %d" % (board, total, budget),
-              file=sys.stderr)
-        return 1
+        return _fail("build", "%s: the firmware is %d bytes, over its budget of %d"
+                     % (board, total, budget))
     return 0
 
 
@@ -321,7 +339,12 @@ def _cmd_typecheck(args: argparse.Namespace) -> int:
     failed = 0
     for board in args.board or real_boards():
         t0 = time.monotonic()
-        errors = typecheck(board, show=True)
+        try:
+            errors = typecheck(board, show=True)
+        except RuntimeError as exc:     # the stubs or pyright itself failed
+            return _fail("typecheck", "%s: %s" % (board, exc))
+        except OSError as exc:          # pyright missing
+            return _fail("typecheck", "%s: %s" % (board, os_error(exc)))
         print("%s: %d error%s (%.1f s)" % (board, errors, "" if errors == 1 else "s",
                                           time.monotonic() - t0))
         failed += errors > 0

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from steamer_tools.build import _BUILD_MARK, BOARDS_SPEC, BuildError, build_board
+from steamer_tools.build import _BUILD_MARK, BOARDS_SPEC, BuildError, build_board, os_error
 from steamer_tools.paths import ROOT
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -87,7 +87,8 @@ def plan(build_dir: Path) -> list[FlashFile]:
     the order they must be created (sorted, so parents come before children)."""
     build_dir = Path(build_dir)
     if not build_dir.is_dir():
-        raise FlashError("build folder %s does not exist" % build_dir)
+        raise FlashError("build folder %s %s" % (build_dir, "is not a folder" if
+                                                   build_dir.exists() else "does not exist"))
     files = []
     for p in sorted(build_dir.rglob("*")):
         if p.is_file() and p.name != _BUILD_MARK and "__pycache__" not in p.parts:
@@ -289,7 +290,12 @@ def flash(port: str, board: str, build_dir: Path | None = None, build: bool = Tr
                 build_board(board, out)
             except BuildError as exc:
                 raise FlashError("build failed: %s" % str(exc).splitlines()[0])
-        result.files = plan(out)
+            except OSError as exc:      # the build folder, or mpy-cross missing
+                raise FlashError("build failed: %s" % os_error(exc))
+        try:
+            result.files = plan(out)
+        except OSError as exc:          # a build folder that cannot be read
+            raise FlashError("build folder %s" % os_error(exc))
         result.total_bytes = sum(f.size_bytes for f in result.files)
         say("copying %d files, %d bytes, to %s" % (len(result.files), result.total_bytes, port))
         copy_files(port, result.files, progress, timeout_s)
@@ -324,7 +330,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Build the firmware of BOARD (unless --no-build), copy every file to its "
                     "path on the board with mpremote, verify each by SHA-256 and soft-reset "
                     "the board. Exits 1 with a one-line error when a step fails.",
-        epilog="Example: steamer dev flash --port /dev/ttyACM0 --board esp32c3")
+        epilog="Examples:\n  steamer dev flash --port /dev/ttyACM0 --board esp32c3\n"
+               "  steamer dev virtual-board &    # prints its port, e.g. /dev/pts/5\n"
+               "  steamer dev flash --port /dev/pts/5 --board esp32c3 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyACM0")
     p.add_argument("--board", required=True, choices=sorted(BOARDS_SPEC))
     p.add_argument("--build-dir", type=Path, default=None,
@@ -346,11 +355,11 @@ def _cmd_flash(args: argparse.Namespace) -> int:
         code = 0
     except FlashError as exc:
         result = getattr(exc, "result", None)
-        print("flash: %s" % exc, file=sys.stderr)
+        print("steamer dev flash: %s" % exc, file=sys.stderr)
         code = 1
-    except FileNotFoundError as exc:     # mpremote or mpy-cross missing
+    except OSError as exc:     # mpremote missing
         result = None
-        print("flash: %s" % exc, file=sys.stderr)
+        print("steamer dev flash: %s" % os_error(exc), file=sys.stderr)
         code = 1
     if args.json and result is not None:
         print(json.dumps(result.to_json(), indent=2))

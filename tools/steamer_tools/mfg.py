@@ -579,6 +579,8 @@ _EXITS = "Exit 0 when done, 2 when an input is wrong (a one-line reason on stder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from steamer.app_cli import positive_int, positive_s
+
     def command(name: str, func, help_text: str, description: str, examples: str):
         p = sub.add_parser(name, help=help_text, description=textwrap.fill(description, 88),
                            epilog="Examples:\n" + examples,
@@ -700,13 +702,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "  steamer mfg provision line-1 line-2 --profiles profiles/ --jobs 8 --json")
     p.add_argument("devices", nargs="+", metavar="DEVICE")
     p.add_argument("--profiles", required=True, metavar="DIR", help="folder of signed profiles")
-    p.add_argument("--jobs", type=int, default=4, metavar="N",
+    p.add_argument("--jobs", type=positive_int, default=4, metavar="N",
                    help="devices provisioned at once (default: %(default)s)")
     p.add_argument("--sim", action="store_true", help="use the simulated air, not Bluetooth")
     p.add_argument("--keys", metavar="FILE", help="pairing keys (default: as `steamer pair`)")
-    p.add_argument("--scan-timeout", type=float, default=5.0, metavar="S",
+    p.add_argument("--scan-timeout", type=positive_s, default=5.0, metavar="S",
                    help="how long to look for the devices (default: %(default)g s)")
-    p.add_argument("--pair-timeout", type=float, default=10.0, metavar="S",
+    p.add_argument("--pair-timeout", type=positive_s, default=10.0, metavar="S",
                    help="how long to wait for an unpaired device's pairing window "
                         "(default: %(default)g s)")
     p.add_argument("--json", action="store_true",

@@ -16,6 +16,9 @@ import asyncio
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bleak.exc import BleakError
+
+from podproto import ProtocolError
 from steamer.ble.client import KeyRing, SteamerError
 from steamer.devices import (DeviceError, ProfileFile, ProfileFileError, connected, explain,
                              label, not_found, read_profile_file, resolve_many)
@@ -75,6 +78,11 @@ async def provision(devices: list[str], profiles: list[ProfileFile], keys: KeyRi
                 result.error = str(e)
             except SteamerError as e:
                 result.error = str(explain(e, result.device, "provisioning"))
+            except (BleakError, OSError, asyncio.TimeoutError, ProtocolError) as e:
+                # The radio or the link failed for this device: the others go on.
+                why = (e.strerror if isinstance(e, OSError) and e.strerror else str(e)) \
+                    or type(e).__name__
+                result.error = f"Bluetooth: {why}"
         result.ok = result.error is None and all(p.result != "failed" for p in result.profiles)
         return result
 

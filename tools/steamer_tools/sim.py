@@ -218,10 +218,16 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail("serve", str(e), 2)
     if not args.speed > 0:
         return _fail("serve", f"--speed: {args.speed} must be greater than 0", 2)
+    from steamer.devices import DeviceError
     try:
         air = _ensure_air()
+    except DeviceError as e:
+        return _fail("serve", str(e), 1)
     except OSError as e:
-        return _fail("serve", f"the simulated air: {e}", 1)
+        return _fail("serve", f"cannot start a simulated air: {e.strerror or e}", 1)
+    # So that clients can be pointed at it (the default port may have been taken).
+    print(f"steamer sim serve: {args.name} on the simulated air at {air} (clients: "
+          f"{AIR_ENV}={air} steamer scan --sim)", file=sys.stderr, flush=True)
     try:
         # The runner's stdout (ending with the summary) goes through as it comes.
         # The runner finds the air in its environment (boards/sim/simrun.py).
@@ -236,14 +242,23 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _ensure_air() -> str:
-    """The simulated air the served steamer joins: $STEAMER_AIR when set, else one on the
-    default port, started in this process unless another `sim serve` already has it."""
+    """The simulated air the served steamer joins: $STEAMER_AIR when set (DeviceError
+    when it is not HOST:PORT or nothing answers there), else one on the default port,
+    started in this process unless another `sim serve` already has it."""
     import socket
 
     from steamer.ble.air import DEFAULT_ADDR, Air
+    from steamer.devices import DeviceError, air_unreachable, checked_air
     addr = os.environ.get(AIR_ENV)
     if addr:
-        return addr
+        host, port = checked_air(addr).rsplit(":", 1)
+        try:
+            with socket.create_connection((host, int(port)), timeout=2):
+                return addr
+        except OSError as e:
+            raise DeviceError(f"{air_unreachable(addr, e)}: start one (`python -m "
+                              f"steamer.ble.air`), or unset {AIR_ENV} and this starts its "
+                              "own") from None
     host, port = DEFAULT_ADDR.rsplit(":", 1)
     try:
         return Air().start_thread(host, int(port))

@@ -591,8 +591,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "so mpremote and `steamer dev flash` work without hardware. Prints the "
                     "port, then serves until Ctrl-C. The board's file system is the folder "
                     "--root; boot.py and main.py run only with --run-main.",
-        epilog="Example: steamer dev virtual-board --root /tmp/vb & "
-               "mpremote connect /dev/pts/5 fs ls")
+        epilog="Example:\n  steamer dev virtual-board --root /tmp/vb &   # prints its port\n"
+               "  mpremote connect /dev/pts/5 fs ls",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--board", default="sim", choices=boards,
                    help="board whose modules are importable after the root's (default sim)")
     p.add_argument("--root", type=Path, default=None,
@@ -607,8 +608,10 @@ def _cmd_virtual_board(args: argparse.Namespace) -> int:
     vb = VirtualBoard(root=args.root, board=args.board, run_main=args.run_main)
     try:
         port = vb.start()
-    except (OSError, FileNotFoundError) as exc:
-        print("virtual-board: %s" % exc, file=sys.stderr)
+    except OSError as exc:
+        from steamer_tools.build import os_error
+        vb.stop()
+        print("steamer dev virtual-board: %s" % os_error(exc), file=sys.stderr)
         return 1
     print(port, flush=True)
     print("virtual board on %s, root %s (Ctrl-C to stop)" % (port, vb.root), file=sys.stderr)
