@@ -110,3 +110,42 @@ def test_a_day_later_after_a_slow_session_cut_short(device):
     m.podlet(3)
     m.session_near("start", 3, limits_machine.DAY_MS + 46_000, 300)
     _holds(m)
+
+
+_LAST_DAY = 6      # limits_machine.PODLETS: the podlet whose last day is the driver's first
+
+
+def _expiry_holds(m):
+    _holds(m)
+    m.expiry()
+    m.expired_stays_expired()
+
+
+def test_a_podlet_left_in_past_its_expiry(device):
+    """Accepted on its last day; a day later, still in, it starts no session."""
+    limits_machine.Limits.dev = device
+    m = limits_machine.Limits()
+    m.boot(clock=True, profile=0, podlet=None)
+    m.podlet(_LAST_DAY)
+    m.advance(863_990)                               # 23 h 59 m 59 s: the next day
+    m.session(0, 50)
+    _expiry_holds(m)
+    assert m.starts == [] and "00000000a005" in m.expired
+
+
+def test_an_expiry_seen_on_the_devices_clock_then_a_power_cut_and_the_clock_set_back(device):
+    """Refused as expired on the device's own clock (a day after the host set it), then a
+    power cut and the host's clock set back into the podlet's last day: still refused."""
+    limits_machine.Limits.dev = device
+    m = limits_machine.Limits()
+    m.boot(clock=True, profile=0, podlet=None)
+    m.podlet(_LAST_DAY)
+    m.advance(863_990)
+    m.podlet(_LAST_DAY)                              # out and in: refused, expired
+    assert "00000000a005" in m.expired
+    m.power_cut(0)
+    m.set_clock(-90_000)                             # 25 h back: the podlet's last day
+    m.podlet(_LAST_DAY)
+    m.session(0, 50)
+    _expiry_holds(m)
+    assert m.starts == []

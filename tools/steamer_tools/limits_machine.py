@@ -10,6 +10,11 @@ firmware's ledger) and time the true time (which runs on through power cuts):
 - min_interval: sessions start no closer than min_interval_s.
 - genuine_only: no profile but a genuine one of a higher version is ever installed, and
   nothing is delivered from a podlet whose ID chip is not genuine.
+- expiry: no session starts on a podlet whose expiry day is before the day of the clock
+  the device must trust: the newest time the host set, plus the time powered since that
+  set (until a power cut, which the device cannot time).
+- expired_stays_expired: no session starts on a podlet the device has refused as
+  expired, whatever the clock is set to afterwards (and across power cuts).
 
 Events: podlets inserted and removed, sessions started and stopped, time passing (idle
 or dosing), power cuts (for a while, or at the Nth next flash write), the clock set
@@ -25,6 +30,7 @@ them, so sums are exact.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import select
@@ -47,6 +53,8 @@ STEPS = 20                     # rules per sequence, at most
 CALL_TIMEOUT_S = 30.0
 PERIOD_MS = 100
 DAY_MS = 86_400_000
+EPOCH0_S = 1_795_000_000       # the driver's clock at time 0: 2026-11-18 11:06:40 UTC
+_DAY0 = datetime.date(2000, 1, 1)   # podlet expiry days count from here (podproto.podlet)
 UNIT_PER_UL = 10_000           # tenths of a nl
 
 MAX_SESSION_UL = 300
@@ -86,8 +94,11 @@ PODLETS = [
     _podlet("00000000a004", 500, "ok", expiry="2026-12-31"),   # expires as the clock moves
     _podlet("00000000b001", 500, "none"),
     _podlet("00000000b002", 500, "tamper"),
+    _podlet("00000000a005", 500, "ok", expiry="2026-11-18"),   # the driver's first day
 ]
 CAPACITY = {p["serial"]: p["capacity_ul"] for p in PODLETS}
+EXPIRY_DAY = {p["serial"]: (datetime.date.fromisoformat(p["expiry"]) - _DAY0).days
+              for p in PODLETS}
 GENUINE = {p["serial"] for p in PODLETS if p["genuine"]}
 
 # Time passing, in periods of 100 ms: short (dosing) and long (the limits' windows).
@@ -240,6 +251,13 @@ class Limits(RuleBasedStateMachine):
         self.day_peak = 0
         self.profile_v = 0
         self.bad_installs: list = []
+        # The clock the device must trust (None: never set): the newest time set, and
+        # when (None after a power cut: the device cannot know how long it was off).
+        self.trusted_s: int | None = None
+        self.trusted_ms: int | None = None
+        self.expired: set[str] = set()               # podlets the device refused as expired
+        self.expired_starts: list = []
+        self.refused_starts: list = []
         if clock:
             self._do("set_clock", 0)
         if profile is not None:
@@ -248,10 +266,16 @@ class Limits(RuleBasedStateMachine):
             self._do("insert", podlet)
 
     def _do(self, op: str, arg=None) -> dict:
+        before_ms = self.now_ms
         reply = self.dev.call(op, arg)
         self.stats.steps += 1
         self.stats.cuts += 1 if reply.get("cut") else 0
         for sid, serial, t_ms in reply["started"]:
+            trusted = self._trusted_at(t_ms)
+            if trusted is not None and _day(trusted) > EXPIRY_DAY[serial]:
+                self.expired_starts.append((serial, t_ms, trusted))
+            if serial in self.expired:
+                self.refused_starts.append((serial, t_ms))
             if self.starts:
                 gap = t_ms - self.starts[-1]
                 self.min_gap_ms = gap if self.min_gap_ms is None else min(self.min_gap_ms, gap)
@@ -273,8 +297,24 @@ class Limits(RuleBasedStateMachine):
         if reply["profile_v"] < self.profile_v or reply["profile_v"] not in GOOD_VERSIONS | {0}:
             self.bad_installs.append((reply["profile_v"], self.profile_v))
         self.profile_v = reply["profile_v"]
+        self.expired.update(reply["expired"])
+        if op == "cut" and arg[1] == "set_clock":
+            op, arg = arg[1], arg[2]
+        if reply.get("cut") or op == "power_cut":
+            self.trusted_ms = None
+        elif op == "set_clock":
+            # The driver sets its true time plus arg; the device may clamp it only up.
+            asked = EPOCH0_S + before_ms // 1000 + arg
+            now = self._trusted_at(before_ms)
+            self.trusted_s = asked if now is None else max(now, asked)
+            self.trusted_ms = before_ms
         self.now_ms = reply["now_ms"]
         return reply
+
+    def _trusted_at(self, t_ms: int) -> int | None:
+        if self.trusted_s is None or self.trusted_ms is None:
+            return self.trusted_s
+        return self.trusted_s + (t_ms - self.trusted_ms) // 1000
 
     def _day_point(self, t_ms: int, amount: int) -> None:
         pts = self.points
@@ -367,6 +407,19 @@ class Limits(RuleBasedStateMachine):
     @invariant()
     def genuine_only(self):
         assert not self.bad_installs and set(self.per_podlet) <= GENUINE, (self.bad_installs, self.per_podlet)
+
+    @invariant()
+    def expiry(self):
+        assert not self.expired_starts, self.expired_starts
+
+    @invariant()
+    def expired_stays_expired(self):
+        assert not self.refused_starts, (self.refused_starts, self.expired)
+
+
+def _day(epoch_s: int) -> int:
+    """Days since 2000-01-01 of an epoch time, as the firmware counts a podlet's expiry."""
+    return (epoch_s - 946_684_800) // 86_400
 
 
 def examples_from_env(default: int = 1000) -> int:

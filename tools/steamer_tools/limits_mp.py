@@ -7,8 +7,9 @@ Each line is a JSON list [op, arg]; the reply is one line "@" + JSON object, so 
 else the interpreter prints on stdout (an exception in a finaliser) is told apart from
 it. A reply says what the pump was commanded during the op (`doses`: runs of control
 periods [session, serial, first period's time in ms, periods, nl/s]), the decisions the
-firmware emitted, its state, and the board's time `now_ms`, which is the true time:
-it runs on through power cuts, which the firmware cannot see.
+firmware emitted (and `expired`: the podlets it refused as expired), its state, and the
+board's time `now_ms`, which is the true time: it runs on through power cuts, which the
+firmware cannot see.
 
 The loop is fw.main.run's, with the plant left out: a period is the control step's
 dosing part as step() runs it (podlet pulled, app._dose(), the state's end) and then
@@ -138,6 +139,8 @@ class Driver:
             out["started"].append([self.sid, record["podlet"], self.board.now_ms])
         else:
             why = record.get("reason")
+            if ev == "podlet_rejected" and why == "expired":
+                out["expired"].append(record["podlet"])
             if why is None:
                 why = record.get("version", record.get("podlet"))
             out["events"].append([ev, why])
@@ -252,7 +255,7 @@ class Driver:
             raise ValueError("unknown op %r" % name)
 
     def run(self, name, arg):
-        out = {"doses": [], "started": [], "events": []}
+        out = {"doses": [], "started": [], "events": [], "expired": []}
         self.out = out
         try:
             self.op(name, arg)
