@@ -4,11 +4,19 @@ signed by it (kept on flash, never rolled back) and the podlets whose ID chips i
 A profile is installed whole or not at all: it is verified (signature, then envelope,
 then this appliance's hard limits, then its version against the installed one), written
 to a new file and renamed over the old one, which littlefs does atomically, and only
-then used. Decisions come back as (value, reason): reason is a short snake_case word.
+then used.
+
+Never rolled back: the highest version ever installed per podlet type, with the SHA-256
+of its bytes, is kept in its own file (VERSIONS_FILE), written before the profile's
+rename. A profile that fails its check at boot (a corrupted file, a re-provisioned key)
+is left out, but no version below that mark is ever installed again, and the mark's
+version only as the very same bytes (a repair, or the install a power cut interrupted). Decisions come back as (value, reason): reason is a short snake_case word.
 A signature check takes about a second on a board: profile_check() and podlet_check()
 return it as a Check that the app runs a bounded slice at a time across its periods;
 check_profile() and check_podlet() run one to its end at once.
 """
+import binascii
+import hashlib
 import os
 
 from podproto import ProtocolError
@@ -18,6 +26,7 @@ from podproto import profile as profile_fmt
 from fw import config
 
 KEY_FILE = "mfg.pub"
+VERSIONS_FILE = "profile_versions"    # per podlet type: "<type> <version> <sha256 hex>"
 _UNIX_2000_S = 946684800
 
 
@@ -55,6 +64,8 @@ class Trust:
         except OSError:
             pass
         self.profiles = {}       # podlet_type -> profile dict (with outlet_target_mc)
+        self.versions_path = data_dir + "/" + VERSIONS_FILE
+        self.versions = self._read_versions()   # podlet_type -> (version, sha256 hex)
         self._checked = None     # (blob, profile) the last profile_check() passed
         # Called between the slices of a check run to its end at once (check_profile,
         # check_podlet): at boot the app feeds the watchdog with it.
@@ -101,10 +112,21 @@ class Trust:
         prof, reason = self.check_profile(blob)
         if prof is None:
             return None, reason
-        old = self.profiles.get(prof["podlet_type"])
-        if old is not None and prof["version"] <= old["version"]:
+        ptype = prof["podlet_type"]
+        version = prof["version"]
+        old = self.profiles.get(ptype)
+        if old is not None and version <= old["version"]:
             return None, "stale_version"
-        path = "%s/%d" % (self.dir, prof["podlet_type"])
+        digest = _digest(blob)
+        mark = self.versions.get(ptype)
+        if mark is not None and (version < mark[0] or (version == mark[0] and digest != mark[1])):
+            return None, "stale_version"
+        if mark is None or version > mark[0]:
+            # The mark first: a cut before the profile's rename leaves a mark that only
+            # these bytes meet, so the install can be done again and nothing older.
+            self.versions[ptype] = (version, digest)
+            self._write_versions()
+        path = "%s/%d" % (self.dir, ptype)
         with open(path + ".new", "wb") as f:
             f.write(blob)
         os.rename(path + ".new", path)
@@ -125,9 +147,34 @@ class Trust:
             prof, reason = self.check_profile(blob)
             if prof is None:
                 bad.append((name, reason))
-            else:
-                self.profiles[prof["podlet_type"]] = prof
+                continue
+            ptype = prof["podlet_type"]
+            self.profiles[ptype] = prof
+            mark = self.versions.get(ptype)
+            if mark is None or prof["version"] > mark[0]:
+                # Installed before the marks were kept (or the mark file was lost).
+                self.versions[ptype] = (prof["version"], _digest(blob))
+                self._write_versions()
         return bad
+
+    def _read_versions(self):
+        marks = {}
+        try:
+            with open(self.versions_path) as f:
+                for line in f:
+                    ptype, version, digest = line.split()
+                    marks[int(ptype)] = (int(version), digest)
+        except (OSError, ValueError):
+            pass                  # none yet; or unreadable: load() restores from profiles
+        return marks
+
+    def _write_versions(self):
+        tmp = self.versions_path + ".new"
+        with open(tmp, "w") as f:
+            for ptype in self.versions:
+                version, digest = self.versions[ptype]
+                f.write("%d %d %s\n" % (ptype, version, digest))
+        os.rename(tmp, self.versions_path)
 
     # ---- podlets ------------------------------------------------------------------------
     def podlet_check(self, image):
@@ -156,6 +203,10 @@ class Trust:
         if pod is None:
             return None, reason
         return pod, self.podlet_date(pod, wall_s)
+
+
+def _digest(blob):
+    return binascii.hexlify(hashlib.sha256(blob).digest()).decode()
 
 
 def _genuine(check, pod):

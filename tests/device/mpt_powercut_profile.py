@@ -25,6 +25,7 @@ def _version_2():
 
 
 _NEW = _version_2()
+_V3 = bytes.fromhex(signed.PROFILE_V3_HEX)
 _TYPE = profile_fmt.decode(_OLD[:-64])["podlet_type"]
 _DIR = powercut.MOUNT + "/profiles"
 _FILE = "%s/%d" % (_DIR, _TYPE)
@@ -122,3 +123,82 @@ def test_cut_at_every_write_of_a_first_install():
     n = powercut.every_cut(rig, steps, _check_first)
     rig.close()
     print("profile first install: %d writes cut" % n)
+
+
+def _corrupt():
+    """A bit flipped in the installed profile's file: its signature no longer verifies."""
+    with open(_FILE, "rb") as f:
+        blob = bytearray(f.read())
+    blob[10] ^= 1
+    with open(_FILE, "wb") as f:
+        f.write(blob)
+
+
+def _check_no_rollback(s, done, seen):
+    """After the cut: version 2 or 3. Then the installed file goes bad, and the boot
+    leaves it out; yet no version below the newest one ever installed is taken again,
+    while the newest's very bytes are (a repair, or the install the cut interrupted)."""
+    blob, version = _installed()
+    assert (blob, version) in ((_NEW, 2), (_V3, 3)), (s.k, version)
+    _corrupt()
+    t = trust.Trust(powercut.MOUNT)
+    assert t.load() == [(str(_TYPE), "bad_signature")], s.k
+    assert t.profiles == {}
+    assert t.install(_OLD) == (None, "stale_version"), s.k
+    if version == 3:
+        assert t.install(_NEW) == (None, "stale_version"), s.k
+    assert t.install(_V3)[1] is None, s.k
+    assert t.install(_NEW) == (None, "stale_version"), s.k
+    assert _installed() == (_V3, 3)
+
+
+def test_cut_at_every_write_of_an_upgrade_then_a_bad_file_rolls_nothing_back():
+    """Versions 1 then 2 installed; version 3's install cut at every write; then the
+    installed file goes bad."""
+    gc.collect()
+    rig = powercut.Rig()
+    _provision()
+    t = trust.Trust(powercut.MOUNT)
+    assert t.install(_OLD)[1] is None and t.install(_NEW)[1] is None
+    rig.save()
+    steps = [_boot, _install(_V3)]
+    n = powercut.every_cut(rig, steps, _check_no_rollback)
+    rig.close()
+    print("profile upgrade, then a bad file: %d writes cut" % n)
+
+
+def test_a_reprovisioned_key_reopens_no_older_version():
+    """Version 2 installed; the device re-provisioned with another key, under which the
+    installed profile fails at boot: that key's version 1 is still refused."""
+    gc.collect()
+    rig = powercut.Rig()
+    _provision()
+    t = trust.Trust(powercut.MOUNT)
+    assert t.install(_OLD)[1] is None and t.install(_NEW)[1] is None
+    with open(powercut.MOUNT + "/" + trust.KEY_FILE, "wb") as f:
+        f.write(bytes.fromhex(signed.OTHER_PUBLIC_HEX))
+    t = trust.Trust(powercut.MOUNT)
+    assert t.load() == [(str(_TYPE), "bad_signature")]
+    other_v1 = bytes.fromhex(signed.PROFILE_WRONG_KEY_HEX)      # signed with that key
+    assert t.check_profile(other_v1)[1] is None
+    assert t.install(other_v1) == (None, "stale_version")
+    rig.close()
+
+
+def test_the_marks_are_restored_from_the_installed_profiles():
+    """A device whose mark file is lost (or that installed before marks were kept): the
+    boot takes the marks from the profiles that verify, so a later bad file still rolls
+    nothing back."""
+    gc.collect()
+    rig = powercut.Rig()
+    _provision()
+    t = trust.Trust(powercut.MOUNT)
+    assert t.install(_OLD)[1] is None and t.install(_NEW)[1] is None
+    os.remove(t.versions_path)
+    assert trust.Trust(powercut.MOUNT).load() == []
+    _corrupt()
+    t = trust.Trust(powercut.MOUNT)
+    assert t.load() == [(str(_TYPE), "bad_signature")]
+    assert t.install(_OLD) == (None, "stale_version")
+    assert t.install(_NEW)[1] is None
+    rig.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from steamer_tools.devkey import DEV_PUBLIC
+from steamer_tools.devkey import DEV_PUBLIC, OTHER_PUBLIC
 from steamer_tools.signing_sim import podlet_image, signed_profile
 
 HERE = Path(__file__).with_name("signed.py")
@@ -20,10 +20,14 @@ PODLET = {"serial": "0000c0ffee01", "podlet_type": 3, "capacity_ul": 3000,
 
 def render() -> str:
     lines = ['"""Signed by the sim driver\'s development key; made by test_signed_fixture.py."""',
-             f"MFG_PUBLIC_HEX = {DEV_PUBLIC.hex()!r}"]
+             f"MFG_PUBLIC_HEX = {DEV_PUBLIC.hex()!r}",
+             # The key wrong_key signs with: a device re-provisioned with it in tests.
+             f"OTHER_PUBLIC_HEX = {OTHER_PUBLIC.hex()!r}"]
     for sign in ("ok", "none", "wrong_key", "tamper"):
         lines.append(f"PROFILE_{sign.upper()}_HEX = {signed_profile(PROFILE, sign).hex()!r}")
         lines.append(f"PODLET_{sign.upper()}_HEX = {podlet_image(PODLET, sign).hex()!r}")
+    # A later version, for the tests of rollback (mpt_powercut_profile.py).
+    lines.append(f"PROFILE_V3_HEX = {signed_profile(dict(PROFILE, version=3), 'ok').hex()!r}")
     return "\n".join(lines) + "\n"
 
 
