@@ -18,12 +18,18 @@ _WATER_STEPS = const(5)         # float switch sloshes
 _TILT_STEPS = const(3)
 # Sensor frozen: the raw count identical for this many steps while the heater works.
 _FROZEN_STEPS = const(40)
-# Heater stuck on: once 0 % has been commanded for _OFF_SETTLE_STEPS (the sensors' lag has
-# passed), the boiler may not rise by
-# more than _STUCK_RISE_MC over _WINDOW_STEPS; while boiling, the outlet must fall.
+# Heater stuck on: once 0 % has been commanded for _OFF_SETTLE_STEPS (most of the sensors'
+# lag has passed), the boiler may not rise by more than _STUCK_RISE_MC over _WINDOW_STEPS;
+# while boiling, the outlet must fall.
 _OFF_SETTLE_STEPS = const(30)
 _WINDOW_STEPS = const(20)
 _STUCK_RISE_MC = const(400)
+# ... and only while the rise keeps its pace: the lag of a sensor behind a boiler that has
+# stopped heating (2 s, ~4 K at full power with 16 ml left) lets the reading go on rising
+# after the settling, but each window by about e^-1 of the one before, where a heater
+# that is still on keeps the rate. So the rise must be at least 6/10 of the previous
+# window's to count.
+_STUCK_KEEP_TENTHS = const(6)
 # Steam stops the moment the heat does, so the outlet's answer is quicker and larger.
 _BOILING_MC = const(99000)
 _STEAM_SETTLE_STEPS = const(15)
@@ -211,10 +217,12 @@ class Supervisor:
         self.steam_run = self.steam_run + 1 if app.heater_pm >= _STEAM_ON_PM else 0
 
         # Stuck on: heat arriving with nothing commanded.
-        if self.off_run >= _OFF_SETTLE_STEPS + _WINDOW_STEPS and self.n > _WINDOW_STEPS:
+        if self.off_run >= _OFF_SETTLE_STEPS + _WINDOW_STEPS and self.n > 2 * _WINDOW_STEPS:
             then = (pos - _WINDOW_STEPS) & _RING_MASK
             rise = self.boiler_ema - self.boiler_hist[then]
-            if rise > _STUCK_RISE_MC:
+            earlier = (then - _WINDOW_STEPS) & _RING_MASK
+            before = self.boiler_hist[then] - self.boiler_hist[earlier]
+            if rise > _STUCK_RISE_MC and rise * 10 > before * _STUCK_KEEP_TENTHS:
                 return self._found(hal.F_HEATER_STUCK_ON, hal.S_HEATER, braw, rise,
                                    _STUCK_RISE_MC)
         if (self.off_run >= _STEAM_SETTLE_STEPS + _STEAM_WINDOW_STEPS

@@ -25,6 +25,7 @@ class FaultCase:
     expect: tuple       # fault codes (or "watchdog_reset") any of which satisfies it
     limit_ms: int       # detection latency requirement
     session: bool = True
+    stop_s: float | None = None     # the user stops the session then
 
 
 CASES = [
@@ -38,6 +39,11 @@ CASES = [
               session=False),
     FaultCase("heater_stuck_on_steaming", "heater_stuck_on", STEAMING_S,
               ("heater_stuck_on", "overtemp_outlet"), 5000),
+    # A heater that sticks just as the user stops the preheat: the sensor's lag still
+    # shows the heat of the seconds before, which must neither pass for a stuck heater
+    # (tests/sim/test_false_trips.py) nor hide one.
+    FaultCase("heater_stuck_on_at_stop", "heater_stuck_on", PREHEAT_S, ("heater_stuck_on",),
+              6000, stop_s=PREHEAT_S),
     FaultCase("heater_open_preheat", "heater_open", PREHEAT_S, ("heater_not_heating",), 10000),
     FaultCase("heater_open_steaming", "heater_open", STEAMING_S, ("heater_not_heating",), 10000),
     FaultCase("water_empty", "water_empty", STEAMING_S, ("water_empty", "dry_boil"), 30000),
@@ -58,6 +64,8 @@ def scenario(case: FaultCase, seed: int = 1) -> dict:
     if case.session:
         events.append({"t_s": 3.0, "do": "start_session"})
     events.append({"t_s": case.inject_s, "do": "fault", "fault": case.fault})
+    if case.stop_s is not None:
+        events.append({"t_s": case.stop_s, "do": "stop_session"})
     return load_scenario({
         "contract": 1, "duration_s": case.inject_s + 40.0, "seed": seed,
         "profiles": [{"podlet_type": 3, "version": 1, "name": "fault-case",

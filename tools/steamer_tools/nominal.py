@@ -46,6 +46,31 @@ def nominal_scenario(seed: int) -> dict:
     })
 
 
+def stopped_in_preheat_scenario(seed: int) -> dict:
+    """A user who starts a session and stops it during the preheat, whatever the water
+    left (down to just above the float switch): the heater stops while the boiler
+    sensor's lag still hides the heat of the last seconds."""
+    rnd = random.Random(seed)
+    start_s = round(rnd.uniform(1.0, 5.0), 1)
+    stop_s = round(start_s + rnd.uniform(2.0, 40.0), 1)
+    podlet = {"serial": "%012x" % (0xC0FFEE000000 + seed % 0xFFFFFF), "podlet_type": 3,
+              "capacity_ul": 20000, "expiry": "2030-01-01", "lot": "NOM1"}
+    return load_scenario({
+        "contract": 1, "duration_s": stop_s + 60.0, "seed": seed,
+        "plant": {"ambient_c": round(rnd.uniform(10.0, 35.0), 1),
+                  "water_ml": rnd.randint(16, 300),
+                  "mains_pct": round(rnd.uniform(90.0, 110.0), 1),
+                  "noise_pct": round(rnd.uniform(50.0, 100.0), 1)},
+        "profiles": [{"podlet_type": 3, "version": 1, "name": "nominal",
+                      "outlet_target_c": 45.0, "session_s": 300, "dose_rate_ul_min": 300,
+                      "max_session_ul": 20000, "max_day_ul": 40000, "min_interval_s": 0}],
+        "events": [{"t_s": 0.2, "do": "set_clock", "epoch_s": 1795000000 + seed * 86400},
+                   {"t_s": 0.5, "do": "insert_podlet", "podlet": podlet},
+                   {"t_s": start_s, "do": "start_session"},
+                   {"t_s": stop_s, "do": "stop_session"}],
+    })
+
+
 def false_trips(summary: dict) -> list[str]:
     """What went wrong in a nominal session's summary (empty when nothing did)."""
     problems = [f"fault {f['code']} at {f['latched_ms']} ms" for f in summary["latched"]]
