@@ -81,7 +81,9 @@ class Pump:
         self.count = 0
 
     def set(self, nl_s):
-        self.board.plant.pump_nl_s = nl_s
+        plant = self.board.plant
+        plant.pump_nl_s = nl_s
+        plant.pump_cmd_ms = self.board.now_ms
 
     def pulses(self):
         return self.count
@@ -134,6 +136,9 @@ class SimBoard:
     # Signature-check slices service() runs per period (device/BOARD.md): a PC's CPU
     # affords more than a board's one, yet a check still spans a few periods, as there.
     CHECK_SLICES_PER_PERIOD = 16
+    # Notifications the simulated controller sends per connection event (the air's
+    # LinkParams default): fw.ble paces the Event characteristic by it.
+    BLE_PDUS_PER_EVENT = 6
     data_dir = DATA_DIR
 
     def __init__(self, scenario, trace_path=None, speed=0.0, progress=True, flash_path=None,

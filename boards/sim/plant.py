@@ -37,6 +37,7 @@ PARAMS = {
     "float_switch_ml": 15.0,        # float switch reads empty below this
     "leak_ml_s": 5.0,               # how fast water_empty drains the reservoir
     "heater_timeout_ms": 300,       # driver switches off if not re-commanded
+    "pump_timeout_ms": 100,         # the board stops the pump a period after its last set
     "r25_ohm": 10000.0,
     "beta": 3950.0,
     "boiler_pullup_ohm": 1000.0,
@@ -92,6 +93,7 @@ class Plant:
         self.heater_cmd_ms = -10 ** 9
         self.cutoff_open = False
         self.pump_nl_s = 0
+        self.pump_cmd_ms = -10 ** 9
         self.powered = True
         # Outputs.
         self.heater_w = 0.0
@@ -152,9 +154,12 @@ class Plant:
                 self.boiler_c = boil
         self.steam_mg_s = steam_g * 1000.0 / dt_s
 
-        # Pump: commanded rate times its calibration, its fastest when it runs away
-        # (a driver that steps whatever it is told), nothing when stalled or unpowered.
+        # Pump: commanded rate times its calibration until the keep-alive runs out, its
+        # fastest when it runs away (a driver that steps whatever it is told), nothing
+        # when stalled or unpowered.
         flow = self.pump_nl_s * self.pump_cal
+        if now_ms - self.pump_cmd_ms > p["pump_timeout_ms"]:
+            flow = 0.0
         if "pump_runaway" in f:
             flow = p["pump_max_nl_s"] * self.pump_cal
         if "pump_stall" in f or not self.powered:

@@ -40,3 +40,18 @@ def test_podlet_bus_error_is_refused_not_trusted(tmp_path):
     assert rejected and rejected[0]["reason"] == "unreadable"
     refused = [e for e in events if e["event"] == "session_refused"]
     assert refused and refused[0]["reason"] == "no_podlet"
+
+
+def test_a_stalled_loop_pumps_at_most_one_period_more(tmp_path):
+    """The pump's keep-alive: with the firmware's loop blocked, the pump stops one period
+    after its last command, long before the watchdog's reset (1 s)."""
+    case = next(c for c in faultcases.CASES if c.fault == "loop_stall")
+    trace = tmp_path / "t.jsonl"
+    run_scenario(faultcases.scenario(case), str(trace))
+    steps = [json.loads(line) for line in trace.read_text().splitlines()]
+    steps = [r for r in steps if "event" not in r]
+    injected_ms = case.inject_s * 1000
+    before = [r for r in steps if r["t_ms"] <= injected_ms][-1]
+    assert before["state"] == "steaming" and before["fw"]["pump_ul_min"] == 300
+    pumped_after = steps[-1]["plant"]["pumped_ul"] - before["plant"]["pumped_ul"]
+    assert pumped_after <= 300 / 60 * 0.1 * 1.01 + 0.001     # one period at 300 ul/min
