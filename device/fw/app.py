@@ -540,6 +540,11 @@ class App:
         profile is installed or refused; reply(records), if given, gets the decision."""
         self.checks.append([_CHK_PROFILE, self.trust.profile_check(blob), reply])
 
+    def profile_refused(self, reason):
+        """A profile push refused before it reached install_profile (the host link found
+        its bytes' SHA-256 wrong, or its size too large): a decision like any other."""
+        self.emit({"event": "profile_rejected", "reason": reason})
+
     def _profile_checked(self, check):
         prof, reason = check.result
         if prof is not None:

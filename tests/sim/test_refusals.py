@@ -7,6 +7,8 @@ Each scenario is short in virtual time: 60 ml of water (preheat ~70 s), 30 s ses
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -363,4 +365,55 @@ def test_a_podlet_left_in_past_its_expiry_starts_no_session(tmp_path):
     # The first start finds the podlet expired; the second re-reads it, as for any
     # podlet refused before.
     assert r.reasons("session_refused") == ["expired", "no_podlet"]
+    assert r.summary["sessions"] == []
+
+
+# ---- through the command, and the refusals not shown above ----------------------------------
+
+STEAMER = Path(sys.executable).with_name("steamer")
+
+
+def test_refusals_through_steamer_sim_run(tmp_path):
+    """`steamer sim run` as people run it: profiles outside the envelope in fields other
+    than the target, a podlet image the chip cannot hold (podproto cannot encode it: the
+    reader sees blank memory, a wrong family), a podlet used up by a session and started
+    again, and a start while the steamer is tipped over."""
+    scen = scenario(266, [
+        insert(1, expiry="2180-01-01"),              # past podproto's dates: no image
+        do(2, "remove_podlet"),
+        insert(3, capacity_ul=500),
+        do(4, "start_session"),                      # ends podlet_empty at 500 ul
+        do(262, "start_session"),                    # cooled down; nothing left in it
+        do(264, "fault", fault="tip_over"),
+        do(264, "start_session"),                    # tilted, before the fault latches
+    ], profiles=[PROFILE, dict(PROFILE, podlet_type=4, max_session_ul=20001),
+                 dict(PROFILE, podlet_type=5, dose_rate_ul_min=2001),
+                 dict(PROFILE, podlet_type=6, max_day_ul=400, max_session_ul=500)])
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(scen))
+    proc = subprocess.run([str(STEAMER), "sim", "run", str(path), "--trace", "trace.jsonl"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [line] = proc.stdout.splitlines()
+    summary = json.loads(line)
+    events = [rec for rec in map(json.loads, (tmp_path / "trace.jsonl").read_text().splitlines())
+              if "event" in rec]
+    r = Run(summary, [], events)
+    assert r.reasons("profile_rejected") == ["max_session_ul", "dose_rate_ul_min", "max_day_ul"]
+    assert [(e["reason"], e["podlet"]) for e in r.decisions("podlet_rejected")] == [
+        ("malformed", None)]
+    assert [a["left_ul"] for a in r.decisions("podlet_accepted")] == [500]
+    assert [(s["reason"], s["session_ul"]) for s in summary["sessions"]] == [
+        ("podlet_empty", 500)]
+    assert abs(summary["sessions"][0]["plant_pumped_ul"] - 500) <= 5
+    refused = r.decisions("session_refused")
+    assert [(e["t_ms"], e["reason"]) for e in refused] == [
+        (262000, "podlet_empty"), (264000, "tilted")]
+    assert [e["code"] for e in r.decisions("fault_latched")] == ["tip_over"]
+    assert summary["loop"]["alloc_errors"] == 0 and summary["loop"]["crashes"] == 0
+
+
+def test_water_low(tmp_path):
+    r = run(tmp_path, scenario(4, [insert(1), do(3, "start_session")]) | {"plant": {"water_ml": 10}})
+    assert r.reasons("session_refused") == ["water_low"]
     assert r.summary["sessions"] == []
