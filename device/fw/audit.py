@@ -19,7 +19,7 @@ import json
 import os
 
 try:
-    from micropython import const
+    from micropython import const  # type: ignore  # CPython defines it below
 except ImportError:  # CPython: a host checking a log read off a device
     def const(x):
         return x
