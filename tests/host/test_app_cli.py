@@ -224,7 +224,12 @@ def test_pair_status_profiles_and_sessions(served, env, tmp_path):
     good.write_bytes(signed_test_profile(2))
     assert "installed calm v2 (podlet type 7) on cli-a" in steamer(
         env, "profile", "push", "cli-a", str(good)).stdout
-    line = one_line(steamer(env, "profile", "push", "cli-a", str(good), code=1))
+    # The same file again repairs the install; other bytes at that version are refused.
+    assert "installed calm v2 (podlet type 7) on cli-a" in steamer(
+        env, "profile", "push", "cli-a", str(good)).stdout
+    other = tmp_path / "calm-other.bin"
+    other.write_bytes(signed_test_profile(2, "calm-b"))
+    line = one_line(steamer(env, "profile", "push", "cli-a", str(other), code=1))
     assert "already has this profile at the same or a newer version" in line
     assert "calm" in steamer(env, "profile", "list", "cli-a").stdout
 

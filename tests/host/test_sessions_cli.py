@@ -124,6 +124,44 @@ def test_errors(capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path) -> 
                    "bad.jsonl line 2: not valid JSON")
 
 
+def test_plot_writes_the_format_its_suffix_names(capsys: pytest.CaptureFixture[str], db: str,
+                                                tmp_path: Path) -> None:
+    for name, magic in (("s.pdf", b"%PDF"), ("s.svg", b"<?xml"), ("S.PNG", b"\x89PNG")):
+        code, _, err = run(capsys, "plot", "1", "-o", str(tmp_path / name), "--db", db)
+        assert code == 0, err
+        assert (tmp_path / name).read_bytes()[:len(magic)] == magic, name
+    for name in ("s.foo", "s"):
+        one_line_error(*run(capsys, "plot", "1", "-o", str(tmp_path / name), "--db", db), 2,
+                       f"steamer plot: {tmp_path / name}: ", "not a format a plot can be",
+                       ".pdf", ".png", ".svg")
+        assert not (tmp_path / name).exists()
+
+
+def test_show_says_why_it_ended_once(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.db") as store:
+        store.add_device("5E:7A:00:00:00:01", name="bathroom")
+        store.ingest("5E:7A:00:00:00:01", [
+            {"seq": 1, "kind": "session_started", "payload": {
+                "podlet": "0000c0ffee01", "podlet_type": 3, "target_c": 45.0}},
+            {"seq": 2, "kind": "session_ended", "payload": {"reason": "completed",
+                                                            "session_ul": 600}}])
+    code, out, _ = run(capsys, "sessions", "show", "1", "--db", str(tmp_path / "s.db"))
+    assert code == 0
+    assert "completed (completed)" not in out and ", completed\n" in out
+    assert "  device    bathroom (5E:7A:00:00:00:01)\n" in out
+    code, out, _ = run(capsys, "sessions", "--db", str(tmp_path / "s.db"))
+    assert out.splitlines()[1].split()[:3] == ["1", "-", "bathroom"]
+
+
+def test_a_new_database_is_announced(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                     demo_trace: Path) -> None:
+    db = tmp_path / "new" / "s.db"
+    code, _, err = run(capsys, "sessions", "import-trace", str(demo_trace), "--db", str(db))
+    assert code == 0 and err == f"created the session database {db}\n"
+    code, _, err = run(capsys, "sessions", "import-trace", str(demo_trace), "--db", str(db))
+    assert code == 0 and err == ""
+
+
 def test_newer_database(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     con = sqlite3.connect(path)

@@ -3,22 +3,25 @@ profiles to several simulated steamers at once, one of which cannot take them al
 one of which is not there."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from podproto import signing
 from steamer.ble.air import ENV, Air, LinkParams
-from steamer_tools.bench_ble import serve, signed_test_profile
+from steamer_tools.bench_ble import button_held, serve, signed_test_profile
 from steamer_tools.bench_ble import test_profile as profile_fields
 
 SPEED = 10.0
-# Held 3.5 s every 50 s: the 60 s pairing window stays open, as on a fixture.
-PRESSES = [{"t_s": 1 + 50 * i, "do": "press_button", "ms": 3500} for i in range(20)]
+# Held as a fixture holds it: the pairing window is open while it is held.
+PRESSES = button_held(1, 3600)
 NEWER = {"podlet_type": 7, "version": 5, "name": "calm", "outlet_target_c": 42.0,
          "session_s": 600, "dose_rate_ul_min": 120, "max_session_ul": 1000,
          "max_day_ul": 3000, "min_interval_s": 0, "sign": "ok"}
@@ -38,7 +41,7 @@ def line(tmp_path_factory):
                                 speed=SPEED))
         env = dict(os.environ, **{ENV: air.address, "STEAMER_KEYS": str(tmp / "keys.json")})
         env.pop("STEAMER_SIM", None)
-        yield env, tmp
+        yield env, tmp, air
     finally:
         for s in served:
             s.stop()
@@ -63,7 +66,7 @@ def folder(tmp: Path, name: str, files: dict[str, bytes]) -> Path:
 
 
 def test_provision_reports_each_device_and_fails_if_any_did(line):
-    env, tmp = line
+    env, tmp, _ = line
     from steamer_tools.signing_sim import signed_profile
     other = dict(profile_fields(1, "rose"), podlet_type=8)
     profiles = folder(tmp, "profiles", {"calm.bin": signed_test_profile(2),
@@ -97,7 +100,7 @@ def test_provision_reports_each_device_and_fails_if_any_did(line):
 
 
 def test_provision_refuses_foreign_signatures_and_wrong_folders(line):
-    env, tmp = line
+    env, tmp, _ = line
     foreign = signing.sign_profile(bytes(range(32)), profile_fields(9, "calm"))
     bad_sig = folder(tmp, "foreign", {"calm.bin": foreign})
     p = steamer(env, "mfg", "provision", "line-1", "--profiles", str(bad_sig), "--sim",
@@ -114,3 +117,77 @@ def test_provision_refuses_foreign_signatures_and_wrong_folders(line):
     junk = folder(tmp, "junk", {"a.bin": b"\x01\x02"})
     p = steamer(env, "mfg", "provision", "line-1", "--profiles", str(junk), "--sim", code=2)
     assert "a.bin: not a signed profile" in p.stderr and len(p.stderr.splitlines()) == 1
+
+
+def test_provision_works_on_jobs_devices_at_once(line):
+    """--jobs N: N devices connected at the same time (their pushes overlap); --jobs 1:
+    one after the other. Watched on the air: the steamers with a connection open."""
+    env, tmp, air = line
+
+    def most_at_once(*args: str) -> int:
+        peak = 0
+        done = threading.Event()
+
+        def watch() -> None:
+            nonlocal peak
+            while not done.is_set():
+                n = air.call(lambda: len({c.periph.addr for c in air.conns.values() if c.open}))
+                peak = max(peak, n)
+                time.sleep(0.005)
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            p = steamer(env, "mfg", "provision", "line-1", "line-2", "--sim", "--json", *args,
+                        code=0)
+        finally:
+            done.set()
+            watcher.join()
+        assert [[x["result"] for x in r["profiles"]] for r in json.loads(p.stdout)] == \
+            [["installed"], ["installed"]]
+        return peak
+
+    # A new version each time, so that each device gets a push (a second or so each).
+    v3 = folder(tmp, "v3", {"calm.bin": signed_test_profile(3)})
+    v4 = folder(tmp, "v4", {"calm.bin": signed_test_profile(4)})
+    assert most_at_once("--profiles", str(v3), "--jobs", "2") == 2
+    assert most_at_once("--profiles", str(v4), "--jobs", "1") == 1
+
+
+def test_a_link_failure_on_one_device_is_a_row_of_the_table(monkeypatch, tmp_path):
+    """Whatever the radio raises for one device (bleak, the OS, a timeout) ends up in
+    that device's row; the others are provisioned."""
+    from bleak.exc import BleakError
+
+    from steamer.ble.client import Found, KeyRing
+    from steamer_tools import provision as prov
+
+    class Device:
+        def __init__(self, address: str) -> None:
+            self.address = address
+
+    found = {q: Found(Device(f"5E:7A:00:00:00:0{i}"), q, "idle", 0, False, -50)
+             for i, q in enumerate(("a", "b", "c", "d"))}
+
+    async def resolve_many(queries, timeout_s, air):
+        return {q: found[q] for q in queries}
+
+    async def provision_one(f, profiles, keys, air, pair_s, result):
+        await asyncio.sleep(0.01)
+        if f.name == "b":
+            raise BleakError("Device with address 5E:7A:00:00:00:01 was not found")
+        if f.name == "c":
+            raise ConnectionResetError(104, "Connection reset by peer")
+        if f.name == "d":
+            raise asyncio.TimeoutError()
+        result.profiles.append(prov.ProfileResult("calm.bin", "calm v2", "installed"))
+
+    monkeypatch.setattr(prov, "resolve_many", resolve_many)
+    monkeypatch.setattr(prov, "_provision_one", provision_one)
+    results = asyncio.run(prov.provision(["a", "b", "c", "d"], [], KeyRing(None)))
+    assert [(r.device, r.ok, r.error) for r in results] == [
+        ("a", True, None),
+        ("b", False, "Bluetooth: Device with address 5E:7A:00:00:00:01 was not found"),
+        ("c", False, "Bluetooth: Connection reset by peer"),
+        ("d", False, "Bluetooth: TimeoutError")]
+    rows = prov.table(results)
+    assert [r[2] for r in rows[1:]] == ["ok", "FAILED", "FAILED", "FAILED"]

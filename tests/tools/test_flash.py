@@ -3,8 +3,11 @@ the real mpremote, then checking what arrived in the board's file system."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,3 +119,50 @@ def test_missing_build_folder(vb: VirtualBoard, tmp_path: Path) -> None:
     with pytest.raises(flash.FlashError, match="build folder .* does not exist"):
         flash.flash(vb.port, BOARD, tmp_path / "nothing", build=False)
     assert not os.listdir(vb.root)
+
+
+def test_steamer_dev_flash_to_steamer_dev_virtual_board(tmp_path: Path, built: Path) -> None:
+    """Both commands as a developer runs them: `steamer dev virtual-board` in one process,
+    `steamer dev flash` (building on the way) in another; the files arrive byte for byte,
+    mpremote's own hashes agree, and the board was soft-reset at the end."""
+    import subprocess
+    import sys
+    steamer = [sys.executable, "-m", "steamer.cli", "dev"]
+    mpremote = str(Path(sys.executable).with_name("mpremote"))
+    root = tmp_path / "root"
+    board = subprocess.Popen([*steamer, "virtual-board", "--root", str(root)], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL)
+    try:
+        assert board.stdout is not None
+        port = board.stdout.readline().strip()
+        assert port.startswith("/dev/"), port
+        build_dir = tmp_path / "build"
+        p = subprocess.run([*steamer, "flash", "--port", port, "--board", BOARD,
+                            "--build-dir", str(build_dir)], text=True, capture_output=True,
+                           timeout=300, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr
+        assert "Traceback" not in p.stderr and p.stdout.startswith(f"flashed {port}: ")
+        assert p.stderr.splitlines()[-1] == "soft reset"
+        want = {k: v for k, v in device_files(build_dir).items() if k != ".steamer-build"}
+        assert want == {k: v for k, v in device_files(built).items() if k != ".steamer-build"}
+        assert device_files(root) == want
+        # The copy and the check leave their names in the board's globals (a flash
+        # without the reset leaves 'd', 'h', 'os', ...); the soft reset at the end
+        # cleared them. mpremote's `resume` does not reset.
+        g = subprocess.run([mpremote, "connect", port, "resume", "exec",
+                            "print(sorted(k for k in globals() if k[0] != '_'))"],
+                           capture_output=True, text=True, timeout=60)
+        assert g.stdout.strip() == "[]", g.stdout + g.stderr
+        # The board's own view: mpremote lists the files and hashes one.
+        ls = subprocess.run([mpremote, "connect", port, "resume", "fs", "ls", "lib/fw"],
+                            capture_output=True, text=True, timeout=60)
+        assert ls.returncode == 0 and "app.mpy" in ls.stdout, ls.stdout + ls.stderr
+        code = ("import hashlib\nprint(''.join('%02x' % b for b in "
+                "hashlib.sha256(open('main.py', 'rb').read()).digest()))")
+        h = subprocess.run([mpremote, "connect", port, "resume", "exec", code],
+                           capture_output=True, text=True, timeout=60)
+        assert h.stdout.strip() == hashlib.sha256(want["main.py"]).hexdigest(), h.stderr
+    finally:
+        board.terminate()
+        board.wait(timeout=10)

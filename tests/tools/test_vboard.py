@@ -196,3 +196,32 @@ def test_cli_prints_port_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_steamer_dev_virtual_board_cleans_up_on_sigterm(tmp_path: Path,
+                                                        processes_naming) -> None:
+    """`steamer dev virtual-board` stopped by SIGTERM (a service manager, `kill`) leaves
+    no temporary folder and no MicroPython child behind."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli", "dev", "virtual-board"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()
+        assert port.startswith("/dev/"), port
+        assert mpremote(port, "exec", "print(6 * 7)").stdout.strip() == "42"
+        made = sorted(p.name for p in tmp.iterdir())
+        assert any(n.startswith("steamer-vboard-exec-") for n in made), made
+        assert any(n.startswith("steamer-vboard-") and "exec" not in n for n in made), made
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert list(tmp.iterdir()) == []
+    assert not processes_naming(str(tmp))

@@ -1,0 +1,82 @@
+"""`steamer dev build/flash/bench/typecheck` as a developer runs them, when an output path
+or a tool is wrong: one line naming the problem, a non-zero exit, never a traceback,
+and never after a long run."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+
+def steamer(*args: str, code: int = 1, timeout: float = 120,
+            pre: str = "") -> subprocess.CompletedProcess:
+    """Runs `steamer ARGS` (after the Python in `pre`, which may replace a tool)."""
+    script = textwrap.dedent(pre) + textwrap.dedent("""
+        import sys
+        from steamer.cli import main
+        sys.exit(main(sys.argv[1:]))
+        """)
+    p = subprocess.run([sys.executable, "-c", script, *args], text=True, capture_output=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in p.stderr + p.stdout, p.stderr
+    assert p.returncode == code, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def one_line(p: subprocess.CompletedProcess) -> str:
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("out, why", [("/proc/x", "/proc/x: No such file or directory"),
+                                      ("/etc/hostname", "/etc/hostname: Not a directory")])
+def test_build_to_a_path_that_is_no_folder(out: str, why: str) -> None:
+    assert one_line(steamer("dev", "build", "--board", "esp32c3", "--out", out)) == \
+        f"steamer dev build: {why}"
+
+
+def test_flash_with_a_build_folder_that_cannot_be(tmp_path: Path) -> None:
+    # The port exists (any device file passes the check before mpremote runs).
+    p = steamer("dev", "flash", "--port", "/dev/null", "--board", "esp32c3", "--build-dir",
+                "/proc/x")
+    assert p.stderr.splitlines()[-1] == \
+        "steamer dev flash: build failed: /proc/x: No such file or directory"
+    line = one_line(steamer("dev", "flash", "--port", "/dev/null", "--board", "esp32c3",
+                            "--build-dir", "/etc/hostname", "--no-build"))
+    assert line == "steamer dev flash: build folder /etc/hostname is not a folder"
+
+
+@pytest.mark.parametrize("out, why", [("/proc/x.json", "No such file or directory"),
+                                      ("/tmp", "is a folder"),
+                                      ("/nonexistent/dir/b.json", "No such file or directory")])
+def test_bench_checks_its_output_before_running(out: str, why: str) -> None:
+    t0 = time.monotonic()
+    line = one_line(steamer("dev", "bench", "--out", out, "--parts", "control"))
+    assert line == f"steamer dev bench: --out {out}: {why}"
+    assert time.monotonic() - t0 < 20       # not after a run of the bench
+
+
+def test_bench_out_leaves_no_file_when_checking(tmp_path: Path) -> None:
+    from steamer_tools.bench import check_writable
+    check_writable(tmp_path / "new.json")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "old.json").write_text("kept")
+    check_writable(tmp_path / "old.json")
+    assert (tmp_path / "old.json").read_text() == "kept"
+
+
+@pytest.mark.parametrize("pyright, why", [
+    ("/nonexistent/pyright", "esp32c3: /nonexistent/pyright: No such file or directory"),
+    ("/bin/false", "esp32c3: pyright failed (exit 1), with no report")])
+def test_typecheck_when_pyright_fails(pyright: str, why: str) -> None:
+    pre = f"""
+        import steamer_tools.build as build
+        build._pyright_exe = lambda: {pyright!r}
+        """
+    line = one_line(steamer("dev", "typecheck", "--board", "esp32c3", pre=pre))
+    assert line == f"steamer dev typecheck: {why}"
