@@ -75,7 +75,7 @@ def test_a_spent_budget_is_one_clear_error(steamer):
         assert refuse.seen == 3 and not st.connected
         assert f"{steamer.addr}: could not connect after 3 attempts" in str(e.value)
         assert "connection failed to be established" in str(e.value)
-        # Backed off between tries, but boundedly (two backoffs of at most 0.4 s, the
+        # Backed off between tries, but boundedly (backoffs of at most 0.1 and 0.2 s, the
         # connector's own 0.1 s after each failure, two rescans that hear the steamer).
         assert time.monotonic() - t0 < 5
         # The steamer is still there for the next connection.

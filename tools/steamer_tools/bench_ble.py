@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steamer.ble.air import ENV, Air, LinkParams
-from steamer.ble.client import KeyRing, LinkLost, MemoryLogSink, Steamer, SteamerError
+from steamer.ble.client import (LINK_CODES, KeyRing, LinkLost, MemoryLogSink, Steamer,
+                                SteamerError)
 
 # Held 3.5 s from t=1 s: the pairing window opens at 4 s of device time, for 60 s.
 PAIRING_SCENARIO = {"contract": 1, "duration_s": 86400,
@@ -130,80 +131,196 @@ def signed_test_profile(version: int, name: str = "calm") -> bytes:
 
 def check_records(sink: MemoryLogSink) -> None:
     """Invariant of log sync: the host holds records 1..N, each exactly once."""
-    seqs = [r["seq"] for r in sink.records]
-    if len(seqs) != len(set(seqs)):
+    got = record_counts([r["seq"] for r in sink.records], 1)
+    if got["duplicated"]:
         raise AssertionError("duplicated records")
-    if seqs != list(range(1, len(seqs) + 1)):
+    if got["lost"]:
         raise AssertionError("a record is missing")
 
 
+def record_counts(seqs: list[int], first: int) -> dict:
+    """How far seqs (as received, in order) are from first..max(seqs) once each."""
+    unique = set(seqs)
+    top = max(unique) if unique else first - 1
+    return {"records": len(seqs), "lost": (top - first + 1) - len(unique & set(range(first, top + 1))),
+            "duplicated": len(seqs) - len(unique), "in_order": seqs == sorted(seqs)}
+
+
+class Cutter:
+    """Cuts a steamer's link from inside an operation (so the cut lands in it, never
+    after it): `arm(after, how)` cuts once `after` more frames of the watched types have
+    gone out, or `after` more records have come in; how is "drop" (both ends told at
+    once) or "lose" (silent until the supervision timeout). A commit is cut only once
+    the air has carried it to the steamer: its answer is what the cut takes."""
+
+    def __init__(self, served: Served, st: Steamer, types: tuple[str, ...] = ()) -> None:
+        self.served, self.types = served, types
+        self.left = 0
+        self.how = "drop"
+        self.cuts = 0
+        real = st.send
+
+        async def send(msg: dict, ack: bool = False) -> int:
+            mid = await real(msg, ack)
+            if msg["type"] in self.types:
+                if msg["type"] == "profile_commit" and self.left == 1:
+                    await self._delivered()
+                self.tick(1)
+            return mid
+        st.send = send  # type: ignore[method-assign]
+
+    def arm(self, after: int, how: str = "drop") -> None:
+        self.left, self.how = after, how
+
+    def tick(self, n: int) -> None:
+        if self.left <= 0:
+            return
+        self.left -= n
+        if self.left <= 0:
+            air = self.served.air
+            self.cuts += air.call(getattr(air, self.how), self.served.addr)
+
+    async def _delivered(self) -> None:
+        air = self.served.air
+        addr = self.served.addr
+        for _ in range(200):
+            if not air.call(lambda: sum(len(c.up) for c in air.conns.values()
+                                        if c.periph.addr == addr)):
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.03)          # the steamer's next service() takes it
+
+
+class CutSink(MemoryLogSink):
+    """A MemoryLogSink whose add() moves a Cutter along, one tick per record."""
+
+    def __init__(self, records: list[dict]) -> None:
+        super().__init__(records)
+        self.cutter: Cutter | None = None
+
+    def add(self, records: list[dict]) -> None:
+        super().add(records)
+        if self.cutter is not None:
+            self.cutter.tick(len(records))
+
+
+async def linked(served: Served, ring: KeyRing, **kw: object) -> Steamer:
+    """A connected, authenticated Steamer, trying again while the link keeps going."""
+    st = Steamer(served.addr, ring, sim=served.air.address, timeout_s=5, **kw)  # type: ignore[arg-type]
+    for attempt in range(10):
+        try:
+            await (st.reconnect(20) if attempt else st.connect(20))
+            await st.authenticate()
+            return st
+        except SteamerError as e:
+            if e.code not in LINK_CODES:
+                raise
+    raise SteamerError("the link never stayed up long enough to authenticate", "link")
+
+
+async def installed(st: Steamer) -> tuple[int, str]:
+    """(version, name) of the test podlet type's installed profile ((0, "") if none)."""
+    mine = [(p["version"], p["name"]) for p in await st.profiles()
+            if p["podlet_type"] == TEST_PODLET_TYPE]
+    return max(mine) if mine else (0, "")
+
+
 async def chaos(served: Served, ring: KeyRing, rounds: int, seed: int = 5,
-                max_delay_s: float = 0.15) -> dict:
+                reconnects: int = 30) -> dict:
     """`rounds` rounds: make a few records, then sync (two rounds in three) or push the
-    next profile version (one in three) while the link is dropped at a random moment.
-    Raises AssertionError when a record is lost or duplicated, or when the installed
-    profile is neither the last committed version nor the one being pushed."""
-    air = served.air
+    next profile version (one in three). Three rounds in four cut the link inside the
+    operation (after a random number of records, or of frames of the push, the commit
+    among them; dropped, or one time in four lost); the fourth runs uninterrupted. A
+    sync, and a push in two of three cut pushes, resume in the same call (reconnects):
+    they must end with the records 1..N once each, or the new profile installed; a
+    push left cut (no reconnects) must leave the old profile or the new one, never
+    anything else. A profile is told by its version and its name, unique to each
+    pushed blob (the steamer checks a blob's signature before installing it, so no
+    other bytes carry that pair). Raises AssertionError when an invariant fails."""
     rng = random.Random(seed)
-    stats = {"rounds": rounds, "drops": 0, "interrupted_syncs": 0, "interrupted_pushes": 0,
-             "syncs": 0, "pushes": 0}
-
-    async def connected() -> Steamer:
-        st = Steamer(served.addr, ring, sim=air.address, timeout_s=5)
-        await st.connect(attempts=20)
-        await st.authenticate()
-        return st
-
-    async def installed(st: Steamer) -> int:
-        return max([p["version"] for p in await st.profiles()
-                    if p["podlet_type"] == TEST_PODLET_TYPE] or [0])
-
-    def drop() -> None:
-        stats["drops"] += air.call(air.drop, served.addr)
-
-    sink = MemoryLogSink()
-    st = await connected()
-    version = await installed(st)          # the last version known committed
+    stats = {"rounds": rounds, "planned_cuts": 0, "cut": 0, "cut_lost_link": 0,
+             "interrupted_syncs": 0, "interrupted_pushes": 0, "abandoned_pushes": 0,
+             "commit_cuts": 0, "uninterrupted": 0, "syncs": 0, "pushes": 0, "reconnects": 0}
+    sink = CutSink([])
+    st = await linked(served, ring)
+    have = await installed(st)            # the last profile known installed
     t0 = time.monotonic()
     for i in range(rounds):
+        n = rng.randint(0, 12)
         try:
-            await make_records(st, rng.randint(0, 12))
-        except (LinkLost, SteamerError):
-            pass
-        timer = threading.Timer(rng.uniform(0.0, max_delay_s), drop)
-        timer.start()
-        pushing = i % 3 == 2
-        stats["pushes" if pushing else "syncs"] += 1
-        try:
-            if pushing:
-                await st.push_profile(signed_test_profile(version + 1), chunk=24)
-                version += 1
-            else:
-                await st.sync_logs(sink)
-        except LinkLost:
-            stats["interrupted_pushes" if pushing else "interrupted_syncs"] += 1
+            await make_records(st, n)
         except SteamerError as e:
-            if e.code not in ("timeout", "link"):
+            if e.code not in LINK_CODES:
                 raise
+            await st.close()
+            st = await linked(served, ring)
+        pushing = i % 3 == 2
+        cutting = i % 4 != 3
+        how = "lose" if cutting and rng.random() < 0.25 else "drop"
+        stats["pushes" if pushing else "syncs"] += 1
+        cutter = Cutter(served, st, ("profile_begin", "profile_chunk", "profile_commit"))
+        sink.cutter = cutter if not pushing else None
+        if pushing:
+            version = have[0] + 1
+            name = "r%d-%05x" % (i, rng.randrange(1 << 20))
+            blob = signed_test_profile(version, name)
+            # begin, the chunks, commit; one cut push in three is cut at its commit
+            # (once the steamer has it: its answer is lost), one in three is left cut.
+            frames = 2 + -(-len(blob) // 24)
+            at = frames if (i // 3) % 3 == 0 else rng.randint(1, frames - 1)
+            keep_on = (i // 3) % 3 != 1
+            if cutting:
+                cutter.arm(at, how)
+                stats["commit_cuts"] += at == frames
+            try:
+                await st.push_profile(blob, chunk=24, reconnects=reconnects if keep_on else 0)
+                pushed = True
+            except SteamerError as e:
+                if e.code not in LINK_CODES or keep_on or not cutter.cuts:
+                    raise
+                pushed = False
+                stats["abandoned_pushes"] += 1
+        else:
+            cutting = cutting and n > 0       # at least the n records to cut between
+            if cutting:
+                cutter.arm(rng.randint(1, n), how)
+            await st.sync_logs(sink, reconnects=reconnects)
+        if cutting and not cutter.cuts:
+            raise AssertionError(f"round {i}: the cut did not land inside the operation")
+        stats["planned_cuts"] += cutting
+        stats["cut"] += cutter.cuts
+        stats["cut_lost_link"] += cutter.cuts if how == "lose" else 0
+        if cutter.cuts:
             stats["interrupted_pushes" if pushing else "interrupted_syncs"] += 1
-        timer.join()
-        await st.close()
-        st = await connected()
+        else:
+            stats["uninterrupted"] += 1
+        cutter.arm(0)
+        if not st.connected:              # a push left cut
+            stats["reconnects"] += st.reconnects
+            await st.close()
+            st = await linked(served, ring)
         now = await installed(st)
-        if now not in (version, version + 1):
-            raise AssertionError(f"profile version {now} after pushing {version + 1}")
-        if pushing and now == version + 1:
-            version += 1                    # committed, though the answer was lost
+        if pushing:
+            new = (version, name)
+            if pushed and now != new:
+                raise AssertionError(f"round {i}: pushed {new}, the steamer has {now}")
+            if now not in (have, new):
+                raise AssertionError(f"round {i}: profile {now}, neither {have} nor {new}")
+            have = now
         check_records(sink)
-    await st.sync_logs(sink)
+    sink.cutter = None
+    await st.sync_logs(sink, reconnects=reconnects)
+    stats["reconnects"] += st.reconnects
     await st.close()
     check_records(sink)
-    st = await connected()
+    st = await linked(served, ring)
     if st.info["log_next"] != sink.last_seq() + 1:
         raise AssertionError(f"device numbered {st.info['log_next'] - 1} records, "
                              f"host holds {sink.last_seq()}")
     await st.close()
-    stats.update(records=len(sink.records), lost=0, duplicated=0, profile_version=version,
+    counts = record_counts([r["seq"] for r in sink.records], 1)
+    stats.update(records=counts["records"], lost=counts["lost"],
+                 duplicated=counts["duplicated"], profile=list(have),
                  wall_s=round(time.monotonic() - t0, 1))
     return stats
 
@@ -220,14 +337,20 @@ async def sync_throughput(served: Served, ring: KeyRing, mtu: int, records: int)
     async with Steamer(served.addr, ring, sim=air.address, mtu=mtu) as st:
         await st.authenticate()
         # Acknowledge what is there, reading from the oldest unacknowledged record.
-        old = await st.sync_logs(_After(MemoryLogSink(), st.info["log_first"] - 1))
+        old = await st.sync_logs(After(MemoryLogSink(), st.info["log_first"] - 1))
         await make_records(st, records)
         before = st.rx_bytes
         t0 = time.monotonic()
-        res = await st.sync_logs(_After(MemoryLogSink(), old.last_seq))
+        got_records = MemoryLogSink()
+        res = await st.sync_logs(After(got_records, old.last_seq))
         got = st.rx_bytes - before
         events = air.call(air.events_between, served.addr, t0, t0 + res.seconds)
         negotiated = st.client.mtu_size if st.client else mtu
+    # Every record made arrived, once: a figure from a sync that lost some means nothing.
+    counts = record_counts([r["seq"] for r in got_records.records], old.last_seq + 1)
+    if counts["lost"] or counts["duplicated"] or res.lost or res.records < records:
+        raise AssertionError(f"MTU {mtu} sync of {records} records made: {counts}, "
+                             f"the steamer reports {res.lost_records} lost")
     p = air.params
     ceiling = p.ceiling_bytes_s(negotiated)
     rate = got / res.seconds if res.seconds else 0.0
@@ -237,7 +360,8 @@ async def sync_throughput(served: Served, ring: KeyRing, mtu: int, records: int)
             "ceiling_bytes_s": round(ceiling), "fraction": round(rate / ceiling, 3),
             "link_events": events,
             "link_fraction": round(got / capacity, 3) if capacity else 0.0,
-            "records_s": round(res.records / res.seconds) if res.seconds else None}
+            "records_s": round(res.records / res.seconds) if res.seconds else None,
+            "lost": counts["lost"] + res.lost_records, "duplicated": counts["duplicated"]}
 
 
 def _spread(runs: list[dict]) -> dict:
@@ -252,7 +376,7 @@ def _spread(runs: list[dict]) -> dict:
 
 
 @dataclass
-class _After:
+class After:
     """A sink that starts after `last` (so a measurement reads only new records)."""
     inner: MemoryLogSink
     last: int

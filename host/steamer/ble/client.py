@@ -39,7 +39,7 @@ MFR_ID = 0xFFFF
 HOST_MAX_FRAME = 8192
 COMMIT_TIMEOUT_S = 30.0
 CONNECT_ATTEMPTS = 4
-# Between connection tries: a backoff drawn from [0, min(max, first * 2**try)] (full
+# Before the nth retry: a backoff drawn from [0, min(max, first * 2**(n-1))] (full
 # jitter), then a scan of up to RESCAN_S for the steamer's advertisement.
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 2.0
@@ -238,7 +238,7 @@ class Steamer:
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(random.uniform(
-                    0.0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** attempt)))
+                    0.0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1))))
                 await self._rescan()
             try:
                 await self._connect_once(use_cache=attempt == 0)
@@ -498,8 +498,8 @@ class Steamer:
         first commit installed it."""
         ident = _profile_ident(blob)
         committed = False                 # a commit went out on an earlier connection
-        self._commit_sent = False
         for attempt in range(reconnects + 1):
+            self._commit_sent = False
             try:
                 if attempt:
                     await self._resume_link()
@@ -508,9 +508,9 @@ class Steamer:
                 await self._push_once(blob, chunk)
                 return
             except SteamerError as e:
-                committed = committed or self._commit_sent
                 if e.code == "stale_version" and committed and await self._lists(ident):
                     return
+                committed = committed or self._commit_sent
                 if e.code not in LINK_CODES or attempt == reconnects:
                     raise
 
