@@ -23,7 +23,7 @@ from typing import IO, Any, Callable, Coroutine
 
 from bleak.exc import BleakError
 
-from steamer.ble.client import Found, LinkLost, Steamer, SteamerError
+from steamer.ble.client import Found, LinkLost, Steamer, SteamerError, SyncResult
 from podproto.names import FAULT_NAMES
 from steamer.cli import reader_gone
 from steamer.devices import (SCAN_S, SESSION_STATES, SIM_ENV, DeviceError, ProfileFileError,
@@ -36,6 +36,7 @@ _BAD_INPUT = 2
 _INTERRUPTED = 130
 READY_C = 97.0        # the firmware's preheat ends here (README: ready at 97 C)
 _POLL_S = 0.5
+PUSH_RECONNECTS = 3     # `profile push`: new connections after a lost link
 # How long a steamer may take to show a command's effect in its status, which it writes
 # once a second of its own time (a simulated one may run slower than real time).
 _SETTLE_S = 30.0
@@ -539,21 +540,25 @@ async def _session_stop(args: argparse.Namespace) -> int:
 
 # ---- sync ----------------------------------------------------------------------------------
 
-async def sync_device(st: Steamer, store: Store, device_id: str, attempts: int = 4) -> DeviceSink:
+async def sync_device(st: Steamer, store: Store, device_id: str,
+                      attempts: int = 4) -> tuple[DeviceSink, SyncResult]:
     """Pulls the steamer's new log records into `store`, each exactly once, resuming
-    after a dropped link (up to `attempts` connections in all)."""
+    after a dropped link (up to `attempts` connections in all). The result names the
+    records the steamer reports it lost before any host stored them."""
     sink = DeviceSink(store, device_id, st.info.get("log_first"))
-    for attempt in range(attempts):
-        try:
-            await st.sync_logs(sink)
-            return sink
-        except SteamerError as e:
-            if e.code not in ("link", "timeout") or attempt == attempts - 1:
-                raise
-        await st.reconnect()
-        await st.authenticate()
-        sink.log_first = st.info.get("log_first")
-    return sink
+
+    def relinked(info: dict) -> None:
+        sink.log_first = info.get("log_first")
+    return sink, await st.sync_logs(sink, reconnects=attempts - 1, on_reconnect=relinked)
+
+
+def lost_line(label: str, res: SyncResult) -> str:
+    """The warning `steamer sync` prints when the steamer lost records unsynced."""
+    n = res.lost_records
+    seqs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in res.lost)
+    return (f"steamer sync: warning: {label} lost {n} log record{'s' if n != 1 else ''} "
+            f"(seq {seqs}) before any computer synced them: its log was full; "
+            "sync more often to keep them all")
 
 
 @_command("sync")
@@ -567,12 +572,15 @@ async def _sync(args: argparse.Namespace) -> int:
         store.add_device(address, name=found.name, address=address)
         t0 = time.monotonic()
         async with connected(found, keys, air, auth=True) as st:
-            sink = await sync_device(st, store, address)
+            sink, res = await sync_device(st, store, address)
         sessions = store.sessions(address)
         out = {"device": args.label, "address": address, "new_records": sink.new,
                "duplicates": sink.duplicate, "last_seq": store.last_seq(address),
+               "lost_records": res.lost_records, "lost": [list(r) for r in res.lost],
                "sessions": len(sessions), "db": str(store.path),
                "seconds": round(time.monotonic() - t0, 3)}
+    if res.lost:
+        print(lost_line(args.label, res), file=sys.stderr)
     if args.json:
         _json_out(out)
     else:
@@ -592,7 +600,9 @@ async def _profile_push(args: argparse.Namespace) -> int:
     found, air = await _find(args)
     async with connected(found, keys, air, auth=True) as st:
         try:
-            await st.push_profile(prof.data)
+            # A lost link resumes from the steamer's offset; a commit whose answer was
+            # lost counts once the steamer lists the profile.
+            await st.push_profile(prof.data, reconnects=PUSH_RECONNECTS)
         except SteamerError as e:
             raise explain(e, args.label, f"profile {prof.title}") from None
         installed = await st.profiles()

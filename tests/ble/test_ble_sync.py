@@ -227,3 +227,114 @@ def test_randomized_cuts_during_syncs_and_pushes(air, tmp_path_factory):
     assert stats["uninterrupted"] >= ROUNDS // 4, stats
     assert stats["commit_cuts"] >= 1 and stats["abandoned_pushes"] >= 1, stats
     assert stats["cut_lost_link"] >= 1 and stats["interrupted_pushes"] >= ROUNDS // 10, stats
+
+
+class _CliSteamer:
+    """A steamer served on an air of its own, paired with a key file, and `steamer` run
+    against it as a person's shell would."""
+
+    def __init__(self, tmp_path, name: str, params: LinkParams, speed: float) -> None:
+        from steamer.ble.client import KeyRing
+        from steamer_tools.bench_ble import pair, serve
+        self.air = Air(params)
+        self.air.start_thread()
+        self.served = serve(self.air, tmp_path, name, speed=speed)
+        self.keys = tmp_path / "keys.json"
+        self.ring = KeyRing(self.keys)
+        self.db = tmp_path / "sessions.sqlite3"
+        try:
+            run(pair(self.served.addr, self.air.address, self.ring))
+        except BaseException:
+            self.served.stop()
+            raise
+
+    def cli(self, *args: str):
+        import subprocess
+        import sys
+        from steamer.ble.air import ENV
+        env = dict(os.environ, **{ENV: self.air.address, "STEAMER_SIM": "1",
+                                  "STEAMER_KEYS": str(self.keys), "STEAMER_DB": str(self.db)})
+        env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+        p = subprocess.run([sys.executable, "-m", "steamer.cli", *args], env=env, text=True,
+                           capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert "Traceback" not in p.stderr, p.stderr
+        return p
+
+
+def test_steamer_profile_push_resumes_after_the_link_goes_at_its_commit(tmp_path):
+    """`steamer profile push` with the link dropped just after the commit reached the
+    steamer (its answer lost): the command reconnects, finds the profile installed and
+    says so, exit 0; before, it failed with "lost the link"."""
+    # At real time the steamer's signature check takes about 5 periods (0.5 s): the cut,
+    # 0.25 s after the commit reached the air, lands between its arrival and the answer.
+    c = _CliSteamer(tmp_path, "push-1", LinkParams(), speed=1)
+    air = c.air
+    blob = signed_test_profile(1, "resumed")
+    path = tmp_path / "resumed.bin"
+    path.write_bytes(blob)
+    writes = {"n": 0, "drops": 0}
+    real = air._from_central
+
+    def hook(central, op, msg):
+        # hello, auth_response, profile_begin, profile_chunk (one at ATT MTU 247), commit:
+        # the fifth Command write.
+        real(central, op, msg)
+        if op == "write" and writes["n"] >= 0:
+            writes["n"] += 1
+            if writes["n"] == 5:
+                writes["n"] = -1
+
+                def cut():
+                    writes["drops"] += air.drop(c.served.addr)
+                air.loop.call_later(0.25, cut)
+    air.call(setattr, air, "_from_central", hook)
+    try:
+        p = c.cli("profile", "push", "push-1", str(path))
+        air.call(delattr, air, "_from_central")
+
+        async def listed():
+            st = await linked(c.served, c.ring)
+            got = await installed(st)
+            await st.close()
+            return got
+        got = run(listed())
+    finally:
+        c.served.stop()
+    assert c.served.crashes() == []
+    assert writes["drops"] == 1
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "installed resumed v1 (podlet type 7) on push-1"
+    assert got == (1, "resumed")
+
+
+def test_a_full_journal_s_loss_reaches_steamer_sync_as_a_warning(tmp_path):
+    """4,200 records no host acknowledged overflow the 4,096-record journal: the steamer
+    drops its oldest 256 after a journal_overflow record naming them, and `steamer sync`
+    stores the rest once each and says, on one stderr line, how many were lost."""
+    import json
+    import sqlite3
+
+    # A fast link: a quick fill.
+    c = _CliSteamer(tmp_path, "full-1", LinkParams(interval_ms=7.5, pdus_per_event=12),
+                    speed=40)
+    try:
+        async def fill():
+            st = await linked(c.served, c.ring)
+            await make_records(st, 4200)
+            await st.close()
+        run(fill())
+        p = c.cli("sync", "full-1", "--json")
+    finally:
+        c.served.stop()
+    assert c.served.crashes() == []
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["lost"] == [[1, 256]] and out["lost_records"] == 256, out
+    warning = [line for line in p.stderr.splitlines() if "warning" in line]
+    assert warning == ["steamer sync: warning: full-1 lost 256 log records (seq 1-256) before "
+                       "any computer synced them: its log was full; sync more often to keep "
+                       "them all"], p.stderr
+    with sqlite3.connect(c.db) as db:
+        seqs = [r[0] for r in db.execute("SELECT seq FROM log_records ORDER BY seq")]
+    assert seqs == list(range(257, seqs[-1] + 1)) and len(seqs) >= 4200 + 4 - 256
+    assert out["new_records"] == len(seqs)

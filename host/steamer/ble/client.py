@@ -548,13 +548,15 @@ class Steamer:
         await self.request({"type": "profile_commit"}, ["ack"], True, COMMIT_TIMEOUT_S)
 
     async def sync_logs(self, sink: LogSink, batch: int = 77, window: int = 12,
-                        reconnects: int = 0) -> SyncResult:
+                        reconnects: int = 0,
+                        on_reconnect: Callable[[dict], None] | None = None) -> SyncResult:
         """Reads every record after sink.last_seq(), hands them to sink.add() in order
         (never one twice), then acknowledges the last so the steamer may compact. A
         dropped link: with reconnects, reconnects (up to that many times), authenticates,
-        acknowledges what is stored and carries on; else LinkLost with everything stored
-        so far kept: call again. The result's `lost` names records the steamer reports
-        it dropped (its journal full of unacknowledged records) that this host lacks."""
+        calls on_reconnect(the new Info), acknowledges what is stored and carries on;
+        else LinkLost with everything stored so far kept: call again. The result's
+        `lost` names records the steamer reports it dropped (its journal full of
+        unacknowledged records) that this host lacks."""
         res = SyncResult(0, 0, 0.0, sink.last_seq())
         t0 = time.monotonic()
         gaps: list[tuple[int, int]] = []       # seqs skipped in what we received
@@ -565,6 +567,8 @@ class Steamer:
                 if attempt:
                     await self._resume_link()
                     res.reconnects += 1
+                    if on_reconnect is not None:
+                        on_reconnect(self.info)
                     if res.records:
                         # Stored before the link went: the steamer may compact it now,
                         # however often the link goes before this sync ends.
