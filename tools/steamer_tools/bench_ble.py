@@ -142,7 +142,8 @@ def record_counts(seqs: list[int], first: int) -> dict:
     """How far seqs (as received, in order) are from first..max(seqs) once each."""
     unique = set(seqs)
     top = max(unique) if unique else first - 1
-    return {"records": len(seqs), "lost": (top - first + 1) - len(unique & set(range(first, top + 1))),
+    expected = set(range(first, top + 1))
+    return {"records": len(seqs), "lost": len(expected - unique),
             "duplicated": len(seqs) - len(unique), "in_order": seqs == sorted(seqs)}
 
 
@@ -204,9 +205,9 @@ class CutSink(MemoryLogSink):
             self.cutter.tick(len(records))
 
 
-async def linked(served: Served, ring: KeyRing, **kw: object) -> Steamer:
+async def linked(served: Served, ring: KeyRing, mtu: int | None = None) -> Steamer:
     """A connected, authenticated Steamer, trying again while the link keeps going."""
-    st = Steamer(served.addr, ring, sim=served.air.address, timeout_s=5, **kw)  # type: ignore[arg-type]
+    st = Steamer(served.addr, ring, sim=served.air.address, timeout_s=5, mtu=mtu)
     for attempt in range(10):
         try:
             await (st.reconnect(20) if attempt else st.connect(20))
@@ -427,26 +428,81 @@ async def _reconnect_times(served: Served, ring: KeyRing, n: int) -> dict:
             "max_ms": round(max(times) * 1000)}
 
 
-def heap_figures(air: Air) -> dict:
-    """Device heap (unix port) taken by the BLE layer: bytecode (frozen in flash on a
-    board) and the objects Link allocates (RAM on any board)."""
-    from steamer_tools.paths import BOARDS, SIM_HEAP, micropython_env, micropython_exe
+def heap_figures(air: Air, records: int = 600) -> dict:
+    """Device heap (unix port, the sim board) the BLE layer takes: its code, loaded from
+    .mpy files as a board loads them (into RAM: nothing is frozen), the Link's objects
+    (the receive ring among them), and per phase (idle, a host pairing, a host syncing
+    `records` log records at ATT MTU 247 with notifications queued) the most it held
+    and the most one call allocated; tools/steamer_tools/ble_heap_mp.py says how each is
+    measured. board_* add the stack's receive buffer, which a board's bluetooth module
+    keeps on the same heap."""
+    from steamer_tools import build
+    from steamer_tools.paths import BOARDS, DEVICE, PROTOCOL, SIM_HEAP, micropython_exe
     from steamer_tools.scenario import load_scenario
     from steamer_tools.signing_sim import sign_for_sim
     with tempfile.TemporaryDirectory() as tmp:
+        lib = Path(tmp) / "lib"
+        for tree in (DEVICE, PROTOCOL):
+            for src in sorted(tree.rglob("*.py")):
+                rel = src.relative_to(tree).with_suffix(".mpy")
+                if "__pycache__" in src.parts or src.name == "signing.py":
+                    continue
+                err = build.compile_file(src, lib / rel, "x64")
+                if err:
+                    return {"error": err[-500:]}
         scen = Path(tmp) / "s.json"
-        scen.write_text(json.dumps(sign_for_sim(load_scenario({"contract": 1,
-                                                                "duration_s": 60}))))
+        scen.write_text(json.dumps(sign_for_sim(load_scenario(
+            dict(PAIRING_SCENARIO, duration_s=86400)))))
+        stop = Path(tmp) / "stop"
         # Run from the temporary folder: this one's flash.py would shadow the sim's.
         script = Path(tmp) / "ble_heap_mp.py"
         script.write_text(Path(__file__).with_name("ble_heap_mp.py").read_text())
-        proc = subprocess.run([micropython_exe(), "-X", f"heapsize={SIM_HEAP}", str(script),
-                               str(scen), air.address], env=micropython_env("sim"),
-                              capture_output=True, text=True, timeout=60)
+        env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(lib), str(BOARDS / "sim")]))
+        out = Path(tmp) / "out.txt"
+        with open(out, "w") as fout:
+            proc = subprocess.Popen([micropython_exe(), "-X", f"heapsize={SIM_HEAP}",
+                                     str(script), str(scen), air.address, str(stop)],
+                                    env=env, stdout=fout, stderr=subprocess.STDOUT, cwd=tmp)
+        probe = Served(air, "", "heap-probe", proc, out)
+        try:
+            deadline = time.monotonic() + 30
+            while not probe.addr and time.monotonic() < deadline and proc.poll() is None:
+                probe.addr = air.call(_advertising, air, "heap-probe") or ""
+                time.sleep(0.05)
+            if probe.addr:
+                time.sleep(1.0)               # idle, advertising, no host
+                asyncio.run(_heap_work(probe, records))
+                time.sleep(0.5)
+            stop.touch()
+            proc.wait(60)
+        finally:
+            probe.stop()
+        text = out.read_text(errors="replace")
     try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        got = json.loads(text.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return {"error": (proc.stdout + proc.stderr)[-500:]}
+        return {"error": text[-500:]}
+    # On a board the stack's receive buffer is on the same heap: the layer's totals.
+    phases = [got[k] for k in ("idle", "connected", "pairing", "sync") if got.get(k)]
+    stack = got["stack_rx_buffer_bytes"]
+    got["board_idle_bytes"] = (got["idle"] or {"held": 0})["held"] + stack
+    got["board_peak_held_bytes"] = max(p["held"] for p in phases) + stack
+    got["note"] = ("bytes of the MicroPython heap: code loaded from .mpy into RAM (nothing "
+                   "frozen); held includes code and link objects; alloc is one call's "
+                   "allocations, garbage included (the collector runs meanwhile); board_* "
+                   "add the stack's receive buffer, on the same heap on a board")
+    return got
+
+
+async def _heap_work(probe: Served, records: int) -> None:
+    """What the heap probe's host does: pair (on its own connection), then make records
+    and sync them at ATT MTU 247, the window of log reads keeping notifications queued."""
+    ring = KeyRing()
+    await pair(probe.addr, probe.air.address, ring)
+    st = await linked(probe, ring)
+    await make_records(st, records)
+    await st.sync_logs(MemoryLogSink())
+    await st.close()
 
 
 def run(chaos_rounds: int = 1000, sync_records: tuple[int, int] = (1500, 3900),
