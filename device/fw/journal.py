@@ -11,6 +11,9 @@ unacknowledged tail (written whole to a `t<first>` file before the old one goes,
 power cut leaves one copy of every record). Only a journal full of unacknowledged
 records drops its oldest segment, after first appending a `journal_overflow` record
 naming every sequence number lost since the host's acknowledgement (lost_from, lost_to).
+Full means MAX_RECORDS records, or, checked as each segment starts, fewer than
+RESERVE_BLOCKS free on the filesystem: the ledger, profiles and audit log must always
+find room, and records are not all the same size.
 """
 import json
 import os
@@ -19,6 +22,7 @@ from micropython import const
 
 SEG_RECORDS = const(256)     # records per segment file
 MAX_RECORDS = const(4096)    # flash budget: records held, acknowledged or not
+RESERVE_BLOCKS = const(16)   # filesystem blocks the journal leaves free for the rest
 _ACK_FILE = "ack"
 
 
@@ -31,10 +35,12 @@ def _exists(path):
 
 
 class Journal:
-    def __init__(self, data_dir, seg_records=SEG_RECORDS, max_records=MAX_RECORDS):
+    def __init__(self, data_dir, seg_records=SEG_RECORDS, max_records=MAX_RECORDS,
+                 reserve_blocks=RESERVE_BLOCKS):
         self.dir = data_dir + "/journal"
         self.seg_records = seg_records
         self.max_records = max_records
+        self.reserve_blocks = reserve_blocks
         if not _exists(self.dir):
             os.mkdir(self.dir)
         self.acked = self._read_ack()
@@ -131,9 +137,24 @@ class Journal:
 
     def append(self, record):
         """Stores record on flash and returns its sequence number."""
-        if self.segments and self.next - self.segments[0] >= self.max_records:
+        while len(self.segments) > 1 and self._full():
             self._make_room()
         return self._write(record)
+
+    def _full(self):
+        if self.next - self.segments[0] >= self.max_records:
+            return True
+        # The filesystem's free space, only as a segment starts (statvfs walks it all).
+        return self.in_last >= self.seg_records and self._flash_low()
+
+    def _flash_low(self):
+        try:
+            st = os.statvfs(self.dir)
+        except OSError:
+            return False
+        # littlefs counts blocks in use, and reports what is left unsigned: past full,
+        # "free" wraps round to a count larger than the filesystem.
+        return st[3] < self.reserve_blocks or st[3] > st[2]
 
     def _write(self, record):
         if not self.segments or self.in_last >= self.seg_records:
@@ -148,8 +169,9 @@ class Journal:
         return seq
 
     def _make_room(self):
+        n = len(self.segments)
         self._compact()
-        if self.next - self.segments[0] < self.max_records:
+        if len(self.segments) < n:
             return
         if self.segments[0] <= self.acked:
             self._rewrite_tail()

@@ -180,3 +180,25 @@ def test_power_cut_at_every_write_of_an_overflow_announces_every_lost_record():
 
     writes = _sweep(prepare, lambda j: j.append({"i": "over"}), check)
     assert writes > 2
+
+
+def test_a_journal_larger_than_the_flash_overflows_before_the_flash_fills():
+    """Samples are ~170 bytes: 4,096 of them do not fit the sim board's 512 KB flash
+    (the 2,626th append used to fail with ENOSPC, so every later record, and the service
+    call logging it, failed). The journal counts low flash as full: it drops and
+    announces its oldest, and leaves RESERVE_BLOCKS free for the ledger and the rest."""
+    b, j = _fresh()
+    rec = {"event": "sample", "state": "steaming", "boiler_c": 99.123, "outlet_c": 45.012,
+           "heater_pct": 45.2, "pump_ul_min": 300.0, "session_ul": 1234.567,
+           "t": 1790000000, "t_ms": 123456700}
+    for i in range(4200):
+        j.append(rec)
+        rec["t_ms"] += 1000
+    runs, lost = _assert_nothing_unannounced(j)
+    assert lost and lost[0][0] == 1 and runs[-1][1] == j.next_seq() - 1
+    st = os.statvfs(j.dir)
+    assert journal.RESERVE_BLOCKS // 2 <= st[3] <= st[2], st
+    # The rest of the firmware still finds room: a ledger-sized file can be written.
+    with open(b.data_dir + "/probe", "wb") as f:
+        f.write(bytes(16 * 1024))
+    os.remove(b.data_dir + "/probe")
