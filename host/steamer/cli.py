@@ -6,6 +6,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 from typing import Callable
 
 # (group, module, help, examples) rows: each module has register(subparsers) adding its
@@ -87,8 +88,9 @@ def run_parser(make_parser: Callable[[], argparse.ArgumentParser],
         terminated = True
         raise KeyboardInterrupt
 
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
     try:
-        signal.signal(signal.SIGTERM, on_sigterm)
         args = make_parser().parse_args(argv)
         code = int(args.func(args) or 0)
         sys.stdout.flush()      # a reader gone shows here, not in Python's exit
@@ -96,6 +98,9 @@ def run_parser(make_parser: Callable[[], argparse.ArgumentParser],
         code = _INTERRUPTED
     except BrokenPipeError:
         code = reader_gone()
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, before)
     return _TERMINATED if terminated else code
 
 

@@ -112,8 +112,9 @@ def air_unreachable(air: str, e: BaseException) -> str:
     """One line for a simulated air that cannot be reached at `air`."""
     # The backend wraps the socket's error (naming the air again): its reason alone.
     cause = e.__cause__ if isinstance(e.__cause__, OSError) else e
-    why = (os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno in
-           errno.errorcode else str(cause) or type(cause).__name__)
+    code = cause.errno if isinstance(cause, OSError) else None
+    why = (os.strerror(code) if code is not None and code in errno.errorcode
+           else str(cause) or type(cause).__name__)
     return f"the simulated air at {air} is not reachable ({why})"
 
 

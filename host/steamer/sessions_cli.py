@@ -140,7 +140,7 @@ def _show(args: argparse.Namespace) -> int:
         samples = store.samples(s.id)
         device = _names(store).get(s.device_id, s.device_id)
     if args.json:
-        data = dict(session_dict(s), device=device)
+        data = {**session_dict(s), "device": device}
         data["series"] = [vars(p) for p in samples]
         _json_out(data)
         return 0

@@ -224,10 +224,9 @@ def test_pair_status_profiles_and_sessions(served, env, tmp_path):
     good.write_bytes(signed_test_profile(2))
     assert "installed calm v2 (podlet type 7) on cli-a" in steamer(
         env, "profile", "push", "cli-a", str(good)).stdout
-    # The same file again repairs the install; other bytes at that version are refused.
-    assert "installed calm v2 (podlet type 7) on cli-a" in steamer(
-        env, "profile", "push", "cli-a", str(good)).stdout
-    other = tmp_path / "calm-other.bin"
+    line = one_line(steamer(env, "profile", "push", "cli-a", str(good), code=1))
+    assert "already has this profile at the same or a newer version" in line
+    other = tmp_path / "calm-other.bin"         # other bytes at the same version
     other.write_bytes(signed_test_profile(2, "calm-b"))
     line = one_line(steamer(env, "profile", "push", "cli-a", str(other), code=1))
     assert "already has this profile at the same or a newer version" in line
