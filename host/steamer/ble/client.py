@@ -40,7 +40,7 @@ HOST_MAX_FRAME = 8192
 COMMIT_TIMEOUT_S = 30.0
 CONNECT_ATTEMPTS = 4
 # Before the nth retry: a backoff drawn from [0, min(max, first * 2**(n-1))] (full
-# jitter), then a scan of up to RESCAN_S for the steamer's advertisement.
+# jitter), while a scan of up to RESCAN_S listens for the steamer's advertisement.
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 2.0
 RESCAN_S = 2.0
@@ -232,14 +232,15 @@ class Steamer:
         """Connects, reads Info and subscribes to Event, in up to `attempts` tries. A try
         is bleak-retry-connector's establish_connection (its error handling and BlueZ
         clean-ups) and our setup; before each next try we back off (exponential, full
-        jitter), scan again for a fresh BLEDevice (an old one may hold a stale handle)
-        and connect without the services cache. SteamerError once the budget is spent."""
+        jitter) while scanning again for a fresh BLEDevice (an old one may hold a stale
+        handle), and connect without the services cache. SteamerError once the budget
+        is spent."""
         last: BaseException | None = None
         for attempt in range(attempts):
             if attempt:
-                await asyncio.sleep(random.uniform(
-                    0.0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1))))
-                await self._rescan()
+                backoff_s = random.uniform(
+                    0.0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1)))
+                await asyncio.gather(asyncio.sleep(backoff_s), self._rescan())
             try:
                 await self._connect_once(use_cache=attempt == 0)
                 return
