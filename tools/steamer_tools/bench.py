@@ -102,7 +102,17 @@ def false_trips(sessions: int, first_seed: int = 0) -> dict:
         "overshoot_c_p95": round(overshoots[int(len(overshoots) * 0.95)], 3) if overshoots else None,
         "virtual_s": round(sum(s["duration_s"] for s in summaries)),
         "sim_wall_s": round(sum(s["wall_s"] for s in summaries), 1),
+        "stopped_in_preheat": stopped_in_preheat_trips(sessions, first_seed),
     }
+
+
+def stopped_in_preheat_trips(sessions: int, first_seed: int = 0) -> dict:
+    """Users who stop during the preheat, with 16-300 ml of water: no trip either."""
+    summaries = run_many([nominal.stopped_in_preheat_scenario(first_seed + i)
+                          for i in range(sessions)])
+    trips = [{"seed": first_seed + i, "problems": p}
+             for i, p in enumerate(map(nominal.false_trips, summaries)) if p]
+    return {"sessions": sessions, "false_trips": len(trips), "trips": trips[:20]}
 
 
 PARTS = ("control", "faults", "nominal", "protocol", "ble", "limits")

@@ -51,7 +51,7 @@ def stopped_in_preheat_scenario(seed: int) -> dict:
     left (down to just above the float switch): the heater stops while the boiler
     sensor's lag still hides the heat of the last seconds."""
     rnd = random.Random(seed)
-    start_s = round(rnd.uniform(1.0, 5.0), 1)
+    start_s = round(rnd.uniform(3.0, 6.0), 1)       # the podlet's check takes ~2 s
     stop_s = round(start_s + rnd.uniform(2.0, 40.0), 1)
     podlet = {"serial": "%012x" % (0xC0FFEE000000 + seed % 0xFFFFFF), "podlet_type": 3,
               "capacity_ul": 20000, "expiry": "2030-01-01", "lot": "NOM1"}
@@ -64,7 +64,7 @@ def stopped_in_preheat_scenario(seed: int) -> dict:
         "profiles": [{"podlet_type": 3, "version": 1, "name": "nominal",
                       "outlet_target_c": 45.0, "session_s": 300, "dose_rate_ul_min": 300,
                       "max_session_ul": 20000, "max_day_ul": 40000, "min_interval_s": 0}],
-        "events": [{"t_s": 0.2, "do": "set_clock", "epoch_s": 1795000000 + seed * 86400},
+        "events": [{"t_s": 0.2, "do": "set_clock", "epoch_s": 1795000000 + seed % 1000 * 86400},
                    {"t_s": 0.5, "do": "insert_podlet", "podlet": podlet},
                    {"t_s": start_s, "do": "start_session"},
                    {"t_s": stop_s, "do": "stop_session"}],
