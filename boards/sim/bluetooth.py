@@ -10,6 +10,10 @@ wait_tick, so handlers run between control steps as the stack's callbacks would.
 Modelled as NimBLE does it: a write longer than the characteristic's buffer is cut
 (replace mode) or refused (append mode when full), never queued elsewhere; a
 notification beyond the stack's TX_SLOTS buffers in flight raises OSError(ENOMEM).
+The air may ask for scheduled IRQs (LinkParams.coalesce_writes = n): the write IRQs
+then wait until n writes have been appended (or the next poll), so the first handler
+reads them all at once and the others read nothing, as when MicroPython runs a real
+stack's handlers late. A connection's interval arrives as _IRQ_CONNECTION_UPDATE.
 """
 from binascii import hexlify, unhexlify
 import errno
@@ -31,6 +35,7 @@ _IRQ_CENTRAL_DISCONNECT = const(2)
 _IRQ_GATTS_WRITE = const(3)
 _IRQ_GATTS_INDICATE_DONE = const(20)
 _IRQ_MTU_EXCHANGED = const(21)
+_IRQ_CONNECTION_UPDATE = const(27)
 
 TX_SLOTS = const(24)         # the stack's notification buffers
 _DEFAULT_BUF = const(20)     # what an attribute holds unless gatts_set_buffer says more
@@ -91,6 +96,8 @@ class _Radio:
         self._mtu = 23
         self._name = "steamer"
         self._conns = {}           # conn_handle -> negotiated mtu
+        self._coalesce = {}        # conn_handle -> writes appended per IRQ batch
+        self._late = []            # write IRQs not yet delivered: (conn, handle)
         self.tx_in_flight = 0
         # Counters a test may read: writes the stack had to refuse or cut.
         self.rx_overflow = 0
@@ -196,6 +203,7 @@ class _Radio:
             raise OSError(errno.EINVAL)
         if self.tx_in_flight >= TX_SLOTS:
             self.enomem += 1
+            self._send({"op": "enomem", "conn": conn_handle})     # for the air's stats
             raise OSError(errno.ENOMEM)
         self.tx_in_flight += 1
         self._send({"op": "notify", "conn": conn_handle, "handle": value_handle,
@@ -217,6 +225,7 @@ class _Radio:
         handlers never run inside a step."""
         if self._sock is None:
             return 0
+        self._run_late()           # the handlers a poll ago left waiting
         waited = False
         got = 0
         while True:
@@ -264,13 +273,27 @@ class _Radio:
         if self._handler is not None:
             self._handler(event, data)
 
+    def _run_late(self):
+        late = self._late
+        self._late = []
+        for ev in late:
+            self._irq(_IRQ_GATTS_WRITE, ev)
+
     def _on(self, msg):
         op = msg["op"]
+        if self._late and op not in ("write", "tx_done"):
+            self._run_late()       # IRQs keep their order
         if op == "addr":
             self._addr = bytes(int(x, 16) for x in msg["addr"].split(":"))
         elif op == "connect":
             self._conns[msg["conn"]] = 23
+            self._coalesce[msg["conn"]] = msg.get("coalesce", 1)
             self._irq(_IRQ_CENTRAL_CONNECT, (msg["conn"], 0, memoryview(unhexlify(msg["addr"]))))
+            if msg.get("interval_ms"):
+                self._conn_update(msg)
+        elif op == "conn_update":
+            if msg["conn"] in self._conns:
+                self._conn_update(msg)
         elif op == "mtu":
             self._conns[msg["conn"]] = msg["mtu"]
             self._irq(_IRQ_MTU_EXCHANGED, (msg["conn"], msg["mtu"]))
@@ -295,7 +318,18 @@ class _Radio:
                     self.rx_truncated += 1
                     data = data[:a.size]
                 a.value = data
-            self._irq(_IRQ_GATTS_WRITE, (msg["conn"], h))
+            n = self._coalesce.get(msg["conn"], 1)
+            if n <= 1:
+                self._irq(_IRQ_GATTS_WRITE, (msg["conn"], h))
+                return
+            self._late.append((msg["conn"], h))
+            if len(self._late) >= n:
+                self._run_late()
+
+    def _conn_update(self, msg):
+        # The interval in the stack's units of 1.25 ms; latency 0; supervision in 10 ms.
+        units = (int(msg["interval_ms"] * 4) + 4) // 5
+        self._irq(_IRQ_CONNECTION_UPDATE, (msg["conn"], units, 0, 40, 0))
 
 
 def _hex(b):

@@ -34,9 +34,13 @@ END_NAMES = (None, "completed", "max_session", "stopped", "podlet_removed", "fau
 
 # Button: a press shorter than this starts / stops / acknowledges; longer is a hold.
 _PRESS_MAX_STEPS = const(20)
-# Holding it this long opens the pairing window for _PAIR_WINDOW_STEPS.
+# Holding it this long opens the pairing window, which stays open while it is held
+# and _PAIR_GRACE_STEPS after: a pair request the host wrote while the button was held
+# may wait a few connection intervals in the stack and up to a period in the link's
+# ring before service() reads it, and is still answered. Once accepted, the pairing's
+# X25519 work finishes whether or not the button is still held.
 _PAIR_HOLD_STEPS = const(30)
-_PAIR_WINDOW_STEPS = const(600)
+_PAIR_GRACE_STEPS = const(10)
 
 FAULT_LOG_LEN = const(32)
 _FAULT_FIELDS = const(6)   # code, sensor, raw, value, limit, uptime_s
@@ -97,8 +101,10 @@ class App:
         # Button edges, counted in step(), acted on in service().
         self.button_steps = 0
         self.button_press = 0
-        self.pair_request = 0
-        self.pairing_until = 0
+        self.pair_request = 0       # the hold reached _PAIR_HOLD_STEPS
+        self.pair_release = 0       # and the button was let go since
+        self.pairing_until = 0      # the grace after the release ends at this step
+        self.pairing_from = 0       # step the window opened
         # The host link (fw.ble), when the board has a radio; serviced outside the step.
         self.link = None
         # The session log the host syncs: decisions, and samples once a second in session.
@@ -198,6 +204,8 @@ class App:
         elif self.button_steps:
             if self.button_steps <= _PRESS_MAX_STEPS:
                 self.button_press = 1
+            elif self.button_steps >= _PAIR_HOLD_STEPS:
+                self.pair_release = 1
             self.button_steps = 0
 
     def _dose(self):
@@ -266,9 +274,16 @@ class App:
             self.button_press = 0
             self._on_button()
         if self.pair_request:
+            # open_s 0: opened, for as long as the button is held.
             self.pair_request = 0
-            self.pairing_until = self.steps + _PAIR_WINDOW_STEPS
-            self.emit({"event": "pairing_window", "open_s": _PAIR_WINDOW_STEPS // config.STEPS_PER_S})
+            self.pairing_from = self.steps
+            self.emit({"event": "pairing_window", "open_s": 0})
+        if self.pair_release:
+            # Closing: open_s is how long it was open, its grace included.
+            self.pair_release = 0
+            self.pairing_until = self.steps + _PAIR_GRACE_STEPS
+            self.emit({"event": "pairing_window", "open_s": (
+                self.pairing_until - self.pairing_from) // config.STEPS_PER_S})
         if self.session_prof is not None and self.state == hal.ST_STEAMING:
             self._reserve_ahead()
         if self.ledger is not None and self.session_prof is None:
@@ -284,8 +299,9 @@ class App:
         self.link = link
 
     def pairing_open(self):
-        """True while the button-held pairing window is open."""
-        return self.steps < self.pairing_until
+        """True while the button is held past _PAIR_HOLD_STEPS, and for
+        _PAIR_GRACE_STEPS after it is let go."""
+        return self.button_steps >= _PAIR_HOLD_STEPS or self.steps < self.pairing_until
 
     def command(self, name, arg, reply=None):
         """Commands from the host link or the device's own UI. Returns True when the

@@ -2,7 +2,8 @@
 speaking podproto (protocol/README.md) to the companion app.
 
 IRQ handlers only queue: a Command write is copied into a preallocated ring of PDU
-slots (one slot per credit announced in `info.rx_credits`), connection changes set a
+slots (one slot per credit announced in `info.rx_credits`; a read that holds several
+writes the stack appended is split by the PDUs' lengths), connection changes set a
 flag. Everything else happens in `service()`, which the app calls once per period
 outside the control step, and in `pump()`, which the board calls between periods
 (`board.wait_tick(idle)`) while enough of the period is left: pump only answers log
@@ -14,12 +15,16 @@ per-connection state.
 
 Flow control both ways: the host spends one credit per PDU and gets it back only once
 the PDU has been consumed, and service() consumes PDUs only while the notification
-queue has room; notifications are handed to the stack until it answers ENOMEM, the
-rest wait for the next period, so the stack is never flooded and nothing is dropped.
+queue has room. Notifications are paced: they are handed to the stack at the rate the
+link carries them (the board's PDUs per connection event over the connection
+interval), with at most two events' worth ahead, so the stack is not flooded and ENOMEM
+is the exception (counted in `enomem`); what waits stays queued, whole frames only.
 """
 import errno
 import os
+import time
 from array import array
+from binascii import hexlify
 
 from micropython import const
 
@@ -38,12 +43,18 @@ _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)
 _IRQ_GATTS_WRITE = const(3)
 _IRQ_MTU_EXCHANGED = const(21)
+_IRQ_CONNECTION_UPDATE = const(27)
 
 FW_VERSION = "0.1.0"
 PREFERRED_MTU = const(247)
 _MAX_PDU = const(244)          # PREFERRED_MTU - 3: the largest PDU a slot holds
 RX_SLOTS = const(16)           # host credits: PDUs the ring holds
-_TX_HIGH = const(48)           # PDUs queued for the stack before commands wait
+# Notification pacing, when the board does not say: PDUs the stack sends per connection
+# event, and the interval until the stack reports the central's (a connection update).
+_PDUS_PER_EVENT = const(4)
+_INTERVAL_MS = const(30)
+_BURST_EVENTS = const(2)       # events' worth handed to the stack ahead of the link
+_TOKEN = const(1000)           # one PDU, in the pacing's milli-PDUs
 _STATE_PERIODS = const(10)     # State written (and notified) every second
 # pump(): log replies made per call, and only while fewer PDUs than this wait for the
 # stack, so a call costs at most a couple of journal reads.
@@ -104,9 +115,16 @@ class Link:
         self.frag = plink.Fragmenter(20)
         self.tx = []               # PDUs waiting for the stack
         self.tx_id = 0
+        self.interval_ms = getattr(self.board, "BLE_INTERVAL_MS", _INTERVAL_MS)
+        self.pdus_per_event = getattr(self.board, "BLE_PDUS_PER_EVENT", _PDUS_PER_EVENT)
+        self.tx_tokens = 0         # milli-PDUs the stack may take now
+        self.tx_t_ms = time.ticks_ms()
         self.authed = None         # host_id of the authenticated host
+        self.session = None        # its session key (podproto.pairing.session_pads)
+        self.cmd_ctr = 0           # the counter its next command must carry
+        self.auth_rejects = 0      # commands refused for their tag or counter
+        self.pairing = None        # the pairing under way (fw.blecmd.pair_slices)
         self.dev_nonce = None
-        self.last_id = -1          # the last authenticated command id
         self.log_reqs = []         # pending (from_seq, max_records)
         self.held = None           # a command pump() left for service()
         # Outcome capture: what the app emits while a host command runs.
@@ -115,6 +133,7 @@ class Link:
         app.emit = self._emit
         # Counters the tests and the benchmark read.
         self.errors = 0
+        self.enomem = 0            # notifications the stack refused for want of buffers
         self.failures = 0          # service() calls that failed (the link was reset)
         self.last_failure = None
         self.frames_in = 0
@@ -154,22 +173,19 @@ class Link:
             conn, handle = data
             if handle != self.h_cmd:
                 return
-            pdu = self.radio.gatts_read(handle)
+            # Append mode: the writes since the last read, one or several (a handler
+            # scheduled late finds them all; the handlers after it find nothing).
+            buf = self.radio.gatts_read(handle)
             if conn != self.conn:
                 return
-            n = len(pdu)
-            if n > _MAX_PDU or n > self.mtu - 3 or self.ring_count >= RX_SLOTS:
-                self.overruns += 1
-                return
-            try:
-                self.rx.received()
-            except ProtocolError:
-                self.overruns += 1
-                return
-            slot = (self.ring_head + self.ring_count) % RX_SLOTS
-            self.ring[slot][0:n] = pdu
-            self.ring_len[slot] = n
-            self.ring_count += 1
+            n = len(buf)
+            at = 0
+            while at < n:
+                end = plink.pdu_end(buf, at, n)
+                if end < 0:
+                    end = n            # no PDU boundary to trust: the rest, whole, is refused
+                self._queue(buf, at, end, n)
+                at = end
         elif event == _IRQ_CENTRAL_CONNECT:
             self.conn = data[0]
             self.mtu = 23
@@ -188,6 +204,27 @@ class Link:
             if data[0] == self.conn:
                 self.mtu = data[1]
                 self.conn_event = self.conn_event or 3
+        elif event == _IRQ_CONNECTION_UPDATE:
+            if data[0] == self.conn and data[1] > 0:
+                self.interval_ms = data[1] * 5 // 4 or 1      # in units of 1.25 ms
+
+    def _queue(self, buf, start, end, n):
+        size = end - start
+        if size > _MAX_PDU or size > self.mtu - 3 or self.ring_count >= RX_SLOTS:
+            self.overruns += 1
+            return
+        try:
+            self.rx.received()
+        except ProtocolError:
+            self.overruns += 1
+            return
+        slot = (self.ring_head + self.ring_count) % RX_SLOTS
+        if size == n:
+            self.ring[slot][0:size] = buf
+        else:
+            self.ring[slot][0:size] = memoryview(buf)[start:end]
+        self.ring_len[slot] = size
+        self.ring_count += 1
 
     # ---- service: everything else ----------------------------------------------------
     def service(self):
@@ -201,8 +238,8 @@ class Link:
 
     def pump(self):
         """Between periods: moves log sync along (answers log reads, refills the stack's
-        notification buffers). Bounded work, no flash writes, no crypto: anything but a
-        log read is held for service()."""
+        notification buffers). Bounded work, no flash writes, no crypto beyond a
+        command's tag (two SHA-256 runs): anything but a log read is held for service()."""
         if not self.up or self.conn < 0 or self.conn_event:
             return
         if not (self.ring_count or self.tx or self.log_reqs):
@@ -251,6 +288,8 @@ class Link:
             self._on_connection(ev)
         if self.conn >= 0:
             self._drain()
+            if self.pairing is not None:
+                blecmd.pair_slices(self, self.app.check_slices)
             # When the board pumps between periods, the period's share of log replies is
             # pump's: service() stays short however far behind the host asked.
             blecmd.serve_logs(self, _PUMP_REPLIES if self.pumped else _SERVE_ALL)
@@ -273,9 +312,14 @@ class Link:
         self.reasm.reset()
         self.tx = []
         self.tx_id = 0
+        self.tx_tokens = _BURST_EVENTS * self.pdus_per_event * _TOKEN
+        self.tx_t_ms = time.ticks_ms()
         self.authed = None
+        self.session = None
+        self.cmd_ctr = 0
+        self.auth_rejects = 0
+        self.pairing = None
         self.dev_nonce = None
-        self.last_id = -1
         self.log_reqs = []
         self.held = None
         if self.conn >= 0:
@@ -292,7 +336,7 @@ class Link:
                 return
             self.held = None
             self._handle(held)
-        while self.ring_count and len(self.tx) < _TX_HIGH:
+        while self.ring_count and len(self.tx) < blecmd.TX_HIGH:
             slot = self.ring_head
             n = self.ring_len[slot]
             self.ring_head = (slot + 1) % RX_SLOTS
@@ -308,6 +352,10 @@ class Link:
                 self.refuse("too_large" if "exceeds" in reason else "malformed", 0, 0, reason)
                 continue
             self.frames_in += 1
+            # Checked in arrival order, before any later frame is decoded, so a frame
+            # held for service() is judged as if it ran now.
+            if not blecmd.admit(self, msg, self.reasm.frame(size)):
+                continue
             if pumping and msg["type"] not in _PUMP_TYPES:
                 self.held = msg
                 break
@@ -325,20 +373,50 @@ class Link:
         except OSError as e:
             self.refuse("internal", 0, msg.get("id", 0), "os error %d" % e.args[0])
 
+    def _refill(self):
+        """The pacing's budget: the link's rate since the last call, two events' worth
+        at most (what the stack holds beyond that would only wait there)."""
+        now = time.ticks_ms()
+        dt = time.ticks_diff(now, self.tx_t_ms)
+        self.tx_t_ms = now
+        burst = _BURST_EVENTS * self.pdus_per_event * _TOKEN
+        if dt > 0:
+            self.tx_tokens = min(burst, self.tx_tokens
+                                 + min(dt, 1000) * self.pdus_per_event * _TOKEN // self.interval_ms)
+
+    def _notify(self, handle, data):
+        """Hands one notification to the stack if the budget allows: True if it took it.
+        ENOMEM (the link slowed down, say) is counted and the budget starts again from
+        nothing; ENOTCONN ends the connection's queue (its IRQ follows); any other error
+        propagates, and service() drops the connection."""
+        if self.tx_tokens < _TOKEN:
+            return False
+        try:
+            self.radio.gatts_notify(self.conn, handle, data)
+        except OSError as e:
+            if e.args[0] == errno.ENOMEM:
+                self.enomem += 1
+                self.tx_tokens = 0
+                return False
+            if e.args[0] == errno.ENOTCONN:
+                self.tx = []
+                return False
+            raise e
+        self.tx_tokens -= _TOKEN
+        return True
+
     def _flush(self):
         tx = self.tx
+        if not tx:
+            return
+        self._refill()
         sent = 0
-        while sent < len(tx):
-            try:
-                self.radio.gatts_notify(self.conn, self.h_event, tx[sent])
-            except OSError as e:
-                if e.args[0] == errno.ENOMEM:
-                    break                 # the stack is full: the rest wait
-                tx = []
-                sent = 0
-                break
+        # A PDU goes whole or waits; an error that would cut a frame short ends the
+        # connection instead (the host's reassembler would lose the next frame too).
+        while sent < len(tx) and self._notify(self.h_event, tx[sent]):
             sent += 1
-        self.tx = tx[sent:] if sent else tx
+        if sent and self.tx is tx:
+            self.tx = tx[sent:]
 
     # ---- frames out ------------------------------------------------------------------
     def send(self, msg):
@@ -382,9 +460,10 @@ class Link:
         msg["flags"] = messages.FLAG_FROM_DEVICE
         frame = podproto.encode(msg)
         self.radio.gatts_write(self.h_state, frame)
-        if self.conn >= 0 and self.mtu - 3 >= len(frame) and len(self.tx) < _TX_HIGH:
+        if self.conn >= 0 and self.mtu - 3 >= len(frame) and len(self.tx) < blecmd.TX_HIGH:
+            self._refill()
             try:
-                self.radio.gatts_notify(self.conn, self.h_state, frame)
+                self._notify(self.h_state, frame)
             except OSError:
                 pass                   # the next second's will do
 
@@ -413,18 +492,13 @@ class Link:
         self.radio.gap_advertise(_ADV_INTERVAL_US, adv, resp_data=resp)
 
     def _serial(self):
-        mac = self.radio.config("mac")[1]
-        return _hex(mac).encode()
+        return hexlify(self.radio.config("mac")[1])
 
     # ---- the app's decisions -------------------------------------------------------------
     def _emit(self, record):
         if self.captured is not None:
             self.captured.append(record)
         self._app_emit(record)
-
-
-def _hex(b):
-    return "".join("%02x" % x for x in b)
 
 
 def _printable(s):

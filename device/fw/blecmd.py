@@ -2,10 +2,13 @@
 log sync. Functions of the Link (`link`), kept apart so each module compiles in a
 board's heap.
 
-Unauthenticated hosts get hello, status_get, pair_request and auth_response only.
+Unauthenticated hosts get podproto.pairing.OPEN (hello, status_get, pair_request,
+auth_response) only; an authenticated host's every other frame carries the next
+command counter and its tag (podproto.pairing), checked by admit() before it runs.
 """
 import hashlib
 import os
+from binascii import hexlify
 
 from micropython import const
 
@@ -22,52 +25,98 @@ _MAX_PROFILE = const(512)
 LOG_RECORDS_MAX = const(22)
 _LOG_READ = const(22)          # journal records parsed at a time
 _LOG_PENDING = const(16)       # log reads a host may have outstanding
-_TX_HIGH = const(48)           # as fw.ble: PDUs queued before log reads wait
-# What a host that has not authenticated may send.
-_OPEN = ("hello", "status_get", "pair_request", "auth_response")
+TX_HIGH = const(48)            # PDUs queued for the stack before commands and log reads wait
 
-def handle(link, msg):
+
+def admit(link, msg, frame):
+    """True when msg may run: an OPEN one, or a command of the authenticated host with
+    a good tag and the next counter. Otherwise refuses it (the error event names why)
+    and the connection goes on as before: a forged, replayed or reordered frame costs
+    the genuine host nothing. frame is msg's bytes (valid during this call only)."""
     t = msg["type"]
-    if t in _OPEN:
-        if t == "hello":
-            link.dev_nonce = os.urandom(16)
-            link.authed = None
-            link.send({"type": "auth_challenge", "nonce": link.dev_nonce})
-        elif t == "status_get":
-            link.send(link.status())
-        elif t == "pair_request":
-            _pair(link, msg)
-        else:
-            _authenticate(link, msg)
-        return
+    if t in pairing.OPEN:
+        return True
     if t not in _COMMANDS:
         link.refuse("unknown_type", type_code(msg), msg["id"], "not a command: " + t)
-        return
+        return False
     if link.authed is None:
         link.refuse("auth_required", type_code(msg), msg["id"], t + ": authenticate first")
-        return
-    # Ids only move forward on an authenticated connection: a replayed or reordered
-    # frame is refused.
-    if link.last_id >= 0 and not 0 < ((msg["id"] - link.last_id) & 0xFF) < 128:
-        link.refuse("auth_failed", type_code(msg), msg["id"], "replayed or reordered")
-        return
-    link.last_id = msg["id"]
-    globals()["_c_" + t](link, msg)
+        return False
+    why = None
+    if not msg["flags"] & messages.FLAG_MAC:
+        why = "no command tag"
+    elif msg["ctr"] != link.cmd_ctr:
+        why = "counter %d, expected %d" % (msg["ctr"], link.cmd_ctr)
+    elif not pairing.tag_ok(link.session, frame, msg):
+        why = "bad command tag"
+    if why is not None:
+        link.refuse("auth_failed", type_code(msg), msg["id"], t + ": " + why)
+        if not link.auth_rejects:
+            # Once per connection in the journal: a flood of forgeries writes no flash.
+            link.app.emit({"event": "command_rejected", "reason": "auth_failed: " + why})
+        link.auth_rejects += 1
+        return False
+    link.cmd_ctr += 1
+    return True
+
+
+def handle(link, msg):
+    """Runs a message admit() let through."""
+    t = msg["type"]
+    if t == "hello":
+        link.dev_nonce = os.urandom(16)
+        link.authed = None
+        link.session = None
+        link.send({"type": "auth_challenge", "nonce": link.dev_nonce})
+    elif t == "status_get":
+        link.send(link.status())
+    elif t == "pair_request":
+        _pair(link, msg)
+    elif t == "auth_response":
+        _authenticate(link, msg)
+    else:
+        globals()["_c_" + t](link, msg)
+
+
+# Pairing: the X25519 work runs in slices (pair_slices, from service()), as many per
+# period as the board runs signature-check slices; the answer goes out when it is done.
 
 
 def _pair(link, msg):
     if not link.app.pairing_open():
         link.refuse("bad_state", 0x10, msg["id"], "pairing window closed: hold the button")
         return
-    priv, pub = pairing.keypair()
+    if link.pairing is not None:
+        link.refuse("busy", 0x10, msg["id"], "pairing under way")
+        return
     dev_nonce = os.urandom(16)
-    shared = pairing.x25519(priv, msg["host_pub"])
-    key = pairing.pair_key(shared, msg["host_nonce"], dev_nonce)
-    host_id = pairing.host_id_of(msg["host_pub"])
+    link.pairing = (pairing.respond_steps(msg["host_pub"], msg["host_nonce"], dev_nonce),
+                    pairing.host_id_of(msg["host_pub"]), dev_nonce, msg["id"])
+
+
+def pair_slices(link, n):
+    """Up to n slices of the pairing under way; answers the host once it is done."""
+    p = link.pairing
+    while n > 0:
+        n -= 1
+        try:
+            next(p[0])
+        except StopIteration as done:
+            link.pairing = None
+            _paired(link, p, done.value)
+            return
+
+
+def _paired(link, p, got):
+    host_id = p[1]
+    if got is None:
+        link.refuse("auth_failed", 0x10, p[3], "host key shares no secret")
+        return
+    dev_pub, key = got
     link.keys.put(host_id, key)
-    link.send({"type": "pair_challenge", "dev_pub": pub, "dev_nonce": dev_nonce})
+    link.send({"type": "pair_challenge", "dev_pub": dev_pub, "dev_nonce": p[2]})
     link.send({"type": "key_confirm", "mac": pairing.pair_confirm(key, host_id)})
-    link.app.emit({"event": "host_paired", "host": _hex(host_id)})
+    link.app.emit({"event": "host_paired", "host": hexlify(host_id).decode()})
 
 
 def _authenticate(link, msg):
@@ -77,11 +126,15 @@ def _authenticate(link, msg):
     if nonce is None or key is None or not pairing.equal(
             msg["mac"], pairing.auth_mac(key, nonce, msg["nonce"], msg["host_id"])):
         link.authed = None
+        link.session = None
         link.refuse("auth_failed", 0x13, msg["id"],
                      "unknown host" if key is None else "bad challenge response")
         return
-    link.authed = bytes(msg["host_id"])
-    link.last_id = msg["id"]
+    host_id = bytes(msg["host_id"])
+    link.authed = host_id
+    link.session = pairing.session_pads(key, nonce, msg["nonce"], host_id)
+    link.cmd_ctr = pairing.FIRST_CTR
+    link.keys.used(host_id)
     link.send({"type": "key_confirm", "mac": pairing.device_mac(key, msg["nonce"], nonce)})
 
 
@@ -263,7 +316,7 @@ def serve_logs(link, replies=_LOG_PENDING):
     """Answers up to `replies` pending log reads while the notification queue has room.
     A reply holds min(max_records, LOG_RECORDS_MAX) records when the journal has them;
     the journal is read a few records at a time so a reply never needs much heap."""
-    while replies > 0 and link.log_reqs and len(link.tx) < _TX_HIGH:
+    while replies > 0 and link.log_reqs and len(link.tx) < TX_HIGH:
         replies -= 1
         from_seq, most = link.log_reqs.pop(0)
         want = min(most, LOG_RECORDS_MAX)
@@ -295,6 +348,3 @@ def _index(names, name):
             return i
     return 0
 
-
-def _hex(b):
-    return "".join("%02x" % x for x in b)

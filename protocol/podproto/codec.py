@@ -7,9 +7,13 @@
            4  u16 length of the body
            6  u16 credits: PDU credits granted to the host (device to host), 0 otherwise
            8  ... body, the message's fields in table order
-      8+length u32 CRC-32 (binascii.crc32) of everything before it
+    with messages.FLAG_MAC only (an authenticated host's command, podproto.pairing):
+      8+length u32 ctr: the connection's command counter
+     12+length 12 bytes tag: truncated HMAC-SHA-256 of the frame up to here
+    then       u32 CRC-32 (binascii.crc32) of everything before it
 All little-endian. A message is a dict: {"type": name, "id", "flags", "credits",
-then the body fields}; encode() takes "id", "flags" and "credits" as 0 when absent.
+then the body fields}, plus "ctr" and "tag" with FLAG_MAC; encode() takes "id",
+"flags" and "credits" as 0 when absent.
 Decoding is strict (no trailing bytes, no reserved bits), so every accepted frame is
 the canonical encoding of the message it decodes to: encode(decode(b)) == b.
 """
@@ -29,6 +33,8 @@ VERSION = const(1)
 HEADER_LEN = const(8)
 CRC_LEN = const(4)
 OVERHEAD = const(12)
+TAG_LEN = const(12)
+TRAILER_LEN = const(16)    # ctr and tag, with FLAG_MAC
 MAX_BODY = const(65535)
 _HDR = "<BBBBHH"
 
@@ -38,6 +44,7 @@ _INT_RANGE = {"B": (0, 0xFF), "H": (0, 0xFFFF), "I": (0, 0xFFFFFFFF),
 _INT_SIZE = {"B": 1, "H": 2, "I": 4, "b": 1, "h": 2, "i": 4, "?": 1}
 _INT_FMT = {"B": "<B", "H": "<H", "I": "<I", "b": "<b", "h": "<h", "i": "<i", "?": "<B"}
 _HEADER_KEYS = ("type", "id", "flags", "credits")
+_MAC_KEYS = ("type", "id", "flags", "credits", "ctr", "tag")
 
 _by_code = None
 _by_name = None
@@ -147,18 +154,26 @@ def encode(message):
     if flags & ~messages.FLAGS_KNOWN:
         raise ProtocolError("flags: reserved bits set")
     credits = _int_of(message.get("credits", 0), "H", "credits")
-    _check_keys(message, fields, _HEADER_KEYS, "")
+    sealed = flags & messages.FLAG_MAC
+    _check_keys(message, fields, _MAC_KEYS if sealed else _HEADER_KEYS, "")
     body = bytearray()
     _pack(body, fields, message, "")
     n = len(body)
     if n > MAX_BODY:
         raise ProtocolError("body: %d bytes, at most %d" % (n, MAX_BODY))
-    frame = bytearray(n + OVERHEAD)
+    if sealed:
+        _pack(body, (("ctr", "I"), ("tag", "x12")), message, "")
+    frame = bytearray(len(body) + OVERHEAD)
     struct.pack_into(_HDR, frame, 0, VERSION, code, flags, mid, n, credits)
-    frame[HEADER_LEN:HEADER_LEN + n] = body
-    crc = binascii.crc32(memoryview(frame)[0:HEADER_LEN + n]) & 0xFFFFFFFF
-    struct.pack_into("<I", frame, HEADER_LEN + n, crc)
+    frame[HEADER_LEN:HEADER_LEN + len(body)] = body
+    put_crc(frame)
     return bytes(frame)
+
+
+def put_crc(frame):
+    """Writes the CRC of a frame (a bytearray) over its last CRC_LEN bytes."""
+    end = len(frame) - CRC_LEN
+    struct.pack_into("<I", frame, end, binascii.crc32(memoryview(frame)[0:end]) & 0xFFFFFFFF)
 
 
 def decode(data):
@@ -189,8 +204,10 @@ def _decode(buf, start, end):
     ver, code, flags, mid, length, credits = struct.unpack_from(_HDR, buf, start)
     if ver != VERSION:
         raise ProtocolError("frame: version %d, expected %d" % (ver, VERSION))
-    if length != n - OVERHEAD:
-        raise ProtocolError("frame: length field %d but %d body bytes" % (length, n - OVERHEAD))
+    trailer = TRAILER_LEN if flags & messages.FLAG_MAC else 0
+    if length != n - OVERHEAD - trailer:
+        raise ProtocolError("frame: length field %d but %d body bytes"
+                            % (length, n - OVERHEAD - trailer))
     crc = struct.unpack_from("<I", buf, end - CRC_LEN)[0]
     if crc != binascii.crc32(memoryview(buf)[start:end - CRC_LEN]) & 0xFFFFFFFF:
         raise ProtocolError("frame: crc mismatch")
@@ -200,10 +217,13 @@ def _decode(buf, start, end):
     if flags & ~messages.FLAGS_KNOWN:
         raise ProtocolError("frame: reserved flag bits 0x%02x" % flags)
     msg = {"type": entry[1], "id": mid, "flags": flags, "credits": credits}
-    stop = end - CRC_LEN
+    stop = end - CRC_LEN - trailer
     off = _unpack(buf, start + HEADER_LEN, stop, entry[2], msg, "")
     if off != stop:
         raise ProtocolError("%s: %d trailing body bytes" % (entry[1], stop - off))
+    if trailer:
+        msg["ctr"] = struct.unpack_from("<I", buf, stop)[0]
+        msg["tag"] = _copy(buf, stop + 4, stop + TRAILER_LEN)
     return msg
 
 

@@ -13,11 +13,11 @@ SHA-512 round counts SHA_ROUND_MULS), and the firmware runs a slice per period (
 few its board affords). verify() runs it to the end. A verify is 4,400 to 5,000 units,
 most of them the 253 doubles and ~190 additions of the double scalar multiplication.
 """
+from podproto.gf25519 import P as _P, P2 as _P2, LOW as _LOW, SLICE_MULS, run, slices
+from podproto.gf25519 import inv as _inv, mul as _mul, pow_2_250_1 as _pow_2_250_1
+from podproto.gf25519 import sqn as _sqn
 from podproto.sha512 import sha512_steps
 
-_P = 2 ** 255 - 19
-_P2 = 2 * _P
-_LOW = 2 ** 255 - 1
 _L = 2 ** 252 + 27742317777372353535851937790883648493
 # 2 * d, d = -121665/121666 the curve constant; sqrt(-1); the base point B (x, y).
 _D = 37095705934669439343138083508754565189542113879843219016388785533085940283555
@@ -26,84 +26,15 @@ _SQRT_M1 = 196811613767075059568070793049885420154460665159238901627440210731238
 _BX = 15112221349535400772501151409588531511454012693041857206046113283949847762202
 _BY = 46316835694926478169428394003475163141307993866256225615783033603165251855960
 
-# Work per slice. 64 units take ~0.1 ms on the unix port, an estimated 15 ms on an
-# ESP32-C3 and 25 ms on an RP2040 (`steamer dev bench --parts protocol` measures and
-# explains): a quarter of the 100 ms period on the slower board, which must also fit
-# the control step, flash writes and the radio, and keep its period during a session,
-# since a dose is counted per period.
-SLICE_MULS = 64
+# Work per slice: podproto.gf25519.SLICE_MULS (there with its figures).
 # One SHA-512 round (or schedule word) costs 2-3 field multiplications on the unix
 # port; rounded up, so a slice with hashing in it is no longer than the others.
 SHA_ROUND_MULS = 3
-_SQ_GROUP = 8           # squarings announced together
 _DOUBLE = 8             # multiplications in _double, _add
 _ADD = 8
 # The largest piece of work announced at once (a double and an add): the least
 # slice_muls can be. SHA-512 pieces are ROUNDS_PER_STEP rounds, 15 units.
 PIECE_MULS = _DOUBLE + _ADD
-
-
-def _mul(a, b):
-    # Reduced below 2**255 + 2**19 when a and b are below 2**260 (not fully: callers % _P
-    # where it matters). So a result is always below 2 * _P, and x + 2 * _P - y stays
-    # positive and, like every sum below, under 2**258.
-    x = a * b
-    x = (x & _LOW) + 19 * (x >> 255)
-    return (x & _LOW) + 19 * (x >> 255)
-
-
-def _sqn(x, n):
-    """x ** (2 ** n)."""
-    while n > 0:
-        k = _SQ_GROUP if n > _SQ_GROUP else n
-        yield k
-        for _ in range(k):
-            x = _mul(x, x)
-        n -= k
-    return x
-
-
-def _pow_2_250_1(z):
-    """(z ** (2**250 - 1), z ** 11): the common part of inversion and square root.
-    t_n below is z ** (2**n - 1), and t_(a+b) = t_a ** (2**b) * t_b."""
-    yield 2
-    z2 = _mul(z, z)
-    t2 = _mul(z2, z)
-    z8 = yield from _sqn(z2, 2)
-    t = yield from _sqn(t2, 2)
-    yield 4
-    z11 = _mul(z8, t2)
-    t4 = _mul(t, t2)
-    t5 = _mul(_mul(t4, t4), z)
-    t = yield from _sqn(t5, 5)
-    yield 1
-    t10 = _mul(t, t5)
-    t = yield from _sqn(t10, 10)
-    yield 1
-    t20 = _mul(t, t10)
-    t = yield from _sqn(t20, 20)
-    yield 1
-    t40 = _mul(t, t20)
-    t = yield from _sqn(t40, 10)
-    yield 1
-    t50 = _mul(t, t10)
-    t = yield from _sqn(t50, 50)
-    yield 1
-    t100 = _mul(t, t50)
-    t = yield from _sqn(t100, 100)
-    yield 1
-    t200 = _mul(t, t100)
-    t = yield from _sqn(t200, 50)
-    yield 1
-    return _mul(t, t50), z11
-
-
-def _inv(z):
-    """1 / z, as z ** (p - 2) = z ** (2**255 - 21) = (z ** (2**250 - 1)) ** 32 * z ** 11."""
-    t, z11 = yield from _pow_2_250_1(z)
-    t = yield from _sqn(t, 5)
-    yield 1
-    return _mul(t, z11)
 
 
 def _decode(b):
@@ -235,31 +166,7 @@ def verify_steps(public_key, message, signature, slice_muls=SLICE_MULS, log=None
     of work (see the module's doc); the return value (StopIteration.value) is the
     result. log, a list, gets each slice's units, the last one included. slice_muls
     below PIECE_MULS acts as PIECE_MULS."""
-    work = _work(public_key, message, signature)
-    spent = 0
-    while True:
-        try:
-            cost = next(work)
-        except StopIteration as done:
-            if log is not None:
-                log.append(spent)
-            return done.value
-        if spent and spent + cost > slice_muls:
-            if log is not None:
-                log.append(spent)
-            yield spent
-            spent = 0
-        spent += cost
-
-
-def run(steps):
-    """The return value of a generator of steps (verify_steps() or one built on it),
-    run to its end."""
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        return done.value
+    return slices(_work(public_key, message, signature), slice_muls, log)
 
 
 def verify(public_key, message, signature):

@@ -4,7 +4,10 @@ A PDU is one characteristic write or notification:
 
     offset 0  u8  seq: link-wide PDU counter, +1 per PDU (mod 256) in each direction
            1  u8  bit 7: last fragment of its frame; bits 0-6: fragment index 0..127
-           2  ... the next piece of the frame (at least one byte)
+           2  u8  length of the piece that follows, 1..255
+           3  ... the next piece of the frame
+The length lets a receiver split writes its stack appended into one buffer (a
+characteristic in append mode, read late by a scheduled IRQ handler): pdu_end().
 
 `max_pdu` is the link's payload size: on the host bleak's
 `max_write_without_response_size` (never `mtu_size`), on the device the ATT MTU - 3.
@@ -19,9 +22,9 @@ except ImportError:  # CPython
 
 from podproto.errors import ProtocolError
 
-PDU_HEADER = const(2)
+PDU_HEADER = const(3)
 MIN_PDU = const(20)        # ATT_MTU 23 - 3: every BLE link carries this much
-MAX_PDU = const(512)       # largest ATT attribute value
+MAX_PDU = const(258)       # the header and the most a u8 length counts
 MAX_FRAGMENTS = const(128)
 MAX_FRAME = const(1024)    # the device's reassembly buffer, announced in `info`
 _LAST = const(0x80)
@@ -57,6 +60,7 @@ class Fragmenter:
             pdu = bytearray(PDU_HEADER + len(piece))
             pdu[0] = self.seq
             pdu[1] = i | (_LAST if i == count - 1 else 0)
+            pdu[2] = len(piece)
             pdu[PDU_HEADER:] = piece
             out.append(bytes(pdu))
             self.seq = (self.seq + 1) & 0xFF
@@ -67,9 +71,9 @@ class Reassembler:
     """Collects PDUs into frames in one preallocated buffer.
 
     feed(pdu) returns 0 while a frame is incomplete and its length n when complete;
-    the frame is then self.buf[2:2 + n] (message() decodes it) until the next feed.
-    feed allocates nothing: the buffer keeps PDU_HEADER bytes of headroom so that a
-    whole PDU can be copied in place and the two bytes it overwrites put back.
+    the frame is then self.buf[PDU_HEADER:PDU_HEADER + n] (message() decodes it) until
+    the next feed. feed allocates nothing: the buffer keeps PDU_HEADER bytes of headroom
+    so that a whole PDU can be copied in place and the bytes it overwrites put back.
     """
 
     def __init__(self, max_frame=MAX_FRAME, max_pdu=MAX_PDU):
@@ -111,6 +115,8 @@ class Reassembler:
                               pdu[0] if n else -1)
         seq = pdu[0]
         ctl = pdu[1]
+        if pdu[2] != n - PDU_HEADER:
+            return self._fail("pdu: length %d, %d bytes follow" % (pdu[2], n - PDU_HEADER), seq)
         if seq != self.seq:
             return self._fail("pdu: seq %d, expected %d (PDU lost, duplicated or reordered)"
                               % (seq, self.seq), seq)
@@ -130,13 +136,15 @@ class Reassembler:
         if fill + size > self.max_frame:
             return self._fail("pdu: frame exceeds %d bytes" % self.max_frame, seq)
         buf = self.buf
-        # Copy the whole PDU at fill (its header lands on the two bytes before it),
-        # then restore those two bytes: no slice of pdu is ever made.
+        # Copy the whole PDU at fill (its header lands on the bytes before it), then
+        # restore those bytes: no slice of pdu is ever made.
         keep0 = buf[fill]
         keep1 = buf[fill + 1]
+        keep2 = buf[fill + 2]
         buf[fill:fill + n] = pdu
         buf[fill] = keep0
         buf[fill + 1] = keep1
+        buf[fill + 2] = keep2
         fill += size
         if ctl & _LAST:
             self.fill = 0
@@ -163,3 +171,13 @@ class Reassembler:
         """The message of the complete frame feed() reported."""
         from podproto.codec import decode_from
         return decode_from(self.buf, PDU_HEADER, PDU_HEADER + n)
+
+
+def pdu_end(data, start, end):
+    """Where the PDU that starts at data[start] ends, data[start:end] holding one or more
+    PDUs back to back; -1 when its header is cut short, its length is 0 or it runs past
+    end (the rest cannot be split: the receiver hands it on whole, to be refused)."""
+    if end - start < PDU_HEADER + 1 or data[start + 2] == 0:
+        return -1
+    stop = start + PDU_HEADER + data[start + 2]
+    return stop if stop <= end else -1

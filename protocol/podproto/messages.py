@@ -21,7 +21,8 @@ except ImportError:  # CPython
 # Frame flags.
 FLAG_FROM_DEVICE = const(0x01)   # set on every frame the device sends
 FLAG_ACK_REQ = const(0x02)       # the sender wants an `ack` (or `error`) for this frame
-FLAGS_KNOWN = const(0x03)
+FLAG_MAC = const(0x04)           # a command counter and MAC follow the body (codec)
+FLAGS_KNOWN = const(0x07)
 
 _FAULT = (("code", "B"), ("sensor", "B"), ("raw", "H"), ("value_mc", "i"),
           ("limit_mc", "i"), ("uptime_s", "I"))

@@ -8,10 +8,10 @@ import pytest
 
 import podproto
 from podproto import gatt
-from steamer.ble.client import KeyRing, Steamer, SteamerError, scan
+from steamer.ble.client import KeyRing, Steamer, SteamerError, find, scan
 
 from conftest import run
-from steamer_tools.bench_ble import pair, serve
+from steamer_tools.bench_ble import button_held, pair, serve
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,26 @@ def test_unpaired_host_reads_status_and_nothing_more(steamer):
     run(go())
 
 
+@pytest.mark.parametrize("mtu", [23, 247])
+def test_status_follows_at_any_mtu(steamer, mtu):
+    """status_stream: State notifications where a status frame fits one (ATT MTU 45 and
+    up), reads of State below that; either way a status about once a second."""
+    import asyncio
+
+    async def go():
+        async with Steamer(steamer.addr, KeyRing(), sim=steamer.air.address, mtu=mtu) as st:
+            got: list[dict] = []
+            stop = await st.status_stream(got.append, interval_s=0.1)
+            for _ in range(100):
+                if len(got) >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            await stop()
+            assert len(got) >= 3 and all(s["type"] == "status" for s in got)
+            assert (st.client.mtu_size >= gatt.STATE_NOTIFY_MIN_MTU) == (mtu == 247)
+    run(go())
+
+
 def test_authenticated_commands_reach_the_firmware(steamer, keys):
     async def go():
         async with Steamer(steamer.addr, keys, sim=steamer.air.address) as st:
@@ -69,6 +89,29 @@ def test_authenticated_commands_reach_the_firmware(steamer, keys):
                 await st.start_session()
             assert e.value.code == "bad_state" and "no_podlet" in str(e.value)
     run(go())
+
+
+def test_pairing_is_refused_once_the_button_is_let_go(air, tmp_path):
+    """Held 5 s: the window opens 3 s into the hold and closes 1 s after the release
+    (the advertisement says so both times); a pair request then is refused."""
+    s = serve(air, tmp_path, "short-hold", {"contract": 1, "duration_s": 3600, "events": [
+        {"t_s": 1, "do": "press_button", "ms": 5000}]}, speed=5)
+
+    async def go():
+        def mine(f) -> bool:
+            return f.name == "short-hold"
+        assert await find(lambda f: mine(f) and f.pairing_open, timeout_s=10, sim=air.address)
+        assert await find(lambda f: mine(f) and not f.pairing_open, timeout_s=10,
+                          sim=air.address)
+        async with Steamer(s.addr, KeyRing(), sim=air.address) as st:
+            with pytest.raises(SteamerError) as e:
+                await st.pair()
+            assert e.value.code == "bad_state" and "hold the button" in str(e.value)
+    try:
+        run(go())
+    finally:
+        s.stop()
+    assert s.crashes() == []
 
 
 def test_a_wrong_key_is_refused(steamer, keys):
@@ -91,7 +134,7 @@ SESSION_SCENARIO = {
     "profiles": [{"podlet_type": 3, "version": 1, "name": "short", "outlet_target_c": 45.0,
                   "session_s": 20, "dose_rate_ul_min": 300, "max_session_ul": 2500,
                   "max_day_ul": 5000, "min_interval_s": 0, "sign": "ok"}],
-    "events": [{"t_s": 1, "do": "press_button", "ms": 3500},
+    "events": button_held(1, 600) + [
                {"t_s": 0.5, "do": "insert_podlet",
                 "podlet": {"serial": "0000c0ffee07", "podlet_type": 3, "capacity_ul": 3000,
                            "expiry": "2030-06-30", "lot": "L1", "sign": "ok"}}],
@@ -172,6 +215,36 @@ def test_a_session_runs_to_its_end_through_a_link_lost_mid_session(air, tmp_path
     assert steaming and all(p["boiler_c"] > 90 and p["heater_pct"] > 0 for p in steaming)
     assert max(p["session_ul"] for p in steaming) <= 100.0
     assert all(p["outlet_c"] < 60 and p["boiler_c"] < 130 for p in steaming)
+
+
+@pytest.mark.parametrize("mtu", [23, 247])
+def test_writes_appended_before_the_firmware_reads_them_are_all_served(tmp_path, mtu):
+    """The steamer's stack appends three writes before the firmware's IRQ handler runs
+    (LinkParams.coalesce_writes, as scheduled IRQs do on a real stack): every command
+    of a pipelined burst is answered, a profile in 16-byte chunks installs, and no
+    write is refused."""
+    from steamer.ble.air import Air, LinkParams
+    from steamer_tools.bench_ble import make_records, signed_test_profile
+    from conftest import served_and_paired
+    air = Air(LinkParams(coalesce_writes=3))
+    air.start_thread()
+    s, ring = served_and_paired(air, tmp_path, f"coalesce-{mtu}", speed=10)
+
+    async def go():
+        async with Steamer(s.addr, ring, sim=air.address, mtu=mtu) as st:
+            await st.authenticate()
+            ids = [await st.send({"type": "profile_list_get"}) for _ in range(40)]
+            for mid in ids:
+                await st.receive(["profile_list"], mid)
+            await make_records(st, 20)
+            await st.push_profile(signed_test_profile(1), chunk=16)
+            assert any(p["version"] == 1 for p in await st.profiles())
+            assert st.rx_errors == 0
+    try:
+        run(go())
+    finally:
+        s.stop()
+    assert s.crashes() == []
 
 
 def test_a_dead_radio_leaves_the_steamer_running(tmp_path):

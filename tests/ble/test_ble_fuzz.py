@@ -2,14 +2,16 @@
 characteristic: each is refused with an `error` event, and the steamer keeps working."""
 from __future__ import annotations
 
+import os
 import random
+from dataclasses import dataclass, field
 
 import pytest
 
 import podproto
-from podproto import gatt
+from podproto import codec, gatt, pairing
 from podproto.link import Fragmenter
-from steamer.ble.client import KeyRing, Steamer, SteamerError
+from steamer.ble.client import KeyRing, MemoryLogSink, Steamer, SteamerError
 
 from conftest import run, served_and_paired
 
@@ -20,6 +22,19 @@ def paired(air, tmp_path_factory):
     yield s, ring
     s.stop()
     assert s.crashes() == []
+
+
+@dataclass
+class _After:
+    """A log sink that starts after `last`."""
+    last: int
+    sink: MemoryLogSink = field(default_factory=MemoryLogSink)
+
+    def last_seq(self) -> int:
+        return self.sink.last_seq() or self.last
+
+    def add(self, records: list[dict]) -> None:
+        self.sink.add(records)
 
 
 async def _still_working(st: Steamer) -> None:
@@ -106,41 +121,106 @@ def test_unauthenticated_and_oversized_frames_are_refused(paired):
     run(go())
 
 
-def test_replayed_and_reordered_commands_are_refused(paired):
+async def _write_frame(st: Steamer, frame: bytes) -> None:
+    """Writes a frame as an attacker on the link would: its own bytes, in PDUs that
+    continue the connection's PDU sequence."""
+    for pdu in st._frag.split(frame):
+        await st.write_pdu(pdu)
+
+
+async def _refused(st: Steamer, mid: int, why: str) -> None:
+    with pytest.raises(SteamerError) as e:
+        await st.receive(["ack"], mid)
+    assert e.value.code == "auth_failed" and why in str(e.value), e.value
+
+
+async def _many(st: Steamer, n: int) -> None:
+    """n authenticated commands, answered (pipelined, as credits allow)."""
+    ids = [await st.send({"type": "profile_list_get"}) for _ in range(n)]
+    for mid in ids:
+        await st.receive(["profile_list"], mid)
+
+
+def test_replayed_reordered_and_forged_commands_are_refused(paired):
+    """Every command after authentication carries the next counter and its tag: a
+    replay (however many commands later), a reordered frame, a tag with a bit flipped
+    and a command forged without the session key are each refused with auth_failed,
+    and the connection goes on: the genuine host's next command runs."""
     s, ring = paired
 
     async def go():
         async with Steamer(s.addr, ring, sim=s.air.address) as st:
             await st.authenticate()
-            mid = await st.send({"type": "set_clock", "epoch_s": 1_800_000_100}, ack=True)
+            before = await st.sync_logs(_After(st.info["log_first"] - 1))
+            clock = st.frame({"type": "set_clock", "epoch_s": 1_800_000_100}, ack=True)
+            await _write_frame(st, clock)
+            mid = podproto.decode(clock)["id"]
             await st.receive(["ack"], mid)
-            # The same frame again (same id): a replay.
-            replay = podproto.encode({"type": "set_clock", "id": mid, "flags": 2,
-                                      "epoch_s": 1_800_000_100})
-            for pdu in st._frag.split(replay):
-                await st.write_pdu(pdu)
-            with pytest.raises(SteamerError) as e:
-                await st.receive(["ack"], mid)
-            assert e.value.code == "auth_failed" and "replayed" in str(e.value)
-            # An older id: reordered.
-            old = podproto.encode({"type": "set_clock", "id": (mid - 5) & 0xFF, "flags": 2,
-                                   "epoch_s": 1})
-            for pdu in st._frag.split(old):
-                await st.write_pdu(pdu)
-            with pytest.raises(SteamerError) as e:
-                await st.receive(["ack"], (mid - 5) & 0xFF)
-            assert e.value.code == "auth_failed"
-            st._id = mid + 1
+            # Replayed after more than 128, then more than 256 commands: 8-bit ids
+            # would have wrapped round to it; the 32-bit counter never does.
+            for n in (130, 130):
+                await _many(st, n)
+                await _write_frame(st, clock)
+                await _refused(st, mid, "counter")
             await st.set_clock(1_800_000_200)
+
+            # Reordered: the second of two frames sent first is refused; the first
+            # then runs, and the second runs in its turn.
+            first = st.frame({"type": "set_clock", "epoch_s": 1_800_000_300}, ack=True)
+            second = st.frame({"type": "set_clock", "epoch_s": 1_800_000_400}, ack=True)
+            await _write_frame(st, second)
+            await _refused(st, podproto.decode(second)["id"], "counter")
+            await _write_frame(st, first)
+            await st.receive(["ack"], podproto.decode(first)["id"])
+            await _write_frame(st, second)
+            await st.receive(["ack"], podproto.decode(second)["id"])
+            await _write_frame(st, first)                     # and not again
+            await _refused(st, podproto.decode(first)["id"], "counter")
+
+            # One bit of the tag flipped (the CRC made good, as a forger would).
+            good = st.frame({"type": "session_stop"}, ack=True)
+            bad = bytearray(good)
+            bad[len(bad) - codec.CRC_LEN - 5] ^= 0x10
+            codec.put_crc(bad)
+            await _write_frame(st, bytes(bad))
+            await _refused(st, podproto.decode(good)["id"], "bad command tag")
+
+            # Forged: the counter the device expects (guessed right), any other key;
+            # and a command with no tag at all.
+            forged = pairing.seal({"type": "set_clock", "id": 200, "flags": 2, "epoch_s": 1},
+                                  pairing.pads(os.urandom(32)), podproto.decode(good)["ctr"])
+            await _write_frame(st, forged)
+            await _refused(st, 200, "bad command tag")
+            await _write_frame(st, podproto.encode({"type": "set_clock", "id": 201,
+                                                    "flags": 2, "epoch_s": 1}))
+            await _refused(st, 201, "no command tag")
+
+            # The genuine frame, in its turn, still runs; so does what follows it.
+            await _write_frame(st, good)
+            with pytest.raises(SteamerError) as e:
+                await st.receive(["ack"], podproto.decode(good)["id"])
+            assert e.value.code == "bad_state"                # no session to stop
+            assert (await st.status())["type"] == "status"
+            await st.set_clock(1_800_000_500)
+            # The journal holds one record of it all, not one per forgery.
+            after = _After(before.last_seq)
+            await st.sync_logs(after)
+            rejected = [r for r in after.sink.records if r["kind"] == "command_rejected"
+                        and r["payload"]["reason"].startswith("auth_failed")]
+            assert len(rejected) == 1, rejected
         # A whole authentication replayed on a new connection fails: the nonce is new.
         async with Steamer(s.addr, ring, sim=s.air.address) as st:
             host_id, key = ring.get(s.addr)
-            from podproto import pairing
             mid = await st.send({"type": "auth_response", "host_id": host_id,
                                  "nonce": bytes(16), "mac": pairing.auth_mac(
                                      key, bytes(16), bytes(16), host_id)})
             with pytest.raises(SteamerError) as e:
                 await st.receive(["key_confirm"], mid)
             assert e.value.code == "auth_failed"
+            # So does a command sealed for the last connection's session.
+            await _write_frame(st, clock)
+            with pytest.raises(SteamerError) as e:
+                await st.receive(["ack"], podproto.decode(clock)["id"])
+            assert e.value.code == "auth_required"
             await _still_working(st)
     run(go())

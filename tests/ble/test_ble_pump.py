@@ -37,6 +37,8 @@ def test_log_sync_fills_the_link_between_control_periods(slow, mtu, records):
     # once per period it would be at most 0.6 (0.5 to 0.55 measured); the start and the
     # end of a sync this short cost about three of its ~25 events.
     assert fig["link_fraction"] >= 0.7, fig
+    # Paced to the link: the stack never had to refuse a notification for want of room.
+    assert fig["enomem"] == 0, fig
 
 
 def test_a_command_pump_leaves_for_the_period_is_not_overtaken(slow):
@@ -57,3 +59,23 @@ def test_a_command_pump_leaves_for_the_period_is_not_overtaken(slow):
                 assert e.value.code == "bad_state", e.value      # no podlet: refused as such
                 assert len((await st.receive(["log_records"], read))["records"]) == 2
     run(go())
+
+
+@pytest.fixture(scope="module")
+def full_speed(air, tmp_path_factory):
+    s, ring = served_and_paired(air, tmp_path_factory.mktemp("pace"), "pace-1", speed=1.0)
+    yield s, ring
+    s.stop()
+    assert s.crashes() == []
+
+
+@pytest.mark.parametrize("mtu,records", [(23, 400), (247, 1500)])
+def test_at_full_speed_notifications_are_paced_to_the_link(full_speed, mtu, records):
+    """At real time (a 100 ms period, as on a board) the steamer hands the stack as
+    many notifications as the link carries (the board's PDUs per connection event over
+    the interval the stack reported), not until it answers ENOMEM: the sync keeps at
+    least 0.85 of the link's ceiling and the stack never refuses one."""
+    s, ring = full_speed
+    fig = run(sync_throughput(s, ring, mtu, records))
+    assert fig["mtu"] == mtu and fig["records"] >= records
+    assert fig["link_fraction"] >= 0.85 and fig["enomem"] == 0, fig

@@ -16,7 +16,7 @@ import pytest
 from test_plot import colours
 
 from steamer.ble.air import ENV, Air, LinkParams
-from steamer_tools.bench_ble import serve, signed_test_profile
+from steamer_tools.bench_ble import button_held, serve, signed_test_profile
 
 SPEED = 40.0
 PODLET = {"serial": "0000c0ffee07", "podlet_type": 3, "capacity_ul": 30000,
@@ -29,10 +29,11 @@ PROFILE = {"podlet_type": 3, "version": 1, "name": "short", "outlet_target_c": 4
 
 def scenario(pairable: bool = True) -> dict:
     """A steamer with a podlet in and its profile installed; with `pairable`, its button
-    held 3.5 s every 50 s, so its 60 s pairing window stays open."""
+    held for its first hour, so its pairing window is open (but for 3 s in every 600)
+    from 4 s on."""
     events: list[dict] = [{"t_s": 0.5, "do": "insert_podlet", "podlet": PODLET}]
     if pairable:
-        events += [{"t_s": 1 + 50 * i, "do": "press_button", "ms": 3500} for i in range(60)]
+        events += button_held(1, 3600)
     # A small fill and a strong heater: a short preheat, so a session takes seconds.
     return {"contract": 1, "duration_s": 86400, "seed": 3, "profiles": [PROFILE],
             "plant": {"water_ml": 80, "heater_w": 800},

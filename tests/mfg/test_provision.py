@@ -16,12 +16,12 @@ import pytest
 
 from podproto import signing
 from steamer.ble.air import ENV, Air, LinkParams
-from steamer_tools.bench_ble import serve, signed_test_profile
+from steamer_tools.bench_ble import button_held, serve, signed_test_profile
 from steamer_tools.bench_ble import test_profile as profile_fields
 
 SPEED = 10.0
-# Held 3.5 s every 50 s: the 60 s pairing window stays open, as on a fixture.
-PRESSES = [{"t_s": 1 + 50 * i, "do": "press_button", "ms": 3500} for i in range(20)]
+# Held as a fixture holds it: the pairing window is open while it is held.
+PRESSES = button_held(1, 3600)
 NEWER = {"podlet_type": 7, "version": 5, "name": "calm", "outlet_target_c": 42.0,
          "session_s": 600, "dose_rate_ul_min": 120, "max_session_ul": 1000,
          "max_day_ul": 3000, "min_interval_s": 0, "sign": "ok"}

@@ -10,6 +10,10 @@ One vector per line, "<kind> <payload>"; one output line per vector:
   S <pub hex> <signed hex>  verify a signed profile   -> "ok" | "err"
   E <json>   a journal record through logevents      -> "ok <log_records frame hex> <the
                                                          record back, fields sorted>"
+  A <key hex> <ctr> <json>  seal a command with a session key (pairing.session_pads of
+             key) and counter                         -> "ok <frame hex>" | "err"
+  T <key hex> <frame hex>   check a sealed frame's tag -> "ok <ctr> <1|0>" | "err"
+  X <scalar hex> <u hex>    X25519                    -> "ok <32 bytes hex>"
 Run on MicroPython as: micropython proto_replay.py VECTORS
 """
 import binascii
@@ -17,7 +21,7 @@ import json
 import sys
 
 import podproto
-from podproto import link, logevents, podlet, profile
+from podproto import link, logevents, pairing, podlet, profile
 
 
 def _unjson(v):
@@ -64,6 +68,21 @@ def replay_line(line):
             fields = " ".join("%s=%s" % (k, ("%.3f" % v) if isinstance(v, float) else v)
                               for k, v in sorted(back["payload"].items()))
             return "ok %s %s %s" % (_hex(frame), back["kind"], fields)
+        if kind == "A":
+            key, ctr, msg = rest.split(" ", 2)
+            session = pairing.session_pads(binascii.unhexlify(key), bytes(16), bytes(16), bytes(8))
+            return "ok " + _hex(pairing.seal(_unjson(json.loads(msg)), session, int(ctr)))
+        if kind == "T":
+            key, frame = rest.split(" ")
+            session = pairing.session_pads(binascii.unhexlify(key), bytes(16), bytes(16), bytes(8))
+            frame = binascii.unhexlify(frame)
+            msg = podproto.decode(frame)
+            if "tag" not in msg:
+                return "err"
+            return "ok %d %d" % (msg["ctr"], 1 if pairing.tag_ok(session, frame, msg) else 0)
+        if kind == "X":
+            scalar, u = rest.split(" ")
+            return "ok " + _hex(pairing.x25519(binascii.unhexlify(scalar), binascii.unhexlify(u)))
         if kind == "S":
             pub, signed = rest.split(" ")
             profile.verify(binascii.unhexlify(pub), binascii.unhexlify(signed))

@@ -42,7 +42,10 @@ def message_of(entry):
         "flags": st.integers(0, messages.FLAGS_KNOWN),
         "credits": st.integers(0, 0xFFFF),
     })
-    return st.tuples(header, record(fields)).map(lambda hb: {**hb[0], **hb[1]})
+    trailer = st.fixed_dictionaries({"ctr": st.integers(0, 0xFFFFFFFF),
+                                     "tag": st.binary(min_size=12, max_size=12)})
+    return st.tuples(header, record(fields), trailer).map(
+        lambda h: {**h[0], **h[1], **(h[2] if h[0]["flags"] & messages.FLAG_MAC else {})})
 
 
 @functools.cache

@@ -32,6 +32,16 @@ def test_frame_layout_is_the_documented_one():
     assert struct.unpack("<I", frame[12:])[0] == binascii.crc32(frame[:12])
 
 
+def test_a_command_tag_follows_the_body_and_the_length_counts_the_body_only():
+    frame = podproto.encode({"type": "set_clock", "id": 7, "flags": messages.FLAG_MAC,
+                             "epoch_s": 0x01020304, "ctr": 0x0A0B0C0D, "tag": bytes(range(12))})
+    assert frame[:8] == bytes([1, 0x24, 4, 7, 4, 0, 0, 0])
+    assert frame[8:12] == bytes([4, 3, 2, 1])
+    assert frame[12:16] == bytes([0x0D, 0x0C, 0x0B, 0x0A]) and frame[16:28] == bytes(range(12))
+    assert struct.unpack("<I", frame[28:])[0] == binascii.crc32(frame[:28])
+    assert len(frame) == codec.OVERHEAD + 4 + codec.TRAILER_LEN
+
+
 def test_header_defaults_to_zero():
     msg = podproto.decode(podproto.encode({"type": "status_get"}))
     assert msg == {"type": "status_get", "id": 0, "flags": 0, "credits": 0}
@@ -84,7 +94,9 @@ def _frame(code, body, flags=0, version=1):
     (_frame(0x01, b"\x01\x00\x00\x14\x00\x09ab"), "app: 9 bytes but 2 left"),
     (_frame(0x51, b"\x02" + bytes(18)), r"faults\[1\].raw: truncated"),
     (_frame(0x20, b"")[:-1] + b"\x00", "crc"),
-], ids=["version", "type", "flags", "short", "trailing", "ascii", "strlen", "list", "crc"])
+    (_frame(0x24, b"\x01\x02\x03\x04" + bytes(15), flags=4), "length field 19 but 3"),
+], ids=["version", "type", "flags", "short", "trailing", "ascii", "strlen", "list", "crc",
+        "trailer"])
 def test_rejections_name_what_was_wrong(frame, reason):
     with pytest.raises(ProtocolError, match=reason):
         podproto.decode(frame)
@@ -99,7 +111,10 @@ def test_rejections_name_what_was_wrong(frame, reason):
     ({"type": "set_clock", "epoch_s": 1.5}, "epoch_s"),
     ({"type": "set_clock", "epoch_s": 1, "extra": 1}, "extra: no such field"),
     ({"type": "set_clock", "epoch_s": 1, "id": 256}, "id"),
-    ({"type": "set_clock", "epoch_s": 1, "flags": 4}, "flags"),
+    ({"type": "set_clock", "epoch_s": 1, "flags": 8}, "flags"),
+    ({"type": "set_clock", "epoch_s": 1, "flags": 4}, "ctr: missing"),
+    ({"type": "set_clock", "epoch_s": 1, "flags": 4, "ctr": 1, "tag": bytes(11)}, "tag: want"),
+    ({"type": "set_clock", "epoch_s": 1, "ctr": 1}, "ctr: no such field"),
     ({"type": "key_confirm", "mac": bytes(31)}, "mac: want exactly 32 bytes"),
     ({"type": "error", "code": 1, "ref_type": 1, "ref_id": 1, "detail": "\u00e9"}, "detail"),
     ({"type": "fault_list", "faults": [{"code": 1}]}, r"faults\[0\].sensor: missing"),
@@ -115,5 +130,5 @@ def test_type_codes_and_names_are_unique():
     names = [e[1] for e in messages.TABLE]
     assert len(set(codes)) == len(codes) and len(set(names)) == len(names)
     for _, _, fields in messages.TABLE:
-        assert not {f[0] for f in fields} & set(codec._HEADER_KEYS)
+        assert not {f[0] for f in fields} & set(codec._MAC_KEYS)
         assert all(kind != "Y" for _, kind in fields[:-1])

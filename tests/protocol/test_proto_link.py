@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 import podproto
 from podproto import ProtocolError
-from podproto.link import MAX_FRAGMENTS, MIN_PDU, PDU_HEADER, Fragmenter, Reassembler
+from podproto.link import (MAX_FRAGMENTS, MAX_PDU, MIN_PDU, PDU_HEADER, Fragmenter,
+                           Reassembler, pdu_end)
 from proto_strategies import max_pdus, messages_any
 
 
@@ -24,7 +25,8 @@ def pdus_of(frames, cuts, seq=0):
         if at < len(frame):
             pieces.append(frame[at:])
         for i, piece in enumerate(pieces):
-            out.append(bytes([seq, i | (0x80 if i == len(pieces) - 1 else 0)]) + piece)
+            out.append(bytes([seq, i | (0x80 if i == len(pieces) - 1 else 0), len(piece)])
+                       + piece)
             seq = (seq + 1) & 0xFF
     return out
 
@@ -127,22 +129,25 @@ def test_non_bytes_pdus_raise_protocol_error(junk):
 
 def test_rejections_name_what_was_wrong():
     r = Reassembler(max_frame=30, max_pdu=24)
-    with pytest.raises(ProtocolError, match="pdu: 2 bytes"):
-        r.feed(b"\x00\x80")
+    with pytest.raises(ProtocolError, match="pdu: 3 bytes"):
+        r.feed(b"\x00\x80\x00")
     with pytest.raises(ProtocolError, match="pdu: 25 bytes"):
         r.feed(bytes(25))
     r.reset()
-    assert r.feed(b"\x00\x00" + bytes(20)) == 0
+    with pytest.raises(ProtocolError, match="length 6, 5 bytes follow"):
+        r.feed(b"\x00\x80\x06" + bytes(5))
+    r.reset()
+    assert r.feed(b"\x00\x00\x14" + bytes(20)) == 0
     with pytest.raises(ProtocolError, match="seq 2, expected 1"):
-        r.feed(b"\x02\x81" + bytes(5))
+        r.feed(b"\x02\x81\x05" + bytes(5))
     r.reset()
-    r.feed(b"\x00\x00" + bytes(20))
+    r.feed(b"\x00\x00\x14" + bytes(20))
     with pytest.raises(ProtocolError, match="fragment 2, expected 1"):
-        r.feed(b"\x01\x82" + bytes(5))
+        r.feed(b"\x01\x82\x05" + bytes(5))
     r.reset()
-    r.feed(b"\x00\x00" + bytes(20))
+    r.feed(b"\x00\x00\x14" + bytes(20))
     with pytest.raises(ProtocolError, match="exceeds 30 bytes"):
-        r.feed(b"\x01\x81" + bytes(20))
+        r.feed(b"\x01\x81\x14" + bytes(20))
 
 
 def test_after_an_error_the_rest_of_the_broken_frame_is_dropped_and_the_next_one_delivered():
@@ -156,9 +161,37 @@ def test_after_an_error_the_rest_of_the_broken_frame_is_dropped_and_the_next_one
     assert r.dropped == len(pa) - 3
 
 
+@settings(max_examples=200, deadline=None)
+@given(frames=stream(), max_pdu=max_pdus(), data=st.data())
+def test_pdus_appended_into_one_buffer_split_back_by_their_lengths(frames, max_pdu, data):
+    """A characteristic in append mode read late holds several writes back to back:
+    pdu_end() finds each one, and the frames reassemble as if read one by one."""
+    pdus = [p for fr in frames for p in Fragmenter(max_pdu).split(fr)]
+    got, at = [], 0
+    while at < len(pdus):
+        n = data.draw(st.integers(1, 5))
+        buf = b"".join(pdus[at:at + n])
+        start = 0
+        while start < len(buf):
+            end = pdu_end(buf, start, len(buf))
+            assert end > start
+            got.append(buf[start:end])
+            start = end
+        at += n
+    assert got == pdus
+    # A buffer cut inside a PDU, or a zero length, leaves nothing to split by.
+    whole = pdus[0]
+    assert pdu_end(whole[:-1], 0, len(whole) - 1) == -1
+    assert pdu_end(whole[:2], 0, 2) == -1
+    assert pdu_end(whole[:2] + b"\x00" + whole[3:], 0, len(whole)) == -1
+
+
 def test_fragmenter_limits():
     with pytest.raises(ProtocolError, match="max_pdu"):
         Fragmenter(MIN_PDU - 1)
+    with pytest.raises(ProtocolError, match="max_pdu"):
+        Fragmenter(MAX_PDU + 1)
+    assert all(p[2] == 255 for p in Fragmenter(MAX_PDU).split(bytes(600))[:-1])
     f = Fragmenter(MIN_PDU)
     with pytest.raises(ProtocolError, match="does not fit"):
         f.split(bytes((MIN_PDU - PDU_HEADER) * MAX_FRAGMENTS + 1))

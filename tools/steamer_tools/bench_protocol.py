@@ -15,6 +15,8 @@ port runs on this PC, so its times are far below a board's; compare them with ea
 signed profile with the longest name (two SHA-512 blocks) and of a podlet image (one):
 slices, units, and each slice's time on the unix port (the least of SLICE_RUNS runs,
 slice by slice; gc included, as on a board).
+`pairing_slices`: the device's side of pairing as the firmware runs it, in the same
+slices (podproto.pairing.respond_steps: two X25519 ladders and the key derivation).
 `ed25519_board_estimate` scales those times to the boards by a big-int benchmark run on
 both: the time to compute 1,000 digits of pi with big ints (PI_DIGITS below), published
 for MicroPython v1.23.0 on an ESP32-C3 at 160 MHz (537 ms) and an RP2040 at 125 MHz
@@ -172,10 +174,10 @@ out["ed25519_verify_ms"] = per_call_us(lambda: profile.verify(pub, signed), 1000
 from podproto import ed25519, podlet
 image = binascii.unhexlify(args["podlet"])
 
-def slice_times(msg, sig, runs):
+def slice_times(msg, sig, runs, make=None):
     best = None
     for _ in range(runs):
-        steps = ed25519.verify_steps(pub, msg, sig)
+        steps = make() if make else ed25519.verify_steps(pub, msg, sig)
         times = []
         while True:
             t0 = time.ticks_us()
@@ -191,14 +193,16 @@ def slice_times(msg, sig, runs):
         best = times if best is None else [min(a, b) for a, b in zip(best, times)]
     return best
 
-def sliced(msg, sig):
-    log = []
-    assert ed25519.run(ed25519.verify_steps(pub, msg, sig, log=log))
-    times = slice_times(msg, sig, args["runs"])
+def figures(log, times):
     srt = sorted(times)
     return {"slices": len(log), "units": sum(log), "units_max": max(log),
             "slice_us_max": max(times), "slice_us_median": srt[len(srt) // 2],
             "verify_us": sum(times)}
+
+def sliced(msg, sig):
+    log = []
+    assert ed25519.run(ed25519.verify_steps(pub, msg, sig, log=log))
+    return figures(log, slice_times(msg, sig, args["runs"]))
 
 _, pod_signed, pod_sig = podlet.decode(image)
 long = binascii.unhexlify(args["signed_long"])
@@ -207,6 +211,17 @@ out["ed25519_slices"] = {
     "slice_muls": ed25519.SLICE_MULS,
     "profile": sliced(long[:n - 64], long[n - 64:]),
     "podlet": sliced(pod_signed, pod_sig)}
+
+# Pairing, the device's side, with a host key made the same way.
+from podproto import pairing
+host_pub = pairing.keypair()[1]
+
+def respond():
+    return pairing.respond_steps(host_pub, bytes(16), bytes(16))
+
+log = []
+ed25519.run(pairing.respond_steps(host_pub, bytes(16), bytes(16), log=log))
+out["pairing_slices"] = figures(log, slice_times(None, None, args["runs"], respond))
 
 
 # Receive path allocation: bytes per PDU fed (gc off, so nothing is reclaimed meanwhile),
@@ -327,7 +342,7 @@ def micropython_figures(blob, signed):
 
 def board_estimate(mp: dict) -> dict:
     """The slices' times scaled to each board by the pi benchmark (see the doc): an
-    estimate, in ms."""
+    estimate, in ms (for pairing, `verify_ms` is the whole of the device's side)."""
     sl = mp.get("ed25519_slices")
     pi_us = mp.get("pi_1000_digits_us")
     if not sl or not pi_us:
@@ -336,12 +351,13 @@ def board_estimate(mp: dict) -> dict:
     for board, pi_ms in PI_BOARD_MS.items():
         factor = pi_ms * 1000 / pi_us
         est = {"factor": round(factor, 1)}
-        for what in ("profile", "podlet"):
-            s = sl[what]
-            est[what] = {"slice_ms_max": round(s["slice_us_max"] * factor / 1000, 1),
-                         "slice_ms_median": round(s["slice_us_median"] * factor / 1000, 1),
-                         "verify_ms": round(s["verify_us"] * factor / 1000),
-                         "periods": s["slices"]}
+        for what, s in (("profile", sl["profile"]), ("podlet", sl["podlet"]),
+                        ("pairing", mp.get("pairing_slices"))):
+            if s:
+                est[what] = {"slice_ms_max": round(s["slice_us_max"] * factor / 1000, 1),
+                             "slice_ms_median": round(s["slice_us_median"] * factor / 1000, 1),
+                             "verify_ms": round(s["verify_us"] * factor / 1000),
+                             "periods": s["slices"]}
         out[board] = est
     return out
 

@@ -10,6 +10,10 @@ JSON over TCP, bytes as hex. The broker models what matters to the protocol abov
   so the ceiling is `pdus_per_event * (mtu - 3) * 1000 / interval_ms` bytes/s.
 - Injected disconnects (`drop`), an extra one-way delay (`latency_ms`) and lost links
   (`lose`: both ends learn of it only after the supervision timeout).
+- Late IRQ handlers on the peripheral (`coalesce_writes`): its stack appends that many
+  writes before the firmware's handler reads them (boards/sim/bluetooth.py).
+- The connection interval reaches the peripheral as a connection update, at connect
+  and whenever set_params changes it.
 
     python -m steamer.ble.air [--port N]        # a standalone broker
     air = Air(); addr = air.start_thread()      # in-process, as tests and `sim serve` do
@@ -46,6 +50,7 @@ class LinkParams:
     central_mtu: int = 247           # what the central asks for in the MTU exchange
     supervision_ms: float = 400.0    # how long a lost link takes to be noticed
     drop_per_event: float = 0.0      # chance per connection event of a disconnect
+    coalesce_writes: int = 1         # writes the peripheral's stack appends per IRQ batch
 
     def ceiling_bytes_s(self, mtu: int) -> float:
         return self.pdus_per_event * (mtu - 3) * 1000.0 / self.interval_ms
@@ -62,6 +67,7 @@ class _Peripheral:
     services: list = field(default_factory=list)
     values: dict = field(default_factory=dict)   # handle -> bytes
     conn: "_Conn | None" = None
+    enomem: int = 0            # notifications its stack refused for want of buffers
 
 
 @dataclass(eq=False)
@@ -85,7 +91,7 @@ class _Conn:
     open: bool = True
     lost: bool = False
     stats: dict = field(default_factory=lambda: {"up": 0, "down": 0, "down_bytes": 0,
-                                                 "events": 0})
+                                                 "events": 0, "enomem": 0})
     # When each connection event ran (time.monotonic()), newest last: link time for
     # measurements that must not depend on how promptly this process was scheduled.
     event_times: collections.deque = field(
@@ -177,6 +183,10 @@ class Air:
     def set_params(self, **changes: Any) -> None:
         for k, v in changes.items():
             setattr(self.params, k, v)
+        if "interval_ms" in changes:
+            for conn in self.conns.values():
+                _send(conn.periph.writer, {"op": "conn_update", "conn": conn.handle,
+                                           "interval_ms": conn.params.interval_ms})
 
     def events_between(self, addr: str, t0: float, t1: float) -> int:
         """Connection events of addr's open connection that ran within [t0, t1]
@@ -186,6 +196,11 @@ class Air:
             if conn.periph.addr == addr:
                 n += sum(1 for t in conn.event_times if t0 <= t <= t1)
         return n
+
+    def enomem(self, addr: str) -> int:
+        """Notifications addr's stack has refused with ENOMEM since it joined the air."""
+        p = self.peripherals.get(addr)
+        return p.enomem if p is not None else 0
 
     def stats(self) -> dict:
         return {"open": [dict(c.stats, mtu=c.mtu) for c in self.conns.values()],
@@ -265,6 +280,11 @@ class Air:
             conn = self.conns.get(msg["conn"])
             if conn is not None and conn.periph is p:
                 self._close(conn, reason=0x13)
+        elif op == "enomem":
+            p.enomem += 1
+            conn = self.conns.get(msg["conn"])
+            if conn is not None and conn.periph is p:
+                conn.stats["enomem"] += 1
 
     def _from_central(self, c: _Central, op: str, msg: dict) -> None:
         req = msg.get("req")
@@ -282,7 +302,9 @@ class Air:
             c.conns.add(conn)
             p.conn = conn
             p.advertising = False   # a connectable advertiser stops when connected
-            _send(p.writer, {"op": "connect", "conn": conn.handle, "addr": "C0FFEE000001"})
+            _send(p.writer, {"op": "connect", "conn": conn.handle, "addr": "C0FFEE000001",
+                             "interval_ms": self.params.interval_ms,
+                             "coalesce": self.params.coalesce_writes})
             _send(p.writer, {"op": "mtu", "conn": conn.handle, "mtu": mtu})
             _send(c.writer, {"op": "connected", "req": req, "conn": conn.handle, "mtu": mtu,
                              "services": p.services})

@@ -33,11 +33,14 @@ from bleak_retry_connector import BLEAK_RETRY_EXCEPTIONS, establish_connection
 import podproto
 from podproto import gatt, logevents, messages, pairing, profile
 from podproto.flow import TxCredits
-from podproto.link import Fragmenter, Reassembler
+from podproto.link import MAX_PDU, Fragmenter, Reassembler
 
 MFR_ID = 0xFFFF
 HOST_MAX_FRAME = 8192
 COMMIT_TIMEOUT_S = 30.0
+# The steamer answers a pair request once its X25519 work is done, a slice a period:
+# about 9 s on the slowest board (steamer dev bench --parts protocol).
+PAIR_TIMEOUT_S = 30.0
 CONNECT_ATTEMPTS = 4
 # Before the nth retry: a backoff drawn from [0, min(max, first * 2**(n-1))] (full
 # jitter), while a scan of up to RESCAN_S listens for the steamer's advertisement.
@@ -50,7 +53,6 @@ RESCAN_S = 2.0
 CONNECT_ERRORS = (*BLEAK_RETRY_EXCEPTIONS, OSError)
 # SteamerError codes of a failed link rather than a refusal: worth a reconnect.
 LINK_CODES = ("link", "timeout", "no_credits")
-
 
 
 class SteamerError(Exception):
@@ -212,7 +214,8 @@ class Steamer:
         self._id = 0
         self._lost = asyncio.Event()
         self._write_lock = asyncio.Lock()
-        self.authenticated = False
+        self._session: tuple[bytes, bytes] | None = None   # pairing.session_pads
+        self._ctr = 0               # the next command's counter
         self.info: dict = {}
         self.rx_errors = 0
         self.rx_bytes = 0          # Event payload bytes received, PDU headers included
@@ -290,7 +293,7 @@ class Steamer:
         char = client.services.get_characteristic(gatt.COMMAND_UUID)
         if char is None:
             raise BleakError("not a steamer: no Command characteristic")
-        max_pdu = max(20, min(512, char.max_write_without_response_size))
+        max_pdu = max(20, min(MAX_PDU, char.max_write_without_response_size))
         self._frag = Fragmenter(max_pdu)
         self.info = podproto.decode(bytes(await client.read_gatt_char(gatt.INFO_UUID)))
         self._credits = TxCredits(self.info["rx_credits"])
@@ -311,6 +314,17 @@ class Steamer:
         await self._drop_client()
         await self.connect(attempts)
         self.reconnects += 1
+
+    @property
+    def authenticated(self) -> bool:
+        """True once authenticate() succeeded on this connection."""
+        return self._session is not None
+
+    @authenticated.setter
+    def authenticated(self, value: bool) -> None:
+        if value:
+            raise ValueError("authenticate() sets it")
+        self._session = None        # a new connection needs a new session
 
     @property
     def connected(self) -> bool:
@@ -338,15 +352,27 @@ class Steamer:
             self._frames.put_nowait(msg)
 
     async def send(self, msg: dict, ack: bool = False) -> int:
-        """Writes one frame (as PDUs, spending credits); returns its id."""
+        """Writes one frame (as PDUs, spending credits); returns its id. Once
+        authenticated, every frame but pairing.OPEN's carries the next command counter
+        and its tag."""
         if not self.connected or self._frag is None or self._credits is None:
             raise LinkLost()
         async with self._write_lock:
-            self._id = (self._id + 1) & 0xFF
-            msg = {**msg, "id": self._id, "flags": messages.FLAG_ACK_REQ if ack else 0}
-            for pdu in self._frag.split(podproto.encode(msg)):
+            for pdu in self._frag.split(self.frame(msg, ack)):
                 await self._write_pdu(pdu)
             return self._id
+
+    def frame(self, msg: dict, ack: bool = False) -> bytes:
+        """The next frame of msg as send() writes it: its id, and its counter and tag
+        when authenticated (each call takes the next). For send() and for tests that
+        write PDUs themselves."""
+        self._id = (self._id + 1) & 0xFF
+        msg = {**msg, "id": self._id, "flags": messages.FLAG_ACK_REQ if ack else 0}
+        if self._session is None or msg["type"] in pairing.OPEN:
+            return podproto.encode(msg)
+        ctr = self._ctr
+        self._ctr += 1
+        return pairing.seal(msg, self._session, ctr)
 
     async def write_pdu(self, pdu: bytes) -> None:
         """Writes one raw PDU to Command, spending a credit (diagnostics and fuzzing:
@@ -411,18 +437,39 @@ class Steamer:
             raise LinkLost()
         return podproto.decode(bytes(await self.client.read_gatt_char(gatt.STATE_UUID)))
 
-    async def status_stream(self, on_status: Callable[[dict], None]) -> Callable[[], Any]:
-        """Calls on_status with each State notification (1 Hz); returns a coroutine
-        function that stops it. Below ATT MTU 39 there are none: poll status()."""
+    async def status_stream(self, on_status: Callable[[dict], None],
+                            interval_s: float = 1.0) -> Callable[[], Any]:
+        """Calls on_status with each status, once a second; returns a coroutine function
+        that stops it. State notifications carry it when the ATT MTU is at least
+        gatt.STATE_NOTIFY_MIN_MTU; below that State is read every interval_s."""
         assert self.client is not None
+        client = self.client
+        if client.mtu_size < gatt.STATE_NOTIFY_MIN_MTU:
+            async def poll() -> None:
+                while client.is_connected:
+                    try:
+                        on_status(await self.status())
+                    except podproto.ProtocolError:
+                        self.rx_errors += 1
+                    except (BleakError, OSError, LinkLost):
+                        return
+                    await asyncio.sleep(interval_s)
+            task = asyncio.ensure_future(poll())
+
+            async def stop_polling() -> None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+            return stop_polling
 
         def cb(_c: Any, data: bytearray) -> None:
             try:
                 on_status(podproto.decode(bytes(data)))
             except podproto.ProtocolError:
                 self.rx_errors += 1
-        await self.client.start_notify(gatt.STATE_UUID, cb)
-        client = self.client
+        await client.start_notify(gatt.STATE_UUID, cb)
 
         async def stop() -> None:
             if client.is_connected:
@@ -431,14 +478,16 @@ class Steamer:
 
     # ---- pairing and authentication ----------------------------------------------------
     async def pair(self) -> bytes:
-        """Pairs while the steamer's pairing window is open (button held 3 s); stores the
-        key in the key ring and returns this host's id."""
+        """Pairs while the steamer's pairing window is open (its button held, after the
+        first 3 s); stores the key in the key ring and returns this host's id."""
         priv, pub = pairing.keypair()
         host_nonce = os.urandom(16)
         mid = await self.send({"type": "pair_request", "host_pub": pub, "host_nonce": host_nonce})
-        chal = await self.receive(["pair_challenge"], mid)
+        chal = await self.receive(["pair_challenge"], mid, max(self.timeout_s, PAIR_TIMEOUT_S))
         confirm = await self.receive(["key_confirm"], mid)
         shared = pairing.x25519(priv, chal["dev_pub"])
+        if shared == bytes(32):
+            raise SteamerError("pairing: the steamer's key shares no secret", "auth_failed")
         key = pairing.pair_key(shared, host_nonce, chal["dev_nonce"])
         host_id = pairing.host_id_of(pub)
         if not pairing.equal(confirm["mac"], pairing.pair_confirm(key, host_id)):
@@ -453,6 +502,7 @@ class Steamer:
         if k is None:
             raise SteamerError(f"{self.address}: not paired", "auth_required")
         host_id, key = k
+        self._session = None        # the steamer drops the old one on hello
         mid = await self.send({"type": "hello", "proto": podproto.VERSION, "caps": 0,
                                "max_pdu": self._frag.max_pdu if self._frag else 20,
                                "app": self.app[:32]})
@@ -463,7 +513,8 @@ class Steamer:
         confirm = await self.receive(["key_confirm"], mid)
         if not pairing.equal(confirm["mac"], pairing.device_mac(key, host_nonce, chal["nonce"])):
             raise SteamerError("the steamer failed to prove it holds our key", "auth_failed")
-        self.authenticated = True
+        self._session = pairing.session_pads(key, chal["nonce"], host_nonce, host_id)
+        self._ctr = pairing.FIRST_CTR
 
     # ---- commands ----------------------------------------------------------------------
     async def start_session(self, podlet_type: int = 0) -> None:

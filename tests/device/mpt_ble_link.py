@@ -1,0 +1,187 @@
+"""The link's two sides on a stand-in stack. Receive (fw.ble.Link._irq): a read that
+holds several writes the stack appended (a scheduled IRQ handler run late) is split
+into its PDUs by their lengths, each takes a credit, and the frames they carry are all
+answered; what cannot be split is refused whole, and the link goes on. Send
+(Link._flush): notifications go at the link's pace, a refusal for want of buffers keeps
+them queued whole, and any other error ends the connection rather than a frame."""
+import errno
+import gc
+import time
+
+import podproto
+from podproto import link as plink
+
+import simkit                           # the firmware's app first, as fw.main boots
+from fw import ble                      # noqa: E402
+
+_CONN = 7
+
+
+class _Radio:
+    """Just what the IRQ handler and a drain use: a Command buffer read by the handler."""
+
+    def __init__(self):
+        self.value = b""
+        self.sent = []
+        self.fail = []          # errno to raise at each next notify (0: take it)
+        self.disconnected = []
+
+    def gatts_read(self, handle):
+        v = self.value
+        self.value = b""
+        return v
+
+    def gatts_notify(self, conn, handle, data):
+        if self.fail:
+            e = self.fail.pop(0)
+            if e:
+                raise OSError(e)
+        self.sent.append(bytes(data))
+
+    def gap_disconnect(self, conn):
+        self.disconnected.append(conn)
+
+    def gap_advertise(self, *args, **kw):
+        pass
+
+    def gatts_write(self, handle, data):
+        pass
+
+
+_app = []
+
+
+def _link():
+    """A Link on a stand-in stack, connected at MTU 247; one board and app for all."""
+    gc.collect()
+    if not _app:
+        _app.append(simkit.app_mod.App(simkit.board(simkit.scenario())))
+    app = _app[0]
+    if app.link is not None:
+        app.emit = app.link._app_emit   # the last test's link lets go of app.emit
+    link = ble.Link(app, None)          # no radio: the link is down until we wire it
+    app.link = link
+    link.radio = _Radio()
+    link.h_cmd, link.h_event, link.h_state, link.h_info = 11, 12, 13, 14
+    link.up = True
+    link._irq(1, (_CONN, 0, b""))       # connected
+    link._irq(21, (_CONN, 247))         # MTU
+    link.conn_event = 0
+    link._on_connection(1)
+    return link
+
+
+def _answers(link):
+    r = plink.Reassembler()
+    out = []
+    for pdu in link.radio.sent:
+        n = r.feed(pdu)
+        if n:
+            out.append(r.message(n))
+    return out
+
+
+def test_appended_writes_are_split_into_pdus_and_each_is_answered():
+    link = _link()
+    frag = plink.Fragmenter(244)
+    pdus = []
+    for i in range(3):
+        pdus.extend(frag.split(podproto.encode({"type": "status_get", "id": i})))
+    # The first handler finds all three writes; the next two find nothing.
+    link.radio.value = b"".join(pdus)
+    for _ in range(3):
+        link._irq(3, (_CONN, link.h_cmd))
+    assert link.ring_count == 3 and link.overruns == 0 and link.rx.held == 3
+    link._drain()
+    link._flush()
+    got = _answers(link)
+    assert [m["type"] for m in got] == ["status"] * 3, got
+    assert link.errors == 0
+
+
+def test_a_long_frame_in_small_pdus_appended_reassembles():
+    link = _link()
+    frag = plink.Fragmenter(20)
+    frame = podproto.encode({"type": "hello", "id": 1, "proto": 1, "caps": 0, "max_pdu": 20,
+                             "app": "x" * 60})
+    pdus = frag.split(frame)
+    assert len(pdus) >= 4
+    link.radio.value = b"".join(pdus[:2])
+    link._irq(3, (_CONN, link.h_cmd))
+    link.radio.value = b"".join(pdus[2:])
+    link._irq(3, (_CONN, link.h_cmd))
+    assert link.ring_count == len(pdus)
+    link._drain()
+    link._flush()
+    assert [m["type"] for m in _answers(link)] == ["auth_challenge"]
+
+
+def test_what_cannot_be_split_is_refused_and_the_next_write_is_served():
+    link = _link()
+    frag = plink.Fragmenter(244)
+    good = frag.split(podproto.encode({"type": "status_get", "id": 1}))[0]
+    # A length running past the read's end: the rest goes on whole, and is refused.
+    link.radio.value = good + bytes([1, 0x80, 200, 1, 2])
+    link._irq(3, (_CONN, link.h_cmd))
+    frag.seq = 2                          # the broken PDU spent seq 1
+    link.radio.value = frag.split(podproto.encode({"type": "status_get", "id": 2}))[0]
+    link._irq(3, (_CONN, link.h_cmd))
+    link._drain()
+    link._flush()
+    got = _answers(link)
+    assert [m["type"] for m in got] == ["status", "error", "status"], got
+
+
+def _queue_frames(link, n):
+    """n status frames queued (3 PDUs each at MTU 23)."""
+    link.frag = plink.Fragmenter(20)
+    for _ in range(n):
+        link.send(link.status())
+
+
+def _elapse(link, ms):
+    link.tx_t_ms = time.ticks_add(link.tx_t_ms, -ms)
+
+
+def test_notifications_go_at_the_link_pace():
+    link = _link()
+    link.pdus_per_event, link.interval_ms = 4, 30
+    link.tx_tokens = 0
+    _queue_frames(link, 10)
+    link._flush()
+    assert len(link.radio.sent) == 0
+    _elapse(link, 30)                   # one connection event's worth
+    link._flush()
+    assert len(link.radio.sent) == 4
+    _elapse(link, 1000)                 # long idle: two events' worth ahead, no more
+    link._flush()
+    assert len(link.radio.sent) == 12
+    # The interval the stack reports (in 1.25 ms units) sets the pace.
+    link._irq(27, (_CONN, 6, 0, 40, 0))
+    assert link.interval_ms == 7
+
+
+def test_a_stack_out_of_buffers_keeps_the_frames_whole_and_counts_it():
+    link = _link()
+    _queue_frames(link, 3)
+    link.radio.fail = [0, errno.ENOMEM]
+    link._flush()
+    assert link.enomem == 1 and len(link.radio.sent) == 1 and len(link.tx) == 8
+    _elapse(link, 1000)
+    link._flush()
+    assert link.tx == [] and [m["type"] for m in _answers(link)] == ["status"] * 3
+
+
+def test_any_other_stack_error_ends_the_connection_not_a_frame():
+    link = _link()
+    _queue_frames(link, 3)
+    link.radio.fail = [0, errno.EIO]
+    link.service()                      # service() flushes; the error ends the link
+    assert link.radio.disconnected == [_CONN] and link.conn == -1 and link.failures == 1
+    assert link.tx == [] and len(link.radio.sent) == 1
+    # Disconnected mid-frame (ENOTCONN): the rest is dropped quietly, nothing reset.
+    link = _link()
+    _queue_frames(link, 2)
+    link.radio.fail = [0, errno.ENOTCONN]
+    link._flush()
+    assert link.tx == [] and link.failures == 0
