@@ -174,7 +174,9 @@ class Link:
             if handle != self.h_cmd:
                 return
             # Append mode: the writes since the last read, one or several (a handler
-            # scheduled late finds them all; the handlers after it find nothing).
+            # scheduled late finds them all; the handlers after it find nothing). A
+            # write is one PDU, and each PDU takes a credit: a host that packs two PDUs
+            # into one write is charged two.
             buf = self.radio.gatts_read(handle)
             if conn != self.conn:
                 return

@@ -10,7 +10,7 @@ import pytest
 
 import podproto
 from podproto import codec, gatt, pairing
-from podproto.link import Fragmenter
+from podproto.link import PDU_HEADER, Fragmenter
 from steamer.ble.client import KeyRing, MemoryLogSink, Steamer, SteamerError
 
 from conftest import run, served_and_paired
@@ -44,7 +44,7 @@ async def _still_working(st: Steamer) -> None:
 
 
 def _garbage(rng: random.Random, max_pdu: int) -> bytes:
-    kind = rng.randrange(4)
+    kind = rng.randrange(5)
     n = rng.randint(1, max_pdu)
     body = bytes(rng.getrandbits(8) for _ in range(n))
     if kind == 0:
@@ -56,10 +56,17 @@ def _garbage(rng: random.Random, max_pdu: int) -> bytes:
         b = bytearray(frame)
         for _ in range(rng.randint(1, 3)):
             b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-        return bytes([0, 0x80]) + bytes(b)[:max_pdu - 2]
+        return _pdu(0, 0x80, bytes(b)[:max_pdu - PDU_HEADER])
     if kind == 2:                                     # a frame cut short
-        return bytes([0, 0x80]) + frame[:rng.randrange(1, len(frame))]
-    return bytes([rng.randrange(256), rng.randrange(256)]) + frame[:max_pdu - 2]
+        return _pdu(0, 0x80, frame[:rng.randrange(1, len(frame))])
+    if kind == 3:                                     # a PDU whose length is wrong
+        piece = frame[:max_pdu - PDU_HEADER]
+        return bytes([0, 0x80, (len(piece) + rng.choice([-1, 1, 7])) & 0xFF]) + piece
+    return _pdu(rng.randrange(256), rng.randrange(256), frame[:max_pdu - PDU_HEADER])
+
+
+def _pdu(seq: int, ctl: int, piece: bytes) -> bytes:
+    return bytes([seq, ctl, len(piece)]) + piece
 
 
 def test_malformed_pdus_are_refused_and_the_steamer_keeps_working(paired):
