@@ -20,6 +20,7 @@ import errno
 import json
 import select
 import socket
+import time
 
 from micropython import const
 
@@ -111,7 +112,8 @@ class _Radio:
         if state and not self._active:
             self._connect_air()
         elif not state and self._active:
-            self._sock.close()
+            if self._sock is not None:
+                self._sock.close()
             self._sock = None
             self._conns = {}
         self._active = bool(state)
@@ -224,6 +226,8 @@ class _Radio:
         returns how many messages that was. The board calls this from wait_tick: IRQ
         handlers never run inside a step."""
         if self._sock is None:
+            if timeout_ms > 0:
+                time.sleep_ms(timeout_ms)       # no air: a radio that hears nothing
             return 0
         self._run_late()           # the handlers a poll ago left waiting
         waited = False
@@ -233,9 +237,13 @@ class _Radio:
             waited = True
             if not ready:
                 return got
-            chunk = self._sock.recv(2048)
+            try:
+                chunk = self._sock.recv(2048)
+            except OSError:
+                chunk = b""
             if not chunk:
-                raise OSError(errno.ECONNRESET)
+                self._lose_air()
+                return got
             self._rx += chunk
             while True:
                 nl = self._rx.find(b"\n")
@@ -261,7 +269,25 @@ class _Radio:
 
     def _send(self, msg):
         if self._sock is not None:
-            self._sock.sendall(json.dumps(msg).encode() + b"\n")
+            try:
+                self._sock.sendall(json.dumps(msg).encode() + b"\n")
+            except OSError:
+                self._lose_air()
+
+    def _lose_air(self):
+        """The air went away (its process ended): as a radio out of range of every
+        central, each connection ends with a disconnect event and nothing more is heard.
+        The firmware's loop never sees the socket's error."""
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        self._sock = None
+        self._rx = b""
+        conns = list(self._conns)
+        self._conns = {}
+        for conn in conns:
+            self._irq(_IRQ_CENTRAL_DISCONNECT, (conn, 0, memoryview(b"\0" * 6)))
 
     def _attr(self, handle):
         a = self._attrs.get(handle)
