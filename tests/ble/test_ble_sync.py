@@ -180,6 +180,7 @@ def test_sync_and_push_over_a_slow_link_that_drops(rough):
     async def go():
         st = await linked(s, ring)
         await make_records(st, 400)
+        version = (await installed(st))[0] + 1
         await st.close()
         air.call(lambda: air.set_params(latency_ms=60.0, drop_per_event=0.03))
         closed = len(air.history)
@@ -187,14 +188,14 @@ def test_sync_and_push_over_a_slow_link_that_drops(rough):
             st = await linked(s, ring, mtu=23)
             sink = MemoryLogSink()
             res = await st.sync_logs(sink, reconnects=60)
-            version = (await installed(st))[0] + 1
             await st.push_profile(signed_test_profile(version, "rough"), chunk=16,
                                   reconnects=60)
-            pushed = await installed(st)
             await st.close()
         finally:
             air.call(lambda: air.set_params(latency_ms=0.0, drop_per_event=0.0))
+        # What the steamer holds, read over a link that stays up.
         st = await linked(s, ring)
+        pushed = await installed(st)
         log_next = st.info["log_next"]
         await st.close()
         return sink, res, pushed, version, len(air.history) - closed, log_next

@@ -627,14 +627,16 @@ class Steamer:
                         await self.request({"type": "log_ack", "seq": res.last_seq}, ["ack"],
                                            True)
                 await self._sync_pass(sink, batch, window, res, gaps, claims)
+                res.seconds = time.monotonic() - t0     # the transfer, not the ack
+                if res.records:
+                    # A link lost here is resumed like any other: the ack is idempotent.
+                    await self.request({"type": "log_ack", "seq": res.last_seq}, ["ack"],
+                                       True)
                 break
             except SteamerError as e:
                 if e.code not in LINK_CODES or attempt == reconnects:
                     raise
-        res.seconds = time.monotonic() - t0      # the transfer, not the acknowledgement
         res.lost = _overlap(claims, gaps, start)
-        if res.records:
-            await self.request({"type": "log_ack", "seq": res.last_seq}, ["ack"], True)
         return res
 
     async def _sync_pass(self, sink: LogSink, batch: int, window: int, res: SyncResult,
