@@ -231,6 +231,7 @@ def _upload(link):
 def _c_profile_begin(link, msg):
     size = msg["size"]
     if size < 1 or size > _MAX_PROFILE:
+        link.app.profile_refused("too_large")
         link.refuse("too_large", 0x30, msg["id"], "profile: %d bytes" % size)
         return
     up = _upload(link)
@@ -262,6 +263,7 @@ def _c_profile_chunk(link, msg):
         link.refuse("bad_offset", 0x31, msg["id"], "offset %d, at %d" % (msg["offset"], up[2]))
         return
     if up[2] + len(data) > up[0]:
+        link.app.profile_refused("too_large")
         link.refuse("too_large", 0x31, msg["id"], "past the announced size")
         return
     with open(link.prof_dir + "/data", "ab") as f:
@@ -284,6 +286,7 @@ def _c_profile_commit(link, msg):
         data = f.read()
     if hashlib.sha256(data).digest() != up[1]:
         _clear_upload(link)
+        link.app.profile_refused("bad_hash")
         link.refuse("bad_hash", 0x32, msg["id"], "sha256 mismatch")
         return
     _clear_upload(link)

@@ -96,6 +96,11 @@ def test_profile_push_installs_checks_and_resumes(paired):
             assert e.value.code == "bad_hash"
             profiles = await st.profiles()
             assert _has(profiles, 2) and not _has(profiles, 3)
+            # ... and the refusal is a decision on the record, like the firmware's own.
+            sink = MemoryLogSink()
+            await st.sync_logs(sink)
+            assert [r["payload"]["reason"] for r in sink.records
+                    if r["kind"] == "profile_rejected"][-1:] == ["bad_hash"]
             # A profile signed by someone else is refused.
             from steamer_tools.signing_sim import signed_profile
             from steamer_tools.bench_ble import test_profile
