@@ -141,8 +141,8 @@ async def pair_until(st: Steamer, name: str, timeout_s: float) -> None:
                 await st.reconnect()
         if time.monotonic() >= deadline:
             raise DeviceError(f"pairing with {name} timed out after {timeout_s:g} s: its "
-                              "pairing window did not open (hold its button for 3 s, then "
-                              f"run `steamer pair {name}` again)")
+                              "pairing window did not open (press and hold its button, keep "
+                              f"holding it, and run `steamer pair {name}` again)")
         await asyncio.sleep(0.25)
 
 
@@ -150,8 +150,9 @@ async def pair_until(st: Steamer, name: str, timeout_s: float) -> None:
 async def _pair(args: argparse.Namespace) -> int:
     keys = load_keys(args.keys)
     found, air = await _find(args)
-    print(f"Hold {args.label}'s button for 3 seconds, until it shows it is ready to pair "
-          f"(waiting up to {args.timeout:g} s)...", file=sys.stderr)
+    print(f"Press and hold {args.label}'s button, and keep holding it until this says it "
+          f"is paired (the window opens after 3 s; waiting up to {args.timeout:g} s)...",
+          file=sys.stderr)
     async with connected(found, keys, air, auth=False) as st:
         await pair_until(st, args.label, args.timeout)
     if args.json:
@@ -704,8 +705,10 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help="how long to listen (default: %(default)g s)")
 
     p = _parser(groups, "pair", "pair this computer with a steamer (hold its button)",
-                "Pair with DEVICE: hold the steamer's button for 3 seconds to open its "
-                "pairing window; this waits for it (--timeout) and keeps the key. Commands "
+                "Pair with DEVICE: press and hold the steamer's button; after 3 s its pairing "
+                "window opens, and it stays open while the button is held (pairing takes "
+                "up to ~10 s on a steamer). This waits for it (--timeout) and keeps the "
+                "key. Commands "
                 "that change something on the steamer need it.",
                 "  steamer pair bathroom-steamer", _pair,
                 json_help="print the result as JSON")

@@ -214,7 +214,7 @@ def test_pair_status_profiles_and_sessions(served, env, tmp_path):
     assert "not paired with cli-a: run `steamer pair cli-a` while holding" in line
 
     p = steamer(env, "pair", "cli-a", "--sim", "--timeout", "20")
-    assert "Hold cli-a's button" in p.stderr and "paired with cli-a" in p.stdout
+    assert "Press and hold cli-a's button" in p.stderr and "paired with cli-a" in p.stdout
     keys = json.loads(Path(env["STEAMER_KEYS"]).read_text())
     assert list(keys) == [s.addr]
     assert json.loads(steamer(env, "scan", "--json", "--timeout", "1").stdout)[0]["paired"]
@@ -294,10 +294,11 @@ def test_follow_lines_name_the_steamer_and_a_reader_gone_ends_it_quietly(served,
 def test_pairing_times_out_with_a_clear_message(served, env):
     served("cli-shy", pairable=False)
     p = steamer(env, "pair", "cli-shy", "--timeout", "1.5", code=1)
-    assert "Hold cli-shy's button" in p.stderr
+    assert "Press and hold cli-shy's button, and keep holding it" in p.stderr
     assert p.stderr.strip().splitlines()[-1] == (
         "steamer pair: pairing with cli-shy timed out after 1.5 s: its pairing window did "
-        "not open (hold its button for 3 s, then run `steamer pair cli-shy` again)")
+        "not open (press and hold its button, keep holding it, and run `steamer pair "
+        "cli-shy` again)")
     assert not Path(env["STEAMER_KEYS"]).exists()
 
 
