@@ -24,10 +24,7 @@ def test_session_stops_exactly_at_max_session():
 def test_podlet_removed_stops_pump_within_one_step():
     b, app = simkit.make()
     app.start_session()
-    for _ in range(4000):
-        simkit.tick(b, app)
-        if app.dosing and app.pump_nl_s > 0:
-            break
+    simkit.until_pumping(b, app)
     assert app.pump_nl_s > 0
     b.podlet.v = 0
     b.podlet.info = None

@@ -203,10 +203,7 @@ def test_pump_well_over_its_calibration_trips_overrun():
 def test_overrun_check_allocates_nothing_when_it_trips():
     b, app = simkit.make()
     app.start_session()
-    for _ in range(4000):
-        simkit.tick(b, app)
-        if app.dosing and app.pump_nl_s > 0:
-            break
+    simkit.until_pumping(b, app)
     b.plant.inject("pump_runaway")
     assert _locked_steps(b, app, 30) == 0
     assert app.fault == hal.F_PUMP_OVERRUN

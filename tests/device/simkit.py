@@ -55,3 +55,11 @@ def tick(b, app, n=1):
         app.step()
         app.service()
         b.telemetry(app)
+
+
+def until_pumping(b, app, max_steps=4000):
+    """Periods until the session's pump runs (preheat, ready, the outlet at target)."""
+    for _ in range(max_steps):
+        tick(b, app)
+        if app.dosing and app.pump_nl_s > 0:
+            return
