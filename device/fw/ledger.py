@@ -24,25 +24,33 @@ Its tables are allocated once, full size, when it is made, serials included (in 
 buffer, not as 256 strings scattered through the heap by the load): a ledger holding 256
 podlets needs no more of the heap than a new one, and no commit or load needs a large
 free block (a dict of 256 podlets, grown and rewritten at every commit, soon failed to
-find one in the simulator's heap). On flash it is text, a line per entry:
+find one in the simulator's heap). On flash it is a record of fw.copies (two copies,
+each with its commit counter and SHA-256: a corrupted or rolled-back copy is found; one
+the newest copy may have lost is counted as a chunk more; no valid copy is a
+LedgerError), its lines text, a line per entry:
 
-    ledger 2 <floor_s> <wall_floor_s> <last_start_s> <uses> <day entries> <podlets>
+    3 <floor_s> <wall_floor_s> <last_start_s> <uses> <day entries> <podlets>
     <t_s> <ul>                  one per day entry, oldest first
     <serial> <ul> <use>         one per podlet (a serial is one word of at most 16 bytes:
                                 podproto's are 12 hex digits)
-    end
+
+A ledger of format 2 (one file, `ledger <the same fields>` ... `end`, no hash) is read
+once and taken over by the next commit.
 """
 import os
 from array import array
 
 from micropython import const
 
+from fw import copies
+
 PODLETS_MAX = const(256)
 DAY_S = const(86400)
 _DAY_ENTRIES_MAX = const(64)
 CHUNK_UL = const(50)          # dose reserved per commit
 _FLOOR_EVERY_S = const(600)   # commit the clock floor at least this often
-_FORMAT = const(2)
+_FORMAT = const(3)
+_LEGACY_FORMAT = const(2)
 _SERIAL_MAX = const(16)       # bytes of a serial
 
 
@@ -56,8 +64,10 @@ def _ints(n):
 
 class Ledger:
     def __init__(self, data_dir):
-        self.path = data_dir + "/ledger"
-        self.tmp = self.path + ".new"
+        self.copies = copies.Copies(data_dir, "ledger")
+        self.legacy_path = data_dir + "/ledger"   # format 2, before the copies
+        self.legacy = False
+        self.doubt = None         # why the newest copy may have been behind (fw.copies)
         self.floor_s = 0          # limit clock at the last commit
         self.wall_floor_s = 0     # newest wall-clock time ever recorded (epoch s)
         self.wall_at_s = 0        # limit-clock time from which wall_floor_s surely holds
@@ -79,39 +89,88 @@ class Ledger:
         self._load()
         self.boot_s = self.floor_s
         self.wall_at_s = self.floor_s + 1
+        if self.doubt:
+            self.commit(self.floor_s)
 
     # ---- flash ---------------------------------------------------------------------------
     def _load(self):
+        c = self.copies
         try:
-            f = open(self.path)
+            i = c.newest()
+        except copies.RecordError as e:
+            raise LedgerError(str(e))
+        if i >= 0:
+            self._parse(c.lines(i), _FORMAT)
+            self.legacy = False
+            self.doubt = c.doubt
+            if c.doubt:
+                self._assume_lost_commit()
+            try:
+                os.remove(self.legacy_path)     # taken over by a commit a cut ended
+            except OSError:
+                pass
+            return
+        try:
+            f = open(self.legacy_path, "rb")
         except OSError:
             return                # a new device: nothing delivered yet
         with f:
-            head = f.readline().split()
-            if len(head) != 8 or head[0] != "ledger":
+            self._parse(f, _LEGACY_FORMAT)
+        self.legacy = True
+
+    def _parse(self, lines, fmt):
+        head = next(lines, b"").split()
+        if fmt == _LEGACY_FORMAT:
+            if len(head) != 8 or head[0] != b"ledger":
                 raise LedgerError("ledger unreadable")
-            if head[1] != str(_FORMAT):
-                raise LedgerError("ledger format %s" % head[1])
-            try:
-                self.floor_s, self.wall_floor_s, self.last_start_s, self.uses, n_day, n_pods = [
-                    int(x) for x in head[2:]]
-                if not (0 <= n_day <= _DAY_ENTRIES_MAX and 0 <= n_pods <= PODLETS_MAX):
-                    raise ValueError
-                for i in range(n_day):
-                    t, ul = f.readline().split()
-                    self.day_t[i] = int(t)
-                    self.day_v[i] = int(ul)
-                for i in range(n_pods):
-                    serial, ul, use = f.readline().split()
-                    self._name(i, serial)
-                    self.pod_ul[i] = int(ul)
-                    self.pod_use[i] = int(use)
-                if f.readline() != "end\n":
-                    raise ValueError
-            except ValueError:
-                raise LedgerError("ledger unreadable")
-            self.n_day = n_day
-            self.n_pods = n_pods
+            head = head[1:]
+        if len(head) != 7:
+            raise LedgerError("ledger unreadable")
+        if head[0] != str(fmt).encode():
+            raise LedgerError("ledger format %s" % head[0].decode())
+        try:
+            self.floor_s, self.wall_floor_s, self.last_start_s, self.uses, n_day, n_pods = [
+                int(x) for x in head[1:]]
+            if not (0 <= n_day <= _DAY_ENTRIES_MAX and 0 <= n_pods <= PODLETS_MAX):
+                raise ValueError
+            for i in range(n_day):
+                t, ul = next(lines).split()
+                self.day_t[i] = int(t)
+                self.day_v[i] = int(ul)
+            for i in range(n_pods):
+                serial, ul, use = next(lines).split()
+                self._name(i, serial.decode())
+                self.pod_ul[i] = int(ul)
+                self.pod_use[i] = int(use)
+            if fmt == _LEGACY_FORMAT and next(lines) != b"end\n":
+                raise ValueError
+        except (ValueError, StopIteration, UnicodeError):
+            raise LedgerError("ledger unreadable")
+        self.n_day = n_day
+        self.n_pods = n_pods
+
+    def _assume_lost_commit(self):
+        """The newest valid copy may be one commit behind the last one (the other copy
+        is corrupt, missing or was rolled back): counted as if that commit had reserved
+        a chunk more on the podlet in use, in the day, and started a session, all at the
+        floor (where the limit clock resumes, so no later than the lost commit's time).
+        The boot commits it so before anything is decided."""
+        if self.n_pods:
+            use = self.pod_use
+            i = 0
+            for j in range(1, self.n_pods):
+                if use[j] > use[i]:
+                    i = j
+            self.pod_ul[i] += CHUNK_UL
+        if not self.n_day:
+            self.n_day = 1
+            self.day_v[0] = 0
+        last = self.n_day - 1
+        if self.day_t[last] < self.floor_s:
+            self.day_t[last] = self.floor_s
+        self.day_v[last] += CHUNK_UL
+        if self.last_start_s < self.floor_s:
+            self.last_start_s = self.floor_s
 
     def commit(self, now_s):
         """Writes the whole ledger; it is on flash when this returns."""
@@ -120,8 +179,8 @@ class Ledger:
         self.wall_floor_s = self.wall_s(self.floor_s)
         if self.floor_s > self.wall_at_s:
             self.wall_at_s = self.floor_s
-        with open(self.tmp, "w") as f:
-            f.write("ledger %d %d %d %d %d %d %d\n" % (
+        with self.copies.writer() as f:
+            f.write("%d %d %d %d %d %d %d\n" % (
                 _FORMAT, self.floor_s, self.wall_floor_s, self.last_start_s, self.uses,
                 self.n_day, self.n_pods))
             for i in range(self.n_day):
@@ -131,9 +190,11 @@ class Ledger:
                 o = i * _SERIAL_MAX
                 f.write(names[o:o + self.serial_len[i]])
                 f.write(" %d %d\n" % (self.pod_ul[i], self.pod_use[i]))
-            f.write("end\n")
-        os.rename(self.tmp, self.path)
         self.commits += 1
+        if self.legacy:
+            # Taken over: the copies hold it now.
+            os.remove(self.legacy_path)
+            self.legacy = False
 
     # ---- clocks ---------------------------------------------------------------------------
     def now_s(self, uptime_s):
