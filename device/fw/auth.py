@@ -1,80 +1,106 @@
 """The per-host pairing keys on the board's flash (podproto.pairing derives them)."""
 import os
-from binascii import hexlify
+from binascii import hexlify, unhexlify
+
+from fw import copies
 
 
 class KeyStore:
-    """Per-host keys on the board's flash: one file per host, written whole then renamed,
-    so a power cut leaves the old set or the new one. Each file holds the key and a use
-    number (u32): the host paired or authenticated most recently has the highest, and a
-    new host beyond MAX_HOSTS takes the place of the least recently used one."""
+    """Per-host keys on the board's flash: one record of every host (fw.copies: two
+    copies, each with its commit counter and SHA-256), a line per host
+    `<host id hex> <key hex> <use>`. The use number orders the hosts: the host paired or
+    authenticated most recently has the highest, and a new host beyond MAX_HOSTS takes
+    the place of the least recently used one. A copy that fails its hash or was rolled
+    back could bring back a host the store had let go: in doubt, and with no valid copy,
+    the store holds no host (each pairs again, with the button). The store of before the
+    copies (a file per host in `hosts/`) is taken over once."""
 
     MAX_HOSTS = 8
 
     def __init__(self, data_dir):
-        self.dir = data_dir + "/hosts"
+        self.old_dir = data_dir + "/hosts"
+        self.copies = copies.Copies(data_dir, "hosts")
+        self.keys = {}           # host id hex -> [key, use]
+        self.problem = None      # why the keys on flash were not taken
         try:
-            os.mkdir(self.dir)
+            i = self.copies.newest()
+        except copies.RecordError as e:
+            self.problem = str(e)
+            return
+        if i < 0:
+            self._take_over()
+        elif self.copies.doubt:
+            self.problem = self.copies.doubt
+        else:
+            try:
+                for line in self.copies.lines(i):
+                    name, key, use = line.split()
+                    self.keys[name.decode()] = [unhexlify(key), int(use)]
+            except ValueError:
+                self.keys = {}
+                self.problem = "hosts unreadable"
+
+    def _take_over(self):
+        try:
+            names = os.listdir(self.old_dir)
         except OSError:
-            pass
+            return
+        for name in names:
+            path = self.old_dir + "/" + name
+            if not name.endswith(".new"):
+                with open(path, "rb") as f:
+                    data = f.read()
+                # 32 bytes: written before use numbers were kept, least recent of all.
+                if len(data) in (32, 36) and len(name) == 16:
+                    self.keys[name] = [data[:32], int.from_bytes(data[32:], "little")]
+        self._write()
+        for name in names:
+            os.remove(self.old_dir + "/" + name)
+        os.rmdir(self.old_dir)
 
     def _name(self, host_id):
         return hexlify(host_id).decode()
 
-    def _read(self, name):
-        try:
-            with open(self.dir + "/" + name, "rb") as f:
-                data = f.read()
-        except OSError:
-            return None
-        # 32 bytes: written before use numbers were kept, least recent of all.
-        if len(data) == 32:
-            return data, 0
-        if len(data) == 36:
-            return data[:32], int.from_bytes(data[32:], "little")
-        return None
+    def _write(self):
+        with self.copies.writer() as f:
+            for name in self.keys:
+                key, use = self.keys[name]
+                f.write("%s %s %d\n" % (name, hexlify(key).decode(), use))
 
-    def _uses(self):
-        """{file name: use number} of every stored host."""
-        out = {}
-        for name in os.listdir(self.dir):
-            if not name.endswith(".new"):
-                got = self._read(name)
-                out[name] = got[1] if got else -1
-        return out
-
-    def _write(self, name, key, use):
-        tmp = self.dir + "/" + name + ".new"
-        with open(tmp, "wb") as f:
-            f.write(bytes(key) + use.to_bytes(4, "little"))
-        os.rename(tmp, self.dir + "/" + name)
+    def _top(self):
+        top = 0
+        for name in self.keys:
+            top = max(top, self.keys[name][1])
+        return top
 
     def get(self, host_id):
         if len(host_id) != 8:
             return None
-        got = self._read(self._name(host_id))
+        got = self.keys.get(self._name(host_id))
         return got[0] if got else None
 
     def put(self, host_id, key):
         name = self._name(host_id)
-        uses = self._uses()
-        if len(uses) >= self.MAX_HOSTS and name not in uses:
+        keys = self.keys
+        if len(keys) >= self.MAX_HOSTS and name not in keys:
             oldest = None
-            for n in uses:
-                if oldest is None or uses[n] < uses[oldest]:
+            for n in keys:
+                if oldest is None or keys[n][1] < keys[oldest][1]:
                     oldest = n
-            os.remove(self.dir + "/" + oldest)
-        self._write(name, key, max(uses.values()) + 1 if uses else 1)
+            del keys[oldest]
+        keys[name] = [bytes(key), self._top() + 1]
+        self._write()
 
     def used(self, host_id):
         """host_id authenticated: it becomes the most recently used. Written only when
         another host was used since, so a host that reconnects costs no flash write."""
-        name = self._name(host_id)
-        uses = self._uses()
-        mine = uses.pop(name, None)
-        if mine is None or not uses:
+        got = self.keys.get(self._name(host_id))
+        if got is None:
             return
-        top = max(uses.values())
-        got = self._read(name)
-        if got is not None and mine <= top:
-            self._write(name, got[0], top + 1)
+        top = 0
+        for name in self.keys:
+            if self.keys[name] is not got:
+                top = max(top, self.keys[name][1])
+        if got[1] <= top:
+            got[1] = top + 1
+            self._write()

@@ -5,20 +5,19 @@ never taken for the newest.
 A littlefs directory keeps its files' entries in its own metadata block, a log of
 commits: one corrupted commit there and littlefs drops every commit after it, so files
 silently go back to older versions. The copies are in two directories (`safe.a`,
-`safe.b`, shared by every record), written alternately, commit c to copy (c - 1) % 2,
-each whole to a new file renamed over the old one: after a power cut the newest valid
+`safe.b`, shared by every record), written alternately (never over the newest valid
+copy), each whole to a new file renamed over the old one: after a power cut the newest valid
 copy is the last commit that landed, and the other copy holds the commit before it
-(c - 1). Anything else (a copy that fails its hash, a missing one, counters not one
-apart) means the newest valid copy may be older than the last commit: `doubt` says why,
-and the caller counts conservatively. A copy is text:
+(c - 1). The last commit's counter is also written to `<name>.n` in the data directory
+(a third metadata block): a copy behind it, however it got there, is found, and a
+record with no valid copy although it was written raises RecordError. When that
+witness is itself behind, anything but counters one apart (a copy that fails its hash,
+a missing one) puts the newest valid copy in doubt too. `doubt` says why and `lost` how
+many commits may be missing; the caller counts conservatively. A copy is text:
 
     <name> <counter>
     <the record's own lines>
     end <SHA-256 hex of every byte before "end ">
-
-Once the first copy is written an empty file `<name>.used` in the data directory (a
-third metadata block) says so: no valid copy then raises RecordError, never a new
-record.
 """
 import binascii
 import hashlib
@@ -37,10 +36,13 @@ class Copies:
     def __init__(self, data_dir, name):
         self.name = name
         self.dirs = (data_dir + "/safe.a", data_dir + "/safe.b")
-        self.used = data_dir + "/" + name + ".used"
+        # The last commit's counter, in the data directory's own metadata (a third).
+        self.witness = data_dir + "/" + name + ".n"
         self.counter = 0         # the newest commit found or written
         self.doubt = None        # why the newest valid copy may not be the last commit
         self.counters = [0, 0]   # of each valid copy (0: none)
+        self.lost = 0            # commits the newest valid copy may be behind
+        self.slot = -1           # the copy holding the newest valid commit
 
     def path(self, i):
         return self.dirs[i] + "/" + self.name
@@ -52,25 +54,39 @@ class Copies:
         ok = [i for i in (0, 1) if got[i][0] == _OK]
         self.counters = [got[0][1], got[1][1]]
         self.doubt = None
+        self.lost = 0
+        w = self._witness()
+        self.counter = w
         if not ok:
-            if got[0][0] == _BAD or got[1][0] == _BAD:
+            if w or got[0][0] == _BAD or got[1][0] == _BAD:
                 raise RecordError("%s: no valid copy" % self.name)
-            if _exists(self.used):
-                raise RecordError("%s: both copies lost" % self.name)
             return -1
         i = ok[0] if len(ok) == 1 or got[ok[0]][1] > got[ok[1]][1] else ok[1]
         c = got[i][1]
         other = got[1 - i]
-        if other[0] == _BAD:
-            self.doubt = "%s copy %d fails its hash" % (self.name, 1 - i)
-        elif other[0] == _NONE and c > 1:
-            self.doubt = "%s copy %d missing" % (self.name, 1 - i)
-        elif other[0] == _OK and other[1] != c - 1:
-            self.doubt = "%s copies %d and %d: one was rolled back" % (self.name, c, other[1])
-        elif (c - 1) % 2 != i:
-            self.doubt = "%s copy %d holds commit %d" % (self.name, i, c)
-        self.counter = c
+        if w > c:
+            self.lost = w - c
+            self.doubt = "%s: copies at commit %d, the last was %d" % (self.name, c, w)
+        elif w < c - 1:
+            # The witness was rolled back (one behind is a cut before it was written):
+            # the other copy must hold the commit before.
+            if other[0] == _BAD:
+                self.doubt = "%s: copy %d fails its hash" % (self.name, 1 - i)
+            elif other[0] == _NONE and c > 1:
+                self.doubt = "%s: copy %d missing" % (self.name, 1 - i)
+            elif other[0] == _OK and other[1] != c - 1:
+                self.doubt = "%s: copies at commits %d and %d" % (self.name, c, other[1])
+            self.lost = 1 if self.doubt else 0
+        self.counter = max(c, w)
+        self.slot = i
         return i
+
+    def _witness(self):
+        try:
+            with open(self.witness) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return 0
 
     def lines(self, i):
         """The record's own lines (bytes) of copy i, which newest() found valid."""
@@ -118,7 +134,7 @@ class _Writer:
         self.copies = copies
         c = copies.counter + 1
         self.c = c
-        self.i = (c - 1) % 2
+        self.i = 1 - copies.slot if copies.slot >= 0 else 0   # never over the newest
         d = copies.dirs[self.i]
         try:
             os.mkdir(d)
@@ -153,16 +169,7 @@ class _Writer:
         os.rename(self.tmp, c.path(self.i))
         c.counter = self.c
         c.counters[self.i] = self.c
-        if self.c <= 2 and not _exists(c.used):
-            with open(c.used, "w"):
-                pass
-        if c.counters[1 - self.i] == self.c - 1:
-            c.doubt = None
+        c.slot = self.i
+        with open(c.witness, "w") as f:
+            f.write("%d" % self.c)
 
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False

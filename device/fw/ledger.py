@@ -25,9 +25,9 @@ buffer, not as 256 strings scattered through the heap by the load): a ledger hol
 podlets needs no more of the heap than a new one, and no commit or load needs a large
 free block (a dict of 256 podlets, grown and rewritten at every commit, soon failed to
 find one in the simulator's heap). On flash it is a record of fw.copies (two copies,
-each with its commit counter and SHA-256: a corrupted or rolled-back copy is found; one
-the newest copy may have lost is counted as a chunk more; no valid copy is a
-LedgerError), its lines text, a line per entry:
+each with its commit counter and SHA-256, and the last counter beside them: a corrupted
+or rolled-back copy is found; a commit the newest valid copy may lack is counted as a
+chunk more; no valid copy is a LedgerError), its lines text, a line per entry:
 
     3 <floor_s> <wall_floor_s> <last_start_s> <uses> <day entries> <podlets>
     <t_s> <ul>                  one per day entry, oldest first
@@ -52,6 +52,7 @@ _FLOOR_EVERY_S = const(600)   # commit the clock floor at least this often
 _FORMAT = const(3)
 _LEGACY_FORMAT = const(2)
 _SERIAL_MAX = const(16)       # bytes of a serial
+_LOST_MAX = const(64)         # lost commits counted, at most
 
 
 class LedgerError(Exception):
@@ -154,21 +155,24 @@ class Ledger:
         is corrupt, missing or was rolled back): counted as if that commit had reserved
         a chunk more on the podlet in use, in the day, and started a session, all at the
         floor (where the limit clock resumes, so no later than the lost commit's time).
-        The boot commits it so before anything is decided."""
+        The boot commits it so before anything is decided. Each commit the witness says
+        may be missing counts as a chunk (fw.copies: more than one only when both copies
+        were taken back)."""
+        ul = CHUNK_UL * max(1, min(self.copies.lost, _LOST_MAX))
         if self.n_pods:
             use = self.pod_use
             i = 0
             for j in range(1, self.n_pods):
                 if use[j] > use[i]:
                     i = j
-            self.pod_ul[i] += CHUNK_UL
+            self.pod_ul[i] += ul
         if not self.n_day:
             self.n_day = 1
             self.day_v[0] = 0
         last = self.n_day - 1
         if self.day_t[last] < self.floor_s:
             self.day_t[last] = self.floor_s
-        self.day_v[last] += CHUNK_UL
+        self.day_v[last] += ul
         if self.last_start_s < self.floor_s:
             self.last_start_s = self.floor_s
 

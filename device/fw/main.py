@@ -17,13 +17,20 @@ def boot(board):
         app.emit({"event": "watchdog_reset"})
     if app.ledger_problem:
         app.emit({"event": "ledger_error", "reason": app.ledger_problem})
+    elif app.ledger.doubt:
+        # A copy bad or rolled back (fw.copies): counted conservatively, and said.
+        app.emit({"event": "record_doubt", "reason": app.ledger.doubt})
     if not app.trust.provisioned():
         app.emit({"event": "not_provisioned"})
     app.load_profiles()
+    if app.trust.marks_problem:
+        app.emit({"event": "record_doubt", "reason": app.trust.marks_problem})
     radio = getattr(board, "radio", None)
     if radio is not None:
         from fw import ble
         app.attach_link(ble.Link(app, radio))
+        if app.link.keys.problem:
+            app.emit({"event": "record_doubt", "reason": app.link.keys.problem})
     return app
 
 

@@ -7,8 +7,8 @@ to a new file and renamed over the old one, which littlefs does atomically, and 
 then used.
 
 Never rolled back: the highest version ever installed per podlet type, with the SHA-256
-of its bytes, is kept in its own file (VERSIONS_FILE), written before the profile's
-rename. A profile that fails its check at boot (a corrupted file, a re-provisioned key)
+of its bytes, is kept in its own record (VERSIONS_FILE, two hashed and counted copies:
+fw.copies), written before the profile's rename. A profile that fails its check at boot (a corrupted file, a re-provisioned key)
 is left out, but no version below that mark is ever installed again, and the mark's
 version only as the very same bytes (a repair, or the install a power cut interrupted). Decisions come back as (value, reason): reason is a short snake_case word.
 A signature check takes about a second on a board: profile_check() and podlet_check()
@@ -24,9 +24,11 @@ from podproto import podlet as podlet_fmt
 from podproto import profile as profile_fmt
 
 from fw import config
+from fw import copies
 
 KEY_FILE = "mfg.pub"
 VERSIONS_FILE = "profile_versions"    # per podlet type: "<type> <version> <sha256 hex>"
+_NO_DIGEST = "-"                      # a mark in doubt: its version only by a higher one
 _UNIX_2000_S = 946684800
 
 
@@ -64,7 +66,10 @@ class Trust:
         except OSError:
             pass
         self.profiles = {}       # podlet_type -> profile dict (with outlet_target_mc)
-        self.versions_path = data_dir + "/" + VERSIONS_FILE
+        self.versions_path = data_dir + "/" + VERSIONS_FILE    # before the copies
+        self.marks = copies.Copies(data_dir, VERSIONS_FILE)
+        self.marks_problem = None     # why the marks on flash were not all trusted
+        self.blocked = set()          # types whose mark and profile were both lost
         self.versions = self._read_versions()   # podlet_type -> (version, sha256 hex)
         self._checked = None     # (blob, profile) the last profile_check() passed
         # Called between the slices of a check run to its end at once (check_profile,
@@ -114,6 +119,8 @@ class Trust:
             return None, reason
         ptype = prof["podlet_type"]
         version = prof["version"]
+        if ptype in self.blocked:
+            return None, "versions_lost"
         old = self.profiles.get(ptype)
         if old is not None and version <= old["version"]:
             return None, "stale_version"
@@ -147,6 +154,9 @@ class Trust:
             prof, reason = self.check_profile(blob)
             if prof is None:
                 bad.append((name, reason))
+                if self.marks_problem and int(name) not in self.versions:
+                    # Neither its mark nor its profile can say which version it had.
+                    self.blocked.add(int(name))
                 continue
             ptype = prof["podlet_type"]
             self.profiles[ptype] = prof
@@ -158,23 +168,59 @@ class Trust:
         return bad
 
     def _read_versions(self):
+        """The marks of the newest valid copy, each raised to the other copy's if that
+        one holds a higher (never the looser of two). In doubt (fw.copies) no mark's
+        version is taken again, not even as the same bytes; with no valid copy load()
+        restores them from the profiles that verify, and refuses every install of a
+        type whose profile does not."""
         marks = {}
+        c = self.marks
         try:
-            with open(self.versions_path) as f:
-                for line in f:
-                    ptype, version, digest = line.split()
-                    marks[int(ptype)] = (int(version), digest)
-        except (OSError, ValueError):
-            pass                  # none yet; or unreadable: load() restores from profiles
+            i = c.newest()
+        except copies.RecordError as e:
+            self.marks_problem = str(e)
+            return marks
+        if i < 0:
+            try:
+                with open(self.versions_path) as f:
+                    self._parse_marks(f, marks)
+            except OSError:
+                pass              # none yet
+            except ValueError:
+                self.marks_problem = "profile_versions unreadable"
+            return marks
+        for j in (i, 1 - i):
+            if j == i or c.counters[j]:
+                got = {}
+                try:
+                    self._parse_marks(c.lines(j), got)
+                except ValueError:
+                    got = {}
+                for ptype in got:
+                    if ptype not in marks or got[ptype][0] > marks[ptype][0]:
+                        marks[ptype] = got[ptype]
+        if c.doubt:
+            self.marks_problem = c.doubt
+            for ptype in marks:
+                marks[ptype] = (marks[ptype][0], _NO_DIGEST)
         return marks
 
+    def _parse_marks(self, lines, marks):
+        for line in lines:
+            ptype, version, digest = line.split()
+            if not isinstance(digest, str):
+                digest = digest.decode()
+            marks[int(ptype)] = (int(version), digest)
+
     def _write_versions(self):
-        tmp = self.versions_path + ".new"
-        with open(tmp, "w") as f:
+        with self.marks.writer() as f:
             for ptype in self.versions:
                 version, digest = self.versions[ptype]
                 f.write("%d %d %s\n" % (ptype, version, digest))
-        os.rename(tmp, self.versions_path)
+        try:
+            os.remove(self.versions_path)     # the file of before the copies
+        except OSError:
+            pass
 
     # ---- podlets ------------------------------------------------------------------------
     def podlet_check(self, image):

@@ -162,3 +162,24 @@ def test_a_ledger_of_the_old_format_is_taken_over():
     assert led.floor_s == 40 and led.wall_floor_s == 1795000039
     led.commit(led.now_s(1))
     assert _never_looser(d, "migrated") == "same"
+
+
+def test_a_boot_in_doubt_says_so_and_counts_a_chunk_more():
+    """The newest copy (500 ul) fails its hash: the other, a commit behind (450 ul), is
+    taken with the chunk that commit may have reserved."""
+    b, led = _used()
+    d = b.data_dir
+    newest = max(_files(d), key=lambda p: int(_read(p).split(b"\n")[0].split()[1]))
+    data = bytearray(_read(newest))
+    data[-70] ^= 1                          # the hash's line
+    _write(newest, data)
+    said = []
+    b.emit = lambda rec, emit=b.emit: said.append((rec["event"], rec.get("reason"))) or emit(rec)
+    app = main.boot(b)
+    assert [e for e, _ in said if e == "record_doubt"] == ["record_doubt"], said
+    assert app.ledger.podlet_ul(_PODLET) == 450 + ledger.CHUNK_UL
+    # Committed so: the next boot is in no doubt, and counts the same.
+    said.clear()
+    app = main.boot(b)
+    assert "record_doubt" not in [e for e, _ in said], said
+    assert app.ledger.podlet_ul(_PODLET) == 450 + ledger.CHUNK_UL

@@ -63,9 +63,15 @@ def _store(name):
 
 def _clean(d):
     try:
-        for n in os.listdir(d + "/hosts"):
-            os.remove(d + "/hosts/" + n)
-        os.rmdir(d + "/hosts")
+        for sub in ("/hosts", "/safe.a", "/safe.b"):
+            try:
+                for n in os.listdir(d + sub):
+                    os.remove(d + sub + "/" + n)
+                os.rmdir(d + sub)
+            except OSError:
+                pass
+        for n in os.listdir(d):
+            os.remove(d + "/" + n)
         os.rmdir(d)
     except OSError:
         pass
@@ -98,20 +104,24 @@ def test_authenticating_again_writes_nothing_and_old_key_files_still_work():
     d, ks = _store("use")
     ks.put(_host(1), b"\x01" * 32)
     ks.put(_host(2), b"\x02" * 32)
-    path = d + "/hosts/" + "02" * 8
-    before = os.stat(path)
+    commits = ks.copies.counter
     ks.used(_host(2))                     # already the most recent: no write
-    with open(path, "rb") as f:
-        assert f.read()[32:] == (2).to_bytes(4, "little")
+    assert ks.copies.counter == commits
     ks.used(_host(1))
-    with open(d + "/hosts/" + "01" * 8, "rb") as f:
-        assert f.read()[32:] == (3).to_bytes(4, "little")
-    assert before[6] == os.stat(path)[6]
-    # A key written before use numbers were kept: still found, and first to go.
+    assert ks.copies.counter == commits + 1
+    assert auth.KeyStore(d).keys["01" * 8][1] == 3
+    _clean(d)
+    # A key written before use numbers were kept (a file per host): still found, and
+    # first to go.
+    os.mkdir(d)
+    os.mkdir(d + "/hosts")
+    with open(d + "/hosts/" + "01" * 8, "wb") as f:
+        f.write(b"\x01" * 32 + (3).to_bytes(4, "little"))
     with open(d + "/hosts/" + "07" * 8, "wb") as f:
         f.write(b"\x07" * 32)
+    ks = auth.KeyStore(d)
     assert ks.get(_host(7)) == b"\x07" * 32
-    for i in range(3, 9):
+    for i in range(2, 9):
         if i != 7:
             ks.put(_host(i), bytes([i]) * 32)
     ks.put(_host(9), b"\x09" * 32)

@@ -1,0 +1,211 @@
+"""The profiles' version marks (fw.trust) and the paired hosts' keys (fw.auth) on flash:
+a flipped bit, a copy rolled back to an older commit, or every copy lost never lets an
+older profile in again nor a host back that the store had let go."""
+import gc
+import os
+
+from fw import auth
+from fw import trust
+import mpt_powercut_profile as prof_cases
+import powercut
+
+_D = powercut.MOUNT
+
+
+def _files(paths):
+    out = {}
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                out[p] = f.read()
+        except OSError:
+            pass
+    assert out
+    return out
+
+
+def _restore(files, gone=()):
+    for p in files:
+        with open(p, "wb") as f:
+            f.write(files[p])
+    for p in gone:
+        if p not in files:
+            try:
+                os.remove(p)
+            except OSError:
+                pass
+
+
+def _flips(files):
+    """(path, bad bytes) for each bit of every 5th byte of each file."""
+    for p in files:
+        good = files[p]
+        for at in range(0, len(good), 5):
+            for bit in range(8):
+                bad = bytearray(good)
+                bad[at] ^= 1 << bit
+                yield p, bytes(bad)
+
+
+# ---- profile version marks -------------------------------------------------------------
+_MARKS = (_D + "/profile_versions", _D + "/safe.a/profile_versions",
+          _D + "/safe.b/profile_versions")
+
+
+def _two_versions():
+    """Versions 1 then 2 installed, and the installed file gone bad since."""
+    gc.collect()
+    rig = powercut.Rig()
+    prof_cases._provision()
+    t = trust.Trust(_D)
+    assert t.install(prof_cases._OLD)[1] is None and t.install(prof_cases._NEW)[1] is None
+    prof_cases._corrupt()
+    return rig
+
+
+def _no_rollback(why):
+    t = trust.Trust(_D)
+    t.load()
+    got = t.install(prof_cases._OLD)
+    assert got[0] is None, why
+    return got[1]
+
+
+def test_a_flipped_bit_in_the_marks_lets_no_older_profile_in():
+    rig = _two_versions()
+    files = _files(_MARKS)
+    seen = {}
+    for p, bad in _flips(files):
+        with open(p, "wb") as f:
+            f.write(bad)
+        reason = _no_rollback((p, bad))
+        seen[reason] = seen.get(reason, 0) + 1
+        _restore(files)
+    print("marks, bits flipped:", seen)
+    rig.close()
+
+
+def test_a_mark_copy_rolled_back_lets_no_older_profile_in():
+    gc.collect()
+    rig = powercut.Rig()
+    prof_cases._provision()
+    t = trust.Trust(_D)
+    assert t.install(prof_cases._OLD)[1] is None
+    old = _files(_MARKS)
+    assert t.install(prof_cases._NEW)[1] is None
+    prof_cases._corrupt()
+    files = _files(_MARKS)
+    for p in files:
+        _restore({p: old[p]} if p in old else {}, [p])
+        assert _no_rollback(p) == "stale_version", p
+        _restore(files)
+    rig.close()
+
+
+def test_every_mark_copy_bad_refuses_the_type_whose_profile_is_bad_too():
+    rig = _two_versions()
+    files = _files(_MARKS)
+    for p in files:
+        data = bytearray(files[p])
+        data[len(data) // 2] ^= 2
+        with open(p, "wb") as f:
+            f.write(data)
+    t = trust.Trust(_D)
+    assert t.load() == [(str(prof_cases._TYPE), "bad_signature")]
+    assert t.install(prof_cases._OLD) == (None, "versions_lost")
+    assert t.install(prof_cases._NEW) == (None, "versions_lost")
+    rig.close()
+
+
+# ---- host keys ---------------------------------------------------------------------------
+_KEYS = (_D + "/safe.a/hosts", _D + "/safe.b/hosts")
+
+
+def _host(i):
+    return bytes([i]) * 8
+
+
+def _key_files():
+    """The key store's files: the copies, or the one file a host of before."""
+    paths = list(_KEYS)
+    try:
+        paths += [_D + "/hosts/" + n for n in os.listdir(_D + "/hosts")]
+    except OSError:
+        pass
+    return paths
+
+
+def _full_then_one_more():
+    """Hosts 1 to 8 paired, then host 9: host 1, the least recently used, is let go.
+    Returns the store's files before host 9 and after."""
+    gc.collect()
+    rig = powercut.Rig()
+    ks = auth.KeyStore(_D)
+    for i in range(1, 9):
+        ks.put(_host(i), bytes([i]) * 32)
+    before = _files(_key_files())
+    ks.put(_host(9), bytes([9]) * 32)
+    assert ks.get(_host(1)) is None and ks.get(_host(9)) == bytes([9]) * 32
+    return rig, before, _files(_key_files())
+
+
+def _let_go_stays_gone(why):
+    ks = auth.KeyStore(_D)
+    assert ks.get(_host(1)) is None, why
+    for i in range(2, 10):
+        got = ks.get(_host(i))
+        assert got is None or got == bytes([i]) * 32, (why, i)
+    return sum(1 for i in range(2, 10) if ks.get(_host(i)) is not None)
+
+
+def test_a_key_store_copy_rolled_back_brings_no_host_back():
+    """Each file of the store taken back (or brought back) to what it was before host 9
+    paired, as a littlefs metadata rollback of its directory does."""
+    rig, before, after = _full_then_one_more()
+    for p in set(before) | set(after):
+        _restore({p: before[p]} if p in before else {}, [p])
+        _let_go_stays_gone(p)
+        _restore(after, set(before) | set(after))
+    rig.close()
+
+
+def test_a_flipped_bit_in_the_key_store_gives_no_wrong_or_old_key():
+    rig, before, after = _full_then_one_more()
+    kept = {}
+    for p, bad in _flips(after):
+        with open(p, "wb") as f:
+            f.write(bad)
+        n = _let_go_stays_gone((p, bad))
+        kept[n] = kept.get(n, 0) + 1
+        _restore(after)
+    print("keys, bits flipped: hosts kept", kept)
+    rig.close()
+
+
+def test_every_key_copy_bad_keeps_no_key():
+    rig, before, after = _full_then_one_more()
+    for p in after:
+        data = bytearray(after[p])
+        data[len(data) // 2] ^= 8
+        with open(p, "wb") as f:
+            f.write(data)
+    assert _let_go_stays_gone("both") == 0
+    ks = auth.KeyStore(_D)
+    ks.put(_host(3), b"\x33" * 32)              # paired again: the store works on
+    assert auth.KeyStore(_D).get(_host(3)) == b"\x33" * 32
+    rig.close()
+
+
+def test_keys_of_before_the_copies_are_taken_over():
+    gc.collect()
+    rig = powercut.Rig()
+    os.mkdir(_D + "/hosts")
+    with open(_D + "/hosts/" + "01" * 8, "wb") as f:
+        f.write(b"\x01" * 32 + (5).to_bytes(4, "little"))
+    with open(_D + "/hosts/" + "07" * 8, "wb") as f:
+        f.write(b"\x07" * 32)                   # before use numbers were kept
+    ks = auth.KeyStore(_D)
+    assert ks.get(_host(1)) == b"\x01" * 32 and ks.get(_host(7)) == b"\x07" * 32
+    ks = auth.KeyStore(_D)
+    assert ks.get(_host(1)) == b"\x01" * 32 and ks.get(_host(7)) == b"\x07" * 32
+    rig.close()
