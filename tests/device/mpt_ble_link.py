@@ -12,6 +12,7 @@ import podproto
 from podproto import link as plink
 
 import simkit                           # the firmware's app first, as fw.main boots
+gc.collect()                            # and collects before the link, as it does
 from fw import ble                      # noqa: E402
 
 _CONN = 7
