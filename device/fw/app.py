@@ -41,6 +41,12 @@ _PRESS_MAX_STEPS = const(20)
 # X25519 work finishes whether or not the button is still held.
 _PAIR_HOLD_STEPS = const(30)
 _PAIR_GRACE_STEPS = const(10)
+# Holding it this long while idle is the owner's say-so for the clock: the next clock
+# set within CLOCK_WINDOW_S is taken as it is, back or far ahead (the way back from a
+# wrong far-future set). Well past a pairing hold (3 s, and a pairing takes up to ~10 s).
+CLOCK_HOLD_S = const(20)
+CLOCK_WINDOW_S = const(120)
+_CLOCK_HOLD_STEPS = const(200)
 
 FAULT_LOG_LEN = const(32)
 _FAULT_FIELDS = const(6)   # code, sensor, raw, value, limit, uptime_s
@@ -105,6 +111,8 @@ class App:
         self.pair_release = 0       # and the button was let go since
         self.pairing_until = 0      # the grace after the release ends at this step
         self.pairing_from = 0       # step the window opened
+        self.clock_request = 0      # the hold reached _CLOCK_HOLD_STEPS
+        self.clock_until = 0        # a clock set before this step is the owner's
         # The host link (fw.ble), when the board has a radio; serviced outside the step.
         self.link = None
         # The session log the host syncs: decisions, and samples once a second in session.
@@ -201,6 +209,8 @@ class App:
             self.button_steps += 1
             if self.button_steps == _PAIR_HOLD_STEPS:
                 self.pair_request = 1
+            elif self.button_steps == _CLOCK_HOLD_STEPS:
+                self.clock_request = 1
         elif self.button_steps:
             if self.button_steps <= _PRESS_MAX_STEPS:
                 self.button_press = 1
@@ -284,6 +294,11 @@ class App:
             self.pairing_until = self.steps + _PAIR_GRACE_STEPS
             self.emit({"event": "pairing_window", "open_s": (
                 self.pairing_until - self.pairing_from) // config.STEPS_PER_S})
+        if self.clock_request:
+            self.clock_request = 0
+            if self.state == hal.ST_IDLE:
+                self.clock_until = self.steps + CLOCK_WINDOW_S * config.STEPS_PER_S
+                self.emit({"event": "clock_window", "open_s": CLOCK_WINDOW_S})
         if self.session_prof is not None and self.state == hal.ST_STEAMING:
             self._reserve_ahead()
         if self.ledger is not None and self.session_prof is None:
@@ -426,9 +441,18 @@ class App:
         return wall
 
     def set_clock(self, epoch_s):
-        """The host's time, never earlier than the newest time already recorded."""
+        """The host's time, never earlier than the newest time already recorded nor
+        more than ledger.WALL_AHEAD_MAX_S past the newest it can vouch for; within the
+        owner's window (the button held CLOCK_HOLD_S while idle) and still idle, taken
+        as it is, once."""
         if self.ledger is None:
             self.board.set_clock_s(epoch_s)
+            return
+        if self.steps < self.clock_until and self.state == hal.ST_IDLE:
+            self.clock_until = 0
+            was = self.wall_s()
+            self.board.set_clock_s(self.ledger.confirm_wall(epoch_s, self.uptime_s()))
+            self.emit({"event": "clock_confirmed", "asked_s": epoch_s, "floor_s": was})
             return
         self._stamp()
         t = self.ledger.see_wall(epoch_s, self.uptime_s(), self.board.clock_s())

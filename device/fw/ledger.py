@@ -53,6 +53,12 @@ _FORMAT = const(3)
 _LEGACY_FORMAT = const(2)
 _SERIAL_MAX = const(16)       # bytes of a serial
 _LOST_MAX = const(64)         # lost commits counted, at most
+# One clock set moves the wall clock at most this far past the newest time the device
+# can vouch for: more than a year, so a device a year on the shelf (its wall floor
+# stands still while the power is off) takes the right time unconfirmed; far less than
+# a podlet's shelf life, so no one set expires them all. A larger jump needs the owner
+# (fw.app: the button).
+WALL_AHEAD_MAX_S = 400 * DAY_S
 
 
 class LedgerError(Exception):
@@ -222,17 +228,32 @@ class Ledger:
 
     def see_wall(self, epoch_s, uptime_s, clock_s=0):
         """The host's wall clock, never earlier than the newest time recorded nor than
-        the device's own clock (clock_s) now reads. Returns the time to set (clamped up)
-        and commits the new floor. Also how the device records a wall time it decides
-        on (clock_s 0), so that no clock set after a power cut can undo the decision."""
+        the device's own clock (clock_s) now reads, nor more than WALL_AHEAD_MAX_S past
+        the newest time the device can vouch for (a set beyond is not taken: the clock
+        stays). Returns the time to set and commits the new floor. Also how the device
+        records a wall time it decides on (clock_s 0), so that no clock set after a
+        power cut can undo the decision."""
         newest = max(self.wall_floor_s, clock_s)
         if epoch_s < newest:
             epoch_s = newest
+        vouched = max(self.wall_s(self.now_s(uptime_s)), clock_s)
+        if vouched and epoch_s > vouched + WALL_AHEAD_MAX_S:
+            epoch_s = vouched
         if epoch_s > self.wall_floor_s:
             now = self.now_s(uptime_s)
             self.wall_floor_s = epoch_s
             self.wall_at_s = now + 1
             self.commit(now)
+        return epoch_s
+
+    def confirm_wall(self, epoch_s, uptime_s):
+        """The host's wall clock as the owner confirmed it (fw.app: the button): taken
+        whatever the floor, back or far ahead, and committed. Only the wall clock moves:
+        the limit clock, the day's doses and the last start stay as they were."""
+        now = self.now_s(uptime_s)
+        self.wall_floor_s = epoch_s
+        self.wall_at_s = now + 1
+        self.commit(now)
         return epoch_s
 
     # ---- limits ---------------------------------------------------------------------------
