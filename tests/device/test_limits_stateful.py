@@ -149,3 +149,32 @@ def test_an_expiry_seen_on_the_devices_clock_then_a_power_cut_and_the_clock_set_
     m.session(0, 50)
     _expiry_holds(m)
     assert m.starts == []
+
+
+def test_a_far_future_set_then_the_owners_way_back(device):
+    """The issue's lock-out: a set 10 years ahead is not taken on a device that was set
+    (a podlet good until 2030 stays usable); on one never set it is, and the owner's
+    confirmed set takes it back; the podlet refused as expired meanwhile is usable again,
+    and the limits hold throughout."""
+    limits_machine.Limits.dev = device
+    ten_years = 10 * 365 * 86_400
+    m = limits_machine.Limits()
+    m.boot(clock=True, profile=0, podlet=0)
+    m.set_clock(ten_years)
+    m.session(0, 50)
+    assert len(m.starts) == 1, m.starts
+    m = limits_machine.Limits()
+    m.boot(clock=False, profile=0, podlet=None)
+    m.set_clock(ten_years)                           # nothing to vouch for: taken
+    m.podlet(0)
+    m.session(0, 1)
+    assert not m.starts and "00000000a001" in m.expired
+    m.confirm_clock(0)
+    assert not m.expired
+    m.podlet(None)
+    m.podlet(0)
+    m.session(0, 50)
+    assert len(m.starts) == 1, m.starts
+    _holds(m)
+    m.expiry()
+    m.expired_stays_expired()

@@ -11,14 +11,17 @@ firmware's ledger) and time the true time (which runs on through power cuts):
 - genuine_only: no profile but a genuine one of a higher version is ever installed, and
   nothing is delivered from a podlet whose ID chip is not genuine.
 - expiry: no session starts on a podlet whose expiry day is before the day of the clock
-  the device must trust: the newest time the host set, plus the time powered since that
-  set (until a power cut, which the device cannot time).
+  the device must trust: the newest time the host set (a set more than 400 days past it
+  is not taken), or the time the owner confirmed (the button held, idle), plus the time
+  powered since that set (until a power cut, which the device cannot time).
 - expired_stays_expired: no session starts on a podlet the device has refused as
-  expired, whatever the clock is set to afterwards (and across power cuts).
+  expired, whatever the clock is set to afterwards (and across power cuts), until the
+  owner confirms a clock set.
 
 Events: podlets inserted and removed, sessions started and stopped, time passing (idle
 or dosing), power cuts (for a while, or at the Nth next flash write), the clock set
-forward and back, profiles installed (good, stale, unsigned, tampered, wrong key), a
+forward and back, the owner's confirmed set (the button held 20 s, then a set, far
+back or far ahead), profiles installed (good, stale, unsigned, tampered, wrong key), a
 fault and its acknowledgement.
 
     from steamer_tools import limits_machine
@@ -110,7 +113,11 @@ NEAR_LIMITS_MS = ([MIN_INTERVAL_S * 1000 + d for d in (-500, -100, 0, 100)]
                                           5000)])
 DOSING = ADVANCES[:9]          # up to a minute
 CUT_OFF_MS = [0, 1000, 120_000, 3_600_000, 86_400_000]
-CLOCK_DELTAS = [-90_000, -3600, -1, 0, 60, 3600, 90_000, 10 ** 7]
+CLOCK_DELTAS = [-90_000, -3600, -1, 0, 60, 3600, 90_000, 10 ** 7, 10 * 365 * 86_400]
+# The owner's confirmed sets: far back (the way back from a far-future set), none, and
+# years ahead (more than one unconfirmed set may move: fw.ledger.WALL_AHEAD_MAX_S).
+CONFIRM_DELTAS = [-400 * 86_400, -90_000, 0, 3600, 10 * 365 * 86_400]
+WALL_AHEAD_MAX_S = 400 * 86_400
 
 # The strategies, one per kind of argument.
 podlet_choices = st.sampled_from([None, *range(len(PODLETS))])          # None: pulled
@@ -122,6 +129,7 @@ anchors = st.sampled_from(["start", "last_dose"])
 near_limits_ms = st.sampled_from(NEAR_LIMITS_MS)
 cut_off_ms = st.sampled_from(CUT_OFF_MS)
 clock_deltas_s = st.sampled_from(CLOCK_DELTAS)
+confirm_deltas_s = st.sampled_from(CONFIRM_DELTAS)
 cut_ops = st.sampled_from([("advance", 600), ("start", None), ("install", 0), ("install", 3),
                            ("stop", None), ("insert", 0), ("set_clock", 3600),
                            ("remove", None)])
@@ -302,10 +310,24 @@ class Limits(RuleBasedStateMachine):
             op, arg = arg[1], arg[2]
         if reply.get("cut") or op == "power_cut":
             self.trusted_ms = None
+        elif op == "confirm_clock":
+            t_ms = reply["now_ms"]
+            asked = EPOCH0_S + t_ms // 1000 + arg
+            now = self._trusted_at(t_ms)
+            if any(ev == "clock_confirmed" for ev, _ in reply["events"]):
+                self.trusted_s = asked
+                self.expired.clear()          # refused on the clock the owner corrected
+            elif now is None or asked <= now + WALL_AHEAD_MAX_S:
+                self.trusted_s = asked if now is None else max(now, asked)
+            else:
+                self.trusted_s = now          # too far ahead: not taken
+            self.trusted_ms = t_ms
         elif op == "set_clock":
             # The driver sets its true time plus arg; the device may clamp it only up.
             asked = EPOCH0_S + before_ms // 1000 + arg
             now = self._trusted_at(before_ms)
+            if now is not None and asked > now + WALL_AHEAD_MAX_S:
+                asked = now                   # too far ahead: not taken
             self.trusted_s = asked if now is None else max(now, asked)
             self.trusted_ms = before_ms
         self.now_ms = reply["now_ms"]
@@ -370,6 +392,11 @@ class Limits(RuleBasedStateMachine):
     @rule(delta_s=clock_deltas_s)
     def set_clock(self, delta_s):
         self._do("set_clock", delta_s)
+
+    @rule(delta_s=confirm_deltas_s)
+    def confirm_clock(self, delta_s):
+        """The owner holds the button 20 s (a window only if idle), then the clock set."""
+        self._do("confirm_clock", delta_s)
 
     @rule(i=profile_choices)
     def install(self, i):

@@ -35,6 +35,7 @@ while _HERE in sys.path:
 import board as simboard
 from flash import FileFlash, PowerCut
 from fw import app as app_mod
+from fw import config
 from fw import hal
 from fw import main
 from podproto import ed25519
@@ -233,6 +234,15 @@ class Driver:
         elif name == "power_cut":
             self.power_cut(arg)
         elif name == "set_clock":
+            app.set_clock(_EPOCH0 + b.now_ms // 1000 + arg)
+        elif name == "confirm_clock":
+            # The owner's hold (fw.app: CLOCK_HOLD_S, only idle opens the window), let
+            # go, then a clock set: taken as it is if the window opened.
+            for _ in range(app_mod.CLOCK_HOLD_S * config.STEPS_PER_S + 1):
+                app._button(1)
+                self.tick()
+            app._button(0)
+            self.tick()
             app.set_clock(_EPOCH0 + b.now_ms // 1000 + arg)
         elif name == "install":
             app.command("install_profile", self.blobs[arg])
