@@ -25,7 +25,7 @@ EVENT_NAMES = (
     "podlet_accepted", "podlet_rejected", "podlet_removed", "profile_installed",
     "profile_rejected", "pairing_window", "command_rejected", "sample",
     "journal_overflow", "host_paired", "link_reset", "clock_clamped", "ledger_error",
-    "not_provisioned",
+    "not_provisioned", "record_doubt", "clock_window", "clock_confirmed",
 )
 
 LAYOUTS = {
@@ -53,6 +53,9 @@ LAYOUTS = {
     "link_reset": (("reason", "s32", 0),),
     "clock_clamped": (("asked_s", "I", 1), ("floor_s", "I", 1)),
     "ledger_error": (("reason", "s32", 0),),
+    "record_doubt": (("reason", "s32", 0),),
+    "clock_window": (("open_s", "H", 1),),
+    "clock_confirmed": (("asked_s", "I", 1), ("floor_s", "I", 1)),
 }
 
 _RANGE = {"B": (0, 0xFF), "H": (0, 0xFFFF), "I": (0, 0xFFFFFFFF), "b": (-0x80, 0x7F),

@@ -6,6 +6,7 @@ from fw import app as app_mod
 from fw import hal
 from fw import ledger
 from fw import main
+from podproto import logevents
 import simkit
 
 _NOW = 1795000000               # 2026-11-18: simkit's clock
@@ -113,9 +114,11 @@ def test_a_device_never_set_takes_any_time_and_the_owner_can_take_it_back():
     # And it holds across a power cut.
     app = _cut(b)
     assert _NOW <= app.wall_s() < _NOW + _DAY
-    # The audit log has it.
+    # The audit log has it, and log sync carries it whole.
     with open(b.data_dir + "/audit") as f:
         assert "clock_confirmed" in f.read()
+    got = logevents.from_wire(logevents.to_wire(1, conf[-1]))
+    assert got["kind"] == "clock_confirmed" and got["payload"]["asked_s"] == _NOW, got
 
 
 def test_the_recovery_leaves_the_limits_as_they_were():
