@@ -209,3 +209,45 @@ def test_keys_of_before_the_copies_are_taken_over():
     ks = auth.KeyStore(_D)
     assert ks.get(_host(1)) == b"\x01" * 32 and ks.get(_host(7)) == b"\x07" * 32
     rig.close()
+
+
+# ---- power cuts ----------------------------------------------------------------------------
+def _keys_now(d):
+    ks = auth.KeyStore(d)
+    assert ks.problem is None, ks.problem          # a cut is never a doubt
+    return sorted((n, ks.keys[n][0], ks.keys[n][1]) for n in ks.keys)
+
+
+def test_the_key_store_under_a_cut_at_every_write():
+    """A full store: a ninth host (the least recent goes), a host used, a tenth; after a
+    cut at any write the store is the one before the step cut or after it, in no doubt."""
+    gc.collect()
+    rig = powercut.Rig()
+    ks = auth.KeyStore(_D)
+    for i in range(1, 9):
+        ks.put(_host(i), bytes([i]) * 32)
+    ks = None
+    rig.save()
+
+    def boot(s):
+        s.ks = auth.KeyStore(s.dir)
+
+    def put(i):
+        return lambda s: s.ks.put(_host(i), bytes([i]) * 32)
+
+    steps = [boot, put(9), lambda s: s.ks.used(_host(2)), put(10)]
+
+    def observe(s):
+        return _keys_now(s.dir) if hasattr(s, "ks") else None
+
+    per_step, seen = powercut.count_writes(rig, steps, observe)
+    assert all(per_step[1:]), per_step
+
+    def check(s, done, seen):
+        got = _keys_now(s.dir)
+        ok = [seen[done], seen[done + 1]] if done else [seen[1]]
+        assert got in ok, (s.k, done)
+
+    n = powercut.every_cut(rig, steps, check, observe)
+    rig.close()
+    print("key store: %d writes cut" % n)
