@@ -23,10 +23,6 @@ import binascii
 import hashlib
 import os
 
-_NONE = 0
-_BAD = 1
-_OK = 2
-
 
 class RecordError(Exception):
     """A record's copies exist but none is valid, or they were lost."""
@@ -40,7 +36,7 @@ class Copies:
         self.witness = data_dir + "/" + name + ".n"
         self.counter = 0         # the newest commit found or written
         self.doubt = None        # why the newest valid copy may not be the last commit
-        self.counters = [0, 0]   # of each valid copy (0: none)
+        self.counters = [0, 0]   # of each copy: its counter, 0 none, -1 fails its hash
         self.lost = 0            # commits the newest valid copy may be behind
         self.slot = -1           # the copy holding the newest valid commit
 
@@ -50,43 +46,32 @@ class Copies:
     def newest(self):
         """The index of the newest valid copy, or -1 when none was ever written. Raises
         RecordError when copies were written and none is valid."""
-        got = [self._check(0), self._check(1)]
-        ok = [i for i in (0, 1) if got[i][0] == _OK]
-        self.counters = [got[0][1], got[1][1]]
-        self.doubt = None
-        self.lost = 0
-        w = self._witness()
-        self.counter = w
-        if not ok:
-            if w or got[0][0] == _BAD or got[1][0] == _BAD:
-                raise RecordError("%s: no valid copy" % self.name)
-            return -1
-        i = ok[0] if len(ok) == 1 or got[ok[0]][1] > got[ok[1]][1] else ok[1]
-        c = got[i][1]
-        other = got[1 - i]
-        if w > c:
-            self.lost = w - c
-            self.doubt = "%s: copies at commit %d, the last was %d" % (self.name, c, w)
-        elif w < c - 1:
-            # The witness was rolled back (one behind is a cut before it was written):
-            # the other copy must hold the commit before.
-            if other[0] == _BAD:
-                self.doubt = "%s: copy %d fails its hash" % (self.name, 1 - i)
-            elif other[0] == _NONE and c > 1:
-                self.doubt = "%s: copy %d missing" % (self.name, 1 - i)
-            elif other[0] == _OK and other[1] != c - 1:
-                self.doubt = "%s: copies at commits %d and %d" % (self.name, c, other[1])
-            self.lost = 1 if self.doubt else 0
-        self.counter = max(c, w)
-        self.slot = i
-        return i
-
-    def _witness(self):
+        got = self.counters = [self._check(0), self._check(1)]
         try:
             with open(self.witness) as f:
-                return int(f.read())
+                w = int(f.read())
         except (OSError, ValueError):
-            return 0
+            w = 0
+        i = 0 if got[0] >= got[1] else 1
+        c = got[i]
+        o = got[1 - i]
+        self.counter = max(c, w)
+        self.lost = 0
+        self.doubt = None
+        if c <= 0:
+            if w or o < 0 or c < 0:
+                raise RecordError(self.name + ": no valid copy")
+            return -1
+        if w > c:
+            self.lost = w - c
+        elif w < c - 1 and o != c - 1:
+            # The witness was rolled back (one behind is a cut before it was written):
+            # the other copy must hold the commit before (-1: fails its hash, 0: none).
+            self.lost = 1
+        if self.lost:
+            self.doubt = "%s: copies at %d and %d, last %d" % (self.name, c, o, w)
+        self.slot = i
+        return i
 
     def lines(self, i):
         """The record's own lines (bytes) of copy i, which newest() found valid."""
@@ -98,78 +83,66 @@ class Copies:
                 yield line
 
     def _check(self, i):
-        """(_NONE, 0), (_BAD, 0) or (_OK, counter) of copy i."""
+        """Copy i's counter if it is valid, 0 if there is none, -1 if it is not valid."""
         try:
             f = open(self.path(i), "rb")
         except OSError:
-            return _NONE, 0
+            return 0
         with f:
-            h = hashlib.sha256()
             head = f.readline()
-            h.update(head)
             words = head.split()
-            try:
-                if len(words) != 2 or words[0] != self.name.encode():
-                    return _BAD, 0
-                c = int(words[1])
-            except ValueError:
-                return _BAD, 0
+            if len(words) != 2 or words[0] != self.name.encode() or not words[1].isdigit():
+                return -1
+            h = hashlib.sha256(head)
             for line in f:
                 if line.startswith(b"end "):
                     h.update(b"end ")
-                    if line == b"end " + binascii.hexlify(h.digest()) + b"\n" and c > 0:
-                        return _OK, c
-                    return _BAD, 0
+                    if line == b"end " + binascii.hexlify(h.digest()) + b"\n":
+                        return max(-1, int(words[1]))
+                    return -1
                 h.update(line)
-        return _BAD, 0
+        return -1
 
     def writer(self):
-        """A writer of the next commit, as a context: `with c.writer() as w: w.write()`
-        the record's lines; the copy is on flash when the `with` ends."""
-        return _Writer(self)
-
-
-class _Writer:
-    def __init__(self, copies):
-        self.copies = copies
-        c = copies.counter + 1
-        self.c = c
-        self.i = 1 - copies.slot if copies.slot >= 0 else 0   # never over the newest
-        d = copies.dirs[self.i]
+        """The next commit, as a context: `with c.writer() as w: w.write(...)` the
+        record's lines; the copy is on flash when the `with` ends."""
+        i = 1 - self.slot if self.slot >= 0 else 0   # never over the newest valid copy
         try:
-            os.mkdir(d)
+            os.mkdir(self.dirs[i])
         except OSError:
             pass
-        self.tmp = copies.path(self.i) + ".new"
-        self.h = hashlib.sha256()
-        self.f = open(self.tmp, "wb")
-        self.write("%s %d\n" % (copies.name, c))
+        self._i = i
+        self._h = hashlib.sha256()
+        self._f = open(self.path(i) + ".new", "wb")
+        self.write("%s %d\n" % (self.name, self.counter + 1))
+        return self
 
     def write(self, data):
         if isinstance(data, str):
             data = data.encode()
-        self.h.update(data)
-        self.f.write(data)
+        self._h.update(data)
+        self._f.write(data)
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, value, tb):
-        if kind is None:
-            self._done()
-        else:
-            self.f.close()
+        # Let go of the file at once: one a power cut left half closed must be collected
+        # while the power is off (boards/sim/flash.py), not close itself later.
+        f = self._f
+        self._f = None
+        if kind is not None:
+            f.close()
+            return False
+        self._h.update(b"end ")
+        f.write(b"end " + binascii.hexlify(self._h.digest()) + b"\n")
+        f.close()
+        i = self._i
+        os.rename(self.path(i) + ".new", self.path(i))
+        c = self.counter + 1
+        self.counter = c
+        self.counters[i] = c
+        self.slot = i
+        with open(self.witness, "w") as f:
+            f.write("%d" % c)
         return False
-
-    def _done(self):
-        self.h.update(b"end ")
-        self.f.write(b"end " + binascii.hexlify(self.h.digest()) + b"\n")
-        self.f.close()
-        c = self.copies
-        os.rename(self.tmp, c.path(self.i))
-        c.counter = self.c
-        c.counters[self.i] = self.c
-        c.slot = self.i
-        with open(c.witness, "w") as f:
-            f.write("%d" % self.c)
-

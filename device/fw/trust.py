@@ -190,7 +190,7 @@ class Trust:
                 self.marks_problem = "profile_versions unreadable"
             return marks
         for j in (i, 1 - i):
-            if j == i or c.counters[j]:
+            if j == i or c.counters[j] > 0:
                 got = {}
                 try:
                     self._parse_marks(c.lines(j), got)
