@@ -28,8 +28,10 @@ that does not have its shape is refused (RecordError) with the whole batch.
 
 Derivation, in seq order per device: session_started opens a session (one still open is
 closed as "missing_end"), samples attach to the open session, session_ended closes it;
-samples and ends outside a session are ignored. So every session_started record is one
-session, identified by (device, its seq); its `id` never changes once given.
+samples and ends outside a session are ignored, and a boot closes a session still open
+as "restarted" (the firmware boots cold: a power cut or a reset ended it). So every
+session_started record is one session, identified by (device, its seq); its `id` never
+changes once given.
 """
 from __future__ import annotations
 
@@ -53,10 +55,13 @@ KIND_STARTED = "session_started"
 KIND_SAMPLE = "sample"
 KIND_ENDED = "session_ended"
 KIND_TRACE_IMPORTED = "trace_imported"
-_DERIVED_KINDS = (KIND_STARTED, KIND_SAMPLE, KIND_ENDED)
+KIND_BOOT = "boot"
+_DERIVED_KINDS = (KIND_STARTED, KIND_SAMPLE, KIND_ENDED, KIND_BOOT)
 
 # End reason of a session whose session_ended never came (a later session_started did).
 END_MISSING = "missing_end"
+# End reason of a session a boot came in (a power cut or a reset ended it).
+END_RESTARTED = "restarted"
 # What each end reason means to a person; the firmware's END_NAMES plus the host's own.
 END_REASONS = {
     "completed": "completed",
@@ -67,6 +72,7 @@ END_REASONS = {
     "podlet_empty": "podlet empty",
     "max_day": "today's dose limit reached",
     END_MISSING: "no end record",
+    END_RESTARTED: "the steamer restarted (power cut or reset)",
 }
 
 # A trace sample is taken every this many ms of a session's steps.
@@ -329,6 +335,9 @@ def _derive(rows: Iterable[tuple[int, str, dict]]) -> list[_Derived]:
         elif kind == KIND_ENDED:
             cur.end_seq, cur.end, cur.end_reason = seq, payload, payload["reason"]
             cur = None
+        elif kind == KIND_BOOT:
+            cur.end_seq, cur.end_reason = seq - 1, END_RESTARTED
+            cur = None
     return out
 
 
@@ -521,7 +530,8 @@ class Store:
         from_seq = min([min_new, *affected])
         rows = ((seq, kind, json.loads(text)) for seq, kind, text in db.execute(
             "SELECT seq, kind, payload FROM log_records WHERE device_id = ? AND seq >= ? "
-            "AND kind IN (?, ?, ?) ORDER BY seq", (device_id, from_seq, *_DERIVED_KINDS)))
+            f"AND kind IN ({', '.join('?' * len(_DERIVED_KINDS))}) ORDER BY seq",
+            (device_id, from_seq, *_DERIVED_KINDS)))
         derived = _derive(list(rows))
         keep = {d.start_seq for d in derived}
         for start_seq, session_id in affected.items():
@@ -720,10 +730,18 @@ def trace_records(trace_path: str | os.PathLike, first_seq: int = 1, *,
             add(event, payload)
             continue
         fw = rec.get("fw")
-        if not isinstance(fw, dict) or "state" not in rec:
+        off = rec.get("state") == "off" and fw is None    # the power is cut: no firmware
+        if not (isinstance(fw, dict) or off) or "state" not in rec:
             raise TraceError(path, n, "a step record needs state and fw (or an event key)")
         steps += 1
         if start_ms is None:
+            continue
+        if off:
+            # The session ends with the power (the firmware boots cold): its last step
+            # is its last sample, as at a session_ended.
+            if last_step is not None and last_step[0] != last_sampled_ms:
+                sample(*last_step)
+            start_ms = None
             continue
         last_step = (t_ms, fw, n)
         if t_ms >= next_sample_ms:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from steamer import store as store_mod
-from steamer.store import (MIGRATIONS, SCHEMA_VERSION, RecordError, Store, StoreError,
+from steamer.store import (END_REASONS, MIGRATIONS, SCHEMA_VERSION, RecordError, Store, StoreError,
                            StoreTooNew)
 from store_strategies import deliveries, device_log
 
@@ -338,3 +338,14 @@ def test_ingest_is_exactly_once_whatever_the_delivery(tmp_path_factory: pytest.T
                 assert derived(messy) == derived(clean)
         assert messy.records(DEV) == log
         assert messy.last_seq(DEV) == len(log)
+
+
+def test_a_boot_ends_the_session_it_finds_open(tmp_path: Path) -> None:
+    """A steamer boots cold (power cut, reset): a session open at a boot has ended."""
+    with Store.open(tmp_path / "s.db") as store:
+        store.ingest(DEV, [started(1, 0), sample(2, 1000, 5.0)])
+        assert store.sessions()[0].end_reason is None
+        store.ingest(DEV, [rec(3, "boot", reason="power_on"), sample(4, 2000, 9.0)])
+        (s,) = store.sessions()
+        assert (s.end_seq, s.end_reason, s.dose_ul, s.samples) == (2, "restarted", 5.0, 1)
+        assert END_REASONS[s.end_reason] == "the steamer restarted (power cut or reset)"

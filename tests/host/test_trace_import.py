@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from conftest import ROOT, STEAMER
 from steamer.store import Store, TraceError, import_trace, trace_records
 
 EPOCH_S = 1_795_000_000.0
@@ -93,3 +95,36 @@ def test_not_a_trace_at_all(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(TraceError, match="no step records"):
         trace_records(empty)
+
+
+def power_cut_trace(tmp_path: Path) -> Path:
+    """The simulator's trace of the demo session with the power cut at t = 200 s for 5 s:
+    its steps while off are {"state": "off", "fw": null}, and the firmware boots again."""
+    scenario = json.loads((ROOT / "scenarios" / "demo.json").read_text())
+    scenario["duration_s"] = 260
+    scenario["events"].append({"t_s": 200.0, "do": "power_cut", "off_s": 5.0})
+    (tmp_path / "cut.json").write_text(json.dumps(scenario))
+    trace = tmp_path / "cut.jsonl"
+    subprocess.run([str(STEAMER), "sim", "run", str(tmp_path / "cut.json"), "--trace",
+                    str(trace), "--quiet"], check=True, capture_output=True, timeout=120)
+    return trace
+
+
+def test_a_power_cut_is_imported_and_ends_the_session_it_cut(tmp_path: Path) -> None:
+    trace = power_cut_trace(tmp_path)
+    assert '"state": "off", "fw": null' in trace.read_text()
+    with Store.open(tmp_path / "s.db") as store:
+        import_trace(store, "sim", trace, start_epoch_s=EPOCH_S)
+        (s,) = store.sessions()
+        # The firmware boots cold after the cut: the session did not go on (no
+        # session_ended came), and the boot says why.
+        assert s.end_reason == "restarted"
+        boot = next(r for r in store.records("sim")
+                    if r["kind"] == "boot" and r["seq"] > s.start_seq)
+        assert s.end_seq == boot["seq"] - 1
+        samples = store.samples(s.id)
+        steps = [json.loads(line) for line in trace.read_text().splitlines()]
+        on = [r["t_ms"] for r in steps[:next(i for i, r in enumerate(steps)
+                                             if r.get("state") == "off")] if "fw" in r]
+        assert samples[-1].t_ms == on[-1] - 3_000      # its last step before the cut
+        assert s.duration_ms == samples[-1].t_ms
