@@ -16,7 +16,7 @@ from typing import Callable
 from steamer.cli import reader_gone
 from steamer.plot import PlotError
 from steamer.store import (END_REASONS, Session, Store, StoreError, TraceError,
-                           import_trace, session_dict)
+                           import_trace, read_trace, session_dict)
 
 _DB_HELP = ("the session database (default: $STEAMER_DB, else sessions.sqlite3 in the "
             "user data folder, e.g. ~/.local/share/steamer)")
@@ -195,8 +195,10 @@ def _export(args: argparse.Namespace) -> int:
 
 @_command("sessions import-trace")
 def _import(args: argparse.Namespace) -> int:
+    # Read first: a trace refused makes no database.
+    records = read_trace(args.trace, start_epoch_s=args.start_epoch_s)
     with _open(args, create=True) as store:
-        result = import_trace(store, args.device, args.trace, start_epoch_s=args.start_epoch_s)
+        result = import_trace(store, args.device, args.trace, records=records)
     if args.json:
         _json_out(vars(result))
     elif result.already_imported:
