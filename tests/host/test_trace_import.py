@@ -77,6 +77,8 @@ def test_default_clock_puts_the_trace_end_at_the_file_time(tmp_path: Path,
      2, "target_c is required"),
     (['{"t_ms": 0, "event": "session_started", "podlet": "x", "podlet_type": 3, "target_c": 45}',
       '{"t_ms": 0, "state": "preheat", "fw": {"session_ul": "lots"}}'], 2, "fw.*session_ul"),
+    (['{"t_ms": 100, "state": "idle", "fw": {}}', '{"t_ms": 50, "state": "idle", "fw": {}}'],
+     2, "time never goes back"),
 ])
 def test_a_bad_trace_names_the_line_and_changes_nothing(tmp_path: Path, lines: list[str],
                                                         line: int, match: str) -> None:
