@@ -55,11 +55,13 @@ def _fail(name: str, message: str, code: int) -> int:
 
 
 def _open(args: argparse.Namespace, *, create: bool) -> Store:
-    # A database named explicitly must exist for reading: a typo should not show an
-    # empty history. The default one is simply created.
-    store = Store.open(args.db, create=create or args.db is None)
-    if create:
-        say_if_created(store)
+    # Reading opens the database read-only and writes nothing. One named explicitly
+    # must exist: a typo should not show an empty history; no default one yet reads
+    # as empty. Writing creates it.
+    if not create:
+        return Store.open(args.db, create=args.db is None, readonly=True)
+    store = Store.open(args.db)
+    say_if_created(store)
     return store
 
 

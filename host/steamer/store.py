@@ -440,11 +440,18 @@ class Store:
         self.created = created      # open() made the file
 
     @classmethod
-    def open(cls, path: str | os.PathLike | None = None, *, create: bool = True) -> Store:
+    def open(cls, path: str | os.PathLike | None = None, *, create: bool = True,
+             readonly: bool = False) -> Store:
         """Opens (creating it and its folder if `create`) and migrates the database at
         `path` (default: default_path()). Raises StoreTooNew for a database of a newer
-        schema, StoreError when it cannot be opened or is not a database."""
+        schema, StoreError when it cannot be opened or is not a database.
+
+        `readonly` opens it for reading only (it may be on read-only media): nothing is
+        created or written, except that a database of an older schema is upgraded
+        first when it can be; a missing one reads as empty when `create`."""
         p = Path(path) if path is not None else default_path()
+        if readonly:
+            return cls._open_readonly(p, create)
         created = not p.exists()
         if created:
             if not create:
@@ -467,6 +474,61 @@ class Store:
         except BaseException:
             db.close()
             raise
+
+    @classmethod
+    def _open_readonly(cls, p: Path, empty_if_missing: bool) -> Store:
+        if not p.exists():
+            if not empty_if_missing:
+                raise StoreError(f"no database at {p}")
+            db = sqlite3.connect(":memory:", isolation_level=None)
+            for migrate in MIGRATIONS:
+                migrate(db)
+            return cls(db, p)
+        store = cls._connect_readonly(p)
+        try:
+            version = store._version()
+            store._refuse_newer(version)
+            if version < SCHEMA_VERSION:
+                if version == 0 and store._db.execute(
+                        "SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+                    raise StoreError(f"{p} is empty, not a session database (a command "
+                                     "that writes, such as steamer sync, makes one there)")
+                store.close()
+                try:
+                    cls.open(p, create=False).close()     # the upgrade: the one write
+                except StoreError as e:
+                    raise StoreError(f"{p} has schema version {version}, older than this "
+                                     f"program's {SCHEMA_VERSION}, and cannot be upgraded "
+                                     f"({e})") from None
+                store = cls._connect_readonly(p)
+            store._db.execute("PRAGMA foreign_keys = ON")
+            return store
+        except sqlite3.DatabaseError as e:
+            store.close()
+            raise StoreError(f"cannot use {p}: {e}") from None
+        except BaseException:
+            store.close()
+            raise
+
+    @classmethod
+    def _connect_readonly(cls, p: Path) -> Store:
+        uri = p.absolute().as_uri() + "?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None)
+            try:
+                db.execute("PRAGMA user_version").fetchone()
+            except sqlite3.OperationalError:
+                db.close()
+                # A WAL database in a folder it cannot write (read-only media) cannot
+                # have its -shm made: without a -wal there is no writer, and all of it
+                # is in the file.
+                if Path(f"{p}-wal").exists():
+                    raise
+                db = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+                db.execute("PRAGMA user_version").fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot use {p}: {e}") from None
+        return cls(db, p)
 
     def _setup(self) -> None:
         self._refuse_newer(self._version())  # before anything writes to the file

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from steamer import store as store_mod
 from steamer.store import (END_REASONS, MIGRATIONS, SCHEMA_VERSION, RecordError, Store, StoreError,
                            StoreTooNew)
+from conftest import read_only
 from store_strategies import deliveries, device_log
 
 DEV = "c0ffee-01"
@@ -349,3 +350,17 @@ def test_a_boot_ends_the_session_it_finds_open(tmp_path: Path) -> None:
         (s,) = store.sessions()
         assert (s.end_seq, s.end_reason, s.dose_ul, s.samples) == (2, "restarted", 5.0, 1)
         assert END_REASONS[s.end_reason] == "the steamer restarted (power cut or reset)"
+
+
+def test_a_read_only_open_upgrades_an_older_schema_or_says_it_cannot(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    make_v1(path)
+    with read_only(path):
+        with pytest.raises(StoreError, match="schema version 1, older than this program's "
+                                             f"{SCHEMA_VERSION}, and cannot be upgraded"):
+            Store.open(path, readonly=True)
+    with Store.open(path, readonly=True) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [s.id for s in store.sessions()] == [1, 2]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.add_device("x")
