@@ -509,7 +509,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     import asyncio
 
     from steamer.app_cli import print_table
-    from steamer.devices import DeviceError, ProfileFileError, load_keys, sim_air
+    from steamer.devices import DeviceError, InputFileError, load_keys, sim_air
     from steamer_tools import provision as prov
     try:
         profiles = prov.load_profiles(Path(args.profiles))
@@ -517,7 +517,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
         results = asyncio.run(prov.provision(args.devices, profiles, keys, air=sim_air(args.sim),
                                              jobs=args.jobs, scan_s=args.scan_timeout,
                                              pair_s=args.pair_timeout))
-    except ProfileFileError as e:
+    except InputFileError as e:       # a profile, or the key file
         return _fail("provision", str(e), 2)
     except DeviceError as e:
         return _fail("provision", str(e), 1)
