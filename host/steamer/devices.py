@@ -282,13 +282,19 @@ class ProfileFile:
         return f"{f['name']} v{f['version']} (podlet type {f['podlet_type']})"
 
 
+# A signed profile is about 150 bytes; a file of more is something else.
+PROFILE_MAX_BYTES = 4096
+
+
 def read_profile_file(path: str | os.PathLike) -> ProfileFile:
     """A signed profile file as `steamer mfg sign-profile` writes it. DeviceError names
-    the file and what is wrong: unreadable, JSON (bad, or an unsigned profile), or not a
-    signed profile. The signature itself is the steamer's to check."""
+    the file and what is wrong: unreadable, too large, JSON (bad, or an unsigned
+    profile), or not a signed profile. The signature itself is the steamer's to check."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        data = read_input(p, PROFILE_MAX_BYTES, "a signed profile")
+    except InputTooLarge as e:
+        raise ProfileFileError(str(e)) from None
     except OSError as e:
         raise ProfileFileError(f"{p}: {e.strerror or e}") from None
     head = data.lstrip()[:1]
