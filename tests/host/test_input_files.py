@@ -187,6 +187,16 @@ def test_every_file_input_has_a_limit(inputs: dict, source: str) -> None:
             assert "too large" in line, (what, line)
 
 
+def has_open(pid: int, path: Path) -> bool:
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        try:
+            if os.readlink(fd) == str(path):
+                return True
+        except OSError:         # closed meanwhile
+            pass
+    return False
+
+
 @pytest.mark.parametrize("argv", [["sessions", "import-trace", "F", "--db", "D"],
                                   ["profile", "push", "bathroom", "F", "--sim"],
                                   ["sim", "run", "F"]])
@@ -202,9 +212,7 @@ def test_sigterm_ends_a_read_that_never_finishes(inputs: dict, argv: list[str]) 
         proc = subprocess.Popen([str(STEAMER), *full], env=inputs["env"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 20
-        while not any(os.readlink(fd) == str(fifo)
-                      for fd in Path(f"/proc/{proc.pid}/fd").glob("*")
-                      if os.path.islink(fd)):
+        while not has_open(proc.pid, fifo):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
             time.sleep(0.05)
         time.sleep(0.3)
