@@ -883,7 +883,7 @@ def _trace_records(f: IO[bytes], path: str, first_seq: int, start_epoch_s: float
         steps += 1
         if start_ms is None:
             continue
-        if off:
+        if not isinstance(fw, dict):    # off
             # The session ends with the power (the firmware boots cold): its last step
             # is its last sample, as at a session_ended.
             if last_step is not None and last_step[0] != last_sampled_ms:
