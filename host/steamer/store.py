@@ -488,11 +488,13 @@ class Store:
         try:
             version = store._version()
             store._refuse_newer(version)
+            if version == 0:        # no steamer ever wrote it
+                if store._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise StoreError(f"{p} is not a session database (an SQLite file of "
+                                     "something else)")
+                raise StoreError(f"{p} is empty, not a session database (a command that "
+                                 "writes, such as steamer sync, makes one there)")
             if version < SCHEMA_VERSION:
-                if version == 0 and store._db.execute(
-                        "SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
-                    raise StoreError(f"{p} is empty, not a session database (a command "
-                                     "that writes, such as steamer sync, makes one there)")
                 store.close()
                 try:
                     cls.open(p, create=False).close()     # the upgrade: the one write

@@ -364,3 +364,15 @@ def test_a_read_only_open_upgrades_an_older_schema_or_says_it_cannot(tmp_path: P
         assert [s.id for s in store.sessions()] == [1, 2]
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             store.add_device("x")
+
+
+def test_a_read_only_open_writes_no_schema_into_another_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE notes (body TEXT)")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="other.db is not a session database"):
+        Store.open(path, readonly=True)
+    assert path.read_bytes() == before
