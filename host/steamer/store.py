@@ -519,12 +519,12 @@ class Store:
             db = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None)
             try:
                 db.execute("PRAGMA user_version").fetchone()
-            except sqlite3.OperationalError:
+            except sqlite3.OperationalError as e:
                 db.close()
                 # A WAL database in a folder it cannot write (read-only media) cannot
                 # have its -shm made: without a -wal there is no writer, and all of it
                 # is in the file.
-                if Path(f"{p}-wal").exists():
+                if e.sqlite_errorname != "SQLITE_CANTOPEN" or Path(f"{p}-wal").exists():
                     raise
                 db = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
                 db.execute("PRAGMA user_version").fetchone()
