@@ -77,31 +77,40 @@ MAX_RSS_KB = 150 << 10      # a command starts in about 45 MB
 PUB_HEX = "ab" * 32
 
 
+# Runs argv[2:] and writes its peak RSS (KiB) to argv[1]. A process's ru_maxrss counts
+# the memory of the process it was forked from, so the command is forked from this
+# small one, not from pytest.
+_PEAK_OF = """import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+with open(sys.argv[1], "w") as f:
+    f.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
+
 def measured(argv: list[str], env: dict[str, str], timeout_s: float = 30.0,
              ) -> tuple[int, str, str, int, float]:
     """(exit code, stdout, stderr, peak RSS in KiB, seconds) of a `steamer` process."""
-    with open(os.devnull, "rb") as stdin, \
-            open(Path(env["HOME"]) / "out", "w+b") as out, \
-            open(Path(env["HOME"]) / "err", "w+b") as err:
+    home = Path(env["HOME"])
+    peak = home / "peak"
+    peak.unlink(missing_ok=True)
+    with open(os.devnull, "rb") as stdin, open(home / "out", "w+b") as out, \
+            open(home / "err", "w+b") as err:
         t0 = time.monotonic()
-        proc = subprocess.Popen([str(STEAMER), *argv], stdin=stdin, stdout=out, stderr=err,
-                                env=env)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - t0 > timeout_s:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                pytest.fail(f"steamer {' '.join(argv)} still running after {timeout_s} s")
-            time.sleep(0.02)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.Popen([sys.executable, "-c", _PEAK_OF, str(peak), str(STEAMER),
+                                 *argv], stdin=stdin, stdout=out, stderr=err, env=env,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            pytest.fail(f"steamer {' '.join(argv)} still running after {timeout_s} s")
         seconds = time.monotonic() - t0
         out.seek(0)
         err.seek(0)
-        return (proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss,
-                seconds)
+        return (proc.returncode, out.read().decode(), err.read().decode(),
+                int(peak.read_text()), seconds)
 
 
 @pytest.fixture
