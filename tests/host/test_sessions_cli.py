@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_only
+from readonly_files import read_only
 from steamer.sessions_cli import register_plot, register_sessions
 from steamer.store import SCHEMA_VERSION, Store, import_trace
 

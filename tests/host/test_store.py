@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from steamer import store as store_mod
 from steamer.store import (END_REASONS, MIGRATIONS, SCHEMA_VERSION, RecordError, Store, StoreError,
                            StoreTooNew)
-from conftest import read_only
+from readonly_files import read_only
 from store_strategies import deliveries, device_log
 
 DEV = "c0ffee-01"

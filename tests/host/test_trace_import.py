@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, STEAMER
 from steamer.store import Store, TraceError, import_trace, trace_records
 
 EPOCH_S = 1_795_000_000.0
+ROOT = Path(__file__).resolve().parents[2]
+STEAMER = Path(sys.executable).with_name("steamer")
 
 
 def test_demo_trace_is_one_full_dose_session(tmp_path: Path, demo_trace: Path) -> None:
