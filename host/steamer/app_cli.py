@@ -26,7 +26,7 @@ from bleak.exc import BleakError
 from steamer.ble.client import Found, LinkLost, Steamer, SteamerError, SyncResult
 from podproto.names import FAULT_NAMES
 from steamer.cli import reader_gone
-from steamer.devices import (SCAN_S, SESSION_STATES, SIM_ENV, DeviceError, ProfileFileError,
+from steamer.devices import (SCAN_S, SESSION_STATES, SIM_ENV, DeviceError, InputFileError,
                              connected, explain, label, last_record, load_keys, read_info,
                              read_profile_file, resolve, scan_all, sim_air, state_name)
 from steamer.store import DB_ENV, DeviceSink, Store, StoreError
@@ -53,7 +53,7 @@ def _command(name: str) -> Callable[[Command], Callable[[argparse.Namespace], in
         def run(args: argparse.Namespace) -> int:
             try:
                 return asyncio.run(func(args))
-            except ProfileFileError as e:
+            except InputFileError as e:
                 return _fail(name, str(e), _BAD_INPUT)
             except DeviceError as e:
                 return _fail(name, str(e), _FAILED)

@@ -25,6 +25,7 @@ from podproto import ProtocolError, profile
 from steamer.ble.air import ENV as AIR_ENV
 from steamer.ble.air import air_address
 from steamer.ble.client import Found, KeyRing, Steamer, SteamerError, find, scan
+from steamer.inputs import InputTooLarge, read_input
 from podproto.names import STATE_NAMES
 
 # Set (to anything but 0) to reach simulated steamers on $STEAMER_AIR without --sim.
@@ -62,7 +63,12 @@ class DeviceError(Exception):
     """A command cannot be done; str() is one line for a person naming the problem."""
 
 
-class ProfileFileError(DeviceError):
+class InputFileError(DeviceError):
+    """A file a command reads (given, or the key file) is not what it must be: a wrong
+    input (exit 2), not a failure."""
+
+
+class ProfileFileError(InputFileError):
     """A profile file given to a command is not a signed profile (a wrong input)."""
 
 
@@ -94,14 +100,54 @@ def keys_path(path: str | os.PathLike | None) -> Path:
 
 
 def load_keys(path: str | os.PathLike | None) -> KeyRing:
+    """This host's pairing keys from their file (none yet when it does not exist).
+    InputFileError when it is too large, not JSON or not of the shape `steamer pair`
+    writes ({address: {"host_id": 16 hex digits, "key": 64 hex digits}})."""
     p = keys_path(path)
+    ring = KeyRing()
+    ring.path = p
+    if not p.exists():
+        return ring
     try:
-        return KeyRing(p)
+        data = read_input(p, KEYS_MAX_BYTES, "a key file")
+        keys = json.loads(data)
+    except InputTooLarge as e:
+        raise InputFileError(f"the key file {p} is {e.reason}: move it aside and pair "
+                             "again") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DeviceError(f"cannot read the key file {p}: {getattr(e, 'strerror', None) or e}") from None
     except json.JSONDecodeError as e:
-        raise DeviceError(f"the key file {p} is not valid JSON (line {e.lineno}): "
-                          "move it aside and pair again") from None
+        raise InputFileError(f"the key file {p} is not valid JSON (line {e.lineno}): "
+                             "move it aside and pair again") from None
+    except (ValueError, RecursionError):
+        raise InputFileError(f"the key file {p} is not valid JSON: move it aside and pair "
+                             "again") from None
+    problem = _keys_problem(keys)
+    if problem:
+        raise InputFileError(f"the key file {p} {problem}: move it aside and pair again")
+    ring.keys = keys
+    return ring
+
+
+# The key file's size limit: a few hundred bytes a steamer.
+KEYS_MAX_BYTES = 1 << 20
+_HEX = {"host_id": 16, "key": 64}
+
+
+def _keys_problem(keys: object) -> str | None:
+    """What is wrong with a key file's JSON, as "holds ..." words; None when nothing."""
+    if not isinstance(keys, dict):
+        return (f"holds {type(keys).__name__}, not the object of keys by address that "
+                "`steamer pair` writes")
+    for address, entry in keys.items():
+        if not isinstance(entry, dict):
+            return f"holds {type(entry).__name__} for {address}, not its host_id and key"
+        for name, digits in _HEX.items():
+            value = entry.get(name)
+            if not (isinstance(value, str) and len(value) == digits
+                    and all(c in "0123456789abcdefABCDEF" for c in value)):
+                return f"holds no {name} of {digits} hex digits for {address}"
+    return None
 
 
 def label(found: Found) -> str:
@@ -236,13 +282,19 @@ class ProfileFile:
         return f"{f['name']} v{f['version']} (podlet type {f['podlet_type']})"
 
 
+# A signed profile is about 150 bytes; a file of more is something else.
+PROFILE_MAX_BYTES = 4096
+
+
 def read_profile_file(path: str | os.PathLike) -> ProfileFile:
     """A signed profile file as `steamer mfg sign-profile` writes it. DeviceError names
-    the file and what is wrong: unreadable, JSON (bad, or an unsigned profile), or not a
-    signed profile. The signature itself is the steamer's to check."""
+    the file and what is wrong: unreadable, too large, JSON (bad, or an unsigned
+    profile), or not a signed profile. The signature itself is the steamer's to check."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        data = read_input(p, PROFILE_MAX_BYTES, "a signed profile")
+    except InputTooLarge as e:
+        raise ProfileFileError(str(e)) from None
     except OSError as e:
         raise ProfileFileError(f"{p}: {e.strerror or e}") from None
     head = data.lstrip()[:1]

@@ -16,7 +16,7 @@ from typing import Callable
 from steamer.cli import reader_gone
 from steamer.plot import PlotError
 from steamer.store import (END_REASONS, Session, Store, StoreError, TraceError,
-                           import_trace, session_dict)
+                           import_trace, read_trace, session_dict)
 
 _DB_HELP = ("the session database (default: $STEAMER_DB, else sessions.sqlite3 in the "
             "user data folder, e.g. ~/.local/share/steamer)")
@@ -55,11 +55,13 @@ def _fail(name: str, message: str, code: int) -> int:
 
 
 def _open(args: argparse.Namespace, *, create: bool) -> Store:
-    # A database named explicitly must exist for reading: a typo should not show an
-    # empty history. The default one is simply created.
-    store = Store.open(args.db, create=create or args.db is None)
-    if create:
-        say_if_created(store)
+    # Reading opens the database read-only and writes nothing. One named explicitly
+    # must exist: a typo should not show an empty history; no default one yet reads
+    # as empty. Writing creates it.
+    if not create:
+        return Store.open(args.db, create=args.db is None, readonly=True)
+    store = Store.open(args.db)
+    say_if_created(store)
     return store
 
 
@@ -195,8 +197,10 @@ def _export(args: argparse.Namespace) -> int:
 
 @_command("sessions import-trace")
 def _import(args: argparse.Namespace) -> int:
+    # Read first: a trace refused makes no database.
+    records = read_trace(args.trace, start_epoch_s=args.start_epoch_s)
     with _open(args, create=True) as store:
-        result = import_trace(store, args.device, args.trace, start_epoch_s=args.start_epoch_s)
+        result = import_trace(store, args.device, args.trace, records=records)
     if args.json:
         _json_out(vars(result))
     elif result.already_imported:

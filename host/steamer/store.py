@@ -28,8 +28,10 @@ that does not have its shape is refused (RecordError) with the whole batch.
 
 Derivation, in seq order per device: session_started opens a session (one still open is
 closed as "missing_end"), samples attach to the open session, session_ended closes it;
-samples and ends outside a session are ignored. So every session_started record is one
-session, identified by (device, its seq); its `id` never changes once given.
+samples and ends outside a session are ignored, and a boot closes a session still open
+as "restarted" (the firmware boots cold: a power cut or a reset ended it). So every
+session_started record is one session, identified by (device, its seq); its `id` never
+changes once given.
 """
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
+from steamer.inputs import InputTooLarge, open_input, size_text
+
 # Env var naming the database when no path is given (tests, several profiles of use).
 DB_ENV = "STEAMER_DB"
 DB_FILE = "sessions.sqlite3"
@@ -53,10 +57,13 @@ KIND_STARTED = "session_started"
 KIND_SAMPLE = "sample"
 KIND_ENDED = "session_ended"
 KIND_TRACE_IMPORTED = "trace_imported"
-_DERIVED_KINDS = (KIND_STARTED, KIND_SAMPLE, KIND_ENDED)
+KIND_BOOT = "boot"
+_DERIVED_KINDS = (KIND_STARTED, KIND_SAMPLE, KIND_ENDED, KIND_BOOT)
 
 # End reason of a session whose session_ended never came (a later session_started did).
 END_MISSING = "missing_end"
+# End reason of a session a boot came in (a power cut or a reset ended it).
+END_RESTARTED = "restarted"
 # What each end reason means to a person; the firmware's END_NAMES plus the host's own.
 END_REASONS = {
     "completed": "completed",
@@ -67,10 +74,23 @@ END_REASONS = {
     "podlet_empty": "podlet empty",
     "max_day": "today's dose limit reached",
     END_MISSING: "no end record",
+    END_RESTARTED: "the steamer restarted (power cut or reset)",
 }
 
 # A trace sample is taken every this many ms of a session's steps.
 TRACE_SAMPLE_MS = 1000
+# The largest trace imported (the longest scenario, a day, writes about 250 MB; it is
+# read a line at a time) and the longest line of one (a step is about 300 bytes).
+TRACE_MAX_BYTES = 1 << 30
+TRACE_LINE_MAX_BYTES = 64 << 10
+
+# What a stored payload may hold, so that every read can show what was stored: numbers
+# within +-NUM_MAX (exact in JSON, within SQLite's integers), nesting up to DEPTH_MAX,
+# text that is Unicode (no lone surrogates). The device clock `t` is epoch s within
+# its wire range (podproto.logevents: u32), uptime `t_ms` at least 0.
+NUM_MAX = 2**53
+DEPTH_MAX = 8
+CLOCK_MAX_S = 0xFFFFFFFF
 
 
 class StoreError(Exception):
@@ -245,9 +265,51 @@ def _is_int(v: Any) -> bool:
 
 def _is_num(v: Any) -> bool:
     return (isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v))
+            and math.isfinite(v) and -NUM_MAX <= v <= NUM_MAX)
 
 
+def _is_clock(v: Any) -> bool:
+    return _is_num(v) and 0 <= v <= CLOCK_MAX_S
+
+
+def _is_uptime(v: Any) -> bool:
+    return _is_int(v) and 0 <= v <= NUM_MAX
+
+
+def _shown(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json_problem(v: Any, depth: int = 0) -> str | None:
+    """What in a payload a read could not show (see NUM_MAX), else None."""
+    if depth > DEPTH_MAX:
+        return f"nested deeper than {DEPTH_MAX}"
+    if isinstance(v, dict):
+        for key, item in v.items():
+            problem = (f"key {_shown(key)} is not text" if not isinstance(key, str) else
+                       _json_problem(key, depth + 1) or _json_problem(item, depth + 1))
+            if problem:
+                return problem
+    elif isinstance(v, list):
+        for item in v:
+            problem = _json_problem(item, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"text {_shown(v)} is not Unicode"
+    elif isinstance(v, float) and not math.isfinite(v):
+        return f"{_shown(v)} is not JSON (not a finite number)"
+    elif isinstance(v, (int, float)) and not isinstance(v, bool) and not _is_num(v):
+        return f"number {_shown(v)} is out of range (+-2**53)"
+    return None
+
+
+_CLOCK = f"epoch seconds 0..{CLOCK_MAX_S}"
+_UPTIME = f"an integer 0..{NUM_MAX}"
 # kind -> ((key, check, required), ...); a missing key or null passes when not required.
 _SHAPES: dict[str, tuple[tuple[str, Callable[[Any], bool], str, bool], ...]] = {
     KIND_STARTED: (("podlet", lambda v: isinstance(v, str), "a string", True),
@@ -255,9 +317,9 @@ _SHAPES: dict[str, tuple[tuple[str, Callable[[Any], bool], str, bool], ...]] = {
                    ("target_c", _is_num, "a number", True),
                    ("profile", lambda v: isinstance(v, str), "a string", False),
                    ("version", _is_int, "an integer", False),
-                   ("t", _is_num, "a number", False),
-                   ("t_ms", _is_int, "an integer", False)),
-    KIND_SAMPLE: (("t_ms", _is_int, "an integer", True),
+                   ("t", _is_clock, _CLOCK, False),
+                   ("t_ms", _is_uptime, _UPTIME, False)),
+    KIND_SAMPLE: (("t_ms", _is_uptime, _UPTIME, True),
                   ("session_ul", _is_num, "a number", True),
                   ("boiler_c", _is_num, "a number", False),
                   ("outlet_c", _is_num, "a number", False),
@@ -265,8 +327,8 @@ _SHAPES: dict[str, tuple[tuple[str, Callable[[Any], bool], str, bool], ...]] = {
                   ("pump_ul_min", _is_num, "a number", False)),
     KIND_ENDED: (("reason", lambda v: isinstance(v, str) and v != "", "a reason", True),
                  ("session_ul", _is_num, "a number", True),
-                 ("t", _is_num, "a number", False),
-                 ("t_ms", _is_int, "an integer", False)),
+                 ("t", _is_clock, _CLOCK, False),
+                 ("t_ms", _is_uptime, _UPTIME, False)),
 }
 
 
@@ -291,7 +353,11 @@ def _check(device_id: str, rec: Any) -> tuple[int, str, str]:
             if required:
                 raise RecordError(device_id, seq, f"{kind}: {key} is required")
         elif not ok(value):
-            raise RecordError(device_id, seq, f"{kind}: {key} must be {what}, not {value!r}")
+            raise RecordError(device_id, seq, f"{kind}: {key} must be {what}, not "
+                                              f"{_shown(value)}")
+    problem = _json_problem(payload)
+    if problem:
+        raise RecordError(device_id, seq, f"{kind}: {problem}")
     try:
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
@@ -328,6 +394,9 @@ def _derive(rows: Iterable[tuple[int, str, dict]]) -> list[_Derived]:
             cur.samples.append((seq, payload))
         elif kind == KIND_ENDED:
             cur.end_seq, cur.end, cur.end_reason = seq, payload, payload["reason"]
+            cur = None
+        elif kind == KIND_BOOT:
+            cur.end_seq, cur.end_reason = seq - 1, END_RESTARTED
             cur = None
     return out
 
@@ -371,11 +440,18 @@ class Store:
         self.created = created      # open() made the file
 
     @classmethod
-    def open(cls, path: str | os.PathLike | None = None, *, create: bool = True) -> Store:
+    def open(cls, path: str | os.PathLike | None = None, *, create: bool = True,
+             readonly: bool = False) -> Store:
         """Opens (creating it and its folder if `create`) and migrates the database at
         `path` (default: default_path()). Raises StoreTooNew for a database of a newer
-        schema, StoreError when it cannot be opened or is not a database."""
+        schema, StoreError when it cannot be opened or is not a database.
+
+        `readonly` opens it for reading only (it may be on read-only media): nothing is
+        created or written, except that a database of an older schema is upgraded
+        first when it can be; a missing one reads as empty when `create`."""
         p = Path(path) if path is not None else default_path()
+        if readonly:
+            return cls._open_readonly(p, create)
         created = not p.exists()
         if created:
             if not create:
@@ -398,6 +474,63 @@ class Store:
         except BaseException:
             db.close()
             raise
+
+    @classmethod
+    def _open_readonly(cls, p: Path, empty_if_missing: bool) -> Store:
+        if not p.exists():
+            if not empty_if_missing:
+                raise StoreError(f"no database at {p}")
+            db = sqlite3.connect(":memory:", isolation_level=None)
+            for migrate in MIGRATIONS:
+                migrate(db)
+            return cls(db, p)
+        store = cls._connect_readonly(p)
+        try:
+            version = store._version()
+            store._refuse_newer(version)
+            if version == 0:        # no steamer ever wrote it
+                if store._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise StoreError(f"{p} is not a session database (an SQLite file of "
+                                     "something else)")
+                raise StoreError(f"{p} is empty, not a session database (a command that "
+                                 "writes, such as steamer sync, makes one there)")
+            if version < SCHEMA_VERSION:
+                store.close()
+                try:
+                    cls.open(p, create=False).close()     # the upgrade: the one write
+                except StoreError as e:
+                    raise StoreError(f"{p} has schema version {version}, older than this "
+                                     f"program's {SCHEMA_VERSION}, and cannot be upgraded "
+                                     f"({e})") from None
+                store = cls._connect_readonly(p)
+            store._db.execute("PRAGMA foreign_keys = ON")
+            return store
+        except sqlite3.DatabaseError as e:
+            store.close()
+            raise StoreError(f"cannot use {p}: {e}") from None
+        except BaseException:
+            store.close()
+            raise
+
+    @classmethod
+    def _connect_readonly(cls, p: Path) -> Store:
+        uri = p.absolute().as_uri() + "?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None)
+            try:
+                db.execute("PRAGMA user_version").fetchone()
+            except sqlite3.OperationalError as e:
+                db.close()
+                # A WAL database in a folder it cannot write (read-only media) cannot
+                # have its -shm made: without a -wal there is no writer, and all of it
+                # is in the file.
+                if e.sqlite_errorname != "SQLITE_CANTOPEN" or Path(f"{p}-wal").exists():
+                    raise
+                db = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+                db.execute("PRAGMA user_version").fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot use {p}: {e}") from None
+        return cls(db, p)
 
     def _setup(self) -> None:
         self._refuse_newer(self._version())  # before anything writes to the file
@@ -521,7 +654,8 @@ class Store:
         from_seq = min([min_new, *affected])
         rows = ((seq, kind, json.loads(text)) for seq, kind, text in db.execute(
             "SELECT seq, kind, payload FROM log_records WHERE device_id = ? AND seq >= ? "
-            "AND kind IN (?, ?, ?) ORDER BY seq", (device_id, from_seq, *_DERIVED_KINDS)))
+            f"AND kind IN ({', '.join('?' * len(_DERIVED_KINDS))}) ORDER BY seq",
+            (device_id, from_seq, *_DERIVED_KINDS)))
         derived = _derive(list(rows))
         keep = {d.start_seq for d in derived}
         for start_seq, session_id in affected.items():
@@ -647,25 +781,36 @@ def session_dict(s: Session) -> dict:
 # --- simulator traces ---------------------------------------------------------------
 
 def trace_records(trace_path: str | os.PathLike, first_seq: int = 1, *,
-                  start_epoch_s: float | None = None) -> list[dict]:
+                  start_epoch_s: float | None = None,
+                  end_epoch_s: float | None = None) -> list[dict]:
     """The log records a device would have sent for a simulator trace (docs: the
     simulator contract): a `trace_imported` record, every decision record as a record
     of its kind, and during each session a sample every TRACE_SAMPLE_MS of steps and at
-    its last step. `start_epoch_s` is the device clock at t_ms 0 (the trace has none);
-    None gives sessions without a date. Raises TraceError naming the line."""
+    its last step (before its end or a power cut). The trace has no clock: the device
+    clock reads `start_epoch_s` at t_ms 0, or else `end_epoch_s` at the trace's last
+    record; neither gives sessions without a date. Raises TraceError naming the line;
+    what it returns, Store.ingest takes and every read can show."""
     path = os.fspath(trace_path)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        with open_input(path, TRACE_MAX_BYTES, "a trace") as f:
+            return _trace_records(f, path, first_seq, start_epoch_s, end_epoch_s)
+    except InputTooLarge as e:
+        raise TraceError(path, None, e.reason) from None
     except OSError as e:
         raise TraceError(path, None, f"cannot read: {e.strerror or e}") from None
+
+
+def _trace_records(f: IO[bytes], path: str, first_seq: int, start_epoch_s: float | None,
+                   end_epoch_s: float | None) -> list[dict]:
+    sha = hashlib.sha256()
     out: list[dict] = [{"seq": first_seq, "kind": KIND_TRACE_IMPORTED, "payload": {
-        "file": os.path.basename(path), "sha256": hashlib.sha256(data).hexdigest()}}]
+        "file": os.path.basename(path), "sha256": ""}}]
     profiles: dict[int, dict] = {}
     start_ms: int | None = None  # of the open session
     next_sample_ms = 0
     last_step: tuple[int, dict, int] | None = None  # (t_ms, fw, line) of the session's last
     last_sampled_ms: int | None = None
+    timed: list[tuple[dict, int, int]] = []     # (payload, t_ms, line) of records with a t
 
     def add(kind: str, payload: dict) -> None:
         out.append({"seq": first_seq + len(out), "kind": kind, "payload": payload})
@@ -682,36 +827,50 @@ def trace_records(trace_path: str | os.PathLike, first_seq: int = 1, *,
             raise TraceError(path, line, "fw." + e.detail.split(": ", 1)[1]) from None
         last_sampled_ms = t_ms
 
-    lines = data.decode("utf-8", "replace").splitlines()
     steps = 0
-    for n, line in enumerate(lines, 1):
+    t_ms = 0
+    n = 0
+    while True:
+        raw = f.readline(TRACE_LINE_MAX_BYTES + 1)
+        if not raw:
+            break
+        n += 1
+        sha.update(raw)
+        if len(raw) > TRACE_LINE_MAX_BYTES:
+            raise TraceError(path, n, f"longer than {size_text(TRACE_LINE_MAX_BYTES)}: not a "
+                                      "trace record")
+        line = raw.decode("utf-8", "replace")
         if not line.strip():
             continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise TraceError(path, n, f"not valid JSON: {e.msg} (column {e.colno})") from None
+        rec = _trace_json(path, n, line)
         if not isinstance(rec, dict) or not _is_int(rec.get("t_ms")):
             raise TraceError(path, n, "not a trace record (an object with an integer t_ms)")
+        if not _is_uptime(rec["t_ms"]):
+            raise TraceError(path, n, f"t_ms {_shown(rec['t_ms'])} is out of range "
+                                      f"(0..{NUM_MAX})")
+        if rec["t_ms"] < t_ms:
+            raise TraceError(path, n, f"t_ms {rec['t_ms']} is before the last record's "
+                                      f"{t_ms}: a trace's time never goes back")
         t_ms = rec["t_ms"]
         event = rec.get("event")
         if event is not None:
             if not isinstance(event, str) or not event:
                 raise TraceError(path, n, "event must be a non-empty string")
             payload = {k: v for k, v in rec.items() if k != "event"}
-            t = None if start_epoch_s is None else round(start_epoch_s + t_ms / 1000, 3)
             if event == "profile_installed" and _is_int(rec.get("podlet_type")):
                 profiles[rec["podlet_type"]] = rec
             elif event == KIND_STARTED:
                 podlet_type = rec.get("podlet_type")
                 prof = profiles.get(podlet_type, {}) if isinstance(podlet_type, int) else {}
-                payload.update(profile=prof.get("name"), version=prof.get("version"), t=t)
+                payload.update(profile=prof.get("name"), version=prof.get("version"), t=None)
+                timed.append((payload, t_ms, n))
                 start_ms, next_sample_ms, last_step, last_sampled_ms = t_ms, t_ms, None, None
             elif event == KIND_ENDED:
                 if start_ms is not None and last_step is not None \
                         and last_step[0] != last_sampled_ms:
                     sample(*last_step)
-                payload["t"] = t
+                payload["t"] = None
+                timed.append((payload, t_ms, n))
                 start_ms = None
             try:
                 _check("trace", {"seq": 0, "kind": event, "payload": payload})
@@ -720,10 +879,18 @@ def trace_records(trace_path: str | os.PathLike, first_seq: int = 1, *,
             add(event, payload)
             continue
         fw = rec.get("fw")
-        if not isinstance(fw, dict) or "state" not in rec:
+        off = rec.get("state") == "off" and fw is None    # the power is cut: no firmware
+        if not (isinstance(fw, dict) or off) or "state" not in rec:
             raise TraceError(path, n, "a step record needs state and fw (or an event key)")
         steps += 1
         if start_ms is None:
+            continue
+        if not isinstance(fw, dict):    # off
+            # The session ends with the power (the firmware boots cold): its last step
+            # is its last sample, as at a session_ended.
+            if last_step is not None and last_step[0] != last_sampled_ms:
+                sample(*last_step)
+            start_ms = None
             continue
         last_step = (t_ms, fw, n)
         if t_ms >= next_sample_ms:
@@ -731,32 +898,68 @@ def trace_records(trace_path: str | os.PathLike, first_seq: int = 1, *,
             next_sample_ms = start_ms + ((t_ms - start_ms) // TRACE_SAMPLE_MS + 1) * TRACE_SAMPLE_MS
     if steps == 0:
         raise TraceError(path, None, "no step records: not a simulator trace")
+    out[0]["payload"]["sha256"] = sha.hexdigest()
+    if start_epoch_s is None and end_epoch_s is not None:
+        start_epoch_s = end_epoch_s - t_ms / 1000
+    if start_epoch_s is not None:
+        for payload, at_ms, line in timed:
+            t = round(start_epoch_s + at_ms / 1000, 3)
+            if not _is_clock(t):
+                raise TraceError(path, line, f"the device clock there would read {t:g} s, "
+                                 f"outside its range (0..{CLOCK_MAX_S} epoch s): is the "
+                                 "trace's start time right?")
+            payload["t"] = t
     return out
 
 
-def import_trace(store: Store, device_id: str, trace_path: str | os.PathLike, *,
-                 start_epoch_s: float | None = None) -> TraceImport:
-    """Ingests a simulator trace as records of `device_id`, numbered after the device's
-    last record (one transaction). A trace already imported for this device (same
-    bytes) is not imported again. `start_epoch_s` is the clock at the trace's t_ms 0;
-    default: the file's modification time less the trace's length, as if it had just
-    been run."""
+def _trace_json(path: str, line: int, text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise TraceError(path, line, f"not valid JSON: {e.msg} (column {e.colno})") from None
+    except (ValueError, RecursionError) as e:   # a number too long, nesting too deep
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+        raise TraceError(path, line, f"not valid JSON: {why}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_trace(trace_path: str | os.PathLike, *,
+               start_epoch_s: float | None = None) -> list[dict]:
+    """trace_records numbered from 1, the clock at t_ms 0 `start_epoch_s`; default: the
+    file's modification time less the trace's length, as if it had just been run."""
+    end_epoch_s = None
     if start_epoch_s is None:
         try:
-            start_epoch_s = os.stat(trace_path).st_mtime
+            end_epoch_s = os.stat(trace_path).st_mtime
         except OSError as e:
             raise TraceError(trace_path, None, f"cannot read: {e.strerror or e}") from None
-        start_epoch_s -= _trace_end_ms(trace_path) / 1000
+    return trace_records(trace_path, 1, start_epoch_s=start_epoch_s, end_epoch_s=end_epoch_s)
+
+
+def import_trace(store: Store, device_id: str, trace_path: str | os.PathLike, *,
+                 start_epoch_s: float | None = None,
+                 records: list[dict] | None = None) -> TraceImport:
+    """Ingests a simulator trace as records of `device_id`, numbered after the device's
+    last record (one transaction). A trace already imported for this device (same
+    bytes) is not imported again. The trace is read as read_trace reads it, unless its
+    `records` (from read_trace) are given: a caller can refuse a bad trace before it
+    opens the store."""
+    if records is None:
+        records = read_trace(trace_path, start_epoch_s=start_epoch_s)
     with store._write() as db:
         store._add_device(device_id, name=device_id)
         (top,) = db.execute("SELECT MAX(seq) FROM log_records WHERE device_id = ?",
                             (device_id,)).fetchone()
-        records = trace_records(trace_path, (top or 0) + 1, start_epoch_s=start_epoch_s)
         sha = records[0]["payload"]["sha256"]
         for (text,) in db.execute("SELECT payload FROM log_records WHERE device_id = ? AND "
                                   "kind = ?", (device_id, KIND_TRACE_IMPORTED)):
             if json.loads(text).get("sha256") == sha:
                 return TraceImport(device_id, 0, None, None, [], True)
+        offset = (top or 0) + 1 - records[0]["seq"]
+        records = [dict(r, seq=r["seq"] + offset) for r in records]
         result = store._ingest(device_id, records, None)
         first, last = records[0]["seq"], records[-1]["seq"]
         ids = [i for (i,) in db.execute(
@@ -765,20 +968,7 @@ def import_trace(store: Store, device_id: str, trace_path: str | os.PathLike, *,
         return TraceImport(device_id, result.new, first, last, ids, False)
 
 
-def _trace_end_ms(trace_path: str | os.PathLike) -> int:
-    """t_ms of the trace's last record (0 if it cannot tell; trace_records reports why)."""
-    try:
-        with open(trace_path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4096))
-            tail = f.read().splitlines()
-        rec = json.loads(tail[-1]) if tail else {}
-        return rec["t_ms"] if _is_int(rec.get("t_ms")) else 0
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return 0
-
-
 __all__ = ["Store", "StoreError", "StoreTooNew", "RecordError", "TraceError", "IngestResult",
-           "Device", "DeviceSink", "Session", "Sample", "TraceImport", "import_trace", "trace_records",
-           "default_path", "session_dict", "iso_utc", "END_REASONS", "MIGRATIONS",
+           "Device", "DeviceSink", "Session", "Sample", "TraceImport", "import_trace", "read_trace",
+           "trace_records", "default_path", "session_dict", "iso_utc", "END_REASONS", "MIGRATIONS",
            "SCHEMA_VERSION"]

@@ -65,3 +65,66 @@ def deliveries(draw: st.DrawFn, records: list[dict]) -> list[list[dict]]:
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(stream) - 1)), max_size=5)))
     bounds = [0, *cuts, len(stream)]
     return [stream[a:b] for a, b in zip(bounds, bounds[1:]) if a < b]
+
+
+# JSON text a trace line may hold where a number or a string belongs: the sim's own
+# values and what no simulator writes (out of range, not JSON, nested, not Unicode).
+NASTY_JSON = ("0", "1", "-1", "45.0", "2500.0", "1e308", "-1e308", "1e400", "NaN",
+              "Infinity", "-Infinity", "1" * 30, "1" * 5000, "9007199254740992",
+              "9007199254740993", "4294967296", "1e15", "true", "null", '"x"', '""',
+              '"\\ud800"', '"' + "p" * 300 + '"', "[" * 3000 + "]" * 3000,
+              '{"a": ' * 12 + "1" + "}" * 12, "[[[1]]]", "{}")
+
+
+def nasty_json() -> st.SearchStrategy[str]:
+    return (st.sampled_from(NASTY_JSON)
+            | st.integers(-2**70, 2**70).map(str)
+            | st.floats(allow_nan=False, allow_infinity=False).map(repr))
+
+
+def _obj(fields: dict[str, str]) -> str:
+    return "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
+
+
+# Where nasty_json goes: (line, key); a line's "fw" keys are "fw.KEY".
+_TRACE_TEMPLATE = [
+    {"t_ms": "0", "event": '"boot"', "reason": '"power_on"', "board": '"sim"'},
+    {"t_ms": "500", "podlet_type": "3", "event": '"profile_installed"', "name": '"vitamin-c"',
+     "version": "1"},
+    {"t_ms": "3000", "podlet_type": "3", "target_c": "45.0", "event": '"session_started"',
+     "podlet": '"0000c0ffee01"'},
+    *({"t_ms": str(3000 + 500 * i), "state": '"steaming"',
+       "fw": {"boiler_c": "99.5", "outlet_c": "45.1", "heater_pct": "60", "pump_ul_min": "300",
+              "session_ul": str(2.5 * i), "fault": "null"}} for i in range(6)),
+    {"t_ms": "6000", "state": '"off"', "fw": "null"},
+    {"t_ms": "9000", "event": '"session_ended"', "reason": '"stopped"', "session_ul": "12.5"},
+]
+
+
+@st.composite
+def fuzzed_trace(draw: st.DrawFn) -> str:
+    """A small trace of one session (its power cut, an end) with nasty_json put in for
+    a few of its values, or as extra keys."""
+    lines = [{k: (dict(v) if isinstance(v, dict) else v) for k, v in line.items()}
+             for line in _TRACE_TEMPLATE]
+    for _ in range(draw(st.integers(1, 3))):
+        line = draw(st.sampled_from(lines))
+        keys = [k for k in line if k != "fw"] + ["extra"]
+        if isinstance(line.get("fw"), dict):
+            keys += [f"fw.{k}" for k in line["fw"]]
+        key = draw(st.sampled_from(keys))
+        value = draw(nasty_json())
+        if key.startswith("fw."):
+            line["fw"][key[3:]] = value
+        else:
+            line[key] = value
+    return "".join(_obj({k: _obj(v) if isinstance(v, dict) else v for k, v in line.items()})
+                   + "\n" for line in lines)
+
+
+def start_epoch_arg() -> st.SearchStrategy[list[str]]:
+    """The --start-epoch-s option of import-trace, or none (the file's time)."""
+    return st.sampled_from([[], ["--start-epoch-s", "1795000000"], ["--start-epoch-s", "0"],
+                            ["--start-epoch-s", "4294967290"], ["--start-epoch-s", "1e15"],
+                            ["--start-epoch-s", "-1"], ["--start-epoch-s", "nan"],
+                            ["--start-epoch-s", "inf"]])

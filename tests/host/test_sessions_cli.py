@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from readonly_files import read_only
 from steamer.sessions_cli import register_plot, register_sessions
 from steamer.store import SCHEMA_VERSION, Store, import_trace
 
@@ -204,3 +205,49 @@ def test_as_a_process(tmp_path: Path, demo_trace: Path) -> None:
     assert proc.stderr == "steamer sessions show: no session 99 (`steamer sessions` lists them)\n"
     proc = steamer("sessions", "show", "not-a-number")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+READS = (["sessions"], ["sessions", "--json"], ["sessions", "show", "1"],
+         ["sessions", "show", "1", "--json"], ["sessions", "export", "--csv"],
+         ["sessions", "export", "--csv", "--session", "1"])
+
+
+def test_a_read_writes_nothing_into_a_0_byte_file(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.write_bytes(b"")
+    for argv in [*READS, ["plot", "1", "-o", str(tmp_path / "p.png")]]:
+        one_line_error(*run(capsys, *argv, "--db", str(path)), 1,
+                       f"{path} is empty, not a session database")
+        assert path.read_bytes() == b""
+
+
+def test_a_read_of_no_default_database_is_an_empty_history_and_makes_none(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEAMER_DB", str(tmp_path / "data" / "s.db"))
+    code, out, err = run(capsys, "sessions", "--json")
+    assert (code, out, err) == (0, "[]\n", "")
+    one_line_error(*run(capsys, "sessions", "show", "1"), 1, "no session 1")
+    assert not (tmp_path / "data").exists()
+
+
+def test_reads_work_on_a_read_only_database(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path, demo_trace: Path) -> None:
+    folder = tmp_path / "media"
+    folder.mkdir()
+    path = folder / "s.db"
+    with Store.open(path) as store:
+        import_trace(store, "sim", demo_trace, start_epoch_s=EPOCH_S)
+    assert sorted(p.name for p in folder.iterdir()) == ["s.db"]   # no -wal, no -shm
+    before = path.read_bytes()
+    with read_only(path, folder):
+        for argv in [*READS, ["plot", "1", "-o", str(tmp_path / "p.png")]]:
+            code, out, err = run(capsys, *argv, "--db", str(path))
+            assert code == 0 and "Traceback" not in err, (argv, err)
+        code, out, _ = run(capsys, "sessions", "--json", "--db", str(path))
+        assert json.loads(out)[0]["dose_ul"] == 2500.0
+        # A command that writes says why it cannot.
+        one_line_error(*run(capsys, "sessions", "import-trace", str(demo_trace), "--device",
+                            "other", "--db", str(path)), 1, str(path))
+    assert path.read_bytes() == before

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from steamer import store as store_mod
-from steamer.store import (MIGRATIONS, SCHEMA_VERSION, RecordError, Store, StoreError,
+from steamer.store import (END_REASONS, MIGRATIONS, SCHEMA_VERSION, RecordError, Store, StoreError,
                            StoreTooNew)
+from readonly_files import read_only
 from store_strategies import deliveries, device_log
 
 DEV = "c0ffee-01"
@@ -338,3 +339,40 @@ def test_ingest_is_exactly_once_whatever_the_delivery(tmp_path_factory: pytest.T
                 assert derived(messy) == derived(clean)
         assert messy.records(DEV) == log
         assert messy.last_seq(DEV) == len(log)
+
+
+def test_a_boot_ends_the_session_it_finds_open(tmp_path: Path) -> None:
+    """A steamer boots cold (power cut, reset): a session open at a boot has ended."""
+    with Store.open(tmp_path / "s.db") as store:
+        store.ingest(DEV, [started(1, 0), sample(2, 1000, 5.0)])
+        assert store.sessions()[0].end_reason is None
+        store.ingest(DEV, [rec(3, "boot", reason="power_on"), sample(4, 2000, 9.0)])
+        (s,) = store.sessions()
+        assert (s.end_seq, s.end_reason, s.dose_ul, s.samples) == (2, "restarted", 5.0, 1)
+        assert END_REASONS[s.end_reason] == "the steamer restarted (power cut or reset)"
+
+
+def test_a_read_only_open_upgrades_an_older_schema_or_says_it_cannot(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    make_v1(path)
+    with read_only(path):
+        with pytest.raises(StoreError, match="schema version 1, older than this program's "
+                                             f"{SCHEMA_VERSION}, and cannot be upgraded"):
+            Store.open(path, readonly=True)
+    with Store.open(path, readonly=True) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [s.id for s in store.sessions()] == [1, 2]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.add_device("x")
+
+
+def test_a_read_only_open_writes_no_schema_into_another_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE notes (body TEXT)")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="other.db is not a session database"):
+        Store.open(path, readonly=True)
+    assert path.read_bytes() == before

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,8 @@ import pytest
 from steamer.store import Store, TraceError, import_trace, trace_records
 
 EPOCH_S = 1_795_000_000.0
+ROOT = Path(__file__).resolve().parents[2]
+STEAMER = Path(sys.executable).with_name("steamer")
 
 
 def test_demo_trace_is_one_full_dose_session(tmp_path: Path, demo_trace: Path) -> None:
@@ -75,6 +79,8 @@ def test_default_clock_puts_the_trace_end_at_the_file_time(tmp_path: Path,
      2, "target_c is required"),
     (['{"t_ms": 0, "event": "session_started", "podlet": "x", "podlet_type": 3, "target_c": 45}',
       '{"t_ms": 0, "state": "preheat", "fw": {"session_ul": "lots"}}'], 2, "fw.*session_ul"),
+    (['{"t_ms": 100, "state": "idle", "fw": {}}', '{"t_ms": 50, "state": "idle", "fw": {}}'],
+     2, "time never goes back"),
 ])
 def test_a_bad_trace_names_the_line_and_changes_nothing(tmp_path: Path, lines: list[str],
                                                         line: int, match: str) -> None:
@@ -93,3 +99,36 @@ def test_not_a_trace_at_all(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(TraceError, match="no step records"):
         trace_records(empty)
+
+
+def power_cut_trace(tmp_path: Path) -> Path:
+    """The simulator's trace of the demo session with the power cut at t = 200 s for 5 s:
+    its steps while off are {"state": "off", "fw": null}, and the firmware boots again."""
+    scenario = json.loads((ROOT / "scenarios" / "demo.json").read_text())
+    scenario["duration_s"] = 260
+    scenario["events"].append({"t_s": 200.0, "do": "power_cut", "off_s": 5.0})
+    (tmp_path / "cut.json").write_text(json.dumps(scenario))
+    trace = tmp_path / "cut.jsonl"
+    subprocess.run([str(STEAMER), "sim", "run", str(tmp_path / "cut.json"), "--trace",
+                    str(trace), "--quiet"], check=True, capture_output=True, timeout=120)
+    return trace
+
+
+def test_a_power_cut_is_imported_and_ends_the_session_it_cut(tmp_path: Path) -> None:
+    trace = power_cut_trace(tmp_path)
+    assert '"state": "off", "fw": null' in trace.read_text()
+    with Store.open(tmp_path / "s.db") as store:
+        import_trace(store, "sim", trace, start_epoch_s=EPOCH_S)
+        (s,) = store.sessions()
+        # The firmware boots cold after the cut: the session did not go on (no
+        # session_ended came), and the boot says why.
+        assert s.end_reason == "restarted"
+        boot = next(r for r in store.records("sim")
+                    if r["kind"] == "boot" and r["seq"] > s.start_seq)
+        assert s.end_seq == boot["seq"] - 1
+        samples = store.samples(s.id)
+        steps = [json.loads(line) for line in trace.read_text().splitlines()]
+        on = [r["t_ms"] for r in steps[:next(i for i, r in enumerate(steps)
+                                             if r.get("state") == "off")] if "fw" in r]
+        assert samples[-1].t_ms == on[-1] - 3_000      # its last step before the cut
+        assert s.duration_ms == samples[-1].t_ms

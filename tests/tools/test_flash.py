@@ -166,3 +166,14 @@ def test_steamer_dev_flash_to_steamer_dev_virtual_board(tmp_path: Path, built: P
     finally:
         board.terminate()
         board.wait(timeout=10)
+
+
+def test_a_build_file_too_large_for_a_board_is_refused_from_its_size(tmp_path: Path) -> None:
+    built = tmp_path / "build"
+    built.mkdir()
+    (built / "main.py").write_text("import fw.main\n")
+    with open(built / "huge.mpy", "wb") as f:       # sparse: refused before it is read
+        f.truncate(flash.FILE_MAX_BYTES + 1)
+    with pytest.raises(flash.FlashError, match=r"huge\.mpy: more than 4 MiB: too large for "
+                                               r"a file on a board"):
+        flash.plan(built)

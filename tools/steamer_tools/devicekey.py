@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from podproto import signing
+from steamer.inputs import InputTooLarge, read_input
 from steamer_tools import flash
 from steamer_tools.devkey import DEV_PUBLIC, OTHER_PUBLIC
 from steamer_tools.mfg import MfgError, load_key
@@ -39,6 +40,8 @@ from steamer_tools.mfg import MfgError, load_key
 DEVICE_KEY_PATH = "data/mfg.pub"
 _NEW = DEVICE_KEY_PATH + ".new"
 _HEX64 = re.compile(rb"[0-9a-fA-F]{64}\Z")
+# A public key file (hex, raw or PEM) is under 200 bytes.
+PUB_FILE_MAX_BYTES = 16 << 10
 
 Progress = Callable[[str], None]
 
@@ -89,7 +92,9 @@ def _read_pub(arg: str) -> bytes:
         return bytes.fromhex(arg.strip())
     path = Path(arg)
     try:
-        data = path.read_bytes()
+        data = read_input(path, PUB_FILE_MAX_BYTES, "a public key file")
+    except InputTooLarge as e:
+        raise MfgError(f"--pub: '{path}': {e.reason}") from None
     except FileNotFoundError:
         raise MfgError(f"--pub: '{arg}' is neither 64 hex digits nor an existing file") from None
     except OSError as e:

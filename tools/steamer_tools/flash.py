@@ -27,10 +27,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from steamer.inputs import InputTooLarge, read_input
 from steamer_tools.build import _BUILD_MARK, BOARDS_SPEC, BuildError, build_board, os_error
 from steamer_tools.paths import ROOT
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# No file of a build is larger than a board's whole flash (4 MiB on the ESP32-C3).
+FILE_MAX_BYTES = 4 << 20
 
 
 class FlashError(Exception):
@@ -92,7 +95,10 @@ def plan(build_dir: Path) -> list[FlashFile]:
     files = []
     for p in sorted(build_dir.rglob("*")):
         if p.is_file() and p.name != _BUILD_MARK and "__pycache__" not in p.parts:
-            data = p.read_bytes()
+            try:
+                data = read_input(p, FILE_MAX_BYTES, "a file on a board")
+            except InputTooLarge as e:
+                raise FlashError(str(e)) from None
             files.append(FlashFile(p.relative_to(build_dir).as_posix(), p, len(data),
                                    hashlib.sha256(data).hexdigest()))
     if not files:

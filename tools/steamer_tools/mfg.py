@@ -49,8 +49,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from podproto import ProtocolError, podlet, profile, signing
+from steamer.inputs import InputTooLarge, read_input
 
 KEY_MODE = 0o600
+# The most read of each input file: a PEM key is about 120 bytes, a profile's JSON a few
+# hundred, a signed profile or a podlet image (or its hex) a few hundred.
+KEY_FILE_MAX_BYTES = 16 << 10
+PROFILE_JSON_MAX_BYTES = 64 << 10
+VERIFY_MAX_BYTES = 64 << 10
 
 # The fields of a profile JSON file: podproto.profile's, the target in either spelling.
 PROFILE_FIELDS = ("podlet_type", "version", "name", "outlet_target_c", "outlet_target_mc",
@@ -134,7 +140,9 @@ def load_key(path: Path) -> bytes:
         raise MfgError(f"{what}: mode {mode:04o} lets other users at it; a key file must "
                        f"be 0600 (chmod 600 '{path}', and consider the key exposed)")
     try:
-        data = path.read_bytes()
+        data = read_input(path, KEY_FILE_MAX_BYTES, "a key file")
+    except InputTooLarge as e:
+        raise MfgError(f"{what}: {e.reason}") from None
     except OSError as e:
         raise MfgError(f"{what}: {e.strerror}") from None
     try:
@@ -195,7 +203,9 @@ def read_profile(path: Path) -> dict:
     """parse_profile_json of a file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path, PROFILE_JSON_MAX_BYTES, "a profile").decode("utf-8")
+    except InputTooLarge as e:
+        raise MfgError(str(e)) from None
     except OSError as e:
         raise MfgError(f"{path}: {e.strerror}") from None
     except UnicodeDecodeError:
@@ -488,7 +498,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
               else signing.public_key(load_key(Path(args.key))))
     path = Path(args.file)
     try:
-        data = as_bytes(path.read_bytes())
+        data = as_bytes(read_input(path, VERIFY_MAX_BYTES,
+                                   "a signed profile or a podlet image"))
+    except InputTooLarge as e:
+        raise MfgError(str(e)) from None
     except OSError as e:
         raise MfgError(f"{path}: {e.strerror}") from None
     result = verify_bytes(data, public)
@@ -509,7 +522,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     import asyncio
 
     from steamer.app_cli import print_table
-    from steamer.devices import DeviceError, ProfileFileError, load_keys, sim_air
+    from steamer.devices import DeviceError, InputFileError, load_keys, sim_air
     from steamer_tools import provision as prov
     try:
         profiles = prov.load_profiles(Path(args.profiles))
@@ -517,7 +530,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
         results = asyncio.run(prov.provision(args.devices, profiles, keys, air=sim_air(args.sim),
                                              jobs=args.jobs, scan_s=args.scan_timeout,
                                              pair_s=args.pair_timeout))
-    except ProfileFileError as e:
+    except InputFileError as e:       # a profile, or the key file
         return _fail("provision", str(e), 2)
     except DeviceError as e:
         return _fail("provision", str(e), 1)

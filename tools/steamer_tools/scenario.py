@@ -21,7 +21,11 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from steamer.inputs import InputTooLarge, read_input
+
 CONTRACT = 1
+# The largest scenario file read (demo.json is 800 bytes; a day of events is far less).
+SCENARIO_MAX_BYTES = 4 << 20
 
 FAULTS = (
     "boiler_ntc_open", "boiler_ntc_short", "boiler_ntc_frozen",
@@ -312,7 +316,9 @@ def load_scenario(path_or_text: str | Path | dict, seed_override: int | None = N
         raw = path_or_text
     elif isinstance(path_or_text, Path) or not path_or_text.lstrip().startswith(("{", "[")):
         try:
-            text = Path(path_or_text).read_text(encoding="utf-8")
+            text = read_input(path_or_text, SCENARIO_MAX_BYTES, "a scenario").decode("utf-8")
+        except InputTooLarge as e:
+            raise ScenarioError("scenario", f"cannot read '{path_or_text}': {e.reason}") from None
         except (OSError, UnicodeDecodeError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise ScenarioError("scenario", f"cannot read '{path_or_text}': {reason}") from None
