@@ -124,6 +124,7 @@ class Link:
         self.cmd_ctr = 0           # the counter its next command must carry
         self.auth_rejects = 0      # commands refused for their tag or counter
         self.pairing = None        # the pairing under way (fw.blecmd.pair_slices)
+        self.pending_key = None    # (host_id, key) it made, stored once the host proves it
         self.dev_nonce = None
         self.log_reqs = []         # pending (from_seq, max_records)
         self.held = None           # a command pump() left for service()
@@ -321,6 +322,7 @@ class Link:
         self.cmd_ctr = 0
         self.auth_rejects = 0
         self.pairing = None
+        self.pending_key = None
         self.dev_nonce = None
         self.log_reqs = []
         self.held = None

@@ -479,7 +479,9 @@ class Steamer:
     # ---- pairing and authentication ----------------------------------------------------
     async def pair(self) -> bytes:
         """Pairs while the steamer's pairing window is open (its button held, after the
-        first 3 s); stores the key in the key ring and returns this host's id."""
+        first 3 s), then authenticates with the new key: the steamer keeps a key only once
+        the host has proved it holds it. Stores the key in the key ring and returns this
+        host's id; the connection is left authenticated."""
         priv, pub = pairing.keypair()
         host_nonce = os.urandom(16)
         mid = await self.send({"type": "pair_request", "host_pub": pub, "host_nonce": host_nonce})
@@ -492,6 +494,7 @@ class Steamer:
         host_id = pairing.host_id_of(pub)
         if not pairing.equal(confirm["mac"], pairing.pair_confirm(key, host_id)):
             raise SteamerError("pairing: the steamer's confirmation does not match", "auth_failed")
+        await self._authenticate(host_id, key)
         self.keys.put(self.address, host_id, key)
         return host_id
 
@@ -501,7 +504,9 @@ class Steamer:
         k = self.keys.get(self.address)
         if k is None:
             raise SteamerError(f"{self.address}: not paired", "auth_required")
-        host_id, key = k
+        await self._authenticate(*k)
+
+    async def _authenticate(self, host_id: bytes, key: bytes) -> None:
         self._session = None        # the steamer drops the old one on hello
         mid = await self.send({"type": "hello", "proto": podproto.VERSION, "caps": 0,
                                "max_pdu": self._frag.max_pdu if self._frag else 20,
