@@ -63,6 +63,12 @@ _PUMP_TX_LOW = const(8)
 _SERVE_ALL = const(16)         # service() without pump: every pending read, as room allows
 # Commands pump() runs itself; anything else is held for service(), in order.
 _PUMP_TYPES = ("log_read",)
+# A connection holds the steamer (which stops advertising): one that has not
+# authenticated is dropped AUTH_TIMEOUT_S after it connected or its pairing ended (a
+# pairing under way, ~10 s of slices on a board, is not cut), an authenticated one
+# after IDLE_TIMEOUT_S without a frame. Seconds of uptime.
+AUTH_TIMEOUT_S = const(10)
+IDLE_TIMEOUT_S = const(120)
 _ADV_INTERVAL_US = const(200000)
 _MFR_ID = const(0xFFFF)        # the SIG's test company ID until we have our own
 
@@ -125,6 +131,8 @@ class Link:
         self.auth_rejects = 0      # commands refused for their tag or counter
         self.pairing = None        # the pairing under way (fw.blecmd.pair_slices)
         self.pending_key = None    # (host_id, key) it made, stored once the host proves it
+        self.drop_at_s = 0         # uptime at which the connection is dropped
+        self.timeouts = 0          # connections dropped for it
         self.dev_nonce = None
         self.log_reqs = []         # pending (from_seq, max_records)
         self.held = None           # a command pump() left for service()
@@ -292,7 +300,11 @@ class Link:
         if self.conn >= 0:
             self._drain()
             if self.pairing is not None:
+                self._touch()
                 blecmd.pair_slices(self, self.app.check_slices)
+            if self.app.uptime_s() >= self.drop_at_s:
+                self._drop()
+                return
             # When the board pumps between periods, the period's share of log replies is
             # pump's: service() stays short however far behind the host asked.
             blecmd.serve_logs(self, _PUMP_REPLIES if self.pumped else _SERVE_ALL)
@@ -304,6 +316,27 @@ class Link:
             self._write_state()
         if self.conn < 0:
             self._advertise()
+
+    def _touch(self):
+        """Moves the connection's deadline on after a frame it sent or a pairing slice."""
+        now = self.app.uptime_s()
+        if self.authed is not None:
+            self.drop_at_s = now + IDLE_TIMEOUT_S
+        elif self.pairing is not None:
+            self.drop_at_s = now + AUTH_TIMEOUT_S
+        else:
+            self.drop_at_s = min(self.drop_at_s, now + AUTH_TIMEOUT_S)
+
+    def _drop(self):
+        """Ends a connection past its deadline and advertises again."""
+        conn = self.conn
+        self.conn = -1
+        self.timeouts += 1
+        try:
+            self.radio.gap_disconnect(conn)
+        except OSError:
+            pass
+        self._on_connection(2)
 
     def _on_connection(self, ev):
         if ev == 3:
@@ -326,6 +359,7 @@ class Link:
         self.dev_nonce = None
         self.log_reqs = []
         self.held = None
+        self.drop_at_s = self.app.uptime_s() + AUTH_TIMEOUT_S
         if self.conn >= 0:
             self.frag = plink.Fragmenter(max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)))
             self._write_info()
@@ -340,6 +374,7 @@ class Link:
                 return
             self.held = None
             self._handle(held)
+            self._touch()
         while self.ring_count and len(self.tx) < blecmd.TX_HIGH:
             slot = self.ring_head
             n = self.ring_len[slot]
@@ -364,6 +399,7 @@ class Link:
                 self.held = msg
                 break
             self._handle(msg)
+            self._touch()
         if self.overruns:
             n = self.overruns
             self.overruns = 0

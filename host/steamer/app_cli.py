@@ -315,7 +315,7 @@ async def _status(args: argparse.Namespace) -> int:
             else:
                 print(_status_line(view), flush=True)
             await asyncio.sleep(args.interval)
-            status = await st.status()
+            status = await _read_status(st)
             if state_name(status) != last_state:
                 extra = await _extra(st, status, paired)
                 last_state = state_name(status)
