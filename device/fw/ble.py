@@ -34,6 +34,7 @@ from podproto import gatt
 from podproto import link as plink
 from podproto import messages
 from podproto.errors import ProtocolError
+from podproto.names import PODLET_REASONS
 from podproto.flow import RxCredits
 
 from fw import auth
@@ -69,6 +70,11 @@ _PUMP_TYPES = ("log_read",)
 # after IDLE_TIMEOUT_S without a frame. Seconds of uptime.
 AUTH_TIMEOUT_S = const(10)
 IDLE_TIMEOUT_S = const(120)
+# The podlet's state in status (podproto.names.PODLET_STATES).
+_POD_NONE = const(0)
+_POD_CHECKING = const(1)
+_POD_ACCEPTED = const(2)
+_POD_REFUSED = const(3)
 _ADV_INTERVAL_US = const(200000)
 _MFR_ID = const(0xFFFF)        # the SIG's test company ID until we have our own
 
@@ -133,6 +139,7 @@ class Link:
         self.pending_key = None    # (host_id, key) it made, stored once the host proves it
         self.drop_at_s = 0         # uptime at which the connection is dropped
         self.timeouts = 0          # connections dropped for it
+        self.podlet_refusal = None # the reason of the app's last podlet_rejected
         self.dev_nonce = None
         self.log_reqs = []         # pending (from_seq, max_records)
         self.held = None           # a command pump() left for service()
@@ -483,6 +490,7 @@ class Link:
         pod = app.podlet
         clock = self.board.clock_s()
         insession = app.session_prof is not None
+        state, reason = self._podlet_state()
         return {"type": "status", "state": app.state, "fault": app.fault,
                 "boiler_mc": app.boiler_mc, "outlet_mc": app.outlet_mc,
                 "heater_pct": app.heater_pm // 10,
@@ -493,7 +501,23 @@ class Link:
                 "clock_s": clock if 0 <= clock <= 0xFFFFFFFF else 0,
                 # The running session's limits (0 outside one): dose and dosing time.
                 "limit_ul": app.dose_limit_nl // 1000 if insession else 0,
-                "limit_s": min(0xFFFF, app.session_limit_steps // 10) if insession else 0}
+                "limit_s": min(0xFFFF, app.session_limit_steps // 10) if insession else 0,
+                "podlet_state": state, "podlet_reason": reason}
+
+    def _podlet_state(self):
+        """(podproto.names.PODLET_STATES index, PODLET_REASONS index) of the podlet in."""
+        app = self.app
+        if not app.podlet_in:
+            return _POD_NONE, 0
+        if app.podlet is not None:
+            return _POD_ACCEPTED, 0
+        why = self.podlet_refusal
+        if not app.podlet_seen or why is None or app._podlet_pending():
+            return _POD_CHECKING, 0
+        for i in range(2, len(PODLET_REASONS)):
+            if PODLET_REASONS[i] == why:
+                return _POD_REFUSED, i
+        return _POD_REFUSED, 1             # "other"
 
     def _write_state(self):
         msg = self.status()
@@ -538,6 +562,11 @@ class Link:
     def _emit(self, record):
         if self.captured is not None:
             self.captured.append(record)
+        ev = record.get("event")
+        if ev == "podlet_rejected":
+            self.podlet_refusal = record.get("reason")
+        elif ev == "podlet_accepted":
+            self.podlet_refusal = None
         self._app_emit(record)
 
 
