@@ -306,3 +306,44 @@ def test_a_pairing_under_way_is_not_cut_and_the_host_then_has_10_s():
     finally:
         del app.pairing_open
         app.check_slices = slices
+
+
+# ---- status: the podlet's state and refusal -----------------------------------------------
+
+def test_status_names_the_podlets_state_and_why_it_was_refused():
+    from podproto.names import PODLET_REASONS, PODLET_STATES
+    import signed
+    link = _link()
+    app, b = link.app, link.app.board
+
+    def podlet():
+        s = link.status()
+        return PODLET_STATES[s["podlet_state"]], PODLET_REASONS[s["podlet_reason"]]
+
+    def insert():
+        b.podlet.info = dict(simkit.PODLET, image_hex=signed.PODLET_OK_HEX)
+        b.podlet.v = 1
+    assert podlet() == ("none", None)
+    b.set_clock_s(0)
+    insert()
+    app.step()                            # the step sees it; service() has not read it yet
+    assert podlet() == ("checking", None)
+    app.service()
+    assert podlet() == ("checking", None) # its signature check runs a slice a period
+    n = 0
+    while podlet()[0] == "checking":
+        simkit.tick(b, app)
+        n += 1
+        assert n < 200
+    assert podlet() == ("refused", "clock_unset") and link.status()["podlet_type"] == 0
+    b.podlet.v = 0
+    simkit.tick(b, app)
+    assert podlet() == ("none", None)
+    app.set_clock(1795000000)
+    insert()
+    simkit.tick(b, app, 100)
+    assert podlet() == ("accepted", None)
+    assert link.status()["podlet_type"] == simkit.PODLET["podlet_type"]
+    b.podlet.v = 0
+    simkit.tick(b, app)
+    assert podlet() == ("none", None)
