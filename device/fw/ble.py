@@ -67,7 +67,9 @@ _PUMP_TYPES = ("log_read",)
 # A connection holds the steamer (which stops advertising): one that has not
 # authenticated is dropped AUTH_TIMEOUT_S after it connected or its pairing ended (a
 # pairing under way, ~10 s of slices on a board, is not cut), an authenticated one
-# after IDLE_TIMEOUT_S without a frame. Seconds of uptime.
+# after IDLE_TIMEOUT_S without a frame either way. On time.ticks_ms, the clock the
+# link's pacing runs on: a board's uptime, and in the sim the air's (real) time, so a
+# steamer simulated faster than real time gives a host as long as a real one does.
 AUTH_TIMEOUT_S = const(10)
 IDLE_TIMEOUT_S = const(120)
 # The podlet's state in status (podproto.names.PODLET_STATES).
@@ -137,7 +139,7 @@ class Link:
         self.auth_rejects = 0      # commands refused for their tag or counter
         self.pairing = None        # the pairing under way (fw.blecmd.pair_slices)
         self.pending_key = None    # (host_id, key) it made, stored once the host proves it
-        self.drop_at_s = 0         # uptime at which the connection is dropped
+        self.drop_at_ms = time.ticks_ms()   # when the connection is dropped (ticks_ms)
         self.timeouts = 0          # connections dropped for it
         self.podlet_refusal = None # the reason of the app's last podlet_rejected
         self.dev_nonce = None
@@ -309,7 +311,9 @@ class Link:
             if self.pairing is not None:
                 self._touch()
                 blecmd.pair_slices(self, self.app.check_slices)
-            if self.app.uptime_s() >= self.drop_at_s:
+            if self.tx or self.log_reqs or self.held is not None:
+                self._touch()          # answers still going out: not idle
+            if time.ticks_diff(time.ticks_ms(), self.drop_at_ms) >= 0:
                 self._drop()
                 return
             # When the board pumps between periods, the period's share of log replies is
@@ -326,13 +330,13 @@ class Link:
 
     def _touch(self):
         """Moves the connection's deadline on after a frame it sent or a pairing slice."""
-        now = self.app.uptime_s()
+        now = time.ticks_ms()
         if self.authed is not None:
-            self.drop_at_s = now + IDLE_TIMEOUT_S
+            self.drop_at_ms = time.ticks_add(now, IDLE_TIMEOUT_S * 1000)
         elif self.pairing is not None:
-            self.drop_at_s = now + AUTH_TIMEOUT_S
-        else:
-            self.drop_at_s = min(self.drop_at_s, now + AUTH_TIMEOUT_S)
+            self.drop_at_ms = time.ticks_add(now, AUTH_TIMEOUT_S * 1000)
+        elif time.ticks_diff(self.drop_at_ms, now) > AUTH_TIMEOUT_S * 1000:
+            self.drop_at_ms = time.ticks_add(now, AUTH_TIMEOUT_S * 1000)
 
     def _drop(self):
         """Ends a connection past its deadline and advertises again."""
@@ -366,7 +370,7 @@ class Link:
         self.dev_nonce = None
         self.log_reqs = []
         self.held = None
-        self.drop_at_s = self.app.uptime_s() + AUTH_TIMEOUT_S
+        self.drop_at_ms = time.ticks_add(time.ticks_ms(), AUTH_TIMEOUT_S * 1000)
         if self.conn >= 0:
             self.frag = plink.Fragmenter(max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)))
             self._write_info()

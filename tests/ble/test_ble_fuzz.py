@@ -18,9 +18,7 @@ from conftest import run, served_and_paired
 
 @pytest.fixture(scope="module")
 def paired(air, tmp_path_factory):
-    # At twice real time: the unauthenticated bursts below must fit the 10 s of the
-    # steamer's time it gives a connection to authenticate (fw.ble.AUTH_TIMEOUT_S).
-    s, ring = served_and_paired(air, tmp_path_factory.mktemp("fuzz"), "fuzz-1", speed=2)
+    s, ring = served_and_paired(air, tmp_path_factory.mktemp("fuzz"), "fuzz-1", speed=20)
     yield s, ring
     s.stop()
     assert s.crashes() == []

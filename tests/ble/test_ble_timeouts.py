@@ -1,8 +1,8 @@
 """A connection holds the steamer (it stops advertising while connected), so the
-firmware drops one that does not authenticate within fw.ble.AUTH_TIMEOUT_S and an
-authenticated one silent for fw.ble.IDLE_TIMEOUT_S (seconds of the steamer's uptime; a
-simulated steamer at --speed X runs them X times faster at most): a central that
-connects and does nothing no longer keeps every host out."""
+firmware drops one that does not authenticate within fw.ble.AUTH_TIMEOUT_S (real
+seconds, the link's clock, whatever the simulation's speed): a central that connects
+and does nothing no longer keeps every host out. The authenticated connection's idle
+timeout (120 s) is tested on the device (tests/device/mpt_ble_link.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -20,7 +20,6 @@ from conftest import run, served_and_paired
 
 SPEED = 10.0
 AUTH_TIMEOUT_S = 10       # fw.ble's, which CPython does not import
-IDLE_TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="module")
@@ -53,36 +52,11 @@ def test_a_central_that_connects_and_does_nothing_is_dropped_then_a_host_gets_in
         assert raw.is_connected and not air.call(_advertising, air, s.name)
         held_s = await _until_dropped(lambda: raw.is_connected, 60)
         assert not raw.is_connected, "the silent central still holds the steamer"
-        # Not before the steamer's 10 s (its clock runs at most SPEED times the wall's).
-        assert held_s >= AUTH_TIMEOUT_S / SPEED * 0.9, held_s
+        # The steamer's 10 s are real ones, at 10 times real time too.
+        assert AUTH_TIMEOUT_S - 0.5 <= held_s <= AUTH_TIMEOUT_S + 5, held_s
         # Advertising again: the paired host connects and is served.
         async with Steamer(s.addr, ring, sim=air.address) as st:
             await st.authenticate()
             assert isinstance(await st.profiles(), list)
         await raw.disconnect()
-    run(go())
-
-
-def test_an_authenticated_host_is_dropped_when_silent_and_kept_while_it_polls(paired):
-    s, ring = paired
-    air = s.air
-
-    async def go():
-        async with Steamer(s.addr, ring, sim=air.address) as st:
-            await st.authenticate()
-            client = st.client
-            assert client is not None
-            held_s = await _until_dropped(lambda: client.is_connected, 120)
-            assert not client.is_connected
-            assert held_s >= IDLE_TIMEOUT_S / SPEED * 0.9, held_s
-        # Polling status keeps an authenticated connection (Steamer.status sends a
-        # frame now and then): up past twice the idle timeout.
-        async with Steamer(s.addr, ring, sim=air.address) as st:
-            await st.authenticate()
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 2.2 * IDLE_TIMEOUT_S / SPEED:
-                assert (await st.status())["type"] == "status"
-                await asyncio.sleep(0.5)
-            assert st.connected and st.reconnects == 0
-            assert isinstance(await st.profiles(), list)
     run(go())

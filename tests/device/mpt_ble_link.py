@@ -189,27 +189,21 @@ def test_any_other_stack_error_ends_the_connection_not_a_frame():
 
 # ---- timeouts: a connection that does not authenticate, or goes quiet, is dropped ------
 
-def _at_s(link, s):
-    """The uptime clock at s seconds (the link's timeouts run on it)."""
-    link.app.steps = s * 10
+def _left_ms(link):
+    """What is left of the connection's time (the link's clock, time.ticks_ms)."""
+    return time.ticks_diff(link.drop_at_ms, time.ticks_ms())
 
 
-def _serve_until(link, t0, t1):
-    """service() once a second of uptime from t0 to t1; the first second the link was
-    no longer connected, or None."""
-    for s in range(t0, t1 + 1):
-        _at_s(link, s)
-        link.service()
-        if link.conn < 0:
-            return s
-    return None
+def _later(link, ms):
+    """ms pass on the link's clock, as _elapse does for the pacing."""
+    link.drop_at_ms = time.ticks_add(link.drop_at_ms, -ms)
 
 
-def _connect(link, s):
-    """A central connects at s seconds of uptime (MTU 247)."""
-    _at_s(link, s)
+def _connect(link):
+    """A central connects (MTU 247); service() sees it."""
     link._irq(1, (_CONN, 0, b""))
     link._irq(21, (_CONN, 247))
+    link.service()
 
 
 def _write(link, frag, msg):
@@ -234,45 +228,63 @@ def _authenticate(link, frag):
     return pairing.session_pads(key, dev_nonce, nonce, host_id)
 
 
+def _near(ms, want_ms):
+    assert want_ms - 500 <= ms <= want_ms, (ms, want_ms)
+
+
 def test_a_central_that_never_authenticates_is_dropped_after_10_s():
     link = _link()
-    _connect(link, 1000)                      # and says nothing
-    dropped = _serve_until(link, 1000, 1030)
-    assert dropped == 1000 + ble.AUTH_TIMEOUT_S == 1010, dropped
-    assert link.radio.disconnected == [_CONN] and link.timeouts == 1
-    # Status reads and hellos are not authentication: they do not keep it.
+    _connect(link)                            # and says nothing
+    assert ble.AUTH_TIMEOUT_S == 10
+    _near(_left_ms(link), 10000)
+    _later(link, 9700)
+    link.service()
+    assert link.conn == _CONN
+    _later(link, 400)
+    link.service()
+    assert link.conn < 0 and link.radio.disconnected == [_CONN] and link.timeouts == 1
+    # Status reads and hellos are not authentication: they do not give it more time.
     link = _link()
-    _connect(link, 2000)
+    _connect(link)
     frag = plink.Fragmenter(244)
-    for s in range(2000, 2020):
-        _at_s(link, s)
-        _write(link, frag, {"type": "status_get", "id": s & 0xFF})
-        link.service()
-        if link.conn < 0:
-            break
-    assert link.conn < 0 and s == 2010, s
+    _later(link, 6000)
+    _write(link, frag, {"type": "status_get", "id": 1})
+    _write(link, frag, {"type": "hello", "id": 2, "proto": 1, "caps": 0, "max_pdu": 244,
+                        "app": "t"})
+    link.service()
+    assert link.conn == _CONN and _left_ms(link) <= 4000
+    _later(link, 4100)
+    link.service()
+    assert link.conn < 0
 
 
 def test_an_authenticated_host_is_dropped_after_120_s_of_silence_only():
     from podproto import pairing
     link = _link()
-    _connect(link, 3000)
-    link.service()
+    _connect(link)
     frag = plink.Fragmenter(244)
     session = _authenticate(link, frag)
-    # Commands keep it: one every 100 s for 300 s.
+    assert ble.IDLE_TIMEOUT_S == 120
+    _near(_left_ms(link), 120000)
+    # A command every 100 s keeps it.
     ctr = pairing.FIRST_CTR
-    for t in (3100, 3200, 3300):
-        assert _serve_until(link, t - 99, t) is None
+    for _ in range(3):
+        _later(link, 100000)
+        link.service()
+        assert link.conn == _CONN
         link.radio.value = b"".join(frag.split(pairing.seal(
             {"type": "profile_list_get", "id": ctr}, session, ctr)))
         link._irq(3, (_CONN, link.h_cmd))
         link.service()
         ctr += 1
-    assert link.cmd_ctr == ctr and link.conn == _CONN
-    dropped = _serve_until(link, 3301, 3500)
-    assert dropped == 3300 + ble.IDLE_TIMEOUT_S == 3420, dropped
-    assert link.radio.disconnected == [_CONN]
+        _near(_left_ms(link), 120000)
+    assert link.cmd_ctr == ctr
+    _later(link, 119700)
+    link.service()
+    assert link.conn == _CONN
+    _later(link, 400)
+    link.service()
+    assert link.conn < 0 and link.radio.disconnected == [_CONN]
 
 
 def test_a_pairing_under_way_is_not_cut_and_the_host_then_has_10_s():
@@ -283,24 +295,24 @@ def test_a_pairing_under_way_is_not_cut_and_the_host_then_has_10_s():
     app.pairing_open = lambda: True           # the button held
     app.check_slices = 1                      # a board's pace: ~94 periods of work
     try:
-        _connect(link, 5000)
-        link.service()
-        _at_s(link, 5008)
+        _connect(link)
+        _later(link, 8000)
         _, pub = pairing.keypair()
         _write(link, plink.Fragmenter(244), {"type": "pair_request", "id": 1,
                                              "host_pub": pub, "host_nonce": bytes(16)})
         link.service()
         assert link.pairing is not None
-        s = 5008
-        while link.pairing is not None:       # a second of uptime per period: ~94 s
-            s += 1
-            _at_s(link, s)
+        periods = 0
+        while link.pairing is not None:       # each period as if 10 s had passed
+            _later(link, 10000)
             link.service()
-            assert link.conn == _CONN, s
-        assert s > 5008 + ble.AUTH_TIMEOUT_S
-        assert link.pending_key is not None
-        dropped = _serve_until(link, s, s + 30)
-        assert dropped == s + ble.AUTH_TIMEOUT_S, (s, dropped)
+            periods += 1
+            assert link.conn == _CONN, periods
+        assert periods > 10 and link.pending_key is not None
+        _near(_left_ms(link), 10000)
+        _later(link, 10100)
+        link.service()
+        assert link.conn < 0 and link.timeouts == 1
         # The pairing was never proved: no key was kept.
         assert link.keys.get(pairing.host_id_of(pub)) is None
     finally:

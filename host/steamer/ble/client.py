@@ -42,10 +42,9 @@ COMMIT_TIMEOUT_S = 30.0
 # about 9 s on the slowest board (steamer dev bench --parts protocol).
 PAIR_TIMEOUT_S = 30.0
 CONNECT_ATTEMPTS = 4
-# The steamer drops an authenticated connection after 120 s of its time without a frame
-# (fw.ble.IDLE_TIMEOUT_S; a simulated steamer's seconds may pass many times faster):
-# status() sends a status_get when nothing was sent for this long.
-KEEPALIVE_S = 4.0
+# The steamer drops an authenticated connection after 120 s without a frame either way
+# (fw.ble.IDLE_TIMEOUT_S): status() sends a status_get when nothing was sent for this long.
+KEEPALIVE_S = 30.0
 # Before the nth retry: a backoff drawn from [0, min(max, first * 2**(n-1))] (full
 # jitter), while a scan of up to RESCAN_S listens for the steamer's advertisement.
 BACKOFF_FIRST_S = 0.1
