@@ -34,6 +34,7 @@ from podproto import gatt
 from podproto import link as plink
 from podproto import messages
 from podproto.errors import ProtocolError
+from podproto.names import PODLET_REASONS
 from podproto.flow import RxCredits
 
 from fw import auth
@@ -63,6 +64,19 @@ _PUMP_TX_LOW = const(8)
 _SERVE_ALL = const(16)         # service() without pump: every pending read, as room allows
 # Commands pump() runs itself; anything else is held for service(), in order.
 _PUMP_TYPES = ("log_read",)
+# A connection holds the steamer (which stops advertising): one that has not
+# authenticated is dropped AUTH_TIMEOUT_S after it connected or its pairing ended (a
+# pairing under way, ~10 s of slices on a board, is not cut), an authenticated one
+# after IDLE_TIMEOUT_S without a frame either way. On time.ticks_ms, the clock the
+# link's pacing runs on: a board's uptime, and in the sim the air's (real) time, so a
+# steamer simulated faster than real time gives a host as long as a real one does.
+AUTH_TIMEOUT_S = const(10)
+IDLE_TIMEOUT_S = const(120)
+# The podlet's state in status (podproto.names.PODLET_STATES).
+_POD_NONE = const(0)
+_POD_CHECKING = const(1)
+_POD_ACCEPTED = const(2)
+_POD_REFUSED = const(3)
 _ADV_INTERVAL_US = const(200000)
 _MFR_ID = const(0xFFFF)        # the SIG's test company ID until we have our own
 
@@ -124,6 +138,10 @@ class Link:
         self.cmd_ctr = 0           # the counter its next command must carry
         self.auth_rejects = 0      # commands refused for their tag or counter
         self.pairing = None        # the pairing under way (fw.blecmd.pair_slices)
+        self.pending_key = None    # (host_id, key) it made, stored once the host proves it
+        self.drop_at_ms = time.ticks_ms()   # when the connection is dropped (ticks_ms)
+        self.timeouts = 0          # connections dropped for it
+        self.podlet_refusal = None # the reason of the app's last podlet_rejected
         self.dev_nonce = None
         self.log_reqs = []         # pending (from_seq, max_records)
         self.held = None           # a command pump() left for service()
@@ -291,7 +309,13 @@ class Link:
         if self.conn >= 0:
             self._drain()
             if self.pairing is not None:
+                self._touch()
                 blecmd.pair_slices(self, self.app.check_slices)
+            if self.tx or self.log_reqs or self.held is not None:
+                self._touch()          # answers still going out: not idle
+            if time.ticks_diff(time.ticks_ms(), self.drop_at_ms) >= 0:
+                self._drop()
+                return
             # When the board pumps between periods, the period's share of log replies is
             # pump's: service() stays short however far behind the host asked.
             blecmd.serve_logs(self, _PUMP_REPLIES if self.pumped else _SERVE_ALL)
@@ -303,6 +327,27 @@ class Link:
             self._write_state()
         if self.conn < 0:
             self._advertise()
+
+    def _touch(self):
+        """Moves the connection's deadline on after a frame it sent or a pairing slice."""
+        now = time.ticks_ms()
+        if self.authed is not None:
+            self.drop_at_ms = time.ticks_add(now, IDLE_TIMEOUT_S * 1000)
+        elif self.pairing is not None:
+            self.drop_at_ms = time.ticks_add(now, AUTH_TIMEOUT_S * 1000)
+        elif time.ticks_diff(self.drop_at_ms, now) > AUTH_TIMEOUT_S * 1000:
+            self.drop_at_ms = time.ticks_add(now, AUTH_TIMEOUT_S * 1000)
+
+    def _drop(self):
+        """Ends a connection past its deadline and advertises again."""
+        conn = self.conn
+        self.conn = -1
+        self.timeouts += 1
+        try:
+            self.radio.gap_disconnect(conn)
+        except OSError:
+            pass
+        self._on_connection(2)
 
     def _on_connection(self, ev):
         if ev == 3:
@@ -321,9 +366,11 @@ class Link:
         self.cmd_ctr = 0
         self.auth_rejects = 0
         self.pairing = None
+        self.pending_key = None
         self.dev_nonce = None
         self.log_reqs = []
         self.held = None
+        self.drop_at_ms = time.ticks_add(time.ticks_ms(), AUTH_TIMEOUT_S * 1000)
         if self.conn >= 0:
             self.frag = plink.Fragmenter(max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)))
             self._write_info()
@@ -338,6 +385,7 @@ class Link:
                 return
             self.held = None
             self._handle(held)
+            self._touch()
         while self.ring_count and len(self.tx) < blecmd.TX_HIGH:
             slot = self.ring_head
             n = self.ring_len[slot]
@@ -362,6 +410,7 @@ class Link:
                 self.held = msg
                 break
             self._handle(msg)
+            self._touch()
         if self.overruns:
             n = self.overruns
             self.overruns = 0
@@ -445,6 +494,7 @@ class Link:
         pod = app.podlet
         clock = self.board.clock_s()
         insession = app.session_prof is not None
+        state, reason = self._podlet_state()
         return {"type": "status", "state": app.state, "fault": app.fault,
                 "boiler_mc": app.boiler_mc, "outlet_mc": app.outlet_mc,
                 "heater_pct": app.heater_pm // 10,
@@ -455,7 +505,23 @@ class Link:
                 "clock_s": clock if 0 <= clock <= 0xFFFFFFFF else 0,
                 # The running session's limits (0 outside one): dose and dosing time.
                 "limit_ul": app.dose_limit_nl // 1000 if insession else 0,
-                "limit_s": min(0xFFFF, app.session_limit_steps // 10) if insession else 0}
+                "limit_s": min(0xFFFF, app.session_limit_steps // 10) if insession else 0,
+                "podlet_state": state, "podlet_reason": reason}
+
+    def _podlet_state(self):
+        """(podproto.names.PODLET_STATES index, PODLET_REASONS index) of the podlet in."""
+        app = self.app
+        if not app.podlet_in:
+            return _POD_NONE, 0
+        if app.podlet is not None:
+            return _POD_ACCEPTED, 0
+        why = self.podlet_refusal
+        if not app.podlet_seen or why is None or app._podlet_pending():
+            return _POD_CHECKING, 0
+        for i in range(2, len(PODLET_REASONS)):
+            if PODLET_REASONS[i] == why:
+                return _POD_REFUSED, i
+        return _POD_REFUSED, 1             # "other"
 
     def _write_state(self):
         msg = self.status()
@@ -500,6 +566,11 @@ class Link:
     def _emit(self, record):
         if self.captured is not None:
             self.captured.append(record)
+        ev = record.get("event")
+        if ev == "podlet_rejected":
+            self.podlet_refusal = record.get("reason")
+        elif ev == "podlet_accepted":
+            self.podlet_refusal = None
         self._app_emit(record)
 
 

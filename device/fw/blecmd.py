@@ -113,16 +113,17 @@ def _paired(link, p, got):
         link.refuse("auth_failed", 0x10, p[3], "host key shares no secret")
         return
     dev_pub, key = got
-    link.keys.put(host_id, key)
+    # Kept for this connection only until the host proves it holds the key (its first
+    # authentication under it): a replayed request, whose sender cannot, changes nothing.
+    link.pending_key = (host_id, key)
     link.send({"type": "pair_challenge", "dev_pub": dev_pub, "dev_nonce": p[2]})
     link.send({"type": "key_confirm", "mac": pairing.pair_confirm(key, host_id)})
-    link.app.emit({"event": "host_paired", "host": hexlify(host_id).decode()})
 
 
 def _authenticate(link, msg):
     nonce = link.dev_nonce
     link.dev_nonce = None          # one answer per challenge
-    key = link.keys.get(msg["host_id"])
+    key = _proved_pending(link, msg, nonce) or link.keys.get(msg["host_id"])
     if nonce is None or key is None or not pairing.equal(
             msg["mac"], pairing.auth_mac(key, nonce, msg["nonce"], msg["host_id"])):
         link.authed = None
@@ -136,6 +137,19 @@ def _authenticate(link, msg):
     link.cmd_ctr = pairing.FIRST_CTR
     link.keys.used(host_id)
     link.send({"type": "key_confirm", "mac": pairing.device_mac(key, msg["nonce"], nonce)})
+
+
+def _proved_pending(link, msg, nonce):
+    """The key this connection's pairing made, stored now if msg (an auth_response)
+    proves the host holds it; else None."""
+    p = link.pending_key
+    if p is None or nonce is None or p[0] != msg["host_id"] or not pairing.equal(
+            msg["mac"], pairing.auth_mac(p[1], nonce, msg["nonce"], msg["host_id"])):
+        return None
+    link.pending_key = None
+    link.keys.put(p[0], p[1])
+    link.app.emit({"event": "host_paired", "host": hexlify(p[0]).decode()})
+    return p[1]
 
 
 def _run(link, msg, name, arg):

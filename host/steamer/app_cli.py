@@ -24,10 +24,10 @@ from typing import IO, Any, Callable, Coroutine
 from bleak.exc import BleakError
 
 from steamer.ble.client import Found, LinkLost, Steamer, SteamerError, SyncResult
-from podproto.names import FAULT_NAMES
+from podproto.names import FAULT_NAMES, PODLET_REASONS, PODLET_STATES
 from steamer.cli import reader_gone
 from steamer.devices import (SCAN_S, SESSION_STATES, SIM_ENV, DeviceError, InputFileError,
-                             connected, explain, label, last_record, load_keys, read_info,
+                             connected, detail_of, explain, label, last_record, load_keys, read_info,
                              read_profile_file, resolve, scan_all, sim_air, state_name)
 from steamer.store import DB_ENV, DeviceSink, Store, StoreError
 
@@ -165,6 +165,35 @@ async def _pair(args: argparse.Namespace) -> int:
 
 # ---- status ------------------------------------------------------------------------------
 
+# Why the steamer refused the podlet in it (podproto.names.PODLET_REASONS), for a person.
+PODLET_REFUSALS = {
+    "other": "for a reason this program does not know",
+    "unreadable": "its ID chip cannot be read (take it out and put it in again)",
+    "crc": "its ID chip's data is corrupt",
+    "bad_signature": "it is not a genuine podlet (its signature does not verify)",
+    "malformed": "its ID chip holds no valid podlet data",
+    "not_provisioned": "the steamer has no manufacturer key yet",
+    "clock_unset": "the steamer's clock is not set (a session start sets it)",
+    "expired": "it is past its expiry date",
+    "no_profile": "the steamer has no profile for its type (steamer profile push)",
+    "used_up": "it is used up",
+    "ledger_error": "the steamer's dose ledger cannot be read",
+}
+
+
+def podlet_of(status: dict) -> tuple[str, str | None]:
+    """The inserted podlet's state (PODLET_STATES) and, refused, the reason's name."""
+    s, r = status["podlet_state"], status["podlet_reason"]
+    state = PODLET_STATES[s] if s < len(PODLET_STATES) else str(s)
+    reason = PODLET_REASONS[r] if r < len(PODLET_REASONS) else "other"
+    return state, reason if state == "refused" else None
+
+
+def podlet_refused_text(reason: str | None) -> str:
+    """"podlet refused: <why, in words>"."""
+    return "podlet refused: " + PODLET_REFUSALS.get(reason or "other", reason or "")
+
+
 def _fault_name(code: int) -> str | None:
     return (FAULT_NAMES[code] if code < len(FAULT_NAMES) else str(code)) if code else None
 
@@ -205,6 +234,7 @@ def status_view(status: dict, extra: dict, rate_ul_min: float | None = None) -> 
         "boiler_c": status["boiler_mc"] / 1000, "outlet_c": status["outlet_mc"] / 1000,
         "heater_pct": status["heater_pct"], "pump_ul_min": status["pump_ul_min"],
         "podlet_type": status["podlet_type"] or None,
+        "podlet_state": podlet_of(status)[0], "podlet_refused": podlet_of(status)[1],
         "session_ul": status["session_ul"] if state in SESSION_STATES else None,
         "dosing_s": status["session_s"] if state in SESSION_STATES else None,
         "clock_s": status["clock_s"] or None,
@@ -250,6 +280,10 @@ def _status_lines(name: str, address: str, v: dict) -> list[str]:
     podlet = f"type {v['podlet_type']}" if v["podlet_type"] else "none"
     if v.get("profile"):
         podlet += f" ({v['profile']})"
+    if v["podlet_state"] == "refused":
+        podlet = podlet_refused_text(v["podlet_refused"]).removeprefix("podlet ")
+    elif v["podlet_state"] == "checking":
+        podlet = "being checked"
     lines.append(f"  podlet   {podlet}")
     if v["session_ul"] is not None:
         dose = f"{v['session_ul']} µl delivered"
@@ -315,7 +349,7 @@ async def _status(args: argparse.Namespace) -> int:
             else:
                 print(_status_line(view), flush=True)
             await asyncio.sleep(args.interval)
-            status = await st.status()
+            status = await _read_status(st)
             if state_name(status) != last_state:
                 extra = await _extra(st, status, paired)
                 last_state = state_name(status)
@@ -437,7 +471,7 @@ async def _session_start(args: argparse.Namespace) -> int:
         try:
             await st.start_session(status["podlet_type"])
         except SteamerError as e:
-            raise explain(e, name, "to start a session") from None
+            raise await _start_refused(st, e, name) from None
         started = await record_since(st, "session_started", before, 3.0)
         p = started["payload"] if started else {}
         # This session's end is journaled after its start: an older end is the last one's.
@@ -489,6 +523,21 @@ async def _session_start(args: argparse.Namespace) -> int:
             bar.close()
     _session_out(args, result)
     return _FAILED if result["end_reason"] == "fault" or fault else 0
+
+
+async def _start_refused(st: Steamer, e: SteamerError, name: str) -> DeviceError:
+    """The refused start in words; a refused podlet names its refusal (the steamer
+    answers no_podlet, or the podlet's own reason, for it)."""
+    reason = detail_of(e) or e.code
+    if e.code == "bad_state" and (reason == "no_podlet" or reason in PODLET_REFUSALS):
+        try:
+            state, why = podlet_of(await st.status())
+        except (SteamerError, BleakError):
+            state, why = "", None
+        if state == "refused":
+            return DeviceError(f"{name} refused to start a session: "
+                               f"{podlet_refused_text(why)} ({why})")
+    return explain(e, name, "to start a session")
 
 
 def _session_out(args: argparse.Namespace, r: dict) -> None:

@@ -52,7 +52,9 @@ TABLE = (
     (0x21, "status", (("state", "B"), ("fault", "B"), ("boiler_mc", "i"),
                       ("outlet_mc", "i"), ("heater_pct", "B"), ("pump_ul_min", "H"),
                       ("session_ul", "I"), ("session_s", "H"), ("podlet_type", "B"),
-                      ("clock_s", "I"), ("limit_ul", "I"), ("limit_s", "H"))),                                               # S, D>H
+                      ("clock_s", "I"), ("limit_ul", "I"), ("limit_s", "H"),
+                      # names.PODLET_STATES, names.PODLET_REASONS
+                      ("podlet_state", "B"), ("podlet_reason", "B"))),                  # S, D>H
     (0x22, "session_start", (("podlet_type", "B"),)),                                  # H>D
     (0x23, "session_stop", ()),                                                        # H>D
     (0x24, "set_clock", (("epoch_s", "I"),)),                                          # H>D

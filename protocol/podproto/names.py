@@ -8,3 +8,10 @@ FAULT_NAMES = (
     "heater_stuck_on", "heater_not_heating", "dry_boil", "water_empty", "tip_over",
     "pump_stall", "pump_overrun", "service_error",
 )
+# The inserted podlet in a `status` message: its state, and why it was refused (0 while
+# it is not). Reasons are the firmware's podlet_rejected words; "other" stands for one
+# this table does not name.
+PODLET_STATES = ("none", "checking", "accepted", "refused")
+PODLET_REASONS = (None, "other", "unreadable", "crc", "bad_signature", "malformed",
+                  "not_provisioned", "clock_unset", "expired", "no_profile", "used_up",
+                  "ledger_error")

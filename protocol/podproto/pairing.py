@@ -6,6 +6,9 @@ public keys and nonces (pair_request / pair_challenge); both derive
     key = HMAC(X25519(priv, peer_pub), "steamer-pair" | host_nonce | dev_nonce)
     host_id = SHA-256(host_pub)[:8]
 and the device proves it holds key with key_confirm(HMAC(key, "paired" | host_id)).
+The device keeps key only once the host has proved it holds it too, by authenticating
+under it on the same connection (below): a request replayed by someone who captured
+it, who cannot, leaves the key the device held for host_id as it was.
 The device's side is a few thousand field multiplications, a second or two on a
 board, so it runs in bounded slices (respond_steps, gf25519.slices, as Ed25519 checks
 do).

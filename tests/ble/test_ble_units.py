@@ -67,6 +67,7 @@ def test_a_status_frame_is_what_gatt_says_state_notifications_need():
     import podproto
     status = {"type": "status", "state": 0, "fault": 0, "boiler_mc": 0, "outlet_mc": 0,
               "heater_pct": 0, "pump_ul_min": 0, "session_ul": 0, "session_s": 0,
-              "podlet_type": 0, "clock_s": 0, "limit_ul": 0, "limit_s": 0}
+              "podlet_type": 0, "clock_s": 0, "limit_ul": 0, "limit_s": 0,
+              "podlet_state": 0, "podlet_reason": 0}
     assert len(podproto.encode(status)) == gatt.STATE_FRAME_BYTES
     assert gatt.STATE_NOTIFY_MIN_MTU == gatt.STATE_FRAME_BYTES + 3

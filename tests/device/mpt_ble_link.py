@@ -186,3 +186,177 @@ def test_any_other_stack_error_ends_the_connection_not_a_frame():
     link.radio.fail = [0, errno.ENOTCONN]
     link._flush()
     assert link.tx == [] and link.failures == 0
+
+
+# ---- timeouts: a connection that does not authenticate, or goes quiet, is dropped ------
+
+def _left_ms(link):
+    """What is left of the connection's time (the link's clock, time.ticks_ms)."""
+    return time.ticks_diff(link.drop_at_ms, time.ticks_ms())
+
+
+def _later(link, ms):
+    """ms pass on the link's clock, as _elapse does for the pacing."""
+    link.drop_at_ms = time.ticks_add(link.drop_at_ms, -ms)
+
+
+def _connect(link):
+    """A central connects (MTU 247); service() sees it."""
+    link._irq(1, (_CONN, 0, b""))
+    link._irq(21, (_CONN, 247))
+    link.service()
+
+
+def _write(link, frag, msg):
+    link.radio.value = b"".join(frag.split(podproto.encode(msg)))
+    link._irq(3, (_CONN, link.h_cmd))
+
+
+def _authenticate(link, frag):
+    """A paired host authenticates; its session pads, for the commands it sends next."""
+    from podproto import pairing
+    host_id, key = b"\x42" * 8, b"\x24" * 32
+    link.keys.put(host_id, key)
+    _write(link, frag, {"type": "hello", "id": 1, "proto": 1, "caps": 0, "max_pdu": 244,
+                        "app": "t"})
+    link.service()
+    nonce = bytes(16)
+    _write(link, frag, {"type": "auth_response", "id": 2, "host_id": host_id, "nonce": nonce,
+                        "mac": pairing.auth_mac(key, link.dev_nonce, nonce, host_id)})
+    dev_nonce = link.dev_nonce
+    link.service()
+    assert link.authed == host_id
+    return pairing.session_pads(key, dev_nonce, nonce, host_id)
+
+
+def _near(ms, want_ms):
+    assert want_ms - 500 <= ms <= want_ms, (ms, want_ms)
+
+
+def test_a_central_that_never_authenticates_is_dropped_after_10_s():
+    link = _link()
+    _connect(link)                            # and says nothing
+    assert ble.AUTH_TIMEOUT_S == 10
+    _near(_left_ms(link), 10000)
+    _later(link, 9700)
+    link.service()
+    assert link.conn == _CONN
+    _later(link, 400)
+    link.service()
+    assert link.conn < 0 and link.radio.disconnected == [_CONN] and link.timeouts == 1
+    # Status reads and hellos are not authentication: they do not give it more time.
+    link = _link()
+    _connect(link)
+    frag = plink.Fragmenter(244)
+    _later(link, 6000)
+    _write(link, frag, {"type": "status_get", "id": 1})
+    _write(link, frag, {"type": "hello", "id": 2, "proto": 1, "caps": 0, "max_pdu": 244,
+                        "app": "t"})
+    link.service()
+    assert link.conn == _CONN and _left_ms(link) <= 4000
+    _later(link, 4100)
+    link.service()
+    assert link.conn < 0
+
+
+def test_an_authenticated_host_is_dropped_after_120_s_of_silence_only():
+    from podproto import pairing
+    link = _link()
+    _connect(link)
+    frag = plink.Fragmenter(244)
+    session = _authenticate(link, frag)
+    assert ble.IDLE_TIMEOUT_S == 120
+    _near(_left_ms(link), 120000)
+    # A command every 100 s keeps it.
+    ctr = pairing.FIRST_CTR
+    for _ in range(3):
+        _later(link, 100000)
+        link.service()
+        assert link.conn == _CONN
+        link.radio.value = b"".join(frag.split(pairing.seal(
+            {"type": "profile_list_get", "id": ctr}, session, ctr)))
+        link._irq(3, (_CONN, link.h_cmd))
+        link.service()
+        ctr += 1
+        _near(_left_ms(link), 120000)
+    assert link.cmd_ctr == ctr
+    _later(link, 119700)
+    link.service()
+    assert link.conn == _CONN
+    _later(link, 400)
+    link.service()
+    assert link.conn < 0 and link.radio.disconnected == [_CONN]
+
+
+def test_a_pairing_under_way_is_not_cut_and_the_host_then_has_10_s():
+    from podproto import pairing
+    link = _link()
+    app = link.app
+    slices = app.check_slices
+    app.pairing_open = lambda: True           # the button held
+    app.check_slices = 1                      # a board's pace: ~94 periods of work
+    try:
+        _connect(link)
+        _later(link, 8000)
+        _, pub = pairing.keypair()
+        _write(link, plink.Fragmenter(244), {"type": "pair_request", "id": 1,
+                                             "host_pub": pub, "host_nonce": bytes(16)})
+        link.service()
+        assert link.pairing is not None
+        periods = 0
+        while link.pairing is not None:       # each period as if 10 s had passed
+            _later(link, 10000)
+            link.service()
+            periods += 1
+            assert link.conn == _CONN, periods
+        assert periods > 10 and link.pending_key is not None
+        _near(_left_ms(link), 10000)
+        _later(link, 10100)
+        link.service()
+        assert link.conn < 0 and link.timeouts == 1
+        # The pairing was never proved: no key was kept.
+        assert link.keys.get(pairing.host_id_of(pub)) is None
+    finally:
+        del app.pairing_open
+        app.check_slices = slices
+
+
+# ---- status: the podlet's state and refusal -----------------------------------------------
+
+def test_status_names_the_podlets_state_and_why_it_was_refused():
+    from podproto.names import PODLET_REASONS, PODLET_STATES
+    import signed
+    link = _link()
+    app, b = link.app, link.app.board
+
+    def podlet():
+        s = link.status()
+        return PODLET_STATES[s["podlet_state"]], PODLET_REASONS[s["podlet_reason"]]
+
+    def insert():
+        b.podlet.info = dict(simkit.PODLET, image_hex=signed.PODLET_OK_HEX)
+        b.podlet.v = 1
+    assert podlet() == ("none", None)
+    b.set_clock_s(0)
+    insert()
+    app.step()                            # the step sees it; service() has not read it yet
+    assert podlet() == ("checking", None)
+    app.service()
+    assert podlet() == ("checking", None) # its signature check runs a slice a period
+    n = 0
+    while podlet()[0] == "checking":
+        simkit.tick(b, app)
+        n += 1
+        assert n < 200
+    assert podlet() == ("refused", "clock_unset") and link.status()["podlet_type"] == 0
+    b.podlet.v = 0
+    simkit.tick(b, app)
+    assert podlet() == ("none", None)
+    app.set_clock(1795000000)
+    insert()
+    simkit.tick(b, app, 100)
+    assert podlet() == ("accepted", None)
+    assert link.status()["podlet_type"] == simkit.PODLET["podlet_type"]
+    b.podlet.v = 0
+    simkit.tick(b, app)
+    assert podlet() == ("none", None)

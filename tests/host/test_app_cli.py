@@ -379,7 +379,8 @@ def status_of(state: str, session_ul: int = 0, session_s: int = 0, pump_ul_min: 
     return {"state": STATE_NAMES.index(state), "fault": 0, "boiler_mc": int(boiler_c * 1000),
             "outlet_mc": 45000, "heater_pct": 50, "pump_ul_min": pump_ul_min,
             "session_ul": session_ul, "session_s": session_s, "podlet_type": 3,
-            "clock_s": 0, "limit_ul": limit_ul, "limit_s": limit_s}
+            "clock_s": 0, "limit_ul": limit_ul, "limit_s": limit_s,
+            "podlet_state": 2, "podlet_reason": 0}
 
 
 def test_the_session_ends_at_its_first_limit():
@@ -498,3 +499,34 @@ def test_back_to_back_sessions_at_low_speed(air, env, tmp_path):
     finally:
         s.stop()
     assert s.crashes() == []
+
+
+# ---- the podlet's state in status, and a refused start ------------------------------------
+
+def test_status_and_a_refused_start_say_why_the_podlet_was_refused(air, env, tmp_path):
+    """README's pairable steamer before any clock is set: status says the podlet is
+    refused for the clock (it used to say `podlet none`); a podlet past its expiry
+    refuses the start, and the one line says so (not "no podlet is inserted")."""
+    s = serve(air, tmp_path, "cli-pod", scenario(), speed=SPEED)
+    old = dict(PODLET, serial="0000c0ffee08", expiry="2026-01-31")
+    t = serve(air, tmp_path, "cli-old", dict(scenario(), events=[
+        {"t_s": 0.5, "do": "insert_podlet", "podlet": old}] + button_held(1, 3600)),
+        speed=SPEED)
+    try:
+        out = steamer(env, "status", "cli-pod").stdout
+        assert ("  podlet   refused: the steamer's clock is not set (a session start sets "
+                "it)") in out.splitlines(), out
+        st = json.loads(steamer(env, "status", "cli-pod", "--json").stdout)
+        assert (st["podlet_state"], st["podlet_refused"]) == ("refused", "clock_unset")
+        assert st["podlet_type"] is None
+
+        steamer(env, "pair", "cli-old", "--timeout", "20")
+        line = one_line(steamer(env, "session", "start", "cli-old", code=1))
+        assert line == ("steamer session start: cli-old refused to start a session: podlet "
+                        "refused: it is past its expiry date (expired)"), line
+        st = json.loads(steamer(env, "status", "cli-old", "--json").stdout)
+        assert (st["podlet_state"], st["podlet_refused"]) == ("refused", "expired")
+    finally:
+        s.stop()
+        t.stop()
+    assert s.crashes() == [] and t.crashes() == []

@@ -132,3 +132,21 @@ def test_type_codes_and_names_are_unique():
     for _, _, fields in messages.TABLE:
         assert not {f[0] for f in fields} & set(codec._MAC_KEYS)
         assert all(kind != "Y" for _, kind in fields[:-1])
+
+
+def test_status_carries_the_podlets_state_and_refusal_within_the_state_characteristic():
+    from podproto import gatt
+    from podproto.names import PODLET_REASONS, PODLET_STATES
+    status = {"type": "status", "id": 0, "flags": messages.FLAG_FROM_DEVICE, "credits": 0,
+              "state": 1, "fault": 0, "boiler_mc": 22000, "outlet_mc": 21000,
+              "heater_pct": 0, "pump_ul_min": 0, "session_ul": 0, "session_s": 0,
+              "podlet_type": 0, "clock_s": 0, "limit_ul": 0, "limit_s": 0,
+              "podlet_state": PODLET_STATES.index("refused"),
+              "podlet_reason": PODLET_REASONS.index("clock_unset")}
+    frame = podproto.encode(status)
+    assert podproto.decode(frame) == status
+    assert frame[-6:-4] == bytes([3, 7])              # the last two body bytes
+    assert len(frame) == gatt.STATE_FRAME_BYTES == gatt.STATE_NOTIFY_MIN_MTU - 3
+    assert PODLET_STATES == ("none", "checking", "accepted", "refused")
+    # A code is an index: the first ones never move.
+    assert PODLET_REASONS[:3] == (None, "other", "unreadable")

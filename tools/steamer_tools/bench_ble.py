@@ -220,7 +220,8 @@ async def linked(served: Served, ring: KeyRing, mtu: int | None = None) -> Steam
     for attempt in range(10):
         try:
             await (st.reconnect(20) if attempt else st.connect(20))
-            await st.authenticate()
+            if not st.authenticated:          # reconnect() authenticates again itself
+                await st.authenticate()
             return st
         except SteamerError as e:
             if e.code not in LINK_CODES:
@@ -421,8 +422,7 @@ async def _reconnect_times(served: Served, ring: KeyRing, n: int) -> dict:
             await st.sync_logs(sink)
         except (LinkLost, SteamerError):
             pass
-        await st.reconnect(attempts=40)
-        await st.authenticate()
+        await st.reconnect(attempts=40)       # authenticated again, as st was
         first: list[float] = []
 
         class Stamp:

@@ -47,7 +47,7 @@ _KEY = bytes(range(32))    # a bench key, not the manufacturer's
 STATUS = {"type": "status", "id": 1, "flags": 1, "credits": 2, "state": 4, "fault": 0,
           "boiler_mc": 99850, "outlet_mc": 45120, "heater_pct": 62, "pump_ul_min": 300,
           "session_ul": 1250, "session_s": 250, "podlet_type": 3, "clock_s": 1_790_000_000,
-          "limit_ul": 2500, "limit_s": 600}
+          "limit_ul": 2500, "limit_s": 600, "podlet_state": 2, "podlet_reason": 0}
 PROFILE = {"podlet_type": 3, "version": 1, "name": "vitamin-c", "outlet_target_c": 45.0,
            "session_s": 600, "dose_rate_ul_min": 300, "max_session_ul": 2500,
            "max_day_ul": 5000, "min_interval_s": 14400}

@@ -42,6 +42,9 @@ COMMIT_TIMEOUT_S = 30.0
 # about 9 s on the slowest board (steamer dev bench --parts protocol).
 PAIR_TIMEOUT_S = 30.0
 CONNECT_ATTEMPTS = 4
+# The steamer drops an authenticated connection after 120 s without a frame either way
+# (fw.ble.IDLE_TIMEOUT_S): status() sends a status_get when nothing was sent for this long.
+KEEPALIVE_S = 30.0
 # Before the nth retry: a backoff drawn from [0, min(max, first * 2**(n-1))] (full
 # jitter), while a scan of up to RESCAN_S listens for the steamer's advertisement.
 BACKOFF_FIRST_S = 0.1
@@ -221,6 +224,8 @@ class Steamer:
         self.rx_bytes = 0          # Event payload bytes received, PDU headers included
         self.rx_last_t = 0.0       # time.monotonic() of the last Event notification
         self.reconnects = 0        # reconnect() calls that succeeded
+        self._sent_t = 0.0         # time.monotonic() of the last frame sent
+        self._was_authenticated = False   # a connection of this object authenticated
         self._commit_sent = False  # push_profile's last try got as far as the commit
 
     # ---- connection ------------------------------------------------------------------
@@ -311,9 +316,12 @@ class Steamer:
         await self._drop_client()
 
     async def reconnect(self, attempts: int = 8) -> None:
+        """A new connection, authenticated when an earlier one was."""
         await self._drop_client()
         await self.connect(attempts)
         self.reconnects += 1
+        if self._was_authenticated:
+            await self.authenticate()
 
     @property
     def authenticated(self) -> bool:
@@ -360,6 +368,7 @@ class Steamer:
         async with self._write_lock:
             for pdu in self._frag.split(self.frame(msg, ack)):
                 await self._write_pdu(pdu)
+            self._sent_t = time.monotonic()
             return self._id
 
     def frame(self, msg: dict, ack: bool = False) -> bytes:
@@ -432,9 +441,12 @@ class Steamer:
 
     # ---- status ----------------------------------------------------------------------
     async def status(self) -> dict:
-        """The State characteristic, decoded (readable without pairing)."""
+        """The State characteristic, decoded (readable without pairing). Authenticated,
+        it also keeps the connection from being dropped as idle (KEEPALIVE_S)."""
         if self.client is None:
             raise LinkLost()
+        if self.authenticated and time.monotonic() - self._sent_t >= KEEPALIVE_S:
+            await self.send({"type": "status_get"})
         return podproto.decode(bytes(await self.client.read_gatt_char(gatt.STATE_UUID)))
 
     async def status_stream(self, on_status: Callable[[dict], None],
@@ -479,7 +491,9 @@ class Steamer:
     # ---- pairing and authentication ----------------------------------------------------
     async def pair(self) -> bytes:
         """Pairs while the steamer's pairing window is open (its button held, after the
-        first 3 s); stores the key in the key ring and returns this host's id."""
+        first 3 s), then authenticates with the new key: the steamer keeps a key only once
+        the host has proved it holds it. Stores the key in the key ring and returns this
+        host's id; the connection is left authenticated."""
         priv, pub = pairing.keypair()
         host_nonce = os.urandom(16)
         mid = await self.send({"type": "pair_request", "host_pub": pub, "host_nonce": host_nonce})
@@ -492,6 +506,7 @@ class Steamer:
         host_id = pairing.host_id_of(pub)
         if not pairing.equal(confirm["mac"], pairing.pair_confirm(key, host_id)):
             raise SteamerError("pairing: the steamer's confirmation does not match", "auth_failed")
+        await self._authenticate(host_id, key)
         self.keys.put(self.address, host_id, key)
         return host_id
 
@@ -501,7 +516,9 @@ class Steamer:
         k = self.keys.get(self.address)
         if k is None:
             raise SteamerError(f"{self.address}: not paired", "auth_required")
-        host_id, key = k
+        await self._authenticate(*k)
+
+    async def _authenticate(self, host_id: bytes, key: bytes) -> None:
         self._session = None        # the steamer drops the old one on hello
         mid = await self.send({"type": "hello", "proto": podproto.VERSION, "caps": 0,
                                "max_pdu": self._frag.max_pdu if self._frag else 20,
@@ -515,6 +532,7 @@ class Steamer:
             raise SteamerError("the steamer failed to prove it holds our key", "auth_failed")
         self._session = pairing.session_pads(key, chal["nonce"], host_nonce, host_id)
         self._ctr = pairing.FIRST_CTR
+        self._was_authenticated = True
 
     # ---- commands ----------------------------------------------------------------------
     async def start_session(self, podlet_type: int = 0) -> None:
@@ -569,7 +587,8 @@ class Steamer:
     async def _resume_link(self) -> None:
         """A new connection, authenticated, after a lost one (push and sync resume)."""
         await self.reconnect()
-        await self.authenticate()
+        if not self.authenticated:
+            await self.authenticate()
 
     async def _lists(self, ident: tuple[int, int, str] | None) -> bool:
         return ident is not None and any(

@@ -1,0 +1,62 @@
+"""A connection holds the steamer (it stops advertising while connected), so the
+firmware drops one that does not authenticate within fw.ble.AUTH_TIMEOUT_S (real
+seconds, the link's clock, whatever the simulation's speed): a central that connects
+and does nothing no longer keeps every host out. The authenticated connection's idle
+timeout (120 s) is tested on the device (tests/device/mpt_ble_link.py)."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from bleak import BleakClient
+from bleak.backends.device import BLEDevice
+
+from steamer.ble.client import Steamer
+from steamer.ble.simbackend import SimClient
+from steamer_tools.bench_ble import _advertising
+
+from conftest import run, served_and_paired
+
+SPEED = 10.0
+AUTH_TIMEOUT_S = 10       # fw.ble's, which CPython does not import
+
+
+@pytest.fixture(scope="module")
+def paired(air, tmp_path_factory):
+    s, ring = served_and_paired(air, tmp_path_factory.mktemp("timeouts"), "timeouts-1",
+                                speed=SPEED)
+    yield s, ring
+    s.stop()
+    assert s.crashes() == []
+
+
+async def _until_dropped(is_connected, timeout_s: float) -> float:
+    """Wall seconds until is_connected() goes false (timeout_s at most)."""
+    t0 = time.monotonic()
+    while is_connected() and time.monotonic() - t0 < timeout_s:
+        await asyncio.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def test_a_central_that_connects_and_does_nothing_is_dropped_then_a_host_gets_in(paired):
+    s, ring = paired
+    air = s.air
+
+    async def go():
+        while not air.call(_advertising, air, s.name):     # the pairing's link has gone
+            await asyncio.sleep(0.02)
+        raw = BleakClient(BLEDevice(s.addr, None, {"air": air.address}), backend=SimClient,
+                          air=air.address)
+        await raw.connect()
+        assert raw.is_connected and not air.call(_advertising, air, s.name)
+        held_s = await _until_dropped(lambda: raw.is_connected, 60)
+        assert not raw.is_connected, "the silent central still holds the steamer"
+        # The steamer's 10 s are real ones, at 10 times real time too.
+        assert AUTH_TIMEOUT_S - 0.5 <= held_s <= AUTH_TIMEOUT_S + 5, held_s
+        # Advertising again: the paired host connects and is served.
+        async with Steamer(s.addr, ring, sim=air.address) as st:
+            await st.authenticate()
+            assert isinstance(await st.profiles(), list)
+        await raw.disconnect()
+    run(go())
