@@ -19,7 +19,7 @@ from podproto import pairing
 from fw import hal
 
 _MAX_PROFILE = const(512)
-# Records per log_records reply: the frame (13 bytes + logevents.WIRE_BYTES each) stays
+# Records per log_records reply: the frame (21 bytes + logevents.WIRE_BYTES each) stays
 # within info.max_frame (1024 bytes), so the host can tell a short (caught-up) reply
 # from a full one.
 LOG_RECORDS_MAX = const(22)
@@ -311,7 +311,12 @@ def _c_log_read(link, msg):
 
 
 def _c_log_ack(link, msg):
-    link.app.journal.ack(msg["seq"])
+    j = link.app.journal
+    if bytes(msg["journal_id"]) != j.journal_id:
+        # Stored from another journal (this address's before a reformat): not ours to drop.
+        link.refuse("not_found", 0x42, msg["id"], "log_ack: not this steamer's journal")
+        return
+    j.ack(msg["seq"])
     link.ack(msg)
 
 
@@ -331,7 +336,8 @@ def serve_logs(link, replies=_LOG_PENDING):
             for seq, rec in got:
                 recs.append(logevents.to_wire(seq, rec))
             from_seq = got[-1][0] + 1
-        link.send({"type": "log_records", "records": recs})
+        link.send({"type": "log_records", "journal_id": link.app.journal.journal_id,
+                   "records": recs})
 
 
 _COMMANDS = ("session_start", "session_stop", "set_clock", "profile_begin", "profile_chunk",

@@ -562,6 +562,13 @@ def lost_line(label: str, res: SyncResult) -> str:
             "sync more often to keep them all")
 
 
+def journal_line(label: str, previous: str, journal: str) -> str:
+    """The notice `steamer sync` prints when the steamer's journal is not the one synced
+    at its address before (its flash reformatted, or another steamer there)."""
+    return (f"steamer {label}: its journal is new (was {previous or 'not recorded'}, "
+            f"now {journal}): syncing it from the start")
+
+
 @_command("sync")
 async def _sync(args: argparse.Namespace) -> int:
     from steamer.sessions_cli import say_if_created
@@ -570,13 +577,24 @@ async def _sync(args: argparse.Namespace) -> int:
         say_if_created(store)
         found, air = await _find(args)
         address = found.device.address
-        store.add_device(address, name=found.name, address=address)
         t0 = time.monotonic()
         async with connected(found, keys, air, auth=True) as st:
-            sink, res = await sync_device(st, store, address)
-        sessions = store.sessions(address)
-        out = {"device": args.label, "address": address, "new_records": sink.new,
-               "duplicates": sink.duplicate, "last_seq": store.last_seq(address),
+            journal = bytes(st.info["journal_id"]).hex()
+            cursor = store.sync_cursor(address, journal, name=found.name,
+                                       log_next=st.info["log_next"])
+            if cursor.previous is not None:
+                print(journal_line(args.label, cursor.previous, journal), file=sys.stderr,
+                      flush=True)
+            try:
+                sink, res = await sync_device(st, store, cursor.device_id)
+            except SteamerError as e:
+                if e.code != "journal_changed":
+                    raise
+                raise DeviceError(f"{args.label}: {e}") from None
+        sessions = store.sessions(cursor.device_id)
+        out = {"device": args.label, "address": address, "device_id": cursor.device_id,
+               "journal_id": journal, "new_records": sink.new,
+               "duplicates": sink.duplicate, "last_seq": store.last_seq(cursor.device_id),
                "lost_records": res.lost_records, "lost": [list(r) for r in res.lost],
                "sessions": len(sessions), "db": str(store.path),
                "seconds": round(time.monotonic() - t0, 3)}

@@ -36,7 +36,7 @@ TABLE = (
     (0x01, "hello", (("proto", "B"), ("caps", "H"), ("max_pdu", "H"), ("app", "s"))),   # H>D
     (0x02, "info", (("proto", "B"), ("caps", "H"), ("max_frame", "H"), ("max_pdu", "H"),
                     ("rx_credits", "B"), ("log_first", "I"), ("log_next", "I"),
-                    ("fw_version", "s"))),                                              # I, D>H
+                    ("fw_version", "s"), ("journal_id", "x8"))),                        # I, D>H
     (0x03, "credit", ()),                          # D>H: carries credits in its header only
     (0x04, "ack", (("ref_type", "B"), ("ref_id", "B"))),                               # both
     (0x05, "error", (("code", "B"), ("ref_type", "B"), ("ref_id", "B"),
@@ -67,8 +67,9 @@ TABLE = (
     (0x37, "profile_list", (("profiles", ("L", _PROFILE_ID)),)),                       # D>H
     # Log and faults.
     (0x40, "log_read", (("from_seq", "I"), ("max_records", "B"))),                     # H>D
-    (0x41, "log_records", (("records", ("L", _LOG)),)),                                # D>H
-    (0x42, "log_ack", (("seq", "I"),)),                                                # H>D
+    # journal_id: the journal's identity (Info's), in every reply and acknowledgement.
+    (0x41, "log_records", (("journal_id", "x8"), ("records", ("L", _LOG)))),           # D>H
+    (0x42, "log_ack", (("seq", "I"), ("journal_id", "x8"))),                           # H>D
     (0x50, "fault_list_get", ()),                                                      # H>D
     (0x51, "fault_list", (("faults", ("L", _FAULT)),)),                                # D>H
     (0x52, "fault_ack", (("code", "B"),)),                                             # H>D

@@ -55,6 +55,61 @@ def test_log_sync_delivers_every_record_once_and_lets_the_device_compact(paired)
     run(go())
 
 
+def test_the_journal_identity_is_in_info_and_every_log_reply_and_acks_name_it(paired):
+    """Info and every log_records reply carry the journal's identity; an acknowledgement
+    naming another journal is refused and compacts nothing."""
+    s, ring = paired
+
+    async def go():
+        st = await linked(s, ring)
+        ident = st.info["journal_id"]
+        assert isinstance(ident, bytes) and len(ident) == 8
+        await make_records(st, 3)
+        mid = await st.send({"type": "log_read", "from_seq": 1, "max_records": 2})
+        assert (await st.receive(["log_records"], mid))["journal_id"] == ident
+        await st.reconnect()
+        await st.authenticate()
+        first, top = st.info["log_first"], st.info["log_next"] - 1
+        assert st.info["journal_id"] == ident and top > first
+        other = bytes(b ^ 0xFF for b in ident)
+        with pytest.raises(SteamerError) as e:
+            await st.request({"type": "log_ack", "seq": top, "journal_id": other}, ["ack"],
+                             True)
+        assert e.value.code == "not_found"
+        await st.reconnect()
+        assert st.info["log_first"] == first
+        await st.authenticate()
+        await st.request({"type": "log_ack", "seq": top, "journal_id": ident}, ["ack"], True)
+        await st.reconnect()
+        assert st.info["log_first"] == top + 1
+        await st.close()
+    run(go())
+
+
+def test_a_sync_whose_cursor_is_past_the_journal_acknowledges_nothing(paired):
+    """A host cursor past the steamer's last record belongs to another journal (one the
+    host synced at this address before): the sync refuses it rather than acknowledging
+    records it never stored."""
+    s, ring = paired
+
+    async def go():
+        st = await linked(s, ring)
+        before = await st.sync_logs(After(MemoryLogSink(), st.info["log_first"] - 1))
+        await make_records(st, 5)
+        await st.reconnect()
+        await st.authenticate()
+        first, top = st.info["log_first"], st.info["log_next"] - 1
+        assert first == before.last_seq + 1 and top >= first + 4
+        ahead = After(MemoryLogSink(), top - 2 + 100)
+        with pytest.raises(SteamerError) as e:
+            await st.sync_logs(ahead)
+        assert e.value.code == "journal_changed"
+        await st.reconnect()
+        assert st.info["log_first"] == first and ahead.inner.records == []
+        await st.close()
+    run(go())
+
+
 def test_profile_push_installs_checks_and_resumes(paired):
     s, ring = paired
 

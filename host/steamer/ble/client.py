@@ -53,6 +53,8 @@ RESCAN_S = 2.0
 CONNECT_ERRORS = (*BLEAK_RETRY_EXCEPTIONS, OSError)
 # SteamerError codes of a failed link rather than a refusal: worth a reconnect.
 LINK_CODES = ("link", "timeout", "no_credits")
+# A log_records frame without its records: header, journal id, count, CRC.
+_LOG_REPLY_BYTES = 21
 
 
 class SteamerError(Exception):
@@ -156,7 +158,9 @@ class KeyRing:
 class LogSink(Protocol):
     """Where synced log records go, each as podproto.logevents.from_wire gives it
     ({"seq", "kind", "payload"}: what steamer.store.Store.ingest takes). add() must have
-    stored them durably when it returns: the steamer is told to compact them right after."""
+    stored them durably when it returns: the steamer is told to compact them right after.
+    A sink holds one journal's records (Info's journal_id; steamer.store.Store.sync_cursor
+    gives each its own): last_seq() counts in that journal only."""
 
     def last_seq(self) -> int: ...
 
@@ -222,6 +226,7 @@ class Steamer:
         self.rx_last_t = 0.0       # time.monotonic() of the last Event notification
         self.reconnects = 0        # reconnect() calls that succeeded
         self._commit_sent = False  # push_profile's last try got as far as the commit
+        self._log_top: dict[bytes, int] = {}   # per journal, the newest seq sync read
 
     # ---- connection ------------------------------------------------------------------
     async def __aenter__(self) -> "Steamer":
@@ -608,8 +613,19 @@ class Steamer:
         calls on_reconnect(the new Info), acknowledges what is stored and carries on;
         else LinkLost with everything stored so far kept: call again. The result's
         `lost` names records the steamer reports it dropped (its journal full of
-        unacknowledged records) that this host lacks."""
+        unacknowledged records) that this host lacks.
+        The sync is of the journal Info names: SteamerError "journal_changed" when
+        another answers (the steamer's flash was reformatted meanwhile), or when the
+        sink holds records past the journal's end (the sink is another journal's).
+        Only records add() returned from are acknowledged, with the journal's id."""
+        journal = bytes(self.info.get("journal_id", b""))
         res = SyncResult(0, 0, 0.0, sink.last_seq())
+        # Info is as the link came up; records read since on this link count too.
+        top = max(self.info.get("log_next", 1) - 1, self._log_top.get(journal, 0))
+        if res.last_seq > top:
+            raise SteamerError(f"the sink holds records up to {res.last_seq} but the "
+                               f"steamer's journal {journal.hex()} ends at {top}: it is "
+                               "another journal's", "journal_changed")
         t0 = time.monotonic()
         gaps: list[tuple[int, int]] = []       # seqs skipped in what we received
         claims: list[tuple[int, int]] = []     # seqs journal_overflow records name
@@ -619,19 +635,18 @@ class Steamer:
                 if attempt:
                     await self._resume_link()
                     res.reconnects += 1
+                    _same_journal(journal, self.info.get("journal_id"))
                     if on_reconnect is not None:
                         on_reconnect(self.info)
                     if res.records:
                         # Stored before the link went: the steamer may compact it now,
                         # however often the link goes before this sync ends.
-                        await self.request({"type": "log_ack", "seq": res.last_seq}, ["ack"],
-                                           True)
-                await self._sync_pass(sink, batch, window, res, gaps, claims)
+                        await self._ack_logs(res.last_seq, journal)
+                await self._sync_pass(sink, batch, window, res, gaps, claims, journal)
                 res.seconds = time.monotonic() - t0     # the transfer, not the ack
                 if res.records:
                     # A link lost here is resumed like any other: the ack is idempotent.
-                    await self.request({"type": "log_ack", "seq": res.last_seq}, ["ack"],
-                                       True)
+                    await self._ack_logs(res.last_seq, journal)
                 break
             except SteamerError as e:
                 if e.code not in LINK_CODES or attempt == reconnects:
@@ -639,8 +654,13 @@ class Steamer:
         res.lost = _overlap(claims, gaps, start)
         return res
 
+    async def _ack_logs(self, seq: int, journal: bytes) -> None:
+        await self.request({"type": "log_ack", "seq": seq, "journal_id": journal}, ["ack"],
+                           True)
+
     async def _sync_pass(self, sink: LogSink, batch: int, window: int, res: SyncResult,
-                         gaps: list[tuple[int, int]], claims: list[tuple[int, int]]) -> None:
+                         gaps: list[tuple[int, int]], claims: list[tuple[int, int]],
+                         journal: bytes) -> None:
         # The steamer's replies fit its max_frame, so it sends what we ask up to that: a
         # shorter reply means it had no more. We ask for what fills whole PDUs, since a
         # frame's last PDU goes out as one PDU however little it carries.
@@ -648,7 +668,7 @@ class Steamer:
         room = self._frag.max_pdu - 2
         whole = self.info.get("max_frame", 1024) // room * room
         rec = logevents.WIRE_BYTES
-        batch = max(1, min(batch, (whole - 13) // rec))
+        batch = max(1, min(batch, (whole - _LOG_REPLY_BYTES) // rec))
         last = max(res.last_seq, sink.last_seq())
         cursor = last + 1
         pending: list[tuple[int, int]] = []      # (frame id, from_seq) in flight
@@ -664,7 +684,8 @@ class Steamer:
                 break
             mid, from_seq = pending.pop(0)
             reply = await self.receive(["log_records"], mid)
-            res.bytes += rec * len(reply["records"]) + 13
+            _same_journal(journal, reply["journal_id"])
+            res.bytes += rec * len(reply["records"]) + _LOG_REPLY_BYTES
             if from_seq > last + 1:
                 # Asked past the end of a short reply: what it holds may start after
                 # records appended since, so it is not ours to take; we ask again.
@@ -683,10 +704,18 @@ class Steamer:
                         p = r["payload"]
                         claims.append((p.get("lost_from", 0), p.get("lost_to", -1)))
                 last = recs[-1]["seq"]
+                self._log_top[journal] = max(self._log_top.get(journal, 0), last)
                 res.records += len(recs)
                 res.last_seq = last
             if len(reply["records"]) < batch:
                 done = True
+
+
+def _same_journal(journal: bytes, now: Any) -> None:
+    if now is not None and bytes(now) != journal:
+        raise SteamerError(f"the steamer's journal changed during the sync (was "
+                           f"{journal.hex()}, now {bytes(now).hex()}): sync again",
+                           "journal_changed")
 
 
 def _profile_ident(blob: bytes) -> tuple[int, int, str] | None:
