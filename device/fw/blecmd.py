@@ -205,7 +205,7 @@ def _c_profile_list_get(link, msg):
     out = []
     for p in link.app.profiles.values():
         out.append({"podlet_type": p["podlet_type"], "version": p["version"],
-                    "name": p["name"]})
+                    "name": p["name"], "sha256": p["sha256"]})
     link.send({"type": "profile_list", "profiles": out})
 
 

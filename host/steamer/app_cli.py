@@ -646,7 +646,7 @@ async def _profile_list(args: argparse.Namespace) -> int:
     async with connected(found, keys, air, auth=True) as st:
         profiles = sorted(await st.profiles(), key=lambda p: p["podlet_type"])
     if args.json:
-        _json_out(profiles)
+        _json_out([dict(p, sha256=p["sha256"].hex()) for p in profiles])
     elif not profiles:
         print(f"{args.label} has no profiles (`steamer profile push` installs one)")
     else:

@@ -28,7 +28,10 @@ _FAULT = (("code", "B"), ("sensor", "B"), ("raw", "H"), ("value_mc", "i"),
           ("limit_mc", "i"), ("uptime_s", "I"))
 # A journal record as podproto.logevents packs it (logevents.WIRE_BYTES in all).
 _LOG = (("seq", "I"), ("t_s", "I"), ("t_ms", "I"), ("event", "B"), ("data", "x32"))
-_PROFILE_ID = (("podlet_type", "B"), ("version", "H"), ("name", "s"))
+# sha256: of the installed profile's bytes, whole (a host tells its own file from another
+# signed with the same type, version and name). 60 bytes an entry at most: a list of 36
+# still fits the 128 PDUs of a frame at ATT MTU 23 (one profile per podlet type).
+_PROFILE_ID = (("podlet_type", "B"), ("version", "H"), ("name", "s"), ("sha256", "x32"))
 
 # (type, name, fields); type codes are grouped by topic in 16s.
 TABLE = (

@@ -196,6 +196,34 @@ def test_a_push_whose_commit_answer_is_lost_completes_once(paired, how):
     assert _installs(sink, version) == 1
 
 
+def test_a_push_whose_commit_answer_is_lost_is_done_only_if_its_bytes_are_listed(paired):
+    """A profile of the installed one's type, version and name but other bytes: the
+    steamer refuses it (stale_version). The commit's answer lost, the push must not take
+    the listing of the installed one for its own: it reports the refusal."""
+    s, ring = paired
+
+    async def go():
+        st = await linked(s, ring)
+        version, name = await installed(st)
+        if version == 0:
+            version, name = 1, "calm"
+            await st.push_profile(signed_test_profile(version, name))
+        from steamer_tools.signing_sim import signed_profile
+        from steamer_tools.bench_ble import test_profile
+        listed = [p for p in await st.profiles() if p["podlet_type"] == TEST_PODLET_TYPE]
+        twin = signed_profile(dict(test_profile(version, name), max_day_ul=2999), "ok")
+        assert [p["sha256"] for p in listed] != [hashlib.sha256(twin).digest()]
+        cutter = Cutter(s, st, ("profile_commit",))
+        cutter.arm(1, "drop")
+        with pytest.raises(SteamerError) as e:
+            await st.push_profile(twin, reconnects=5)
+        assert e.value.code == "stale_version" and cutter.cuts == 1
+        assert [p for p in await st.profiles() if p["podlet_type"] == TEST_PODLET_TYPE] \
+            == listed
+        await st.close()
+    run(go())
+
+
 def test_sync_resumes_across_a_lost_link(paired):
     """lose() inside a sync: both ends learn of it only after the supervision timeout;
     the sync reconnects, acknowledges what it stored and carries on."""

@@ -31,7 +31,7 @@ from bleak.exc import BleakError
 from bleak_retry_connector import BLEAK_RETRY_EXCEPTIONS, establish_connection
 
 import podproto
-from podproto import gatt, logevents, messages, pairing, profile
+from podproto import gatt, logevents, messages, pairing
 from podproto.flow import TxCredits
 from podproto.link import MAX_PDU, Fragmenter, Reassembler
 
@@ -550,22 +550,22 @@ class Steamer:
         reconnects (up to that many times), authenticates and resumes; else LinkLost:
         call again after reconnect() and it resumes. When the link went with the commit
         sent, the steamer may have installed the profile without our hearing so: if
-        profile_list then lists it (podlet type, version and name), the push is done,
-        else it is pushed again, and a stale_version answer with it listed means the
-        first commit installed it."""
-        ident = _profile_ident(blob)
+        profile_list then lists these very bytes (their SHA-256), the push is done, else
+        it is pushed again, and a stale_version answer with them listed means the first
+        commit installed it."""
+        digest = hashlib.sha256(blob).digest()
         committed = False                 # a commit went out on an earlier connection
         for attempt in range(reconnects + 1):
             self._commit_sent = False
             try:
                 if attempt:
                     await self._resume_link()
-                    if committed and await self._lists(ident):
+                    if committed and await self._lists(digest):
                         return
                 await self._push_once(blob, chunk)
                 return
             except SteamerError as e:
-                if e.code == "stale_version" and committed and await self._lists(ident):
+                if e.code == "stale_version" and committed and await self._lists(digest):
                     return
                 committed = committed or self._commit_sent
                 if e.code not in LINK_CODES or attempt == reconnects:
@@ -576,9 +576,8 @@ class Steamer:
         await self.reconnect()
         await self.authenticate()
 
-    async def _lists(self, ident: tuple[int, int, str] | None) -> bool:
-        return ident is not None and any(
-            (p["podlet_type"], p["version"], p["name"]) == ident for p in await self.profiles())
+    async def _lists(self, digest: bytes) -> bool:
+        return any(p["sha256"] == digest for p in await self.profiles())
 
     async def _push_once(self, blob: bytes, chunk: int | None) -> None:
         digest = hashlib.sha256(blob).digest()
@@ -716,15 +715,6 @@ def _same_journal(journal: bytes, now: Any) -> None:
         raise SteamerError(f"the steamer's journal changed during the sync (was "
                            f"{journal.hex()}, now {bytes(now).hex()}): sync again",
                            "journal_changed")
-
-
-def _profile_ident(blob: bytes) -> tuple[int, int, str] | None:
-    """(podlet type, version, name) of a signed profile, as profile_list names it."""
-    try:
-        p = profile.decode(blob[:-profile.SIG_LEN])
-    except (podproto.ProtocolError, ValueError, IndexError, KeyError):
-        return None
-    return p["podlet_type"], p["version"], p["name"]
 
 
 def _overlap(claims: list[tuple[int, int]], gaps: list[tuple[int, int]],
