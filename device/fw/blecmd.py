@@ -19,7 +19,7 @@ from podproto import pairing
 from fw import hal
 
 _MAX_PROFILE = const(512)
-# Records per log_records reply: the frame (21 bytes + logevents.WIRE_BYTES each) stays
+# Records per log_records reply: the frame (13 bytes + logevents.WIRE_BYTES each) stays
 # within info.max_frame (1024 bytes), so the host can tell a short (caught-up) reply
 # from a full one.
 LOG_RECORDS_MAX = const(22)
@@ -304,6 +304,10 @@ def _clear_upload(link):
 
 
 def _c_log_read(link, msg):
+    if bytes(msg["journal_id"]) != link.app.journal.journal_id:
+        # The host's cursor counts in another journal (this address's before a reformat).
+        link.refuse("not_found", 0x40, msg["id"], "log_read: not this steamer's journal")
+        return
     if len(link.log_reqs) >= _LOG_PENDING:
         link.refuse("busy", 0x40, msg["id"], "too many log reads pending")
         return
@@ -336,8 +340,7 @@ def serve_logs(link, replies=_LOG_PENDING):
             for seq, rec in got:
                 recs.append(logevents.to_wire(seq, rec))
             from_seq = got[-1][0] + 1
-        link.send({"type": "log_records", "journal_id": link.app.journal.journal_id,
-                   "records": recs})
+        link.send({"type": "log_records", "records": recs})
 
 
 _COMMANDS = ("session_start", "session_stop", "set_clock", "profile_begin", "profile_chunk",

@@ -69,9 +69,10 @@ TABLE = (
     (0x36, "profile_list_get", ()),                                                    # H>D
     (0x37, "profile_list", (("profiles", ("L", _PROFILE_ID)),)),                       # D>H
     # Log and faults.
-    (0x40, "log_read", (("from_seq", "I"), ("max_records", "B"))),                     # H>D
-    # journal_id: the journal's identity (Info's), in every reply and acknowledgement.
-    (0x41, "log_records", (("journal_id", "x8"), ("records", ("L", _LOG)))),           # D>H
+    # journal_id: the journal (Info's) the host syncs; another's read or ack is refused.
+    # Not in log_records: a reply fills whole PDUs (958 of 964 bytes at ATT MTU 247).
+    (0x40, "log_read", (("from_seq", "I"), ("max_records", "B"), ("journal_id", "x8"))),  # H>D
+    (0x41, "log_records", (("records", ("L", _LOG)),)),                                # D>H
     (0x42, "log_ack", (("seq", "I"), ("journal_id", "x8"))),                           # H>D
     (0x50, "fault_list_get", ()),                                                      # H>D
     (0x51, "fault_list", (("faults", ("L", _FAULT)),)),                                # D>H

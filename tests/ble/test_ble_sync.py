@@ -55,9 +55,9 @@ def test_log_sync_delivers_every_record_once_and_lets_the_device_compact(paired)
     run(go())
 
 
-def test_the_journal_identity_is_in_info_and_every_log_reply_and_acks_name_it(paired):
-    """Info and every log_records reply carry the journal's identity; an acknowledgement
-    naming another journal is refused and compacts nothing."""
+def test_the_journal_identity_is_in_info_and_log_reads_and_acks_name_it(paired):
+    """Info carries the journal's identity, and every log read and acknowledgement the
+    journal it is for: one naming another journal is refused, and compacts nothing."""
     s, ring = paired
 
     async def go():
@@ -65,13 +65,18 @@ def test_the_journal_identity_is_in_info_and_every_log_reply_and_acks_name_it(pa
         ident = st.info["journal_id"]
         assert isinstance(ident, bytes) and len(ident) == 8
         await make_records(st, 3)
-        mid = await st.send({"type": "log_read", "from_seq": 1, "max_records": 2})
-        assert (await st.receive(["log_records"], mid))["journal_id"] == ident
+        other = bytes(b ^ 0xFF for b in ident)
+        with pytest.raises(SteamerError) as e:
+            await st.request({"type": "log_read", "from_seq": 1, "max_records": 2,
+                              "journal_id": other}, ["log_records"])
+        assert e.value.code == "not_found"
+        got = await st.request({"type": "log_read", "from_seq": 1, "max_records": 2,
+                                "journal_id": ident}, ["log_records"])
+        assert len(got["records"]) == 2
         await st.reconnect()
         await st.authenticate()
         first, top = st.info["log_first"], st.info["log_next"] - 1
         assert st.info["journal_id"] == ident and top > first
-        other = bytes(b ^ 0xFF for b in ident)
         with pytest.raises(SteamerError) as e:
             await st.request({"type": "log_ack", "seq": top, "journal_id": other}, ["ack"],
                              True)

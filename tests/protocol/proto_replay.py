@@ -63,8 +63,7 @@ def replay_line(line):
             return "ok %s %d" % (d["serial"], d["expiry_day"])
         if kind == "E":
             entry = logevents.to_wire(7, json.loads(rest))
-            frame = podproto.encode({"type": "log_records", "id": 1, "journal_id": bytes(8),
-                                     "records": [entry]})
+            frame = podproto.encode({"type": "log_records", "id": 1, "records": [entry]})
             back = logevents.from_wire(podproto.decode(frame)["records"][0])
             fields = " ".join("%s=%s" % (k, ("%.3f" % v) if isinstance(v, float) else v)
                               for k, v in sorted(back["payload"].items()))

@@ -21,10 +21,8 @@ def test_every_layout_fits_the_data_and_names_a_known_event():
 @given(journal_records())
 def test_any_record_packs_into_one_fixed_size_entry(rec):
     entry = logevents.to_wire(5, rec)
-    frame = podproto.encode({"type": "log_records", "id": 0, "journal_id": bytes(8),
-                             "records": [entry]})
-    empty = podproto.encode({"type": "log_records", "id": 0, "journal_id": bytes(8),
-                             "records": []})
+    frame = podproto.encode({"type": "log_records", "id": 0, "records": [entry]})
+    empty = podproto.encode({"type": "log_records", "id": 0, "records": []})
     assert len(frame) - len(empty) == logevents.WIRE_BYTES
     back = logevents.from_wire(podproto.decode(frame)["records"][0])
     assert back["seq"] == 5

@@ -53,8 +53,6 @@ RESCAN_S = 2.0
 CONNECT_ERRORS = (*BLEAK_RETRY_EXCEPTIONS, OSError)
 # SteamerError codes of a failed link rather than a refusal: worth a reconnect.
 LINK_CODES = ("link", "timeout", "no_credits")
-# A log_records frame without its records: header, journal id, count, CRC.
-_LOG_REPLY_BYTES = 21
 
 
 class SteamerError(Exception):
@@ -613,11 +611,12 @@ class Steamer:
         else LinkLost with everything stored so far kept: call again. The result's
         `lost` names records the steamer reports it dropped (its journal full of
         unacknowledged records) that this host lacks.
-        The sync is of the journal Info names: SteamerError "journal_changed" when
-        another answers (the steamer's flash was reformatted meanwhile), or when the
+        The sync is of the journal Info names, which every read and acknowledgement
+        carries: SteamerError "journal_changed" when the steamer refuses them (its flash
+        reformatted meanwhile) or Info names another after a reconnect, or when the
         sink holds records past the journal's end (the sink is another journal's).
         Only records add() returned from are acknowledged, with the journal's id."""
-        journal = bytes(self.info.get("journal_id", b""))
+        journal = bytes(self.info["journal_id"])
         res = SyncResult(0, 0, 0.0, sink.last_seq())
         # Info is as the link came up; records read since on this link count too.
         top = max(self.info.get("log_next", 1) - 1, self._log_top.get(journal, 0))
@@ -634,7 +633,7 @@ class Steamer:
                 if attempt:
                     await self._resume_link()
                     res.reconnects += 1
-                    _same_journal(journal, self.info.get("journal_id"))
+                    _same_journal(journal, self.info["journal_id"])
                     if on_reconnect is not None:
                         on_reconnect(self.info)
                     if res.records:
@@ -667,7 +666,7 @@ class Steamer:
         room = self._frag.max_pdu - 2
         whole = self.info.get("max_frame", 1024) // room * room
         rec = logevents.WIRE_BYTES
-        batch = max(1, min(batch, (whole - _LOG_REPLY_BYTES) // rec))
+        batch = max(1, min(batch, (whole - 13) // rec))
         last = max(res.last_seq, sink.last_seq())
         cursor = last + 1
         pending: list[tuple[int, int]] = []      # (frame id, from_seq) in flight
@@ -676,15 +675,19 @@ class Steamer:
             while not done and len(pending) < window:
                 cursor = max(cursor, last + 1)
                 mid = await self.send({"type": "log_read", "from_seq": cursor,
-                                       "max_records": batch})
+                                       "max_records": batch, "journal_id": journal})
                 pending.append((mid, cursor))
                 cursor += batch
             if not pending:
                 break
             mid, from_seq = pending.pop(0)
-            reply = await self.receive(["log_records"], mid)
-            _same_journal(journal, reply["journal_id"])
-            res.bytes += rec * len(reply["records"]) + _LOG_REPLY_BYTES
+            try:
+                reply = await self.receive(["log_records"], mid)
+            except SteamerError as e:
+                if e.code == "not_found":      # a read naming another journal
+                    _same_journal(journal, None)
+                raise
+            res.bytes += rec * len(reply["records"]) + 13
             if from_seq > last + 1:
                 # Asked past the end of a short reply: what it holds may start after
                 # records appended since, so it is not ours to take; we ask again.
@@ -711,9 +714,12 @@ class Steamer:
 
 
 def _same_journal(journal: bytes, now: Any) -> None:
-    if now is not None and bytes(now) != journal:
+    """SteamerError "journal_changed" unless the steamer's journal is still `journal`
+    (now: Info's journal_id; None when the steamer refused a read naming it)."""
+    if now is None or bytes(now) != journal:
+        now_hex = "another" if now is None else bytes(now).hex()
         raise SteamerError(f"the steamer's journal changed during the sync (was "
-                           f"{journal.hex()}, now {bytes(now).hex()}): sync again",
+                           f"{journal.hex()}, now {now_hex}): sync again",
                            "journal_changed")
 
 
