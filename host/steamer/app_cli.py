@@ -774,7 +774,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     p = _parser(groups, "sync", "copy a steamer's session logs to this computer",
                 "Pull DEVICE's new log records into the session database, each exactly once "
                 "(a sync cut short resumes where it stopped), then let the steamer drop "
-                "them. `steamer sessions` and `steamer plot` show what it brought in.",
+                "them. A steamer whose log is new (its memory wiped) is synced from its "
+                "start, and the command says so. `steamer sessions` and `steamer plot` show "
+                "what it brought in.",
                 "  steamer sync bathroom-steamer && steamer sessions", _sync,
                 json_help="print the result as JSON")
     p.add_argument("--db", metavar="PATH",
