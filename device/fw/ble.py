@@ -542,7 +542,7 @@ class Link:
             "caps": _CAPS, "max_frame": plink.MAX_FRAME,
             "max_pdu": max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)),
             "rx_credits": RX_SLOTS, "log_first": j.first_seq(), "log_next": j.next_seq(),
-            "fw_version": FW_VERSION})
+            "fw_version": FW_VERSION, "journal_id": j.journal_id})
         self.radio.gatts_write(self.h_info, frame)
 
     def _advertise(self):

@@ -219,7 +219,7 @@ def _c_profile_list_get(link, msg):
     out = []
     for p in link.app.profiles.values():
         out.append({"podlet_type": p["podlet_type"], "version": p["version"],
-                    "name": p["name"]})
+                    "name": p["name"], "sha256": p["sha256"]})
     link.send({"type": "profile_list", "profiles": out})
 
 
@@ -318,6 +318,10 @@ def _clear_upload(link):
 
 
 def _c_log_read(link, msg):
+    if bytes(msg["journal_id"]) != link.app.journal.journal_id:
+        # The host's cursor counts in another journal (this address's before a reformat).
+        link.refuse("not_found", 0x40, msg["id"], "log_read: not this steamer's journal")
+        return
     if len(link.log_reqs) >= _LOG_PENDING:
         link.refuse("busy", 0x40, msg["id"], "too many log reads pending")
         return
@@ -325,7 +329,12 @@ def _c_log_read(link, msg):
 
 
 def _c_log_ack(link, msg):
-    link.app.journal.ack(msg["seq"])
+    j = link.app.journal
+    if bytes(msg["journal_id"]) != j.journal_id:
+        # Stored from another journal (this address's before a reformat): not ours to drop.
+        link.refuse("not_found", 0x42, msg["id"], "log_ack: not this steamer's journal")
+        return
+    j.ack(msg["seq"])
     link.ack(msg)
 
 

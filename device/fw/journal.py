@@ -14,6 +14,10 @@ naming every sequence number lost since the host's acknowledgement (lost_from, l
 Full means MAX_RECORDS records, or, checked as each segment starts, fewer than
 RESERVE_BLOCKS free on the filesystem: the ledger, profiles and audit log must always
 find room, and records are not all the same size.
+
+The journal has an identity, ID_BYTES random bytes made with it (`<dir>/id`): a host
+keys its sync cursor by it, so a journal made anew at an address it knows (a reformatted
+flash, another simulated steamer) is synced from its start, not from the old one's end.
 """
 import json
 import os
@@ -24,6 +28,8 @@ SEG_RECORDS = const(256)     # records per segment file
 MAX_RECORDS = const(4096)    # flash budget: records held, acknowledged or not
 RESERVE_BLOCKS = const(16)   # filesystem blocks the journal leaves free for the rest
 _ACK_FILE = "ack"
+ID_FILE = "id"
+ID_BYTES = const(8)
 
 
 def _exists(path):
@@ -43,6 +49,7 @@ class Journal:
         self.reserve_blocks = reserve_blocks
         if not _exists(self.dir):
             os.mkdir(self.dir)
+        self.journal_id = self._read_id()
         self.acked = self._read_ack()
         self.segments = self._scan()          # first seqs, ascending
         self.next = self._recover_next()
@@ -78,6 +85,23 @@ class Journal:
 
     def _tail_path(self, first):
         return "%s/t%d" % (self.dir, first)
+
+    def _read_id(self):
+        path = self.dir + "/" + ID_FILE
+        try:
+            with open(path, "rb") as f:
+                ident = f.read()
+            if len(ident) == ID_BYTES:
+                return ident
+        except OSError:
+            pass
+        # Made whole then renamed: a power cut leaves none (made again at the next boot,
+        # before any record is written or synced) or this one.
+        ident = os.urandom(ID_BYTES)
+        with open(path + ".new", "wb") as f:
+            f.write(ident)
+        os.rename(path + ".new", path)
+        return ident
 
     def _read_ack(self):
         try:

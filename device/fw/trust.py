@@ -137,6 +137,7 @@ class Trust:
         with open(path + ".new", "wb") as f:
             f.write(blob)
         os.rename(path + ".new", path)
+        prof["sha256"] = hashlib.sha256(blob).digest()    # what profile_list carries
         self.profiles[prof["podlet_type"]] = prof
         return prof, None
 
@@ -159,6 +160,7 @@ class Trust:
                     self.blocked.add(int(name))
                 continue
             ptype = prof["podlet_type"]
+            prof["sha256"] = hashlib.sha256(blob).digest()
             self.profiles[ptype] = prof
             mark = self.versions.get(ptype)
             if mark is None or prof["version"] > mark[0]:

@@ -611,6 +611,13 @@ def lost_line(label: str, res: SyncResult) -> str:
             "sync more often to keep them all")
 
 
+def journal_line(label: str, previous: str, journal: str) -> str:
+    """The notice `steamer sync` prints when the steamer's journal is not the one synced
+    at its address before (its flash reformatted, or another steamer there)."""
+    return (f"steamer {label}: its journal is new (was {previous or 'not recorded'}, "
+            f"now {journal}): syncing it from the start")
+
+
 @_command("sync")
 async def _sync(args: argparse.Namespace) -> int:
     from steamer.sessions_cli import say_if_created
@@ -619,13 +626,24 @@ async def _sync(args: argparse.Namespace) -> int:
         say_if_created(store)
         found, air = await _find(args)
         address = found.device.address
-        store.add_device(address, name=found.name, address=address)
         t0 = time.monotonic()
         async with connected(found, keys, air, auth=True) as st:
-            sink, res = await sync_device(st, store, address)
-        sessions = store.sessions(address)
-        out = {"device": args.label, "address": address, "new_records": sink.new,
-               "duplicates": sink.duplicate, "last_seq": store.last_seq(address),
+            journal = bytes(st.info["journal_id"]).hex()
+            cursor = store.sync_cursor(address, journal, name=found.name,
+                                       log_next=st.info["log_next"])
+            if cursor.previous is not None:
+                print(journal_line(args.label, cursor.previous, journal), file=sys.stderr,
+                      flush=True)
+            try:
+                sink, res = await sync_device(st, store, cursor.device_id)
+            except SteamerError as e:
+                if e.code != "journal_changed":
+                    raise
+                raise DeviceError(f"{args.label}: {e}") from None
+        sessions = store.sessions(cursor.device_id)
+        out = {"device": args.label, "address": address, "device_id": cursor.device_id,
+               "journal_id": journal, "new_records": sink.new,
+               "duplicates": sink.duplicate, "last_seq": store.last_seq(cursor.device_id),
                "lost_records": res.lost_records, "lost": [list(r) for r in res.lost],
                "sessions": len(sessions), "db": str(store.path),
                "seconds": round(time.monotonic() - t0, 3)}
@@ -677,7 +695,7 @@ async def _profile_list(args: argparse.Namespace) -> int:
     async with connected(found, keys, air, auth=True) as st:
         profiles = sorted(await st.profiles(), key=lambda p: p["podlet_type"])
     if args.json:
-        _json_out(profiles)
+        _json_out([dict(p, sha256=p["sha256"].hex()) for p in profiles])
     elif not profiles:
         print(f"{args.label} has no profiles (`steamer profile push` installs one)")
     else:
@@ -805,7 +823,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     p = _parser(groups, "sync", "copy a steamer's session logs to this computer",
                 "Pull DEVICE's new log records into the session database, each exactly once "
                 "(a sync cut short resumes where it stopped), then let the steamer drop "
-                "them. `steamer sessions` and `steamer plot` show what it brought in.",
+                "them. A steamer whose log is new (its memory wiped) is synced from its "
+                "start, and the command says so. `steamer sessions` and `steamer plot` show "
+                "what it brought in.",
                 "  steamer sync bathroom-steamer && steamer sessions", _sync,
                 json_help="print the result as JSON")
     p.add_argument("--db", metavar="PATH",

@@ -375,7 +375,8 @@ async def _read_span(st: Steamer, start: int, end: int) -> list[dict]:
     ids = []
     for at in range(start, end, _READ_BATCH):
         ids.append(await st.send({"type": "log_read", "from_seq": at,
-                                  "max_records": min(_READ_BATCH, end - at)}))
+                                  "max_records": min(_READ_BATCH, end - at),
+                                  "journal_id": st.info["journal_id"]}))
     got: list[dict] = []
     for mid in ids:
         got += (await st.receive(["log_records"], mid))["records"]

@@ -135,6 +135,15 @@ class Device:
     address: str | None
     first_seen: str
     last_seq: int | None
+    journal_id: str | None = None   # hex; the steamer's journal whose records these are
+
+
+@dataclass(frozen=True)
+class JournalCursor:
+    device_id: str              # the records of this journal are the store's under it
+    # When the journal is new to its address: the id of the one synced there before
+    # ("" for a cursor from before journal ids were kept). None otherwise.
+    previous: str | None
 
 
 @dataclass(frozen=True)
@@ -229,8 +238,15 @@ def _v2(db: sqlite3.Connection) -> None:
                    (_advance(db, device_id, None), device_id))
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    # A steamer's journal has an identity: a cursor counts in one journal, and a journal
+    # made anew at an address (a reformatted flash) gets a device row of its own. Rows
+    # from before have none (NULL) until sync_cursor finds which journal they counted.
+    db.execute("ALTER TABLE devices ADD COLUMN journal_id TEXT")
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1, inside one transaction.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -598,7 +614,36 @@ class Store:
 
     def devices(self) -> list[Device]:
         return [Device(*row) for row in self._db.execute(
-            "SELECT id, name, address, first_seen, last_seq FROM devices ORDER BY first_seen, id")]
+            "SELECT id, name, address, first_seen, last_seq, journal_id FROM devices "
+            "ORDER BY first_seen, id")]
+
+    def sync_cursor(self, address: str, journal_id: str, *, name: str | None = None,
+                    log_next: int | None = None) -> JournalCursor:
+        """The device id under which the journal `journal_id` (hex) of the steamer at
+        `address` is synced, made on first sight. A cursor from before journal ids (none
+        recorded) is taken over by the first journal synced at its address, unless it is
+        past that journal's end (`log_next`, Info's): then it counted another one."""
+        with self._write():
+            db = self._db
+            row = db.execute("SELECT id FROM devices WHERE address = ? AND journal_id = ? "
+                             "ORDER BY first_seen DESC, rowid DESC", (address, journal_id)
+                             ).fetchone()
+            if row is not None:
+                self._add_device(row[0], name)
+                return JournalCursor(row[0], None)
+            old = db.execute("SELECT id, last_seq, journal_id FROM devices WHERE address = ? "
+                             "ORDER BY first_seen DESC, rowid DESC", (address,)).fetchone()
+            if old is not None and old[2] is None and (
+                    old[1] is None or log_next is None or old[1] < log_next):
+                db.execute("UPDATE devices SET journal_id = ? WHERE id = ?",
+                           (journal_id, old[0]))
+                self._add_device(old[0], name)
+                return JournalCursor(old[0], None)
+            taken = db.execute("SELECT 1 FROM devices WHERE id = ?", (address,)).fetchone()
+            device_id = f"{address}/{journal_id}" if taken else address
+            self._add_device(device_id, name, address)
+            db.execute("UPDATE devices SET journal_id = ? WHERE id = ?", (journal_id, device_id))
+            return JournalCursor(device_id, None if old is None else old[2] or "")
 
     # records
 
@@ -969,6 +1014,7 @@ def import_trace(store: Store, device_id: str, trace_path: str | os.PathLike, *,
 
 
 __all__ = ["Store", "StoreError", "StoreTooNew", "RecordError", "TraceError", "IngestResult",
-           "Device", "DeviceSink", "Session", "Sample", "TraceImport", "import_trace", "read_trace",
-           "trace_records", "default_path", "session_dict", "iso_utc", "END_REASONS", "MIGRATIONS",
+           "Device", "DeviceSink", "JournalCursor", "Session", "Sample", "TraceImport",
+           "import_trace", "read_trace", "trace_records",
+           "default_path", "session_dict", "iso_utc", "END_REASONS", "MIGRATIONS",
            "SCHEMA_VERSION"]

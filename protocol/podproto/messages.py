@@ -28,7 +28,10 @@ _FAULT = (("code", "B"), ("sensor", "B"), ("raw", "H"), ("value_mc", "i"),
           ("limit_mc", "i"), ("uptime_s", "I"))
 # A journal record as podproto.logevents packs it (logevents.WIRE_BYTES in all).
 _LOG = (("seq", "I"), ("t_s", "I"), ("t_ms", "I"), ("event", "B"), ("data", "x32"))
-_PROFILE_ID = (("podlet_type", "B"), ("version", "H"), ("name", "s"))
+# sha256: of the installed profile's bytes, whole (a host tells its own file from another
+# signed with the same type, version and name). 60 bytes an entry at most: a list of 36
+# still fits the 128 PDUs of a frame at ATT MTU 23 (one profile per podlet type).
+_PROFILE_ID = (("podlet_type", "B"), ("version", "H"), ("name", "s"), ("sha256", "x32"))
 
 # (type, name, fields); type codes are grouped by topic in 16s.
 TABLE = (
@@ -36,7 +39,7 @@ TABLE = (
     (0x01, "hello", (("proto", "B"), ("caps", "H"), ("max_pdu", "H"), ("app", "s"))),   # H>D
     (0x02, "info", (("proto", "B"), ("caps", "H"), ("max_frame", "H"), ("max_pdu", "H"),
                     ("rx_credits", "B"), ("log_first", "I"), ("log_next", "I"),
-                    ("fw_version", "s"))),                                              # I, D>H
+                    ("fw_version", "s"), ("journal_id", "x8"))),                        # I, D>H
     (0x03, "credit", ()),                          # D>H: carries credits in its header only
     (0x04, "ack", (("ref_type", "B"), ("ref_id", "B"))),                               # both
     (0x05, "error", (("code", "B"), ("ref_type", "B"), ("ref_id", "B"),
@@ -68,9 +71,11 @@ TABLE = (
     (0x36, "profile_list_get", ()),                                                    # H>D
     (0x37, "profile_list", (("profiles", ("L", _PROFILE_ID)),)),                       # D>H
     # Log and faults.
-    (0x40, "log_read", (("from_seq", "I"), ("max_records", "B"))),                     # H>D
+    # journal_id: the journal (Info's) the host syncs; another's read or ack is refused.
+    # Not in log_records: a reply fills whole PDUs (958 of 964 bytes at ATT MTU 247).
+    (0x40, "log_read", (("from_seq", "I"), ("max_records", "B"), ("journal_id", "x8"))),  # H>D
     (0x41, "log_records", (("records", ("L", _LOG)),)),                                # D>H
-    (0x42, "log_ack", (("seq", "I"),)),                                                # H>D
+    (0x42, "log_ack", (("seq", "I"), ("journal_id", "x8"))),                           # H>D
     (0x50, "fault_list_get", ()),                                                      # H>D
     (0x51, "fault_list", (("faults", ("L", _FAULT)),)),                                # D>H
     (0x52, "fault_ack", (("code", "B"),)),                                             # H>D

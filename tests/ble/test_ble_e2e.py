@@ -49,7 +49,8 @@ def test_unpaired_host_reads_status_and_nothing_more(steamer):
                 await st.start_session()
             assert e.value.code == "auth_required"
             with pytest.raises(SteamerError) as e:
-                await st.request({"type": "log_read", "from_seq": 1, "max_records": 5},
+                await st.request({"type": "log_read", "from_seq": 1, "max_records": 5,
+                                  "journal_id": st.info["journal_id"]},
                                  ["log_records"])
             assert e.value.code == "auth_required"
             # Still serving.

@@ -51,7 +51,8 @@ def _garbage(rng: random.Random, max_pdu: int) -> bytes:
         return body                                   # anything at all
     frame = podproto.encode(rng.choice([{"type": "set_clock", "epoch_s": 1},
                                         {"type": "session_start", "podlet_type": 1},
-                                        {"type": "log_ack", "seq": 1}]) | {"id": rng.randrange(256)})
+                                        {"type": "log_ack", "seq": 1, "journal_id": bytes(8)}])
+                       | {"id": rng.randrange(256)})
     if kind == 1:                                     # a frame with bytes flipped
         b = bytearray(frame)
         for _ in range(rng.randint(1, 3)):
@@ -105,7 +106,8 @@ def test_unauthenticated_and_oversized_frames_are_refused(paired):
     async def go():
         async with Steamer(s.addr, KeyRing(), sim=s.air.address) as st:
             for msg in ({"type": "session_start", "podlet_type": 1}, {"type": "session_stop"},
-                        {"type": "set_clock", "epoch_s": 5}, {"type": "log_ack", "seq": 99},
+                        {"type": "set_clock", "epoch_s": 5},
+                        {"type": "log_ack", "seq": 99, "journal_id": bytes(8)},
                         {"type": "profile_begin", "size": 10, "sha256": bytes(32)},
                         {"type": "fault_ack", "code": 0}):
                 with pytest.raises(SteamerError) as e:

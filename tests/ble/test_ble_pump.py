@@ -54,7 +54,8 @@ def test_a_command_pump_leaves_for_the_period_is_not_overtaken(slow):
             await st.authenticate()
             for _ in range(3):
                 start = await st.send({"type": "session_start", "podlet_type": 0}, ack=True)
-                read = await st.send({"type": "log_read", "from_seq": st.info["log_first"],
+                read = await st.send({"type": "log_read", "journal_id": st.info["journal_id"],
+                                      "from_seq": st.info["log_first"],
                                       "max_records": 2})
                 with pytest.raises(SteamerError) as e:
                     await st.receive(["ack"], start)

@@ -55,6 +55,66 @@ def test_log_sync_delivers_every_record_once_and_lets_the_device_compact(paired)
     run(go())
 
 
+def test_the_journal_identity_is_in_info_and_log_reads_and_acks_name_it(paired):
+    """Info carries the journal's identity, and every log read and acknowledgement the
+    journal it is for: one naming another journal is refused, and compacts nothing."""
+    s, ring = paired
+
+    async def go():
+        st = await linked(s, ring)
+        ident = st.info["journal_id"]
+        assert isinstance(ident, bytes) and len(ident) == 8
+        await make_records(st, 3)
+        other = bytes(b ^ 0xFF for b in ident)
+        with pytest.raises(SteamerError) as e:
+            await st.request({"type": "log_read", "from_seq": 1, "max_records": 2,
+                              "journal_id": other}, ["log_records"])
+        assert e.value.code == "not_found"
+        got = await st.request({"type": "log_read", "from_seq": 1, "max_records": 2,
+                                "journal_id": ident}, ["log_records"])
+        assert len(got["records"]) == 2
+        await st.reconnect()
+        await st.authenticate()
+        first, top = st.info["log_first"], st.info["log_next"] - 1
+        assert st.info["journal_id"] == ident and top > first
+        with pytest.raises(SteamerError) as e:
+            await st.request({"type": "log_ack", "seq": top, "journal_id": other}, ["ack"],
+                             True)
+        assert e.value.code == "not_found"
+        await st.reconnect()
+        assert st.info["log_first"] == first
+        await st.authenticate()
+        await st.request({"type": "log_ack", "seq": top, "journal_id": ident}, ["ack"], True)
+        await st.reconnect()
+        assert st.info["log_first"] == top + 1
+        await st.close()
+    run(go())
+
+
+def test_a_sync_whose_cursor_is_past_the_journal_acknowledges_nothing(paired):
+    """A host cursor past the steamer's last record belongs to another journal (one the
+    host synced at this address before): the sync refuses it rather than acknowledging
+    records it never stored."""
+    s, ring = paired
+
+    async def go():
+        st = await linked(s, ring)
+        before = await st.sync_logs(After(MemoryLogSink(), st.info["log_first"] - 1))
+        await make_records(st, 5)
+        await st.reconnect()
+        await st.authenticate()
+        first, top = st.info["log_first"], st.info["log_next"] - 1
+        assert first == before.last_seq + 1 and top >= first + 4
+        ahead = After(MemoryLogSink(), top - 2 + 100)
+        with pytest.raises(SteamerError) as e:
+            await st.sync_logs(ahead)
+        assert e.value.code == "journal_changed"
+        await st.reconnect()
+        assert st.info["log_first"] == first and ahead.inner.records == []
+        await st.close()
+    run(go())
+
+
 def test_profile_push_installs_checks_and_resumes(paired):
     s, ring = paired
 
@@ -139,6 +199,34 @@ def test_a_push_whose_commit_answer_is_lost_completes_once(paired, how):
         return version, sink
     version, sink = run(go())
     assert _installs(sink, version) == 1
+
+
+def test_a_push_whose_commit_answer_is_lost_is_done_only_if_its_bytes_are_listed(paired):
+    """A profile of the installed one's type, version and name but other bytes: the
+    steamer refuses it (stale_version). The commit's answer lost, the push must not take
+    the listing of the installed one for its own: it reports the refusal."""
+    s, ring = paired
+
+    async def go():
+        st = await linked(s, ring)
+        version, name = await installed(st)
+        if version == 0:
+            version, name = 1, "calm"
+            await st.push_profile(signed_test_profile(version, name))
+        from steamer_tools.signing_sim import signed_profile
+        from steamer_tools.bench_ble import test_profile
+        listed = [p for p in await st.profiles() if p["podlet_type"] == TEST_PODLET_TYPE]
+        twin = signed_profile(dict(test_profile(version, name), max_day_ul=2999), "ok")
+        assert [p["sha256"] for p in listed] != [hashlib.sha256(twin).digest()]
+        cutter = Cutter(s, st, ("profile_commit",))
+        cutter.arm(1, "drop")
+        with pytest.raises(SteamerError) as e:
+            await st.push_profile(twin, reconnects=5)
+        assert e.value.code == "stale_version" and cutter.cuts == 1
+        assert [p for p in await st.profiles() if p["podlet_type"] == TEST_PODLET_TYPE] \
+            == listed
+        await st.close()
+    run(go())
 
 
 def test_sync_resumes_across_a_lost_link(paired):

@@ -81,3 +81,42 @@ def test_power_cut_at_every_write_of_an_append_loses_nothing_committed():
             break
         cut_at += 1
     assert cut_at > 1                     # some cut really landed inside the append
+
+
+def test_the_journal_has_an_identity_made_with_it_and_kept_on_flash():
+    b, j = _fresh()
+    ident = j.journal_id
+    assert isinstance(ident, bytes) and len(ident) == journal.ID_BYTES
+    j.append({"i": 0})
+    b.mount_flash()
+    assert journal.Journal(b.data_dir).journal_id == ident       # a reboot keeps it
+    # A journal written before identities were kept gets one, its records kept.
+    os.remove(b.data_dir + "/journal/" + journal.ID_FILE)
+    j3 = journal.Journal(b.data_dir)
+    assert len(j3.journal_id) == journal.ID_BYTES and j3.journal_id != ident
+    assert [s for s, _ in j3.read(1, 10)] == [1]
+    assert journal.Journal(b.data_dir).journal_id == j3.journal_id
+    # A new journal (another steamer, or this one's flash reformatted) has its own.
+    assert _fresh()[1].journal_id not in (ident, j3.journal_id)
+
+
+def test_a_power_cut_while_the_journal_is_made_leaves_one_identity():
+    cut_at = 1
+    while True:
+        b = simkit.board(simkit.scenario())
+        b.flash.cut_at_write(cut_at)
+        try:
+            journal.Journal(b.data_dir)
+            finished = True
+        except PowerCut:
+            finished = False
+        b.flash.cut_at = 0
+        b.mount_flash()
+        ident = journal.Journal(b.data_dir).journal_id
+        assert len(ident) == journal.ID_BYTES, cut_at
+        b.mount_flash()
+        assert journal.Journal(b.data_dir).journal_id == ident, cut_at
+        if finished:
+            break
+        cut_at += 1
+    assert cut_at > 1

@@ -2,6 +2,7 @@
 the old profile or the new one, byte for byte and verified again, never a mix, never
 none when it had one; what a cut install left behind is cleaned."""
 import gc
+import hashlib
 import os
 
 from fw import trust
@@ -59,6 +60,8 @@ def _installed():
     assert names == [str(_TYPE)], names         # a cut install's .new is gone
     with open(_FILE, "rb") as f:
         blob = f.read()
+    # What profile_list carries: the SHA-256 of the file the boot verified.
+    assert t.profiles[_TYPE]["sha256"] == hashlib.sha256(blob).digest()
     return blob, t.profiles[_TYPE]["version"]
 
 

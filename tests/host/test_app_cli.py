@@ -429,6 +429,53 @@ def test_the_terminal_bar_is_full_when_the_session_completes():
     assert out.getvalue().split("\r")[-1].startswith("[" + "#" * 12 + " " * 12 + "]")
 
 
+def _journal_seqs(db: Path, device_id: str) -> list[int]:
+    c = sqlite3.connect(db)
+    try:
+        return [s for (s,) in c.execute("SELECT seq FROM log_records WHERE device_id = ? "
+                                        "ORDER BY seq", (device_id,))]
+    finally:
+        c.close()
+
+
+def test_sync_takes_a_journal_new_at_a_known_address_from_its_start(air, env, tmp_path):
+    """A steamer started again at the same address (as every new `sim serve` of a name is,
+    and a real one after its flash is reformatted) numbers its records from 1 again: sync
+    says its journal is new and stores all of them, under a cursor of their own."""
+    db = Path(env["STEAMER_DB"])
+    old = serve(air, tmp_path, "cli-j", scenario(), speed=SPEED)
+    try:
+        steamer(env, "pair", "cli-j", "--timeout", "20")
+        steamer(env, "session", "start", "cli-j", "--json")   # a long first journal
+        one = json.loads(steamer(env, "sync", "cli-j", "--json").stdout)
+    finally:
+        old.stop()
+    assert old.crashes() == [] and one["last_seq"] > 100
+    again = tmp_path / "again"
+    again.mkdir()
+    new = serve(air, again, "cli-j", scenario(), speed=SPEED)
+    try:
+        assert new.addr == old.addr
+        steamer(env, "pair", "cli-j", "--timeout", "20")
+        p = steamer(env, "sync", "cli-j", "--json")
+        two = json.loads(p.stdout)
+        assert one_line(p) == (f"steamer cli-j: its journal is new (was {one['journal_id']}, "
+                               f"now {two['journal_id']}): syncing it from the start")
+        assert two["journal_id"] != one["journal_id"] and two["device_id"] != one["device_id"]
+        seqs = _journal_seqs(db, two["device_id"])
+        assert two["new_records"] == two["last_seq"] == len(seqs) > 0
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert _journal_seqs(db, one["device_id"]) == list(range(1, one["last_seq"] + 1))
+        # Synced again: the same journal, no notice; only what it journaled since is new.
+        p = steamer(env, "sync", "cli-j", "--json")
+        three = json.loads(p.stdout)
+        assert p.stderr == "" and three["device_id"] == two["device_id"]
+        assert _journal_seqs(db, two["device_id"]) == list(range(1, three["last_seq"] + 1))
+    finally:
+        new.stop()
+    assert new.crashes() == []
+
+
 # ---- at the steamer's own speed ----------------------------------------------------------
 
 # A short session: outlet target 30 °C (a short ramp), 10 s of dosing at 600 µl/min

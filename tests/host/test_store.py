@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from steamer import store as store_mod
-from steamer.store import (END_REASONS, MIGRATIONS, SCHEMA_VERSION, RecordError, Store, StoreError,
-                           StoreTooNew)
+from steamer.store import (END_REASONS, MIGRATIONS, SCHEMA_VERSION, JournalCursor, RecordError,
+                           Store, StoreError, StoreTooNew)
 from readonly_files import read_only
 from store_strategies import deliveries, device_log
 
@@ -78,7 +78,7 @@ def test_new_database_gets_the_current_schema_in_wal_mode(tmp_path: Path) -> Non
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"devices", "log_records", "sessions", "samples"} <= tables
     cols = {r[1] for r in db.execute("PRAGMA table_info(devices)")}
-    assert cols == {"id", "name", "address", "first_seen", "last_seq"}
+    assert cols == {"id", "name", "address", "first_seen", "last_seq", "journal_id"}
     db.close()
 
 
@@ -233,6 +233,49 @@ def test_devices_are_kept_apart(tmp_path: Path) -> None:
             [("a", "bathroom", "CC:DD"), ("b", None, None)]
         assert [s.device_id for s in store.sessions()] == ["a", "b"]
         assert len(store.sessions("b")) == 1
+
+
+J1, J2 = "11" * 8, "22" * 8
+
+
+def test_a_journal_new_at_a_known_address_gets_a_cursor_of_its_own(tmp_path: Path) -> None:
+    """A steamer's journal made anew (its flash reformatted; a simulated steamer started
+    again at the same address) numbers from 1 again: its records go under a cursor of
+    their own, and the old journal's stay as they were."""
+    with Store.open(tmp_path / "s.db") as store:
+        first = store.sync_cursor("AA:BB", J1, name="bathroom")
+        assert first == JournalCursor("AA:BB", None)
+        store.ingest(first.device_id, one_session(1))
+        assert store.sync_cursor("AA:BB", J1, log_next=9) == first      # the same journal
+        again = store.sync_cursor("AA:BB", J2, name="bathroom", log_next=4)
+        assert again.device_id != "AA:BB" and again.previous == J1
+        assert store.last_seq(again.device_id) is None                  # synced from its start
+        assert store.ingest(again.device_id, one_session(1)).new == 5
+        assert store.last_seq(again.device_id) == 5 and store.last_seq("AA:BB") == 5
+        assert [(d.name, d.address, d.journal_id) for d in store.devices()] == \
+            [("bathroom", "AA:BB", J1), ("bathroom", "AA:BB", J2)]
+        assert [s.device_id for s in store.sessions()] == ["AA:BB", again.device_id]
+        # Each journal keeps its cursor, should the steamer hold either again.
+        assert store.sync_cursor("AA:BB", J2) == JournalCursor(again.device_id, None)
+        assert store.sync_cursor("AA:BB", J1) == first
+
+
+def test_a_cursor_from_before_journal_ids_is_kept_only_for_a_journal_it_fits(
+        tmp_path: Path) -> None:
+    """A database from before journal ids (v1/v2) has cursors by address alone: the first
+    journal seen there takes one over, unless it cannot be the journal that cursor counted
+    (the cursor is past its last record): then it gets its own."""
+    for log_next, adopted in ((9, True), (5, False)):
+        path = tmp_path / f"old-{log_next}.db"
+        make_v1(path)
+        with Store.open(path) as store:
+            got = store.sync_cursor("AA:BB", J1, log_next=log_next)
+            if adopted:
+                assert got == JournalCursor(DEV, None)
+            else:
+                assert got.device_id != DEV and got.previous == ""
+                assert store.last_seq(got.device_id) is None
+            assert store.last_seq(DEV) == 5
 
 
 @pytest.mark.parametrize("bad, match", [

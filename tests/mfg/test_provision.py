@@ -119,6 +119,34 @@ def test_provision_refuses_foreign_signatures_and_wrong_folders(line):
     assert "a.bin: not a signed profile" in p.stderr and len(p.stderr.splitlines()) == 1
 
 
+def test_provision_counts_as_installed_only_the_very_same_bytes(line):
+    """line-3 holds calm v5 (podlet type 7): a file of those bytes is already installed;
+    another calm v5 (other limits) and calm v5 signed with a key line-3 does not trust
+    are failures, not "already installed", though type and version are the same."""
+    env, tmp, _ = line
+    from steamer_tools.signing_sim import signed_profile
+    other = dict(NEWER, max_day_ul=2999)
+    profiles = folder(tmp, "v5", {"a-same.bin": signed_profile(NEWER, "ok"),
+                                  "b-other.bin": signed_profile(other, "ok"),
+                                  "c-foreign.bin": signed_profile(NEWER, "wrong_key")})
+    p = steamer(env, "mfg", "provision", "line-3", "--profiles", str(profiles), "--sim",
+                "--json", code=1)
+    (row,) = json.loads(p.stdout)
+    got = {x["file"]: x for x in row["profiles"]}
+    assert not row["ok"] and got["a-same.bin"]["result"] == "already installed"
+    assert got["b-other.bin"]["result"] == "failed"
+    assert "another calm v5" in got["b-other.bin"]["reason"], got["b-other.bin"]
+    assert got["c-foreign.bin"]["result"] == "failed"
+    assert "not from the manufacturer key this steamer trusts" in \
+        got["c-foreign.bin"]["reason"], got["c-foreign.bin"]
+    # What line-3 holds is what it held: the list carries its SHA-256.
+    listed = json.loads(steamer(env, "profile", "list", "line-3", "--sim", "--json",
+                                code=0).stdout)
+    import hashlib
+    assert [x["sha256"] for x in listed if x["podlet_type"] == 7] == \
+        [hashlib.sha256(signed_profile(NEWER, "ok")).hexdigest()]
+
+
 def test_provision_works_on_jobs_devices_at_once(line):
     """--jobs N: N devices connected at the same time (their pushes overlap); --jobs 1:
     one after the other. Watched on the air: the steamers with a connection open."""

@@ -707,8 +707,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "Push every signed profile (*.bin) in DIR to each DEVICE (names or addresses "
                 "as `steamer scan` shows them), --jobs at a time, and print a table of the "
                 "result per device and profile. A device not paired with this computer is "
-                "paired first (its pairing window must be open). A profile already installed "
-                "at that version counts as done. Add --sim (or STEAMER_SIM=1) for simulated "
+                "paired first (its pairing window must be open). A profile the device already "
+                "has, the same bytes by SHA-256, counts as done; one it refuses (another "
+                "profile at that version, a signature it does not trust) fails. Add --sim (or STEAMER_SIM=1) for simulated "
                 "steamers. Exit 0 when every device got every profile, 1 when any failed, 2 "
                 "when DIR holds no signed profile or a file that is not one.",
                 "  steamer mfg provision line-1 line-2 line-3 --profiles profiles/\n"

@@ -7,12 +7,15 @@ with one result per device and per profile.
     failed = [r for r in results if not r.ok]
 
 A device this host has no key for is paired on the spot, so its pairing window must be
-open (the fixture holds the button). A profile the device already has at that version
-counts as done; at a newer version, as failed ("stale").
+open (the fixture holds the button). A profile the device already has, the very same
+bytes (profile_list carries each installed profile's SHA-256), counts as done; any other
+is pushed, so the steamer's own refusal (a signature it does not trust, another profile
+at that version: "stale") is the failure reported. At a newer version it fails unpushed.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -96,17 +99,18 @@ async def _provision_one(f, profiles: list[ProfileFile], keys: KeyRing, air: str
         async with connected(f, keys, air, auth=False) as st:
             await pair_until(st, result.device, pair_s)
     async with connected(f, keys, air, auth=True) as st:
-        installed = {p["podlet_type"]: p["version"] for p in await st.profiles()}
+        installed = {p["podlet_type"]: p for p in await st.profiles()}
         for prof in profiles:
             kind, version = prof.fields["podlet_type"], prof.fields["version"]
             row = ProfileResult(prof.path.name, prof.title, "installed")
             result.profiles.append(row)
             have = installed.get(kind)
-            if have == version:
+            if have is not None and have["sha256"] == hashlib.sha256(prof.data).digest():
                 row.result = "already installed"
                 continue
-            if have is not None and have > version:
-                row.result, row.reason = "failed", f"stale: the device has version {have}"
+            if have is not None and have["version"] > version:
+                row.result = "failed"
+                row.reason = f"stale: the device has version {have['version']}"
                 continue
             try:
                 await st.push_profile(prof.data)
@@ -114,8 +118,14 @@ async def _provision_one(f, profiles: list[ProfileFile], keys: KeyRing, air: str
                 if e.code in ("link", "timeout"):
                     raise
                 row.result, row.reason = "failed", str(explain(e, result.device, prof.title))
+                if e.code == "stale_version" and have is not None:
+                    row.reason = (f"the device has another {have['name']} v{have['version']}"
+                                  f" (SHA-256 {have['sha256'].hex()[:16]}..., this file's "
+                                  f"{hashlib.sha256(prof.data).hexdigest()[:16]}...)")
                 continue
-            installed[kind] = version
+            installed[kind] = {"podlet_type": kind, "version": version,
+                               "name": prof.fields["name"],
+                               "sha256": hashlib.sha256(prof.data).digest()}
 
 
 def table(results: list[DeviceResult]) -> list[tuple[str, str, str, str]]:

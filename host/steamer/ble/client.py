@@ -31,7 +31,7 @@ from bleak.exc import BleakError
 from bleak_retry_connector import BLEAK_RETRY_EXCEPTIONS, establish_connection
 
 import podproto
-from podproto import gatt, logevents, messages, pairing, profile
+from podproto import gatt, logevents, messages, pairing
 from podproto.flow import TxCredits
 from podproto.link import MAX_PDU, Fragmenter, Reassembler
 
@@ -159,7 +159,9 @@ class KeyRing:
 class LogSink(Protocol):
     """Where synced log records go, each as podproto.logevents.from_wire gives it
     ({"seq", "kind", "payload"}: what steamer.store.Store.ingest takes). add() must have
-    stored them durably when it returns: the steamer is told to compact them right after."""
+    stored them durably when it returns: the steamer is told to compact them right after.
+    A sink holds one journal's records (Info's journal_id; steamer.store.Store.sync_cursor
+    gives each its own): last_seq() counts in that journal only."""
 
     def last_seq(self) -> int: ...
 
@@ -227,6 +229,7 @@ class Steamer:
         self._sent_t = 0.0         # time.monotonic() of the last frame sent
         self._was_authenticated = False   # a connection of this object authenticated
         self._commit_sent = False  # push_profile's last try got as far as the commit
+        self._log_top: dict[bytes, int] = {}   # per journal, the newest seq sync read
 
     # ---- connection ------------------------------------------------------------------
     async def __aenter__(self) -> "Steamer":
@@ -563,22 +566,22 @@ class Steamer:
         reconnects (up to that many times), authenticates and resumes; else LinkLost:
         call again after reconnect() and it resumes. When the link went with the commit
         sent, the steamer may have installed the profile without our hearing so: if
-        profile_list then lists it (podlet type, version and name), the push is done,
-        else it is pushed again, and a stale_version answer with it listed means the
-        first commit installed it."""
-        ident = _profile_ident(blob)
+        profile_list then lists these very bytes (their SHA-256), the push is done, else
+        it is pushed again, and a stale_version answer with them listed means the first
+        commit installed it."""
+        digest = hashlib.sha256(blob).digest()
         committed = False                 # a commit went out on an earlier connection
         for attempt in range(reconnects + 1):
             self._commit_sent = False
             try:
                 if attempt:
                     await self._resume_link()
-                    if committed and await self._lists(ident):
+                    if committed and await self._lists(digest):
                         return
                 await self._push_once(blob, chunk)
                 return
             except SteamerError as e:
-                if e.code == "stale_version" and committed and await self._lists(ident):
+                if e.code == "stale_version" and committed and await self._lists(digest):
                     return
                 committed = committed or self._commit_sent
                 if e.code not in LINK_CODES or attempt == reconnects:
@@ -590,9 +593,8 @@ class Steamer:
         if not self.authenticated:
             await self.authenticate()
 
-    async def _lists(self, ident: tuple[int, int, str] | None) -> bool:
-        return ident is not None and any(
-            (p["podlet_type"], p["version"], p["name"]) == ident for p in await self.profiles())
+    async def _lists(self, digest: bytes) -> bool:
+        return any(p["sha256"] == digest for p in await self.profiles())
 
     async def _push_once(self, blob: bytes, chunk: int | None) -> None:
         digest = hashlib.sha256(blob).digest()
@@ -627,8 +629,20 @@ class Steamer:
         calls on_reconnect(the new Info), acknowledges what is stored and carries on;
         else LinkLost with everything stored so far kept: call again. The result's
         `lost` names records the steamer reports it dropped (its journal full of
-        unacknowledged records) that this host lacks."""
+        unacknowledged records) that this host lacks.
+        The sync is of the journal Info names, which every read and acknowledgement
+        carries: SteamerError "journal_changed" when the steamer refuses them (its flash
+        reformatted meanwhile) or Info names another after a reconnect, or when the
+        sink holds records past the journal's end (the sink is another journal's).
+        Only records add() returned from are acknowledged, with the journal's id."""
+        journal = bytes(self.info["journal_id"])
         res = SyncResult(0, 0, 0.0, sink.last_seq())
+        # Info is as the link came up; records read since on this link count too.
+        top = max(self.info.get("log_next", 1) - 1, self._log_top.get(journal, 0))
+        if res.last_seq > top:
+            raise SteamerError(f"the sink holds records up to {res.last_seq} but the "
+                               f"steamer's journal {journal.hex()} ends at {top}: it is "
+                               "another journal's", "journal_changed")
         t0 = time.monotonic()
         gaps: list[tuple[int, int]] = []       # seqs skipped in what we received
         claims: list[tuple[int, int]] = []     # seqs journal_overflow records name
@@ -638,19 +652,18 @@ class Steamer:
                 if attempt:
                     await self._resume_link()
                     res.reconnects += 1
+                    _same_journal(journal, self.info["journal_id"])
                     if on_reconnect is not None:
                         on_reconnect(self.info)
                     if res.records:
                         # Stored before the link went: the steamer may compact it now,
                         # however often the link goes before this sync ends.
-                        await self.request({"type": "log_ack", "seq": res.last_seq}, ["ack"],
-                                           True)
-                await self._sync_pass(sink, batch, window, res, gaps, claims)
+                        await self._ack_logs(res.last_seq, journal)
+                await self._sync_pass(sink, batch, window, res, gaps, claims, journal)
                 res.seconds = time.monotonic() - t0     # the transfer, not the ack
                 if res.records:
                     # A link lost here is resumed like any other: the ack is idempotent.
-                    await self.request({"type": "log_ack", "seq": res.last_seq}, ["ack"],
-                                       True)
+                    await self._ack_logs(res.last_seq, journal)
                 break
             except SteamerError as e:
                 if e.code not in LINK_CODES or attempt == reconnects:
@@ -658,8 +671,13 @@ class Steamer:
         res.lost = _overlap(claims, gaps, start)
         return res
 
+    async def _ack_logs(self, seq: int, journal: bytes) -> None:
+        await self.request({"type": "log_ack", "seq": seq, "journal_id": journal}, ["ack"],
+                           True)
+
     async def _sync_pass(self, sink: LogSink, batch: int, window: int, res: SyncResult,
-                         gaps: list[tuple[int, int]], claims: list[tuple[int, int]]) -> None:
+                         gaps: list[tuple[int, int]], claims: list[tuple[int, int]],
+                         journal: bytes) -> None:
         # The steamer's replies fit its max_frame, so it sends what we ask up to that: a
         # shorter reply means it had no more. We ask for what fills whole PDUs, since a
         # frame's last PDU goes out as one PDU however little it carries.
@@ -676,13 +694,18 @@ class Steamer:
             while not done and len(pending) < window:
                 cursor = max(cursor, last + 1)
                 mid = await self.send({"type": "log_read", "from_seq": cursor,
-                                       "max_records": batch})
+                                       "max_records": batch, "journal_id": journal})
                 pending.append((mid, cursor))
                 cursor += batch
             if not pending:
                 break
             mid, from_seq = pending.pop(0)
-            reply = await self.receive(["log_records"], mid)
+            try:
+                reply = await self.receive(["log_records"], mid)
+            except SteamerError as e:
+                if e.code == "not_found":      # a read naming another journal
+                    _same_journal(journal, None)
+                raise
             res.bytes += rec * len(reply["records"]) + 13
             if from_seq > last + 1:
                 # Asked past the end of a short reply: what it holds may start after
@@ -702,19 +725,21 @@ class Steamer:
                         p = r["payload"]
                         claims.append((p.get("lost_from", 0), p.get("lost_to", -1)))
                 last = recs[-1]["seq"]
+                self._log_top[journal] = max(self._log_top.get(journal, 0), last)
                 res.records += len(recs)
                 res.last_seq = last
             if len(reply["records"]) < batch:
                 done = True
 
 
-def _profile_ident(blob: bytes) -> tuple[int, int, str] | None:
-    """(podlet type, version, name) of a signed profile, as profile_list names it."""
-    try:
-        p = profile.decode(blob[:-profile.SIG_LEN])
-    except (podproto.ProtocolError, ValueError, IndexError, KeyError):
-        return None
-    return p["podlet_type"], p["version"], p["name"]
+def _same_journal(journal: bytes, now: Any) -> None:
+    """SteamerError "journal_changed" unless the steamer's journal is still `journal`
+    (now: Info's journal_id; None when the steamer refused a read naming it)."""
+    if now is None or bytes(now) != journal:
+        now_hex = "another" if now is None else bytes(now).hex()
+        raise SteamerError(f"the steamer's journal changed during the sync (was "
+                           f"{journal.hex()}, now {now_hex}): sync again",
+                           "journal_changed")
 
 
 def _overlap(claims: list[tuple[int, int]], gaps: list[tuple[int, int]],
