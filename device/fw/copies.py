@@ -113,7 +113,7 @@ class Copies:
             pass
         self._i = i
         self._h = hashlib.sha256()
-        self._f = open(self.path(i) + ".new", "wb")
+        self._f = [open(self.path(i) + ".new", "wb")]    # the one being written
         self.write("%s %d\n" % (self.name, self.counter + 1))
         return self
 
@@ -121,7 +121,7 @@ class Copies:
         if isinstance(data, str):
             data = data.encode()
         self._h.update(data)
-        self._f.write(data)
+        self._f[0].write(data)
 
     def __enter__(self):
         return self
@@ -129,8 +129,7 @@ class Copies:
     def __exit__(self, kind, value, tb):
         # Let go of the file at once: one a power cut left half closed must be collected
         # while the power is off (boards/sim/flash.py), not close itself later.
-        f = self._f
-        self._f = None
+        f = self._f.pop()
         if kind is not None:
             f.close()
             return False

@@ -17,7 +17,7 @@ def boot(board):
         app.emit({"event": "watchdog_reset"})
     if app.ledger_problem:
         app.emit({"event": "ledger_error", "reason": app.ledger_problem})
-    elif app.ledger.doubt:
+    elif app.ledger is not None and app.ledger.doubt:
         # A copy bad or rolled back (fw.copies): counted conservatively, and said.
         app.emit({"event": "record_doubt", "reason": app.ledger.doubt})
     if not app.trust.provisioned():
@@ -28,9 +28,10 @@ def boot(board):
     radio = getattr(board, "radio", None)
     if radio is not None:
         from fw import ble
-        app.attach_link(ble.Link(app, radio))
-        if app.link.keys.problem:
-            app.emit({"event": "record_doubt", "reason": app.link.keys.problem})
+        link = ble.Link(app, radio)
+        app.attach_link(link)
+        if link.keys.problem:
+            app.emit({"event": "record_doubt", "reason": link.keys.problem})
     return app
 
 
