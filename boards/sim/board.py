@@ -365,6 +365,8 @@ class SimBoard:
         if self.now_ms >= self.button_until_ms:
             self.button.v = 0
         self._apply_events()
+        if self.radio is not None and self.radio.sim_events:
+            self._inject()
         self._sync_inputs()
         if self.now_ms >= self.end_ms:
             raise SimEnd()
@@ -383,6 +385,14 @@ class SimBoard:
             ev = events[self.next_event]
             self.next_event += 1
             self._apply(ev)
+
+    def _inject(self):
+        # `steamer sim press/...` through the air (validated there), at this period's
+        # start as a scenario's event due now would be.
+        for ev in self.radio.take_sim_events():
+            if ev.get("do") in _INJECTABLE:
+                self._say("injected " + ev["do"])
+                self._apply(ev)
 
     def _apply(self, ev):
         do = ev["do"]
@@ -591,6 +601,11 @@ class SimBoard:
             "resets": self.resets,
             "metrics": metrics,
         }
+
+
+# What `steamer sim press/insert/remove/refill/fault` may inject into a running steamer.
+_INJECTABLE = ("press_button", "insert_podlet", "remove_podlet", "refill_water", "fault",
+               "clear_fault")
 
 
 def _signed(profile):

@@ -23,7 +23,7 @@ from bleak.exc import BleakError
 
 from podproto import ProtocolError, profile
 from steamer.ble.air import ENV as AIR_ENV
-from steamer.ble.air import air_address
+from steamer.ble.air import air_address, is_socket_path
 from steamer.ble.client import Found, KeyRing, Steamer, SteamerError, find, scan
 from podproto.names import STATE_NAMES
 
@@ -68,19 +68,21 @@ class ProfileFileError(DeviceError):
 
 def sim_air(flag: bool) -> str | None:
     """The simulated air's address when --sim (or $STEAMER_SIM) asks for it, else None.
-    DeviceError when $STEAMER_AIR is not HOST:PORT."""
+    DeviceError when $STEAMER_AIR is neither HOST:PORT nor a socket path."""
     if flag or os.environ.get(SIM_ENV, "") not in ("", "0"):
         return checked_air(air_address())
     return None
 
 
 def checked_air(addr: str) -> str:
-    """`addr` (the simulated air's, from $STEAMER_AIR) when it is HOST:PORT; DeviceError
-    naming the variable otherwise."""
+    """`addr` (the simulated air's, from $STEAMER_AIR) when it is HOST:PORT or a socket
+    path (it has a "/"); DeviceError naming the variable otherwise."""
+    if is_socket_path(addr):
+        return addr
     host, _, port = addr.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise DeviceError(f"${AIR_ENV} is {addr!r}: not HOST:PORT, the simulated air's "
-                          "address (e.g. 127.0.0.1:47474, what `steamer sim serve` prints)")
+        raise DeviceError(f"${AIR_ENV} is {addr!r}: not HOST:PORT nor a socket path, the "
+                          "simulated air's address (what `steamer sim serve` prints)")
     return addr
 
 
