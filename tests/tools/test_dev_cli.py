@@ -80,3 +80,13 @@ def test_typecheck_when_pyright_fails(pyright: str, why: str) -> None:
         """
     line = one_line(steamer("dev", "typecheck", "--board", "esp32c3", pre=pre))
     assert line == f"steamer dev typecheck: {why}"
+
+
+def test_build_says_where_it_wrote(tmp_path: Path) -> None:
+    out = tmp_path / "c3"
+    p = steamer("dev", "build", "--board", "esp32c3", "-o", str(out), code=0)
+    n = sum(1 for f in out.rglob("*") if f.is_file() and f.name != ".steamer-build")
+    assert p.stderr.strip().splitlines()[-1] == f"wrote {n} files for esp32c3 to {out}"
+    import json
+    p = steamer("dev", "build", "--board", "esp32c3", "--out", str(out), "--json", code=0)
+    assert json.loads(p.stdout)["out"] == str(out)

@@ -166,3 +166,34 @@ def test_steamer_dev_flash_to_steamer_dev_virtual_board(tmp_path: Path, built: P
     finally:
         board.terminate()
         board.wait(timeout=10)
+
+
+def test_flash_refuses_another_boards_build(vb: VirtualBoard, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    picow = tmp_path / "picow"
+    build_board("picow", picow)
+    code = run_cli(["flash", "--port", vb.port, "--board", BOARD, "--no-build",
+                    "--build-dir", str(picow)])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"steamer dev flash: {picow} holds a picow build, not esp32c3 (--board): build it "
+        "with `steamer dev build --board esp32c3`"), err
+    assert device_files(vb.root) == {}
+
+
+def test_flash_checks_the_board_type_as_esptool_checks_the_chip(
+        built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with VirtualBoard(root=tmp_path / "pico", machine="Raspberry Pi Pico W with RP2040") as pico:
+        code = run_cli(["flash", "--port", pico.port, "--board", BOARD, "--no-build",
+                        "--build-dir", str(built)])
+        _, err = capsys.readouterr()
+        assert code == 1
+        assert err.strip().splitlines()[-1] == (
+            f"steamer dev flash: the board on {pico.port} is Raspberry Pi Pico W with RP2040: "
+            "a picow, not esp32c3 (--board)"), err
+        assert device_files(pico.root) == {}
+    with VirtualBoard(root=tmp_path / "c3", machine="ESP32C3 module with ESP32C3") as c3:
+        assert run_cli(["flash", "--port", c3.port, "--board", BOARD, "--no-build",
+                        "--build-dir", str(built)]) == 0
+        assert "board: ESP32C3 module with ESP32C3" in capsys.readouterr().err

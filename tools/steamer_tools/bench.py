@@ -205,5 +205,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random event sequences for the limits part (default 100000)")
     p.add_argument("--parts", default=",".join(PARTS), metavar="LIST",
                    help="comma-separated parts to run (default: all of %s)" % ",".join(PARTS))
-    p.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
+    p.add_argument("-o", "--out", metavar="FILE", help="also write the JSON to FILE")
     p.set_defaults(func=_cmd)

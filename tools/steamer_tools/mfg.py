@@ -594,7 +594,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "replaced without --force. The private key is never printed. " + _EXITS + ".",
                 "  steamer mfg keygen --out keys/mfg.pem\n"
                 "  steamer mfg keygen --out keys/mfg.pem --json")
-    p.add_argument("--out", required=True, metavar="KEYFILE", help="where to write the key")
+    p.add_argument("-o", "--out", required=True, metavar="KEYFILE", help="where to write the key")
     p.add_argument("--force", action="store_true", help="replace an existing KEYFILE")
     p.add_argument("--json", action="store_true", help="print {key_file, public_hex} as JSON")
 
@@ -619,7 +619,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                 '   "max_day_ul": 5000, "min_interval_s": 14400}')
     p.add_argument("profile", metavar="PROFILE.json")
     p.add_argument("--key", required=True, metavar="KEYFILE", help="the manufacturer key")
-    p.add_argument("-o", "--output", metavar="OUT.bin", help="output file (default: PROFILE.bin)")
+    p.add_argument("-o", "--out", dest="output", metavar="OUT.bin", help="output file (default: PROFILE.bin)")
     p.add_argument("--json", action="store_true",
                    help="print {kind, file, size_bytes, sha256, public_hex, fields} as JSON")
 
@@ -638,7 +638,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--expiry", required=True, metavar="YYYY-MM-DD", help="last usable day")
     p.add_argument("--lot", required=True, metavar="L", help="lot, 1..8 printable ASCII, no spaces")
     p.add_argument("--key", required=True, metavar="KEYFILE", help="the manufacturer key")
-    p.add_argument("-o", "--output", metavar="OUT.bin", help="output file")
+    p.add_argument("-o", "--out", dest="output", metavar="OUT.bin", help="output file")
     p.add_argument("--hex", action="store_true", help="write hex text instead of binary")
     p.add_argument("--json", action="store_true",
                    help="print {kind, file, size_bytes, sha256, public_hex, fields, rom_id_hex, "

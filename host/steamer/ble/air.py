@@ -564,6 +564,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--listen", metavar="ADDR",
                     help="a socket path or HOST:PORT (default: $STEAMER_AIR, else this "
                          "user's own socket, e.g. $XDG_RUNTIME_DIR/steamer/air.sock)")
+    ap.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help="listen on TCP HOST:PORT (--host, default "
+                                             "127.0.0.1) instead")
     ap.add_argument("--idle-exit-s", type=float, default=0.0, metavar="S",
                     help="exit once no steamer and no client has been on the air for S "
                          "seconds (default: never)")
@@ -579,7 +582,8 @@ def serve_forever(args: argparse.Namespace) -> int:
     socket while it runs, so that two started at once do not take each other's place:
     the second exits at once (code 3) and clients use the first."""
     import fcntl
-    addr = args.listen or air_address()
+    addr = args.listen or (f"{args.host}:{args.port}" if args.port is not None
+                           else air_address())
     air = Air(LinkParams(interval_ms=args.interval_ms, pdus_per_event=args.pdus_per_event))
     lock = None
     if is_socket_path(addr):
