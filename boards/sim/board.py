@@ -510,7 +510,7 @@ class SimBoard:
         now = self.now_ms
         if state != self.last_state:
             if self.progress:
-                self._say("state %s  boiler %.1f C  outlet %.1f C" % (
+                self._say("state %s  boiler %.1f °C  outlet %.1f °C" % (
                     hal.STATE_NAMES[state], app.boiler_mc / 1000, app.outlet_mc / 1000))
             if state == hal.ST_READY and self.ready_ms is None and self.session_start_ms >= 0:
                 self.ready_ms = now - self.session_start_ms
@@ -532,7 +532,7 @@ class SimBoard:
             self.dose_start_ms = -1
         if self.progress and now // 60000 != self.last_progress_s:
             self.last_progress_s = now // 60000
-            self._say("t=%ds state %s boiler %.1f C outlet %.1f C dose %.0f ul" % (
+            self._say("t=%ds state %s boiler %.1f °C outlet %.1f °C dose %.0f µl" % (
                 now // 1000, hal.STATE_NAMES[state], app.boiler_mc / 1000,
                 app.outlet_mc / 1000, app.session_nl / 1000))
 

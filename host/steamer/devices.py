@@ -142,28 +142,41 @@ def _matches(query: str, f: Found) -> bool:
 
 
 async def resolve_many(queries: list[str], timeout_s: float = SCAN_S,
-                       air: str | None = None) -> dict[str, Found | None]:
+                       air: str | None = None,
+                       heard: set[str] | None = None) -> dict[str, Found | None]:
     """Each name or address in `queries` to the steamer that advertises it (None when
-    none did in timeout_s); one scan, ending as soon as all are found."""
+    none did in timeout_s); one scan, ending as soon as all are found. The names of
+    every steamer heard go into `heard` (for not_found's suggestion)."""
     want = list(dict.fromkeys(queries))
+    names = heard if heard is not None else set()
+
+    def wanted(f: Found) -> bool:
+        if f.name:
+            names.add(f.name)
+        return any(_matches(q, f) for q in want)
     try:
-        hits = await find(lambda f: any(_matches(q, f) for q in want), len(want), timeout_s,
-                          sim=air)
+        hits = await find(wanted, len(want), timeout_s, sim=air)
     except (BleakError, OSError) as e:
         raise _radio_error(e, air) from None
     return {q: next((f for f in hits if _matches(q, f)), None) for q in want}
 
 
-def not_found(query: str, timeout_s: float) -> DeviceError:
+def not_found(query: str, timeout_s: float, heard: set[str] | None = None) -> DeviceError:
+    import difflib
+    close = difflib.get_close_matches(query, sorted(heard or ()), n=1)
+    if close:
+        return DeviceError(f"unknown device {query}: not found in a {timeout_s:g} s scan "
+                           f"(did you mean '{close[0]}'?)")
     return DeviceError(f"unknown device {query}: not found in a {timeout_s:g} s scan "
                        "(steamer scan lists what is in range; a steamer connected to another "
                        "app does not advertise)")
 
 
 async def resolve(query: str, timeout_s: float = SCAN_S, air: str | None = None) -> Found:
-    found = (await resolve_many([query], timeout_s, air))[query]
+    heard: set[str] = set()
+    found = (await resolve_many([query], timeout_s, air, heard))[query]
     if found is None:
-        raise not_found(query, timeout_s)
+        raise not_found(query, timeout_s, heard)
     return found
 
 

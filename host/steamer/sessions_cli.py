@@ -112,8 +112,8 @@ def _list(args: argparse.Namespace) -> int:
                    for s in sessions])
         return 0
     if not sessions:
-        print("No sessions yet (they arrive from the steamer; for a simulated one: "
-              "steamer sessions import-trace TRACE.jsonl).")
+        print("No sessions yet: `steamer sync DEVICE` brings a steamer's sessions into "
+              "this history (a simulated steamer's too, with --sim).")
         return 0
     rows = [("ID", "DATE", "DEVICE", "PODLET", "PROFILE", "DURATION", "DOSE", "END")]
     rows += [(str(s.id), _local(s.start_epoch_s), names.get(s.device_id, s.device_id),

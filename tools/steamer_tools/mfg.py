@@ -129,14 +129,18 @@ def load_key(path: Path) -> bytes:
         raise MfgError(f"{what}: {e.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise MfgError(f"{what}: not a regular file")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise MfgError(f"{what}: mode {mode:04o} lets other users at it; a key file must "
-                       f"be 0600 (chmod 600 '{path}', and consider the key exposed)")
     try:
         data = path.read_bytes()
     except OSError as e:
         raise MfgError(f"{what}: {e.strerror}") from None
+    if b"PRIVATE KEY-----" not in data[:4096]:
+        # Not a key at all (a public key, a profile): its mode says nothing about a key.
+        raise MfgError(f"{what}: not a PEM private key (want an Ed25519 key as "
+                       "`steamer mfg keygen` writes it)")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise MfgError(f"{what}: mode {mode:04o} lets other users at it; a key file must "
+                       f"be 0600 (chmod 600 '{path}', and consider the key exposed)")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
@@ -457,6 +461,11 @@ def _cmd_sign_profile(args: argparse.Namespace) -> int:
 def _cmd_podlet_image(args: argparse.Namespace) -> int:
     pod = podlet_dict(args.serial, args.type, args.capacity_ul, args.expiry, args.lot)
     seed = load_key(Path(args.key))
+    import datetime
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    if datetime.date.fromisoformat(pod["expiry"]) < today:
+        print(f"steamer mfg podlet-image: warning: --expiry {pod['expiry']} is already past "
+              f"(today is {today}): every steamer will refuse this podlet", file=sys.stderr)
     image = podlet_image(pod, seed)
     out = args.output
     if out is None and not args.hex:
@@ -499,7 +508,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     elif result.ok:
         print(f"OK {path}: {result.describe()}, signature good for key {public.hex()}")
     else:
-        print(f"FAIL {path}: {result.describe()}: {result.reason}")
+        # podproto's reasons name what they are about, as describe() has just done.
+        reason = result.reason or ""
+        for prefix in ("signed profile: ", "profile: ", "podlet image: ", "podlet: "):
+            if reason.startswith(prefix):
+                reason = reason[len(prefix):]
+                break
+        print(f"FAIL {path}: {result.describe()}: {reason}")
     return 0 if result.ok else 1
 
 

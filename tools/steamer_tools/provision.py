@@ -63,13 +63,14 @@ async def provision(devices: list[str], profiles: list[ProfileFile], keys: KeyRi
                     pair_s: float = 10.0) -> list[DeviceResult]:
     """Pushes `profiles` to each of `devices` (names or addresses), `jobs` at a time; one
     result per device, in the order given. Never raises for one device's failure."""
-    found = await resolve_many(devices, scan_s, air)
+    heard: set[str] = set()
+    found = await resolve_many(devices, scan_s, air, heard)
     bound = asyncio.Semaphore(max(1, jobs))
 
     async def one(query: str) -> DeviceResult:
         f = found.get(query)
         if f is None:
-            return DeviceResult(query, None, error=str(not_found(query, scan_s)))
+            return DeviceResult(query, None, error=str(not_found(query, scan_s, heard)))
         result = DeviceResult(label(f), f.device.address)
         async with bound:
             try:
