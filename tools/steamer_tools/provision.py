@@ -63,14 +63,13 @@ async def provision(devices: list[str], profiles: list[ProfileFile], keys: KeyRi
                     pair_s: float = 10.0) -> list[DeviceResult]:
     """Pushes `profiles` to each of `devices` (names or addresses), `jobs` at a time; one
     result per device, in the order given. Never raises for one device's failure."""
-    heard: set[str] = set()
-    found = await resolve_many(devices, scan_s, air, heard)
+    found = await resolve_many(devices, scan_s, air)
     bound = asyncio.Semaphore(max(1, jobs))
 
     async def one(query: str) -> DeviceResult:
         f = found.get(query)
         if f is None:
-            return DeviceResult(query, None, error=str(not_found(query, scan_s, heard)))
+            return DeviceResult(query, None, error=str(not_found(query, scan_s)))
         result = DeviceResult(label(f), f.device.address)
         async with bound:
             try:
