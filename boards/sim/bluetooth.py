@@ -20,7 +20,6 @@ import errno
 import json
 import select
 import socket
-import struct
 import time
 
 from micropython import const
@@ -106,7 +105,7 @@ class _Radio:
         self.rx_truncated = 0
         self.enomem = 0
         # The simulated world's events the air carried (`steamer sim press` ...): no
-        # radio's business, the board takes them at its next period (take_sim_events).
+        # radio's business, the board takes them at its next period.
         self.sim_events = []
 
     # ---- the MicroPython API --------------------------------------------------------
@@ -258,21 +257,14 @@ class _Radio:
                 got += 1
                 self._on(json.loads(line))
 
-    def take_sim_events(self):
-        """The world's events the air carried since the last call, oldest first."""
-        events = self.sim_events
-        if events:
-            self.sim_events = []
-        return events
-
     # ---- internals ---------------------------------------------------------------------
     def _connect_air(self):
         if not AIR:
             raise OSError(errno.ENODEV)
         if "/" in AIR:
-            # A Unix socket: struct sockaddr_un is the family (native u16), then the path.
+            # A Unix socket: sockaddr_un is the family (u16, little-endian here), the path.
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(struct.pack("H", socket.AF_UNIX) + AIR.encode() + b"\0")
+            s.connect(bytes((socket.AF_UNIX, 0)) + AIR.encode() + b"\0")
         else:
             host, port = AIR.rsplit(":", 1)
             s = socket.socket()

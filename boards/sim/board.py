@@ -389,7 +389,9 @@ class SimBoard:
     def _inject(self):
         # `steamer sim press/...` through the air (validated there), at this period's
         # start as a scenario's event due now would be.
-        for ev in self.radio.take_sim_events():
+        events = self.radio.sim_events
+        self.radio.sim_events = []
+        for ev in events:
             if ev.get("do") in _INJECTABLE:
                 self._say("injected " + ev["do"])
                 self._apply(ev)
