@@ -41,7 +41,7 @@ _IRQ_CONNECTION_UPDATE = const(27)
 TX_SLOTS = const(24)         # the stack's notification buffers
 _DEFAULT_BUF = const(20)     # what an attribute holds unless gatts_set_buffer says more
 
-# Where the air is ("host:port") and the name the air knows this radio by (it keeps the
+# Where the air is ("host:port" or a Unix socket's path) and the name the air knows this radio by (it keeps the
 # same address across resets): the board sets both before BLE().active(True).
 AIR = None
 NAME = "steamer"
@@ -104,6 +104,9 @@ class _Radio:
         self.rx_overflow = 0
         self.rx_truncated = 0
         self.enomem = 0
+        # The simulated world's events the air carried (`steamer sim press` ...): no
+        # radio's business, the board takes them at its next period.
+        self.sim_events = []
 
     # ---- the MicroPython API --------------------------------------------------------
     def active(self, state=None):
@@ -258,9 +261,14 @@ class _Radio:
     def _connect_air(self):
         if not AIR:
             raise OSError(errno.ENODEV)
-        host, port = AIR.rsplit(":", 1)
-        s = socket.socket()
-        s.connect(socket.getaddrinfo(host, int(port))[0][-1])
+        if "/" in AIR:
+            # A Unix socket: sockaddr_un is the family (u16, little-endian here), the path.
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(bytes((socket.AF_UNIX, 0)) + AIR.encode() + b"\0")
+        else:
+            host, port = AIR.rsplit(":", 1)
+            s = socket.socket()
+            s.connect(socket.getaddrinfo(host, int(port))[0][-1])
         self._sock = s
         self._poller = select.poll()
         self._poller.register(s, select.POLLIN)
@@ -311,6 +319,8 @@ class _Radio:
             self._run_late()       # IRQs keep their order
         if op == "addr":
             self._addr = bytes(int(x, 16) for x in msg["addr"].split(":"))
+        elif op == "sim_event":
+            self.sim_events.append(msg["event"])
         elif op == "connect":
             self._conns[msg["conn"]] = 23
             self._coalesce[msg["conn"]] = msg.get("coalesce", 1)

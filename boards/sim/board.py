@@ -365,6 +365,8 @@ class SimBoard:
         if self.now_ms >= self.button_until_ms:
             self.button.v = 0
         self._apply_events()
+        if self.radio is not None and self.radio.sim_events:
+            self._inject()
         self._sync_inputs()
         if self.now_ms >= self.end_ms:
             raise SimEnd()
@@ -383,6 +385,16 @@ class SimBoard:
             ev = events[self.next_event]
             self.next_event += 1
             self._apply(ev)
+
+    def _inject(self):
+        # `steamer sim press/...` through the air (validated there), at this period's
+        # start as a scenario's event due now would be.
+        events = self.radio.sim_events
+        self.radio.sim_events = []
+        for ev in events:
+            if ev.get("do") in _INJECTABLE:
+                self._say("injected " + ev["do"])
+                self._apply(ev)
 
     def _apply(self, ev):
         do = ev["do"]
@@ -500,7 +512,7 @@ class SimBoard:
         now = self.now_ms
         if state != self.last_state:
             if self.progress:
-                self._say("state %s  boiler %.1f C  outlet %.1f C" % (
+                self._say("state %s  boiler %.1f °C  outlet %.1f °C" % (
                     hal.STATE_NAMES[state], app.boiler_mc / 1000, app.outlet_mc / 1000))
             if state == hal.ST_READY and self.ready_ms is None and self.session_start_ms >= 0:
                 self.ready_ms = now - self.session_start_ms
@@ -522,7 +534,7 @@ class SimBoard:
             self.dose_start_ms = -1
         if self.progress and now // 60000 != self.last_progress_s:
             self.last_progress_s = now // 60000
-            self._say("t=%ds state %s boiler %.1f C outlet %.1f C dose %.0f ul" % (
+            self._say("t=%ds state %s boiler %.1f °C outlet %.1f °C dose %.0f µl" % (
                 now // 1000, hal.STATE_NAMES[state], app.boiler_mc / 1000,
                 app.outlet_mc / 1000, app.session_nl / 1000))
 
@@ -591,6 +603,11 @@ class SimBoard:
             "resets": self.resets,
             "metrics": metrics,
         }
+
+
+# What `steamer sim press/insert/remove/refill/fault` may inject into a running steamer.
+_INJECTABLE = ("press_button", "insert_podlet", "remove_podlet", "refill_water", "fault",
+               "clear_fault")
 
 
 def _signed(profile):

@@ -729,7 +729,8 @@ def positive_int(text: str) -> int:
 
 
 RADIO_HELP = (f"Add --sim (or set {SIM_ENV}=1) to reach simulated steamers (`steamer sim "
-              "serve`) on the simulated air at $STEAMER_AIR (default 127.0.0.1:47474) "
+              "serve`) on the simulated air at $STEAMER_AIR (default: this user's own, "
+              "which `steamer sim serve` starts) "
               "instead of the Bluetooth adapter.")
 
 

@@ -15,7 +15,8 @@ from typing import Callable
 _GROUPS = [
     ("sim", "steamer_tools.sim", "run the firmware against the simulated steamer",
      "  steamer sim run scenarios/demo.json --trace out/trace.jsonl\n"
-     "  steamer sim serve --name bench-steamer --scenario scenarios/demo.json"),
+     "  steamer sim serve --name bench-steamer --scenario scenarios/demo.json\n"
+     "  steamer sim press bench-steamer --ms 15000   # hold its button (3 s opens pairing)"),
     ("dev", "steamer_tools.dev", "build, type-check, flash and benchmark the firmware",
      "  steamer dev build --board esp32c3\n"
      "  steamer dev flash --port /dev/ttyACM0 --board esp32c3"),
@@ -32,6 +33,7 @@ _TOUR = """Examples:
   steamer sessions                      # the history
   steamer plot 3 -o session-3.png
   steamer sim serve --name demo &       # a simulated steamer; then add --sim to the above
+  steamer sim press demo --ms 15000     # hold its button from outside, to pair with it
 
 `steamer COMMAND --help` says more, with an example."""
 

@@ -23,7 +23,7 @@ from bleak.exc import BleakError
 
 from podproto import ProtocolError, profile
 from steamer.ble.air import ENV as AIR_ENV
-from steamer.ble.air import air_address
+from steamer.ble.air import air_address, is_socket_path
 from steamer.ble.client import Found, KeyRing, Steamer, SteamerError, find, scan
 from steamer.inputs import InputTooLarge, read_input
 from podproto.names import STATE_NAMES
@@ -74,19 +74,21 @@ class ProfileFileError(InputFileError):
 
 def sim_air(flag: bool) -> str | None:
     """The simulated air's address when --sim (or $STEAMER_SIM) asks for it, else None.
-    DeviceError when $STEAMER_AIR is not HOST:PORT."""
+    DeviceError when $STEAMER_AIR is neither HOST:PORT nor a socket path."""
     if flag or os.environ.get(SIM_ENV, "") not in ("", "0"):
         return checked_air(air_address())
     return None
 
 
 def checked_air(addr: str) -> str:
-    """`addr` (the simulated air's, from $STEAMER_AIR) when it is HOST:PORT; DeviceError
-    naming the variable otherwise."""
+    """`addr` (the simulated air's, from $STEAMER_AIR) when it is HOST:PORT or a socket
+    path (it has a "/"); DeviceError naming the variable otherwise."""
+    if is_socket_path(addr):
+        return addr
     host, _, port = addr.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise DeviceError(f"${AIR_ENV} is {addr!r}: not HOST:PORT, the simulated air's "
-                          "address (e.g. 127.0.0.1:47474, what `steamer sim serve` prints)")
+        raise DeviceError(f"${AIR_ENV} is {addr!r}: not HOST:PORT nor a socket path, the "
+                          "simulated air's address (what `steamer sim serve` prints)")
     return addr
 
 
@@ -186,28 +188,41 @@ def _matches(query: str, f: Found) -> bool:
 
 
 async def resolve_many(queries: list[str], timeout_s: float = SCAN_S,
-                       air: str | None = None) -> dict[str, Found | None]:
+                       air: str | None = None,
+                       heard: set[str] | None = None) -> dict[str, Found | None]:
     """Each name or address in `queries` to the steamer that advertises it (None when
-    none did in timeout_s); one scan, ending as soon as all are found."""
+    none did in timeout_s); one scan, ending as soon as all are found. The names of
+    every steamer heard go into `heard` (for not_found's suggestion)."""
     want = list(dict.fromkeys(queries))
+    names = heard if heard is not None else set()
+
+    def wanted(f: Found) -> bool:
+        if f.name:
+            names.add(f.name)
+        return any(_matches(q, f) for q in want)
     try:
-        hits = await find(lambda f: any(_matches(q, f) for q in want), len(want), timeout_s,
-                          sim=air)
+        hits = await find(wanted, len(want), timeout_s, sim=air)
     except (BleakError, OSError) as e:
         raise _radio_error(e, air) from None
     return {q: next((f for f in hits if _matches(q, f)), None) for q in want}
 
 
-def not_found(query: str, timeout_s: float) -> DeviceError:
+def not_found(query: str, timeout_s: float, heard: set[str] | None = None) -> DeviceError:
+    import difflib
+    close = difflib.get_close_matches(query, sorted(heard or ()), n=1)
+    if close:
+        return DeviceError(f"unknown device {query}: not found in a {timeout_s:g} s scan "
+                           f"(did you mean '{close[0]}'?)")
     return DeviceError(f"unknown device {query}: not found in a {timeout_s:g} s scan "
                        "(steamer scan lists what is in range; a steamer connected to another "
                        "app does not advertise)")
 
 
 async def resolve(query: str, timeout_s: float = SCAN_S, air: str | None = None) -> Found:
-    found = (await resolve_many([query], timeout_s, air))[query]
+    heard: set[str] = set()
+    found = (await resolve_many([query], timeout_s, air, heard))[query]
     if found is None:
-        raise not_found(query, timeout_s)
+        raise not_found(query, timeout_s, heard)
     return found
 
 

@@ -114,8 +114,8 @@ def _list(args: argparse.Namespace) -> int:
                    for s in sessions])
         return 0
     if not sessions:
-        print("No sessions yet (they arrive from the steamer; for a simulated one: "
-              "steamer sessions import-trace TRACE.jsonl).")
+        print("No sessions yet: `steamer sync DEVICE` brings a steamer's sessions into "
+              "this history (a simulated steamer's too, with --sim).")
         return 0
     rows = [("ID", "DATE", "DEVICE", "PODLET", "PROFILE", "DURATION", "DOSE", "END")]
     rows += [(str(s.id), _local(s.start_epoch_s), names.get(s.device_id, s.device_id),
@@ -266,7 +266,7 @@ def register_sessions(subparsers: argparse._SubParsersAction) -> None:
                "  steamer sessions export --csv --session 3 > session-3.csv",
         formatter_class=fmt)
     export.add_argument("--csv", action="store_true", required=True, help="CSV (the format)")
-    export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    export.add_argument("-o", "--out", dest="output", metavar="FILE", help="write here (default: stdout)")
     export.add_argument("--session", type=int, metavar="ID", help="that session's samples")
     _common(export, json_help=None, top=False)
     export.set_defaults(func=_export)
@@ -301,7 +301,7 @@ def register_plot(subparsers: argparse._SubParsersAction) -> None:
         epilog="Examples:\n  steamer plot 3 -o session-3.png\n  steamer plot 3 -o session-3.pdf",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     plot.add_argument("id", type=int, metavar="ID", help="the session's id (see `steamer sessions`)")
-    plot.add_argument("-o", "--output", required=True, metavar="FILE.png",
+    plot.add_argument("-o", "--out", dest="output", required=True, metavar="FILE.png",
                       help="the file to write: .png, .pdf, .svg, ...")
     _common(plot, json_help=None, top=True)
     plot.set_defaults(func=_plot)

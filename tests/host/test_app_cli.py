@@ -170,8 +170,8 @@ def test_a_wrong_air_address_and_wrong_options_are_one_line_each(env):
     for addr in ("nonsense", "localhost:abc", "127.0.0.1:99999"):
         bad = dict(env, **{ENV: addr})
         line = one_line(steamer(bad, "scan", "--sim", code=1))
-        assert line == (f"steamer scan: $STEAMER_AIR is '{addr}': not HOST:PORT, the "
-                        "simulated air's address (e.g. 127.0.0.1:47474, what `steamer sim "
+        assert line == (f"steamer scan: $STEAMER_AIR is '{addr}': not HOST:PORT nor a "
+                        "socket path, the simulated air's address (what `steamer sim "
                         "serve` prints)"), line
         assert "not HOST:PORT" in one_line(steamer(bad, "status", "kitchen", code=1))
     nowhere = dict(env, **{ENV: "127.0.0.1:1"})

@@ -45,6 +45,18 @@ NO_SUMMARY = """
 """
 
 
+@pytest.fixture(scope="module")
+def _air() -> str:
+    from steamer.ble.air import Air
+    return Air().start_thread()
+
+
+@pytest.fixture(autouse=True)
+def _served_on_a_test_air(_air: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `sim serve` would otherwise start the user's own air, which outlives the test.
+    monkeypatch.setenv(sim.AIR_ENV, _air)
+
+
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     def use(source: str) -> Path:
@@ -149,10 +161,11 @@ def test_serve_with_a_scenario_and_bad_speed(runner, tmp_path: Path) -> None:
 
 
 def test_help_has_examples(tmp_path: Path) -> None:
-    for command in ("run", "serve"):
+    for command in ("run", "serve", "air", "press", "insert", "remove", "refill", "fault"):
         proc = steamer(command, "--help", cwd=tmp_path)
         assert proc.returncode == 0
-        assert f"Example: steamer sim {command}" in proc.stdout
+        example = proc.stdout[proc.stdout.index("Example"):]
+        assert f"steamer sim {command} " in example, proc.stdout
 
 
 def test_run_scenario_returns_the_summary(runner, tmp_path: Path) -> None:

@@ -1,7 +1,11 @@
-"""Shared by the tools' tests: what a stopped command left running."""
+"""Shared by the tools' tests: what a stopped command left running, a private air."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +27,36 @@ def _processes_naming(text: str) -> list[str]:
 @pytest.fixture
 def processes_naming() -> Callable[[str], list[str]]:
     return _processes_naming
+
+
+def _pids_naming(text: str) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+@pytest.fixture
+def own_air() -> Iterator[dict[str, str]]:
+    """An environment whose own simulated air (the default a person gets, no
+    $STEAMER_AIR) is this test's: $XDG_RUNTIME_DIR is a fresh private folder, and keys
+    and history go beside it. Every process naming that folder (the air `sim serve`
+    started) is ended afterwards."""
+    run = tempfile.mkdtemp(prefix="air-")      # short: a socket path has 107 bytes
+    env = dict(os.environ, XDG_RUNTIME_DIR=run, STEAMER_KEYS=f"{run}/keys.json",
+               STEAMER_DB=f"{run}/history.db")
+    env.pop("STEAMER_AIR", None)
+    env.pop("STEAMER_SIM", None)
+    try:
+        yield env
+    finally:
+        for pid in _pids_naming(run):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(run, ignore_errors=True)

@@ -80,3 +80,57 @@ def test_typecheck_when_pyright_fails(pyright: str, why: str) -> None:
         """
     line = one_line(steamer("dev", "typecheck", "--board", "esp32c3", pre=pre))
     assert line == f"steamer dev typecheck: {why}"
+
+
+def test_build_says_where_it_wrote(tmp_path: Path) -> None:
+    out = tmp_path / "c3"
+    p = steamer("dev", "build", "--board", "esp32c3", "-o", str(out), code=0)
+    n = sum(1 for f in out.rglob("*") if f.is_file() and f.name != ".steamer-build")
+    assert p.stderr.strip().splitlines()[-1] == f"wrote {n} files for esp32c3 to {out}"
+    import json
+    p = steamer("dev", "build", "--board", "esp32c3", "--out", str(out), "--json", code=0)
+    assert json.loads(p.stdout)["out"] == str(out)
+
+
+def test_bench_writes_each_part_as_it_ends_and_keeps_them_when_interrupted(
+        tmp_path: Path) -> None:
+    import json
+    import signal
+    out = tmp_path / "bench.json"
+    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli", "dev", "bench", "--parts",
+                             "control,limits", "--repeats", "1", "-o", str(out)],
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "no partial file"
+            time.sleep(0.2)
+        time.sleep(1)                   # well into the limits part
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert stdout == ""
+    partial = json.loads(out.read_text())
+    assert partial["complete"] is False and "control" in partial and "limits" not in partial
+    assert partial["control"]["alloc_errors"] == 0 and partial["wall_s"]["control"] > 0
+    assert "bench: part 1/2: control: nominal plant, 1 runs" in stderr
+    assert "bench: part 2/2: limits: 100000 random sequences" in stderr
+    assert f"bench: interrupted (the parts done so far are in {out})" in stderr
+
+
+def test_bench_has_a_size_option_per_part() -> None:
+    from steamer_tools.bench import PARTS, Sizes, _part
+    sizes = Sizes(sessions=7, repeats=2, limits_sequences=30, ble_records=(11, 13),
+                  ble_sync_runs=1, ble_chaos_rounds=5, ble_reconnects=3)
+    said = {name: _part(name, sizes)[0] for name in PARTS}
+    assert said["control"] == "nominal plant, 2 runs"
+    assert "7 randomized" in said["nominal"] and said["limits"] == "30 random sequences"
+    assert said["ble"] == ("log sync 1 x 11 records at MTU 23 and 13 at 247, 3 reconnects, "
+                           "5 chaos rounds, heap")
+    p = steamer("dev", "bench", "--ble-records", "0", code=2)
+    assert "--ble-records" in p.stderr

@@ -177,3 +177,34 @@ def test_a_build_file_too_large_for_a_board_is_refused_from_its_size(tmp_path: P
     with pytest.raises(flash.FlashError, match=r"huge\.mpy: more than 4 MiB: too large for "
                                                r"a file on a board"):
         flash.plan(built)
+
+
+def test_flash_refuses_another_boards_build(vb: VirtualBoard, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    picow = tmp_path / "picow"
+    build_board("picow", picow)
+    code = run_cli(["flash", "--port", vb.port, "--board", BOARD, "--no-build",
+                    "--build-dir", str(picow)])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"steamer dev flash: {picow} holds a picow build, not esp32c3 (--board): build it "
+        "with `steamer dev build --board esp32c3`"), err
+    assert device_files(vb.root) == {}
+
+
+def test_flash_checks_the_board_type_as_esptool_checks_the_chip(
+        built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with VirtualBoard(root=tmp_path / "pico", machine="Raspberry Pi Pico W with RP2040") as pico:
+        code = run_cli(["flash", "--port", pico.port, "--board", BOARD, "--no-build",
+                        "--build-dir", str(built)])
+        _, err = capsys.readouterr()
+        assert code == 1
+        assert err.strip().splitlines()[-1] == (
+            f"steamer dev flash: the board on {pico.port} is Raspberry Pi Pico W with RP2040: "
+            "a picow, not esp32c3 (--board)"), err
+        assert device_files(pico.root) == {}
+    with VirtualBoard(root=tmp_path / "c3", machine="ESP32C3 module with ESP32C3") as c3:
+        assert run_cli(["flash", "--port", c3.port, "--board", BOARD, "--no-build",
+                        "--build-dir", str(built)]) == 0
+        assert "board: ESP32C3 module with ESP32C3" in capsys.readouterr().err

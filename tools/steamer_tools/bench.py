@@ -5,18 +5,26 @@ factor, heat-up against the physical limit, overshoot, steady error, dose error,
 fault's detection latency, and false trips over randomized nominal sessions; the
 protocol's costs; BLE log-sync throughput, reconnects and heap; the dosing limits
 against random event sequences. Medians over repeated runs: the machines are shared
-and noisy. --parts picks parts; --out also writes the JSON to a file (checked before
-anything runs).
+and noisy. --parts picks parts and each part has its size option; progress goes to
+stderr. The JSON so far is written as each part ends (to --out, checked before anything
+runs, else a partial file named on stderr), so an interrupted run keeps its parts.
+
+A full run (`make bench`) takes over an hour on a 2-core machine (README says what
+each part takes); `--parts`, `--sessions`, `--limits-sequences` and the `--ble-*`
+options make quicker ones.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+import os
 import statistics
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from steamer_tools import faultcases, nominal
 from steamer_tools.paths import ROOT
@@ -118,31 +126,67 @@ def stopped_in_preheat_trips(sessions: int, first_seed: int = 0) -> dict:
 PARTS = ("control", "faults", "nominal", "protocol", "ble", "limits")
 
 
-def run_bench(sessions: int, repeats: int, parts: tuple[str, ...] = PARTS,
-              limits_sequences: int = 100_000) -> dict:
-    result: dict = {"bench": "steamer", "version": 1}
-    if "control" in parts:
-        _say(f"control loop: nominal plant, {repeats} runs")
-        result["control"] = control_figures(repeats)
-    if "faults" in parts:
-        _say(f"fault latencies: {len(faultcases.CASES)} cases")
-        result["faults"] = fault_latencies()
-    if "nominal" in parts:
-        _say(f"false trips: {sessions} randomized nominal sessions")
+@dataclass
+class Sizes:
+    """How much each part runs (the defaults are `make bench`'s)."""
+    sessions: int = 1000            # nominal: randomized sessions (and as many stopped ones)
+    repeats: int = 5                # control: runs of the nominal session
+    limits_sequences: int = 100_000
+    ble_records: tuple[int, int] = (1500, 3300)     # log records synced at MTU 23, 247
+    ble_sync_runs: int = 3
+    ble_chaos_rounds: int = 1000
+    ble_reconnects: int = 10
+
+
+def _part(name: str, sizes: Sizes) -> tuple[str, Callable[[], dict]]:
+    """What part `name` says it runs, and the function that runs it."""
+    if name == "control":
+        return f"nominal plant, {sizes.repeats} runs", lambda: control_figures(sizes.repeats)
+    if name == "faults":
+        return f"{len(faultcases.CASES)} fault cases", fault_latencies
+    if name == "nominal":
+        return (f"false trips over {sizes.sessions} randomized nominal sessions (and "
+                f"{sizes.sessions} stopped in preheat)", lambda: false_trips(sizes.sessions))
+    if name == "protocol":
+        from steamer_tools import bench_protocol
+        return "codec, signature and pairing costs", bench_protocol.run
+    if name == "ble":
+        from steamer_tools import bench_ble
+        return (f"log sync {sizes.ble_sync_runs} x {sizes.ble_records[0]} records at MTU 23 "
+                f"and {sizes.ble_records[1]} at 247, {sizes.ble_reconnects} reconnects, "
+                f"{sizes.ble_chaos_rounds} chaos rounds, heap",
+                lambda: bench_ble.run(sizes.ble_chaos_rounds, sizes.ble_records,
+                                      sync_runs=sizes.ble_sync_runs,
+                                      reconnects=sizes.ble_reconnects))
+    from steamer_tools import bench_limits    # the dosing limits (issue 4), 2 processes
+    return (f"{sizes.limits_sequences} random sequences",
+            lambda: bench_limits.run(sizes.limits_sequences))
+
+
+def run_bench(sizes: Sizes, parts: tuple[str, ...] = PARTS,
+              on_part: Callable[[dict], None] | None = None) -> dict:
+    """The figures of `parts`; on_part(result so far) after each part ends."""
+    result: dict = {"bench": "steamer", "version": 1, "complete": False, "wall_s": {}}
+    t_start = time.perf_counter()
+    for k, name in enumerate(p for p in PARTS if p in parts):
+        what, run = _part(name, sizes)
+        _say(f"part {k + 1}/{len(parts)}: {name}: {what}")
         t0 = time.perf_counter()
-        result["nominal"] = false_trips(sessions)
-        result["nominal"]["wall_s"] = round(time.perf_counter() - t0, 1)
-    # The protocol's and the BLE link's own benchmarks (the link's takes ~10 minutes).
-    for name in ("protocol", "ble"):
-        if name in parts:
-            _say(f"{name} (steamer_tools.bench_{name})")
-            result[name] = importlib.import_module(f"steamer_tools.bench_{name}").run()
-    # The dosing limits against random sequences of events (issue 4), on 2 processes.
-    if "limits" in parts:
-        _say(f"limits: {limits_sequences} sequences (steamer_tools.bench_limits)")
-        from steamer_tools import bench_limits
-        result["limits"] = bench_limits.run(limits_sequences)
+        result[name] = run()
+        result["wall_s"][name] = round(time.perf_counter() - t0, 1)
+        _say(f"{name} done in {result['wall_s'][name]:.0f} s "
+             f"({time.perf_counter() - t_start:.0f} s in all)")
+        if on_part is not None:
+            on_part(result)
+    result["complete"] = True
     return result
+
+
+def write_json(path: Path, result: dict) -> None:
+    """Writes `result` to path whole (a new file renamed over the old)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def check_writable(path: Path) -> None:
@@ -167,28 +211,55 @@ def _cmd(args: argparse.Namespace) -> int:
             print(f"steamer dev bench: --out {e.filename or args.out}: {e.strerror or e}",
                   file=sys.stderr)
             return 1
+    parts = tuple(p for p in args.parts.split(",") if p)
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        print(f"steamer dev bench: --parts: unknown part {unknown[0]!r} "
+              f"(choose from {', '.join(PARTS)})", file=sys.stderr)
+        return 2
+    sizes = Sizes(args.sessions, args.repeats, args.limits_sequences,
+                  (args.ble_records[0], args.ble_records[-1]), args.ble_sync_runs,
+                  args.ble_chaos_rounds, args.ble_reconnects)
+    out = Path(args.out) if args.out else Path(tempfile.gettempdir()) / \
+        f"steamer-bench-partial-{os.getpid()}.json"
+    _say(f"each part's figures go to {out} as it ends")
     try:
-        parts = tuple(p for p in args.parts.split(",") if p)
-        unknown = [p for p in parts if p not in PARTS]
-        if unknown:
-            print(f"steamer dev bench: --parts: unknown part {unknown[0]!r} "
-                  f"(choose from {', '.join(PARTS)})", file=sys.stderr)
-            return 2
-        result = run_bench(args.sessions, args.repeats, parts, args.limits_sequences)
+        result = run_bench(sizes, parts, on_part=lambda r: write_json(out, r))
     except SimError as e:
-        print(f"steamer dev bench: {e}", file=sys.stderr)
+        print(f"steamer dev bench: {e} ({_kept(out)})", file=sys.stderr)
         for line in e.stderr_tail:
             print(f"  {line}", file=sys.stderr)
         return 1
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        try:
-            Path(args.out).write_text(text + "\n", encoding="utf-8")
-        except OSError as e:
-            print(f"steamer dev bench: --out {args.out}: {e.strerror or e}", file=sys.stderr)
-            return 1
+    except OSError as e:
+        print(f"steamer dev bench: {out}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        _say(f"interrupted ({_kept(out)})")
+        raise
+    try:
+        write_json(out, result)
+    except OSError as e:
+        print(f"steamer dev bench: --out {out}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=1))
+    if not args.out:
+        out.unlink(missing_ok=True)     # complete: stdout has it all
     return 0
+
+
+def _kept(out: Path) -> str:
+    return f"the parts done so far are in {out}" if out.exists() else "no part was done"
+
+
+def _records(text: str) -> tuple[int, ...]:
+    """argparse type of --ble-records: N (both MTUs) or N23,N247, each 1 or more."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not N or N,N") from None
+    if not 1 <= len(values) <= 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: want N or N,N, each 1 or more")
+    return values
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -203,7 +274,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="runs of the nominal session to take medians over (default 5)")
     p.add_argument("--limits-sequences", type=int, default=100_000, metavar="N",
                    help="random event sequences for the limits part (default 100000)")
+    p.add_argument("--ble-records", type=_records, default=(1500, 3300), metavar="N[,N247]",
+                   help="log records per BLE sync, at MTU 23 and 247 (default 1500,3300; "
+                        "3300 is about what the sim's flash holds unacknowledged)")
+    p.add_argument("--ble-sync-runs", type=int, default=3, metavar="N",
+                   help="BLE syncs per MTU to take medians over (default 3)")
+    p.add_argument("--ble-chaos-rounds", type=int, default=1000, metavar="N",
+                   help="rounds of cut syncs and pushes (default 1000)")
+    p.add_argument("--ble-reconnects", type=int, default=10, metavar="N",
+                   help="reconnects timed to a resumed sync (default 10)")
     p.add_argument("--parts", default=",".join(PARTS), metavar="LIST",
                    help="comma-separated parts to run (default: all of %s)" % ",".join(PARTS))
-    p.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
+    p.add_argument("-o", "--out", metavar="FILE", help="also write the JSON to FILE")
     p.set_defaults(func=_cmd)

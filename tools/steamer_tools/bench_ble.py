@@ -3,7 +3,7 @@ ATT MTU 23 and 247, reconnect-to-resumed-sync time, randomized disconnects durin
 and profile pushes, and the device heap the BLE layer takes.
 
     from steamer_tools.bench_ble import run
-    figures = run()                 # several minutes: 1,000 chaos rounds
+    figures = run()                 # ~20 minutes: 1,000 chaos rounds
     figures = run(chaos_rounds=50)  # quicker
 
 Everything goes through the real pieces: the firmware on micropython (`steamer sim
@@ -257,6 +257,8 @@ async def chaos(served: Served, ring: KeyRing, rounds: int, seed: int = 5,
     have = await installed(st)            # the last profile known installed
     t0 = time.monotonic()
     for i in range(rounds):
+        if i and i % 100 == 0:
+            _say(f"chaos: {i}/{rounds} rounds")
         n = rng.randint(0, 12)
         try:
             await make_records(st, n)
@@ -519,8 +521,14 @@ async def _heap_work(probe: Served, records: int) -> None:
     await st.close()
 
 
+def _say(text: str) -> None:
+    sys.stderr.write(f"bench: ble: {text}\n")
+    sys.stderr.flush()
+
+
 def run(chaos_rounds: int = 1000, sync_records: tuple[int, int] = (1500, 3300),
-        speed: float = 1.0, sync_runs: int = 3) -> dict:
+        speed: float = 1.0, sync_runs: int = 3, reconnects: int = 10,
+        heap_records: int = 600) -> dict:
     """The BLE figures as one JSON-able dict. The steamers run at `speed` times real time
     (1.0: the firmware's loop runs every 100 ms of wall time, as on a board). Each MTU's
     sync is measured `sync_runs` times, alternating MTUs: the median is the figure (the
@@ -535,28 +543,39 @@ def run(chaos_rounds: int = 1000, sync_records: tuple[int, int] = (1500, 3300),
                           "ceiling_bytes_s": {"mtu23": params.ceiling_bytes_s(23),
                                               "mtu247": params.ceiling_bytes_s(247)}},
                  "speed": speed}
+    t0 = time.monotonic()
+
+    def say(text: str) -> None:
+        _say(f"{text} ({time.monotonic() - t0:.0f} s in)")
     with tempfile.TemporaryDirectory(prefix="bench-ble-") as tmp:
         served = serve(air, Path(tmp), "bench-ble", PAIRING_SCENARIO, speed=speed)
         try:
             ring = KeyRing()
+            say("pairing")
             asyncio.run(pair(served.addr, air.address, ring))
             runs: dict[int, list[dict]] = {23: [], 247: []}
-            for _ in range(sync_runs):
+            for k in range(sync_runs):
                 for mtu, n in ((23, sync_records[0]), (247, sync_records[1])):
+                    say(f"sync {k + 1}/{sync_runs} at MTU {mtu}: {n} records")
                     runs[mtu].append(asyncio.run(sync_throughput(served, ring, mtu, n)))
             out["sync_mtu23"] = _spread(runs[23])
             out["sync_mtu247"] = _spread(runs[247])
-            out["reconnect_to_resumed_sync"] = asyncio.run(_reconnect_times(served, ring, 10))
+            say(f"{reconnects} reconnects to a resumed sync")
+            out["reconnect_to_resumed_sync"] = asyncio.run(
+                _reconnect_times(served, ring, reconnects))
         finally:
             served.stop()
         fast = serve(air, Path(tmp), "bench-chaos", PAIRING_SCENARIO, speed=20)
         try:
             ring = KeyRing()
             asyncio.run(pair(fast.addr, air.address, ring))
+            say(f"chaos: {chaos_rounds} rounds of cut syncs and pushes")
             out["chaos"] = asyncio.run(chaos(fast, ring, chaos_rounds))
         finally:
             fast.stop()
-        out["device_heap"] = heap_figures(air)
+        say(f"device heap, syncing {heap_records} records")
+        out["device_heap"] = heap_figures(air, heap_records)
+        say("done")
     return out
 
 

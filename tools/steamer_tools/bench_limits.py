@@ -68,8 +68,16 @@ def run(sequences: int = SEQUENCES, workers: int = WORKERS) -> dict:
               for i in range(workers)]
     _say(f"{sequences} sequences in {workers} processes")
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    try:
         results = list(pool.map(_work, range(workers), shares))
+    except BaseException:
+        # Ctrl-C: the workers would finish their whole share first (many minutes).
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     wall = time.perf_counter() - t0
     total = {k: sum(r[k] for r in results) for k in ("sequences", "steps", "sessions", "cuts")}
     violations = [v for r in results for v in r["violations"]]

@@ -37,6 +37,9 @@ class BoardSpec:
     march: str                  # mpy-cross -march for native code
     budget_bytes: int           # flash the firmware files may take
     stubs: tuple[str, ...]      # pinned stub distributions, installed with --no-deps
+    # What the port's os.uname().machine says on this board (e.g. "ESP32C3 module with
+    # ESP32C3"), as esptool reads the chip: `dev flash` checks it.
+    machine_has: str = ""
 
 
 # micropython-stdlib-stubs supplies the stdlib (builtins, time, array, json...) as MicroPython has it.
@@ -44,15 +47,18 @@ _STDLIB_STUBS = "micropython-stdlib-stubs==1.29.0.post2"
 
 BOARDS_SPEC: dict[str, BoardSpec] = {
     "esp32c3": BoardSpec("rv32imc", 256 * 1024,
-                         ("micropython-esp32-esp32-generic-c3-stubs==1.29.0.post1", _STDLIB_STUBS)),
+                         ("micropython-esp32-esp32-generic-c3-stubs==1.29.0.post1", _STDLIB_STUBS),
+                         "ESP32C3"),
     "picow": BoardSpec("armv6m", 256 * 1024,
-                       ("micropython-rp2-rpi-pico-w-stubs==1.29.0.post1", _STDLIB_STUBS)),
+                       ("micropython-rp2-rpi-pico-w-stubs==1.29.0.post1", _STDLIB_STUBS),
+                       "Pico W"),
 }
 EMITTERS = ("bytecode", "native")
 # CPython-only modules inside the firmware's trees: never built, never checked against a port.
 HOST_ONLY = ("protocol/podproto/signing.py",)   # needs `cryptography`
 
-# Written into every build folder, so a rebuild may wipe the folder and nothing else.
+# Written into every build folder, so a rebuild may wipe the folder and nothing else; it
+# holds the board's name, so `dev flash` refuses one board's build for another.
 _BUILD_MARK = ".steamer-build"
 
 
@@ -120,6 +126,7 @@ def build_board(board: str, out_dir: Path | None = None, emit: str = "bytecode")
     spec = BOARDS_SPEC[board]
     out = Path(out_dir) if out_dir is not None else ROOT / "build" / board
     _fresh_dir(out)
+    (out / _BUILD_MARK).write_text(board + "\n")
     jobs = sources(board)
 
     def one(job: tuple[Path, str]) -> str | None:
@@ -280,7 +287,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "  steamer dev build --board picow --out /tmp/picow --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--board", required=True, choices=sorted(BOARDS_SPEC))
-    p.add_argument("--out", type=Path, default=None, help="output folder (default build/BOARD)")
+    p.add_argument("-o", "--out", type=Path, default=None, help="output folder (default build/BOARD)")
     p.add_argument("--emit", choices=EMITTERS, default="bytecode",
                    help="mpy-cross code emitter (default bytecode)")
     p.add_argument("--json", action="store_true", help="print the size table as JSON")
@@ -320,8 +327,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return _fail("build", os_error(exc))
     total = sum(r["bytes"] for r in rows)
     over = total > budget
+    out = Path(args.out) if args.out is not None else ROOT / "build" / board
     if args.json:
-        print(json.dumps({"board": board, "files": rows, "total_bytes": total,
+        print(json.dumps({"board": board, "out": str(out), "files": rows, "total_bytes": total,
                           "budget_bytes": budget, "over_budget": over}, indent=2))
     else:
         width = max(len(r["file"]) for r in rows)
@@ -329,6 +337,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
             print("%-*s %8d" % (width, r["file"], r["bytes"]))
         print("%-*s %8d  of %d bytes (%.1f %%)" % (width, "total", total, budget,
                                                   100.0 * total / budget))
+        print("wrote %d files for %s to %s" % (len(rows), board, out), file=sys.stderr)
     if over:
         return _fail("build", "%s: the firmware is %d bytes, over its budget of %d"
                      % (board, total, budget))

@@ -113,6 +113,38 @@ def check_port(port: str) -> None:
         raise FlashError("port %s does not exist (is the board plugged in?)" % port)
 
 
+def check_build(build_dir: Path, board: str) -> None:
+    """Raises FlashError when build_dir holds another board's build (its build mark says
+    which; an older, empty mark is taken on trust)."""
+    try:
+        built_for = (build_dir / _BUILD_MARK).read_text().strip()
+    except OSError:
+        return
+    if built_for and built_for != board:
+        raise FlashError("%s holds a %s build, not %s (--board): build it with `steamer dev "
+                         "build --board %s`" % (build_dir, built_for, board, board))
+
+
+def check_board(port: str, board: str, timeout_s: float = 60.0) -> str:
+    """The machine the board on `port` reports (os.uname().machine); FlashError when it
+    is another known board than `board`, as esptool refuses another chip. A machine that
+    is no known board (a virtual board) is accepted."""
+    rc, out = _mpremote(port, ["exec", "import os; print('machine:', os.uname().machine)"],
+                        timeout_s)
+    machine = next((l.split("machine:", 1)[1].strip() for l in out.splitlines()
+                    if l.startswith("machine:")), None)
+    if rc != 0 or machine is None:
+        raise FlashError("cannot read the board's type: %s" % _last_error_line(out))
+    want = BOARDS_SPEC[board].machine_has
+    if want and want in machine:
+        return machine
+    for other, spec in BOARDS_SPEC.items():
+        if other != board and spec.machine_has and spec.machine_has in machine:
+            raise FlashError("the board on %s is %s: a %s, not %s (--board)"
+                             % (port, machine, other, board))
+    return machine
+
+
 def _mpremote(port: str, args: list[str], timeout_s: float,
               on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
     """Runs `mpremote connect PORT ARGS...`; returns (exit code, combined output), calling
@@ -302,6 +334,8 @@ def flash(port: str, board: str, build_dir: Path | None = None, build: bool = Tr
             result.files = plan(out)
         except OSError as exc:          # a build folder that cannot be read
             raise FlashError("build folder %s" % os_error(exc))
+        check_build(out, board)
+        say("board: %s" % check_board(port, board))
         result.total_bytes = sum(f.size_bytes for f in result.files)
         say("copying %d files, %d bytes, to %s" % (len(result.files), result.total_bytes, port))
         copy_files(port, result.files, progress, timeout_s)

@@ -135,16 +135,20 @@ def load_key(path: Path) -> bytes:
         raise MfgError(f"{what}: {e.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise MfgError(f"{what}: not a regular file")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise MfgError(f"{what}: mode {mode:04o} lets other users at it; a key file must "
-                       f"be 0600 (chmod 600 '{path}', and consider the key exposed)")
     try:
         data = read_input(path, KEY_FILE_MAX_BYTES, "a key file")
     except InputTooLarge as e:
         raise MfgError(f"{what}: {e.reason}") from None
     except OSError as e:
         raise MfgError(f"{what}: {e.strerror}") from None
+    if b"PRIVATE KEY-----" not in data[:4096]:
+        # Not a key at all (a public key, a profile): its mode says nothing about a key.
+        raise MfgError(f"{what}: not a PEM private key (want an Ed25519 key as "
+                       "`steamer mfg keygen` writes it)")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise MfgError(f"{what}: mode {mode:04o} lets other users at it; a key file must "
+                       f"be 0600 (chmod 600 '{path}', and consider the key exposed)")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
@@ -467,6 +471,11 @@ def _cmd_sign_profile(args: argparse.Namespace) -> int:
 def _cmd_podlet_image(args: argparse.Namespace) -> int:
     pod = podlet_dict(args.serial, args.type, args.capacity_ul, args.expiry, args.lot)
     seed = load_key(Path(args.key))
+    import datetime
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    if datetime.date.fromisoformat(pod["expiry"]) < today:
+        print(f"steamer mfg podlet-image: warning: --expiry {pod['expiry']} is already past "
+              f"(today is {today}): every steamer will refuse this podlet", file=sys.stderr)
     image = podlet_image(pod, seed)
     out = args.output
     if out is None and not args.hex:
@@ -512,7 +521,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     elif result.ok:
         print(f"OK {path}: {result.describe()}, signature good for key {public.hex()}")
     else:
-        print(f"FAIL {path}: {result.describe()}: {result.reason}")
+        # podproto's reasons name what they are about, as describe() has just done.
+        reason = result.reason or ""
+        for prefix in ("signed profile: ", "profile: ", "podlet image: ", "podlet: "):
+            if reason.startswith(prefix):
+                reason = reason[len(prefix):]
+                break
+        print(f"FAIL {path}: {result.describe()}: {reason}")
     return 0 if result.ok else 1
 
 
@@ -607,7 +622,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "replaced without --force. The private key is never printed. " + _EXITS + ".",
                 "  steamer mfg keygen --out keys/mfg.pem\n"
                 "  steamer mfg keygen --out keys/mfg.pem --json")
-    p.add_argument("--out", required=True, metavar="KEYFILE", help="where to write the key")
+    p.add_argument("-o", "--out", required=True, metavar="KEYFILE", help="where to write the key")
     p.add_argument("--force", action="store_true", help="replace an existing KEYFILE")
     p.add_argument("--json", action="store_true", help="print {key_file, public_hex} as JSON")
 
@@ -632,7 +647,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                 '   "max_day_ul": 5000, "min_interval_s": 14400}')
     p.add_argument("profile", metavar="PROFILE.json")
     p.add_argument("--key", required=True, metavar="KEYFILE", help="the manufacturer key")
-    p.add_argument("-o", "--output", metavar="OUT.bin", help="output file (default: PROFILE.bin)")
+    p.add_argument("-o", "--out", dest="output", metavar="OUT.bin", help="output file (default: PROFILE.bin)")
     p.add_argument("--json", action="store_true",
                    help="print {kind, file, size_bytes, sha256, public_hex, fields} as JSON")
 
@@ -651,7 +666,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--expiry", required=True, metavar="YYYY-MM-DD", help="last usable day")
     p.add_argument("--lot", required=True, metavar="L", help="lot, 1..8 printable ASCII, no spaces")
     p.add_argument("--key", required=True, metavar="KEYFILE", help="the manufacturer key")
-    p.add_argument("-o", "--output", metavar="OUT.bin", help="output file")
+    p.add_argument("-o", "--out", dest="output", metavar="OUT.bin", help="output file")
     p.add_argument("--hex", action="store_true", help="write hex text instead of binary")
     p.add_argument("--json", action="store_true",
                    help="print {kind, file, size_bytes, sha256, public_hex, fields, rom_id_hex, "

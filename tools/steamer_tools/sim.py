@@ -1,5 +1,6 @@
-"""`steamer sim run` and `steamer sim serve`: the firmware on the MicroPython unix port,
-wired to the plant model by boards/sim/simrun.py, driven from a validated scenario.
+"""`steamer sim run`, `sim serve`, `sim air` and the events a running steamer takes (`sim
+press/insert/remove/refill/fault`): the firmware on the MicroPython unix port, wired to
+the plant model by boards/sim/simrun.py, driven from a validated scenario.
 
 Library use (tests, the benchmark)::
 
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Sequence
@@ -50,21 +52,26 @@ def simrun_path() -> str:
 
 
 def run_scenario(scenario: dict | str | Path, trace: str | None, *, progress: bool = False,
-                 extra_args: Sequence[str] = (), live_stdout: bool = False) -> dict:
+                 extra_args: Sequence[str] = (), live_stdout: bool = False,
+                 trust: bytes | None = None) -> dict:
     """Runs `scenario` (a dict, raw or normalized, or anything else load_scenario takes;
     validated here either way) to its end and returns the runner's summary. `trace` is a
     JSON-lines path or None.
 
     With `progress`, the runner's stderr goes through to ours line by line as it comes;
-    without it the runner is told to be quiet. Raises ScenarioError for an invalid
+    without it the runner is told to be quiet. `trust` is the manufacturer public key
+    the steamer is provisioned with (default: the development key, steamer_tools.devkey,
+    which signs the scenario's own profiles and podlets). Raises ScenarioError for an invalid
     scenario (before anything runs) and SimError when the simulator fails.
     """
     normalized = load_scenario(scenario)
     with tempfile.TemporaryDirectory(prefix="steamer-sim-") as tmp:
         scenario_path = Path(tmp) / "scenario.json"
         # The runner gets the scenario's profiles and podlets as signed bytes (dev keys).
-        scenario_path.write_text(json.dumps(sign_for_sim(normalized), indent=1) + "\n",
-                                 encoding="utf-8")
+        signed = sign_for_sim(normalized)
+        if trust is not None:
+            signed["mfg_public_hex"] = trust.hex()
+        scenario_path.write_text(json.dumps(signed, indent=1) + "\n", encoding="utf-8")
         args = [micropython_exe(), "-X", f"heapsize={SIM_HEAP}", simrun_path(),
                 str(scenario_path), os.path.abspath(trace) if trace else "", *extra_args]
         if not progress:
@@ -218,21 +225,28 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail("serve", str(e), 2)
     if not args.speed > 0:
         return _fail("serve", f"--speed: {args.speed} must be greater than 0", 2)
+    trust = None
+    if args.trust:
+        from steamer_tools.devicekey import MfgError, public_key_from
+        try:
+            trust = public_key_from(pub=args.trust)
+        except MfgError as e:
+            return _fail("serve", str(e).replace("--pub", "--trust", 1), 2)
     from steamer.devices import DeviceError
     try:
-        air = _ensure_air()
+        air = ensure_air()
     except DeviceError as e:
         return _fail("serve", str(e), 1)
     except OSError as e:
         return _fail("serve", f"cannot start a simulated air: {e.strerror or e}", 1)
-    # So that clients can be pointed at it (the default port may have been taken).
+    # So that clients can be pointed at it ($STEAMER_AIR may name another air).
     print(f"steamer sim serve: {args.name} on the simulated air at {air} (clients: "
           f"{AIR_ENV}={air} steamer scan --sim)", file=sys.stderr, flush=True)
     try:
         # The runner's stdout (ending with the summary) goes through as it comes.
         # The runner finds the air in its environment (boards/sim/simrun.py).
         os.environ[AIR_ENV] = air
-        run_scenario(scenario, None, progress=True, live_stdout=True,
+        run_scenario(scenario, None, progress=True, live_stdout=True, trust=trust,
                      extra_args=["--speed", repr(args.speed), "--name", args.name])
     except SimError as e:
         return _fail("serve", str(e), 1, e.stderr_tail)
@@ -241,34 +255,154 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensure_air() -> str:
-    """The simulated air the served steamer joins: $STEAMER_AIR when set (DeviceError
-    when it is not HOST:PORT or nothing answers there), else one on the default port,
-    started in this process unless another `sim serve` already has it."""
-    import socket
+# An air `sim serve` started goes once no steamer and no client has used it this long.
+AIR_IDLE_EXIT_S = 600.0
+_AIR_START_S = 10.0
 
-    from steamer.ble.air import DEFAULT_ADDR, Air
+
+def ensure_air() -> str:
+    """The simulated air a served steamer joins: $STEAMER_AIR when set (DeviceError when
+    it is malformed or nothing answers there), else this user's own
+    (steamer.ble.air.default_address), started as its own process (`steamer sim air`)
+    when nothing answers there yet, so that it outlives this serve."""
+    from steamer.ble.air import answers, default_address
     from steamer.devices import DeviceError, air_unreachable, checked_air
     addr = os.environ.get(AIR_ENV)
     if addr:
-        host, port = checked_air(addr).rsplit(":", 1)
+        checked_air(addr)
         try:
-            with socket.create_connection((host, int(port)), timeout=2):
-                return addr
+            from steamer.ble.air import connect_socket
+            connect_socket(addr).close()
+            return addr
         except OSError as e:
-            raise DeviceError(f"{air_unreachable(addr, e)}: start one (`python -m "
-                              f"steamer.ble.air`), or unset {AIR_ENV} and this starts its "
+            raise DeviceError(f"{air_unreachable(addr, e)}: start one (`steamer sim air "
+                              f"--listen {addr}`), or unset {AIR_ENV} and this starts your "
                               "own") from None
-    host, port = DEFAULT_ADDR.rsplit(":", 1)
+    addr = default_address()
+    if answers(addr):
+        return addr
+    from steamer.ble.air import private_folder
+    log_path = Path(private_folder(addr)) / "air.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "steamer.cli", "sim", "air",
+                                 "--listen", addr, "--idle-exit-s", repr(AIR_IDLE_EXIT_S)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=log, cwd="/", start_new_session=True)
+    deadline = time.monotonic() + _AIR_START_S
+    while time.monotonic() < deadline:
+        if answers(addr):
+            return addr
+        code = proc.poll()
+        if code is not None and code != 3:    # 3: another one won the race: wait for it
+            break
+        time.sleep(0.05)
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+    raise DeviceError(f"the simulated air did not start at {addr} ({tail[0]}; its log: "
+                      f"{log_path})")
+
+
+def _air(args: argparse.Namespace) -> int:
+    from steamer.ble.air import serve_forever
     try:
-        return Air().start_thread(host, int(port))
-    except OSError:
-        pass
+        return serve_forever(args)
+    except OSError as e:
+        return _fail("air", str(e.strerror and f"{e.strerror}: {e.filename}" or e), 1)
+
+
+# ---- events for a running steamer (through the air it is on) --------------------------
+
+def _event_from_args(args: argparse.Namespace) -> dict:
+    """The scenario event (without t_s) the command stands for."""
+    do = args.event
+    if do == "press_button":
+        return {"do": do, "ms": args.ms} if args.ms is not None else {"do": do}
+    if do == "refill_water":
+        return {"do": do, "ml": args.ml}
+    if do == "fault":
+        return {"do": "clear_fault" if args.clear else "fault", "fault": args.kind}
+    if do == "insert_podlet":
+        if args.image:
+            # The chip's bytes as they are (a bad one is the steamer's to refuse).
+            return {"do": do, "podlet": _image_podlet(args.image)}
+        return {"do": do, "podlet": _podlet_arg(args.podlet)}
+    return {"do": do}
+
+
+def _podlet_arg(text: str) -> dict:
+    if text.lstrip().startswith("{"):
+        raw = text
+    else:
+        try:
+            raw = Path(text).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ScenarioError("--podlet", f"cannot read '{text}': "
+                                f"{getattr(e, 'strerror', None) or e}") from None
     try:
-        with socket.create_connection((host, int(port)), timeout=2):
-            return DEFAULT_ADDR     # another `sim serve`'s air is listening there
-    except OSError:
-        return Air().start_thread(host, 0)   # the port is someone else's: any free one
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ScenarioError("--podlet", f"not valid JSON (line {e.lineno} column {e.colno}: "
+                            f"{e.msg})") from None
+
+
+def _image_podlet(path: str) -> dict:
+    """An ID-chip image file (`steamer mfg podlet-image`, binary or --hex) as the podlet
+    the sim board's chip presents."""
+    from podproto import podlet
+    from steamer_tools.mfg import as_bytes
+    try:
+        image = as_bytes(Path(path).read_bytes())
+    except OSError as e:
+        raise ScenarioError("--image", f"cannot read '{path}': {e.strerror or e}") from None
+    if len(image) != podlet.IMAGE_LEN:
+        raise ScenarioError("--image", f"'{path}' holds {len(image)} bytes, not a "
+                            f"{podlet.IMAGE_LEN}-byte ID-chip image (steamer mfg podlet-image)")
+    return {"image_hex": image.hex()}
+
+
+# The option of each event field, for the one-line errors.
+_OPTIONS = {"ms": "--ms", "ml": "--ml", "fault": "KIND", "podlet": "--podlet"}
+
+
+def validated_event(event: dict) -> dict:
+    """`event` (a scenario event without t_s) checked by the scenario's own validator
+    and signed for the sim as a scenario's would be; ScenarioError names the option.
+    A podlet given as an image (`image_hex` alone) is passed as it is."""
+    if "image_hex" in event.get("podlet", {}):
+        return dict(event, t_s=0)
+    try:
+        scenario = load_scenario({"duration_s": 1, "events": [dict(event, t_s=0)]})
+    except ScenarioError as e:
+        key, _, rest = e.field.replace("events[0].", "", 1).partition(".")
+        option = _OPTIONS.get(key, key)
+        raise ScenarioError(f"{option} {rest}" if rest else option, e.message) from None
+    (signed,) = sign_for_sim(scenario)["events"]
+    return signed
+
+
+def _inject(args: argparse.Namespace) -> int:
+    command = args.command
+    from steamer.ble.air import SimEventError, air_address, send_sim_event
+    from steamer.devices import DeviceError, air_unreachable, checked_air
+    try:
+        event = validated_event(_event_from_args(args))
+    except ScenarioError as e:
+        return _fail(command, str(e), 2)
+    try:
+        addr = checked_air(air_address())
+        send_sim_event(addr, args.name, event)
+    except DeviceError as e:
+        return _fail(command, str(e), 1)
+    except SimEventError as e:
+        import difflib
+        close = difflib.get_close_matches(args.name, e.names, n=1)
+        hint = (f" (did you mean '{close[0]}'?)" if close else
+                f" (on it: {', '.join(e.names)})" if e.names else
+                " (start one with `steamer sim serve`)")
+        return _fail(command, f"{e}{hint}", 1)
+    except OSError as e:
+        return _fail(command, f"{air_unreachable(addr, e)}: start a steamer with `steamer "
+                              f"sim serve`, or set {AIR_ENV} to the address it printed", 1)
+    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -290,11 +424,69 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve", help="run one simulated steamer in real time for the app to connect to",
         description="Run one simulated steamer in real time (or --speed times faster), "
                     "reachable by the host app through the simulated BLE link, until "
-                    "interrupted (Ctrl-C). Without --scenario the steamer sits idle for a day.",
-        epilog="Example: steamer sim serve --name bench-steamer --scenario scenarios/demo.json --speed 10",
+                    "interrupted (Ctrl-C). Without --scenario the steamer sits idle for a day; "
+                    "`steamer sim press/insert/remove/refill/fault NAME` act on it while it "
+                    "runs. It joins the simulated air at $STEAMER_AIR, else your own "
+                    "(started as its own process, `steamer sim air`, when none runs: it "
+                    "outlives this serve and goes after 10 idle minutes).",
+        epilog="Examples:\n"
+               "  steamer sim serve --name demo &\n"
+               "  steamer sim press demo --ms 15000 && steamer pair demo --sim\n"
+               "  steamer sim serve --name bench-steamer --scenario scenarios/demo.json --speed 10\n"
+               "  steamer sim serve --name factory --trust mfg.pub   # trusts your key, not the development one",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--name", default="steamer-sim", help="advertised name (default: %(default)s)")
     serve.add_argument("--scenario", metavar="FILE", help="scenario to play (default: idle)")
     serve.add_argument("--speed", type=float, default=1.0, metavar="X",
                        help="times faster than real time (default: %(default)s)")
+    serve.add_argument("--trust", metavar="PUBKEY_FILE",
+                       help="provision this manufacturer public key (64 hex digits as "
+                            "`steamer mfg pubkey` prints, or a file holding them) instead "
+                            "of the development key: the scenario's own signed profiles "
+                            "and podlets are then refused")
     serve.set_defaults(func=_serve)
+
+    air = subparsers.add_parser(
+        "air", help="run the simulated BLE air that served steamers and clients meet on",
+        description="Run the simulated BLE air in the foreground. `steamer sim serve` "
+                    "starts one on its own when none answers, so this is needed only for "
+                    "another address or link parameters. By default it listens on your own "
+                    "socket ($XDG_RUNTIME_DIR/steamer/air.sock, else steamer-UID in the "
+                    "temp folder, mode 0700): other users' steamers never show up there.",
+        epilog="Example: steamer sim air --listen 127.0.0.1:47474 --interval-ms 7.5",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    from steamer.ble.air import add_arguments
+    add_arguments(air)
+    air.set_defaults(func=_air)
+
+    def event_command(name: str, do: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(
+            name, help=help_text,
+            description=f"{help_text[0].upper()}{help_text[1:]}: the scenario event "
+                        f"{do} at the steamer's next control period, through the simulated "
+                        f"air it is on ($STEAMER_AIR, else your own).",
+            epilog=f"Example: {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("name", metavar="NAME", help="the served steamer's name (sim serve --name)")
+        p.set_defaults(func=_inject, event=do)
+        return p
+
+    p = event_command("press", "press_button", "hold a served steamer's button",
+                      "steamer sim press demo --ms 15000   # 3 s or more opens pairing")
+    p.add_argument("--ms", type=int, metavar="N", help="how long, 1..600000 ms (default 100)")
+    p = event_command("insert", "insert_podlet", "insert a podlet into a served steamer",
+                      "steamer sim insert demo --image podlet-0000c0ffee07.bin")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--podlet", metavar="JSON|FILE",
+                       help="a scenario PODLET, signed as its `sign` says with the "
+                            "development key")
+    which.add_argument("--image", metavar="FILE",
+                       help="an ID-chip image as `steamer mfg podlet-image` writes it")
+    event_command("remove", "remove_podlet", "pull the podlet out of a served steamer",
+                  "steamer sim remove demo")
+    p = event_command("refill", "refill_water", "refill a served steamer's reservoir",
+                      "steamer sim refill demo --ml 150")
+    p.add_argument("--ml", type=float, required=True, metavar="N", help="water to add, 0..300 ml")
+    p = event_command("fault", "fault", "inject a fault into a served steamer (or clear it)",
+                      "steamer sim fault demo water_empty")
+    p.add_argument("kind", metavar="KIND", help="a scenario fault, e.g. boiler_ntc_open")
+    p.add_argument("--clear", action="store_true", help="the injected fault goes away")

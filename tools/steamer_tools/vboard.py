@@ -64,6 +64,17 @@ class _Os:
                     pass
             yield (e[0], e[1], e[2], size)
 
+    def uname(self):
+        # A board's port has it (dev flash reads .machine); the unix port does not. The
+        # machine is the board this one stands in for, when the host says.
+        return _Uname(_os.getenv('STEAMER_VBOARD_MACHINE') or sys.implementation._machine)
+
+class _Uname:
+    def __init__(self, machine):
+        self.sysname = self.nodename = 'vboard'
+        self.release = self.version = sys.implementation.name
+        self.machine = machine
+
 sys.modules['os'] = _Os()
 
 def _read(n):
@@ -132,7 +143,9 @@ def _cook(data: bytes) -> bytes:
 class _Runtime:
     """The persistent `micropython` child that runs code blocks in the board's root."""
 
-    def __init__(self, root: Path, executor: Path, extra_path: list[str]) -> None:
+    def __init__(self, root: Path, executor: Path, extra_path: list[str],
+                 machine: str | None = None) -> None:
+        self.machine = machine
         self.root = root
         self.executor = executor
         self.extra_path = extra_path
@@ -145,6 +158,9 @@ class _Runtime:
         self.out_r, out_w = os.pipe()
         env = dict(os.environ)
         env.pop("MICROPYPATH", None)
+        env.pop("STEAMER_VBOARD_MACHINE", None)
+        if self.machine:
+            env["STEAMER_VBOARD_MACHINE"] = self.machine
         try:
             self.proc = subprocess.Popen(
                 [micropython_exe(), "-X", "heapsize=" + BOARD_HEAP, str(self.executor),
@@ -183,7 +199,8 @@ class VirtualBoard:
     """A board on a pseudo-terminal: start() returns its port (e.g. /dev/pts/5)."""
 
     def __init__(self, root: Path | str | None = None, board: str = "sim",
-                 run_main: bool = False) -> None:
+                 run_main: bool = False, machine: str | None = None) -> None:
+        self.machine = machine      # what os.uname().machine says (default: the host's)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="steamer-vboard-")
@@ -221,7 +238,7 @@ class VirtualBoard:
         executor = Path(self._exec_dir.name) / "vboard_executor.py"
         executor.write_text(_EXECUTOR)
         extra = [str(BOARDS / self.board)] if (BOARDS / self.board / "board.py").exists() else []
-        self._rt = _Runtime(self.root, executor, extra)
+        self._rt = _Runtime(self.root, executor, extra, self.machine)
         self._rt.start()
         self._master, self._slave = os.openpty()
         # Raw both ways: no echo, no CR/LF translation, as on a USB CDC port. Our own slave
@@ -601,11 +618,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run-main", action="store_true",
                    help="run boot.py at each soft reset and main.py at a reset from the "
                         "friendly REPL, as a board does")
+    p.add_argument("--machine", metavar="TEXT",
+                   help="what os.uname().machine says, e.g. 'ESP32C3 module with ESP32C3' "
+                        "(default: the host's), for `dev flash`'s board check")
     p.set_defaults(func=_cmd_virtual_board)
 
 
 def _cmd_virtual_board(args: argparse.Namespace) -> int:
-    vb = VirtualBoard(root=args.root, board=args.board, run_main=args.run_main)
+    vb = VirtualBoard(root=args.root, board=args.board, run_main=args.run_main,
+                      machine=args.machine)
     try:
         port = vb.start()
     except OSError as exc:

@@ -2,7 +2,10 @@
 
 Peripherals are the firmware on the MicroPython unix port (boards/sim/bluetooth.py);
 centrals are the bleak backend (steamer.ble.simbackend). Both speak newline-delimited
-JSON over TCP, bytes as hex. The broker models what matters to the protocol above it:
+JSON, bytes as hex, over a Unix socket (an address with a "/") or TCP (HOST:PORT).
+Each user has their own air by default (`default_address()`: a socket in a folder only
+they can enter), so another user's simulated steamers never show up in their scans.
+The broker models what matters to the protocol above it:
 
 - ATT payload limits from the negotiated MTU (min of both sides' preferred MTU);
   a write or notification longer than MTU - 3 is refused.
@@ -15,8 +18,12 @@ JSON over TCP, bytes as hex. The broker models what matters to the protocol abov
 - The connection interval reaches the peripheral as a connection update, at connect
   and whenever set_params changes it.
 
-    python -m steamer.ble.air [--port N]        # a standalone broker
-    air = Air(); addr = air.start_thread()      # in-process, as tests and `sim serve` do
+It also carries the simulated world's events to a named steamer (`sim_event`, sent by
+`steamer sim press/insert/...` through `send_sim_event`), which its board applies at
+the next control period as it does a scenario's.
+
+    steamer sim air [--listen ADDR]             # a standalone broker (`sim serve` starts one)
+    air = Air(); addr = air.start_thread()      # in-process, as tests do
 """
 from __future__ import annotations
 
@@ -26,20 +33,121 @@ import collections
 import json
 import os
 import random
+import socket
+import stat
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 ENV = "STEAMER_AIR"
-DEFAULT_ADDR = "127.0.0.1:47474"
 ATT_MTU_MIN = 23
 ATT_MTU_MAX = 517
+# What fits in a Unix socket address (sun_path less its terminating NUL).
+_SUN_PATH_MAX = 107
+
+
+def default_address() -> str:
+    """This user's own air: `air.sock` in a folder of theirs, $XDG_RUNTIME_DIR/steamer
+    (which only they can enter) when there is one, else steamer-UID in the temp folder."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        folder = os.path.join(runtime, "steamer")
+    else:
+        folder = os.path.join(tempfile.gettempdir(), f"steamer-{os.getuid()}")
+    return os.path.join(folder, "air.sock")
 
 
 def air_address() -> str:
-    """The air this process should use: $STEAMER_AIR, else the default loopback port."""
-    return os.environ.get(ENV) or DEFAULT_ADDR
+    """The air this process should use: $STEAMER_AIR, else this user's own."""
+    return os.environ.get(ENV) or default_address()
+
+
+def is_socket_path(addr: str) -> bool:
+    """Whether `addr` names a Unix socket (it has a "/") rather than HOST:PORT."""
+    return "/" in addr
+
+
+def private_folder(path: str) -> str:
+    """Makes (mode 0700) or checks the folder of the socket `path`: it must be this
+    user's and closed to others, else OSError saying why (another user could have made
+    it to listen in). Returns the folder."""
+    if len(os.fsencode(path)) > _SUN_PATH_MAX:
+        raise OSError(f"the socket path {path} is longer than {_SUN_PATH_MAX} bytes "
+                      f"(set ${ENV} or $XDG_RUNTIME_DIR to a shorter place)")
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise OSError(f"{folder} is not a private folder of this user (owner uid "
+                      f"{st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}): remove it")
+    return folder
+
+
+async def open_stream(addr: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the air at `addr` (socket path or HOST:PORT)."""
+    if is_socket_path(addr):
+        return await asyncio.open_unix_connection(addr)
+    host, port = addr.rsplit(":", 1)
+    return await asyncio.open_connection(host, int(port))
+
+
+def connect_socket(addr: str, timeout_s: float = 2.0) -> socket.socket:
+    """A blocking socket connected to the air at `addr`; OSError when nothing answers."""
+    if is_socket_path(addr):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout_s)
+        try:
+            s.connect(addr)
+        except OSError:
+            s.close()
+            raise
+        return s
+    host, port = addr.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=timeout_s)
+
+
+def answers(addr: str) -> bool:
+    """Whether an air (or anything) listens at `addr`."""
+    try:
+        connect_socket(addr, 2.0).close()
+        return True
+    except OSError:
+        return False
+
+
+class SimEventError(Exception):
+    """The air could not hand an event to the named steamer; `names` are the simulated
+    steamers that are on it."""
+
+    def __init__(self, message: str, names: list[str]):
+        super().__init__(message)
+        self.names = names
+
+
+def send_sim_event(addr: str, name: str, event: dict, timeout_s: float = 5.0) -> None:
+    """Hands `event` (a scenario event, signed for the sim as its runner needs it) to the
+    simulated steamer advertising as `name` on the air at `addr`; its board applies it
+    at its next control period. OSError when the air does not answer, SimEventError
+    when no steamer of that name is on it."""
+    with connect_socket(addr, timeout_s) as s:
+        s.settimeout(timeout_s)
+        f = s.makefile("rwb")
+        for msg in ({"op": "hello", "role": "central"},
+                    {"op": "sim_event", "req": 1, "name": name, "event": event}):
+            f.write(json.dumps(msg).encode() + b"\n")
+        f.flush()
+        while True:
+            line = f.readline()
+            if not line:
+                raise OSError(f"the simulated air at {addr} closed the connection")
+            reply = json.loads(line)
+            if reply.get("req") == 1:
+                break
+    if reply.get("op") == "error":
+        raise SimEventError(reply.get("error", "error"), list(reply.get("names") or []))
 
 
 @dataclass(eq=False)
@@ -60,6 +168,7 @@ class LinkParams:
 class _Peripheral:
     writer: asyncio.StreamWriter
     addr: str
+    name: str = ""
     adv: bytes = b""
     resp: bytes = b""
     advertising: bool = False
@@ -120,17 +229,39 @@ class Air:
         self.server: asyncio.base_events.Server | None = None
         self.address = ""
         self.history: list[dict] = []   # closed connections' stats, newest last
+        self._idle_since = time.monotonic()
 
     # ---- running ----------------------------------------------------------------------
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *,
+                    path: str | None = None) -> str:
+        """Listens on TCP host:port, or on the Unix socket `path` (its folder made or
+        checked private, a stale socket there replaced, the socket itself mode 0600);
+        returns the address clients use."""
         self.loop = asyncio.get_running_loop()
-        self.server = await asyncio.start_server(self._serve, host, port)
-        sock = self.server.sockets[0].getsockname()
-        self.address = f"{sock[0]}:{sock[1]}"
+        if path is not None:
+            private_folder(path)
+            if os.path.exists(path):
+                if answers(path):
+                    raise OSError(f"a simulated air already listens at {path}")
+                os.unlink(path)     # left by an air that was killed
+            self.server = await asyncio.start_unix_server(self._serve, path)
+            os.chmod(path, 0o600)
+            self.address = path
+        else:
+            self.server = await asyncio.start_server(self._serve, host, port)
+            sock = self.server.sockets[0].getsockname()
+            self.address = f"{sock[0]}:{sock[1]}"
         asyncio.get_running_loop().create_task(self._advertise_loop())
         return self.address
 
-    def start_thread(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    def idle_s(self) -> float:
+        """How long the air has had neither a peripheral nor a central (0 while it has)."""
+        if self.peripherals or self.centrals:
+            self._idle_since = time.monotonic()
+        return time.monotonic() - self._idle_since
+
+    def start_thread(self, host: str = "127.0.0.1", port: int = 0, *,
+                     path: str | None = None) -> str:
         """Runs the broker on a daemon thread; returns its address once it listens."""
         ready: dict[str, Any] = {}
         done = threading.Event()
@@ -138,7 +269,7 @@ class Air:
         def main() -> None:
             loop = asyncio.new_event_loop()
             try:
-                ready["addr"] = loop.run_until_complete(self.start(host, port))
+                ready["addr"] = loop.run_until_complete(self.start(host, port, path=path))
             except BaseException as e:  # noqa: BLE001 - handed to the starting thread
                 ready["error"] = e
                 done.set()
@@ -229,7 +360,7 @@ class Air:
                         old = self.peripherals.get(addr)
                         if old is not None:
                             old.writer.close()
-                        role = _Peripheral(writer, addr)
+                        role = _Peripheral(writer, addr, msg.get("name") or "")
                         self.peripherals[addr] = role
                         _send(writer, {"op": "addr", "addr": addr})
                     elif op == "hello":
@@ -290,6 +421,8 @@ class Air:
         req = msg.get("req")
         if op == "scan":
             c.scanning = bool(msg.get("on"))
+        elif op == "sim_event":
+            self._sim_event(c, msg)
         elif op == "connect":
             p = self.peripherals.get(msg["addr"])
             if p is None or p.conn is not None or not p.advertising:
@@ -333,6 +466,18 @@ class Air:
                 if not msg.get("response"):
                     # Write without response: accepted into the central's own queue.
                     _send(c.writer, {"op": "ok", "req": req})
+
+    def _sim_event(self, c: _Central, msg: dict) -> None:
+        req = msg.get("req")
+        for p in self.peripherals.values():
+            if p.name == msg.get("name"):
+                _send(p.writer, {"op": "sim_event", "event": msg.get("event")})
+                _send(c.writer, {"op": "ok", "req": req})
+                return
+        names = sorted(p.name for p in self.peripherals.values() if p.name)
+        _send(c.writer, {"op": "error", "req": req, "names": names,
+                         "error": f"no simulated steamer named {msg.get('name')!r} is on "
+                                  f"the simulated air at {self.address}"})
 
     def _due(self) -> float:
         return time.monotonic() + self.params.latency_ms / 1000
@@ -414,23 +559,66 @@ class Air:
 
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m steamer.ble.air", description=__doc__.split("\n")[0])
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=int(DEFAULT_ADDR.rsplit(":", 1)[1]))
-    ap.add_argument("--interval-ms", type=float, default=LinkParams.interval_ms)
-    ap.add_argument("--pdus-per-event", type=int, default=LinkParams.pdus_per_event)
-    args = ap.parse_args(argv)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The standalone air's options (`steamer sim air`, `python -m steamer.ble.air`)."""
+    ap.add_argument("--listen", metavar="ADDR",
+                    help="a socket path or HOST:PORT (default: $STEAMER_AIR, else this "
+                         "user's own socket, e.g. $XDG_RUNTIME_DIR/steamer/air.sock)")
+    ap.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help="listen on TCP HOST:PORT (--host, default "
+                                             "127.0.0.1) instead")
+    ap.add_argument("--idle-exit-s", type=float, default=0.0, metavar="S",
+                    help="exit once no steamer and no client has been on the air for S "
+                         "seconds (default: never)")
+    ap.add_argument("--interval-ms", type=float, default=LinkParams.interval_ms,
+                    help="connection interval (default: %(default)s)")
+    ap.add_argument("--pdus-per-event", type=int, default=LinkParams.pdus_per_event,
+                    help="PDUs per direction per connection event (default: %(default)s)")
+
+
+def serve_forever(args: argparse.Namespace) -> int:
+    """Runs the air in this process until interrupted (or idle for --idle-exit-s); its
+    address goes to stdout once it listens. A socket air holds `air.lock` beside its
+    socket while it runs, so that two started at once do not take each other's place:
+    the second exits at once (code 3) and clients use the first."""
+    import fcntl
+    addr = args.listen or (f"{args.host}:{args.port}" if args.port is not None
+                           else air_address())
     air = Air(LinkParams(interval_ms=args.interval_ms, pdus_per_event=args.pdus_per_event))
+    lock = None
+    if is_socket_path(addr):
+        lock = open(os.path.join(private_folder(addr), "air.lock"), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            print(f"a simulated air already runs at {addr}", file=sys.stderr)
+            return 3
 
     async def run() -> None:
-        print(await air.start(args.host, args.port), flush=True)
-        await asyncio.Event().wait()
+        if is_socket_path(addr):
+            print(await air.start(path=addr), flush=True)
+        else:
+            host, port = addr.rsplit(":", 1)
+            print(await air.start(host, int(port)), flush=True)
+        while not (args.idle_exit_s > 0 and air.idle_s() > args.idle_exit_s):
+            await asyncio.sleep(1.0)
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
         return 130
+    finally:
+        if lock is not None and air.address == addr:
+            try:
+                os.unlink(addr)     # ours: the lock kept every other air from it
+            except OSError:
+                pass
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m steamer.ble.air", description=__doc__.split("\n")[0])
+    add_arguments(ap)
+    return serve_forever(ap.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -3,11 +3,11 @@
 
     from bleak import BleakClient, BleakScanner
     from steamer.ble.simbackend import SimClient, SimScanner
-    devices = await BleakScanner.discover(backend=SimScanner, air="127.0.0.1:47474")
+    devices = await BleakScanner.discover(backend=SimScanner, air="/run/user/1000/steamer/air.sock")
     async with BleakClient(devices[0], backend=SimClient) as client:
         print(await client.read_gatt_char(podproto.gatt.STATE_UUID))
 
-`air` defaults to $STEAMER_AIR, then steamer.ble.air.DEFAULT_ADDR. The backend never
+`air` defaults to $STEAMER_AIR, then this user's own (steamer.ble.air.default_address). The backend never
 bonds (the steamer does its own pairing above GATT), so pair() is a no-op.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback,
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
 
-from steamer.ble.air import air_address
+from steamer.ble.air import air_address, open_stream
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,8 @@ class _Wire:
         self.task: asyncio.Task | None = None
 
     async def open(self, addr: str) -> None:
-        host, port = addr.rsplit(":", 1)
         try:
-            self.reader, self.writer = await asyncio.open_connection(host, int(port))
+            self.reader, self.writer = await open_stream(addr)
         except OSError as e:
             raise BleakError(f"simulated air at {addr}: {e}") from e
         self.send({"op": "hello", "role": "central"})
