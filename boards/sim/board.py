@@ -122,12 +122,19 @@ class PodletReader:
         return self.v
 
     def read(self):
+        self._sync()
+        return self.chip.read()
+
+    def read_rom(self):
+        self._sync()
+        return self.chip.read_rom()
+
+    def _sync(self):
         # The events set info and bus_error; the chip on the bus follows them here.
         bus = self.bus
         info = self.info
         bus.image = bytes.fromhex(info.get("image_hex", "")) if info is not None else None
         bus.break_after = self.BUS_ERROR_AFTER_BYTES if self.bus_error else 0
-        return self.chip.read()
 
 
 class SimBoard:

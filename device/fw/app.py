@@ -19,6 +19,7 @@ from fw import ledger as ledger_mod
 from fw import ntc
 from fw import safety
 from fw import trust
+from podproto import podlet as podlet_fmt
 
 # Why a session ended (index into END_NAMES); 0 means it has not.
 _END_NONE = const(0)
@@ -29,8 +30,10 @@ _END_PODLET_REMOVED = const(4)
 _END_FAULT = const(5)
 _END_PODLET_EMPTY = const(6)
 _END_MAX_DAY = const(7)
+_END_PODLET_CHANGED = const(8)
+_END_PODLET_UNREADABLE = const(9)
 END_NAMES = (None, "completed", "max_session", "stopped", "podlet_removed", "fault",
-             "podlet_empty", "max_day")
+             "podlet_empty", "max_day", "podlet_changed", "podlet_unreadable")
 
 # Button: a press shorter than this starts / stops / acknowledges; longer is a hold.
 _PRESS_MAX_STEPS = const(20)
@@ -50,6 +53,10 @@ _FAULT_FIELDS = const(6)   # code, sensor, raw, value, limit, uptime_s
 _CHK_PODLET = const(1)
 _CHK_PROFILE = const(2)
 _CHK_START = const(3)
+
+# A session confirms every this many steps that its podlet's chip is still the one in
+# the slot (fw.idchip read_rom): a swap within one period leaves no presence edge.
+_CONFIRM_STEPS = const(5)
 
 
 
@@ -513,12 +520,32 @@ class App:
             self._queue_podlet()
         elif not present and self.podlet_seen:
             self.podlet_seen = 0
-            # A podlet pulled while it is being checked is forgotten: nothing was decided.
-            self.checks = [c for c in self.checks if c[0] != _CHK_PODLET]
-            if self.podlet is not None:
-                self.emit({"event": "podlet_removed", "podlet": self.podlet["serial"]})
-            self.podlet = None
-            self.podlet_genuine = None
+            self._forget_podlet()
+        elif (present and self.heating_state and self.session_prof is not None
+              and self.tick % _CONFIRM_STEPS == 0):
+            self._confirm_podlet(self.session_podlet)
+
+    def _forget_podlet(self):
+        # A podlet pulled while it is being checked is forgotten: nothing was decided.
+        self.checks = [c for c in self.checks if c[0] != _CHK_PODLET]
+        if self.podlet is not None:
+            self.emit({"event": "podlet_removed", "podlet": self.podlet["serial"]})
+        self.podlet = None
+        self.podlet_genuine = None
+
+    def _confirm_podlet(self, pod):
+        """None if the chip in the slot is still pod's (its ROM ID read now), else why
+        not: podlet_changed or podlet_unreadable. Then a running session ends, pod is
+        forgotten and the chip in the slot is read as a new insertion."""
+        rom = self.board.podlet.read_rom()
+        if rom is not None and rom == podlet_fmt.rom_id(int(pod["serial"], 16)):
+            return None
+        if self.heating_state:
+            self._end(_END_PODLET_UNREADABLE if rom is None else _END_PODLET_CHANGED)
+        self._forget_podlet()
+        self.podlet_seen = 1
+        self._queue_podlet()
+        return "podlet_unreadable" if rom is None else "podlet_changed"
 
     def _queue_podlet(self):
         self.podlet_genuine = None
@@ -577,6 +604,8 @@ class App:
         """Starts a session, or refuses it with a reason. While the podlet is being
         checked the start waits for it (and the checks queued before it) and returns
         None: reply(records), if given, gets the decision then. Else True if it started."""
+        # A podlet inserted in this same period is queued once, here, ahead of the start.
+        self._check_podlet()
         pending = self._podlet_pending()
         if (not pending and self.podlet is None and self.podlet_in
                 and self.podlet_genuine is None):
@@ -618,6 +647,9 @@ class App:
             reason = "tilted"
         elif prof is None:
             reason = "no_profile"
+        if reason is None and pod is not None:
+            # The chip in the slot now, not only the one read at its insertion.
+            reason = self._confirm_podlet(pod)
         if reason is None and pod is not None:
             # Accepted when it was inserted, and perhaps left in the slot past its expiry.
             reason = self.trust.podlet_date(pod, self._decision_wall_s())
