@@ -397,6 +397,9 @@ class SimBoard:
         if do == "insert_podlet":
             self.podlet.info = ev["podlet"]
             self.podlet.v = 1
+        elif do == "swap_podlet":
+            self.podlet.info = ev["podlet"]     # presence never drops: no edge to see
+            self.podlet.v = 1
         elif do == "remove_podlet":
             self.podlet.info = None
             self.podlet.v = 0
