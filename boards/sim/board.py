@@ -168,8 +168,9 @@ class SimBoard:
         self.plant = Plant(scenario["plant"], scenario["seed"])
         self.now_ms = 0
         self.end_ms = int(scenario["duration_s"] * 1000)
-        self.events = scenario["events"]
-        self.next_event = 0
+        # An iterator: simrun streams a scenario's events from its file.
+        self.events = iter(scenario["events"])
+        self.next_event = next(self.events, None)
         self.speed = speed
         self.progress = progress
         self.trace = open(trace_path, "w") if trace_path else None
@@ -187,6 +188,8 @@ class SimBoard:
         self.clock_base_s = 0
         self.clock_set_ms = 0
         self.commands = []
+        self.powered = True
+        self.off_until_ms = 0
         self.stalled = False
         self.cause = hal.RESET_POWER
         self.app = None
@@ -385,11 +388,11 @@ class SimBoard:
         self.pump.count = p.pump_pulses()
 
     def _apply_events(self):
-        events = self.events
-        while self.next_event < len(events) and events[self.next_event]["t_s"] * 1000 <= self.now_ms:
-            ev = events[self.next_event]
-            self.next_event += 1
+        ev = self.next_event
+        while ev is not None and ev["t_s"] * 1000 <= self.now_ms:
+            self.next_event = next(self.events, None)
             self._apply(ev)
+            ev = self.next_event
 
     def _apply(self, ev):
         do = ev["do"]
@@ -409,7 +412,10 @@ class SimBoard:
         elif do == "refill_water":
             plant.refill(ev["ml"])
         elif do == "power_cut":
-            raise SimReset(hal.RESET_POWER, ev["off_s"])
+            if self.powered:
+                raise SimReset(hal.RESET_POWER, ev["off_s"])
+            # Already off: it stays off until the later of the two cuts' ends.
+            self.off_until_ms = max(self.off_until_ms, self.now_ms + int(ev["off_s"] * 1000))
         elif do == "fault":
             name = ev["fault"]
             self.faults.append({"code": name, "injected_ms": self.now_ms, "latched_ms": None,
@@ -428,6 +434,8 @@ class SimBoard:
                 self.podlet.bus_error = False
             else:
                 plant.clear(name)
+        elif not self.powered:
+            pass    # a command to an unpowered steamer: nothing receives it
         elif do == "install_profile":
             self.commands.append(("install_profile", _signed(ev["profile"])))
         elif do == "set_clock":
@@ -456,14 +464,16 @@ class SimBoard:
                     f["latched_code"] = f["latched_code"] or "watchdog_reset"
         if r.cause == hal.RESET_POWER:
             self.plant.power(False)
-            off_until = self.now_ms + int(r.off_s * 1000)
+            self.off_until_ms = self.now_ms + int(r.off_s * 1000)
             self._say("power cut for %ss" % r.off_s)
+            self.powered = False
             try:
-                while self.now_ms < off_until:
+                while self.now_ms < self.off_until_ms:
                     self._advance()
                     self._write_trace(None, "off")
             finally:
                 self.plant.power(True)
+                self.powered = True
             self.clock_base_s = 0  # the RTC has no battery
         self.cause = r.cause
         self.watchdog.fed_ms = self.now_ms
