@@ -339,7 +339,9 @@ class SimBoard:
                                   "end_ms": None, "reason": None, "session_ul": None,
                                   "plant_pumped_ul": None,
                                   "_pumped0": self.plant.pumped_nl})
-        elif event == "session_ended" and self.sessions:
+        elif event == "session_ended" and self.sessions and self.sessions[-1]["reason"] is None:
+            # (A second end of one session, the first cut short on its way to flash and
+            # made again at the next boot, is in the trace; the summary keeps the first.)
             s = self.sessions[-1]
             s["end_ms"] = now
             s["reason"] = record["reason"]

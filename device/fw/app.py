@@ -6,6 +6,7 @@ allocates nothing: it only moves small ints between attributes made in __init__.
 allocate: commands, podlet reading, profile checks and emitting decisions.
 """
 import gc
+import os
 from array import array
 
 from micropython import const
@@ -34,6 +35,15 @@ _END_PODLET_CHANGED = const(8)
 _END_PODLET_UNREADABLE = const(9)
 END_NAMES = (None, "completed", "max_session", "stopped", "podlet_removed", "fault",
              "podlet_empty", "max_day", "podlet_changed", "podlet_unreadable")
+# Why a session a reset cut short ended, by the reset's cause (hal.RESET_*): its
+# session_ended is recorded at the next boot.
+RESET_END_NAMES = ("power_loss", "watchdog", "reset")
+# On flash while a session runs: "<podlet serial> <its ledger ul at the start>".
+_SESSION_FILE = "/session"
+# What boots journal before they end an interrupted session, and how many records of
+# the journal's tail are looked through for the record before them.
+_BOOT_EVENTS = ("boot", "watchdog_reset")
+_BOOT_RECORDS_MAX = const(16)
 
 # Button: a press shorter than this starts / stops / acknowledges; longer is a hold.
 _PRESS_MAX_STEPS = const(20)
@@ -685,6 +695,9 @@ class App:
         if day_left < limit_ul:
             limit_ul = day_left
             self.dose_limit_reason = _END_MAX_DAY
+        # Marked before the first commit of its doses: a reset from here on leaves the
+        # mark for the next boot to end the session by (end_interrupted_session).
+        self._mark_session(pod["serial"], led.podlet_ul(pod["serial"]))
         led.begin(pod["serial"], now)
         self.dose_limit_nl = limit_ul * 1000
         self.reserved_nl = 0
@@ -764,3 +777,46 @@ class App:
         self.session_prof = None
         self.emit({"event": "session_ended", "reason": reason,
                    "session_ul": self.session_nl / 1000, "dose_s": self.dose_steps // config.STEPS_PER_S})
+        self._unmark_session()
+
+    def _mark_session(self, serial, ul):
+        path = self.board.data_dir + _SESSION_FILE
+        with open(path + ".new", "w") as f:
+            f.write("%s %d\n" % (serial, ul))
+        os.rename(path + ".new", path)
+
+    def _unmark_session(self):
+        try:
+            os.remove(self.board.data_dir + _SESSION_FILE)
+        except OSError:
+            pass
+
+    def _journaled_end(self):
+        """True if the journal's last record from before the boots since (a reset can
+        come again before the mark is gone) is a session_ended."""
+        j = self.journal
+        tail = j.read(max(1, j.next_seq() - _BOOT_RECORDS_MAX), _BOOT_RECORDS_MAX)
+        for i in range(len(tail) - 1, -1, -1):
+            event = tail[i][1].get("event")
+            if event not in _BOOT_EVENTS:
+                return event == "session_ended"
+        return False
+
+    def end_interrupted_session(self, cause):
+        """At boot: a session the reset (hal.RESET_* cause) cut short ends now, its
+        reason the reset's and its dose what the ledger counted for it (reserved before
+        it was pumped: at most a chunk more than the pump gave). A session whose
+        session_ended reached the journal before the reset ends no second time."""
+        try:
+            with open(self.board.data_dir + _SESSION_FILE) as f:
+                serial, ul = f.read().split()
+            ul = int(ul)
+        except (OSError, ValueError):
+            return
+        if not self._journaled_end():
+            counted = 0
+            if self.ledger is not None:
+                counted = max(0, self.ledger.podlet_ul(serial) - ul)
+            self.emit({"event": "session_ended", "reason": RESET_END_NAMES[cause],
+                       "podlet": serial, "session_ul": counted})
+        self._unmark_session()
