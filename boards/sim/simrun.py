@@ -102,11 +102,16 @@ def _main():
         sys.exit(2)
     opts = _options(sys.argv)
     if opts["air"]:
-        # A board runs the firmware's modules frozen in flash; the unix port compiles
-        # them into the heap, which the link's need a large free block of. So they are
-        # compiled here, before anything of the scenario's is in the heap.
+        # A steamer on the air (`sim serve`). A board runs the firmware's modules frozen
+        # in flash; the unix port compiles them into the heap, the link's needing a large
+        # free block: they are compiled first, on a heap still empty. Its link needs
+        # large blocks as it runs, too, which events parsed during the run would break
+        # up: its scenario is read whole, parsed at the bottom of the heap.
         from fw import ble  # noqa: F401
-    scenario = load(sys.argv[1])
+        with open(sys.argv[1]) as f:
+            scenario = json.load(f)
+    else:
+        scenario = load(sys.argv[1])
     summary = run(scenario, sys.argv[2], opts["speed"], not opts["quiet"], opts["air"],
                   opts["name"])
     print(json.dumps(summary))
