@@ -206,6 +206,9 @@ class PodletReader:
     def read(self):
         return self.chip.read()
 
+    def read_rom(self):
+        return self.chip.read_rom()
+
 
 class FilesystemError(Exception):
     """The firmware's data folder is not on littlefs: the board refuses to run."""

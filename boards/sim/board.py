@@ -122,12 +122,19 @@ class PodletReader:
         return self.v
 
     def read(self):
+        self._sync()
+        return self.chip.read()
+
+    def read_rom(self):
+        self._sync()
+        return self.chip.read_rom()
+
+    def _sync(self):
         # The events set info and bus_error; the chip on the bus follows them here.
         bus = self.bus
         info = self.info
         bus.image = bytes.fromhex(info.get("image_hex", "")) if info is not None else None
         bus.break_after = self.BUS_ERROR_AFTER_BYTES if self.bus_error else 0
-        return self.chip.read()
 
 
 class SimBoard:
@@ -161,8 +168,9 @@ class SimBoard:
         self.plant = Plant(scenario["plant"], scenario["seed"])
         self.now_ms = 0
         self.end_ms = int(scenario["duration_s"] * 1000)
-        self.events = scenario["events"]
-        self.next_event = 0
+        # An iterator: simrun streams a scenario's events from its file.
+        self.events = iter(scenario["events"])
+        self.next_event = next(self.events, None)
         self.speed = speed
         self.progress = progress
         self.trace = open(trace_path, "w") if trace_path else None
@@ -180,6 +188,8 @@ class SimBoard:
         self.clock_base_s = 0
         self.clock_set_ms = 0
         self.commands = []
+        self.powered = True
+        self.off_until_ms = 0
         self.stalled = False
         self.cause = hal.RESET_POWER
         self.app = None
@@ -329,7 +339,9 @@ class SimBoard:
                                   "end_ms": None, "reason": None, "session_ul": None,
                                   "plant_pumped_ul": None,
                                   "_pumped0": self.plant.pumped_nl})
-        elif event == "session_ended" and self.sessions:
+        elif event == "session_ended" and self.sessions and self.sessions[-1]["reason"] is None:
+            # (A second end of one session, the first cut short on its way to flash and
+            # made again at the next boot, is in the trace; the summary keeps the first.)
             s = self.sessions[-1]
             s["end_ms"] = now
             s["reason"] = record["reason"]
@@ -380,11 +392,11 @@ class SimBoard:
         self.pump.count = p.pump_pulses()
 
     def _apply_events(self):
-        events = self.events
-        while self.next_event < len(events) and events[self.next_event]["t_s"] * 1000 <= self.now_ms:
-            ev = events[self.next_event]
-            self.next_event += 1
+        ev = self.next_event
+        while ev is not None and ev["t_s"] * 1000 <= self.now_ms:
+            self.next_event = next(self.events, None)
             self._apply(ev)
+            ev = self.next_event
 
     def _inject(self):
         # `steamer sim press/...` through the air (validated there), at this period's
@@ -402,6 +414,9 @@ class SimBoard:
         if do == "insert_podlet":
             self.podlet.info = ev["podlet"]
             self.podlet.v = 1
+        elif do == "swap_podlet":
+            self.podlet.info = ev["podlet"]     # presence never drops: no edge to see
+            self.podlet.v = 1
         elif do == "remove_podlet":
             self.podlet.info = None
             self.podlet.v = 0
@@ -411,7 +426,10 @@ class SimBoard:
         elif do == "refill_water":
             plant.refill(ev["ml"])
         elif do == "power_cut":
-            raise SimReset(hal.RESET_POWER, ev["off_s"])
+            if self.powered:
+                raise SimReset(hal.RESET_POWER, ev["off_s"])
+            # Already off: it stays off until the later of the two cuts' ends.
+            self.off_until_ms = max(self.off_until_ms, self.now_ms + int(ev["off_s"] * 1000))
         elif do == "fault":
             name = ev["fault"]
             self.faults.append({"code": name, "injected_ms": self.now_ms, "latched_ms": None,
@@ -430,6 +448,8 @@ class SimBoard:
                 self.podlet.bus_error = False
             else:
                 plant.clear(name)
+        elif not self.powered:
+            pass    # a command to an unpowered steamer: nothing receives it
         elif do == "install_profile":
             self.commands.append(("install_profile", _signed(ev["profile"])))
         elif do == "set_clock":
@@ -458,14 +478,16 @@ class SimBoard:
                     f["latched_code"] = f["latched_code"] or "watchdog_reset"
         if r.cause == hal.RESET_POWER:
             self.plant.power(False)
-            off_until = self.now_ms + int(r.off_s * 1000)
+            self.off_until_ms = self.now_ms + int(r.off_s * 1000)
             self._say("power cut for %ss" % r.off_s)
+            self.powered = False
             try:
-                while self.now_ms < off_until:
+                while self.now_ms < self.off_until_ms:
                     self._advance()
                     self._write_trace(None, "off")
             finally:
                 self.plant.power(True)
+                self.powered = True
             self.clock_base_s = 0  # the RTC has no battery
         self.cause = r.cause
         self.watchdog.fed_ms = self.now_ms

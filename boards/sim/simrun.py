@@ -8,7 +8,10 @@ the board has a radio on the simulated air (host/steamer/ble/air.py), advertisin
 --name.
 
 The scenario must already be validated and normalized (steamer_tools.scenario does it;
-`steamer sim run` is the command people use).
+`steamer sim run` is the command people use). Its events are read as the run reaches
+them when the file is laid out as steamer_tools.sim.runner_text writes it (the first
+line ends with EVENTS_OPEN, then an event per line), so no scenario is too long for the
+heap; any other JSON file is read whole.
 """
 import json
 import os
@@ -19,6 +22,32 @@ import board as simboard
 from flash import PowerCut
 from fw import hal
 from fw import main
+
+
+EVENTS_OPEN = ', "events": ['
+
+
+def load(path):
+    """The scenario at path, its events an iterator over the file's lines when it is
+    laid out for that."""
+    f = open(path)
+    first = f.readline().rstrip()
+    if not first.endswith(EVENTS_OPEN):
+        scenario = json.loads(first + f.read())
+        f.close()
+        return scenario
+    scenario = json.loads(first[:-len(EVENTS_OPEN)] + "}")
+    scenario["events"] = _events(f)
+    return scenario
+
+
+def _events(f):
+    with f:
+        for line in f:
+            line = line.rstrip()
+            if line == "]}":
+                return
+            yield json.loads(line[:-1] if line.endswith(",") else line)
 
 
 def _options(argv):
@@ -71,9 +100,18 @@ def _main():
     if len(sys.argv) < 3:
         sys.stderr.write(__doc__)
         sys.exit(2)
-    with open(sys.argv[1]) as f:
-        scenario = json.load(f)
     opts = _options(sys.argv)
+    if opts["air"]:
+        # A steamer on the air (`sim serve`). A board runs the firmware's modules frozen
+        # in flash; the unix port compiles them into the heap, the link's needing a large
+        # free block: they are compiled first, on a heap still empty. Its link needs
+        # large blocks as it runs, too, which events parsed during the run would break
+        # up: its scenario is read whole, parsed at the bottom of the heap.
+        from fw import ble  # noqa: F401
+        with open(sys.argv[1]) as f:
+            scenario = json.load(f)
+    else:
+        scenario = load(sys.argv[1])
     summary = run(scenario, sys.argv[2], opts["speed"], not opts["quiet"], opts["air"],
                   opts["name"])
     print(json.dumps(summary))

@@ -6,6 +6,7 @@ allocates nothing: it only moves small ints between attributes made in __init__.
 allocate: commands, podlet reading, profile checks and emitting decisions.
 """
 import gc
+import os
 from array import array
 
 from micropython import const
@@ -19,6 +20,7 @@ from fw import ledger as ledger_mod
 from fw import ntc
 from fw import safety
 from fw import trust
+from podproto import podlet as podlet_fmt
 
 # Why a session ended (index into END_NAMES); 0 means it has not.
 _END_NONE = const(0)
@@ -29,8 +31,19 @@ _END_PODLET_REMOVED = const(4)
 _END_FAULT = const(5)
 _END_PODLET_EMPTY = const(6)
 _END_MAX_DAY = const(7)
+_END_PODLET_CHANGED = const(8)
+_END_PODLET_UNREADABLE = const(9)
 END_NAMES = (None, "completed", "max_session", "stopped", "podlet_removed", "fault",
-             "podlet_empty", "max_day")
+             "podlet_empty", "max_day", "podlet_changed", "podlet_unreadable")
+# Why a session a reset cut short ended, by the reset's cause (hal.RESET_*): its
+# session_ended is recorded at the next boot.
+RESET_END_NAMES = ("power_loss", "watchdog", "reset")
+# On flash while a session runs: "<podlet serial> <its ledger ul at the start>".
+_SESSION_FILE = "/session"
+# What boots journal before they end an interrupted session, and how many records of
+# the journal's tail are looked through for the record before them.
+_BOOT_EVENTS = ("boot", "watchdog_reset")
+_BOOT_RECORDS_MAX = const(16)
 
 # Button: a press shorter than this starts / stops / acknowledges; longer is a hold.
 _PRESS_MAX_STEPS = const(20)
@@ -56,6 +69,10 @@ _FAULT_FIELDS = const(6)   # code, sensor, raw, value, limit, uptime_s
 _CHK_PODLET = const(1)
 _CHK_PROFILE = const(2)
 _CHK_START = const(3)
+
+# A session confirms every this many steps that its podlet's chip is still the one in
+# the slot (fw.idchip read_rom): a swap within one period leaves no presence edge.
+_CONFIRM_STEPS = const(5)
 
 
 
@@ -537,12 +554,32 @@ class App:
             self._queue_podlet()
         elif not present and self.podlet_seen:
             self.podlet_seen = 0
-            # A podlet pulled while it is being checked is forgotten: nothing was decided.
-            self.checks = [c for c in self.checks if c[0] != _CHK_PODLET]
-            if self.podlet is not None:
-                self.emit({"event": "podlet_removed", "podlet": self.podlet["serial"]})
-            self.podlet = None
-            self.podlet_genuine = None
+            self._forget_podlet()
+        elif (present and self.heating_state and self.session_prof is not None
+              and self.tick % _CONFIRM_STEPS == 0):
+            self._confirm_podlet(self.session_podlet)
+
+    def _forget_podlet(self):
+        # A podlet pulled while it is being checked is forgotten: nothing was decided.
+        self.checks = [c for c in self.checks if c[0] != _CHK_PODLET]
+        if self.podlet is not None:
+            self.emit({"event": "podlet_removed", "podlet": self.podlet["serial"]})
+        self.podlet = None
+        self.podlet_genuine = None
+
+    def _confirm_podlet(self, pod):
+        """None if the chip in the slot is still pod's (its ROM ID read now), else why
+        not: podlet_changed or podlet_unreadable. Then a running session ends, pod is
+        forgotten and the chip in the slot is read as a new insertion."""
+        rom = self.board.podlet.read_rom()
+        if rom is not None and rom == podlet_fmt.rom_id(int(pod["serial"], 16)):
+            return None
+        if self.heating_state:
+            self._end(_END_PODLET_UNREADABLE if rom is None else _END_PODLET_CHANGED)
+        self._forget_podlet()
+        self.podlet_seen = 1
+        self._queue_podlet()
+        return "podlet_unreadable" if rom is None else "podlet_changed"
 
     def _queue_podlet(self):
         self.podlet_genuine = None
@@ -601,6 +638,8 @@ class App:
         """Starts a session, or refuses it with a reason. While the podlet is being
         checked the start waits for it (and the checks queued before it) and returns
         None: reply(records), if given, gets the decision then. Else True if it started."""
+        # A podlet inserted in this same period is queued once, here, ahead of the start.
+        self._check_podlet()
         pending = self._podlet_pending()
         if (not pending and self.podlet is None and self.podlet_in
                 and self.podlet_genuine is None):
@@ -643,6 +682,9 @@ class App:
         elif prof is None:
             reason = "no_profile"
         if reason is None and pod is not None:
+            # The chip in the slot now, not only the one read at its insertion.
+            reason = self._confirm_podlet(pod)
+        if reason is None and pod is not None:
             # Accepted when it was inserted, and perhaps left in the slot past its expiry.
             reason = self.trust.podlet_date(pod, self._decision_wall_s())
             if reason is not None:
@@ -677,6 +719,9 @@ class App:
         if day_left < limit_ul:
             limit_ul = day_left
             self.dose_limit_reason = _END_MAX_DAY
+        # Marked before the first commit of its doses: a reset from here on leaves the
+        # mark for the next boot to end the session by (end_interrupted_session).
+        self._mark_session(pod["serial"], led.podlet_ul(pod["serial"]))
         led.begin(pod["serial"], now)
         self.dose_limit_nl = limit_ul * 1000
         self.reserved_nl = 0
@@ -756,3 +801,46 @@ class App:
         self.session_prof = None
         self.emit({"event": "session_ended", "reason": reason,
                    "session_ul": self.session_nl / 1000, "dose_s": self.dose_steps // config.STEPS_PER_S})
+        self._unmark_session()
+
+    def _mark_session(self, serial, ul):
+        path = self.board.data_dir + _SESSION_FILE
+        with open(path + ".new", "w") as f:
+            f.write("%s %d\n" % (serial, ul))
+        os.rename(path + ".new", path)
+
+    def _unmark_session(self):
+        try:
+            os.remove(self.board.data_dir + _SESSION_FILE)
+        except OSError:
+            pass
+
+    def _journaled_end(self):
+        """True if the journal's last record from before the boots since (a reset can
+        come again before the mark is gone) is a session_ended."""
+        j = self.journal
+        tail = j.read(max(1, j.next_seq() - _BOOT_RECORDS_MAX), _BOOT_RECORDS_MAX)
+        for i in range(len(tail) - 1, -1, -1):
+            event = tail[i][1].get("event")
+            if event not in _BOOT_EVENTS:
+                return event == "session_ended"
+        return False
+
+    def end_interrupted_session(self, cause):
+        """At boot: a session the reset (hal.RESET_* cause) cut short ends now, its
+        reason the reset's and its dose what the ledger counted for it (reserved before
+        it was pumped: at most a chunk more than the pump gave). A session whose
+        session_ended reached the journal before the reset ends no second time."""
+        try:
+            with open(self.board.data_dir + _SESSION_FILE) as f:
+                serial, ul = f.read().split()
+            ul = int(ul)
+        except (OSError, ValueError):
+            return
+        if not self._journaled_end():
+            counted = 0
+            if self.ledger is not None:
+                counted = max(0, self.ledger.podlet_ul(serial) - ul)
+            self.emit({"event": "session_ended", "reason": RESET_END_NAMES[cause],
+                       "podlet": serial, "session_ul": counted})
+        self._unmark_session()

@@ -15,6 +15,7 @@ def boot(board):
     app.emit({"event": "boot", "reason": hal.RESET_NAMES[cause], "board": board.name})
     if cause == hal.RESET_WDT:
         app.emit({"event": "watchdog_reset"})
+    app.end_interrupted_session(cause)
     if app.ledger_problem:
         app.emit({"event": "ledger_error", "reason": app.ledger_problem})
     elif app.ledger is not None and app.ledger.doubt:

@@ -73,6 +73,11 @@ END_REASONS = {
     "fault": "fault",
     "podlet_empty": "podlet empty",
     "max_day": "today's dose limit reached",
+    "podlet_changed": "podlet swapped",
+    "podlet_unreadable": "podlet unreadable",
+    "power_loss": "power cut",
+    "watchdog": "watchdog reset",
+    "reset": "steamer reset",
     END_MISSING: "no end record",
     END_RESTARTED: "the steamer restarted (power cut or reset)",
 }
@@ -428,8 +433,14 @@ def _session_row(d: _Derived) -> dict:
     else:
         dose_ul = float(samples[-1][1]["session_ul"]) if samples else 0.0
     duration_ms = None
-    if t0_ms is not None and end.get("t_ms") is not None:
-        duration_ms = end["t_ms"] - t0_ms
+    # An end on an uptime before the session's own start or last sample was recorded by
+    # the next boot (a session a power cut or watchdog reset cut short).
+    end_ms = end.get("t_ms")
+    if end_ms is not None and t0_ms is not None and (
+            end_ms < t0_ms or (samples and samples[-1][1]["t_ms"] > end_ms)):
+        end_ms = None
+    if t0_ms is not None and end_ms is not None:
+        duration_ms = end_ms - t0_ms
     elif t0_ms is not None and samples:
         duration_ms = samples[-1][1]["t_ms"] - t0_ms
     elif d.start.get("t") is not None and end.get("t") is not None:

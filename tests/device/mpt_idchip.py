@@ -238,3 +238,17 @@ def test_the_emulated_chip_answers_match_rom_and_skip_rom():
     bus.readinto(buf)                        # the last 2 bytes of memory, then past it
     assert bytes(buf) == IMAGE[8 + 126:] + b"\xff\xff"
 
+
+
+def test_read_rom_is_the_rom_id_alone_checked_by_its_crc():
+    bus = Recording(IMAGE)
+    chip = idchip.IdChip(bus)
+    assert chip.read_rom() == IMAGE[:8]
+    assert bus.log == [("reset", True), ("w", 0x33), ("r", 8)]
+    assert idchip.IdChip(Ds2431Bus(None)).read_rom() is None
+    assert idchip.IdChip(Ds2431Bus(_with_rom_crc_flipped(IMAGE))).read_rom() is None
+    assert idchip.IdChip(HeldLow()).read_rom() is None
+    other = bytearray(IMAGE)
+    other[0] = 0x28                       # another family, its CRC-8 made right
+    other[7] = podlet.crc8(bytes(other[:7]))
+    assert idchip.IdChip(Ds2431Bus(bytes(other))).read_rom() is None

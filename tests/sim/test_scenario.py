@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from steamer_tools.paths import BOARDS, ROOT
-from steamer_tools.scenario import (EVENTS, FAULTS, PLANT_DEFAULTS, ScenarioError,
-                                    load_scenario)
+from steamer_tools.scenario import (EVENTS, FAULTS, MAX_PROFILES, PLANT_DEFAULTS,
+                                    ScenarioError, load_scenario)
 
 PROFILE = {"podlet_type": 3, "version": 1, "name": "vitamin-c", "outlet_target_c": 45.0,
            "session_s": 600, "dose_rate_ul_min": 300, "max_session_ul": 2500,
@@ -137,7 +137,7 @@ def test_constants_cover_the_contract() -> None:
     assert FAULTS[-1] == "pump_runaway"     # ours, after the contract's 13
     assert set(EVENTS) == {"insert_podlet", "remove_podlet", "start_session", "stop_session",
                            "press_button", "install_profile", "set_clock", "refill_water",
-                           "power_cut", "fault", "clear_fault"}
+                           "power_cut", "fault", "clear_fault", "swap_podlet"}
     assert set(PLANT_DEFAULTS) == {"ambient_c", "water_ml", "heater_w", "mains_pct", "noise_pct"}
 
 
@@ -423,7 +423,8 @@ def test_field_of_another_event_is_unknown() -> None:
     assert_error(with_event(do="start_session", podlet=PODLET), "events[0].podlet", "unknown key")
 
 
-@pytest.mark.parametrize("do,field", [("insert_podlet", "podlet"), ("install_profile", "profile"),
+@pytest.mark.parametrize("do,field", [("insert_podlet", "podlet"), ("swap_podlet", "podlet"),
+                                      ("install_profile", "profile"),
                                       ("set_clock", "epoch_s"), ("refill_water", "ml"),
                                       ("power_cut", "off_s"), ("fault", "fault"),
                                       ("clear_fault", "fault")])
@@ -462,3 +463,18 @@ def test_power_cut_off_s() -> None:
 def test_install_profile_event_checks_the_profile() -> None:
     assert_error(with_event(do="install_profile", profile=dict(PROFILE, version=-1)),
                  "events[0].profile.version", "out of range 0..65535")
+
+
+def test_swap_podlet_checks_its_podlet() -> None:
+    out = load_scenario(with_event(do="swap_podlet", podlet=PODLET))["events"][0]
+    assert out["podlet"]["sign"] == "ok" and out["podlet"]["rom_crc"] == "ok"
+    assert_error(with_event(do="swap_podlet", podlet=dict(PODLET, serial="xyz")),
+                 "events[0].podlet.serial", "12 hex digits")
+    assert_error(with_event(do="swap_podlet", podlet=dict(PODLET, rom_crc="meh")),
+                 "events[0].podlet.rom_crc", "unknown rom_crc")
+
+
+def test_profiles_limited_to_what_the_simulator_holds() -> None:
+    many = [dict(PROFILE, version=1 + i) for i in range(MAX_PROFILES)]
+    assert len(load_scenario(base(profiles=many))["profiles"]) == MAX_PROFILES
+    assert_error(base(profiles=many + [PROFILE]), "profiles", f"at most {MAX_PROFILES}")

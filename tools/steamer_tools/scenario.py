@@ -62,6 +62,9 @@ _PLANT_RANGES = {
 _MAX_SEED = 2**31 - 1
 _MAX_DURATION_S = 86400
 _MAX_EPOCH_S = 4102444800  # 2100-01-01
+# Profiles are all installed before t=0, their signature checks queued at once: this many
+# fit the simulator's heap (events are streamed to it, so they have no limit).
+MAX_PROFILES = 64
 
 _HEX12 = re.compile(r"[0-9a-fA-F]{12}\Z")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
@@ -223,6 +226,9 @@ def _join(field: str, key: str) -> str:
 # Fields by `do`; every event also has t_s and do.
 _EVENT_FIELDS = {
     "insert_podlet": {"podlet": (_object(_PODLET), _REQUIRED)},
+    # Ours: the podlet in the slot replaced by this one in one instant, its presence
+    # never dropping (a swap the firmware sees no edge of); with none in, an insertion.
+    "swap_podlet": {"podlet": (_object(_PODLET), _REQUIRED)},
     "remove_podlet": {},
     "start_session": {},
     "stop_session": {},
@@ -279,6 +285,8 @@ def _check_scenario(raw: Any, seed_override: int | None) -> dict:
         seed = _integer(0, _MAX_SEED)(seed_override, "seed")
     plant = _check_object(raw.get("plant", {}), "plant", _PLANT)
     profiles = _check_list(raw.get("profiles", []), "profiles", _object(_PROFILE))
+    if len(profiles) > MAX_PROFILES:
+        raise ScenarioError("profiles", f"{len(profiles)} profiles: at most {MAX_PROFILES}")
     events = _check_list(raw.get("events", []), "events",
                          lambda v, f: _check_event(v, f, duration_s))
     events.sort(key=lambda ev: ev["t_s"])  # stable: same-time events keep file order

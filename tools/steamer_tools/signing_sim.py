@@ -83,7 +83,7 @@ def _signed_image(pod: dict, sign: str) -> bytes:
 def sign_for_sim(normalized: dict) -> dict:
     """A copy of a normalized scenario (steamer_tools.scenario.load_scenario) for the
     runner: `signed_hex` in every profile (top-level and install_profile events),
-    `image_hex` in every insert_podlet event's podlet, and `mfg_public_hex`. The input is
+    `image_hex` in every insert_podlet and swap_podlet event's podlet, and `mfg_public_hex`. The input is
     left untouched."""
     out = copy.deepcopy(normalized)
     for prof in out["profiles"]:
@@ -92,7 +92,7 @@ def sign_for_sim(normalized: dict) -> dict:
         if event["do"] == "install_profile":
             prof = event["profile"]
             prof["signed_hex"] = signed_profile(prof, prof["sign"]).hex()
-        elif event["do"] == "insert_podlet":
+        elif event["do"] in ("insert_podlet", "swap_podlet"):
             pod = event["podlet"]
             pod["image_hex"] = podlet_image(pod, pod["sign"], pod["rom_crc"]).hex()
     out["mfg_public_hex"] = DEV_PUBLIC.hex()

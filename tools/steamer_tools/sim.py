@@ -71,12 +71,29 @@ def run_scenario(scenario: dict | str | Path, trace: str | None, *, progress: bo
         signed = sign_for_sim(normalized)
         if trust is not None:
             signed["mfg_public_hex"] = trust.hex()
-        scenario_path.write_text(json.dumps(signed, indent=1) + "\n", encoding="utf-8")
+        scenario_path.write_text(runner_text(signed), encoding="utf-8")
         args = [micropython_exe(), "-X", f"heapsize={SIM_HEAP}", simrun_path(),
                 str(scenario_path), os.path.abspath(trace) if trace else "", *extra_args]
         if not progress:
             args.append("--quiet")
         return _run_runner(args, progress, live_stdout)
+
+
+# The runner's file ends its first line so: the events follow, one per line.
+EVENTS_OPEN = ', "events": ['
+
+
+def runner_text(scenario: dict) -> str:
+    """The runner's scenario file: one JSON object, its events last, one per line, so
+    that the runner reads each event as the run reaches it (boards/sim/simrun.py) and
+    never holds them all in the simulator's heap."""
+    head = {k: v for k, v in scenario.items() if k != "events"}
+    events = scenario["events"]
+    lines = [json.dumps(head)[:-1] + EVENTS_OPEN]
+    lines += [json.dumps(ev) + ("," if i + 1 < len(events) else "")
+              for i, ev in enumerate(events)]
+    lines.append("]}")
+    return "\n".join(lines) + "\n"
 
 
 def run_many(scenarios: list[dict], jobs: int | None = None) -> list[dict]:
