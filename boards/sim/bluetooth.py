@@ -241,7 +241,7 @@ class _Radio:
             if not ready:
                 return got
             try:
-                chunk = self._sock.recv(2048)
+                chunk = self._sock.recv(512)    # small: a 2 KB block is hard to find in a full heap
             except OSError:
                 chunk = b""
             if not chunk:

@@ -2,7 +2,7 @@
 as `steamer sim run` runs it, but with the board's flash kept in FLASH_PATH; then prints
 the device's audit log, read off that flash, a line `@audit <line>` per log line.
 
-    micropython -X heapsize=320k audit_run_mp.py SIMRUN_PY SCENARIO.json TRACE FLASH_PATH
+    micropython -X heapsize=384k audit_run_mp.py SIMRUN_PY SCENARIO.json TRACE FLASH_PATH
 """
 import sys
 import vfs

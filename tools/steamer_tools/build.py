@@ -146,6 +146,20 @@ def build_board(board: str, out_dir: Path | None = None, emit: str = "bytecode")
              "bytes": (out / dest).stat().st_size} for src, dest in jobs]
 
 
+def build_for_unix_port(board: str, out_dir: Path) -> None:
+    """The firmware of `board` compiled as `build_board` does, but for the unix port's
+    VM (bytecode with an x64 header): what a test runs to load the firmware as a board
+    does, from .mpy into RAM, rather than compiling its source in the heap. Modules land
+    under out_dir/lib and out_dir as on the board; raises BuildError naming a file that
+    does not compile."""
+    for src, dest in sources(board):
+        if dest == "main.py":
+            continue
+        err = compile_file(src, out_dir / dest, "x64")
+        if err:
+            raise BuildError("%s: %s" % (_rel(str(src)), err))
+
+
 def _fresh_dir(out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         if not (out / _BUILD_MARK).exists():
