@@ -396,19 +396,27 @@ class _Derived:
     end: dict | None = None
     end_reason: str | None = None
     samples: list[tuple[int, dict]] | None = None
+    ended_at_boot: bool = False   # its end came from the boot after a cut
 
 
 def _derive(rows: Iterable[tuple[int, str, dict]]) -> list[_Derived]:
     """Sessions from (seq, kind, payload) in seq order, starting with none open."""
     out: list[_Derived] = []
     cur: _Derived | None = None
+    # The session a boot cut short: the firmware ends it after its boot records
+    # (reason power_loss / watchdog / reset, with the dose its ledger counted); until that
+    # end comes (older firmware writes none) it reads as "restarted".
+    cut: _Derived | None = None
     for seq, kind, payload in rows:
         if kind == KIND_STARTED:
             if cur is not None:
                 cur.end_seq, cur.end_reason = seq - 1, END_MISSING
-            cur = _Derived(seq, payload, samples=[])
+            cur, cut = _Derived(seq, payload, samples=[]), None
             out.append(cur)
         elif cur is None:
+            if kind == KIND_ENDED and cut is not None:
+                cut.end_seq, cut.end, cut.end_reason = seq, payload, payload["reason"]
+                cut.ended_at_boot, cut = True, None
             continue
         elif kind == KIND_SAMPLE:
             assert cur.samples is not None
@@ -418,7 +426,7 @@ def _derive(rows: Iterable[tuple[int, str, dict]]) -> list[_Derived]:
             cur = None
         elif kind == KIND_BOOT:
             cur.end_seq, cur.end_reason = seq - 1, END_RESTARTED
-            cur = None
+            cur, cut = None, cur
     return out
 
 
@@ -435,7 +443,8 @@ def _session_row(d: _Derived) -> dict:
     duration_ms = None
     # An end on an uptime before the session's own start or last sample was recorded by
     # the next boot (a session a power cut or watchdog reset cut short).
-    end_ms = end.get("t_ms")
+    # Its length is then its samples' (the end's time is the new boot's, after the cut).
+    end_ms = None if d.ended_at_boot else end.get("t_ms")
     if end_ms is not None and t0_ms is not None and (
             end_ms < t0_ms or (samples and samples[-1][1]["t_ms"] > end_ms)):
         end_ms = None

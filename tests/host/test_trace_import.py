@@ -120,12 +120,14 @@ def test_a_power_cut_is_imported_and_ends_the_session_it_cut(tmp_path: Path) -> 
     with Store.open(tmp_path / "s.db") as store:
         import_trace(store, "sim", trace, start_epoch_s=EPOCH_S)
         (s,) = store.sessions()
-        # The firmware boots cold after the cut: the session did not go on (no
-        # session_ended came), and the boot says why.
-        assert s.end_reason == "restarted"
-        boot = next(r for r in store.records("sim")
-                    if r["kind"] == "boot" and r["seq"] > s.start_seq)
-        assert s.end_seq == boot["seq"] - 1
+        # The firmware boots cold after the cut and ends the session it finds cut short
+        # after its boot record, with the dose its ledger counted.
+        assert s.end_reason == "power_loss"
+        records = store.records("sim")
+        boot = next(r for r in records if r["kind"] == "boot" and r["seq"] > s.start_seq)
+        end = next(r for r in records if r["kind"] == "session_ended")
+        assert boot["seq"] < end["seq"] == s.end_seq
+        assert s.dose_ul == end["payload"]["session_ul"] > 0
         samples = store.samples(s.id)
         steps = [json.loads(line) for line in trace.read_text().splitlines()]
         on = [r["t_ms"] for r in steps[:next(i for i, r in enumerate(steps)
