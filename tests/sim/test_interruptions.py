@@ -5,13 +5,12 @@ inserted in the period of a start, and scenarios as large as the validator accep
 (issue 11, items 7 and 15)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from steamer_tools.scenario import MAX_PROFILES
-from steamer_tools.sim import run_scenario
+from simtrace import run_traced
 
 CLOCK_S = 1795000000
 PROFILE = {"podlet_type": 3, "version": 1, "name": "cut", "outlet_target_c": 45.0,
@@ -32,14 +31,7 @@ def scenario(duration_s: float, events: list[dict], profiles: list[dict] | None 
 
 
 def run(tmp_path: Path, scen: dict) -> tuple[dict, list[dict], list[dict]]:
-    trace = tmp_path / "trace.jsonl"
-    summary = run_scenario(scen, str(trace))
-    steps, events = [], []
-    for line in trace.read_text().splitlines():
-        rec = json.loads(line)
-        (events if "event" in rec else steps).append(rec)
-    assert summary["loop"]["alloc_errors"] == 0 and summary["loop"]["crashes"] == 0
-    return summary, steps, events
+    return run_traced(tmp_path, scen)
 
 
 # ---- a session cut short by a reset (item 7) -------------------------------------------

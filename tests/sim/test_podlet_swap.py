@@ -3,12 +3,11 @@ simulator through `swap_podlet` and through a removal and insertion at the same 
 the firmware refuses the start or ends the session within a second (issue 11, item 1)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from steamer_tools.sim import run_scenario
+from simtrace import run_traced
 
 CLOCK_S = 1795000000
 PROFILE = {"podlet_type": 3, "version": 1, "name": "swap", "outlet_target_c": 45.0,
@@ -30,14 +29,7 @@ def scenario(duration_s: float, events: list[dict]) -> dict:
 
 
 def run(tmp_path: Path, scen: dict) -> tuple[dict, list[dict], list[dict]]:
-    trace = tmp_path / "trace.jsonl"
-    summary = run_scenario(scen, str(trace))
-    steps, events = [], []
-    for line in trace.read_text().splitlines():
-        rec = json.loads(line)
-        (events if "event" in rec else steps).append(rec)
-    assert summary["loop"]["alloc_errors"] == 0 and summary["loop"]["crashes"] == 0
-    return summary, steps, events
+    return run_traced(tmp_path, scen)
 
 
 def swap(t_s: float, how: str) -> list[dict]:

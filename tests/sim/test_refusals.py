@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from steamer_tools.sim import run_scenario
+from simtrace import run_traced
 
 CLOCK_S = 1795000000            # 2026-11-18 11:06:40 UTC
 CLOCK_DAY = "2026-11-18"
@@ -65,15 +65,7 @@ def do(t_s: float, what: str, **fields) -> dict:
 
 
 def run(tmp_path: Path, scen: dict) -> Run:
-    trace = tmp_path / "trace.jsonl"
-    summary = run_scenario(scen, str(trace))
-    steps, events = [], []
-    for line in trace.read_text().splitlines():
-        rec = json.loads(line)
-        (events if "event" in rec else steps).append(rec)
-    result = Run(summary, steps, events)
-    assert summary["loop"]["alloc_errors"] == 0
-    assert summary["loop"]["crashes"] == 0
+    result = Run(*run_traced(tmp_path, scen))
     _check_doses(result, scen)
     return result
 
