@@ -104,14 +104,9 @@ def _main():
     if opts["air"]:
         # A steamer on the air (`sim serve`). A board runs the firmware's modules frozen
         # in flash; the unix port compiles them into the heap, the link's needing a large
-        # free block: they are compiled first, on a heap still empty. Its link needs
-        # large blocks as it runs, too, which events parsed during the run would break
-        # up: its scenario is read whole, parsed at the bottom of the heap.
+        # free block: they are compiled first, on a heap still empty.
         from fw import ble  # noqa: F401
-        with open(sys.argv[1]) as f:
-            scenario = json.load(f)
-    else:
-        scenario = load(sys.argv[1])
+    scenario = load(sys.argv[1])
     summary = run(scenario, sys.argv[2], opts["speed"], not opts["quiet"], opts["air"],
                   opts["name"])
     print(json.dumps(summary))

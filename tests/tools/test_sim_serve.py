@@ -266,3 +266,23 @@ def test_a_steamer_served_with_trust_takes_what_your_own_key_signed(served, own_
     until(lambda: "injected insert_podlet" in log.read_text(), what="the podlet in")
     steamer(own_air, "session", "start", "factory", "--sim", "--detach", timeout=120)
     until(lambda: "session_started" in log.read_text(), what="the session started")
+
+
+def test_a_served_scenario_of_1500_events_runs_and_its_steamer_answers(
+        served, own_air, tmp_path: Path) -> None:
+    """Item 15 of issue 11 for `sim serve`: a valid scenario of 1,500 events (read as the
+    run reaches them, as `sim run` reads them) runs without MemoryError, and its steamer
+    pairs and answers on the air while they are applied."""
+    events = [{"t_s": 1, "do": "press_button", "ms": 60000}]
+    events += [{"t_s": round(2 + i * 0.1, 1), "do": "refill_water", "ml": 1}
+               for i in range(1500)]
+    scen = tmp_path / "big.json"
+    scen.write_text(json.dumps({"contract": 1, "duration_s": 600, "events": events}))
+    proc, log = served("big", "--scenario", str(scen))
+    until(lambda: "big" in scan(own_air), what="big on the air")
+    p = steamer(own_air, "pair", "big", "--sim", "--timeout", "40")
+    assert "paired with big" in p.stdout + p.stderr
+    p = steamer(own_air, "status", "big", "--sim", "--json")
+    assert json.loads(p.stdout)["state"] == "idle", p.stdout
+    assert proc.poll() is None, log.read_text()
+    assert "MemoryError" not in log.read_text()
