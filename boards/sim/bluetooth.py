@@ -14,6 +14,9 @@ The air may ask for scheduled IRQs (LinkParams.coalesce_writes = n): the write I
 then wait until n writes have been appended (or the next poll), so the first handler
 reads them all at once and the others read nothing, as when MicroPython runs a real
 stack's handlers late. A connection's interval arrives as _IRQ_CONNECTION_UPDATE.
+Connections as NimBLE holds them: advertising stops when a central connects; the radio
+may advertise again while it has fewer than CONNS (the air's PERIPHERAL_CONNS), and
+connectable advertising with every connection taken raises OSError(ENOMEM).
 """
 from binascii import hexlify, unhexlify
 import errno
@@ -39,6 +42,7 @@ _IRQ_MTU_EXCHANGED = const(21)
 _IRQ_CONNECTION_UPDATE = const(27)
 
 TX_SLOTS = const(24)         # the stack's notification buffers
+CONNS = const(2)             # connections the stack holds (host/steamer/ble/air.py's)
 _DEFAULT_BUF = const(20)     # what an attribute holds unless gatts_set_buffer says more
 
 # Where the air is ("host:port" or a Unix socket's path) and the name the air knows this radio by (it keeps the
@@ -152,6 +156,8 @@ class _Radio:
         if interval_us is None:
             self._send({"op": "adv", "data": None})
             return
+        if connectable and len(self._conns) >= CONNS:
+            raise OSError(errno.ENOMEM)
         self._send({"op": "adv", "data": _hex(adv_data or b""), "resp": _hex(resp_data or b"")})
 
     def gap_disconnect(self, conn_handle):

@@ -72,6 +72,13 @@ _PUMP_TYPES = ("log_read",)
 # steamer simulated faster than real time gives a host as long as a real one does.
 AUTH_TIMEOUT_S = const(10)
 IDLE_TIMEOUT_S = const(120)
+# While its connection has not authenticated the steamer goes on advertising (the
+# stacks advertise as a connected peripheral while they have a free connection), and a
+# central that connects then takes the link: the one that had not authenticated is
+# dropped, so a paired host gets in at once past a silent central. One that connects
+# while a host is authenticated (or pairing) is dropped at once. Connections to drop,
+# queued by the IRQ handler for service():
+_KICK_SLOTS = const(4)
 # The podlet's state in status (podproto.names.PODLET_STATES).
 _POD_NONE = const(0)
 _POD_CHECKING = const(1)
@@ -125,6 +132,8 @@ class Link:
         # Per connection.
         self.conn = -1
         self.conn_event = 0        # set by the IRQ: 1 connected, 2 disconnected, 3 MTU
+        self.kick = array("h", [-1] * _KICK_SLOTS)   # connections service() drops
+        self.kicked = 0            # connections dropped for another (either way)
         self.mtu = 23
         self.frag = plink.Fragmenter(20)
         self.tx = []               # PDUs waiting for the stack
@@ -207,6 +216,12 @@ class Link:
                 self._queue(buf, at, end, n)
                 at = end
         elif event == _IRQ_CENTRAL_CONNECT:
+            old = self.conn
+            if old >= 0 and data[0] != old:
+                if self.authed is not None or self.pairing is not None:
+                    self._kick(data[0])            # the steamer is taken
+                    return
+                self._kick(old)                    # it had not authenticated: the newcomer's
             self.conn = data[0]
             self.mtu = 23
             self.conn_event = 1
@@ -227,6 +242,14 @@ class Link:
         elif event == _IRQ_CONNECTION_UPDATE:
             if data[0] == self.conn and data[1] > 0:
                 self.interval_ms = data[1] * 5 // 4 or 1      # in units of 1.25 ms
+
+    def _kick(self, conn):
+        kick = self.kick
+        for i in range(_KICK_SLOTS):
+            if kick[i] < 0:
+                kick[i] = conn
+                return
+        # No slot (more centrals than the stack has connections): its timeout will do.
 
     def _queue(self, buf, start, end, n):
         size = end - start
@@ -302,6 +325,16 @@ class Link:
             pass
 
     def _service(self):
+        kick = self.kick
+        for i in range(_KICK_SLOTS):
+            if kick[i] >= 0:
+                conn = kick[i]
+                kick[i] = -1
+                self.kicked += 1
+                try:
+                    self.radio.gap_disconnect(conn)
+                except OSError:
+                    pass
         ev = self.conn_event
         if ev:
             self.conn_event = 0
@@ -325,8 +358,11 @@ class Link:
             self._flush()
         if self.periods % _STATE_PERIODS == 0:
             self._write_state()
-        if self.conn < 0:
+        if self.conn < 0 or self.authed is None:
             self._advertise()
+        elif self.adv_key != -2:
+            self.adv_key = -2              # authenticated: the steamer is taken
+            self.radio.gap_advertise(None)
 
     def _touch(self):
         """Moves the connection's deadline on after a frame it sent or a pairing slice."""
@@ -371,12 +407,11 @@ class Link:
         self.log_reqs = []
         self.held = None
         self.drop_at_ms = time.ticks_add(time.ticks_ms(), AUTH_TIMEOUT_S * 1000)
+        self.adv_key = -1              # the stack stopped advertising when it connected
         if self.conn >= 0:
             self.frag = plink.Fragmenter(max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)))
             self._write_info()
-        else:
-            self.adv_key = -1
-            self._advertise()
+        self._advertise()
 
     def _drain(self, pumping=False):
         held = self.held
@@ -557,7 +592,13 @@ class Link:
                + bytes((len(mfr) + 1, 0xFF)) + mfr)
         name = self.name.encode()[:29]
         resp = bytes((len(name) + 1, 0x09)) + name
-        self.radio.gap_advertise(_ADV_INTERVAL_US, adv, resp_data=resp)
+        if self.conn < 0:
+            self.radio.gap_advertise(_ADV_INTERVAL_US, adv, resp_data=resp)
+            return
+        try:
+            self.radio.gap_advertise(_ADV_INTERVAL_US, adv, resp_data=resp)
+        except OSError:
+            self.adv_key = -1              # no free connection yet: the next service()
 
     def _serial(self):
         return hexlify(self.radio.config("mac")[1])

@@ -26,6 +26,8 @@ class _Radio:
         self.sent = []
         self.fail = []          # errno to raise at each next notify (0: take it)
         self.disconnected = []
+        self.adv = []           # gap_advertise's interval at each call (None: stop)
+        self.adv_fail = 0       # errno to raise at advertising calls (0: take them)
 
     def gatts_read(self, handle):
         v = self.value
@@ -42,8 +44,10 @@ class _Radio:
     def gap_disconnect(self, conn):
         self.disconnected.append(conn)
 
-    def gap_advertise(self, *args, **kw):
-        pass
+    def gap_advertise(self, interval_us, *args, **kw):
+        if self.adv_fail and interval_us is not None:
+            raise OSError(self.adv_fail)
+        self.adv.append(interval_us)
 
     def gatts_write(self, handle, data):
         pass
@@ -207,22 +211,22 @@ def _connect(link):
     link.service()
 
 
-def _write(link, frag, msg):
+def _write(link, frag, msg, conn=_CONN):
     link.radio.value = b"".join(frag.split(podproto.encode(msg)))
-    link._irq(3, (_CONN, link.h_cmd))
+    link._irq(3, (conn, link.h_cmd))
 
 
-def _authenticate(link, frag):
+def _authenticate(link, frag, conn=_CONN):
     """A paired host authenticates; its session pads, for the commands it sends next."""
     from podproto import pairing
     host_id, key = b"\x42" * 8, b"\x24" * 32
     link.keys.put(host_id, key)
     _write(link, frag, {"type": "hello", "id": 1, "proto": 1, "caps": 0, "max_pdu": 244,
-                        "app": "t"})
+                        "app": "t"}, conn)
     link.service()
     nonce = bytes(16)
     _write(link, frag, {"type": "auth_response", "id": 2, "host_id": host_id, "nonce": nonce,
-                        "mac": pairing.auth_mac(key, link.dev_nonce, nonce, host_id)})
+                        "mac": pairing.auth_mac(key, link.dev_nonce, nonce, host_id)}, conn)
     dev_nonce = link.dev_nonce
     link.service()
     assert link.authed == host_id
@@ -319,6 +323,53 @@ def test_a_pairing_under_way_is_not_cut_and_the_host_then_has_10_s():
     finally:
         del app.pairing_open
         app.check_slices = slices
+
+
+def test_a_central_past_one_that_has_not_authenticated_takes_the_link():
+    link = _link()
+    _connect(link)                            # says nothing
+    radio = link.radio
+    # Still advertising (re-started: the stack stopped when the central connected).
+    assert radio.adv and radio.adv[-1] is not None
+    _later(link, 6000)
+    link._irq(1, (_CONN + 1, 0, b""))         # a paired host connects
+    link._irq(21, (_CONN + 1, 247))
+    assert link.conn == _CONN + 1
+    link.service()
+    assert radio.disconnected == [_CONN] and link.kicked == 1 and link.timeouts == 0
+    _near(_left_ms(link), 10000)              # the newcomer's own 10 s
+    link._irq(2, (_CONN, 0, b""))             # the silent one's disconnect: not ours
+    assert link.conn == _CONN + 1 and link.conn_event == 0
+    # The newcomer authenticates: advertising stops, and a central that connects now is
+    # dropped at once, the host's connection untouched.
+    host = _CONN + 1
+    frag = plink.Fragmenter(244)
+    _authenticate(link, frag, host)
+    assert radio.adv[-1] is None
+    n_adv = len(radio.adv)
+    link._irq(1, (host + 1, 0, b""))
+    link.service()
+    assert link.conn == host and link.authed is not None
+    assert radio.disconnected == [_CONN, host + 1] and link.kicked == 2
+    assert len(radio.adv) == n_adv            # not advertising again
+    _write(link, frag, {"type": "status_get", "id": 9}, host)
+    link.service()
+    assert _answers(link)[-1]["type"] == "status"
+
+
+def test_advertising_refused_while_connected_keeps_the_connection():
+    link = _link()
+    link.radio.adv_fail = errno.ENOMEM        # every connection taken
+    _connect(link)
+    link.service()
+    assert link.conn == _CONN and link.failures == 0
+    assert link.adv_key == -1                 # tried again at each service()
+    link.radio.adv_fail = 0                   # a connection ended: room again
+    link.service()
+    assert link.radio.adv[-1] is not None and link.conn == _CONN
+    _later(link, 10100)
+    link.service()                            # its timeout still ends it
+    assert link.conn < 0 and link.timeouts == 1
 
 
 # ---- status: the podlet's state and refusal -----------------------------------------------

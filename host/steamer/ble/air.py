@@ -17,6 +17,9 @@ The broker models what matters to the protocol above it:
   writes before the firmware's handler reads them (boards/sim/bluetooth.py).
 - The connection interval reaches the peripheral as a connection update, at connect
   and whenever set_params changes it.
+- A peripheral's connections as a stack holds them: it stops advertising when a central
+  connects, and may advertise again (and take another) while it has fewer than
+  PERIPHERAL_CONNS; a central connects only to an advertiser with a free one.
 
 It also carries the simulated world's events to a named steamer (`sim_event`, sent by
 `steamer sim press/insert/...` through `send_sim_event`), which its board applies at
@@ -164,6 +167,11 @@ class LinkParams:
         return self.pdus_per_event * (mtu - 3) * 1000.0 / self.interval_ms
 
 
+# Connections a peripheral's stack holds at once (NimBLE and BTstack allow a few; 2 is
+# enough for the firmware's use: a host's, and one it drops for it).
+PERIPHERAL_CONNS = 2
+
+
 @dataclass(eq=False)
 class _Peripheral:
     writer: asyncio.StreamWriter
@@ -175,7 +183,7 @@ class _Peripheral:
     mtu: int = ATT_MTU_MIN
     services: list = field(default_factory=list)
     values: dict = field(default_factory=dict)   # handle -> bytes
-    conn: "_Conn | None" = None
+    conns: set = field(default_factory=set)     # its open connections
     enomem: int = 0            # notifications its stack refused for want of buffers
 
 
@@ -378,8 +386,8 @@ class Air:
             if isinstance(role, _Peripheral):
                 if self.peripherals.get(role.addr) is role:
                     del self.peripherals[role.addr]
-                if role.conn is not None:
-                    self._close(role.conn, reason=0x08)
+                for conn in list(role.conns):
+                    self._close(conn, reason=0x08)
             elif isinstance(role, _Central):
                 self.centrals.remove(role)
                 for conn in list(role.conns):
@@ -393,7 +401,7 @@ class Air:
             else:
                 p.adv = bytes.fromhex(msg["data"])
                 p.resp = bytes.fromhex(msg.get("resp") or "")
-                p.advertising = p.conn is None
+                p.advertising = len(p.conns) < PERIPHERAL_CONNS
         elif op == "mtu":
             p.mtu = max(ATT_MTU_MIN, min(ATT_MTU_MAX, int(msg["mtu"])))
         elif op == "services":
@@ -425,7 +433,7 @@ class Air:
             self._sim_event(c, msg)
         elif op == "connect":
             p = self.peripherals.get(msg["addr"])
-            if p is None or p.conn is not None or not p.advertising:
+            if p is None or len(p.conns) >= PERIPHERAL_CONNS or not p.advertising:
                 _send(c.writer, {"op": "error", "req": req, "error": "not advertising"})
                 return
             mtu = max(ATT_MTU_MIN, min(int(msg.get("mtu") or self.params.central_mtu), p.mtu))
@@ -433,7 +441,7 @@ class Air:
             self.next_conn += 1
             self.conns[conn.handle] = conn
             c.conns.add(conn)
-            p.conn = conn
+            p.conns.add(conn)
             p.advertising = False   # a connectable advertiser stops when connected
             _send(p.writer, {"op": "connect", "conn": conn.handle, "addr": "C0FFEE000001",
                              "interval_ms": self.params.interval_ms,
@@ -532,8 +540,7 @@ class Air:
         self.conns.pop(conn.handle, None)
         conn.central.conns.discard(conn)
         p = conn.periph
-        if p.conn is conn:
-            p.conn = None
+        p.conns.discard(conn)
         self.history.append(dict(conn.stats, mtu=conn.mtu))
         # PDUs still queued in the peripheral's stack are freed with the connection.
         pending = sum(1 for item in conn.down if item[1] == "notify")
