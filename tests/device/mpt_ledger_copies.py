@@ -5,6 +5,7 @@ import os
 
 from fw import ledger
 from fw import main
+import powercut
 import simkit
 
 _T0_S = 1795000000
@@ -97,16 +98,11 @@ def test_every_bit_of_a_sample_of_bytes_flipped():
     d = b.data_dir
     seen = {}
     files = _saved(d)
-    for p in files:
-        good = files[p]
-        for at in range(0, len(good), 7):
-            for bit in range(8):
-                bad = bytearray(good)
-                bad[at] ^= 1 << bit
-                _write(p, bad)
-                got = _never_looser(d, (p, at, bit))
-                seen[got] = seen.get(got, 0) + 1
-                _restore(files)
+    for p, at, bit, bad in powercut.bit_flips(files, 7):
+        _write(p, bad)
+        got = _never_looser(d, (p, at, bit))
+        seen[got] = seen.get(got, 0) + 1
+        _restore(files)
     print("flipped bits:", seen)
 
 

@@ -36,17 +36,6 @@ def _restore(files, gone=()):
                 pass
 
 
-def _flips(files):
-    """(path, bad bytes) for each bit of every 5th byte of each file."""
-    for p in files:
-        good = files[p]
-        for at in range(0, len(good), 5):
-            for bit in range(8):
-                bad = bytearray(good)
-                bad[at] ^= 1 << bit
-                yield p, bytes(bad)
-
-
 # ---- profile version marks -------------------------------------------------------------
 _MARKS = (_D + "/profile_versions", _D + "/safe.a/profile_versions",
           _D + "/safe.b/profile_versions")
@@ -75,7 +64,7 @@ def test_a_flipped_bit_in_the_marks_lets_no_older_profile_in():
     rig = _two_versions()
     files = _files(_MARKS)
     seen = {}
-    for p, bad in _flips(files):
+    for p, _, _, bad in powercut.bit_flips(files, 5):
         with open(p, "wb") as f:
             f.write(bad)
         reason = _no_rollback((p, bad))
@@ -172,7 +161,7 @@ def test_a_key_store_copy_rolled_back_brings_no_host_back():
 def test_a_flipped_bit_in_the_key_store_gives_no_wrong_or_old_key():
     rig, before, after = _full_then_one_more()
     kept = {}
-    for p, bad in _flips(after):
+    for p, _, _, bad in powercut.bit_flips(after, 5):
         with open(p, "wb") as f:
             f.write(bad)
         n = _let_go_stays_gone((p, bad))

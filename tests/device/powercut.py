@@ -110,3 +110,15 @@ def every_cut(rig, steps, check, observe=None):
         rig.boot()
         check(s, done, seen)
     return total
+
+
+def bit_flips(files, every):
+    """(path, byte offset, bit, bad bytes) for each bit of every `every`-th byte of each
+    file in files (path -> good bytes), one flipped at a time: a flash cell gone bad."""
+    for p in files:
+        good = files[p]
+        for at in range(0, len(good), every):
+            for bit in range(8):
+                bad = bytearray(good)
+                bad[at] ^= 1 << bit
+                yield p, at, bit, bytes(bad)
