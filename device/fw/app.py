@@ -640,7 +640,7 @@ class App:
         None: reply(records), if given, gets the decision then. Else True if it started."""
         # A podlet inserted in this same period is queued once, here, ahead of the start.
         self._check_podlet()
-        pending = self._podlet_pending()
+        pending = self.podlet_pending()
         if (not pending and self.podlet is None and self.podlet_in
                 and self.podlet_genuine is None):
             # A podlet refused earlier as unreadable or not genuine: read it once more.
@@ -651,7 +651,9 @@ class App:
             return None
         return self._start_now(None)
 
-    def _podlet_pending(self):
+    def podlet_pending(self):
+        """True while the inserted podlet's check is queued or running (status says
+        checking; a start waits for it)."""
         for c in self.checks:
             if c[0] == _CHK_PODLET:
                 return True

@@ -551,7 +551,7 @@ class Link:
         if app.podlet is not None:
             return _POD_ACCEPTED, 0
         why = self.podlet_refusal
-        if not app.podlet_seen or why is None or app._podlet_pending():
+        if not app.podlet_seen or why is None or app.podlet_pending():
             return _POD_CHECKING, 0
         for i in range(2, len(PODLET_REASONS)):
             if PODLET_REASONS[i] == why:
