@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from steamer_tools.paths import ROOT, SIM_HEAP, micropython_env, micropython_exe
+from steamer_dev.paths import ROOT, SIM_HEAP, micropython_env, micropython_exe
 
 _RUNNER = ROOT / "tests" / "mprunner.py"
 _MARK = "@mpt {"

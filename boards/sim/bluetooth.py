@@ -1,5 +1,5 @@
 """MicroPython's `bluetooth` module for the unix port, carried over a loopback socket to
-the simulated air (host/steamer/ble/air.py), so the firmware's GATT server runs unchanged.
+the simulated air (tools/steamer_sim/air.py), so the firmware's GATT server runs unchanged.
 
 Same API as the real module for what a peripheral uses: BLE().active, config, irq (same
 event codes and data tuples), gap_advertise, gap_disconnect, gatts_register_services,
@@ -42,7 +42,7 @@ _IRQ_MTU_EXCHANGED = const(21)
 _IRQ_CONNECTION_UPDATE = const(27)
 
 TX_SLOTS = const(24)         # the stack's notification buffers
-CONNS = const(2)             # connections the stack holds (host/steamer/ble/air.py's)
+CONNS = const(2)             # connections the stack holds (tools/steamer_sim/air.py's)
 _DEFAULT_BUF = const(20)     # what an attribute holds unless gatts_set_buffer says more
 
 # Where the air is ("host:port" or a Unix socket's path) and the name the air knows this radio by (it keeps the

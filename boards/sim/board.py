@@ -102,7 +102,7 @@ class PodletReader:
     """The podlet slot: presence (the cheap check the control step makes), and the ID chip
     read by the firmware's own reader (fw.idchip) over an emulated DS2431 on an emulated
     1-Wire bus (ds2431.py). The chip holds the scenario PODLET's image (ROM ID and signed
-    memory, as steamer_tools.signing_sim made it); podlet_bus_error gives it a contact
+    memory, as steamer_sim.signing made it); podlet_bus_error gives it a contact
     that breaks in the middle of every read."""
 
     # podlet_bus_error: the contact breaks this many bytes into each 1-Wire exchange

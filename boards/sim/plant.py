@@ -9,7 +9,7 @@ this is the world, not the firmware. Every parameter is in PARAMS with its unit.
 """
 import math
 
-# Parameters a scenario's "plant" object may set (validated by steamer_tools.scenario).
+# Parameters a scenario's "plant" object may set (validated by steamer_sim.scenario).
 SCENARIO_DEFAULTS = {
     "ambient_c": 22.0,      # room temperature
     "water_ml": 150.0,      # water in the boiler at start

@@ -4,12 +4,12 @@ reset the scenario causes, then prints the summary as one JSON line on stdout.
     micropython -X heapsize=192k boards/sim/simrun.py SCENARIO.json TRACE|"" [--speed X] [--name N] [--air HOST:PORT] [--quiet]
 
 With --air HOST:PORT (or, for `steamer sim serve`, which passes --speed, $STEAMER_AIR)
-the board has a radio on the simulated air (host/steamer/ble/air.py), advertising as
+the board has a radio on the simulated air (tools/steamer_sim/air.py), advertising as
 --name.
 
-The scenario must already be validated and normalized (steamer_tools.scenario does it;
+The scenario must already be validated and normalized (steamer_sim.scenario does it;
 `steamer sim run` is the command people use). Its events are read as the run reaches
-them when the file is laid out as steamer_tools.sim.runner_text writes it (the first
+them when the file is laid out as steamer_sim.driver.runner_text writes it (the first
 line ends with EVENTS_OPEN, then an event per line), so no scenario is too long for the
 heap; any other JSON file is read whole.
 """

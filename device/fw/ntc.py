@@ -1,6 +1,6 @@
 """NTC thermistor conversion: 12-bit ADC counts to milli-degrees C by table lookup.
 
-The tables come from `python -m steamer_tools.ntc_table` (beta model, 10 k at 25 C,
+The tables come from `python -m steamer_dev.ntc_table` (beta model, 10 k at 25 C,
 beta 3950; boiler pull-up 1 k, outlet pull-up 10 k): knots every 64 counts, linear
 interpolation between them. Integer only, no allocation.
 """

@@ -22,9 +22,9 @@ from typing import AsyncIterator
 from bleak.exc import BleakError
 
 from podproto import ProtocolError, profile
-from steamer.ble.air import ENV as AIR_ENV
-from steamer.ble.air import air_address, is_socket_path
-from steamer.ble.client import Found, KeyRing, Steamer, SteamerError, find, scan
+from steamer_sim.air import ENV as AIR_ENV
+from steamer_sim.air import air_address, is_socket_path
+from steamer.client import Found, KeyRing, Steamer, SteamerError, find, scan
 from steamer.inputs import InputTooLarge, read_input
 from podproto.names import STATE_NAMES
 

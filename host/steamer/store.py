@@ -810,7 +810,7 @@ class Store:
 
 @dataclass
 class DeviceSink:
-    """Log sync's sink (steamer.ble.client.LogSink) into a store for one device: each
+    """Log sync's sink (steamer.client.LogSink) into a store for one device: each
     batch is ingested in one committed transaction before the steamer is told it may
     drop it, and the sync resumes from the store's watermark."""
     store: Store

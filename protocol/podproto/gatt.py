@@ -20,7 +20,7 @@ COMMAND_UUID = "5e7a0003-9c1d-4b6e-a3f2-7d1c0b5e0a11"
 EVENT_UUID = "5e7a0004-9c1d-4b6e-a3f2-7d1c0b5e0a11"
 # Read and notify at 1-2 Hz: a whole `status` frame (not a PDU: no PDU header). It is
 # notified only when it fits one notification, at ATT MTU STATE_NOTIFY_MIN_MTU or more;
-# below that the host reads it (steamer.ble.client.Steamer.status_stream polls).
+# below that the host reads it (steamer.client.Steamer.status_stream polls).
 STATE_UUID = "5e7a0005-9c1d-4b6e-a3f2-7d1c0b5e0a11"
 STATE_FRAME_BYTES = const(44)
 STATE_NOTIFY_MIN_MTU = const(47)      # STATE_FRAME_BYTES + the ATT header's 3

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from steamer.ble.air import Air, LinkParams
-from steamer.ble.client import KeyRing
-from steamer_tools.bench_ble import pair, serve
+from steamer_sim.air import Air, LinkParams
+from steamer.client import KeyRing
+from steamer_bench.ble import pair, serve
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Connecting with retries (steamer.ble.client.Steamer.connect): a steamer that refuses
+"""Connecting with retries (steamer.client.Steamer.connect): a steamer that refuses
 the first connection attempts is reached on a later one, a budget spent ends in one
 clear error, bleak-retry-connector's transient errors (EOFError from a dying D-Bus
 socket) are retried, and a retry scans again rather than reuse a stale BLEDevice."""
@@ -9,10 +9,10 @@ import time
 import pytest
 from bleak.backends.device import BLEDevice
 
-from steamer.ble import air as air_mod
-from steamer.ble.client import Steamer, SteamerError
-from steamer.ble.simbackend import SimClient
-from steamer_tools.bench_ble import serve
+from steamer_sim import air as air_mod
+from steamer.client import Steamer, SteamerError
+from steamer_sim.backend import SimClient
+from steamer_bench.ble import serve
 
 from conftest import run
 

@@ -8,10 +8,10 @@ import pytest
 
 import podproto
 from podproto import gatt
-from steamer.ble.client import KeyRing, Steamer, SteamerError, find, scan
+from steamer.client import KeyRing, Steamer, SteamerError, find, scan
 
 from conftest import run, served_and_paired
-from steamer_tools.bench_ble import button_held, pair, serve
+from steamer_bench.ble import button_held, pair, serve
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def test_a_session_runs_to_its_end_through_a_link_lost_mid_session(air, tmp_path
     (both ends told at once) or lost (silent until the supervision timeout): the session
     goes on with no host, ends completed with the profile's dose (300 ul/min for 20 s),
     and no limit is passed."""
-    from steamer.ble.client import MemoryLogSink
+    from steamer.client import MemoryLogSink
     events = sorted(SESSION_SCENARIO["events"], key=lambda e: e["t_s"])
     s = serve(air, tmp_path, f"session-{how}", dict(SESSION_SCENARIO, events=events),
               speed=10)
@@ -224,8 +224,8 @@ def test_writes_appended_before_the_firmware_reads_them_are_all_served(tmp_path,
     (LinkParams.coalesce_writes, as scheduled IRQs do on a real stack): every command
     of a pipelined burst is answered, a profile in 16-byte chunks installs, and no
     write is refused."""
-    from steamer.ble.air import Air, LinkParams
-    from steamer_tools.bench_ble import make_records, signed_test_profile
+    from steamer_sim.air import Air, LinkParams
+    from steamer_bench.ble import make_records, signed_test_profile
     air = Air(LinkParams(coalesce_writes=3))
     air.start_thread()
     s, ring = served_and_paired(air, tmp_path, f"coalesce-{mtu}", speed=10)
@@ -260,7 +260,7 @@ def test_a_dead_radio_leaves_the_steamer_running(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    air = subprocess.Popen([sys.executable, "-m", "steamer.ble.air", "--port", str(port)])
+    air = subprocess.Popen([sys.executable, "-m", "steamer_sim.air", "--port", str(port)])
     try:
         addr = f"127.0.0.1:{port}"
         deadline = time.monotonic() + 20
@@ -275,7 +275,7 @@ def test_a_dead_radio_leaves_the_steamer_running(tmp_path):
         scen.write_text(json.dumps({"contract": 1, "duration_s": 120}))
         env = dict(os.environ, STEAMER_AIR=addr)
         serve = subprocess.Popen(
-            [sys.executable, "-m", "steamer.cli", "sim", "serve", "--name", "dead",
+            [sys.executable, "-m", "steamer.cli.main", "sim", "serve", "--name", "dead",
              "--scenario", str(scen), "--speed", "20"], env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2.0)                 # the steamer is up and on the air (40 s virtual)

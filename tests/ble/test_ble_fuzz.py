@@ -11,7 +11,7 @@ import pytest
 import podproto
 from podproto import codec, gatt, pairing
 from podproto.link import PDU_HEADER, Fragmenter
-from steamer.ble.client import KeyRing, MemoryLogSink, Steamer, SteamerError
+from steamer.client import KeyRing, MemoryLogSink, Steamer, SteamerError
 
 from conftest import run, served_and_paired
 

@@ -1,11 +1,11 @@
-"""The benchmark's device-heap figure for the BLE layer (steamer_tools.bench_ble
+"""The benchmark's device-heap figure for the BLE layer (steamer_bench.ble
 .heap_figures, measured by ble_heap_mp.py on micropython with a host on the air): idle
 with no host, and the peaks while a host pairs and while it syncs with notifications
 queued, the code counted as a board loads it (.mpy into RAM) and the receive buffers
 named."""
 from __future__ import annotations
 
-from steamer_tools.bench_ble import heap_figures
+from steamer_bench.ble import heap_figures
 
 
 def test_heap_figures_cover_idle_pairing_and_a_sync_with_queued_notifications(air):

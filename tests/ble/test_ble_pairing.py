@@ -10,8 +10,8 @@ import os
 import pytest
 
 from podproto import pairing
-from steamer.ble.client import KeyRing, Steamer, SteamerError
-from steamer_tools.bench_ble import serve
+from steamer.client import KeyRing, Steamer, SteamerError
+from steamer_bench.ble import serve
 
 from conftest import run
 

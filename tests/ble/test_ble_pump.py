@@ -5,15 +5,15 @@ command still waits for the period's service(), in the order it was sent.
 
 The steamer runs at half speed here: a 200 ms period is six connection intervals, so a
 link serviced once per period could carry at most the stack's 24 buffered notifications
-per period, 0.6 of the link's ceiling (the benchmark, steamer_tools.bench_ble, measures
+per period, 0.6 of the link's ceiling (the benchmark, steamer_bench.ble, measures
 the figure at full speed).
 """
 from __future__ import annotations
 
 import pytest
 
-from steamer.ble.client import Steamer, SteamerError
-from steamer_tools.bench_ble import sync_throughput
+from steamer.client import Steamer, SteamerError
+from steamer_bench.ble import sync_throughput
 
 from conftest import run, served_and_paired
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from podproto.names import PODLET_REASONS, PODLET_STATES
-from steamer.ble.client import KeyRing, Steamer
-from steamer_tools.bench_ble import button_held, pair, serve
+from steamer.client import KeyRing, Steamer
+from steamer_bench.ble import button_held, pair, serve
 
 from conftest import run
 

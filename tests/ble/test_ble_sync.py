@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from steamer.ble.air import Air, LinkParams
-from steamer.ble.client import MemoryLogSink, Steamer, SteamerError
-from steamer_tools.bench_ble import (TEST_PODLET_TYPE, After, CutSink, Cutter, chaos,
+from steamer_sim.air import Air, LinkParams
+from steamer.client import MemoryLogSink, Steamer, SteamerError
+from steamer_bench.ble import (TEST_PODLET_TYPE, After, CutSink, Cutter, chaos,
                                      check_records, installed, linked, make_records,
                                      signed_test_profile)
 
@@ -168,8 +168,8 @@ def test_profile_push_installs_checks_and_resumes(paired):
             assert [r["payload"]["reason"] for r in sink.records
                     if r["kind"] == "profile_rejected"][-1:] == ["bad_hash"]
             # A profile signed by someone else is refused.
-            from steamer_tools.signing_sim import signed_profile
-            from steamer_tools.bench_ble import test_profile
+            from steamer_sim.signing import signed_profile
+            from steamer_bench.ble import test_profile
             with pytest.raises(SteamerError) as e:
                 await st.push_profile(signed_profile(test_profile(4), "wrong_key"))
             assert not _has(await st.profiles(), 4)
@@ -219,8 +219,8 @@ def test_a_push_whose_commit_answer_is_lost_is_done_only_if_its_bytes_are_listed
         if version == 0:
             version, name = 1, "calm"
             await st.push_profile(signed_test_profile(version, name))
-        from steamer_tools.signing_sim import signed_profile
-        from steamer_tools.bench_ble import test_profile
+        from steamer_sim.signing import signed_profile
+        from steamer_bench.ble import test_profile
         listed = [p for p in await st.profiles() if p["podlet_type"] == TEST_PODLET_TYPE]
         twin = signed_profile(dict(test_profile(version, name), max_day_ul=2999), "ok")
         assert [p["sha256"] for p in listed] != [hashlib.sha256(twin).digest()]
@@ -313,7 +313,7 @@ def test_randomized_cuts_during_syncs_and_pushes(air, tmp_path_factory):
     three in four cut inside the sync or push (dropped, or lost one time in four; a
     third of the cut pushes at the commit), the fourth uninterrupted. The host's records
     are exactly 1..N once each, a resumed push ends installed, and a push left cut
-    leaves the old or the new profile by version and name (steamer_tools.bench_ble.chaos
+    leaves the old or the new profile by version and name (steamer_bench.ble.chaos
     checks these after every round, and that every planned cut landed)."""
     s, ring = served_and_paired(air, tmp_path_factory.mktemp("chaos"), "chaos-1", speed=20)
     try:
@@ -334,8 +334,8 @@ class _CliSteamer:
     against it as a person's shell would."""
 
     def __init__(self, tmp_path, name: str, params: LinkParams, speed: float) -> None:
-        from steamer.ble.client import KeyRing
-        from steamer_tools.bench_ble import pair, serve
+        from steamer.client import KeyRing
+        from steamer_bench.ble import pair, serve
         self.air = Air(params)
         self.air.start_thread()
         self.served = serve(self.air, tmp_path, name, speed=speed)
@@ -351,11 +351,11 @@ class _CliSteamer:
     def cli(self, *args: str):
         import subprocess
         import sys
-        from steamer.ble.air import ENV
+        from steamer_sim.air import ENV
         env = dict(os.environ, **{ENV: self.air.address, "STEAMER_SIM": "1",
                                   "STEAMER_KEYS": str(self.keys), "STEAMER_DB": str(self.db)})
         env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
-        p = subprocess.run([sys.executable, "-m", "steamer.cli", *args], env=env, text=True,
+        p = subprocess.run([sys.executable, "-m", "steamer.cli.main", *args], env=env, text=True,
                            capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
         assert "Traceback" not in p.stderr, p.stderr
         return p

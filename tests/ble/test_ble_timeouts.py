@@ -13,9 +13,9 @@ import pytest
 from bleak import BleakClient
 from bleak.backends.device import BLEDevice
 
-from steamer.ble.client import Steamer
-from steamer.ble.simbackend import SimClient
-from steamer_tools.bench_ble import _advertising
+from steamer.client import Steamer
+from steamer_sim.backend import SimClient
+from steamer_bench.ble import _advertising
 
 from conftest import run, served_and_paired
 

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from podproto import gatt, pairing
-from steamer.ble.air import LinkParams
-from steamer.ble.simbackend import parse_ad
+from steamer_sim.air import LinkParams
+from steamer_sim.backend import parse_ad
 
 
 def test_hmac_sha256_matches_the_standard_library():

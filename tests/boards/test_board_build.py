@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from steamer_tools import build
-from steamer_tools.paths import BOARDS
+from steamer_dev import build
+from steamer_dev.paths import BOARDS
 
 BOARDS_REAL = build.real_boards()
 MPY_VERSION = 6

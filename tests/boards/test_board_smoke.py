@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from steamer_tools import build
-from steamer_tools.signing_sim import podlet_image
-from steamer_tools.paths import BOARD_HEAP, BOARDS, micropython_exe
+from steamer_dev import build
+from steamer_sim.signing import podlet_image
+from steamer_dev.paths import BOARD_HEAP, BOARDS, micropython_exe
 
 HERE = Path(__file__).resolve().parent
 PODLET_OK_HEX = podlet_image({"serial": "0000c0ffee01", "podlet_type": 3, "capacity_ul": 3000,

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from steamer_tools import build
-from steamer_tools.paths import BOARDS, ROOT
+from steamer_dev import build
+from steamer_dev.paths import BOARDS, ROOT
 
 BOARDS_REAL = build.real_boards()
 # A module of the other port: present in the venv's site-packages, absent from this board's stubs.

@@ -1,5 +1,5 @@
 """No sequence of events breaks the dosing limits: the hypothesis state machine of
-steamer_tools.limits_machine (invariants listed there) drives the firmware's own ledger
+steamer_harness.limits_machine (invariants listed there) drives the firmware's own ledger
 and limit code on the micropython interpreter, one process for every sequence.
 
 STEAMER_LIMITS_EXAMPLES sets the number of sequences (default 1000); the benchmark
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from steamer_tools import limits_machine
+from steamer_harness import limits_machine
 
 
 @pytest.fixture(scope="module")

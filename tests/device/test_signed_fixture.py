@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from steamer_tools.devkey import DEV_PUBLIC, OTHER_PUBLIC
-from steamer_tools.signing_sim import podlet_image, signed_profile
+from steamer_sim.devkeys import DEV_PUBLIC, OTHER_PUBLIC
+from steamer_sim.signing import podlet_image, signed_profile
 
 HERE = Path(__file__).with_name("signed.py")
 PROFILE = {"podlet_type": 3, "version": 1, "name": "unit", "outlet_target_c": 45.0,

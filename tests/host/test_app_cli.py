@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from test_plot import colours
 
-from steamer.ble.air import ENV, Air, LinkParams
-from steamer_tools.bench_ble import button_held, serve, signed_test_profile
+from steamer_sim.air import ENV, Air, LinkParams
+from steamer_bench.ble import button_held, serve, signed_test_profile
 
 SPEED = 40.0
 PODLET = {"serial": "0000c0ffee07", "podlet_type": 3, "capacity_ul": 30000,
@@ -59,7 +59,7 @@ def env(air: Air, tmp_path: Path) -> dict[str, str]:
 
 def steamer(env: dict, *args: str, code: int | None = 0, timeout: float = 90) -> subprocess.CompletedProcess:
     """Runs `steamer ARGS`; checks the exit code and that no traceback got out."""
-    p = subprocess.run([sys.executable, "-m", "steamer.cli", *args], env=env, text=True,
+    p = subprocess.run([sys.executable, "-m", "steamer.cli.main", *args], env=env, text=True,
                        capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     assert "Traceback" not in p.stderr + p.stdout, p.stderr
     if code is not None:
@@ -110,7 +110,7 @@ def _commands(parser, path=()):
 
 
 def test_every_command_has_help_with_an_example():
-    from steamer.cli import build_parser
+    from steamer.cli.main import build_parser
     found = {words: p for words, p in _commands(build_parser())}
     # Every command, the groups and the developers' and manufacturers' ones included.
     for words in ([], ["scan"], ["pair"], ["status"], ["session"], ["session", "start"],
@@ -138,7 +138,7 @@ def test_every_command_has_help_with_an_example():
 @pytest.mark.parametrize("words", [[], ["sim"], ["dev"], ["mfg"], ["dev", "bench"],
                                    ["dev", "flash"], ["sim", "serve"]])
 def test_help_as_printed_shows_the_examples(words):
-    p = subprocess.run([sys.executable, "-m", "steamer.cli", *words, "--help"], text=True,
+    p = subprocess.run([sys.executable, "-m", "steamer.cli.main", *words, "--help"], text=True,
                        capture_output=True, timeout=60)
     assert p.returncode == 0 and "Example" in p.stdout and p.stderr == ""
     assert "issue" not in p.stdout
@@ -191,7 +191,7 @@ def test_a_wrong_air_address_and_wrong_options_are_one_line_each(env):
 
 
 def test_ctrl_c_while_the_command_starts_is_exit_130():
-    from steamer.cli import run_parser
+    from steamer.cli.main import run_parser
 
     def interrupted():
         raise KeyboardInterrupt
@@ -243,7 +243,7 @@ def test_pair_status_profiles_and_sessions(served, env, tmp_path):
     wait_for_state(env, "cli-a", "idle")      # after its cooldown
 
     # Ctrl-C stops the display; the steamer carries on with the session.
-    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli", "session", "start", "cli-a"],
+    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli.main", "session", "start", "cli-a"],
                             env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL)
     assert proc.stderr is not None
@@ -267,7 +267,7 @@ def test_pair_status_profiles_and_sessions(served, env, tmp_path):
     line = one_line(steamer(env, "session", "stop", "cli-a", code=1))
     assert "no session is running" in line
 
-    follow = subprocess.Popen([sys.executable, "-m", "steamer.cli", "status", "cli-a",
+    follow = subprocess.Popen([sys.executable, "-m", "steamer.cli.main", "status", "cli-a",
                                "--follow", "--json", "--interval", "0.2"], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert follow.stdout is not None
@@ -280,7 +280,7 @@ def test_pair_status_profiles_and_sessions(served, env, tmp_path):
 
 def test_follow_lines_name_the_steamer_and_a_reader_gone_ends_it_quietly(served, env):
     s = served("cli-pipe", pairable=False)
-    follow = subprocess.Popen([sys.executable, "-m", "steamer.cli", "status", "cli-pipe",
+    follow = subprocess.Popen([sys.executable, "-m", "steamer.cli.main", "status", "cli-pipe",
                                "--follow", "--json", "--interval", "0.1"], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert follow.stdout is not None
@@ -324,7 +324,7 @@ def test_sync_is_exactly_once_and_resumes_after_being_killed(served, env, air, t
     # A slow link (one PDU per 60 ms connection event), and the sync killed part way.
     air.call(lambda: air.set_params(pdus_per_event=1, interval_ms=60.0))
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "steamer.cli", "sync", "cli-b"],
+        proc = subprocess.Popen([sys.executable, "-m", "steamer.cli.main", "sync", "cli-b"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
@@ -384,7 +384,7 @@ def status_of(state: str, session_ul: int = 0, session_s: int = 0, pump_ul_min: 
 
 
 def test_the_session_ends_at_its_first_limit():
-    from steamer.app_cli import session_limits, status_view
+    from steamer.cli.consumer import session_limits, status_view
     # 300 µl/min for 120 s: the time ends it at 600 µl, long before the 2500 µl limit.
     lim = session_limits(status_of("steaming", 150, 30, pump_ul_min=300))
     assert (lim.limit_ul, lim.left_ul, lim.left_s, lim.exact) == (600, 450, 90, True)
@@ -402,7 +402,7 @@ def test_the_session_ends_at_its_first_limit():
 
 def test_the_terminal_bar_is_full_when_the_session_completes():
     import io
-    from steamer.app_cli import Progress
+    from steamer.cli.consumer import Progress
     out = io.StringIO()
     bar = Progress(out, 45.0, tty=True)
     bar.update(status_of("preheat", boiler_c=22))
@@ -494,7 +494,7 @@ def test_at_real_time_a_start_follows_the_new_session(air, env, tmp_path):
     s = serve(air, tmp_path, "cli-rt", scenario(), speed=1.0)
     try:
         steamer(env, "pair", "cli-rt", "--timeout", "20")
-        proc = subprocess.Popen([sys.executable, "-m", "steamer.cli", "session", "start",
+        proc = subprocess.Popen([sys.executable, "-m", "steamer.cli.main", "session", "start",
                                  "cli-rt"], env=env, text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         assert proc.stderr is not None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from steamer.sessions_cli import build_parser
+from steamer.cli.history import build_parser
 from store_strategies import fuzzed_trace, start_epoch_arg
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from steamer.cli import main
+from steamer.cli.main import main
 from steamer.devices import load_keys
 
 HOST_ID, KEY = "ab" * 8, "cd" * 32
@@ -116,7 +116,7 @@ def measured(argv: list[str], env: dict[str, str], timeout_s: float = 30.0,
 @pytest.fixture
 def inputs(tmp_path: Path) -> dict:
     """A person's good files (profile, key), the environment, and where bad ones go."""
-    from steamer_tools import mfg
+    from steamer_mfg import cli as mfg
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     key = tmp_path / "mfg.pem"
@@ -134,8 +134,11 @@ def inputs(tmp_path: Path) -> dict:
 
 def file_commands(inputs: dict) -> list[tuple[list[str], int]]:
     """Every command that reads a file, F standing for the file, with its size limit."""
-    from steamer import devices, store
-    from steamer_tools import devicekey, mfg, scenario
+    from steamer import devices
+    from steamer import store
+    from steamer_mfg import trustkey as devicekey
+    from steamer_mfg import cli as mfg
+    from steamer_sim import scenario
     key, profile, db = inputs["key"], inputs["profile"], inputs["env"]["STEAMER_DB"]
     podlet = ["--serial", "0000c0ffee01", "--type", "3", "--capacity-ul", "3000",
               "--expiry", "2027-06-30", "--lot", "L1"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from readonly_files import read_only
-from steamer.sessions_cli import register_plot, register_sessions
+from steamer.cli.history import register_plot, register_sessions
 from steamer.store import SCHEMA_VERSION, Store, import_trace
 
 EPOCH_S = 1_795_000_000.0
@@ -189,7 +189,7 @@ def test_as_a_process(tmp_path: Path, demo_trace: Path) -> None:
     env = dict(os.environ, STEAMER_DB=str(tmp_path / "data" / "s.db"), HOME=str(tmp_path))
 
     def steamer(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "steamer.sessions_cli", *argv],
+        return subprocess.run([sys.executable, "-m", "steamer.cli.history", *argv],
                               capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
 
     proc = steamer("sessions", "import-trace", str(demo_trace))

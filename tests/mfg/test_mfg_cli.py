@@ -1,4 +1,4 @@
-"""`steamer mfg` (steamer_tools.mfg) as people run it: the real command in a subprocess,
+"""`steamer mfg` (steamer_mfg.cli) as people run it: the real command in a subprocess,
 its files checked with podproto's own verifiers (the code the steamer runs)."""
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from podproto import podlet, profile, signing
-from steamer_tools import mfg
-from steamer_tools.devkey import DEV_SEED
+from steamer_mfg import cli as mfg
+from steamer_sim.devkeys import DEV_SEED
 
 STEAMER = Path(sys.executable).with_name("steamer")
 

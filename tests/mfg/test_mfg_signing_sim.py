@@ -1,4 +1,4 @@
-"""The simulator's development keys (steamer_tools.devkey) and sign_for_sim: what each
+"""The simulator's development keys (steamer_sim.devkeys) and sign_for_sim: what each
 scenario `sign` turns into, judged by podproto's verifiers as the firmware will judge it."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from podproto import ProtocolError, podlet, profile, signing
-from steamer_tools import sim
-from steamer_tools.devkey import DEV_PUBLIC, DEV_SEED, OTHER_PUBLIC, OTHER_SEED
-from steamer_tools.scenario import load_scenario
-from steamer_tools.signing_sim import podlet_image, sign_for_sim, signed_profile
+from steamer_sim import driver as sim
+from steamer_sim.devkeys import DEV_PUBLIC, DEV_SEED, OTHER_PUBLIC, OTHER_SEED
+from steamer_sim.scenario import load_scenario
+from steamer_sim.signing import podlet_image, sign_for_sim, signed_profile
 
 PROFILE = {"podlet_type": 3, "version": 1, "name": "vitamin-c", "outlet_target_c": 45.0,
            "session_s": 600, "dose_rate_ul_min": 300, "max_session_ul": 2500,

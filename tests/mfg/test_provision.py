@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from podproto import signing
-from steamer.ble.air import ENV, Air, LinkParams
-from steamer_tools.bench_ble import button_held, serve, signed_test_profile
-from steamer_tools.bench_ble import test_profile as profile_fields
+from steamer_sim.air import ENV, Air, LinkParams
+from steamer_bench.ble import button_held, serve, signed_test_profile
+from steamer_bench.ble import test_profile as profile_fields
 
 SPEED = 10.0
 # Held as a fixture holds it: the pairing window is open while it is held.
@@ -50,7 +50,7 @@ def line(tmp_path_factory):
 
 
 def steamer(env: dict, *args: str, code: int) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, "-m", "steamer.cli", *args], env=env, text=True,
+    p = subprocess.run([sys.executable, "-m", "steamer.cli.main", *args], env=env, text=True,
                        capture_output=True, timeout=90, stdin=subprocess.DEVNULL)
     assert "Traceback" not in p.stderr + p.stdout, p.stderr
     assert p.returncode == code, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
@@ -67,7 +67,7 @@ def folder(tmp: Path, name: str, files: dict[str, bytes]) -> Path:
 
 def test_provision_reports_each_device_and_fails_if_any_did(line):
     env, tmp, _ = line
-    from steamer_tools.signing_sim import signed_profile
+    from steamer_sim.signing import signed_profile
     other = dict(profile_fields(1, "rose"), podlet_type=8)
     profiles = folder(tmp, "profiles", {"calm.bin": signed_test_profile(2),
                                         "rose.bin": signed_profile(other, "ok")})
@@ -124,7 +124,7 @@ def test_provision_counts_as_installed_only_the_very_same_bytes(line):
     another calm v5 (other limits) and calm v5 signed with a key line-3 does not trust
     are failures, not "already installed", though type and version are the same."""
     env, tmp, _ = line
-    from steamer_tools.signing_sim import signed_profile
+    from steamer_sim.signing import signed_profile
     other = dict(NEWER, max_day_ul=2999)
     profiles = folder(tmp, "v5", {"a-same.bin": signed_profile(NEWER, "ok"),
                                   "b-other.bin": signed_profile(other, "ok"),
@@ -186,8 +186,8 @@ def test_a_link_failure_on_one_device_is_a_row_of_the_table(monkeypatch, tmp_pat
     that device's row; the others are provisioned."""
     from bleak.exc import BleakError
 
-    from steamer.ble.client import Found, KeyRing
-    from steamer_tools import provision as prov
+    from steamer.client import Found, KeyRing
+    from steamer_mfg import provision as prov
 
     class Device:
         def __init__(self, address: str) -> None:

@@ -1,11 +1,11 @@
-"""A scenario run through `steamer_tools.sim.run_scenario` with its trace read back, for
+"""A scenario run through `steamer_sim.driver.run_scenario` with its trace read back, for
 the simulator tests: the one way they run a scenario and split its trace."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from steamer_tools.sim import run_scenario
+from steamer_sim.driver import run_scenario
 
 
 def run_traced(tmp_path: Path, scen: dict) -> tuple[dict, list[dict], list[dict]]:

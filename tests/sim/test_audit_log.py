@@ -9,9 +9,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from steamer_tools.paths import BOARDS, DEVICE, SIM_HEAP, micropython_env, micropython_exe
-from steamer_tools.scenario import load_scenario
-from steamer_tools.signing_sim import sign_for_sim
+from steamer_dev.paths import BOARDS, DEVICE, SIM_HEAP, micropython_env, micropython_exe
+from steamer_sim.scenario import load_scenario
+from steamer_sim.signing import sign_for_sim
 
 RUNNER = Path(__file__).with_name("audit_run_mp.py")
 CLOCK_S = 1795000000

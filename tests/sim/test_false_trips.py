@@ -1,8 +1,8 @@
 """Zero false trips over randomized nominal sessions (the benchmark runs 1,000)."""
 from __future__ import annotations
 
-from steamer_tools import nominal
-from steamer_tools.sim import run_many
+from steamer_harness import nominal
+from steamer_sim.driver import run_many
 
 SESSIONS = 200
 

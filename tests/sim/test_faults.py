@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from steamer_tools import faultcases
-from steamer_tools.sim import run_scenario
+from steamer_harness import faultcases
+from steamer_sim.driver import run_scenario
 
 
 @pytest.mark.parametrize("case", faultcases.CASES, ids=lambda c: c.name)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from steamer_tools.scenario import MAX_PROFILES
+from steamer_sim.scenario import MAX_PROFILES
 from simtrace import run_traced
 
 CLOCK_S = 1795000000

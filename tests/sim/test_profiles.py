@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from steamer_tools.sim import run_scenario
+from steamer_sim.driver import run_scenario
 
 GOOD = {"podlet_type": 3, "version": 1, "name": "vitamin-c", "outlet_target_c": 45.0,
         "session_s": 600, "dose_rate_ul_min": 300, "max_session_ul": 2500,

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from steamer_tools import faultcases
-from steamer_tools.scenario import load_scenario
-from steamer_tools.sim import run_scenario
+from steamer_harness import faultcases
+from steamer_sim.scenario import load_scenario
+from steamer_sim.driver import run_scenario
 
 PERIOD_MS = 100
 RUNAWAY_UL_S = 40.0         # boards/sim/plant.py PARAMS["pump_max_nl_s"]

@@ -1,4 +1,4 @@
-"""Scenario validation (steamer_tools.scenario): every rule of the simulator contract's
+"""Scenario validation (steamer_sim.scenario): every rule of the simulator contract's
 scenario file, and that each error's one line names the field at fault."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from steamer_tools.paths import BOARDS, ROOT
-from steamer_tools.scenario import (EVENTS, FAULTS, MAX_PROFILES, PLANT_DEFAULTS,
+from steamer_dev.paths import BOARDS, ROOT
+from steamer_sim.scenario import (EVENTS, FAULTS, MAX_PROFILES, PLANT_DEFAULTS,
                                     ScenarioError, load_scenario)
 
 PROFILE = {"podlet_type": 3, "version": 1, "name": "vitamin-c", "outlet_target_c": 45.0,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from steamer_tools.paths import ROOT
-from steamer_tools.scenario import load_scenario
-from steamer_tools.sim import run_scenario
+from steamer_dev.paths import ROOT
+from steamer_sim.scenario import load_scenario
+from steamer_sim.driver import run_scenario
 
 DEMO = ROOT / "scenarios" / "demo.json"
 

@@ -1,4 +1,4 @@
-"""The `steamer sim` wrapper (steamer_tools.sim) around the MicroPython runner, driven with
+"""The `steamer sim` wrapper (steamer_sim.driver) around the MicroPython runner, driven with
 stand-in runners (STEAMER_SIMRUN) so that each way the runner can behave is pinned down."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from steamer_tools import sim
-from steamer_tools.scenario import ScenarioError
+from steamer_sim import driver as sim
+from steamer_sim.scenario import ScenarioError
 
 STEAMER = Path(sys.executable).with_name("steamer")
 
@@ -47,7 +47,7 @@ NO_SUMMARY = """
 
 @pytest.fixture(scope="module")
 def _air() -> str:
-    from steamer.ble.air import Air
+    from steamer_sim.air import Air
     return Air().start_thread()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
-from steamer.cli import build_parser
+from steamer.cli.main import build_parser
 
 
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()

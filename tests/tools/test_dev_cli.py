@@ -17,7 +17,7 @@ def steamer(*args: str, code: int = 1, timeout: float = 120,
     """Runs `steamer ARGS` (after the Python in `pre`, which may replace a tool)."""
     script = textwrap.dedent(pre) + textwrap.dedent("""
         import sys
-        from steamer.cli import main
+        from steamer.cli.main import main
         sys.exit(main(sys.argv[1:]))
         """)
     p = subprocess.run([sys.executable, "-c", script, *args], text=True, capture_output=True,
@@ -62,7 +62,7 @@ def test_bench_checks_its_output_before_running(out: str, why: str) -> None:
 
 
 def test_bench_out_leaves_no_file_when_checking(tmp_path: Path) -> None:
-    from steamer_tools.bench import check_writable
+    from steamer_bench.cli import check_writable
     check_writable(tmp_path / "new.json")
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "old.json").write_text("kept")
@@ -75,7 +75,7 @@ def test_bench_out_leaves_no_file_when_checking(tmp_path: Path) -> None:
     ("/bin/false", "esp32c3: pyright failed (exit 1), with no report")])
 def test_typecheck_when_pyright_fails(pyright: str, why: str) -> None:
     pre = f"""
-        import steamer_tools.build as build
+        import steamer_dev.build as build
         build._pyright_exe = lambda: {pyright!r}
         """
     line = one_line(steamer("dev", "typecheck", "--board", "esp32c3", pre=pre))
@@ -97,7 +97,7 @@ def test_bench_writes_each_part_as_it_ends_and_keeps_them_when_interrupted(
     import json
     import signal
     out = tmp_path / "bench.json"
-    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli", "dev", "bench", "--parts",
+    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli.main", "dev", "bench", "--parts",
                              "control,limits", "--repeats", "1", "-o", str(out)],
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL)
@@ -124,7 +124,7 @@ def test_bench_writes_each_part_as_it_ends_and_keeps_them_when_interrupted(
 
 
 def test_bench_has_a_size_option_per_part() -> None:
-    from steamer_tools.bench import PARTS, Sizes, _part
+    from steamer_bench.cli import PARTS, Sizes, _part
     sizes = Sizes(sessions=7, repeats=2, limits_sequences=30, ble_records=(11, 13),
                   ble_sync_runs=1, ble_chaos_rounds=5, ble_reconnects=3)
     said = {name: _part(name, sizes)[0] for name in PARTS}

@@ -1,4 +1,4 @@
-"""`steamer dev flash` (steamer_tools.flash) deploying a real build to a virtual board with
+"""`steamer dev flash` (steamer_dev.flash) deploying a real build to a virtual board with
 the real mpremote, then checking what arrived in the board's file system."""
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from steamer_tools import flash
-from steamer_tools.build import build_board
-from steamer_tools.vboard import VirtualBoard
+from steamer_dev import flash
+from steamer_dev.build import build_board
+from steamer_dev.vboard import VirtualBoard
 
 BOARD = "esp32c3"
 
@@ -127,7 +127,7 @@ def test_steamer_dev_flash_to_steamer_dev_virtual_board(tmp_path: Path, built: P
     mpremote's own hashes agree, and the board was soft-reset at the end."""
     import subprocess
     import sys
-    steamer = [sys.executable, "-m", "steamer.cli", "dev"]
+    steamer = [sys.executable, "-m", "steamer.cli.main", "dev"]
     mpremote = str(Path(sys.executable).with_name("mpremote"))
     root = tmp_path / "root"
     board = subprocess.Popen([*steamer, "virtual-board", "--root", str(root)], text=True,

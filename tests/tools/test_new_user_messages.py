@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from steamer.ble.air import ENV, Air
+from steamer_sim.air import ENV, Air
 
-STEAMER = [sys.executable, "-m", "steamer.cli"]
+STEAMER = [sys.executable, "-m", "steamer.cli.main"]
 
 
 def steamer(*args: str, env: dict | None = None, code: int = 0,
@@ -26,7 +26,7 @@ def steamer(*args: str, env: dict | None = None, code: int = 0,
 
 
 def test_a_mistyped_device_name_gets_a_suggestion(tmp_path: Path) -> None:
-    from steamer_tools.bench_ble import serve
+    from steamer_bench.ble import serve
     air = Air()
     air.start_thread()
     s = serve(air, tmp_path, "kitchen", speed=4)

@@ -1,4 +1,4 @@
-"""`steamer mfg provision-key` (steamer_tools.devicekey) writing the manufacturer public
+"""`steamer mfg provision-key` (steamer_mfg.trustkey) writing the manufacturer public
 key to a virtual board with the real mpremote, and the firmware's own trust module
 reading what arrived."""
 from __future__ import annotations
@@ -15,10 +15,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from steamer_tools import devicekey, mfg
-from steamer_tools.devkey import DEV_PUBLIC, DEV_SEED
-from steamer_tools.paths import BOARDS, DEVICE, PROTOCOL, micropython_exe
-from steamer_tools.vboard import VirtualBoard
+from steamer_mfg import trustkey as devicekey
+from steamer_mfg import cli as mfg
+from steamer_sim.devkeys import DEV_PUBLIC, DEV_SEED
+from steamer_dev.paths import BOARDS, DEVICE, PROTOCOL, micropython_exe
+from steamer_dev.vboard import VirtualBoard
 
 
 def run_cli(argv: list[str]) -> int:

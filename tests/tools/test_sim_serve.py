@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from steamer.ble.air import ENV
+from steamer_sim.air import ENV
 
-STEAMER = [sys.executable, "-m", "steamer.cli"]
+STEAMER = [sys.executable, "-m", "steamer.cli.main"]
 
 
 def serve_cmd(name: str, *extra: str) -> list[str]:
@@ -167,7 +167,7 @@ def test_the_default_air_is_private_to_the_user(served, own_air, tmp_path: Path)
     assert f"the simulated air at {other}/steamer/air.sock is not reachable" in line, line
     # Without a runtime folder: the temp folder, under this user's id.
     bare = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", ENV)}
-    p = subprocess.run([sys.executable, "-c", "from steamer.ble.air import default_address;"
+    p = subprocess.run([sys.executable, "-c", "from steamer_sim.air import default_address;"
                         "print(default_address())"], env=dict(bare, TMPDIR=str(tmp_path)),
                        text=True, capture_output=True, check=True)
     assert p.stdout.strip() == f"{tmp_path}/steamer-{os.getuid()}/air.sock"

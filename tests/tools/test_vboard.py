@@ -1,4 +1,4 @@
-"""The virtual board (steamer_tools.vboard) driven by the real mpremote CLI, as a developer
+"""The virtual board (steamer_dev.vboard) driven by the real mpremote CLI, as a developer
 would drive a board on USB serial."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from steamer_tools.vboard import VirtualBoard
+from steamer_dev.vboard import VirtualBoard
 
 MPREMOTE = str(Path(sys.executable).with_name("mpremote"))
 TIMEOUT_S = 30
@@ -174,7 +174,7 @@ def test_cli_prints_port_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     # What `steamer dev virtual-board --root DIR` runs, through the module's register().
     script = textwrap.dedent("""\
         import argparse, sys
-        from steamer_tools import vboard
+        from steamer_dev import vboard
         p = argparse.ArgumentParser()
         vboard.register(p.add_subparsers())
         a = p.parse_args(sys.argv[1:])
@@ -205,7 +205,7 @@ def test_steamer_dev_virtual_board_cleans_up_on_sigterm(tmp_path: Path,
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp))
-    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli", "dev", "virtual-board"],
+    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli.main", "dev", "virtual-board"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             stdin=subprocess.DEVNULL)
     try:

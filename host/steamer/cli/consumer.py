@@ -1,0 +1,855 @@
+"""The consumer commands of `steamer`: scan, pair, status, session start/stop, sync and
+profile push/list, a thin layer over steamer.client, steamer.devices and
+steamer.store. Each works against a real steamer (bleak's platform radio) or a
+simulated one (`--sim`, or STEAMER_SIM=1; the air at $STEAMER_AIR, see `steamer sim
+serve`).
+
+Exit codes: 0 done, 1 the steamer or the link refused or failed (one line on stderr
+says why), 2 a wrong input (usage, a file that is not a signed profile), 130 Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import math
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any, Callable, Coroutine
+
+from bleak.exc import BleakError
+
+from steamer.client import Found, LinkLost, Steamer, SteamerError, SyncResult
+from podproto.names import FAULT_NAMES, PODLET_REASONS, PODLET_STATES
+from steamer.cli.main import reader_gone
+from steamer.devices import (SCAN_S, SESSION_STATES, SIM_ENV, DeviceError, InputFileError,
+                             connected, detail_of, explain, label, last_record, load_keys, read_info,
+                             read_profile_file, resolve, scan_all, sim_air, state_name)
+from steamer.store import DB_ENV, DeviceSink, Store, StoreError
+
+_FAILED = 1
+_BAD_INPUT = 2
+_INTERRUPTED = 130
+READY_C = 97.0        # the firmware's preheat ends here (README: ready at 97 C)
+_POLL_S = 0.5
+PUSH_RECONNECTS = 3     # `profile push`: new connections after a lost link
+# How long a steamer may take to show a command's effect in its status, which it writes
+# once a second of its own time (a simulated one may run slower than real time).
+_SETTLE_S = 30.0
+# Session ends at one of the session's limits: its whole dose was delivered.
+_FULL_ENDS = ("completed", "max_session", "podlet_empty", "max_day")
+
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _command(name: str) -> Callable[[Command], Callable[[argparse.Namespace], int]]:
+    """Runs an async command; its expected failures become one line and an exit code."""
+    def wrap(func: Command) -> Callable[[argparse.Namespace], int]:
+        @functools.wraps(func)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return asyncio.run(func(args))
+            except InputFileError as e:
+                return _fail(name, str(e), _BAD_INPUT)
+            except DeviceError as e:
+                return _fail(name, str(e), _FAILED)
+            except SteamerError as e:
+                return _fail(name, str(explain(e, getattr(args, "label", "the steamer"),
+                                               name)), _FAILED)
+            except StoreError as e:
+                return _fail(name, str(e), _FAILED)
+            except sqlite3.Error as e:
+                return _fail(name, f"database error: {e}", _FAILED)
+            except (BleakError, asyncio.TimeoutError) as e:
+                return _fail(name, f"Bluetooth: {e or type(e).__name__}", _FAILED)
+            except BrokenPipeError:
+                return reader_gone()
+            except OSError as e:
+                where = f"{e.filename}: " if e.filename else ""
+                return _fail(name, f"{where}{e.strerror or e}", _FAILED)
+            except KeyboardInterrupt:
+                note = getattr(args, "on_interrupt", None)
+                if note:
+                    print(f"\n{note}", file=sys.stderr)
+                return _INTERRUPTED
+        return run
+    return wrap
+
+
+def _fail(name: str, message: str, code: int) -> int:
+    print(f"steamer {name}: {message}", file=sys.stderr)
+    return code
+
+
+def _json_out(data: object) -> None:
+    print(json.dumps(data, indent=1, ensure_ascii=False))
+
+
+async def _find(args: argparse.Namespace) -> tuple[Found, str | None]:
+    air = sim_air(args.sim)
+    found = await resolve(args.device, args.scan_timeout, air)
+    args.label = label(found)
+    return found, air
+
+
+# ---- scan and pair ---------------------------------------------------------------------
+
+@_command("scan")
+async def _scan(args: argparse.Namespace) -> int:
+    found = await scan_all(args.timeout, sim_air(args.sim))
+    keys = load_keys(args.keys)
+    rows = [{"name": f.name, "address": f.device.address, "state": f.state,
+             "fault": FAULT_NAMES[f.fault] if 0 < f.fault < len(FAULT_NAMES) else None,
+             "pairing_open": f.pairing_open, "paired": keys.get(f.device.address) is not None,
+             "rssi": f.rssi} for f in found]
+    if args.json:
+        _json_out(rows)
+        return 0
+    if not rows:
+        print(f"No steamer heard in {args.timeout:g} s (is it switched on and near?)",
+              file=sys.stderr)
+        return 0
+    table = [("NAME", "ADDRESS", "STATE", "PAIRED", "RSSI")]
+    table += [(r["name"] or "-", r["address"], (r["state"] or "?") + (
+        f" ({r['fault']})" if r["fault"] else "") + (" pairing" if r["pairing_open"] else ""),
+        "yes" if r["paired"] else "no", str(r["rssi"])) for r in rows]
+    print_table(table)
+    return 0
+
+
+def print_table(rows: list[tuple[str, ...]], out: IO[str] = sys.stdout) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
+
+
+async def pair_until(st: Steamer, name: str, timeout_s: float) -> None:
+    """Pairs once the steamer's pairing window opens, retrying until timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await st.pair()
+            return
+        except SteamerError as e:
+            if e.code not in ("bad_state", "link", "timeout"):
+                raise explain(e, name, "pairing") from None
+            if e.code != "bad_state" and not st.connected:
+                await st.reconnect()
+        if time.monotonic() >= deadline:
+            raise DeviceError(f"pairing with {name} timed out after {timeout_s:g} s: its "
+                              "pairing window did not open (press and hold its button, keep "
+                              f"holding it, and run `steamer pair {name}` again)")
+        await asyncio.sleep(0.25)
+
+
+@_command("pair")
+async def _pair(args: argparse.Namespace) -> int:
+    keys = load_keys(args.keys)
+    found, air = await _find(args)
+    print(f"Press and hold {args.label}'s button, and keep holding it until this says it "
+          f"is paired (the window opens after 3 s; waiting up to {args.timeout:g} s)...",
+          file=sys.stderr)
+    async with connected(found, keys, air, auth=False) as st:
+        await pair_until(st, args.label, args.timeout)
+    if args.json:
+        _json_out({"device": args.label, "address": found.device.address, "paired": True,
+                   "keys": str(keys.path)})
+    else:
+        print(f"paired with {args.label} ({found.device.address}); key kept in {keys.path}")
+    return 0
+
+
+# ---- status ------------------------------------------------------------------------------
+
+# Why the steamer refused the podlet in it (podproto.names.PODLET_REASONS), for a person.
+PODLET_REFUSALS = {
+    "other": "for a reason this program does not know",
+    "unreadable": "its ID chip cannot be read (take it out and put it in again)",
+    "crc": "its ID chip's data is corrupt",
+    "bad_signature": "it is not a genuine podlet (its signature does not verify)",
+    "malformed": "its ID chip holds no valid podlet data",
+    "not_provisioned": "the steamer has no manufacturer key yet",
+    "clock_unset": "the steamer's clock is not set (a session start sets it)",
+    "expired": "it is past its expiry date",
+    "no_profile": "the steamer has no profile for its type (steamer profile push)",
+    "used_up": "it is used up",
+    "ledger_error": "the steamer's dose ledger cannot be read",
+}
+
+
+def podlet_of(status: dict) -> tuple[str, str | None]:
+    """The inserted podlet's state (PODLET_STATES) and, refused, the reason's name."""
+    s, r = status["podlet_state"], status["podlet_reason"]
+    state = PODLET_STATES[s] if s < len(PODLET_STATES) else str(s)
+    reason = PODLET_REASONS[r] if r < len(PODLET_REASONS) else "other"
+    return state, reason if state == "refused" else None
+
+
+def podlet_refused_text(reason: str | None) -> str:
+    """"podlet refused: <why, in words>"."""
+    return "podlet refused: " + PODLET_REFUSALS.get(reason or "other", reason or "")
+
+
+def _fault_name(code: int) -> str | None:
+    return (FAULT_NAMES[code] if code < len(FAULT_NAMES) else str(code)) if code else None
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Where the running session will end: whichever of its limits comes first."""
+    limit_ul: int           # the dose it ends at
+    left_ul: int            # of that, still to deliver
+    left_s: float           # dosing time left
+    exact: bool             # False before the dosing rate is known: limit_ul is an upper bound
+
+
+def session_limits(status: dict, rate_ul_min: float | None = None) -> SessionLimits | None:
+    """The running session's limits from the steamer's status (None outside a session).
+    The status carries the dose limit (the profile's max_session_ul, or less when the
+    podlet or the day has less left) and the dosing time (session_s); at the dosing rate
+    (`rate_ul_min`, else the pump's while it doses) the time may end the session first."""
+    if state_name(status) not in SESSION_STATES or status["limit_ul"] <= 0:
+        return None
+    rate = rate_ul_min or status["pump_ul_min"] or None
+    limit_ul = status["limit_ul"]
+    left_s = float(max(0, status["limit_s"] - status["session_s"]))
+    if rate and status["limit_s"]:
+        limit_ul = min(limit_ul, round(rate * status["limit_s"] / 60))
+    left_ul = max(0, limit_ul - status["session_ul"])
+    if rate:
+        left_s = min(left_s, left_ul * 60 / rate)
+    return SessionLimits(limit_ul, left_ul, left_s, exact=bool(rate))
+
+
+def status_view(status: dict, extra: dict, rate_ul_min: float | None = None) -> dict:
+    """A status as JSON-ready data for a person: units in the names. `rate_ul_min` is the
+    session's dosing rate when the caller saw it earlier (see session_limits)."""
+    state = state_name(status)
+    out: dict[str, Any] = {
+        "state": state, "fault": _fault_name(status.get("fault", 0)),
+        "boiler_c": status["boiler_mc"] / 1000, "outlet_c": status["outlet_mc"] / 1000,
+        "heater_pct": status["heater_pct"], "pump_ul_min": status["pump_ul_min"],
+        "podlet_type": status["podlet_type"] or None,
+        "podlet_state": podlet_of(status)[0], "podlet_refused": podlet_of(status)[1],
+        "session_ul": status["session_ul"] if state in SESSION_STATES else None,
+        "dosing_s": status["session_s"] if state in SESSION_STATES else None,
+        "clock_s": status["clock_s"] or None,
+    }
+    out.update(extra)
+    lim = session_limits(status, rate_ul_min)
+    out["limit_ul"] = lim.limit_ul if lim else None
+    out["limit_exact"] = lim.exact if lim else None
+    out["remaining_ul"] = lim.left_ul if lim else None
+    out["dosing_left_s"] = round(lim.left_s) if lim else None
+    return out
+
+
+async def _extra(st: Steamer, status: dict, paired: bool) -> dict:
+    """What only a paired host may read: the podlet's profile, the session's target, the
+    latched fault's details."""
+    if not paired:
+        return {}
+    out: dict[str, Any] = {}
+    kind = status["podlet_type"]
+    for p in await st.profiles():
+        if kind and p["podlet_type"] == kind:
+            out["profile"] = f"{p['name']} v{p['version']}"
+    if state_name(status) in SESSION_STATES:
+        rec = await last_record(st, "session_started")
+        if rec is not None:
+            out["target_c"] = rec["payload"].get("target_c")
+    if status.get("fault"):
+        faults = await st.faults()
+        if faults:
+            f = faults[-1]
+            out["fault_detail"] = {"code": _fault_name(f["code"]), "value_c": f["value_mc"] / 1000,
+                                   "limit_c": f["limit_mc"] / 1000, "uptime_s": f["uptime_s"]}
+    return out
+
+
+def _status_lines(name: str, address: str, v: dict) -> list[str]:
+    lines = [f"{name} ({address}): {v['state']}"]
+    lines.append(f"  boiler   {v['boiler_c']:.1f} °C")
+    lines.append(f"  outlet   {v['outlet_c']:.1f} °C"
+                 + (f" (target {v['target_c']:g} °C)" if v.get("target_c") else ""))
+    lines.append(f"  heater   {v['heater_pct']} %, pump {v['pump_ul_min']} µl/min")
+    podlet = f"type {v['podlet_type']}" if v["podlet_type"] else "none"
+    if v.get("profile"):
+        podlet += f" ({v['profile']})"
+    if v["podlet_state"] == "refused":
+        podlet = podlet_refused_text(v["podlet_refused"]).removeprefix("podlet ")
+    elif v["podlet_state"] == "checking":
+        podlet = "being checked"
+    lines.append(f"  podlet   {podlet}")
+    if v["session_ul"] is not None:
+        dose = f"{v['session_ul']} µl delivered"
+        if v["remaining_ul"] is not None and v["limit_exact"]:
+            dose += f", {v['remaining_ul']} µl to go, {_mmss(v['dosing_left_s'])} left"
+        elif v["remaining_ul"] is not None:
+            dose += (f" of up to {v['limit_ul']} µl, then up to "
+                     f"{_mmss(v['dosing_left_s'])} of dosing")
+        lines.append(f"  dose     {dose}")
+    fault = v["fault"] or "none"
+    d = v.get("fault_detail")
+    if d:
+        fault += f" ({d['value_c']:g} °C against a limit of {d['limit_c']:g} °C)"
+    lines.append(f"  fault    {fault}")
+    if v["clock_s"]:
+        lines.append(f"  clock    {datetime.fromtimestamp(v['clock_s']).astimezone():%Y-%m-%d %H:%M:%S}")
+    return lines
+
+
+def _status_line(v: dict) -> str:
+    text = (f"{datetime.now():%H:%M:%S} {v['state']:<9} boiler {v['boiler_c']:5.1f} °C  "
+            f"outlet {v['outlet_c']:5.1f} °C  heater {v['heater_pct']:3d} %")
+    if v["session_ul"] is not None:
+        text += f"  dose {v['session_ul']} µl"
+        if v["remaining_ul"] is not None and v["limit_exact"]:
+            text += f" ({v['remaining_ul']} to go, {_mmss(v['dosing_left_s'])} left)"
+        elif v["remaining_ul"] is not None:
+            text += f" (of up to {v['limit_ul']})"
+    if v["fault"]:
+        text += f"  FAULT {v['fault']}"
+    return text
+
+
+def _mmss(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = max(0, round(s))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+@_command("status")
+async def _status(args: argparse.Namespace) -> int:
+    keys = load_keys(args.keys)
+    found, air = await _find(args)
+    paired = keys.get(found.device.address) is not None
+    async with connected(found, keys, air, auth=paired) as st:
+        status = await st.status()
+        extra = await _extra(st, status, paired)
+        view = status_view(status, extra)
+        who = {"device": args.label, "address": found.device.address}
+        if not args.follow:
+            if args.json:
+                _json_out(dict(view, **who))
+            else:
+                print("\n".join(_status_lines(args.label, found.device.address, view)))
+            return 0
+        args.on_interrupt = f"stopped following {args.label}"
+        last_state = state_name(status)
+        rate = status["pump_ul_min"] or None      # the dosing rate, once seen
+        while True:
+            if args.json:
+                print(json.dumps(dict(view, **who), ensure_ascii=False), flush=True)
+            else:
+                print(_status_line(view), flush=True)
+            await asyncio.sleep(args.interval)
+            status = await _read_status(st)
+            if state_name(status) != last_state:
+                extra = await _extra(st, status, paired)
+                last_state = state_name(status)
+                rate = None
+            rate = max(rate or 0, status["pump_ul_min"]) or None
+            view = status_view(status, extra, rate)
+
+
+# ---- sessions ------------------------------------------------------------------------------
+
+class Progress:
+    """The session's progress on `out`: a bar redrawn in place on a terminal (`tty`,
+    default: whether `out` is one), a line at each tenth (and each change of phase)
+    otherwise. Preheat toward the ready temperature, the steam toward its target, then
+    the dose delivered against the limit the session will end at, and the time left."""
+
+    def __init__(self, out: IO[str], target_c: float | None, tty: bool | None = None) -> None:
+        self.out = out
+        self.tty = out.isatty() if tty is None else tty
+        self.target_c = target_c
+        self.start_c: float | None = None
+        self.rate_ul_min: float | None = None   # the dosing rate, once the pump showed it
+        self.limit_ul: int | None = None        # where the dose ends, as last worked out
+        self.last_key: tuple | None = None
+
+    def update(self, status: dict) -> None:
+        state = state_name(status)
+        boiler = status["boiler_mc"] / 1000
+        ul = status["session_ul"]
+        if state in ("preheat", "ready") or (state == "steaming" and ul == 0):
+            start_c = self.start_c = boiler if self.start_c is None else self.start_c
+            frac = min(1.0, max(0.0, (boiler - start_c) / max(1.0, READY_C - start_c)))
+            text = (f"preheat: boiler {boiler:.1f} °C of {READY_C:g} °C" if state != "steaming"
+                    else f"steam: outlet {status['outlet_mc'] / 1000:.1f} °C"
+                    + (f" toward {self.target_c:g} °C" if self.target_c else ""))
+            phase = "preheat" if state != "steaming" else "steam"
+        else:
+            self.rate_ul_min = max(self.rate_ul_min or 0, status["pump_ul_min"]) or None
+            lim = session_limits(status, self.rate_ul_min)
+            self.limit_ul = lim.limit_ul if lim else self.limit_ul
+            frac = min(1.0, ul / self.limit_ul) if self.limit_ul else 0.0
+            text = f"dose: {ul} µl"
+            if lim is not None:
+                text += (f" of {lim.limit_ul} µl, {_mmss(lim.left_s)} left" if lim.exact
+                         else f" of up to {lim.limit_ul} µl")
+            phase = "dose"
+        self._draw(phase, frac, text)
+
+    def finish(self, end_reason: str | None, dose_ul: float | None) -> None:
+        """The session's end: a full bar when it ended at one of its limits."""
+        if dose_ul is not None and (end_reason in _FULL_ENDS or self.limit_ul):
+            frac = 1.0 if end_reason in _FULL_ENDS else min(1.0, dose_ul / (self.limit_ul or 1))
+            self._draw("end", frac, f"dose: {dose_ul:g} µl delivered")
+        self.close()
+
+    def _draw(self, phase: str, frac: float, text: str) -> None:
+        if self.tty:
+            bar = "#" * round(frac * 24)
+            self.out.write(f"\r[{bar:<24}] {text}\x1b[K")
+            self.out.flush()
+            return
+        key = (phase, int(frac * 10))
+        if key != self.last_key:
+            self.last_key = key
+            print(text, file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.tty and self.last_key != ("closed",):
+            self.last_key = ("closed",)
+            self.out.write("\n")
+            self.out.flush()
+
+
+async def record_since(st: Steamer, kind: str, first_seq: int,
+                       wait_s: float = 0.0) -> dict | None:
+    """The newest journal record of `kind` numbered first_seq or later, waiting up to
+    wait_s for it to appear; None when there is none (an older one, say the previous
+    session's, does not count)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        rec = await last_record(st, kind, 40)
+        if rec is not None and rec["seq"] >= first_seq:
+            return rec
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(0.2)
+
+
+async def _read_status(st: Steamer) -> dict:
+    """The status, over a link that is brought back when it drops."""
+    while True:
+        try:
+            return await st.status()
+        except (LinkLost, BleakError):
+            await st.reconnect()
+
+
+async def _journal_next(st: Steamer) -> int:
+    """The seq the steamer's next journal record will have, or a lower one (Info is
+    written when the link comes up): what a command starts after has a seq below it."""
+    return int((await read_info(st)).get("log_next", 0))
+
+
+@_command("session start")
+async def _session_start(args: argparse.Namespace) -> int:
+    keys = load_keys(args.keys)
+    found, air = await _find(args)
+    name = args.label
+    async with connected(found, keys, air, auth=True) as st:
+        await st.set_clock()     # so the session's records carry the time
+        status = await st.status()
+        if state_name(status) in SESSION_STATES:
+            raise DeviceError(f"{name} is busy: a session is already running "
+                              f"(`steamer session stop {name}` ends it)")
+        if state_name(status) == "cooldown":
+            raise DeviceError(f"{name} is busy: it is cooling down after a session (try "
+                              f"again once `steamer status {name}` says idle)")
+        before = await _journal_next(st)
+        try:
+            await st.start_session(status["podlet_type"])
+        except SteamerError as e:
+            raise await _start_refused(st, e, name) from None
+        started = await record_since(st, "session_started", before, 3.0)
+        p = started["payload"] if started else {}
+        # This session's end is journaled after its start: an older end is the last one's.
+        end_from = started["seq"] + 1 if started else before
+        result: dict[str, Any] = {"device": name, "address": found.device.address,
+                                  "profile": p.get("profile"), "version": p.get("version"),
+                                  "podlet": p.get("podlet"), "target_c": p.get("target_c"),
+                                  "limit_ul": p.get("limit_ul")}
+        if args.detach:
+            result["state"] = "started"
+            _session_out(args, result)
+            return 0
+        args.on_interrupt = (f"stopped watching; the session goes on on {name} "
+                             f"(`steamer session stop {name}` ends it)")
+        bar = Progress(sys.stderr, p.get("target_c"))
+        last = status
+        ended = None
+        # The status is written once a second of the steamer's time: right after the
+        # start it may still say idle. The session is over once the status has shown it
+        # and then left it, or once its end is journaled (it may end before it shows).
+        shown = False
+        deadline = time.monotonic() + _SETTLE_S
+        try:
+            while True:
+                status = await _read_status(st)
+                if state_name(status) in SESSION_STATES:
+                    shown = True
+                    last = status
+                    bar.update(status)
+                elif shown:
+                    break
+                else:
+                    ended = await record_since(st, "session_ended", end_from)
+                    if ended is not None:
+                        break
+                    if time.monotonic() > deadline:
+                        raise DeviceError(f"{name} acknowledged the start, but its status "
+                                          f"has not shown the session in {_SETTLE_S:g} s")
+                await asyncio.sleep(_POLL_S)
+            ended = ended or await record_since(st, "session_ended", end_from, 5.0)
+            e = ended["payload"] if ended else {}
+            fault = _fault_name(status.get("fault", 0))
+            result.update(state=state_name(status), end_reason=e.get("reason") or
+                          ("fault" if fault else None),
+                          dose_ul=e.get("session_ul", last["session_ul"]),
+                          dosing_s=e.get("dose_s", last["session_s"]), fault=fault)
+            bar.finish(result["end_reason"], result["dose_ul"])
+        finally:
+            bar.close()
+    _session_out(args, result)
+    return _FAILED if result["end_reason"] == "fault" or fault else 0
+
+
+async def _start_refused(st: Steamer, e: SteamerError, name: str) -> DeviceError:
+    """The refused start in words; a refused podlet names its refusal (the steamer
+    answers no_podlet, or the podlet's own reason, for it)."""
+    reason = detail_of(e) or e.code
+    if e.code == "bad_state" and (reason == "no_podlet" or reason in PODLET_REFUSALS):
+        try:
+            state, why = podlet_of(await st.status())
+        except (SteamerError, BleakError):
+            state, why = "", None
+        if state == "refused":
+            return DeviceError(f"{name} refused to start a session: "
+                               f"{podlet_refused_text(why)} ({why})")
+    return explain(e, name, "to start a session")
+
+
+def _session_out(args: argparse.Namespace, r: dict) -> None:
+    if args.json:
+        _json_out(r)
+        return
+    what = f"{r['profile']} v{r['version']}" if r.get("profile") else "session"
+    if r["state"] == "started":
+        limit = f", up to {r['limit_ul']} µl" if r.get("limit_ul") else ""
+        print(f"started {what} on {r['device']}{limit} (`steamer status {r['device']} "
+              "--follow` to watch it)")
+        return
+    from steamer.store import END_REASONS
+    reason = r.get("end_reason")
+    why = f": {END_REASONS.get(reason, reason)}" if reason else ""
+    fault = f" ({r['fault']})" if r.get("fault") else ""
+    print(f"{what} on {r['device']} ended{why}{fault}; {r['dose_ul']:g} µl delivered in "
+          f"{_mmss(r['dosing_s'])} of dosing")
+
+
+@_command("session stop")
+async def _session_stop(args: argparse.Namespace) -> int:
+    keys = load_keys(args.keys)
+    found, air = await _find(args)
+    async with connected(found, keys, air, auth=True) as st:
+        before = await _journal_next(st)
+        try:
+            await st.stop_session()
+        except SteamerError as e:
+            raise explain(e, args.label, "to stop") from None
+        # The status may say the session's state for up to a second after the ack.
+        deadline = time.monotonic() + _SETTLE_S
+        while True:
+            status = await _read_status(st)
+            if state_name(status) not in SESSION_STATES or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        ended = await record_since(st, "session_ended", before, 5.0)
+    e = ended["payload"] if ended else {}
+    dose_ul = e.get("session_ul", status["session_ul"])
+    if args.json:
+        _json_out({"device": args.label, "address": found.device.address, "stopped": True,
+                   "state": state_name(status), "end_reason": e.get("reason"),
+                   "dose_ul": dose_ul, "dosing_s": e.get("dose_s", status["session_s"])})
+    else:
+        print(f"stopped the session on {args.label} after {dose_ul:g} µl "
+              f"({state_name(status)} now)")
+    return 0
+
+
+# ---- sync ----------------------------------------------------------------------------------
+
+async def sync_device(st: Steamer, store: Store, device_id: str,
+                      attempts: int = 4) -> tuple[DeviceSink, SyncResult]:
+    """Pulls the steamer's new log records into `store`, each exactly once, resuming
+    after a dropped link (up to `attempts` connections in all). The result names the
+    records the steamer reports it lost before any host stored them."""
+    sink = DeviceSink(store, device_id, st.info.get("log_first"))
+
+    def relinked(info: dict) -> None:
+        sink.log_first = info.get("log_first")
+    return sink, await st.sync_logs(sink, reconnects=attempts - 1, on_reconnect=relinked)
+
+
+def lost_line(label: str, res: SyncResult) -> str:
+    """The warning `steamer sync` prints when the steamer lost records unsynced."""
+    n = res.lost_records
+    seqs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in res.lost)
+    return (f"steamer sync: warning: {label} lost {n} log record{'s' if n != 1 else ''} "
+            f"(seq {seqs}) before any computer synced them: its log was full; "
+            "sync more often to keep them all")
+
+
+def journal_line(label: str, previous: str, journal: str) -> str:
+    """The notice `steamer sync` prints when the steamer's journal is not the one synced
+    at its address before (its flash reformatted, or another steamer there)."""
+    return (f"steamer {label}: its journal is new (was {previous or 'not recorded'}, "
+            f"now {journal}): syncing it from the start")
+
+
+@_command("sync")
+async def _sync(args: argparse.Namespace) -> int:
+    from steamer.cli.history import say_if_created
+    keys = load_keys(args.keys)
+    with Store.open(args.db) as store:
+        say_if_created(store)
+        found, air = await _find(args)
+        address = found.device.address
+        t0 = time.monotonic()
+        async with connected(found, keys, air, auth=True) as st:
+            journal = bytes(st.info["journal_id"]).hex()
+            cursor = store.sync_cursor(address, journal, name=found.name,
+                                       log_next=st.info["log_next"])
+            if cursor.previous is not None:
+                print(journal_line(args.label, cursor.previous, journal), file=sys.stderr,
+                      flush=True)
+            try:
+                sink, res = await sync_device(st, store, cursor.device_id)
+            except SteamerError as e:
+                if e.code != "journal_changed":
+                    raise
+                raise DeviceError(f"{args.label}: {e}") from None
+        sessions = store.sessions(cursor.device_id)
+        out = {"device": args.label, "address": address, "device_id": cursor.device_id,
+               "journal_id": journal, "new_records": sink.new,
+               "duplicates": sink.duplicate, "last_seq": store.last_seq(cursor.device_id),
+               "lost_records": res.lost_records, "lost": [list(r) for r in res.lost],
+               "sessions": len(sessions), "db": str(store.path),
+               "seconds": round(time.monotonic() - t0, 3)}
+    if res.lost:
+        print(lost_line(args.label, res), file=sys.stderr)
+    if args.json:
+        _json_out(out)
+    else:
+        n = out["sessions"]
+        print(f"synced {out['new_records']} new record{'s' if out['new_records'] != 1 else ''} "
+              f"from {args.label}: {n} session{'s' if n != 1 else ''} of it in {out['db']} "
+              "(`steamer sessions` lists them)")
+    return 0
+
+
+# ---- profiles ------------------------------------------------------------------------------
+
+@_command("profile push")
+async def _profile_push(args: argparse.Namespace) -> int:
+    prof = read_profile_file(args.file)        # a wrong file fails before any scan
+    keys = load_keys(args.keys)
+    found, air = await _find(args)
+    async with connected(found, keys, air, auth=True) as st:
+        try:
+            # A lost link resumes from the steamer's offset; a commit whose answer was
+            # lost counts once the steamer lists the profile.
+            await st.push_profile(prof.data, reconnects=PUSH_RECONNECTS)
+        except SteamerError as e:
+            raise explain(e, args.label, f"profile {prof.title}") from None
+        installed = await st.profiles()
+    f = prof.fields
+    ok = any(p["podlet_type"] == f["podlet_type"] and p["version"] == f["version"]
+             for p in installed)
+    if not ok:
+        raise DeviceError(f"{args.label} acknowledged {prof.title} but does not list it")
+    if args.json:
+        _json_out({"device": args.label, "address": found.device.address, "installed": True,
+                   "file": str(prof.path), "podlet_type": f["podlet_type"],
+                   "version": f["version"], "name": f["name"]})
+    else:
+        print(f"installed {prof.title} on {args.label}")
+    return 0
+
+
+@_command("profile list")
+async def _profile_list(args: argparse.Namespace) -> int:
+    keys = load_keys(args.keys)
+    found, air = await _find(args)
+    async with connected(found, keys, air, auth=True) as st:
+        profiles = sorted(await st.profiles(), key=lambda p: p["podlet_type"])
+    if args.json:
+        _json_out([dict(p, sha256=p["sha256"].hex()) for p in profiles])
+    elif not profiles:
+        print(f"{args.label} has no profiles (`steamer profile push` installs one)")
+    else:
+        print_table([("TYPE", "VERSION", "NAME")] + [
+            (str(p["podlet_type"]), str(p["version"]), p["name"]) for p in profiles])
+    return 0
+
+
+# ---- parsers -------------------------------------------------------------------------------
+
+def positive_s(text: str) -> float:
+    """argparse type: a number of seconds, greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds greater than 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
+
+
+RADIO_HELP = (f"Add --sim (or set {SIM_ENV}=1) to reach simulated steamers (`steamer sim "
+              "serve`) on the simulated air at $STEAMER_AIR (default: this user's own, "
+              "which `steamer sim serve` starts) "
+              "instead of the Bluetooth adapter.")
+
+
+def radio_options(p: argparse.ArgumentParser, *, device: bool = True) -> None:
+    """--sim, --keys and (for commands naming a DEVICE) --scan-timeout."""
+    p.add_argument("--sim", action="store_true",
+                   help=f"use the simulated air, not Bluetooth (also: {SIM_ENV}=1)")
+    p.add_argument("--keys", metavar="FILE",
+                   help="this computer's pairing keys (default: $STEAMER_KEYS, else "
+                        "keys.json in the user config folder, e.g. ~/.config/steamer)")
+    if device:
+        p.add_argument("--scan-timeout", type=positive_s, default=SCAN_S, metavar="S",
+                       help="how long to look for DEVICE (default: %(default)g s)")
+
+
+def _parser(sub: argparse._SubParsersAction, name: str, help_text: str, description: str,
+            examples: str, func: Callable[[argparse.Namespace], int], *,
+            device: bool = True, json_help: str | None = None) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=f"{description} {RADIO_HELP}",
+                       epilog="Example:\n" + examples,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    if device:
+        p.add_argument("device", metavar="DEVICE",
+                       help="the steamer's name or address, as `steamer scan` shows it")
+    radio_options(p, device=device)
+    if json_help:
+        p.add_argument("--json", action="store_true", help=json_help)
+    p.set_defaults(func=func)
+    return p
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    """Adds scan, pair, status, session, sync and profile to the top-level subparsers."""
+    p = _parser(groups, "scan", "list the steamers in range",
+                "List the steamers advertising nearby: name, address, state, whether this "
+                "computer is paired with each.",
+                "  steamer scan\n  steamer scan --sim --json", _scan, device=False,
+                json_help="print the list as JSON")
+    p.add_argument("--timeout", type=positive_s, default=3.0, metavar="S",
+                   help="how long to listen (default: %(default)g s)")
+
+    p = _parser(groups, "pair", "pair this computer with a steamer (hold its button)",
+                "Pair with DEVICE: press and hold the steamer's button; after 3 s its pairing "
+                "window opens, and it stays open while the button is held (pairing takes "
+                "up to ~10 s on a steamer). This waits for it (--timeout) and keeps the "
+                "key. Commands "
+                "that change something on the steamer need it.",
+                "  steamer pair bathroom-steamer", _pair,
+                json_help="print the result as JSON")
+    p.add_argument("--timeout", type=positive_s, default=60.0, metavar="S",
+                   help="how long to wait for the pairing window (default: %(default)g s)")
+
+    p = _parser(groups, "status", "a steamer's temperatures, state, podlet, dose, faults",
+                "Show DEVICE's state, boiler and outlet temperatures, heater and pump, the "
+                "podlet, and faults; during a session the dose delivered, the dose still to "
+                "go and the time left (the dose the session ends at: the profile's limit, "
+                "or less when the podlet, the day's limit or the dosing time ends it "
+                "first). --follow prints a line every --interval seconds until Ctrl-C.",
+                "  steamer status bathroom-steamer\n"
+                "  steamer status bathroom-steamer --follow --json", _status,
+                json_help="print JSON (one object a line with --follow)")
+    p.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C")
+    p.add_argument("--interval", type=positive_s, default=1.0, metavar="S",
+                   help="seconds between lines with --follow (default: %(default)g)")
+
+    session = groups.add_parser(
+        "session", help="start or stop a steaming session",
+        description="Start or stop a steaming session on a steamer.",
+        epilog="Example:\n  steamer session start bathroom-steamer\n"
+               "  steamer session stop bathroom-steamer",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = session.add_subparsers(dest="session_command", metavar="SUBCOMMAND")
+    sub.required = True
+    p = _parser(sub, "start", "start a session and show its progress",
+                "Start a session on DEVICE with the podlet inserted, then show its progress "
+                "on stderr (preheat, then the dose delivered and the time left) and a "
+                "summary on stdout when it ends. Ctrl-C stops the display, not the "
+                "session (exit 130). Exit 1 when the steamer refuses (no podlet, water low, "
+                "busy, ...) or the session ends in a fault.",
+                "  steamer session start bathroom-steamer\n"
+                "  steamer session start bathroom-steamer --detach --json", _session_start,
+                json_help="print the summary as JSON")
+    p.add_argument("--detach", action="store_true",
+                   help="start it and return at once, without following it")
+    _parser(sub, "stop", "stop the running session",
+            "Stop the session running on DEVICE (the steamer then cools down). Exit 1 when "
+            "no session is running.",
+            "  steamer session stop bathroom-steamer", _session_stop,
+            json_help="print the result as JSON")
+
+    p = _parser(groups, "sync", "copy a steamer's session logs to this computer",
+                "Pull DEVICE's new log records into the session database, each exactly once "
+                "(a sync cut short resumes where it stopped), then let the steamer drop "
+                "them. A steamer whose log is new (its memory wiped) is synced from its "
+                "start, and the command says so. `steamer sessions` and `steamer plot` show "
+                "what it brought in.",
+                "  steamer sync bathroom-steamer && steamer sessions", _sync,
+                json_help="print the result as JSON")
+    p.add_argument("--db", metavar="PATH",
+                   help=f"the session database (default: ${DB_ENV}, else sessions.sqlite3 "
+                        "in the user data folder, e.g. ~/.local/share/steamer); created, "
+                        "with its folders, when missing, and the command says so")
+
+    profile = groups.add_parser(
+        "profile", help="install or list a steamer's treatment profiles",
+        description="Install signed treatment profiles on a steamer, or list them.",
+        epilog="Example:\n  steamer profile push bathroom-steamer vitamin-c.bin\n"
+               "  steamer profile list bathroom-steamer",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = profile.add_subparsers(dest="profile_command", metavar="SUBCOMMAND")
+    sub.required = True
+    p = _parser(sub, "push", "install a signed profile",
+                "Send FILE, a profile signed by the manufacturer (`steamer mfg sign-profile` "
+                "writes one), to DEVICE, which checks its signature and version and installs "
+                "it. An upload cut short resumes. Exit 2 when FILE is not a signed profile.",
+                "  steamer profile push bathroom-steamer vitamin-c.bin", _profile_push,
+                json_help="print the result as JSON")
+    p.add_argument("file", metavar="FILE", help="the signed profile (.bin)")
+    _parser(sub, "list", "list the installed profiles",
+            "List the treatment profiles installed on DEVICE: podlet type, version, name.",
+            "  steamer profile list bathroom-steamer --json", _profile_list,
+            json_help="print the list as JSON")

@@ -1,0 +1,744 @@
+"""`steamer mfg`: the manufacturer's signing key, signed treatment profiles and podlet
+ID-chip images, and their verification.
+
+    steamer mfg keygen --out keys/mfg.pem                   # prints the public key (hex)
+    steamer mfg pubkey keys/mfg.pem
+    steamer mfg sign-profile vitamin-c.json --key keys/mfg.pem -o vitamin-c.bin
+    steamer mfg podlet-image --serial 0000c0ffee01 --type 3 --capacity-ul 3000 \\
+        --expiry 2027-06-30 --lot L2611 --key keys/mfg.pem -o podlet.bin
+    steamer mfg verify vitamin-c.bin --pub 0a1e69fe...      # or --key keys/mfg.pem
+    steamer mfg provision-key --port /dev/ttyACM0 --key keys/mfg.pem   # steamer_mfg.trustkey
+
+Library use (the CLI is a thin layer over these)::
+
+    from steamer_mfg import cli as mfg
+    public = mfg.generate_key(Path("mfg.pem"))
+    seed = mfg.load_key(Path("mfg.pem"))
+    signed = mfg.sign_profile(mfg.read_profile(Path("vitamin-c.json")), seed)
+    result = mfg.verify_bytes(signed, public)      # result.ok, result.kind, result.reason
+
+The key file is an Ed25519 private key (its 32-byte seed) as unencrypted PKCS#8 PEM, the
+form `openssl genpkey -algorithm ed25519` writes too, readable by its owner only (0600).
+The private key never leaves it: nothing here prints it or puts it in an output. Formats
+(docs: protocol/README.md): a signed profile is podproto.profile's canonical bytes + the
+64-byte signature; a podlet image is podproto.podlet's 136 bytes (ROM ID + memory).
+Verification runs podproto's own verifier, the code the steamer runs.
+
+Every error is an MfgError whose str is one line naming what was wrong (the field, the
+option, the file and line). Exit codes: 0 done, 1 verification failed (or an output
+could not be written), 2 the inputs were wrong (usage, key file, JSON, envelope).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import re
+import stat
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from podproto import ProtocolError, podlet, profile, signing
+from steamer.inputs import InputTooLarge, read_input
+
+KEY_MODE = 0o600
+# The most read of each input file: a PEM key is about 120 bytes, a profile's JSON a few
+# hundred, a signed profile or a podlet image (or its hex) a few hundred.
+KEY_FILE_MAX_BYTES = 16 << 10
+PROFILE_JSON_MAX_BYTES = 64 << 10
+VERIFY_MAX_BYTES = 64 << 10
+
+# The fields of a profile JSON file: podproto.profile's, the target in either spelling.
+PROFILE_FIELDS = ("podlet_type", "version", "name", "outlet_target_c", "outlet_target_mc",
+                  "session_s", "dose_rate_ul_min", "max_session_ul", "max_day_ul",
+                  "min_interval_s")
+
+_HEX = re.compile(r"[0-9a-fA-F]*\Z")
+_SERIAL = re.compile(r"[0-9a-fA-F]{12}\Z")
+_NAME_LEN_AT = 28   # podproto.profile: the name's length byte
+_UNUSED = slice(podlet.ROM_LEN + podlet.DATA_LEN + podlet.SIG_LEN, podlet.IMAGE_LEN)
+
+
+class MfgError(Exception):
+    """Something `steamer mfg` refuses; str(err) is one line naming the field or file."""
+
+
+# ---- keys ---------------------------------------------------------------------------------
+
+def generate_key(path: Path, force: bool = False) -> bytes:
+    """Writes a new Ed25519 private key to `path` (mode 0600) and returns its raw public
+    key. Refuses an existing `path` unless `force` (which replaces it atomically)."""
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        raise MfgError(f"--out: directory '{parent}' does not exist")
+    if path.is_dir():
+        raise MfgError(f"--out: '{path}' is a directory")
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    if force:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)   # 0600 already
+        try:
+            _write_fd(fd, pem)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    else:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_MODE)
+        except FileExistsError:
+            raise MfgError(f"key file '{path}' exists: refusing to overwrite it (--force "
+                           "replaces it, and the old key is then gone for good)") from None
+        try:
+            _write_fd(fd, pem)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+    return _raw_public(key)
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), KEY_MODE)   # whatever the umask made of it
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _raw_public(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw,
+                                         serialization.PublicFormat.Raw)
+
+
+def load_key(path: Path) -> bytes:
+    """The 32-byte private seed in key file `path`, after checking that only its owner can
+    read it. MfgError says what is wrong without ever quoting the file's contents."""
+    path = Path(path)
+    what = f"key file '{path}'"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise MfgError(f"{what}: not found (make one with: steamer mfg keygen --out {path})") from None
+    except OSError as e:
+        raise MfgError(f"{what}: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise MfgError(f"{what}: not a regular file")
+    try:
+        data = read_input(path, KEY_FILE_MAX_BYTES, "a key file")
+    except InputTooLarge as e:
+        raise MfgError(f"{what}: {e.reason}") from None
+    except OSError as e:
+        raise MfgError(f"{what}: {e.strerror}") from None
+    if b"PRIVATE KEY-----" not in data[:4096]:
+        # Not a key at all (a public key, a profile): its mode says nothing about a key.
+        raise MfgError(f"{what}: not a PEM private key (want an Ed25519 key as "
+                       "`steamer mfg keygen` writes it)")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise MfgError(f"{what}: mode {mode:04o} lets other users at it; a key file must "
+                       f"be 0600 (chmod 600 '{path}', and consider the key exposed)")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise MfgError(f"{what}: encrypted with a passphrase; steamer mfg reads unencrypted "
+                       "PKCS#8 PEM keys protected by their file permissions") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise MfgError(f"{what}: not a PEM private key (want an Ed25519 key as "
+                       "`steamer mfg keygen` writes it)") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        kind = type(key).__name__.lstrip("_").replace("PrivateKey", "") or "another"
+        raise MfgError(f"{what}: not an Ed25519 key (it holds {kind})")
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                             serialization.NoEncryption())
+
+
+def parse_public_hex(text: str, option: str = "--pub") -> bytes:
+    """A raw Ed25519 public key from 64 hex digits."""
+    text = text.strip()
+    if len(text) != 64 or not _HEX.match(text):
+        raise MfgError(f"{option}: want 64 hex digits (a 32-byte Ed25519 public key), got "
+                       f"{len(text)} characters")
+    return bytes.fromhex(text)
+
+
+# ---- profiles ------------------------------------------------------------------------------
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise MfgError(f"duplicate key '{key}'")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise MfgError(f"{name} is not a JSON number")
+
+
+def parse_profile_json(text: str, where: str = "profile") -> dict:
+    """The profile dict of JSON text, checked against the hardware envelope; MfgError
+    names the line and column of bad JSON, or the field that is wrong."""
+    try:
+        raw = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise MfgError(f"{where}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
+    except MfgError as e:
+        raise MfgError(f"{where}: not valid JSON ({e})") from None
+    problem = profile_problem(raw)
+    if problem:
+        raise MfgError(f"{where}: {problem}")
+    return raw
+
+
+def read_profile(path: Path) -> dict:
+    """parse_profile_json of a file."""
+    path = Path(path)
+    try:
+        text = read_input(path, PROFILE_JSON_MAX_BYTES, "a profile").decode("utf-8")
+    except InputTooLarge as e:
+        raise MfgError(str(e)) from None
+    except OSError as e:
+        raise MfgError(f"{path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise MfgError(f"{path}: not UTF-8 text (a profile is a JSON file)") from None
+    return parse_profile_json(text, str(path))
+
+
+def profile_problem(p: Any) -> str | None:
+    """One line naming the first field of a profile dict outside the hardware envelope
+    (podproto.profile.problem decides), or an unknown field; None when it fits."""
+    if not isinstance(p, dict):
+        return "want a JSON object of profile fields"
+    for key in p:
+        if key not in PROFILE_FIELDS:
+            close = difflib.get_close_matches(key, PROFILE_FIELDS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else " (it would not be signed)"
+            return f"{key}: unknown field{hint}"
+    if "outlet_target_c" in p and "outlet_target_mc" in p:
+        return "outlet_target_mc: give outlet_target_c or outlet_target_mc, not both"
+    for key, value in p.items():
+        if isinstance(value, bool):   # podproto takes True for 1; a profile never means it
+            want = {"name": "a string", "outlet_target_c": "a number"}.get(key, "an integer")
+            return f"{key}: want {want}, got {json.dumps(value)}"
+    field = profile.problem(p)
+    if field is None:
+        return None
+    if field == "outlet_target_c" and "outlet_target_mc" in p:
+        field = "outlet_target_mc"
+    if field not in p:
+        return f"{field}: missing"
+    value = p[field]
+    shown = json.dumps(value)
+    if field == "name":
+        return (f"name: want 1..{profile.NAME_MAX} printable ASCII characters, got {shown}")
+    lo, hi = profile.ENVELOPE.get(field, (0, 0))
+    if field == "max_day_ul" and isinstance(value, int) and lo <= value <= hi:
+        return f"max_day_ul: {value} is below max_session_ul {p['max_session_ul']}"
+    if field == "outlet_target_c":
+        lo, hi = profile.ENVELOPE["outlet_target_mc"]
+        return (f"outlet_target_c: want a number {lo / 1000:.1f}..{hi / 1000:.1f} (C, the "
+                f"hardware envelope), got {shown}")
+    return f"{field}: want an integer {lo}..{hi} (the hardware envelope), got {shown}"
+
+
+def sign_profile(p: dict, seed: bytes) -> bytes:
+    """The signed profile (canonical bytes + signature) of a profile dict, which must fit
+    the envelope. The result is checked with podproto's verifier before it is returned."""
+    problem = profile_problem(p)
+    if problem:
+        raise MfgError(problem)
+    signed = signing.sign_profile(seed, p)
+    profile.verify(signing.public_key(seed), signed)   # the device's code agrees
+    return signed
+
+
+# ---- podlets -------------------------------------------------------------------------------
+
+# podproto.podlet's field names -> the podlet-image options that set them.
+_PODLET_OPTIONS = {"serial": "--serial", "podlet_type": "--type", "capacity_ul": "--capacity-ul",
+                   "expiry": "--expiry", "lot": "--lot"}
+
+
+def podlet_dict(serial: str, podlet_type: int, capacity_ul: int, expiry: str, lot: str) -> dict:
+    """The podlet dict (shared/spec/sim.md's form) of podlet-image's options, checked;
+    MfgError names the option."""
+    if not isinstance(serial, str) or not _SERIAL.match(serial):
+        raise MfgError(f"--serial: want 12 hex digits (the 48-bit serial), got {serial!r}")
+    if not 1 <= capacity_ul <= 0xFFFFFFFF:
+        raise MfgError(f"--capacity-ul: want 1..4294967295, got {capacity_ul}")
+    pod = {"serial": serial.lower(), "podlet_type": podlet_type, "capacity_ul": capacity_ul,
+           "expiry": expiry, "lot": lot}
+    try:
+        podlet.data_bytes(pod)
+    except ProtocolError as e:
+        field, _, message = str(e).removeprefix("podlet ").partition(": ")
+        option = _PODLET_OPTIONS.get(field, field)
+        raise MfgError(f"{option}: {message}, got {pod.get(field, '')!r}") from None
+    return pod
+
+
+def podlet_image(pod: dict, seed: bytes) -> bytes:
+    """The signed 136-byte ID-chip image of a podlet dict, checked with podproto's
+    verifier before it is returned."""
+    image = signing.sign_podlet(seed, pod)
+    podlet.verify(signing.public_key(seed), image)
+    return image
+
+
+# ---- verification --------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Verified:
+    """What verify_bytes found. `kind` is "profile", "podlet" or "unknown"; `fields` the
+    decoded profile or podlet (as far as it could be decoded)."""
+    ok: bool
+    kind: str
+    reason: str | None
+    size_bytes: int
+    sha256: str
+    public_hex: str
+    fields: dict | None = None
+
+    def describe(self) -> str:
+        what = {"profile": "signed profile", "podlet": "podlet image"}.get(self.kind, "file")
+        f = self.fields or {}
+        if self.kind == "profile" and f:
+            what += f" '{f['name']}' (podlet_type {f['podlet_type']}, version {f['version']})"
+        elif self.kind == "podlet" and f:
+            what += (f" {f['serial']} (type {f['podlet_type']}, {f['capacity_ul']} ul, "
+                     f"expiry {f['expiry']}, lot {f['lot']})")
+        return what
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def kind_of(data: bytes) -> str:
+    """"podlet" for an ID-chip image's size, "profile" for a profile's format byte or for
+    the size its name length gives (so a damaged one is still told apart), else
+    "unknown". (A podlet image never starts with 1: that is its family code, 0x2D.)"""
+    n = len(data)
+    if n == podlet.IMAGE_LEN and data[0] != profile.FORMAT:
+        return "podlet"
+    if data[:1] == bytes([profile.FORMAT]):
+        return "profile"
+    if n > _NAME_LEN_AT and n == _NAME_LEN_AT + 1 + data[_NAME_LEN_AT] + profile.SIG_LEN:
+        return "profile"
+    return "unknown"
+
+
+def as_bytes(data: bytes) -> bytes:
+    """The file's bytes, or the bytes a hex-text file (podlet-image --hex) spells."""
+    text = data.strip()
+    if text and len(text) % 2 == 0 and all(c in b"0123456789abcdefABCDEF" for c in text):
+        return bytes.fromhex(text.decode())
+    return data
+
+
+def verify_bytes(data: bytes, public: bytes) -> Verified:
+    """Checks a signed profile or podlet image against a public key, with podproto's
+    verifier: signature, encoding, and (profiles) the hardware envelope; (podlets) the
+    ROM ID's CRC-8 and that the unsigned memory is blank as podlet-image leaves it."""
+    data = bytes(data)
+    kind = kind_of(data)
+    result = Verified(False, kind, None, len(data), hashlib.sha256(data).hexdigest(),
+                      public.hex())
+    try:
+        if kind == "profile":
+            body = data[:-profile.SIG_LEN] if len(data) > profile.SIG_LEN else data
+            try:
+                result.fields = _plain(profile.decode(body))
+            except ProtocolError:
+                pass
+            result.fields = _plain(profile.verify(public, data))
+        elif kind == "podlet":
+            result.fields = _plain(podlet.decode(data)[0])
+            podlet.verify(public, data)
+            if data[_UNUSED] != b"\xff" * len(data[_UNUSED]):
+                raise ProtocolError("podlet image: memory 80..127 is not blank (0xFF); the "
+                                    "signature does not cover it")
+        else:
+            first = f"first byte 0x{data[0]:02x}" if data else "empty"
+            raise ProtocolError(f"neither a signed profile nor a {podlet.IMAGE_LEN}-byte "
+                                f"podlet image ({len(data)} bytes, {first})")
+    except ProtocolError as e:
+        result.reason = str(e)
+        if "bad signature" in result.reason:
+            result.reason += _signer_hint(data, kind, public)
+        return result
+    result.ok = True
+    return result
+
+
+def _plain(fields: dict) -> dict:
+    return {k: v for k, v in fields.items() if k not in ("outlet_target_mc", "expiry_day")}
+
+
+def _signer_hint(data: bytes, kind: str, public: bytes) -> str:
+    # A production key mixed up with the simulator's is the likely mistake: say so.
+    from steamer_sim.devkeys import DEV_PUBLIC
+    if public == DEV_PUBLIC:
+        return f" (not signed by {public.hex()[:16]}..., or altered since)"
+    try:
+        (profile.verify if kind == "profile" else podlet.verify)(DEV_PUBLIC, data)
+        return " (it is signed with the simulator's DEVELOPMENT key, not this one)"
+    except ProtocolError:
+        return f" (not signed by {public.hex()[:16]}..., or altered since)"
+
+
+# ---- the command line -----------------------------------------------------------------------
+
+def _write_output(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        raise _Failed(f"{path}: {e.strerror}") from None
+
+
+class _Failed(MfgError):
+    """An output could not be written (exit 1, not 2)."""
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    print(f"steamer mfg {command}: {message}", file=sys.stderr)
+    return code
+
+
+def _print_json(obj: dict) -> None:
+    print(json.dumps(obj, indent=2))
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    public = generate_key(Path(args.out), args.force)
+    if args.json:
+        _print_json({"key_file": str(args.out), "public_hex": public.hex()})
+    else:
+        print(public.hex())
+        print(f"wrote the private key to {args.out} (mode 0600): keep it secret and "
+              "backed up; give devices the public key above", file=sys.stderr)
+    return 0
+
+
+def _cmd_pubkey(args: argparse.Namespace) -> int:
+    public = signing.public_key(load_key(Path(args.keyfile)))
+    if args.json:
+        _print_json({"key_file": str(args.keyfile), "public_hex": public.hex()})
+    else:
+        print(public.hex())
+    return 0
+
+
+def _summary(kind: str, out: str | None, data: bytes, public: bytes, fields: dict) -> dict:
+    return {"kind": kind, "file": out, "size_bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(), "public_hex": public.hex(),
+            "fields": fields}
+
+
+def _cmd_sign_profile(args: argparse.Namespace) -> int:
+    src = Path(args.profile)
+    p = read_profile(src)
+    seed = load_key(Path(args.key))
+    out = Path(args.output) if args.output else src.with_suffix(".bin")
+    if out.resolve() == src.resolve():
+        raise MfgError(f"-o: '{out}' is the input file")
+    signed = sign_profile(p, seed)
+    _write_output(out, signed)
+    fields = _plain(profile.decode(signed[:-profile.SIG_LEN]))
+    info = _summary("profile", str(out), signed, signing.public_key(seed), fields)
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"wrote {out}: signed profile '{fields['name']}' (podlet_type "
+              f"{fields['podlet_type']}, version {fields['version']})")
+        print(f"size: {info['size_bytes']} bytes")
+        print(f"sha256: {info['sha256']}")
+    return 0
+
+
+def _cmd_podlet_image(args: argparse.Namespace) -> int:
+    pod = podlet_dict(args.serial, args.type, args.capacity_ul, args.expiry, args.lot)
+    seed = load_key(Path(args.key))
+    import datetime
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    if datetime.date.fromisoformat(pod["expiry"]) < today:
+        print(f"steamer mfg podlet-image: warning: --expiry {pod['expiry']} is already past "
+              f"(today is {today}): every steamer will refuse this podlet", file=sys.stderr)
+    image = podlet_image(pod, seed)
+    out = args.output
+    if out is None and not args.hex:
+        out = f"podlet-{pod['serial']}.bin"
+    if out is not None:
+        _write_output(Path(out), (image.hex() + "\n").encode() if args.hex else image)
+    info = _summary("podlet", out, image, signing.public_key(seed), pod)
+    info["rom_id_hex"] = image[:podlet.ROM_LEN].hex()
+    info["image_hex"] = image.hex()
+    if args.json:
+        _print_json(info)
+        return 0
+    lines = [f"{'wrote ' + out + ': podlet' if out else 'podlet image'} {pod['serial']} (type "
+             f"{pod['podlet_type']}, {pod['capacity_ul']} ul, expiry {pod['expiry']}, "
+             f"lot {pod['lot']})",
+             f"rom id: {info['rom_id_hex']}",
+             f"size: {info['size_bytes']} bytes",
+             f"sha256: {info['sha256']}"]
+    if args.hex and out is None:
+        print(image.hex())   # stdout carries the image alone; the rest is for people
+        print("\n".join(lines), file=sys.stderr)
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    public = (parse_public_hex(args.pub) if args.pub is not None
+              else signing.public_key(load_key(Path(args.key))))
+    path = Path(args.file)
+    try:
+        data = as_bytes(read_input(path, VERIFY_MAX_BYTES,
+                                   "a signed profile or a podlet image"))
+    except InputTooLarge as e:
+        raise MfgError(str(e)) from None
+    except OSError as e:
+        raise MfgError(f"{path}: {e.strerror}") from None
+    result = verify_bytes(data, public)
+    if args.json:
+        _print_json(dict(result.to_json(), file=str(path)))
+    elif result.kind == "unknown":
+        print(f"FAIL {path}: {result.reason}")
+    elif result.ok:
+        print(f"OK {path}: {result.describe()}, signature good for key {public.hex()}")
+    else:
+        # podproto's reasons name what they are about, as describe() has just done.
+        reason = result.reason or ""
+        for prefix in ("signed profile: ", "profile: ", "podlet image: ", "podlet: "):
+            if reason.startswith(prefix):
+                reason = reason[len(prefix):]
+                break
+        print(f"FAIL {path}: {result.describe()}: {reason}")
+    return 0 if result.ok else 1
+
+
+def _cmd_provision(args: argparse.Namespace) -> int:
+    """Signed profiles to many steamers at once (steamer_mfg.provision); exit 1 when
+    any device or profile failed, 2 when the profiles folder is wrong."""
+    import asyncio
+
+    from steamer.cli.consumer import print_table
+    from steamer.devices import DeviceError, InputFileError, load_keys, sim_air
+    from steamer_mfg import provision as prov
+    try:
+        profiles = prov.load_profiles(Path(args.profiles))
+        keys = load_keys(args.keys)
+        results = asyncio.run(prov.provision(args.devices, profiles, keys, air=sim_air(args.sim),
+                                             jobs=args.jobs, scan_s=args.scan_timeout,
+                                             pair_s=args.pair_timeout))
+    except InputFileError as e:       # a profile, or the key file
+        return _fail("provision", str(e), 2)
+    except DeviceError as e:
+        return _fail("provision", str(e), 1)
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        print_table(prov.table(results))
+    failed = sum(not r.ok for r in results)
+    if failed:
+        print(f"steamer mfg provision: {failed} of {len(results)} devices failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_provision_key(args: argparse.Namespace) -> int:
+    """The manufacturer public key into a real board over USB (steamer_mfg.trustkey);
+    exit 1 when the board refuses or a step fails, 2 when the key given is wrong."""
+    from steamer_mfg import trustkey as devicekey
+
+    public = devicekey.public_key_from(args.pub, args.key)
+
+    def progress(msg: str) -> None:
+        print(f"steamer mfg provision-key: {msg}", file=sys.stderr, flush=True)
+
+    try:
+        result = devicekey.provision(args.port, public, force=args.force, progress=progress,
+                                     timeout_s=args.timeout)
+    except devicekey.ProvisionError as e:
+        return _fail("provision-key", str(e), 1)
+    except FileNotFoundError as e:     # mpremote missing
+        return _fail("provision-key", str(e), 1)
+    if args.json:
+        _print_json(result.to_json())
+    elif result.action == "unchanged":
+        print(f"{result.port} already holds key {result.public_hex} in {result.path}: "
+              "nothing written")
+    else:
+        print(f"{result.port}: wrote key {result.public_hex} to {result.path} (32 bytes, "
+              f"sha256 {result.sha256}), verified")
+        if result.action == "replaced":
+            print(f"replaced key {result.previous_hex} (--force)")
+        print("the firmware reads the key at boot: reset the board to use it")
+    return 0
+
+
+def _guarded(command: str, func):
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except _Failed as e:
+            return _fail(command, str(e), 1)
+        except MfgError as e:
+            return _fail(command, str(e), 2)
+        except OSError as e:   # a file we were told to write (or a key directory)
+            return _fail(command, f"{e.filename or 'file'}: {e.strerror or e}", 1)
+    return run
+
+
+_EXITS = "Exit 0 when done, 2 when an input is wrong (a one-line reason on stderr names it)"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from steamer.cli.consumer import positive_int, positive_s
+
+    def command(name: str, func, help_text: str, description: str, examples: str):
+        p = sub.add_parser(name, help=help_text, description=textwrap.fill(description, 88),
+                           epilog="Examples:\n" + examples,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=_guarded(name, func))
+        return p
+
+    p = command("keygen", _cmd_keygen, "make a manufacturer signing key",
+                "Make a new Ed25519 manufacturer key in KEYFILE (PKCS#8 PEM, mode 0600) and "
+                "print its public key in hex on stdout. An existing KEYFILE is never "
+                "replaced without --force. The private key is never printed. " + _EXITS + ".",
+                "  steamer mfg keygen --out keys/mfg.pem\n"
+                "  steamer mfg keygen --out keys/mfg.pem --json")
+    p.add_argument("-o", "--out", required=True, metavar="KEYFILE", help="where to write the key")
+    p.add_argument("--force", action="store_true", help="replace an existing KEYFILE")
+    p.add_argument("--json", action="store_true", help="print {key_file, public_hex} as JSON")
+
+    p = command("pubkey", _cmd_pubkey, "print a key file's public key",
+                "Print the public key (64 hex digits) of KEYFILE, the value devices are "
+                "provisioned with. " + _EXITS + ".",
+                "  steamer mfg pubkey keys/mfg.pem")
+    p.add_argument("keyfile", metavar="KEYFILE")
+    p.add_argument("--json", action="store_true", help="print {key_file, public_hex} as JSON")
+
+    p = command("sign-profile", _cmd_sign_profile, "sign a treatment profile",
+                "Check PROFILE.json against the hardware envelope (podproto.profile), then "
+                "write its canonical bytes followed by the Ed25519 signature to OUT.bin "
+                "(default: PROFILE.bin) and print its size and SHA-256 (what the app sends "
+                "in profile_begin). Fields: " + ", ".join(PROFILE_FIELDS[:4]) + " (or "
+                "outlet_target_mc), " + ", ".join(PROFILE_FIELDS[5:]) + ". " + _EXITS + ".",
+                "  steamer mfg sign-profile vitamin-c.json --key keys/mfg.pem -o vitamin-c.bin\n"
+                "  steamer mfg sign-profile vitamin-c.json --key keys/mfg.pem --json\n\n"
+                "vitamin-c.json:\n"
+                '  {"podlet_type": 3, "version": 1, "name": "vitamin-c", "outlet_target_c": 45.0,\n'
+                '   "session_s": 600, "dose_rate_ul_min": 300, "max_session_ul": 2500,\n'
+                '   "max_day_ul": 5000, "min_interval_s": 14400}')
+    p.add_argument("profile", metavar="PROFILE.json")
+    p.add_argument("--key", required=True, metavar="KEYFILE", help="the manufacturer key")
+    p.add_argument("-o", "--out", dest="output", metavar="OUT.bin", help="output file (default: PROFILE.bin)")
+    p.add_argument("--json", action="store_true",
+                   help="print {kind, file, size_bytes, sha256, public_hex, fields} as JSON")
+
+    p = command("podlet-image", _cmd_podlet_image, "make a podlet ID chip's memory image",
+                "Make the signed 136-byte image of a podlet's DS2431-style ID chip "
+                "(podproto.podlet: 8-byte ROM ID with family 0x2D and CRC-8, then 128 bytes "
+                "of memory) and write it to OUT.bin (default: podlet-SERIAL.bin). With --hex "
+                "the output is one line of hex, on stdout unless -o is given. " + _EXITS + ".",
+                "  steamer mfg podlet-image --serial 0000c0ffee01 --type 3 --capacity-ul 3000 \\\n"
+                "      --expiry 2027-06-30 --lot L2611 --key keys/mfg.pem -o podlet.bin\n"
+                "  steamer mfg podlet-image --serial 0000c0ffee02 --type 3 --capacity-ul 3000 \\\n"
+                "      --expiry 2027-06-30 --lot L2611 --key keys/mfg.pem --hex > podlet.hex")
+    p.add_argument("--serial", required=True, metavar="12HEX", help="48-bit serial, 12 hex digits")
+    p.add_argument("--type", required=True, type=int, metavar="N", help="podlet type 0..255")
+    p.add_argument("--capacity-ul", required=True, type=int, metavar="N", help="capacity in ul")
+    p.add_argument("--expiry", required=True, metavar="YYYY-MM-DD", help="last usable day")
+    p.add_argument("--lot", required=True, metavar="L", help="lot, 1..8 printable ASCII, no spaces")
+    p.add_argument("--key", required=True, metavar="KEYFILE", help="the manufacturer key")
+    p.add_argument("-o", "--out", dest="output", metavar="OUT.bin", help="output file")
+    p.add_argument("--hex", action="store_true", help="write hex text instead of binary")
+    p.add_argument("--json", action="store_true",
+                   help="print {kind, file, size_bytes, sha256, public_hex, fields, rom_id_hex, "
+                        "image_hex} as JSON")
+
+    p = command("verify", _cmd_verify, "check a signed profile or podlet image",
+                "Check FILE, a signed profile or a podlet image (binary, or the hex text of "
+                "podlet-image --hex; the kind is told from its bytes and printed), with "
+                "podproto's verifier, the steamer's own code: the signature under the given "
+                "public key, the encoding, and the hardware envelope (profiles) or the ROM "
+                "ID's CRC-8 and blank unused memory (podlets). Exit 0 when it verifies, 1 "
+                "when it does not, 2 when an input is wrong.",
+                "  steamer mfg verify vitamin-c.bin --pub $(steamer mfg pubkey keys/mfg.pem)\n"
+                "  steamer mfg verify podlet.bin --key keys/mfg.pem --json")
+    p.add_argument("file", metavar="FILE")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pub", metavar="HEX", help="the public key, 64 hex digits")
+    which.add_argument("--key", metavar="KEYFILE", help="take the public key from a key file")
+    p.add_argument("--json", action="store_true",
+                   help="print {ok, kind, reason, size_bytes, sha256, public_hex, fields, file}")
+
+    p = command("provision-key", _cmd_provision_key,
+                "give a real board the manufacturer public key, over USB",
+                "Write the manufacturer public key to data/mfg.pub on the board at PORT with "
+                "mpremote, over the USB cable (never over BLE), where the firmware reads it "
+                "at boot: written to data/mfg.pub.new, checked by SHA-256 on the board, "
+                "renamed over data/mfg.pub, checked again. The key is --pub (64 hex digits, "
+                "or a file of them, of the 32 raw bytes or a PEM public key) or --key (a "
+                "manufacturer key file: only its public half is sent; the private key never "
+                "leaves it). A board that holds this key is left alone; one that holds "
+                "another is refused unless --force. The simulator's development keys are "
+                "refused. Exit 0 when the board holds the key, 1 when the board refused or "
+                "a step failed, 2 when the key given is wrong. Simulated steamers get the "
+                "development key into their flash from the sim driver instead.",
+                "  steamer mfg provision-key --port /dev/ttyACM0 --key keys/mfg.pem\n"
+                "  steamer mfg provision-key --port /dev/ttyACM0 --pub $(steamer mfg pubkey "
+                "keys/mfg.pem)\n"
+                "  steamer mfg provision-key --port /dev/ttyACM0 --pub mfg.pub.hex --force --json")
+    p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyACM0")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pub", metavar="HEX|FILE", help="the public key, or a file holding it")
+    which.add_argument("--key", metavar="KEYFILE", help="take the public key from a key file")
+    p.add_argument("--force", action="store_true",
+                   help="replace a different key the board already holds")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds each mpremote step may take (default: %(default)g)")
+    p.add_argument("--json", action="store_true",
+                   help="print {port, path, public_hex, sha256, action, previous_hex, verified, "
+                        "seconds} as JSON")
+
+
+    p = command("provision", _cmd_provision, "push signed profiles to many steamers at once",
+                "Push every signed profile (*.bin) in DIR to each DEVICE (names or addresses "
+                "as `steamer scan` shows them), --jobs at a time, and print a table of the "
+                "result per device and profile. A device not paired with this computer is "
+                "paired first (its pairing window must be open). A profile the device already "
+                "has, the same bytes by SHA-256, counts as done; one it refuses (another "
+                "profile at that version, a signature it does not trust) fails. Add --sim (or STEAMER_SIM=1) for simulated "
+                "steamers. Exit 0 when every device got every profile, 1 when any failed, 2 "
+                "when DIR holds no signed profile or a file that is not one.",
+                "  steamer mfg provision line-1 line-2 line-3 --profiles profiles/\n"
+                "  steamer mfg provision line-1 line-2 --profiles profiles/ --jobs 8 --json")
+    p.add_argument("devices", nargs="+", metavar="DEVICE")
+    p.add_argument("--profiles", required=True, metavar="DIR", help="folder of signed profiles")
+    p.add_argument("--jobs", type=positive_int, default=4, metavar="N",
+                   help="devices provisioned at once (default: %(default)s)")
+    p.add_argument("--sim", action="store_true", help="use the simulated air, not Bluetooth")
+    p.add_argument("--keys", metavar="FILE", help="pairing keys (default: as `steamer pair`)")
+    p.add_argument("--scan-timeout", type=positive_s, default=5.0, metavar="S",
+                   help="how long to look for the devices (default: %(default)g s)")
+    p.add_argument("--pair-timeout", type=positive_s, default=10.0, metavar="S",
+                   help="how long to wait for an unpaired device's pairing window "
+                        "(default: %(default)g s)")
+    p.add_argument("--json", action="store_true",
+                   help="print [{device, address, ok, error, profiles}] as JSON")

@@ -1,1 +1,0 @@
-"""Developer and manufacturer tools behind `steamer sim`, `steamer dev` and `steamer mfg`."""
