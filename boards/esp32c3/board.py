@@ -10,7 +10,7 @@ from machine import ADC, RTC, Pin
 from micropython import const
 
 import realboard
-from fw import hal
+from fw import codes
 
 # ---- pins (ESP32-C3; GPIO18/19 are USB, GPIO20/21 stay UART0) ---------------------------
 _PIN_BOILER_NTC = const(0)      # ADC1_CH0
@@ -72,11 +72,11 @@ class Board(realboard.Board):
 def _reset_cause():
     cause = machine.reset_cause()
     if cause == machine.WDT_RESET:
-        return hal.RESET_WDT
+        return codes.RESET_WDT
     if cause == machine.SOFT_RESET:
-        return hal.RESET_SOFT
+        return codes.RESET_SOFT
     # Power-on, brown-out and the EN pin all clear RAM and the RTC memory alike.
-    return hal.RESET_POWER
+    return codes.RESET_POWER
 
 
 def make():

@@ -11,7 +11,7 @@ from machine import ADC, RTC, Pin
 from micropython import const
 
 import realboard
-from fw import hal
+from fw import codes
 
 # ---- pins (Pico W; GP23-25 and GP29 belong to the CYW43 radio) ----------------------------
 _PIN_BOILER_NTC = const(26)     # ADC0
@@ -71,8 +71,8 @@ def _reset_cause():
     # The rp2 port knows two causes: machine.reset() is a watchdog reset here too, so
     # a soft reset reads as RESET_WDT (the cut-off mark survives it either way).
     if machine.reset_cause() == machine.WDT_RESET:
-        return hal.RESET_WDT
-    return hal.RESET_POWER
+        return codes.RESET_WDT
+    return codes.RESET_POWER
 
 
 def make():

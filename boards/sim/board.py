@@ -14,7 +14,7 @@ import vfs
 from array import array
 
 from fw import config
-from fw import hal
+from fw import codes
 from flash import FileFlash
 from plant import Plant
 
@@ -191,7 +191,7 @@ class SimBoard:
         self.powered = True
         self.off_until_ms = 0
         self.stalled = False
-        self.cause = hal.RESET_POWER
+        self.cause = codes.RESET_POWER
         self.app = None
         # Summary material.
         self.steps = 0
@@ -289,7 +289,7 @@ class SimBoard:
         while True:
             self._advance()
             if self.now_ms - self.watchdog.fed_ms > config.WATCHDOG_MS:
-                raise SimReset(hal.RESET_WDT)
+                raise SimReset(codes.RESET_WDT)
             if not self.stalled:
                 break
             # The firmware's loop is blocked: the world goes on without it.
@@ -427,7 +427,7 @@ class SimBoard:
             plant.refill(ev["ml"])
         elif do == "power_cut":
             if self.powered:
-                raise SimReset(hal.RESET_POWER, ev["off_s"])
+                raise SimReset(codes.RESET_POWER, ev["off_s"])
             # Already off: it stays off until the later of the two cuts' ends.
             self.off_until_ms = max(self.off_until_ms, self.now_ms + int(ev["off_s"] * 1000))
         elif do == "fault":
@@ -463,20 +463,20 @@ class SimBoard:
         if self.app is not None:
             self.alloc_errors += self.app.alloc_errors
         self.app = None
-        self.resets.append({"cause": hal.RESET_NAMES[r.cause], "t_ms": self.now_ms})
+        self.resets.append({"cause": codes.RESET_NAMES[r.cause], "t_ms": self.now_ms})
         self.stalled = False
         self.commands = []
         if self.radio is not None:
             self.radio.active(False)   # the stack goes down with the firmware
         self.plant.heater_pm = 0
         self.plant.pump_nl_s = 0
-        if r.cause == hal.RESET_WDT:
+        if r.cause == codes.RESET_WDT:
             for f in self.faults:
                 if f["code"] == "loop_stall" and f.get("reset_ms") is None:
                     f["reset_ms"] = self.now_ms
                     f["latched_ms"] = f["latched_ms"] or self.now_ms
                     f["latched_code"] = f["latched_code"] or "watchdog_reset"
-        if r.cause == hal.RESET_POWER:
+        if r.cause == codes.RESET_POWER:
             self.plant.power(False)
             self.off_until_ms = self.now_ms + int(r.off_s * 1000)
             self._say("power cut for %ss" % r.off_s)
@@ -513,9 +513,9 @@ class SimBoard:
             return
         plant = self.plant
         if state_name is None:
-            state_name = hal.STATE_NAMES[app.state] if app is not None else "off"
+            state_name = codes.STATE_NAMES[app.state] if app is not None else "off"
         if app is not None and state_name != "off":
-            fault = hal.FAULT_NAMES[app.fault]
+            fault = codes.FAULT_NAMES[app.fault]
             fw = ('{"boiler_c": %.2f, "outlet_c": %.2f, "heater_pct": %.1f, "pump_ul_min": %.1f, '
                   '"session_ul": %.1f, "fault": %s}') % (
                 app.boiler_mc / 1000, app.outlet_mc / 1000, app.heater_pm / 10,
@@ -535,11 +535,11 @@ class SimBoard:
         if state != self.last_state:
             if self.progress:
                 self._say("state %s  boiler %.1f °C  outlet %.1f °C" % (
-                    hal.STATE_NAMES[state], app.boiler_mc / 1000, app.outlet_mc / 1000))
-            if state == hal.ST_READY and self.ready_ms is None and self.session_start_ms >= 0:
+                    codes.STATE_NAMES[state], app.boiler_mc / 1000, app.outlet_mc / 1000))
+            if state == codes.ST_READY and self.ready_ms is None and self.session_start_ms >= 0:
                 self.ready_ms = now - self.session_start_ms
             self.last_state = state
-        if state == hal.ST_STEAMING and self.target_c is not None:
+        if state == codes.ST_STEAMING and self.target_c is not None:
             over = self.plant.nozzle_c - self.target_c
             if self.overshoot_c is None or over > self.overshoot_c:
                 self.overshoot_c = over
@@ -552,12 +552,12 @@ class SimBoard:
                     self.err_n += 1
                     if err > self.err_max:
                         self.err_max = err
-        elif self.dose_start_ms >= 0 and state != hal.ST_STEAMING:
+        elif self.dose_start_ms >= 0 and state != codes.ST_STEAMING:
             self.dose_start_ms = -1
         if self.progress and now // 60000 != self.last_progress_s:
             self.last_progress_s = now // 60000
             self._say("t=%ds state %s boiler %.1f °C outlet %.1f °C dose %.0f µl" % (
-                now // 1000, hal.STATE_NAMES[state], app.boiler_mc / 1000,
+                now // 1000, codes.STATE_NAMES[state], app.boiler_mc / 1000,
                 app.outlet_mc / 1000, app.session_nl / 1000))
 
     def _say(self, text):

@@ -20,7 +20,7 @@ import time
 
 import board as simboard
 from flash import PowerCut
-from fw import hal
+from fw import codes
 from fw import main
 
 
@@ -83,7 +83,7 @@ def run(scenario, trace_path, speed=0.0, progress=True, air=None, name="steamer-
                 b.reset(r)
             except PowerCut:
                 # Cut in the middle of a flash write (armed by a test).
-                b.reset(simboard.SimReset(hal.RESET_POWER, 1.0))
+                b.reset(simboard.SimReset(codes.RESET_POWER, 1.0))
             except simboard.SimEnd:
                 raise
             except Exception as e:  # a firmware bug: the board hangs until the watchdog

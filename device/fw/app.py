@@ -14,7 +14,7 @@ from micropython import const
 from fw import config
 from fw import control
 from fw import audit
-from fw import hal
+from fw import codes
 from fw import journal
 from fw import ledger as ledger_mod
 from fw import ntc
@@ -35,7 +35,7 @@ _END_PODLET_CHANGED = const(8)
 _END_PODLET_UNREADABLE = const(9)
 END_NAMES = (None, "completed", "max_session", "stopped", "podlet_removed", "fault",
              "podlet_empty", "max_day", "podlet_changed", "podlet_unreadable")
-# Why a session a reset cut short ended, by the reset's cause (hal.RESET_*): its
+# Why a session a reset cut short ended, by the reset's cause (codes.RESET_*): its
 # session_ended is recorded at the next boot.
 RESET_END_NAMES = ("power_loss", "watchdog", "reset")
 # On flash while a session runs: "<podlet serial> <its ledger ul at the start>".
@@ -82,7 +82,7 @@ class App:
         self.boiler_pid = control.BoilerPid()
         self.outlet_ctl = control.OutletController()
         self.sup = safety.Supervisor()
-        self.state = hal.ST_IDLE
+        self.state = codes.ST_IDLE
         # Uptime as whole seconds and steps into the second: a count of steps would leave
         # the 32-bit boards' small ints (and allocate in the step) after 3.4 years.
         self.up_s = 0
@@ -103,7 +103,7 @@ class App:
         self.pump_nl_per_pulse = board.pump.NL_PER_PULSE
         self.podlet_in = 0
         # Fault latched in step(), recorded and emitted by service().
-        self.fault = hal.F_NONE
+        self.fault = codes.F_NONE
         self.fault_pending = 0
         self.fault_log = array("i", [0] * (FAULT_LOG_LEN * _FAULT_FIELDS))
         self.fault_count = 0
@@ -183,37 +183,37 @@ class App:
         state = self.state
         heater = 0
         pump = 0
-        if state == hal.ST_PREHEAT or state == hal.ST_READY:
+        if state == codes.ST_PREHEAT or state == codes.ST_READY:
             heater = self.boiler_pid.update(self.boiler_mc)
-            if state == hal.ST_PREHEAT and self.boiler_mc >= config.READY_MC:
-                self.state = hal.ST_READY
+            if state == codes.ST_PREHEAT and self.boiler_mc >= config.READY_MC:
+                self.state = codes.ST_READY
                 self.hold_steps = 0
-            elif state == hal.ST_READY:
+            elif state == codes.ST_READY:
                 self.hold_steps += 1
                 if self.hold_steps >= config.READY_HOLD_STEPS:
-                    self.state = hal.ST_STEAMING
+                    self.state = codes.ST_STEAMING
                     self.outlet_ctl.reset(self.outlet_mc)
                     self.warm_steps = 0
-        elif state == hal.ST_STEAMING:
+        elif state == codes.ST_STEAMING:
             pump = self._dose()
             self.outlet_ctl.pump_nl_s = pump
             heater = self.outlet_ctl.update(self.outlet_mc)
-        elif state == hal.ST_COOLDOWN:
+        elif state == codes.ST_COOLDOWN:
             if self.boiler_mc < config.COOLDOWN_END_MC:
-                self.state = hal.ST_IDLE
-        self.heating_state = 1 if (self.state == hal.ST_PREHEAT or self.state == hal.ST_READY
-                                   or self.state == hal.ST_STEAMING) else 0
+                self.state = codes.ST_IDLE
+        self.heating_state = 1 if (self.state == codes.ST_PREHEAT or self.state == codes.ST_READY
+                                   or self.state == codes.ST_STEAMING) else 0
 
         fault = self.sup.check(self)
-        if fault != hal.F_NONE and self.state != hal.ST_FAULT:
+        if fault != codes.F_NONE and self.state != codes.ST_FAULT:
             self._latch(fault)
         if self.sup.inhibit:
             heater = 0
             pump = 0
-        if self.state == hal.ST_FAULT:
+        if self.state == codes.ST_FAULT:
             heater = 0
             pump = 0
-            if fault == hal.F_HEATER_STUCK_ON or fault == hal.F_OVERTEMP_BOILER:
+            if fault == codes.F_HEATER_STUCK_ON or fault == codes.F_OVERTEMP_BOILER:
                 b.heater_cutoff.open()
         b.heater.set(heater)
         b.pump.set(pump)
@@ -273,8 +273,8 @@ class App:
     def _end(self, reason):
         if self.end_reason == _END_NONE:
             self.end_reason = reason
-        if self.state != hal.ST_FAULT:
-            self.state = hal.ST_COOLDOWN
+        if self.state != codes.ST_FAULT:
+            self.state = codes.ST_COOLDOWN
         self.dosing = 0
 
     def _latch(self, fault):
@@ -282,7 +282,7 @@ class App:
         self.fault_pending = 1
         if self.heating_state:
             self._end(_END_FAULT)
-        self.state = hal.ST_FAULT
+        self.state = codes.ST_FAULT
         self.dosing = 0
 
     # ---- service: everything that may allocate ---------------------------------
@@ -313,10 +313,10 @@ class App:
                 self.pairing_until - self.pairing_from) // config.STEPS_PER_S})
         if self.clock_request:
             self.clock_request = 0
-            if self.state == hal.ST_IDLE:
+            if self.state == codes.ST_IDLE:
                 self.clock_until = self.steps + CLOCK_WINDOW_S * config.STEPS_PER_S
                 self.emit({"event": "clock_window", "open_s": CLOCK_WINDOW_S})
-        if self.session_prof is not None and self.state == hal.ST_STEAMING:
+        if self.session_prof is not None and self.state == codes.ST_STEAMING:
             self._reserve_ahead()
         if self.ledger is not None and self.session_prof is None:
             # Not in a session: there only its own commits move the floor (_stamp).
@@ -354,9 +354,9 @@ class App:
             self.emit({"event": "command_rejected", "reason": "unknown_command"})
 
     def _on_button(self):
-        if self.state == hal.ST_FAULT:
+        if self.state == codes.ST_FAULT:
             self.ack_faults()
-        elif self.state == hal.ST_IDLE:
+        elif self.state == codes.ST_IDLE:
             self.start_session()
         elif self.heating_state:
             self.stop_session()
@@ -377,7 +377,7 @@ class App:
         self.journal.append(record)
 
     def _sample(self):
-        self.log({"event": "sample", "state": hal.STATE_NAMES[self.state],
+        self.log({"event": "sample", "state": codes.STATE_NAMES[self.state],
                   "boiler_c": self.boiler_mc / 1000, "outlet_c": self.outlet_mc / 1000,
                   "heater_pct": self.heater_pm / 10, "pump_ul_min": self.pump_nl_s * 60 / 1000,
                   "session_ul": self.session_nl / 1000})
@@ -394,8 +394,8 @@ class App:
         log[i + 4] = sup.limit
         log[i + 5] = self.up_s
         self.fault_count += 1
-        self.emit({"event": "fault_latched", "code": hal.FAULT_NAMES[self.fault],
-                   "sensor": hal.SENSOR_NAMES[sup.sensor], "raw": sup.raw,
+        self.emit({"event": "fault_latched", "code": codes.FAULT_NAMES[self.fault],
+                   "sensor": codes.SENSOR_NAMES[sup.sensor], "raw": sup.raw,
                    "value": sup.value, "limit": sup.limit})
 
     def faults(self):
@@ -405,22 +405,22 @@ class App:
         for k in range(self.fault_count - n, self.fault_count):
             i = (k % FAULT_LOG_LEN) * _FAULT_FIELDS
             log = self.fault_log
-            out.append({"code": hal.FAULT_NAMES[log[i]], "sensor": hal.SENSOR_NAMES[log[i + 1]],
+            out.append({"code": codes.FAULT_NAMES[log[i]], "sensor": codes.SENSOR_NAMES[log[i + 1]],
                         "raw": log[i + 2], "value": log[i + 3], "limit": log[i + 4],
                         "uptime_s": log[i + 5]})
         return out
 
     def ack_faults(self):
-        if self.state != hal.ST_FAULT:
+        if self.state != codes.ST_FAULT:
             return
         if self.boiler_mc >= config.SAFE_ACK_MC:
             self.emit({"event": "fault_ack_refused", "reason": "boiler_hot",
                        "boiler_c": self.boiler_mc // 1000})
             return
-        code = hal.FAULT_NAMES[self.fault]
-        self.fault = hal.F_NONE
+        code = codes.FAULT_NAMES[self.fault]
+        self.fault = codes.F_NONE
         self.sup.reset()
-        self.state = hal.ST_IDLE
+        self.state = codes.ST_IDLE
         self.emit({"event": "fault_cleared", "code": code})
 
     def uptime_s(self):
@@ -465,7 +465,7 @@ class App:
         if self.ledger is None:
             self.board.set_clock_s(epoch_s)
             return
-        if self.steps < self.clock_until and self.state == hal.ST_IDLE:
+        if self.steps < self.clock_until and self.state == codes.ST_IDLE:
             self.clock_until = 0
             was = self.wall_s()
             self.board.set_clock_s(self.ledger.confirm_wall(epoch_s, self.uptime_s()))
@@ -669,9 +669,9 @@ class App:
         if pod is not None:
             prof = self.profiles.get(pod["podlet_type"])
         reason = None
-        if self.state == hal.ST_FAULT:
+        if self.state == codes.ST_FAULT:
             reason = "fault"
-        elif self.state != hal.ST_IDLE:
+        elif self.state != codes.ST_IDLE:
             reason = "busy"
         elif led is None:
             reason = "ledger_error"
@@ -744,7 +744,7 @@ class App:
         ctl.ambient_mc = max(5000, min(40000, self.outlet_mc))
         self.boiler_pid.target_mc = config.BOIL_HOLD_MC
         self.boiler_pid.reset(self.boiler_mc)
-        self.state = hal.ST_PREHEAT
+        self.state = codes.ST_PREHEAT
         self.emit({"event": "session_started", "podlet": pod["serial"],
                    "podlet_type": pod["podlet_type"], "profile": prof["name"],
                    "version": prof["version"], "target_c": prof["outlet_target_mc"] / 1000,
@@ -829,7 +829,7 @@ class App:
         return False
 
     def end_interrupted_session(self, cause):
-        """At boot: a session the reset (hal.RESET_* cause) cut short ends now, its
+        """At boot: a session the reset (codes.RESET_* cause) cut short ends now, its
         reason the reset's and its dose what the ledger counted for it (reserved before
         it was pumped: at most a chunk more than the pump gave). A session whose
         session_ended reached the journal before the reset ends no second time."""

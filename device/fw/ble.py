@@ -37,7 +37,7 @@ from podproto.errors import ProtocolError
 from podproto.names import PODLET_REASONS
 from podproto.flow import RxCredits
 
-from fw import auth
+from fw import keystore
 from fw import blecmd
 
 _IRQ_CENTRAL_CONNECT = const(1)
@@ -114,7 +114,7 @@ class Link:
         self.board = app.board
         self.radio = radio
         self.name = getattr(self.board, "ble_name", "steamer")
-        self.keys = auth.KeyStore(self.board.data_dir)
+        self.keys = keystore.KeyStore(self.board.data_dir)
         self.prof_dir = self.board.data_dir + "/upload"
         try:
             os.mkdir(self.prof_dir)

@@ -16,7 +16,7 @@ from podproto import logevents
 from podproto import messages
 from podproto import pairing
 
-from fw import hal
+from fw import codes
 
 _MAX_PROFILE = const(512)
 # Records per log_records reply: the frame (13 bytes + logevents.WIRE_BYTES each) stays
@@ -208,8 +208,8 @@ def _c_fault_ack(link, msg):
 def _c_fault_list_get(link, msg):
     faults = []
     for f in link.app.faults()[-16:]:
-        faults.append({"code": _index(hal.FAULT_NAMES, f["code"]),
-                       "sensor": _index(hal.SENSOR_NAMES, f["sensor"]),
+        faults.append({"code": _index(codes.FAULT_NAMES, f["code"]),
+                       "sensor": _index(codes.SENSOR_NAMES, f["sensor"]),
                        "raw": f["raw"] & 0xFFFF, "value_mc": f["value"],
                        "limit_mc": f["limit"], "uptime_s": f["uptime_s"]})
     link.send({"type": "fault_list", "faults": faults})

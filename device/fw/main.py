@@ -5,15 +5,15 @@ import time
 import micropython
 
 from fw import app as app_mod
-from fw import hal
+from fw import codes
 
 
 def boot(board):
     """Builds the application and records why this boot happened."""
     app = app_mod.App(board)
     cause = board.reset_cause()
-    app.emit({"event": "boot", "reason": hal.RESET_NAMES[cause], "board": board.name})
-    if cause == hal.RESET_WDT:
+    app.emit({"event": "boot", "reason": codes.RESET_NAMES[cause], "board": board.name})
+    if cause == codes.RESET_WDT:
         app.emit({"event": "watchdog_reset"})
     app.end_interrupted_session(cause)
     if app.ledger_problem:
@@ -99,8 +99,8 @@ def service_failed(board, app, err, errors):
     loop itself ever stops."""
     board.heater.set(0)
     board.pump.set(0)
-    if app.state != hal.ST_FAULT:
-        app._latch(app.sup.external(hal.F_SERVICE_ERROR))
+    if app.state != codes.ST_FAULT:
+        app._latch(app.sup.external(codes.F_SERVICE_ERROR))
     n = errors[0] + 1
     errors[0] = n
     now_s = app.uptime_s()

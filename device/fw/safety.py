@@ -10,7 +10,7 @@ from array import array
 from micropython import const
 
 from fw import config
-from fw import hal
+from fw import codes
 
 # Consecutive steps a condition must hold before it latches (debounce).
 _SENSOR_STEPS = const(2)        # open / short / range / over-temperature readings
@@ -98,7 +98,7 @@ class Supervisor:
             self.ov_cmd[i] = 0
         self.inhibit = False        # cut the outputs this step without latching
         # Details of the fault just found, read by the app when it latches.
-        self.sensor = hal.S_NONE
+        self.sensor = codes.S_NONE
         self.raw = 0
         self.value = 0
         self.limit = 0
@@ -106,7 +106,7 @@ class Supervisor:
     def external(self, code):
         """A fault found outside the step (fw.main: service() raised): no reading to
         record with it."""
-        return self._found(code, hal.S_NONE, 0, 0, 0)
+        return self._found(code, codes.S_NONE, 0, 0, 0)
 
     def _found(self, code, sensor, raw, value, limit):
         self.sensor = sensor
@@ -116,7 +116,7 @@ class Supervisor:
         return code
 
     def check(self, app):
-        """Returns a fault code (hal.F_*) or hal.F_NONE for this step's readings, judged
+        """Returns a fault code (codes.F_*) or codes.F_NONE for this step's readings, judged
         against the outputs commanded in the steps before. Called once per step, after
         the controller and before actuation, so a fault cuts this step's output."""
         braw = app.boiler_raw
@@ -140,23 +140,23 @@ class Supervisor:
         # Pump overrun: more delivered than commanded. Before every other check, as its
         # window must see every step's command and count.
         if self._overrun(app):
-            return self._found(hal.F_PUMP_OVERRUN, hal.S_PUMP, app.pump_pulses,
+            return self._found(codes.F_PUMP_OVERRUN, codes.S_PUMP, app.pump_pulses,
                                self.ov_got_nl - self.ov_cmd_nl,
                                _OVERRUN_NL + (self.ov_cmd_nl >> _OVERRUN_SHIFT))
 
         # Wiring: open, short, implausible.
         self.b_open = self.b_open + 1 if braw >= config.RAW_OPEN else 0
         if self.b_open >= _SENSOR_STEPS:
-            return self._found(hal.F_BOILER_NTC_OPEN, hal.S_BOILER, braw, braw, config.RAW_OPEN)
+            return self._found(codes.F_BOILER_NTC_OPEN, codes.S_BOILER, braw, braw, config.RAW_OPEN)
         self.b_short = self.b_short + 1 if braw <= config.RAW_SHORT else 0
         if self.b_short >= _SENSOR_STEPS:
-            return self._found(hal.F_BOILER_NTC_SHORT, hal.S_BOILER, braw, braw, config.RAW_SHORT)
+            return self._found(codes.F_BOILER_NTC_SHORT, codes.S_BOILER, braw, braw, config.RAW_SHORT)
         self.o_open = self.o_open + 1 if oraw >= config.RAW_OPEN else 0
         if self.o_open >= _SENSOR_STEPS:
-            return self._found(hal.F_OUTLET_NTC_OPEN, hal.S_OUTLET, oraw, oraw, config.RAW_OPEN)
+            return self._found(codes.F_OUTLET_NTC_OPEN, codes.S_OUTLET, oraw, oraw, config.RAW_OPEN)
         self.o_short = self.o_short + 1 if oraw <= config.RAW_SHORT else 0
         if self.o_short >= _SENSOR_STEPS:
-            return self._found(hal.F_OUTLET_NTC_SHORT, hal.S_OUTLET, oraw, oraw, config.RAW_SHORT)
+            return self._found(codes.F_OUTLET_NTC_SHORT, codes.S_OUTLET, oraw, oraw, config.RAW_SHORT)
 
         # Over-temperature: the hard limits, checked before anything subtler. A reading in
         # the open or short band is wiring, not temperature: it cuts the heater this step
@@ -164,14 +164,14 @@ class Supervisor:
         self.inhibit = (braw >= config.RAW_OPEN or braw <= config.RAW_SHORT
                         or oraw >= config.RAW_OPEN or oraw <= config.RAW_SHORT)
         if self.inhibit:
-            return hal.F_NONE
+            return codes.F_NONE
         self.b_hot = self.b_hot + 1 if bmc > config.BOILER_LIMIT_MC else 0
         if self.b_hot >= 1:
-            return self._found(hal.F_OVERTEMP_BOILER, hal.S_BOILER, braw, bmc,
+            return self._found(codes.F_OVERTEMP_BOILER, codes.S_BOILER, braw, bmc,
                                config.BOILER_LIMIT_MC)
         self.o_hot = self.o_hot + 1 if omc > config.OUTLET_LIMIT_MC else 0
         if self.o_hot >= 1:
-            return self._found(hal.F_OVERTEMP_OUTLET, hal.S_OUTLET, oraw, omc,
+            return self._found(codes.F_OVERTEMP_OUTLET, codes.S_OUTLET, oraw, omc,
                                config.OUTLET_LIMIT_MC)
 
         if bmc < config.BOILER_MIN_MC or bmc > config.BOILER_MAX_MC:
@@ -179,20 +179,20 @@ class Supervisor:
         else:
             self.b_range = 0
         if self.b_range >= _SENSOR_STEPS:
-            return self._found(hal.F_BOILER_NTC_RANGE, hal.S_BOILER, braw, bmc,
+            return self._found(codes.F_BOILER_NTC_RANGE, codes.S_BOILER, braw, bmc,
                                config.BOILER_MAX_MC if bmc > 0 else config.BOILER_MIN_MC)
         if omc < config.OUTLET_MIN_MC or omc > config.OUTLET_MAX_MC:
             self.o_range += 1
         else:
             self.o_range = 0
         if self.o_range >= _SENSOR_STEPS:
-            return self._found(hal.F_OUTLET_NTC_RANGE, hal.S_OUTLET, oraw, omc,
+            return self._found(codes.F_OUTLET_NTC_RANGE, codes.S_OUTLET, oraw, omc,
                                config.OUTLET_MAX_MC if omc > 0 else config.OUTLET_MIN_MC)
 
         # Dry boil: water cannot be hotter than it boils.
         self.dry = self.dry + 1 if bmc > config.DRY_BOIL_MC else 0
         if self.dry >= _SENSOR_STEPS:
-            return self._found(hal.F_DRY_BOIL, hal.S_BOILER, braw, bmc, config.DRY_BOIL_MC)
+            return self._found(codes.F_DRY_BOIL, codes.S_BOILER, braw, bmc, config.DRY_BOIL_MC)
 
         # Frozen sensors: real readings always carry some noise.
         heating = app.heater_pm > 0
@@ -201,10 +201,10 @@ class Supervisor:
         self.b_last_raw = braw
         self.o_last_raw = oraw
         if self.b_same >= _FROZEN_STEPS:
-            return self._found(hal.F_BOILER_NTC_FROZEN, hal.S_BOILER, braw, self.b_same,
+            return self._found(codes.F_BOILER_NTC_FROZEN, codes.S_BOILER, braw, self.b_same,
                                _FROZEN_STEPS)
         if self.o_same >= _FROZEN_STEPS:
-            return self._found(hal.F_OUTLET_NTC_FROZEN, hal.S_OUTLET, oraw, self.o_same,
+            return self._found(codes.F_OUTLET_NTC_FROZEN, codes.S_OUTLET, oraw, self.o_same,
                                _FROZEN_STEPS)
 
         # Heater output history: what was commanded in the steps before this one.
@@ -223,7 +223,7 @@ class Supervisor:
             earlier = (then - _WINDOW_STEPS) & _RING_MASK
             before = self.boiler_hist[then] - self.boiler_hist[earlier]
             if rise > _STUCK_RISE_MC and rise * 10 > before * _STUCK_KEEP_TENTHS:
-                return self._found(hal.F_HEATER_STUCK_ON, hal.S_HEATER, braw, rise,
+                return self._found(codes.F_HEATER_STUCK_ON, codes.S_HEATER, braw, rise,
                                    _STUCK_RISE_MC)
         if (self.off_run >= _STEAM_SETTLE_STEPS + _STEAM_WINDOW_STEPS
                 and self.n > _STEAM_WINDOW_STEPS):
@@ -232,7 +232,7 @@ class Supervisor:
             if (self.boiler_ema >= _BOILING_MC
                     and self.outlet_ema > self.outlet_min + _STUCK_OUTLET_ABOVE_MC
                     and fall < _STUCK_OUTLET_FALL_MC):
-                return self._found(hal.F_HEATER_STUCK_ON, hal.S_OUTLET, oraw, fall,
+                return self._found(codes.F_HEATER_STUCK_ON, codes.S_OUTLET, oraw, fall,
                                    _STUCK_OUTLET_FALL_MC)
 
         # Not heating as the plant should: a dead element or a deep mains sag.
@@ -241,34 +241,34 @@ class Supervisor:
             then = (pos - _HEAT_WINDOW_STEPS) & _RING_MASK
             rise = self.boiler_ema - self.boiler_hist[then]
             if rise < _HEAT_RISE_MC:
-                return self._found(hal.F_HEATER_NOT_HEATING, hal.S_BOILER, braw, rise,
+                return self._found(codes.F_HEATER_NOT_HEATING, codes.S_BOILER, braw, rise,
                                    _HEAT_RISE_MC)
         if self.steam_run >= _COLD_WINDOW_STEPS and self.boiler_ema >= _BOILING_MC:
             then = (pos - _COLD_WINDOW_STEPS) & _RING_MASK
             fall = self.outlet_hist[then] - self.outlet_ema
             if fall > _COLD_FALL_MC:
-                return self._found(hal.F_HEATER_NOT_HEATING, hal.S_OUTLET, oraw, fall,
+                return self._found(codes.F_HEATER_NOT_HEATING, codes.S_OUTLET, oraw, fall,
                                    _COLD_FALL_MC)
 
         # Water, tilt.
         self.water = self.water + 1 if app.water_low else 0
         if self.water >= _WATER_STEPS and app.heating_state:
-            return self._found(hal.F_WATER_EMPTY, hal.S_WATER, 1, self.water, _WATER_STEPS)
+            return self._found(codes.F_WATER_EMPTY, codes.S_WATER, 1, self.water, _WATER_STEPS)
         self.tilt = self.tilt + 1 if app.tilted else 0
         if self.tilt >= _TILT_STEPS:
-            return self._found(hal.F_TIP_OVER, hal.S_TILT, 1, self.tilt, _TILT_STEPS)
+            return self._found(codes.F_TIP_OVER, codes.S_TILT, 1, self.tilt, _TILT_STEPS)
 
         # Pump stall: commanded volume with no encoder movement.
         pulses = app.pump_pulses
         if app.pump_nl_s > 0 and pulses == self.pump_last:
             self.pump_nl += app.pump_nl_s // config.STEPS_PER_S
             if self.pump_nl >= _STALL_PULSES * app.pump_nl_per_pulse:
-                return self._found(hal.F_PUMP_STALL, hal.S_PUMP, pulses, self.pump_nl,
+                return self._found(codes.F_PUMP_STALL, codes.S_PUMP, pulses, self.pump_nl,
                                    _STALL_PULSES * app.pump_nl_per_pulse)
         else:
             self.pump_nl = 0
         self.pump_last = pulses
-        return hal.F_NONE
+        return codes.F_NONE
 
     def _overrun(self, app):
         """True when, over the last _OVERRUN_STEPS, the encoder counted more than was

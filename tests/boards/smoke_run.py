@@ -14,7 +14,7 @@ import vfs
 # The firmware first: the unix port compiles each module from source into the heap, and
 # the largest (fw.app) needs its biggest free block before the rest fragments the heap.
 from fw import main
-from fw import hal
+from fw import codes
 from fw import idchip
 
 import gc

@@ -54,7 +54,7 @@ def test_boot_state(run):
     _, out, _ = run
     assert out["pins_distinct"]
     assert out["relay_closed_at_boot"] == 1
-    assert out["reset_cause"] == 0          # fw.hal.RESET_POWER
+    assert out["reset_cause"] == 0          # fw.codes.RESET_POWER
     assert out["wdt_timeout"] == 1000       # fw.config.WATCHDOG_MS
 
 

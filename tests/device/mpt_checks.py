@@ -3,7 +3,7 @@ not usable until its check is done, pulling it cancels the check, a session star
 for it, a profile is installed (and its reply given) only once checked, and no period
 runs more slices than the board affords."""
 from fw import app as app_mod
-from fw import hal
+from fw import codes
 from fw import trust
 from podproto import ed25519, podlet as podlet_fmt
 import signed
@@ -99,7 +99,7 @@ def test_a_start_waits_for_the_podlet_check_then_starts():
     simkit.tick(b, app)
     got = []
     assert app.command("start_session", None, got.extend) is True
-    assert app.state == hal.ST_IDLE and got == []
+    assert app.state == codes.ST_IDLE and got == []
     events = _events(b, app, 120)
     names = [e[1] for e in events]
     assert names.index("podlet_accepted") < names.index("session_started"), names

@@ -1,7 +1,7 @@
 """The wall clock's floor in the ledger: it moves on with the limit clock at every commit,
 survives a power cut as committed, is never ahead of the device's own clock, and a
 decision made on the wall time (a podlet's expiry) is recorded before it is made."""
-from fw import hal
+from fw import codes
 from fw import ledger
 from fw import main
 import simkit

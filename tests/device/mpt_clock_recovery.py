@@ -3,7 +3,7 @@ WALL_AHEAD_MAX_S past what the device can vouch for (`clock_clamped` otherwise),
 owner's button hold (CLOCK_HOLD_S, idle) lets the next set move the wall clock back,
 recorded (`clock_confirmed`), with the limit clock untouched."""
 from fw import app as app_mod
-from fw import hal
+from fw import codes
 from fw import ledger
 from fw import main
 from podproto import logevents
@@ -129,7 +129,7 @@ def test_the_recovery_leaves_the_limits_as_they_were():
     simkit.until_pumping(b, app)
     simkit.tick(b, app, 200)
     app.stop_session()
-    while app.state != hal.ST_IDLE:
+    while app.state != codes.ST_IDLE:
         simkit.tick(b, app)
     led = app.ledger
     now = led.now_s(app.uptime_s())

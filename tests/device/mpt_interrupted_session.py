@@ -5,7 +5,7 @@ import os
 
 import board as simboard
 from flash import PowerCut
-from fw import hal
+from fw import codes
 from fw import main
 import simkit
 
@@ -38,7 +38,7 @@ def _marked(b):
 
 
 def test_a_session_cut_short_ends_at_the_next_boot_with_the_counted_dose():
-    for cause, reason in ((hal.RESET_POWER, "power_loss"), (hal.RESET_WDT, "watchdog")):
+    for cause, reason in ((codes.RESET_POWER, "power_loss"), (codes.RESET_WDT, "watchdog")):
         b, app = simkit.make()
         app.start_session()
         simkit.until_pumping(b, app)
@@ -54,7 +54,7 @@ def test_a_session_cut_short_ends_at_the_next_boot_with_the_counted_dose():
         assert pumped_nl <= counted * 1000 <= pumped_nl + 50 * 1000
         assert not _marked(b)
         # And not again at the boot after.
-        app = _reboot(b, hal.RESET_POWER)
+        app = _reboot(b, codes.RESET_POWER)
         assert len(_sessions(app)) == 2
 
 
@@ -65,7 +65,7 @@ def test_a_session_that_ended_is_not_ended_again():
     app.stop_session()
     simkit.tick(b, app, 2)
     assert not _marked(b)
-    app = _reboot(b, hal.RESET_POWER)
+    app = _reboot(b, codes.RESET_POWER)
     assert [g[:2] for g in _sessions(app)] == [("session_started", None),
                                                ("session_ended", "stopped")]
 
@@ -85,7 +85,7 @@ def _cut(phase, k):
             app.stop_session()
             simkit.tick(b, app, 2)
     except PowerCut:
-        return _reboot(b, hal.RESET_POWER), b
+        return _reboot(b, codes.RESET_POWER), b
     return None
 
 

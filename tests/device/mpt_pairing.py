@@ -4,7 +4,7 @@ makes room by forgetting the host used least recently."""
 import os
 
 from fw import app as app_mod
-from fw import auth
+from fw import keystore
 import simkit
 
 
@@ -58,7 +58,7 @@ def _store(name):
     d = "/tmp/mpt-keys-%s-%d" % (name, os.getpid() if hasattr(os, "getpid") else 0)
     _clean(d)
     os.mkdir(d)
-    return d, auth.KeyStore(d)
+    return d, keystore.KeyStore(d)
 
 
 def _clean(d):
@@ -109,7 +109,7 @@ def test_authenticating_again_writes_nothing_and_old_key_files_still_work():
     assert ks.copies.counter == commits
     ks.used(_host(1))
     assert ks.copies.counter == commits + 1
-    assert auth.KeyStore(d).keys["01" * 8][1] == 3
+    assert keystore.KeyStore(d).keys["01" * 8][1] == 3
     _clean(d)
     # A key written before use numbers were kept (a file per host): still found, and
     # first to go.
@@ -119,7 +119,7 @@ def test_authenticating_again_writes_nothing_and_old_key_files_still_work():
         f.write(b"\x01" * 32 + (3).to_bytes(4, "little"))
     with open(d + "/hosts/" + "07" * 8, "wb") as f:
         f.write(b"\x07" * 32)
-    ks = auth.KeyStore(d)
+    ks = keystore.KeyStore(d)
     assert ks.get(_host(7)) == b"\x07" * 32
     for i in range(2, 9):
         if i != 7:

@@ -1,7 +1,7 @@
 """A podlet swapped for another within one control period leaves no presence edge: the
 firmware confirms the chip's ROM ID at a session start and while a session runs, and
 refuses or ends on any change or failed read (issue 11, item 1)."""
-from fw import hal
+from fw import codes
 from podproto import podlet as podlet_fmt
 import simkit
 
@@ -36,7 +36,7 @@ def test_a_swap_before_start_refuses_the_start_and_reads_the_new_chip():
     _swap(b, dict(FAKE, image_hex=FAKE_HEX))
     got = _records(app, app.start_session)
     assert [r["reason"] for r in _events(got, "session_refused")] == ["podlet_changed"]
-    assert app.state == hal.ST_IDLE and app.session_prof is None
+    assert app.state == codes.ST_IDLE and app.session_prof is None
     got += _run(b, app, 3) + app.finish_checks()
     # The chip in the slot now is the fake: read, and refused as what it is.
     # (An image whose signature fails names no serial: it is not vouched for.)
@@ -64,7 +64,7 @@ def test_a_swap_mid_session_ends_it_with_the_pump_off_within_a_second():
     assert pumping < 10 and app.pump_nl_s == 0
     [end] = _events(got, "session_ended")
     assert end["reason"] == "podlet_changed"
-    assert app.state == hal.ST_COOLDOWN
+    assert app.state == codes.ST_COOLDOWN
     # At 5 ul/s, what the pump gave after the swap is a few steps' worth, no more; the
     # genuine podlet's ledger entry counts the session's dose, and the fake has none.
     after_ul = end["session_ul"] - swapped_nl / 1000
@@ -84,7 +84,7 @@ def test_a_swap_to_the_same_chip_changes_nothing():
     _swap(b, dict(b.podlet.info))           # the same podlet, out and back in an instant
     got = _run(b, app, 20)
     assert not _events(got, "session_ended")
-    assert app.state == hal.ST_STEAMING and app.pump_nl_s > 0
+    assert app.state == codes.ST_STEAMING and app.pump_nl_s > 0
 
 
 def test_a_failed_rom_read_mid_session_ends_it():
@@ -109,7 +109,7 @@ def test_a_failed_rom_read_refuses_the_start():
     b.podlet.bus_error = True
     got = _records(app, app.start_session) + app.finish_checks()
     assert [r["reason"] for r in _events(got, "session_refused")] == ["podlet_unreadable"]
-    assert app.state == hal.ST_IDLE
+    assert app.state == codes.ST_IDLE
 
 
 def test_the_rom_read_is_short():
@@ -137,4 +137,4 @@ def test_a_podlet_inserted_in_the_period_of_a_start_is_checked_once():
     names = [r["event"] for r in got if r["event"] != "sample"]
     assert names.count("podlet_accepted") == 1
     assert names.index("podlet_accepted") < names.index("session_started")
-    assert app.state == hal.ST_PREHEAT
+    assert app.state == codes.ST_PREHEAT

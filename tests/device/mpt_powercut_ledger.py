@@ -4,7 +4,7 @@ nothing reserved (and so perhaps delivered) is forgotten and the limit clock's f
 never goes back."""
 import gc
 
-from fw import hal
+from fw import codes
 from fw import ledger
 from fw import main
 import hashlib
@@ -164,8 +164,8 @@ def _dose_until(b, app, ul):
     """Runs the session until ul are delivered or it ends."""
     for _ in range(20000):
         simkit.tick(b, app)
-        if app.session_nl >= ul * 1000 or app.state in (hal.ST_COOLDOWN, hal.ST_IDLE,
-                                                         hal.ST_FAULT):
+        if app.session_nl >= ul * 1000 or app.state in (codes.ST_COOLDOWN, codes.ST_IDLE,
+                                                         codes.ST_FAULT):
             return
     raise AssertionError("session stuck in state %d" % app.state)
 
@@ -179,7 +179,7 @@ def test_after_a_cut_the_app_counts_what_was_reserved():
     capacity_ul = app.podlet["capacity_ul"]
     assert app.start_session()
     _dose_until(b, app, 600)
-    assert app.state == hal.ST_STEAMING
+    assert app.state == codes.ST_STEAMING
     b.flash.cut_at_write(1)
     try:
         simkit.tick(b, app, 1000)
@@ -206,7 +206,7 @@ def test_after_a_cut_the_app_counts_what_was_reserved():
     assert app.dose_limit_nl == limit_ul * 1000
     # Both sessions together never give more than the podlet holds.
     _dose_until(b, app, capacity_ul)
-    assert app.state == hal.ST_COOLDOWN and app.session_nl == limit_ul * 1000
+    assert app.state == codes.ST_COOLDOWN and app.session_nl == limit_ul * 1000
     assert delivered_ul + limit_ul <= capacity_ul
 
 

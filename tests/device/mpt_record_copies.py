@@ -1,10 +1,10 @@
-"""The profiles' version marks (fw.trust) and the paired hosts' keys (fw.auth) on flash:
+"""The profiles' version marks (fw.trust) and the paired hosts' keys (fw.keystore) on flash:
 a flipped bit, a copy rolled back to an older commit, or every copy lost never lets an
 older profile in again nor a host back that the store had let go."""
 import gc
 import os
 
-from fw import auth
+from fw import keystore
 from fw import trust
 import mpt_powercut_profile as prof_cases
 import powercut
@@ -129,7 +129,7 @@ def _full_then_one_more():
     Returns the store's files before host 9 and after."""
     gc.collect()
     rig = powercut.Rig()
-    ks = auth.KeyStore(_D)
+    ks = keystore.KeyStore(_D)
     for i in range(1, 9):
         ks.put(_host(i), bytes([i]) * 32)
     before = _files(_key_files())
@@ -139,7 +139,7 @@ def _full_then_one_more():
 
 
 def _let_go_stays_gone(why):
-    ks = auth.KeyStore(_D)
+    ks = keystore.KeyStore(_D)
     assert ks.get(_host(1)) is None, why
     for i in range(2, 10):
         got = ks.get(_host(i))
@@ -179,9 +179,9 @@ def test_every_key_copy_bad_keeps_no_key():
         with open(p, "wb") as f:
             f.write(data)
     assert _let_go_stays_gone("both") == 0
-    ks = auth.KeyStore(_D)
+    ks = keystore.KeyStore(_D)
     ks.put(_host(3), b"\x33" * 32)              # paired again: the store works on
-    assert auth.KeyStore(_D).get(_host(3)) == b"\x33" * 32
+    assert keystore.KeyStore(_D).get(_host(3)) == b"\x33" * 32
     rig.close()
 
 
@@ -193,16 +193,16 @@ def test_keys_of_before_the_copies_are_taken_over():
         f.write(b"\x01" * 32 + (5).to_bytes(4, "little"))
     with open(_D + "/hosts/" + "07" * 8, "wb") as f:
         f.write(b"\x07" * 32)                   # before use numbers were kept
-    ks = auth.KeyStore(_D)
+    ks = keystore.KeyStore(_D)
     assert ks.get(_host(1)) == b"\x01" * 32 and ks.get(_host(7)) == b"\x07" * 32
-    ks = auth.KeyStore(_D)
+    ks = keystore.KeyStore(_D)
     assert ks.get(_host(1)) == b"\x01" * 32 and ks.get(_host(7)) == b"\x07" * 32
     rig.close()
 
 
 # ---- power cuts ----------------------------------------------------------------------------
 def _keys_now(d):
-    ks = auth.KeyStore(d)
+    ks = keystore.KeyStore(d)
     assert ks.problem is None, ks.problem          # a cut is never a doubt
     return sorted((n, ks.keys[n][0], ks.keys[n][1]) for n in ks.keys)
 
@@ -212,14 +212,14 @@ def test_the_key_store_under_a_cut_at_every_write():
     cut at any write the store is the one before the step cut or after it, in no doubt."""
     gc.collect()
     rig = powercut.Rig()
-    ks = auth.KeyStore(_D)
+    ks = keystore.KeyStore(_D)
     for i in range(1, 9):
         ks.put(_host(i), bytes([i]) * 32)
     ks = None
     rig.save()
 
     def boot(s):
-        s.ks = auth.KeyStore(s.dir)
+        s.ks = keystore.KeyStore(s.dir)
 
     def put(i):
         return lambda s: s.ks.put(_host(i), bytes([i]) * 32)

@@ -1,7 +1,7 @@
 """fw.main.run when service() raises (a flash that fails to write, the heap run out): the
 outputs go off in that same period, the fault service_error latches and ends the
 session, no later step counts or pumps a dose, and the loop and the watchdog go on."""
-from fw import hal
+from fw import codes
 from fw import main
 import board as simboard
 import signed
@@ -86,7 +86,7 @@ class _Watch:
                 return
             self.later += 1
             # In the fault state, nothing more counted, commanded or pumped.
-            if (app.state != hal.ST_FAULT or app.session_nl != self.at_failure[1]
+            if (app.state != codes.ST_FAULT or app.session_nl != self.at_failure[1]
                     or app.pump_nl_s != 0 or p.pump_nl_s != 0
                     or p.pumped_nl != self.at_failure[2]) and len(self.bad) < 3:
                 self.bad.append((b.now_ms, app.state, app.session_nl, p.pump_nl_s))
@@ -131,7 +131,7 @@ def test_flash_write_failure_cuts_pump_that_period_and_ends_session():
     # The period whose service() raised: its step had counted and commanded a dose; the
     # pump and heater are off before the plant moves on, and the fault is latched.
     assert (pump_nl_s, heater_pm) == (0, 0)
-    assert w.at_failure[0] == hal.ST_FAULT and w.at_failure[1] == counted_nl > 0
+    assert w.at_failure[0] == codes.ST_FAULT and w.at_failure[1] == counted_nl > 0
     assert w.later > 400                             # 40 s more: the loop went on
     assert w.bad == []                               # no dose counted, commanded, pumped
     # Recorded: the error (first to the board, so the trace has it), the fault, and the
@@ -143,7 +143,7 @@ def test_flash_write_failure_cuts_pump_that_period_and_ends_session():
     ended = w.named("session_ended")
     assert len(ended) == 1 and ended[0]["reason"] == "fault"
     assert ended[0]["session_ul"] * 1000 == counted_nl
-    assert w.app.fault == hal.F_SERVICE_ERROR
+    assert w.app.fault == codes.F_SERVICE_ERROR
     assert b.resets == [] and w.app.alloc_errors == 0   # no watchdog reset: it was fed
 
 

@@ -2,7 +2,7 @@
 import micropython
 
 from fw import config
-from fw import hal
+from fw import codes
 import simkit
 
 
@@ -10,7 +10,7 @@ def _heat_to_steaming(b, app):
     app.start_session()
     for _ in range(4000):
         simkit.tick(b, app)
-        if app.state == hal.ST_STEAMING and app.dosing:
+        if app.state == codes.ST_STEAMING and app.dosing:
             return
     raise AssertionError("never reached dosing, state %d" % app.state)
 
@@ -25,8 +25,8 @@ def test_boiler_over_limit_cuts_heater_in_the_same_step():
     b._sync_inputs()
     app.step()
     assert app.heater_pm == 0
-    assert app.state == hal.ST_FAULT
-    assert app.fault == hal.F_OVERTEMP_BOILER
+    assert app.state == codes.ST_FAULT
+    assert app.fault == codes.F_OVERTEMP_BOILER
     assert b.heater_cutoff.is_open()
 
 
@@ -38,7 +38,7 @@ def test_outlet_over_limit_cuts_heater_in_the_same_step():
     b._sync_inputs()
     app.step()
     assert app.heater_pm == 0 and app.pump_nl_s == 0
-    assert app.fault == hal.F_OVERTEMP_OUTLET
+    assert app.fault == codes.F_OVERTEMP_OUTLET
 
 
 def test_fault_latches_and_clears_only_when_acknowledged_cool():
@@ -46,23 +46,23 @@ def test_fault_latches_and_clears_only_when_acknowledged_cool():
     _heat_to_steaming(b, app)
     b.plant.inject("tip_over")
     simkit.tick(b, app, 5)
-    assert app.state == hal.ST_FAULT and app.fault == hal.F_TIP_OVER
+    assert app.state == codes.ST_FAULT and app.fault == codes.F_TIP_OVER
     b.plant.clear("tip_over")
     simkit.tick(b, app, 20)
-    assert app.state == hal.ST_FAULT          # latched: the cause going away clears nothing
+    assert app.state == codes.ST_FAULT          # latched: the cause going away clears nothing
     app.ack_faults()
-    assert app.state == hal.ST_FAULT          # boiler still hot: refused
+    assert app.state == codes.ST_FAULT          # boiler still hot: refused
     b.plant.boiler_c = b.plant.boiler_sensor_c = 40.0
     b.plant.sample_sensors()
     simkit.tick(b, app, 2)
     app.ack_faults()
-    assert app.state == hal.ST_IDLE and app.fault == hal.F_NONE
+    assert app.state == codes.ST_IDLE and app.fault == codes.F_NONE
 
 
 def test_fault_log_keeps_the_last_32():
     b, app = simkit.make()
     for i in range(40):
-        app.fault = hal.F_TIP_OVER
+        app.fault = codes.F_TIP_OVER
         app.sup.raw = i
         app._record_fault()
     log = app.faults()
@@ -146,7 +146,7 @@ def _dose_until_ended(b, app, max_steps=20000):
     app.start_session()
     for _ in range(max_steps):
         simkit.tick(b, app)
-        if app.state in (hal.ST_COOLDOWN, hal.ST_IDLE, hal.ST_FAULT):
+        if app.state in (codes.ST_COOLDOWN, codes.ST_IDLE, codes.ST_FAULT):
             return
     raise AssertionError("session never ended, state %d" % app.state)
 
@@ -155,13 +155,13 @@ def test_pump_runaway_latches_overrun_in_the_next_step():
     b, app = simkit.make()
     _heat_to_steaming(b, app)
     simkit.tick(b, app, 20)
-    assert app.pump_nl_s == 5000 and app.fault == hal.F_NONE
+    assert app.pump_nl_s == 5000 and app.fault == codes.F_NONE
     counted_nl = app.session_nl
     b.plant.inject("pump_runaway")      # the plant's next period runs away
     simkit.tick(b, app)
     # One period at 40 ul/s (4 ul where 0.5 ul was commanded): latched by the step that
     # sees it, the pump commanded off in that same step.
-    assert app.state == hal.ST_FAULT and app.fault == hal.F_PUMP_OVERRUN
+    assert app.state == codes.ST_FAULT and app.fault == codes.F_PUMP_OVERRUN
     assert app.pump_nl_s == 0 and b.plant.pump_nl_s == 0
     # That step counted its dose before the check (counted, not commanded: the safe
     # side); none after.
@@ -169,17 +169,17 @@ def test_pump_runaway_latches_overrun_in_the_next_step():
     simkit.tick(b, app, 10)
     assert app.session_nl == counted_nl + 500
     sup = app.sup
-    assert sup.sensor == hal.S_PUMP and sup.value > sup.limit >= 300
+    assert sup.sensor == codes.S_PUMP and sup.value > sup.limit >= 300
     assert app.faults()[-1]["code"] == "pump_overrun"
 
 
 def test_pump_running_while_idle_latches_overrun():
     b, app = simkit.make()
     simkit.tick(b, app, 5)
-    assert app.state == hal.ST_IDLE
+    assert app.state == codes.ST_IDLE
     b.plant.inject("pump_runaway")
     simkit.tick(b, app, 2)
-    assert app.state == hal.ST_FAULT and app.fault == hal.F_PUMP_OVERRUN
+    assert app.state == codes.ST_FAULT and app.fault == codes.F_PUMP_OVERRUN
 
 
 def test_pump_within_its_calibration_margin_never_trips_overrun():
@@ -187,7 +187,7 @@ def test_pump_within_its_calibration_margin_never_trips_overrun():
     b, app = simkit.make()
     b.plant.pump_cal = 1.02
     _dose_until_ended(b, app)
-    assert app.state == hal.ST_COOLDOWN and app.fault == hal.F_NONE
+    assert app.state == codes.ST_COOLDOWN and app.fault == codes.F_NONE
     assert app.session_nl == 2500 * 1000
 
 
@@ -196,7 +196,7 @@ def test_pump_well_over_its_calibration_trips_overrun():
     b, app = simkit.make()
     b.plant.pump_cal = 1.10
     _dose_until_ended(b, app)
-    assert app.state == hal.ST_FAULT and app.fault == hal.F_PUMP_OVERRUN
+    assert app.state == codes.ST_FAULT and app.fault == codes.F_PUMP_OVERRUN
     assert app.session_nl < 20 * 1000        # caught within the first seconds of dosing
 
 
@@ -206,4 +206,4 @@ def test_overrun_check_allocates_nothing_when_it_trips():
     simkit.until_pumping(b, app)
     b.plant.inject("pump_runaway")
     assert _locked_steps(b, app, 30) == 0
-    assert app.fault == hal.F_PUMP_OVERRUN
+    assert app.fault == codes.F_PUMP_OVERRUN

@@ -36,7 +36,7 @@ import board as simboard
 from flash import FileFlash, PowerCut
 from fw import app as app_mod
 from fw import config
-from fw import hal
+from fw import codes
 from fw import main
 from podproto import ed25519
 
@@ -121,7 +121,7 @@ class Driver:
         self.app = None
         b.now_ms += off_ms
         b.clock_base_s = 0            # no battery: the RTC is lost
-        b.cause = hal.RESET_POWER
+        b.cause = codes.RESET_POWER
         old = b.flash
         old.off = True
         old.cut_at = 0
@@ -163,17 +163,17 @@ class Driver:
             app._end(_END_REMOVED)
         state = app.state
         pump = 0
-        if state == hal.ST_PREHEAT or state == hal.ST_READY:
-            app.state = hal.ST_STEAMING   # heated at once, the outlet at its target
+        if state == codes.ST_PREHEAT or state == codes.ST_READY:
+            app.state = codes.ST_STEAMING   # heated at once, the outlet at its target
             app.outlet_mc = app.target_mc
             app.warm_steps = 0
-        elif state == hal.ST_STEAMING:
+        elif state == codes.ST_STEAMING:
             pump = app._dose()
-        elif state == hal.ST_COOLDOWN:
-            app.state = hal.ST_IDLE
+        elif state == codes.ST_COOLDOWN:
+            app.state = codes.ST_IDLE
         state = app.state
-        app.heating_state = 1 if (state == hal.ST_PREHEAT or state == hal.ST_READY
-                                  or state == hal.ST_STEAMING) else 0
+        app.heating_state = 1 if (state == codes.ST_PREHEAT or state == codes.ST_READY
+                                  or state == codes.ST_STEAMING) else 0
         app.pump_nl_s = pump
         if pump:
             self.dosed(app.session_podlet["serial"], pump)
@@ -192,7 +192,7 @@ class Driver:
 
     def quiet(self):
         app = self.app
-        return ((app.state == hal.ST_IDLE or app.state == hal.ST_FAULT)
+        return ((app.state == codes.ST_IDLE or app.state == codes.ST_FAULT)
                 and not getattr(app, "checks", None)
                 and not app.end_reason and not app.fault_pending)
 
@@ -248,8 +248,8 @@ class Driver:
             app.command("install_profile", self.blobs[arg])
             self.finish_checks()
         elif name == "fault":
-            if app.state != hal.ST_FAULT:   # as step() latches one (tipped over)
-                app._latch(hal.F_TIP_OVER)
+            if app.state != codes.ST_FAULT:   # as step() latches one (tipped over)
+                app._latch(codes.F_TIP_OVER)
             self.tick()
         elif name == "ack":
             app.ack_faults()
@@ -280,7 +280,7 @@ class Driver:
         self.out = None
         app = self.app
         prof = app.profiles.get(3)
-        out["state"] = hal.STATE_NAMES[app.state]
+        out["state"] = codes.STATE_NAMES[app.state]
         out["now_ms"] = self.board.now_ms
         out["profile_v"] = prof["version"] if prof is not None else 0
         out["ledger"] = app.ledger is not None
