@@ -472,7 +472,7 @@ def heap_figures(air: Air, records: int = 600) -> dict:
         stop = Path(tmp) / "stop"
         # Run from the temporary folder: this one's flash.py would shadow the sim's.
         script = Path(tmp) / "ble_heap_mp.py"
-        script.write_text(Path(__file__).parent.parent / "steamer_harness" / "ble_heap_mp.py".read_text())
+        script.write_text((Path(__file__).parent.parent / "steamer_harness" / "ble_heap_mp.py").read_text())
         env = dict(os.environ, MICROPYPATH=os.pathsep.join([str(lib), str(BOARDS / "sim")]))
         out = Path(tmp) / "out.txt"
         with open(out, "w") as fout:
