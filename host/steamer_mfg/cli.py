@@ -536,7 +536,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     any device or profile failed, 2 when the profiles folder is wrong."""
     import asyncio
 
-    from steamer.cli.consumer import print_table
+    from steamer.terminal import print_table
     from steamer.devices import DeviceError, InputFileError, load_keys, sim_air
     from steamer_mfg import provision as prov
     try:
@@ -607,7 +607,7 @@ _EXITS = "Exit 0 when done, 2 when an input is wrong (a one-line reason on stder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from steamer.cli.consumer import positive_int, positive_s
+    from steamer.terminal import positive_int, positive_s
 
     def command(name: str, func, help_text: str, description: str, examples: str):
         p = sub.add_parser(name, help=help_text, description=textwrap.fill(description, 88),
