@@ -35,23 +35,17 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import os
 import re
-import stat
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from podproto import ProtocolError, podlet, profile, signing
 from steamer.inputs import InputTooLarge, read_input
 
-from steamer_mfg.keys import (KEY_FILE_MAX_BYTES, KEY_MODE, MfgError, generate_key,
+from steamer_mfg.keys import (KEY_FILE_MAX_BYTES, MfgError, generate_key,
                                load_key, parse_public_hex)
 
 # The most read of each input file: a PEM key is about 120 bytes, a profile's JSON a few
