@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test soak bench clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,12 @@ demo: venv
 
 test: venv
 	$(BIN)/pytest -n 2 tests
+
+# The randomized tests at soak length (about an hour on 2 cores): 1,000 nominal sessions
+# for false trips, 1,000 chaos rounds of cut syncs and pushes.
+soak: venv
+	STEAMER_SOAK_SESSIONS=1000 STEAMER_BLE_ROUNDS=1000 $(BIN)/pytest -n 2 \
+		tests/sim/test_false_trips.py tests/ble/test_ble_sync.py::test_randomized_cuts_during_syncs_and_pushes
 
 bench: venv
 	$(BIN)/steamer dev bench

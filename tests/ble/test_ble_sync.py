@@ -17,7 +17,7 @@ from steamer_bench.ble import (TEST_PODLET_TYPE, After, CutSink, Cutter, chaos,
 
 from conftest import run, served_and_paired
 
-ROUNDS = int(os.environ.get("STEAMER_BLE_ROUNDS", "100"))
+ROUNDS = int(os.environ.get("STEAMER_BLE_ROUNDS", "60"))
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +309,7 @@ def test_sync_and_push_over_a_slow_link_that_drops(rough):
 
 
 def test_randomized_cuts_during_syncs_and_pushes(air, tmp_path_factory):
-    """ROUNDS rounds (STEAMER_BLE_ROUNDS, 100 by default; the benchmark runs 1,000):
+    """ROUNDS rounds (STEAMER_BLE_ROUNDS, 60 by default; `make soak` and the benchmark run 1,000):
     three in four cut inside the sync or push (dropped, or lost one time in four; a
     third of the cut pushes at the commit), the fourth uninterrupted. The host's records
     are exactly 1..N once each, a resumed push ends installed, and a push left cut
