@@ -82,6 +82,9 @@ class App:
         self.boiler_pid = control.BoilerPid()
         self.outlet_ctl = control.OutletController()
         self.sup = safety.Supervisor()
+        # What the supervisor judges, filled in each step.
+        self.readings = self.sup.readings
+        self.readings.pump_nl_per_pulse = board.pump.NL_PER_PULSE
         self.state = codes.ST_IDLE
         # Uptime as whole seconds and steps into the second: a count of steps would leave
         # the 32-bit boards' small ints (and allocate in the step) after 3.4 years.
@@ -204,7 +207,18 @@ class App:
         self.heating_state = 1 if (self.state == codes.ST_PREHEAT or self.state == codes.ST_READY
                                    or self.state == codes.ST_STEAMING) else 0
 
-        fault = self.sup.check(self)
+        r = self.readings
+        r.boiler_raw = braw
+        r.outlet_raw = oraw
+        r.boiler_mc = self.boiler_mc
+        r.outlet_mc = self.outlet_mc
+        r.water_low = self.water_low
+        r.tilted = self.tilted
+        r.heating_state = self.heating_state
+        r.heater_pm = self.heater_pm        # still the step before's outputs
+        r.pump_nl_s = self.pump_nl_s
+        r.pump_pulses = self.pump_pulses
+        fault = self.sup.check()
         if fault != codes.F_NONE and self.state != codes.ST_FAULT:
             self.latch(fault)
         if self.sup.inhibit:
