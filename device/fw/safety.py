@@ -4,7 +4,7 @@ It runs after the controller in every step, sees what the controller wants to co
 and either lets it through or latches a fault. It never trusts the controller, the host
 or the clock: only the sensors, the commanded outputs and its own history, which it
 reads from one Readings object the app fills each step. Its checks run in a fixed
-order (Supervisor.CHECKS), each a small method with its own thresholds returning a
+order (Supervisor.check), each a small method with its own thresholds returning a
 fault code or 0. All checks are integer and allocation-free; thresholds are named with
 their units.
 """
@@ -86,13 +86,6 @@ class Readings:
 
 
 class Supervisor:
-    # The checks, in the order they run: the first to return a fault code latches it.
-    CHECKS = ("_check_overrun", "_check_boiler_wiring", "_check_outlet_wiring",
-              "_check_wiring_band", "_check_overtemp", "_check_range", "_check_dry_boil",
-              "_check_frozen", "_count_heater_runs", "_check_stuck_on_boiler",
-              "_check_stuck_on_outlet", "_check_heating_boiler", "_check_heating_outlet",
-              "_check_water", "_check_tilt", "_check_pump_stall")
-
     def __init__(self):
         self.readings = Readings()
         self.boiler_hist = array("i", [0] * _RING)
@@ -100,8 +93,6 @@ class Supervisor:
         # Per step of the overrun window: nl the encoder counted, nl commanded.
         self.ov_got = array("i", [0] * _OVERRUN_STEPS)
         self.ov_cmd = array("i", [0] * _OVERRUN_STEPS)
-        # Bound once: a bound method made in the step would allocate.
-        self.checks = tuple(getattr(self, name) for name in self.CHECKS)
         self.reset()
 
     def reset(self):
@@ -154,15 +145,7 @@ class Supervisor:
         (self.readings), judged against the outputs commanded in the steps before. Called
         once per step, after the controller and before actuation, so a fault cuts this
         step's output."""
-        self._remember()
-        for check in self.checks:
-            code = check()
-            if code:
-                return code if code > 0 else codes.F_NONE
-        return codes.F_NONE
-
-    def _remember(self):
-        """The smoothed temperatures into the history ring."""
+        # The smoothed temperatures into the history ring, then the checks.
         r = self.readings
         if self.n == 0:
             self.boiler_ema = r.boiler_mc
@@ -178,45 +161,62 @@ class Supervisor:
         self.pos = (pos + 1) & _RING_MASK
         if self.n < _RING:
             self.n += 1
+        # The checks, in the order they run: the first to return a fault code latches it
+        # (each called as a method, which makes no bound method: nothing allocates).
+        code = (self._check_overrun() or self._check_wiring() or self._check_overtemp()
+                or self._check_range() or self._check_dry_boil() or self._check_frozen()
+                or self._check_stuck_on() or self._check_not_heating()
+                or self._check_water() or self._check_tilt() or self._check_pump_stall())
+        return code if code > 0 else codes.F_NONE
 
     def _check_overrun(self):
-        """Pump overrun: more delivered than commanded. First, as its window must see
-        every step's command and count."""
-        if self._overrun():
-            return self._found(codes.F_PUMP_OVERRUN, codes.S_PUMP, self.readings.pump_pulses,
-                               self.ov_got_nl - self.ov_cmd_nl,
-                               _OVERRUN_NL + (self.ov_cmd_nl >> _OVERRUN_SHIFT))
+        """Pump overrun: over the last _OVERRUN_STEPS, the encoder counted more than was
+        commanded in the steps before (readings.pump_nl_s is still the last step's
+        command: what the pump was told to deliver until now) by more than the margin.
+        First, as its window must see every step's command and count."""
+        r = self.readings
+        pulses = r.pump_pulses
+        last = self.ov_pulses
+        self.ov_pulses = pulses
+        if last < 0:
+            return 0
+        got = (pulses - last) & _PULSE_MASK
+        if got > _OVERRUN_MAX_PULSES:
+            got = _OVERRUN_MAX_PULSES
+        got *= r.pump_nl_per_pulse
+        cmd = r.pump_nl_s // config.STEPS_PER_S
+        pos = self.ov_pos
+        self.ov_got_nl += got - self.ov_got[pos]
+        self.ov_cmd_nl += cmd - self.ov_cmd[pos]
+        self.ov_got[pos] = got
+        self.ov_cmd[pos] = cmd
+        pos += 1
+        self.ov_pos = 0 if pos == _OVERRUN_STEPS else pos
+        limit = _OVERRUN_NL + (self.ov_cmd_nl >> _OVERRUN_SHIFT)
+        if self.ov_got_nl > self.ov_cmd_nl + limit:
+            return self._found(codes.F_PUMP_OVERRUN, codes.S_PUMP, pulses,
+                               self.ov_got_nl - self.ov_cmd_nl, limit)
         return 0
 
-    def _check_boiler_wiring(self):
-        """The boiler sensor open or shorted."""
-        braw = self.readings.boiler_raw
+    def _check_wiring(self):
+        """Wiring: a sensor open or shorted. A reading in the open or short band is
+        wiring, not temperature: it cuts the heater this step (inhibit) and latches as
+        open or short on the next; no check after this one judges it."""
+        r = self.readings
+        braw = r.boiler_raw
+        oraw = r.outlet_raw
         self.b_open = self.b_open + 1 if braw >= config.RAW_OPEN else 0
         if self.b_open >= _SENSOR_STEPS:
             return self._found(codes.F_BOILER_NTC_OPEN, codes.S_BOILER, braw, braw, config.RAW_OPEN)
         self.b_short = self.b_short + 1 if braw <= config.RAW_SHORT else 0
         if self.b_short >= _SENSOR_STEPS:
             return self._found(codes.F_BOILER_NTC_SHORT, codes.S_BOILER, braw, braw, config.RAW_SHORT)
-        return 0
-
-    def _check_outlet_wiring(self):
-        """The outlet sensor open or shorted."""
-        oraw = self.readings.outlet_raw
         self.o_open = self.o_open + 1 if oraw >= config.RAW_OPEN else 0
         if self.o_open >= _SENSOR_STEPS:
             return self._found(codes.F_OUTLET_NTC_OPEN, codes.S_OUTLET, oraw, oraw, config.RAW_OPEN)
         self.o_short = self.o_short + 1 if oraw <= config.RAW_SHORT else 0
         if self.o_short >= _SENSOR_STEPS:
             return self._found(codes.F_OUTLET_NTC_SHORT, codes.S_OUTLET, oraw, oraw, config.RAW_SHORT)
-        return 0
-
-    def _check_wiring_band(self):
-        """A reading in the open or short band is wiring, not temperature: it cuts the
-        heater this step (inhibit) and latches as open or short on the next; no check
-        after this one judges it."""
-        r = self.readings
-        braw = r.boiler_raw
-        oraw = r.outlet_raw
         self.inhibit = (braw >= config.RAW_OPEN or braw <= config.RAW_SHORT
                         or oraw >= config.RAW_OPEN or oraw <= config.RAW_SHORT)
         return _SKIP_REST if self.inhibit else 0
@@ -284,10 +284,12 @@ class Supervisor:
                                _FROZEN_STEPS)
         return 0
 
-    def _count_heater_runs(self):
-        """Not a check: the heater output's history (what was commanded in the steps
-        before this one) that the heater checks after it judge by."""
-        heater_pm = self.readings.heater_pm
+    def _check_stuck_on(self):
+        """Heater stuck on: the boiler heating, or the outlet still steaming, with
+        nothing commanded. First the heater output's history (what was commanded in the
+        steps before this one), which the heater checks judge by."""
+        r = self.readings
+        heater_pm = r.heater_pm
         if heater_pm == 0:
             self.off_run += 1
             self.on_run = 0
@@ -295,22 +297,14 @@ class Supervisor:
             self.off_run = 0
             self.on_run = self.on_run + 1 if heater_pm >= _HEAT_ON_PM else 0
         self.steam_run = self.steam_run + 1 if heater_pm >= _STEAM_ON_PM else 0
-        return 0
-
-    def _check_stuck_on_boiler(self):
-        """Heater stuck on: the boiler heating with nothing commanded."""
         if self.off_run >= _OFF_SETTLE_STEPS + _WINDOW_STEPS and self.n > 2 * _WINDOW_STEPS:
             then = (self.now_pos - _WINDOW_STEPS) & _RING_MASK
             rise = self.boiler_ema - self.boiler_hist[then]
             earlier = (then - _WINDOW_STEPS) & _RING_MASK
             before = self.boiler_hist[then] - self.boiler_hist[earlier]
             if rise > _STUCK_RISE_MC and rise * 10 > before * _STUCK_KEEP_TENTHS:
-                return self._found(codes.F_HEATER_STUCK_ON, codes.S_HEATER,
-                                   self.readings.boiler_raw, rise, _STUCK_RISE_MC)
-        return 0
-
-    def _check_stuck_on_outlet(self):
-        """Heater stuck on: still steaming at the outlet with nothing commanded."""
+                return self._found(codes.F_HEATER_STUCK_ON, codes.S_HEATER, r.boiler_raw,
+                                   rise, _STUCK_RISE_MC)
         if (self.off_run >= _STEAM_SETTLE_STEPS + _STEAM_WINDOW_STEPS
                 and self.n > _STEAM_WINDOW_STEPS):
             then = (self.now_pos - _STEAM_WINDOW_STEPS) & _RING_MASK
@@ -318,13 +312,14 @@ class Supervisor:
             if (self.boiler_ema >= _BOILING_MC
                     and self.outlet_ema > self.outlet_min + _STUCK_OUTLET_ABOVE_MC
                     and fall < _STUCK_OUTLET_FALL_MC):
-                return self._found(codes.F_HEATER_STUCK_ON, codes.S_OUTLET,
-                                   self.readings.outlet_raw, fall, _STUCK_OUTLET_FALL_MC)
+                return self._found(codes.F_HEATER_STUCK_ON, codes.S_OUTLET, r.outlet_raw,
+                                   fall, _STUCK_OUTLET_FALL_MC)
         return 0
 
-    def _check_heating_boiler(self):
+    def _check_not_heating(self):
         """Not heating as the plant should (a dead element, a deep mains sag): the boiler
-        below boiling does not rise at near full power."""
+        below boiling does not rise at near full power, or boiling at high power the
+        outlet cools."""
         if (self.on_run >= _HEAT_WINDOW_STEPS and self.boiler_ema < _HEAT_BELOW_MC
                 and self.n >= _RING):
             then = (self.now_pos - _HEAT_WINDOW_STEPS) & _RING_MASK
@@ -332,10 +327,6 @@ class Supervisor:
             if rise < _HEAT_RISE_MC:
                 return self._found(codes.F_HEATER_NOT_HEATING, codes.S_BOILER,
                                    self.readings.boiler_raw, rise, _HEAT_RISE_MC)
-        return 0
-
-    def _check_heating_outlet(self):
-        """Not heating: while boiling at high power, the outlet cools."""
         if self.steam_run >= _COLD_WINDOW_STEPS and self.boiler_ema >= _BOILING_MC:
             then = (self.now_pos - _COLD_WINDOW_STEPS) & _RING_MASK
             fall = self.outlet_hist[then] - self.outlet_ema
@@ -372,27 +363,3 @@ class Supervisor:
             self.pump_nl = 0
         self.pump_last = pulses
         return 0
-
-    def _overrun(self):
-        """True when, over the last _OVERRUN_STEPS, the encoder counted more than was
-        commanded in the steps before (readings.pump_nl_s is still the last step's
-        command: what the pump was told to deliver until now) by more than the margin."""
-        r = self.readings
-        pulses = r.pump_pulses
-        last = self.ov_pulses
-        self.ov_pulses = pulses
-        if last < 0:
-            return False
-        got = (pulses - last) & _PULSE_MASK
-        if got > _OVERRUN_MAX_PULSES:
-            got = _OVERRUN_MAX_PULSES
-        got *= r.pump_nl_per_pulse
-        cmd = r.pump_nl_s // config.STEPS_PER_S
-        pos = self.ov_pos
-        self.ov_got_nl += got - self.ov_got[pos]
-        self.ov_cmd_nl += cmd - self.ov_cmd[pos]
-        self.ov_got[pos] = got
-        self.ov_cmd[pos] = cmd
-        pos += 1
-        self.ov_pos = 0 if pos == _OVERRUN_STEPS else pos
-        return self.ov_got_nl > self.ov_cmd_nl + _OVERRUN_NL + (self.ov_cmd_nl >> _OVERRUN_SHIFT)
