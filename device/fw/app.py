@@ -82,6 +82,9 @@ class App:
         self.boiler_pid = control.BoilerPid()
         self.outlet_ctl = control.OutletController()
         self.sup = safety.Supervisor()
+        # What the supervisor judges, filled in each step.
+        self.readings = self.sup.readings
+        self.readings.pump_nl_per_pulse = board.pump.NL_PER_PULSE
         self.state = codes.ST_IDLE
         # Uptime as whole seconds and steps into the second: a count of steps would leave
         # the 32-bit boards' small ints (and allocate in the step) after 3.4 years.
@@ -195,7 +198,7 @@ class App:
                     self.outlet_ctl.reset(self.outlet_mc)
                     self.warm_steps = 0
         elif state == codes.ST_STEAMING:
-            pump = self._dose()
+            pump = self.dose_step()
             self.outlet_ctl.pump_nl_s = pump
             heater = self.outlet_ctl.update(self.outlet_mc)
         elif state == codes.ST_COOLDOWN:
@@ -204,7 +207,18 @@ class App:
         self.heating_state = 1 if (self.state == codes.ST_PREHEAT or self.state == codes.ST_READY
                                    or self.state == codes.ST_STEAMING) else 0
 
-        fault = self.sup.check(self)
+        r = self.readings
+        r.boiler_raw = braw
+        r.outlet_raw = oraw
+        r.boiler_mc = self.boiler_mc
+        r.outlet_mc = self.outlet_mc
+        r.water_low = self.water_low
+        r.tilted = self.tilted
+        r.heating_state = self.heating_state
+        r.heater_pm = self.heater_pm        # still the step before's outputs
+        r.pump_nl_s = self.pump_nl_s
+        r.pump_pulses = self.pump_pulses
+        fault = self.sup.check()
         if fault != codes.F_NONE and self.state != codes.ST_FAULT:
             self.latch(fault)
         if self.sup.inhibit:
@@ -235,7 +249,7 @@ class App:
                 self.pair_release = 1
             self.button_steps = 0
 
-    def _dose(self):
+    def dose_step(self):
         """Pump rate for this step, with the dose counted before it is delivered, and
         the session ended the step a limit is reached."""
         if not self.dosing:
@@ -297,7 +311,7 @@ class App:
         while cmd is not None:
             self.command(cmd[0], cmd[1])
             cmd = self.board.poll_command()
-        self._check_podlet()
+        self.check_podlet()
         self._run_checks()
         if self.button_press:
             self.button_press = 0
@@ -319,7 +333,7 @@ class App:
                 self.clock_until = self.steps + CLOCK_WINDOW_S * config.STEPS_PER_S
                 self.emit({"event": "clock_window", "open_s": CLOCK_WINDOW_S})
         if self.session_prof is not None and self.state == codes.ST_STEAMING:
-            self._reserve_ahead()
+            self.reserve_ahead()
         if self.ledger is not None and self.session_prof is None:
             # Not in a session: there only its own commits move the floor (_stamp).
             self.ledger.keep_floor(self.uptime_s())
@@ -550,7 +564,11 @@ class App:
         while self.checks:
             self._run_checks()
 
-    def _check_podlet(self):
+    def check_podlet(self):
+        """Follows the slot: a podlet inserted is queued for its check, one removed is
+        forgotten, and in a session the chip in the slot is confirmed every
+        _CONFIRM_STEPS steps. service() calls it every period; tests, to decide a podlet
+        without a control step."""
         present = self.podlet_in
         if present and not self.podlet_seen:
             self.podlet_seen = 1
@@ -642,7 +660,7 @@ class App:
         checked the start waits for it (and the checks queued before it) and returns
         None: reply(records), if given, gets the decision then. Else True if it started."""
         # A podlet inserted in this same period is queued once, here, ahead of the start.
-        self._check_podlet()
+        self.check_podlet()
         pending = self.podlet_pending()
         if (not pending and self.podlet is None and self.podlet_in
                 and self.podlet_genuine is None):
@@ -733,7 +751,7 @@ class App:
         self.session_nl = 0
         self.session_prof = prof
         self.session_podlet = pod
-        self._reserve_ahead()
+        self.reserve_ahead()
         self.dose_rate_nl_s = prof["dose_rate_ul_min"] * 1000 // 60
         self.session_limit_steps = prof["session_s"] * config.STEPS_PER_S
         self.target_mc = prof["outlet_target_mc"]
@@ -754,7 +772,7 @@ class App:
                    "limit_ul": limit_ul})
         return True
 
-    def _reserve_ahead(self):
+    def reserve_ahead(self):
         """Keeps the ledger ahead of the pump, and never more than CHUNK_UL ahead of what
         was counted: when what is reserved would run out within two steps, the
         reservation is topped up to CHUNK_UL past the dose counted so far. service()

@@ -42,8 +42,6 @@ def run(board):
     is counted in alloc_errors, and its outputs are forced off for that period."""
     app = boot(board)
     step = app.step
-    ticks_us = time.ticks_us
-    ticks_diff = time.ticks_diff
     # A board with a radio lets the host link move log sync along while it waits for
     # the next period (fw.ble.Link.pump); the board stops calling it in time for the step.
     idle = app.link.pump if app.link is not None else None
@@ -53,27 +51,37 @@ def run(board):
             board.wait_tick()
         else:
             board.wait_tick(idle)
-        micropython.heap_lock()
-        try:
-            t0 = ticks_us()
-            step()
-            app.step_us = ticks_diff(ticks_us(), t0)
-            ok = True
-        except MemoryError:
-            # With the heap locked every exception surfaces as MemoryError: the step
-            # allocated, or failed. Either way this period's outputs go off, and the
-            # watchdog, fed only at the end of a completed step, goes unfed.
-            ok = False
-        micropython.heap_unlock()
-        if not ok:
-            app.alloc_errors += 1
-            board.heater.set(0)
-            board.pump.set(0)
+        control_step(board, app, step)
         try:
             app.service()
         except Exception as e:  # noqa: BLE001  (whatever it was, the loop goes on safe)
             service_failed(board, app, e, errors)
         board.telemetry(app)
+
+
+def control_step(board, app, step):
+    """app's control step (step: app.step, bound once by the caller: a bound method made
+    here would allocate) as the loop runs it, under heap_lock. A step that allocates or
+    fails is counted in alloc_errors and its outputs go off; returns True if it
+    completed. The one way to run the step: run() and the limits driver
+    (steamer_harness.limits_mp) call it."""
+    micropython.heap_lock()
+    try:
+        t0 = time.ticks_us()
+        step()
+        app.step_us = time.ticks_diff(time.ticks_us(), t0)
+        ok = True
+    except MemoryError:
+        # With the heap locked every exception surfaces as MemoryError: the step
+        # allocated, or failed. Either way this period's outputs go off, and the
+        # watchdog, fed only at the end of a completed step, goes unfed.
+        ok = False
+    micropython.heap_unlock()
+    if not ok:
+        app.alloc_errors += 1
+        board.heater.set(0)
+        board.pump.set(0)
+    return ok
 
 
 # service_error records: the first, then at most one a minute (a flash that stays broken

@@ -158,7 +158,7 @@ out["relay_after_open"] = relay.v
 out["ssr_after_off"] = ssr.v
 
 # ---- the pump's keep-alive: one period after the last set(), under heap_lock -------------
-timer = b.pump._timer
+timer = machine.TIMERS[-1]     # the last one the board made: the pump's keep-alive
 # [progress, duty: running, after a stale callback, re-armed at 60 ms and 120 ms on,
 #  due at 105 ms after the last set, after the callback, set again]
 ka = [0] * 8

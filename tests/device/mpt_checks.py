@@ -148,7 +148,7 @@ def test_finish_checks_runs_everything_queued_in_order():
     app.install_profile(bytes.fromhex(signed.PROFILE_OK_HEX))
     _insert(b)
     app.podlet_in = 1
-    app._check_podlet()
+    app.check_podlet()
     assert app.start_session() is None
     recs = app.finish_checks()
     assert [r["event"] for r in recs] == ["profile_installed", "podlet_accepted",

@@ -44,7 +44,7 @@ def test_remainder_carried_so_odd_rates_are_exact():
     app.reserved_nl = app.dose_limit_nl     # as if the ledger had reserved it all
     total = 0
     for _ in range(600):          # one minute
-        total += app._dose()
+        total += app.dose_step()
     assert app.session_nl == 250020    # 4167 nl/s * 60 s
     assert total == 4167 * 600
 
@@ -58,13 +58,13 @@ def test_pump_never_passes_what_the_ledger_has_reserved():
     app.dosing = 1
     total = 0
     for _ in range(2000):                     # no service(): nobody reserves more
-        total += app._dose()
+        total += app.dose_step()
     assert app.session_nl == app.reserved_nl == 50 * 1000
     assert app.state == codes.ST_STEAMING       # paused, not ended
-    app._reserve_ahead()                      # service() tops up: the next chunk, committed
+    app.reserve_ahead()                      # service() tops up: the next chunk, committed
     assert app.ledger.commits == commits + 1
     assert app.reserved_nl == 100 * 1000
-    assert app._dose() > 0
+    assert app.dose_step() > 0
 
 
 def test_ledger_counts_what_was_reserved_after_a_power_cut():
@@ -74,7 +74,7 @@ def test_ledger_counts_what_was_reserved_after_a_power_cut():
     app.state = codes.ST_STEAMING
     app.dosing = 1
     for _ in range(30):
-        app._dose()
+        app.dose_step()
     delivered = app.session_nl
     # Power goes: RAM is lost, the flash keeps what was committed.
     b.mount_flash()
@@ -113,7 +113,7 @@ def test_a_clock_set_in_a_session_keeps_the_sessions_doses_in_the_day():
     app.state = codes.ST_STEAMING
     app.dosing = 1
     for _ in range(30):
-        app._dose()
+        app.dose_step()
     app.steps += 50                   # 5 s on the chunk reserved at the start
     app.set_clock(b.clock_s() + 3600)
     after = ledger.Ledger(b.data_dir)  # the power fails now

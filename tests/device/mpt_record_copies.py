@@ -6,10 +6,44 @@ import os
 
 from fw import keystore
 from fw import trust
-import mpt_powercut_profile as prof_cases
+from podproto import profile as profile_fmt
 import powercut
+import signed
 
 _D = powercut.MOUNT
+
+# The fixture's profile, version 1 and 2 (as mpt_powercut_profile makes them).
+_OLD = bytes.fromhex(signed.PROFILE_OK_HEX)
+
+
+def _version_2():
+    """The fixture's profile as version 2, with the development key's signature: the
+    fixture's tampered profile carries exactly that signature (of version + 1)."""
+    tamper = bytes.fromhex(signed.PROFILE_TAMPER_HEX)
+    body = _OLD[:-64]
+    assert tamper[:-64] == body
+    prof = profile_fmt.decode(body)
+    prof["version"] = 2
+    return profile_fmt.encode(prof) + tamper[-64:]
+
+
+_NEW = _version_2()
+_TYPE = profile_fmt.decode(_OLD[:-64])["podlet_type"]
+
+
+def _provision():
+    with open(_D + "/" + trust.KEY_FILE, "wb") as f:
+        f.write(bytes.fromhex(signed.MFG_PUBLIC_HEX))
+
+
+def _corrupt():
+    """A bit flipped in the installed profile's file: its signature no longer verifies."""
+    path = "%s/profiles/%d" % (_D, _TYPE)
+    with open(path, "rb") as f:
+        blob = bytearray(f.read())
+    blob[10] ^= 1
+    with open(path, "wb") as f:
+        f.write(blob)
 
 
 def _files(paths):
@@ -45,17 +79,17 @@ def _two_versions():
     """Versions 1 then 2 installed, and the installed file gone bad since."""
     gc.collect()
     rig = powercut.Rig()
-    prof_cases._provision()
+    _provision()
     t = trust.Trust(_D)
-    assert t.install(prof_cases._OLD)[1] is None and t.install(prof_cases._NEW)[1] is None
-    prof_cases._corrupt()
+    assert t.install(_OLD)[1] is None and t.install(_NEW)[1] is None
+    _corrupt()
     return rig
 
 
 def _no_rollback(why):
     t = trust.Trust(_D)
     t.load()
-    got = t.install(prof_cases._OLD)
+    got = t.install(_OLD)
     assert got[0] is None, why
     return got[1]
 
@@ -77,12 +111,12 @@ def test_a_flipped_bit_in_the_marks_lets_no_older_profile_in():
 def test_a_mark_copy_rolled_back_lets_no_older_profile_in():
     gc.collect()
     rig = powercut.Rig()
-    prof_cases._provision()
+    _provision()
     t = trust.Trust(_D)
-    assert t.install(prof_cases._OLD)[1] is None
+    assert t.install(_OLD)[1] is None
     old = _files(_MARKS)
-    assert t.install(prof_cases._NEW)[1] is None
-    prof_cases._corrupt()
+    assert t.install(_NEW)[1] is None
+    _corrupt()
     files = _files(_MARKS)
     for p in files:
         _restore({p: old[p]} if p in old else {}, [p])
@@ -100,9 +134,9 @@ def test_every_mark_copy_bad_refuses_the_type_whose_profile_is_bad_too():
         with open(p, "wb") as f:
             f.write(data)
     t = trust.Trust(_D)
-    assert t.load() == [(str(prof_cases._TYPE), "bad_signature")]
-    assert t.install(prof_cases._OLD) == (None, "versions_lost")
-    assert t.install(prof_cases._NEW) == (None, "versions_lost")
+    assert t.load() == [(str(_TYPE), "bad_signature")]
+    assert t.install(_OLD) == (None, "versions_lost")
+    assert t.install(_NEW) == (None, "versions_lost")
     rig.close()
 
 

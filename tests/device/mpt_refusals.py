@@ -41,7 +41,7 @@ def test_not_provisioned():
     got = _decisions(app, lambda: app.install_profile(bytes.fromhex(signed.PROFILE_OK_HEX)))
     assert got == [("profile_rejected", "not_provisioned")]
     _insert(b, app)
-    got = _decisions(app, app._check_podlet)
+    got = _decisions(app, app.check_podlet)
     assert got == [("podlet_rejected", "not_provisioned")]
     got = _decisions(app, app.start_session)
     assert got == [("podlet_rejected", "not_provisioned"), ("session_refused", "no_podlet")]
@@ -59,7 +59,7 @@ def test_ledger_unreadable():
     app.install_profile(bytes.fromhex(signed.PROFILE_OK_HEX))
     app.finish_checks()
     _insert(b, app)
-    assert _decisions(app, app._check_podlet) == [("podlet_rejected", "ledger_error")]
+    assert _decisions(app, app.check_podlet) == [("podlet_rejected", "ledger_error")]
     assert _decisions(app, app.start_session) == [
         ("podlet_rejected", "ledger_error"), ("session_refused", "ledger_error")]
     assert ("ledger_error", "ledger unreadable") in _audited(b)
@@ -73,7 +73,7 @@ def test_a_podlet_chip_of_another_family():
     image = bytearray(bytes.fromhex(signed.PODLET_OK_HEX))
     image[0] = 0x28                                # a temperature sensor's family code
     _insert(b, app, bytes(image).hex())
-    assert _decisions(app, app._check_podlet) == [("podlet_rejected", "malformed")]
+    assert _decisions(app, app.check_podlet) == [("podlet_rejected", "malformed")]
 
 
 def test_a_profile_that_is_not_bytes():

@@ -6,6 +6,12 @@ from fw import codes
 import simkit
 
 
+def _sense(b):
+    """The plant's sensor readings on the board's inputs now, as its next period would."""
+    b.boiler_ntc.raw = b.plant.boiler_raw
+    b.outlet_ntc.raw = b.plant.outlet_raw
+
+
 def _heat_to_steaming(b, app):
     app.start_session()
     for _ in range(4000):
@@ -22,7 +28,7 @@ def test_boiler_over_limit_cuts_heater_in_the_same_step():
     # The boiler sensor reads past the hard limit (a runaway the model did not predict).
     b.plant.boiler_sensor_c = config.BOILER_LIMIT_MC / 1000 + 1.0
     b.plant.sample_sensors()
-    b._sync_inputs()
+    _sense(b)
     app.step()
     assert app.heater_pm == 0
     assert app.state == codes.ST_FAULT
@@ -35,7 +41,7 @@ def test_outlet_over_limit_cuts_heater_in_the_same_step():
     _heat_to_steaming(b, app)
     b.plant.outlet_sensor_c = config.OUTLET_LIMIT_MC / 1000 + 0.5
     b.plant.sample_sensors()
-    b._sync_inputs()
+    _sense(b)
     app.step()
     assert app.heater_pm == 0 and app.pump_nl_s == 0
     assert app.fault == codes.F_OVERTEMP_OUTLET
@@ -62,9 +68,9 @@ def test_fault_latches_and_clears_only_when_acknowledged_cool():
 def test_fault_log_keeps_the_last_32():
     b, app = simkit.make()
     for i in range(40):
-        app.fault = codes.F_TIP_OVER
         app.sup.raw = i
-        app._record_fault()
+        app.latch(codes.F_TIP_OVER)
+        app.service()           # records the fault latched
     log = app.faults()
     assert len(log) == 32
     assert log[0]["raw"] == 8 and log[-1]["raw"] == 39

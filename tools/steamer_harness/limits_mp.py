@@ -11,11 +11,14 @@ firmware emitted (and `expired`: the podlets it refused as expired), its state, 
 board's time `now_ms`, which is the true time: it runs on through power cuts, which the
 firmware cannot see.
 
-The loop is fw.main.run's, with the plant left out: a period is the control step's
-dosing part as step() runs it (podlet pulled, app._dose(), the state's end) and then
-the firmware's own service(). Heating is skipped (preheat goes straight to steaming at
-the target, cooldown straight to idle), which only lets sessions start sooner: the
-limits do not depend on it. Idle stretches are passed in one jump of the step counter.
+The loop is fw.main.run's, with the plant left out: a period is the firmware's real
+control step (fw.main.control_step: App.step under heap_lock) and then its own
+service(). The plant is a World that heats at once: in a session the sensors read a
+boiler just below boiling and the outlet at its target (preheat is ready the first
+step, steaming after the ready hold), out of one they read the room (cooldown ends the
+first step), with a count of noise so no sensor reads frozen, and the encoder counts
+what the pump was commanded. That only lets sessions start sooner: the limits do not
+depend on it. Idle stretches are passed in one jump of the step counter.
 
 Signature checks run the firmware's trust path (podproto's verify_steps, app.checks);
 only the Ed25519 arithmetic is memoized per (key, message, signature), each verified
@@ -38,9 +41,9 @@ from fw import app as app_mod
 from fw import config
 from fw import codes
 from fw import main
+from fw import ntc
 from podproto import ed25519
 
-_END_REMOVED = app_mod.END_NAMES.index("podlet_removed")
 _EPOCH0 = 1795000000
 _PERIOD_MS = 100
 _OFF_AFTER_CUT_MS = 1000
@@ -63,6 +66,53 @@ def _memo_ed25519():
     ed25519.verify_steps = verify_steps
 
 
+def _raws(table, mc):
+    """Two neighbouring raw counts that read about mc (within 0.4 K) on table."""
+    for raw in range(config.RAW_SHORT + 1, config.RAW_OPEN - 2):
+        a = ntc.to_mc(table, raw)
+        b = ntc.to_mc(table, raw + 1)
+        if abs(a - mc) <= 400 and abs(b - mc) <= 400 and a != b:
+            return (raw, raw + 1)
+    raise ValueError("no raw reads %d mC" % mc)
+
+
+class World:
+    """The plant left out: what the sensors of an appliance that heats at once read, set
+    on the sim board's inputs before each step."""
+    ROOM_MC = 22000
+    BOILER_MC = 98000           # ready (READY_MC), not yet boiling (fw.safety)
+    HEATING = (codes.ST_PREHEAT, codes.ST_READY, codes.ST_STEAMING)
+
+    def __init__(self):
+        self.boiler_hot = _raws(ntc.BOILER_MC, self.BOILER_MC)
+        self.boiler_room = _raws(ntc.BOILER_MC, self.ROOM_MC)
+        self.outlet_room = _raws(ntc.OUTLET_MC, self.ROOM_MC)
+        self.outlet_at = {}     # target mC -> raws
+        self.noise = 0
+        self.pumped = 0         # tenths of a nl the pump was commanded since boot
+
+    def boot(self):
+        self.pumped = 0
+
+    def sense(self, b, app):
+        """The inputs of the next step, after a period under app's last outputs."""
+        self.noise ^= 1
+        if app.state in self.HEATING:
+            braw = self.boiler_hot
+            oraw = self.outlet_at.get(app.target_mc)
+            if oraw is None:
+                oraw = self.outlet_at[app.target_mc] = _raws(ntc.OUTLET_MC, app.target_mc)
+        else:
+            braw = self.boiler_room
+            oraw = self.outlet_room
+        b.boiler_ntc.raw = braw[self.noise]
+        b.outlet_ntc.raw = oraw[self.noise]
+        b.water_low.v = 0
+        b.tilt.v = 0
+        self.pumped += app.pump_nl_s
+        b.pump.count = (self.pumped // (config.STEPS_PER_S * b.pump.NL_PER_PULSE)) & 0xFFFFFF
+
+
 def _scenario(mfg_public_hex):
     return {"contract": 1, "duration_s": 10 ** 9, "seed": 1,
             "plant": {"ambient_c": 22.0, "water_ml": 150.0, "heater_w": 400.0,
@@ -78,6 +128,8 @@ class Driver:
         self.scenario = _scenario(setup["mfg_public_hex"])
         self.board = None
         self.app = None
+        self.step = None          # app.step, bound once
+        self.world = World()
         self.sid = 0              # sessions started in this sequence
         self.out = None
 
@@ -111,6 +163,8 @@ class Driver:
         app = main.boot(b)
         app.podlet_in = b.podlet.present()
         self.app = app
+        self.step = app.step
+        self.world.boot()
 
     def power_cut(self, off_ms):
         """Power off for off_ms, then a boot. The RAM is gone; so is every file object of
@@ -153,28 +207,14 @@ class Driver:
 
     # ---- the loop -----------------------------------------------------------------------
     def tick(self):
-        """One control period: the step's dosing part, then service()."""
+        """One control period: the firmware's control step, then service()."""
         b = self.board
         app = self.app
         b.now_ms += _PERIOD_MS
-        app.steps += 1
-        app.podlet_in = b.podlet.present()
-        if app.heating_state and not app.podlet_in:
-            app._end(_END_REMOVED)
-        state = app.state
-        pump = 0
-        if state == codes.ST_PREHEAT or state == codes.ST_READY:
-            app.state = codes.ST_STEAMING   # heated at once, the outlet at its target
-            app.outlet_mc = app.target_mc
-            app.warm_steps = 0
-        elif state == codes.ST_STEAMING:
-            pump = app._dose()
-        elif state == codes.ST_COOLDOWN:
-            app.state = codes.ST_IDLE
-        state = app.state
-        app.heating_state = 1 if (state == codes.ST_PREHEAT or state == codes.ST_READY
-                                  or state == codes.ST_STEAMING) else 0
-        app.pump_nl_s = pump
+        self.world.sense(b, app)
+        if not main.control_step(b, app, self.step):
+            raise RuntimeError("the control step allocated or failed")
+        pump = app.pump_nl_s
         if pump:
             self.dosed(app.session_podlet["serial"], pump)
         app.service()
@@ -238,10 +278,10 @@ class Driver:
         elif name == "confirm_clock":
             # The owner's hold (fw.app: CLOCK_HOLD_S, only idle opens the window), let
             # go, then a clock set: taken as it is if the window opened.
+            b.button.v = 1
             for _ in range(app_mod.CLOCK_HOLD_S * config.STEPS_PER_S + 1):
-                app._button(1)
                 self.tick()
-            app._button(0)
+            b.button.v = 0
             self.tick()
             app.set_clock(_EPOCH0 + b.now_ms // 1000 + arg)
         elif name == "install":
