@@ -158,18 +158,18 @@ def _run(link, msg, name, arg):
     a podlet is being checked) is answered once it is decided, a few seconds later, if
     the same authenticated session is still there to hear it."""
     authed = link.authed
+    app = link.app
+    waits = []
 
     def answer(got):
         if link.authed is authed:
             _answer(link, msg, got)
 
-    link.captured = []
-    try:
-        waits = link.app.command(name, arg, answer)
-    finally:
-        got = link.captured
-        link.captured = None
-    if not waits:
+    def run(_arg):
+        waits.append(app.command(name, arg, answer))
+
+    got = app.collect(run, None)
+    if not waits[0]:
         _answer(link, msg, got)
 
 
