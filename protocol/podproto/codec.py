@@ -20,11 +20,7 @@ the canonical encoding of the message it decodes to: encode(decode(b)) == b.
 import binascii
 import struct
 
-try:
-    from micropython import const  # type: ignore  # CPython defines it below
-except ImportError:  # CPython
-    def const(x):
-        return x
+from podproto.mpconst import const
 
 from podproto import messages
 from podproto.errors import ProtocolError

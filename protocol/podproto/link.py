@@ -14,11 +14,7 @@ characteristic in append mode, read late by a scheduled IRQ handler): pdu_end().
 Any lost, duplicated or reordered PDU breaks the seq chain or the fragment index and
 is reported with ProtocolError; the partial frame is dropped, never merged.
 """
-try:
-    from micropython import const  # type: ignore  # CPython defines it below
-except ImportError:  # CPython
-    def const(x):
-        return x
+from podproto.mpconst import const
 
 from podproto.errors import ProtocolError
 

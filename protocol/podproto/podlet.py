@@ -16,11 +16,7 @@ The dict form is that of shared/spec/sim.md: serial as 12 hex digits, expiry as
 """
 import struct
 
-try:
-    from micropython import const  # type: ignore  # CPython defines it below
-except ImportError:  # CPython
-    def const(x):
-        return x
+from podproto.mpconst import const
 
 from podproto.errors import ProtocolError
 

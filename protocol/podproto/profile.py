@@ -18,11 +18,7 @@ decode() adds outlet_target_mc, which encode() prefers over outlet_target_c.
 """
 import struct
 
-try:
-    from micropython import const  # type: ignore  # CPython defines it below
-except ImportError:  # CPython
-    def const(x):
-        return x
+from podproto.mpconst import const
 
 from podproto.errors import ProtocolError
 
