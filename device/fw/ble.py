@@ -434,8 +434,7 @@ class Link:
                     continue
                 msg = self.reasm.message(size)
             except ProtocolError as e:
-                reason = str(e)
-                self.refuse("too_large" if "exceeds" in reason else "malformed", 0, 0, reason)
+                self.refuse("too_large" if e.code == "too_large" else "malformed", 0, 0, str(e))
                 continue
             self.frames_in += 1
             # Checked in arrival order, before any later frame is decoded, so a frame

@@ -206,7 +206,7 @@ def _decode(buf, start, end):
                             % (length, n - OVERHEAD - trailer))
     crc = struct.unpack_from("<I", buf, end - CRC_LEN)[0]
     if crc != binascii.crc32(memoryview(buf)[start:end - CRC_LEN]) & 0xFFFFFFFF:
-        raise ProtocolError("frame: crc mismatch")
+        raise ProtocolError("frame: crc mismatch", "crc")
     entry = _tables()[0].get(code)
     if entry is None:
         raise ProtocolError("frame: unknown message type 0x%02x" % code)

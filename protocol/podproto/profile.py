@@ -160,7 +160,7 @@ def check(p):
     """p if it fits the envelope, else ProtocolError naming the field."""
     field = problem(p)
     if field is not None:
-        raise ProtocolError("profile %s: outside the hardware envelope" % field)
+        raise ProtocolError("profile %s: outside the hardware envelope" % field, field)
     return p
 
 
@@ -173,11 +173,11 @@ def verify_steps(public_key, signed):
     except Exception:
         raise ProtocolError("signed profile: want bytes")
     if n < _FIXED_LEN + SIG_LEN:
-        raise ProtocolError("signed profile: truncated, %d bytes" % n)
+        raise ProtocolError("signed profile: truncated, %d bytes" % n, "unsigned")
     body = bytes(signed[:n - SIG_LEN])
     ok = yield from ed25519.verify_steps(public_key, body, signed[n - SIG_LEN:])
     if not ok:
-        raise ProtocolError("signed profile: bad signature")
+        raise ProtocolError("signed profile: bad signature", "bad_signature")
     return check(decode(body))
 
 
