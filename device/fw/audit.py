@@ -18,11 +18,7 @@ import hashlib
 import json
 import os
 
-try:
-    from micropython import const  # type: ignore  # CPython defines it below
-except ImportError:  # CPython: a host checking a log read off a device
-    def const(x):
-        return x
+from podproto.mpconst import const  # CPython too: a host checking a log read off a device
 
 FILE_MAX = const(32768)     # bytes of audit before it becomes audit.1
 GENESIS = "0" * 64

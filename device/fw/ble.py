@@ -154,10 +154,11 @@ class Link:
         self.dev_nonce = None
         self.log_reqs = []         # pending (from_seq, max_records)
         self.held = None           # a command pump() left for service()
-        # Outcome capture: what the app emits while a host command runs.
-        self.captured = None
+        # The podlet's refusal, for status: App decides it in its own service(), and
+        # says so only in the record it emits, so the link watches what App emits.
+        # (An App.podlet_refusal attribute would let this go.)
         self._app_emit = app.emit
-        app.emit = self._emit
+        app.emit = self._observe
         # Counters the tests and the benchmark read.
         self.errors = 0
         self.enomem = 0            # notifications the stack refused for want of buffers
@@ -174,7 +175,7 @@ class Link:
             self._start()
         except Exception as e:  # noqa: BLE001 - a dead radio must not stop the steamer
             self.last_failure = repr(e)[:60]
-            self._app_emit({"event": "link_reset", "reason": self.last_failure})
+            self.app.emit({"event": "link_reset", "reason": self.last_failure})
 
     def _start(self):
         radio = self.radio
@@ -320,7 +321,7 @@ class Link:
                 pass
         self.adv_key = -1
         try:
-            self._app_emit({"event": "link_reset", "reason": self.last_failure})
+            self.app.emit({"event": "link_reset", "reason": self.last_failure})
         except Exception:  # noqa: BLE001
             pass
 
@@ -433,8 +434,7 @@ class Link:
                     continue
                 msg = self.reasm.message(size)
             except ProtocolError as e:
-                reason = str(e)
-                self.refuse("too_large" if "exceeds" in reason else "malformed", 0, 0, reason)
+                self.refuse("too_large" if e.code == "too_large" else "malformed", 0, 0, str(e))
                 continue
             self.frames_in += 1
             # Checked in arrival order, before any later frame is decoded, so a frame
@@ -604,9 +604,7 @@ class Link:
         return hexlify(self.radio.config("mac")[1])
 
     # ---- the app's decisions -------------------------------------------------------------
-    def _emit(self, record):
-        if self.captured is not None:
-            self.captured.append(record)
+    def _observe(self, record):
         ev = record.get("event")
         if ev == "podlet_rejected":
             self.podlet_refusal = record.get("reason")

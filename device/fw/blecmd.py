@@ -36,7 +36,7 @@ def admit(link, msg, frame):
     t = msg["type"]
     if t in pairing.OPEN:
         return True
-    if t not in _COMMANDS:
+    if t not in _HANDLERS:
         link.refuse("unknown_type", type_code(msg), msg["id"], "not a command: " + t)
         return False
     if link.authed is None:
@@ -62,20 +62,18 @@ def admit(link, msg, frame):
 
 def handle(link, msg):
     """Runs a message admit() let through."""
-    t = msg["type"]
-    if t == "hello":
-        link.dev_nonce = os.urandom(16)
-        link.authed = None
-        link.session = None
-        link.send({"type": "auth_challenge", "nonce": link.dev_nonce})
-    elif t == "status_get":
-        link.send(link.status())
-    elif t == "pair_request":
-        _pair(link, msg)
-    elif t == "auth_response":
-        _authenticate(link, msg)
-    else:
-        globals()["_c_" + t](link, msg)
+    _HANDLERS[msg["type"]](link, msg)
+
+
+def _hello(link, msg):
+    link.dev_nonce = os.urandom(16)
+    link.authed = None
+    link.session = None
+    link.send({"type": "auth_challenge", "nonce": link.dev_nonce})
+
+
+def _status_get(link, msg):
+    link.send(link.status())
 
 
 # Pairing: the X25519 work runs in slices (pair_slices, from service()), as many per
@@ -158,18 +156,18 @@ def _run(link, msg, name, arg):
     a podlet is being checked) is answered once it is decided, a few seconds later, if
     the same authenticated session is still there to hear it."""
     authed = link.authed
+    app = link.app
+    waits = []
 
     def answer(got):
         if link.authed is authed:
             _answer(link, msg, got)
 
-    link.captured = []
-    try:
-        waits = link.app.command(name, arg, answer)
-    finally:
-        got = link.captured
-        link.captured = None
-    if not waits:
+    def run(_arg):
+        waits.append(app.command(name, arg, answer))
+
+    got = app.collect(run, None)
+    if not waits[0]:
         _answer(link, msg, got)
 
 
@@ -357,9 +355,18 @@ def serve_logs(link, replies=_LOG_PENDING):
         link.send({"type": "log_records", "records": recs})
 
 
-_COMMANDS = ("session_start", "session_stop", "set_clock", "profile_begin", "profile_chunk",
-             "profile_commit", "profile_abort", "profile_resume", "profile_list_get",
-             "log_read", "log_ack", "fault_list_get", "fault_ack")
+# Message type -> handler: podproto.pairing.OPEN's, then the commands (admit() refuses
+# any other type before it gets here).
+_HANDLERS = {
+    "hello": _hello, "status_get": _status_get, "pair_request": _pair,
+    "auth_response": _authenticate,
+    "session_start": _c_session_start, "session_stop": _c_session_stop,
+    "set_clock": _c_set_clock, "profile_begin": _c_profile_begin,
+    "profile_chunk": _c_profile_chunk, "profile_commit": _c_profile_commit,
+    "profile_abort": _c_profile_abort, "profile_resume": _c_profile_resume,
+    "profile_list_get": _c_profile_list_get, "log_read": _c_log_read,
+    "log_ack": _c_log_ack, "fault_list_get": _c_fault_list_get, "fault_ack": _c_fault_ack,
+}
 
 
 def type_code(msg):

@@ -32,19 +32,6 @@ _NO_DIGEST = "-"                      # a mark in doubt: its version only by a h
 _UNIX_2000_S = 946684800
 
 
-def _reason(err):
-    msg = str(err)
-    if "bad signature" in msg:
-        return "bad_signature"
-    if "signed profile: truncated" in msg:
-        return "unsigned"
-    if "crc" in msg:
-        return "crc"
-    if "outside the hardware envelope" in msg:
-        return msg.split()[1].rstrip(":")
-    return "malformed"
-
-
 def _hexkey(b):
     return "".join("%02x" % x for x in b)
 
@@ -284,7 +271,7 @@ class Check:
         except StopIteration as done:
             self.result = self.finish(self, done.value)
         except ProtocolError as e:
-            self.result = (None, _reason(e))
+            self.result = (None, e.code)
         self.steps = None
         return True
 

@@ -20,11 +20,7 @@ the canonical encoding of the message it decodes to: encode(decode(b)) == b.
 import binascii
 import struct
 
-try:
-    from micropython import const  # type: ignore  # CPython defines it below
-except ImportError:  # CPython
-    def const(x):
-        return x
+from podproto.mpconst import const
 
 from podproto import messages
 from podproto.errors import ProtocolError
@@ -210,7 +206,7 @@ def _decode(buf, start, end):
                             % (length, n - OVERHEAD - trailer))
     crc = struct.unpack_from("<I", buf, end - CRC_LEN)[0]
     if crc != binascii.crc32(memoryview(buf)[start:end - CRC_LEN]) & 0xFFFFFFFF:
-        raise ProtocolError("frame: crc mismatch")
+        raise ProtocolError("frame: crc mismatch", "crc")
     entry = _tables()[0].get(code)
     if entry is None:
         raise ProtocolError("frame: unknown message type 0x%02x" % code)

@@ -4,11 +4,7 @@ UUIDs are strings so that both `bluetooth.UUID(...)` (device) and bleak (host) t
 them as they are. Every value that crosses a characteristic is a podproto frame
 (Info, State) or a PDU of one (Command, Event); see README.md.
 """
-try:
-    from micropython import const  # type: ignore  # CPython defines it below
-except ImportError:  # CPython
-    def const(x):
-        return x
+from podproto.mpconst import const
 
 SERVICE_UUID = "5e7a0001-9c1d-4b6e-a3f2-7d1c0b5e0a11"
 # Read: an `info` frame (protocol version, capabilities, largest frame, receive

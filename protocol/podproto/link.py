@@ -14,11 +14,7 @@ characteristic in append mode, read late by a scheduled IRQ handler): pdu_end().
 Any lost, duplicated or reordered PDU breaks the seq chain or the fragment index and
 is reported with ProtocolError; the partial frame is dropped, never merged.
 """
-try:
-    from micropython import const  # type: ignore  # CPython defines it below
-except ImportError:  # CPython
-    def const(x):
-        return x
+from podproto.mpconst import const
 
 from podproto.errors import ProtocolError
 
@@ -134,7 +130,7 @@ class Reassembler:
             fill = 0
         size = n - PDU_HEADER
         if fill + size > self.max_frame:
-            return self._fail("pdu: frame exceeds %d bytes" % self.max_frame, seq)
+            return self._fail("pdu: frame exceeds %d bytes" % self.max_frame, seq, "too_large")
         buf = self.buf
         # Copy the whole PDU at fill (its header lands on the bytes before it), then
         # restore those bytes: no slice of pdu is ever made.
@@ -155,13 +151,13 @@ class Reassembler:
         self.index = index + 1
         return 0
 
-    def _fail(self, reason, seq):
+    def _fail(self, reason, seq, code="malformed"):
         self.errors += 1
         self.fill = 0
         self.index = _DISCARD
         if seq >= 0:
             self.seq = (seq + 1) & 0xFF
-        raise ProtocolError(reason)
+        raise ProtocolError(reason, code)
 
     def frame(self, n):
         """The complete frame feed() reported, as a memoryview (allocates one)."""

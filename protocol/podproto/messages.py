@@ -12,11 +12,7 @@ Temperatures are milli-degrees C (_mc), volumes microlitres (_ul), times as name
 Directions: H>D host to device (Command characteristic), D>H device to host (Event),
 I the Info characteristic, S the State characteristic.
 """
-try:
-    from micropython import const  # type: ignore  # CPython defines it below
-except ImportError:  # CPython
-    def const(x):
-        return x
+from podproto.mpconst import const
 
 # Frame flags.
 FLAG_FROM_DEVICE = const(0x01)   # set on every frame the device sends

@@ -16,11 +16,7 @@ The dict form is that of shared/spec/sim.md: serial as 12 hex digits, expiry as
 """
 import struct
 
-try:
-    from micropython import const  # type: ignore  # CPython defines it below
-except ImportError:  # CPython
-    def const(x):
-        return x
+from podproto.mpconst import const
 
 from podproto.errors import ProtocolError
 
@@ -63,7 +59,7 @@ def parse_rom(rom):
     if rom[0] != FAMILY:
         raise ProtocolError("podlet rom: family 0x%02x, want 0x%02x" % (rom[0], FAMILY))
     if crc8(rom[0:7]) != rom[7]:
-        raise ProtocolError("podlet rom: crc8 mismatch")
+        raise ProtocolError("podlet rom: crc8 mismatch", "crc")
     serial = 0
     for i in range(6):
         serial |= rom[1 + i] << (8 * i)
@@ -194,7 +190,7 @@ def verify_steps(public_key, image):
     podlet, signed, sig = decode(image)
     ok = yield from ed25519.verify_steps(public_key, signed, sig)
     if not ok:
-        raise ProtocolError("podlet signature: bad signature")
+        raise ProtocolError("podlet signature: bad signature", "bad_signature")
     return podlet
 
 

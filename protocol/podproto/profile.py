@@ -18,11 +18,7 @@ decode() adds outlet_target_mc, which encode() prefers over outlet_target_c.
 """
 import struct
 
-try:
-    from micropython import const  # type: ignore  # CPython defines it below
-except ImportError:  # CPython
-    def const(x):
-        return x
+from podproto.mpconst import const
 
 from podproto.errors import ProtocolError
 
@@ -164,7 +160,7 @@ def check(p):
     """p if it fits the envelope, else ProtocolError naming the field."""
     field = problem(p)
     if field is not None:
-        raise ProtocolError("profile %s: outside the hardware envelope" % field)
+        raise ProtocolError("profile %s: outside the hardware envelope" % field, field)
     return p
 
 
@@ -177,11 +173,11 @@ def verify_steps(public_key, signed):
     except Exception:
         raise ProtocolError("signed profile: want bytes")
     if n < _FIXED_LEN + SIG_LEN:
-        raise ProtocolError("signed profile: truncated, %d bytes" % n)
+        raise ProtocolError("signed profile: truncated, %d bytes" % n, "unsigned")
     body = bytes(signed[:n - SIG_LEN])
     ok = yield from ed25519.verify_steps(public_key, body, signed[n - SIG_LEN:])
     if not ok:
-        raise ProtocolError("signed profile: bad signature")
+        raise ProtocolError("signed profile: bad signature", "bad_signature")
     return check(decode(body))
 
 

@@ -1,8 +1,9 @@
-"""The link's two sides on a stand-in stack. Receive (fw.ble.Link._irq): a read that
+"""The link's two sides on a stand-in stack that runs the IRQ handler the link registers
+(as the stack does) and a service() as the loop does. Receive: a read that
 holds several writes the stack appended (a scheduled IRQ handler run late) is split
 into its PDUs by their lengths, each takes a credit, and the frames they carry are all
-answered; what cannot be split is refused whole, and the link goes on. Send
-(Link._flush): notifications go at the link's pace, a refusal for want of buffers keeps
+answered; what cannot be split is refused whole, and the link goes on. Send:
+notifications go at the link's pace, a refusal for want of buffers keeps
 them queued whole, and any other error ends the connection rather than a frame."""
 import errno
 import gc
@@ -16,10 +17,13 @@ gc.collect()                            # and collects before the link, as it do
 from fw import ble                      # noqa: E402
 
 _CONN = 7
+_H_INFO, _H_CMD, _H_EVENT, _H_STATE = 14, 11, 12, 13
 
 
 class _Radio:
-    """Just what the IRQ handler and a drain use: a Command buffer read by the handler."""
+    """A stand-in stack: what fw.ble.Link registers and calls, and fire(), which runs the
+    IRQ handler the link registered as the stack would. A Command write's bytes wait in
+    `value` for the handler's read; `sent` holds the Event notifications."""
 
     def __init__(self):
         self.value = b""
@@ -28,6 +32,26 @@ class _Radio:
         self.disconnected = []
         self.adv = []           # gap_advertise's interval at each call (None: stop)
         self.adv_fail = 0       # errno to raise at advertising calls (0: take them)
+        self.handler = None
+
+    def active(self, on):
+        pass
+
+    def config(self, *args, **kw):
+        if args == ("mac",):
+            return 0, bytes(6)
+
+    def gatts_register_services(self, services):
+        return (_H_INFO, _H_CMD, _H_EVENT, _H_STATE), (21, 22, 23, 24, 25)
+
+    def gatts_set_buffer(self, handle, size, append):
+        pass
+
+    def irq(self, handler):
+        self.handler = handler
+
+    def fire(self, event, data):
+        self.handler(event, data)
 
     def gatts_read(self, handle):
         v = self.value
@@ -39,7 +63,8 @@ class _Radio:
             e = self.fail.pop(0)
             if e:
                 raise OSError(e)
-        self.sent.append(bytes(data))
+        if handle == _H_EVENT:
+            self.sent.append(bytes(data))
 
     def gap_disconnect(self, conn):
         self.disconnected.append(conn)
@@ -63,16 +88,12 @@ def _link():
         _app.append(simkit.app_mod.App(simkit.board(simkit.scenario())))
     app = _app[0]
     if app.link is not None:
-        app.emit = app.link._app_emit   # the last test's link lets go of app.emit
-    link = ble.Link(app, None)          # no radio: the link is down until we wire it
+        del app.emit                    # the last test's link lets go of app.emit
+    link = ble.Link(app, _Radio())
     app.link = link
-    link.radio = _Radio()
-    link.h_cmd, link.h_event, link.h_state, link.h_info = 11, 12, 13, 14
-    link.up = True
-    link._irq(1, (_CONN, 0, b""))       # connected
-    link._irq(21, (_CONN, 247))         # MTU
-    link.conn_event = 0
-    link._on_connection(1)
+    link.radio.fire(1, (_CONN, 0, b""))     # connected
+    link.radio.fire(21, (_CONN, 247))       # MTU
+    link.service()
     return link
 
 
@@ -95,10 +116,9 @@ def test_appended_writes_are_split_into_pdus_and_each_is_answered():
     # The first handler finds all three writes; the next two find nothing.
     link.radio.value = b"".join(pdus)
     for _ in range(3):
-        link._irq(3, (_CONN, link.h_cmd))
+        link.radio.fire(3, (_CONN, link.h_cmd))
     assert link.ring_count == 3 and link.overruns == 0 and link.rx.held == 3
-    link._drain()
-    link._flush()
+    link.service()
     got = _answers(link)
     assert [m["type"] for m in got] == ["status"] * 3, got
     assert link.errors == 0
@@ -112,12 +132,11 @@ def test_a_long_frame_in_small_pdus_appended_reassembles():
     pdus = frag.split(frame)
     assert len(pdus) >= 4
     link.radio.value = b"".join(pdus[:2])
-    link._irq(3, (_CONN, link.h_cmd))
+    link.radio.fire(3, (_CONN, link.h_cmd))
     link.radio.value = b"".join(pdus[2:])
-    link._irq(3, (_CONN, link.h_cmd))
+    link.radio.fire(3, (_CONN, link.h_cmd))
     assert link.ring_count == len(pdus)
-    link._drain()
-    link._flush()
+    link.service()
     assert [m["type"] for m in _answers(link)] == ["auth_challenge"]
 
 
@@ -127,12 +146,11 @@ def test_what_cannot_be_split_is_refused_and_the_next_write_is_served():
     good = frag.split(podproto.encode({"type": "status_get", "id": 1}))[0]
     # A length running past the read's end: the rest goes on whole, and is refused.
     link.radio.value = good + bytes([1, 0x80, 200, 1, 2])
-    link._irq(3, (_CONN, link.h_cmd))
+    link.radio.fire(3, (_CONN, link.h_cmd))
     frag.seq = 2                          # the broken PDU spent seq 1
     link.radio.value = frag.split(podproto.encode({"type": "status_get", "id": 2}))[0]
-    link._irq(3, (_CONN, link.h_cmd))
-    link._drain()
-    link._flush()
+    link.radio.fire(3, (_CONN, link.h_cmd))
+    link.service()
     got = _answers(link)
     assert [m["type"] for m in got] == ["status", "error", "status"], got
 
@@ -153,16 +171,16 @@ def test_notifications_go_at_the_link_pace():
     link.pdus_per_event, link.interval_ms = 4, 30
     link.tx_tokens = 0
     _queue_frames(link, 10)
-    link._flush()
+    link.service()
     assert len(link.radio.sent) == 0
     _elapse(link, 30)                   # one connection event's worth
-    link._flush()
+    link.service()
     assert len(link.radio.sent) == 4
     _elapse(link, 1000)                 # long idle: two events' worth ahead, no more
-    link._flush()
+    link.service()
     assert len(link.radio.sent) == 12
     # The interval the stack reports (in 1.25 ms units) sets the pace.
-    link._irq(27, (_CONN, 6, 0, 40, 0))
+    link.radio.fire(27, (_CONN, 6, 0, 40, 0))
     assert link.interval_ms == 7
 
 
@@ -170,10 +188,10 @@ def test_a_stack_out_of_buffers_keeps_the_frames_whole_and_counts_it():
     link = _link()
     _queue_frames(link, 3)
     link.radio.fail = [0, errno.ENOMEM]
-    link._flush()
+    link.service()
     assert link.enomem == 1 and len(link.radio.sent) == 1 and len(link.tx) == 8
     _elapse(link, 1000)
-    link._flush()
+    link.service()
     assert link.tx == [] and [m["type"] for m in _answers(link)] == ["status"] * 3
 
 
@@ -188,7 +206,7 @@ def test_any_other_stack_error_ends_the_connection_not_a_frame():
     link = _link()
     _queue_frames(link, 2)
     link.radio.fail = [0, errno.ENOTCONN]
-    link._flush()
+    link.service()
     assert link.tx == [] and link.failures == 0
 
 
@@ -206,14 +224,14 @@ def _later(link, ms):
 
 def _connect(link):
     """A central connects (MTU 247); service() sees it."""
-    link._irq(1, (_CONN, 0, b""))
-    link._irq(21, (_CONN, 247))
+    link.radio.fire(1, (_CONN, 0, b""))
+    link.radio.fire(21, (_CONN, 247))
     link.service()
 
 
 def _write(link, frag, msg, conn=_CONN):
     link.radio.value = b"".join(frag.split(podproto.encode(msg)))
-    link._irq(3, (conn, link.h_cmd))
+    link.radio.fire(3, (conn, link.h_cmd))
 
 
 def _authenticate(link, frag, conn=_CONN):
@@ -279,7 +297,7 @@ def test_an_authenticated_host_is_dropped_after_120_s_of_silence_only():
         assert link.conn == _CONN
         link.radio.value = b"".join(frag.split(pairing.seal(
             {"type": "profile_list_get", "id": ctr}, session, ctr)))
-        link._irq(3, (_CONN, link.h_cmd))
+        link.radio.fire(3, (_CONN, link.h_cmd))
         link.service()
         ctr += 1
         _near(_left_ms(link), 120000)
@@ -332,13 +350,13 @@ def test_a_central_past_one_that_has_not_authenticated_takes_the_link():
     # Still advertising (re-started: the stack stopped when the central connected).
     assert radio.adv and radio.adv[-1] is not None
     _later(link, 6000)
-    link._irq(1, (_CONN + 1, 0, b""))         # a paired host connects
-    link._irq(21, (_CONN + 1, 247))
+    link.radio.fire(1, (_CONN + 1, 0, b""))         # a paired host connects
+    link.radio.fire(21, (_CONN + 1, 247))
     assert link.conn == _CONN + 1
     link.service()
     assert radio.disconnected == [_CONN] and link.kicked == 1 and link.timeouts == 0
     _near(_left_ms(link), 10000)              # the newcomer's own 10 s
-    link._irq(2, (_CONN, 0, b""))             # the silent one's disconnect: not ours
+    link.radio.fire(2, (_CONN, 0, b""))             # the silent one's disconnect: not ours
     assert link.conn == _CONN + 1 and link.conn_event == 0
     # The newcomer authenticates: advertising stops, and a central that connects now is
     # dropped at once, the host's connection untouched.
@@ -347,7 +365,7 @@ def test_a_central_past_one_that_has_not_authenticated_takes_the_link():
     _authenticate(link, frag, host)
     assert radio.adv[-1] is None
     n_adv = len(radio.adv)
-    link._irq(1, (host + 1, 0, b""))
+    link.radio.fire(1, (host + 1, 0, b""))
     link.service()
     assert link.conn == host and link.authed is not None
     assert radio.disconnected == [_CONN, host + 1] and link.kicked == 2

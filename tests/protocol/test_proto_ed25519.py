@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 from podproto import ed25519, signing
 from podproto.sha512 import sha512
 
+# RFC 8032 section 5.1: the order of the base point's group.
+L = 2 ** 252 + 27742317777372353535851937790883648493
+
 # RFC 8032 section 7.1: (name, secret key, public key, message, signature), all hex.
 RFC8032 = [
     ("TEST 1",
@@ -145,7 +148,7 @@ def test_rejects_malformed_keys_and_signatures():
     assert not ed25519.verify(pk, msg, sig[:63])
     assert not ed25519.verify(None, msg, sig)
     # S + L verifies mathematically but is not canonical: rejected.
-    s = int.from_bytes(sig[32:], "little") + ed25519._L
+    s = int.from_bytes(sig[32:], "little") + L
     assert not ed25519.verify(pk, msg, sig[:32] + s.to_bytes(32, "little"))
     # A public key whose y is >= p is not a canonical encoding.
     assert not ed25519.verify(b"\xff" * 31 + b"\x7f", msg, sig)

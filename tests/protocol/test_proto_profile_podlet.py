@@ -51,8 +51,9 @@ def test_profiles_round_trip_and_fit(p):
 def test_envelope_names_the_field(field, value):
     p = dict(VITAMIN_C, **{field: value})
     assert profile.problem(p) == field
-    with pytest.raises(ProtocolError, match=field):
+    with pytest.raises(ProtocolError, match=field) as err:
         profile.check(p)
+    assert err.value.code == field            # the refusal, for callers to branch on
     with pytest.raises(ProtocolError, match=field):
         signing.sign_profile(KEY, p)
 
@@ -97,11 +98,14 @@ def test_signed_profile_sim_cases():
     body = profile.encode(VITAMIN_C)
     wrong_key = signing.sign_profile(OTHER_KEY, VITAMIN_C)
     tamper = body + signing.sign(KEY, profile.encode(dict(VITAMIN_C, version=2)))
-    for signed, reason in ((body, "truncated|bad signature"), (wrong_key, "bad signature"),
-                           (tamper, "bad signature"), (body[:10], "truncated"),
-                           (None, "want bytes")):
-        with pytest.raises(ProtocolError, match=reason):
+    for signed, reason, code in ((body, "truncated|bad signature", "unsigned|bad_signature"),
+                                 (wrong_key, "bad signature", "bad_signature"),
+                                 (tamper, "bad signature", "bad_signature"),
+                                 (body[:10], "truncated", "unsigned"),
+                                 (None, "want bytes", "malformed")):
+        with pytest.raises(ProtocolError, match=reason) as err:
             profile.verify(PUB, signed)
+        assert err.value.code in code.split("|"), (reason, err.value.code)
 
 
 def test_signed_profile_outside_envelope_is_rejected_after_a_good_signature():
