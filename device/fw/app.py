@@ -147,6 +147,7 @@ class App:
         self.checks = []
         self.check_slices = getattr(board, "CHECK_SLICES_PER_PERIOD", 1)
         self._captured = None       # decision records being collected (_decide)
+        self.podlet_refusal = None  # the reason of the last podlet_rejected, until one is accepted
         self.session_podlet = None
         self.session_prof = None
         d = board.data_dir
@@ -378,7 +379,13 @@ class App:
             self.stop_session()
 
     def emit(self, record):
-        """A decision: to the board (the sim's trace) and to the journal on flash."""
+        """A decision: to the board (the sim's trace) and to the journal on flash. Keeps
+        podlet_refusal, the reason the status shows for a podlet refused."""
+        ev = record.get("event")
+        if ev == "podlet_rejected":
+            self.podlet_refusal = record.get("reason")
+        elif ev == "podlet_accepted":
+            self.podlet_refusal = None
         self.board.emit(record)
         self.audit.append(record)
         self.log(record)

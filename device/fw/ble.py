@@ -150,15 +150,9 @@ class Link:
         self.pending_key = None    # (host_id, key) it made, stored once the host proves it
         self.drop_at_ms = time.ticks_ms()   # when the connection is dropped (ticks_ms)
         self.timeouts = 0          # connections dropped for it
-        self.podlet_refusal = None # the reason of the app's last podlet_rejected
         self.dev_nonce = None
         self.log_reqs = []         # pending (from_seq, max_records)
         self.held = None           # a command pump() left for service()
-        # The podlet's refusal, for status: App decides it in its own service(), and
-        # says so only in the record it emits, so the link watches what App emits.
-        # (An App.podlet_refusal attribute would let this go.)
-        self._app_emit = app.emit
-        app.emit = self._observe
         # Counters the tests and the benchmark read.
         self.errors = 0
         self.enomem = 0            # notifications the stack refused for want of buffers
@@ -550,7 +544,7 @@ class Link:
             return _POD_NONE, 0
         if app.podlet is not None:
             return _POD_ACCEPTED, 0
-        why = self.podlet_refusal
+        why = app.podlet_refusal
         if not app.podlet_seen or why is None or app.podlet_pending():
             return _POD_CHECKING, 0
         for i in range(2, len(PODLET_REASONS)):
@@ -602,15 +596,6 @@ class Link:
 
     def _serial(self):
         return hexlify(self.radio.config("mac")[1])
-
-    # ---- the app's decisions -------------------------------------------------------------
-    def _observe(self, record):
-        ev = record.get("event")
-        if ev == "podlet_rejected":
-            self.podlet_refusal = record.get("reason")
-        elif ev == "podlet_accepted":
-            self.podlet_refusal = None
-        self._app_emit(record)
 
 
 def _printable(s):

@@ -87,8 +87,6 @@ def _link():
     if not _app:
         _app.append(simkit.app_mod.App(simkit.board(simkit.scenario())))
     app = _app[0]
-    if app.link is not None:
-        del app.emit                    # the last test's link lets go of app.emit
     link = ble.Link(app, _Radio())
     app.link = link
     link.radio.fire(1, (_CONN, 0, b""))     # connected
