@@ -6,28 +6,12 @@ import hashlib
 import os
 
 from fw import trust
-from podproto import profile as profile_fmt
 import powercut
 import signed
+import versions
 
-_OLD = bytes.fromhex(signed.PROFILE_OK_HEX)
-
-
-def _version_2():
-    """The fixture's profile as version 2, with the development key's signature: the
-    fixture's tampered profile carries exactly that signature (of version + 1)."""
-    tamper = bytes.fromhex(signed.PROFILE_TAMPER_HEX)
-    body = _OLD[:-64]
-    assert tamper[:-64] == body
-    prof = profile_fmt.decode(body)
-    assert prof["version"] == 1
-    prof["version"] = 2
-    return profile_fmt.encode(prof) + tamper[-64:]
-
-
-_NEW = _version_2()
+_OLD, _NEW, _TYPE = versions.OLD, versions.NEW, versions.TYPE
 _V3 = bytes.fromhex(signed.PROFILE_V3_HEX)
-_TYPE = profile_fmt.decode(_OLD[:-64])["podlet_type"]
 _DIR = powercut.MOUNT + "/profiles"
 _FILE = "%s/%d" % (_DIR, _TYPE)
 

@@ -6,29 +6,13 @@ import os
 
 from fw import keystore
 from fw import trust
-from podproto import profile as profile_fmt
 import powercut
 import signed
+import versions
 
 _D = powercut.MOUNT
 
-# The fixture's profile, version 1 and 2 (as mpt_powercut_profile makes them).
-_OLD = bytes.fromhex(signed.PROFILE_OK_HEX)
-
-
-def _version_2():
-    """The fixture's profile as version 2, with the development key's signature: the
-    fixture's tampered profile carries exactly that signature (of version + 1)."""
-    tamper = bytes.fromhex(signed.PROFILE_TAMPER_HEX)
-    body = _OLD[:-64]
-    assert tamper[:-64] == body
-    prof = profile_fmt.decode(body)
-    prof["version"] = 2
-    return profile_fmt.encode(prof) + tamper[-64:]
-
-
-_NEW = _version_2()
-_TYPE = profile_fmt.decode(_OLD[:-64])["podlet_type"]
+_OLD, _NEW, _TYPE = versions.OLD, versions.NEW, versions.TYPE
 
 
 def _provision():
