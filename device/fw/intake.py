@@ -12,6 +12,13 @@ from micropython import const
 from fw import session
 from podproto import podlet as podlet_fmt
 
+# For the type checker only (its annotations below): nothing is imported on the device.
+TYPE_CHECKING = const(0)
+if TYPE_CHECKING:
+    from typing import Any, Callable
+    from fw.ledger import Ledger
+    from fw.trust import Trust
+
 # What waits in App.checks: a signature check of a podlet or a profile, or a session
 # start waiting for the checks before it.
 _CHK_PODLET = const(1)
@@ -25,7 +32,24 @@ _CONFIRM_STEPS = const(5)
 
 class Intake:
     """App's intake of podlets and profiles (a base class of fw.app.App: its attributes
-    are App's, made in App.__init__)."""
+    are App's, made in App.__init__). What it uses of the rest of App, declared for the
+    type checker (bare annotations: nothing at run time)."""
+    board: "Any"
+    trust: "Trust"
+    ledger: "Ledger | None"
+    profiles: "dict"
+    checks: list
+    check_slices: int
+    podlet_in: int
+    heating_state: int
+    tick: int
+    session_prof: "dict | None"
+    session_podlet: "dict | None"
+    emit: "Callable[[dict], None]"
+    collect: "Callable[[Callable[[Any], Any], Any], list]"
+    _decision_wall_s: "Callable[[], int]"
+    _end: "Callable[[int], None]"
+    _start_now: "Callable[[Any], bool]"
 
     def load_profiles(self):
         """At boot: the profiles installed before, each checked again, at once. The board

@@ -12,6 +12,15 @@ from fw import config
 from fw import codes
 from fw import ledger as ledger_mod
 
+# For the type checker only (its annotations below): nothing is imported on the device.
+TYPE_CHECKING = const(0)
+if TYPE_CHECKING:
+    from typing import Any, Callable
+    from fw.control import BoilerPid, OutletController
+    from fw.journal import Journal
+    from fw.ledger import Ledger
+    from fw.trust import Trust
+
 # Why a session ended (index into END_NAMES); 0 means it has not. The public ones are
 # also App's (fw.app) and fw.intake's.
 END_NONE = const(0)
@@ -39,7 +48,32 @@ _BOOT_RECORDS_MAX = const(16)
 
 class Sessions:
     """App's sessions and dosing (a base class of fw.app.App: its attributes are App's,
-    made in App.__init__)."""
+    made in App.__init__). What it uses of the rest of App, declared for the type
+    checker (bare annotations: nothing at run time)."""
+    board: "Any"
+    trust: "Trust"
+    ledger: "Ledger | None"
+    journal: "Journal"
+    profiles: "dict"
+    outlet_ctl: "OutletController"
+    boiler_pid: "BoilerPid"
+    boiler_mc: int
+    outlet_mc: int
+    water_low: int
+    tilted: int
+    heating_state: int
+    podlet_in: int
+    podlet: "dict | None"
+    podlet_genuine: "dict | None"
+    emit: "Callable[[dict], None]"
+    uptime_s: "Callable[[], int]"
+    _decision_wall_s: "Callable[[], int]"
+    check_podlet: "Callable[[], None]"
+    podlet_pending: "Callable[[], bool]"
+    _queue_podlet: "Callable[[], None]"
+    _wait_for_checks: "Callable[[Any], None]"
+    _decide_podlet: "Callable[[Any, Any], None]"
+    _confirm_podlet: "Callable[[dict], str | None]"
 
     def dose_step(self):
         """Pump rate for this step, with the dose counted before it is delivered, and
