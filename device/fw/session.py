@@ -1,0 +1,323 @@
+"""Sessions and dosing, a part of fw.app.App (its base class Sessions): a session's
+start and its refusals, the dose counted each step (dose_step, in the control step:
+allocation-free), the ledger kept ahead of the pump, the session's end, and the mark on
+flash by which the next boot ends a session a reset cut short. fw.app's state machine
+calls it; nothing else imports it but fw.app and fw.intake (the END_* codes).
+"""
+import os
+
+from micropython import const
+
+from fw import config
+from fw import codes
+from fw import ledger as ledger_mod
+
+# For the type checker only (its annotations below): nothing is imported on the device.
+TYPE_CHECKING = const(0)
+if TYPE_CHECKING:
+    from typing import Any, Callable
+    from fw.control import BoilerPid, OutletController
+    from fw.journal import Journal
+    from fw.ledger import Ledger
+    from fw.trust import Trust
+
+# Why a session ended (index into END_NAMES); 0 means it has not. The public ones are
+# also App's (fw.app) and fw.intake's.
+END_NONE = const(0)
+_END_COMPLETED = const(1)
+END_MAX_SESSION = const(2)
+_END_STOPPED = const(3)
+END_PODLET_REMOVED = const(4)
+END_FAULT = const(5)
+_END_PODLET_EMPTY = const(6)
+_END_MAX_DAY = const(7)
+END_PODLET_CHANGED = const(8)
+END_PODLET_UNREADABLE = const(9)
+END_NAMES = (None, "completed", "max_session", "stopped", "podlet_removed", "fault",
+             "podlet_empty", "max_day", "podlet_changed", "podlet_unreadable")
+# Why a session a reset cut short ended, by the reset's cause (codes.RESET_*): its
+# session_ended is recorded at the next boot.
+RESET_END_NAMES = ("power_loss", "watchdog", "reset")
+# On flash while a session runs: "<podlet serial> <its ledger ul at the start>".
+_SESSION_FILE = "/session"
+# What boots journal before they end an interrupted session, and how many records of
+# the journal's tail are looked through for the record before them.
+_BOOT_EVENTS = ("boot", "watchdog_reset")
+_BOOT_RECORDS_MAX = const(16)
+
+
+class Sessions:
+    """App's sessions and dosing (a base class of fw.app.App: its attributes are App's,
+    made in App.__init__). What it uses of the rest of App, declared for the type
+    checker (bare annotations: nothing at run time)."""
+    board: "Any"
+    trust: "Trust"
+    ledger: "Ledger | None"
+    journal: "Journal"
+    profiles: "dict"
+    outlet_ctl: "OutletController"
+    boiler_pid: "BoilerPid"
+    boiler_mc: int
+    outlet_mc: int
+    water_low: int
+    tilted: int
+    heating_state: int
+    podlet_in: int
+    podlet: "dict | None"
+    podlet_genuine: "dict | None"
+    emit: "Callable[[dict], None]"
+    uptime_s: "Callable[[], int]"
+    _decision_wall_s: "Callable[[], int]"
+    check_podlet: "Callable[[], None]"
+    podlet_pending: "Callable[[], bool]"
+    _queue_podlet: "Callable[[], None]"
+    _wait_for_checks: "Callable[[Any], None]"
+    _decide_podlet: "Callable[[Any, Any], None]"
+    _confirm_podlet: "Callable[[dict], str | None]"
+
+    def dose_step(self):
+        """Pump rate for this step, with the dose counted before it is delivered, and
+        the session ended the step a limit is reached."""
+        if not self.dosing:
+            self.warm_steps += 1
+            if (self.outlet_mc >= self.target_mc - config.DOSE_START_BAND_MC
+                    or self.warm_steps >= config.DOSE_START_TIMEOUT_STEPS):
+                self.dosing = 1
+            else:
+                return 0
+        if self.dose_steps >= self.session_limit_steps:
+            self._end(_END_COMPLETED)
+            return 0
+        if self.session_nl >= self.dose_limit_nl:
+            self._end(self.dose_limit_reason)
+            return 0
+        # Only what the ledger already counts may be delivered (service() reserves ahead).
+        left_nl = min(self.dose_limit_nl, self.reserved_nl) - self.session_nl
+        if left_nl <= 0:
+            return 0
+        rate = self.dose_rate_nl_s
+        # nl this step = (rate + carried remainder) / steps per second.
+        acc = self.dose_rem + rate
+        step_nl = acc // config.STEPS_PER_S
+        if step_nl >= left_nl:
+            # The last of what may be pumped: the pump was already commanded dose_rem
+            # tenths of a nl more than counted, so it gets exactly what is left.
+            step_nl = left_nl
+            acc = left_nl * config.STEPS_PER_S
+            rate = acc - self.dose_rem
+        self.dose_rem = acc - step_nl * config.STEPS_PER_S
+        self.session_nl += step_nl
+        self.dose_steps += 1
+        return rate
+
+    def _end(self, reason):
+        if self.end_reason == END_NONE:
+            self.end_reason = reason
+        if self.state != codes.ST_FAULT:
+            self.state = codes.ST_COOLDOWN
+        self.dosing = 0
+
+    def start_session(self, reply=None):
+        """Starts a session, or refuses it with a reason. While the podlet is being
+        checked the start waits for it (and the checks queued before it) and returns
+        None: reply(records), if given, gets the decision then. Else True if it started."""
+        # A podlet inserted in this same period is queued once, here, ahead of the start.
+        self.check_podlet()
+        pending = self.podlet_pending()
+        if (not pending and self.podlet is None and self.podlet_in
+                and self.podlet_genuine is None):
+            # A podlet refused earlier as unreadable or not genuine: read it once more.
+            self._queue_podlet()
+            pending = True
+        if pending:
+            self._wait_for_checks(reply)
+            return None
+        return self._start_now(None)
+
+    def _start_now(self, _arg):
+        if self.podlet is None and self.podlet_in and self.podlet_genuine is not None:
+            # A genuine podlet refused earlier (say, before its profile arrived): again.
+            self._decide_podlet(self.podlet_genuine, None)
+        pod = self.podlet
+        led = self.ledger
+        prof = None
+        if pod is not None:
+            prof = self.profiles.get(pod["podlet_type"])
+        reason = None
+        if self.state == codes.ST_FAULT:
+            reason = "fault"
+        elif self.state != codes.ST_IDLE:
+            reason = "busy"
+        elif led is None:
+            reason = "ledger_error"
+        elif pod is None:
+            reason = "no_podlet"
+        elif self.water_low:
+            reason = "water_low"
+        elif self.tilted:
+            reason = "tilted"
+        elif prof is None:
+            reason = "no_profile"
+        if reason is None and pod is not None:
+            # The chip in the slot now, not only the one read at its insertion.
+            reason = self._confirm_podlet(pod)
+        if reason is None and pod is not None:
+            # Accepted when it was inserted, and perhaps left in the slot past its expiry.
+            reason = self.trust.podlet_date(pod, self._decision_wall_s())
+            if reason is not None:
+                self.podlet = None
+                self.emit({"event": "podlet_rejected", "podlet": pod["serial"],
+                           "reason": reason})
+        if reason is not None or pod is None or prof is None or led is None:
+            self.emit({"event": "session_refused", "reason": reason or "no_podlet"})
+            return False
+        # The limits, on the limit clock (see fw.ledger): the worst case after any boot.
+        # It counts whole seconds, rounded down: n seconds on it may be n - 1 and a bit
+        # in truth. So a wait of n seconds needs n + 1 on it, and a dose counts in the
+        # day for a second more than 24 h.
+        now = led.now_s(self.uptime_s())
+        since = led.since_start_s(now)
+        pod_left = pod["capacity_ul"] - led.podlet_ul(pod["serial"])
+        day_left = prof["max_day_ul"] - led.day_ul(now - 1)
+        if since is not None and prof["min_interval_s"] and since <= prof["min_interval_s"]:
+            reason = "min_interval"
+        elif pod_left <= 0:
+            reason = "podlet_empty"
+        elif day_left <= 0:
+            reason = "max_day"
+        if reason is not None:
+            self.emit({"event": "session_refused", "reason": reason})
+            return False
+        limit_ul = prof["max_session_ul"]
+        self.dose_limit_reason = END_MAX_SESSION
+        if pod_left < limit_ul:
+            limit_ul = pod_left
+            self.dose_limit_reason = _END_PODLET_EMPTY
+        if day_left < limit_ul:
+            limit_ul = day_left
+            self.dose_limit_reason = _END_MAX_DAY
+        # Marked before the first commit of its doses: a reset from here on leaves the
+        # mark for the next boot to end the session by (end_interrupted_session).
+        self._mark_session(pod["serial"], led.podlet_ul(pod["serial"]))
+        led.begin(pod["serial"], now)
+        self.dose_limit_nl = limit_ul * 1000
+        self.reserved_nl = 0
+        self.session_nl = 0
+        self.session_prof = prof
+        self.session_podlet = pod
+        self.reserve_ahead()
+        self.dose_rate_nl_s = prof["dose_rate_ul_min"] * 1000 // 60
+        self.session_limit_steps = prof["session_s"] * config.STEPS_PER_S
+        self.target_mc = prof["outlet_target_mc"]
+        self.dose_rem = 0
+        self.dose_steps = 0
+        self.dosing = 0
+        self.end_reason = END_NONE
+        ctl = self.outlet_ctl
+        ctl.target_mc = self.target_mc
+        # Before heating, the outlet reads the room: the feed-forward's ambient.
+        ctl.ambient_mc = max(5000, min(40000, self.outlet_mc))
+        self.boiler_pid.target_mc = config.BOIL_HOLD_MC
+        self.boiler_pid.reset(self.boiler_mc)
+        self.state = codes.ST_PREHEAT
+        self.emit({"event": "session_started", "podlet": pod["serial"],
+                   "podlet_type": pod["podlet_type"], "profile": prof["name"],
+                   "version": prof["version"], "target_c": prof["outlet_target_mc"] / 1000,
+                   "limit_ul": limit_ul})
+        return True
+
+    def reserve_ahead(self):
+        """Keeps the ledger ahead of the pump, and never more than CHUNK_UL ahead of what
+        was counted: when what is reserved would run out within two steps, the
+        reservation is topped up to CHUNK_UL past the dose counted so far. service()
+        runs between steps, so the pump never waits for flash, and a power cut
+        over-counts by at most one commit's worth (plus the step being pumped)."""
+        limit_ul = self.dose_limit_nl // 1000
+        reserved_ul = self.reserved_nl // 1000
+        if reserved_ul >= limit_ul:
+            return
+        margin_nl = 2 * (self.dose_rate_nl_s // config.STEPS_PER_S + 1)
+        if self.reserved_nl - self.session_nl > margin_nl:
+            return
+        led = self.ledger
+        pod = self.session_podlet
+        if led is None or pod is None:
+            return
+        ul = min(limit_ul, self.session_nl // 1000 + ledger_mod.CHUNK_UL) - reserved_ul
+        if ul <= 0:
+            return
+        led.reserve(pod["serial"], ul, led.now_s(self.uptime_s()))
+        self.reserved_nl += ul * 1000
+
+    def _stamp(self):
+        """The ledger counts a session in the day as of its day entry's time, which each
+        reservation sets, but the pump runs on after it; and after a power cut the limit
+        clock resumes from the ledger's floor. So in a session nothing moves the floor
+        without this first: the entry's time set to now (a reservation of nothing)."""
+        pod = self.session_podlet
+        if self.session_prof is not None and pod is not None and self.ledger is not None:
+            self.ledger.reserve(pod["serial"], 0, self.ledger.now_s(self.uptime_s()))
+
+    def stop_session(self):
+        if self.heating_state:
+            self._end(_END_STOPPED)
+        else:
+            self.emit({"event": "command_rejected", "reason": "no_session"})
+
+    def _finish_session(self):
+        reason = END_NAMES[self.end_reason]
+        self.end_reason = END_NONE
+        pod = self.session_podlet
+        if pod is not None and self.ledger is not None:
+            led = self.ledger
+            now = led.now_s(self.uptime_s())
+            self._stamp()
+            # Commanded: the nl counted, and the part of one carried in dose_rem.
+            delivered_ul = (self.session_nl + (1 if self.dose_rem else 0) + 999) // 1000
+            led.settle(pod["serial"], self.reserved_nl // 1000 - delivered_ul, now)
+        self.session_prof = None
+        self.emit({"event": "session_ended", "reason": reason,
+                   "session_ul": self.session_nl / 1000, "dose_s": self.dose_steps // config.STEPS_PER_S})
+        self._unmark_session()
+
+    def _mark_session(self, serial, ul):
+        path = self.board.data_dir + _SESSION_FILE
+        with open(path + ".new", "w") as f:
+            f.write("%s %d\n" % (serial, ul))
+        os.rename(path + ".new", path)
+
+    def _unmark_session(self):
+        try:
+            os.remove(self.board.data_dir + _SESSION_FILE)
+        except OSError:
+            pass
+
+    def _journaled_end(self):
+        """True if the journal's last record from before the boots since (a reset can
+        come again before the mark is gone) is a session_ended."""
+        j = self.journal
+        tail = j.read(max(1, j.next_seq() - _BOOT_RECORDS_MAX), _BOOT_RECORDS_MAX)
+        for i in range(len(tail) - 1, -1, -1):
+            event = tail[i][1].get("event")
+            if event not in _BOOT_EVENTS:
+                return event == "session_ended"
+        return False
+
+    def end_interrupted_session(self, cause):
+        """At boot: a session the reset (codes.RESET_* cause) cut short ends now, its
+        reason the reset's and its dose what the ledger counted for it (reserved before
+        it was pumped: at most a chunk more than the pump gave). A session whose
+        session_ended reached the journal before the reset ends no second time."""
+        try:
+            with open(self.board.data_dir + _SESSION_FILE) as f:
+                serial, ul = f.read().split()
+            ul = int(ul)
+        except (OSError, ValueError):
+            return
+        if not self._journaled_end():
+            counted = 0
+            if self.ledger is not None:
+                counted = max(0, self.ledger.podlet_ul(serial) - ul)
+            self.emit({"event": "session_ended", "reason": RESET_END_NAMES[cause],
+                       "podlet": serial, "session_ul": counted})
+        self._unmark_session()
