@@ -29,6 +29,7 @@ from typing import Callable
 from steamer_harness import faultcases
 from steamer_harness import nominal
 from steamer_dev.paths import ROOT
+from steamer.terminal import check_writable
 from steamer_sim.driver import SimError, run_many, run_scenario
 
 DEMO = ROOT / "scenarios" / "demo.json"
@@ -188,19 +189,6 @@ def write_json(path: Path, result: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-
-
-def check_writable(path: Path) -> None:
-    """Raises OSError (naming `path`) unless `path` can be written: an existing file that
-    may be opened for writing, or a new one in an existing folder. Leaves no file behind."""
-    if path.is_dir():
-        raise IsADirectoryError(21, "is a folder", str(path))
-    if path.exists():
-        with open(path, "r+b"):
-            return
-    with open(path, "xb"):
-        pass
-    path.unlink()
 
 
 def _cmd(args: argparse.Namespace) -> int:
