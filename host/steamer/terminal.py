@@ -113,9 +113,10 @@ def print_table(rows: Sequence[Sequence[str]], out: IO[str] | None = None,
                         for i, (c, w) in enumerate(zip(r, widths))).rstrip(), file=out)
 
 
-def json_out(data: object) -> None:
-    """`data` as indented JSON on stdout (non-ASCII text as it is)."""
-    print(json.dumps(data, indent=1, ensure_ascii=False))
+def json_out(data: object, indent: int = 1, ensure_ascii: bool = False) -> None:
+    """`data` as indented JSON on stdout (non-ASCII text as it is, unless ensure_ascii:
+    the manufacturer's commands print it escaped, indented by 2)."""
+    print(json.dumps(data, indent=indent, ensure_ascii=ensure_ascii))
 
 
 def positive_s(text: str) -> float:

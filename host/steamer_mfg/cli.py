@@ -44,6 +44,8 @@ from typing import Any
 
 from podproto import ProtocolError, podlet, profile, signing
 from steamer.inputs import InputTooLarge, read_input
+from steamer.terminal import BAD_INPUT, FAILED, fail, json_out, print_table
+from steamer.terminal import command as face_command
 
 from steamer_mfg.images import as_bytes
 from steamer_mfg.keys import (KEY_FILE_MAX_BYTES, MfgError, generate_key,
@@ -294,13 +296,8 @@ class _Failed(MfgError):
     """An output could not be written (exit 1, not 2)."""
 
 
-def _fail(command: str, message: str, code: int) -> int:
-    print(f"steamer mfg {command}: {message}", file=sys.stderr)
-    return code
-
-
-def _print_json(obj: dict) -> None:
-    print(json.dumps(obj, indent=2))
+def _print_json(obj: object) -> None:
+    json_out(obj, indent=2, ensure_ascii=True)
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -410,7 +407,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 reason = reason[len(prefix):]
                 break
         print(f"FAIL {path}: {result.describe()}: {reason}")
-    return 0 if result.ok else 1
+    return 0 if result.ok else FAILED
 
 
 def _cmd_provision(args: argparse.Namespace) -> int:
@@ -418,7 +415,6 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     any device or profile failed, 2 when the profiles folder is wrong."""
     import asyncio
 
-    from steamer.terminal import print_table
     from steamer.devices import DeviceError, InputFileError, load_keys, sim_air
     from steamer_mfg import provision as prov
     try:
@@ -428,17 +424,17 @@ def _cmd_provision(args: argparse.Namespace) -> int:
                                              jobs=args.jobs, scan_s=args.scan_timeout,
                                              pair_s=args.pair_timeout))
     except InputFileError as e:       # a profile, or the key file
-        return _fail("provision", str(e), 2)
+        return fail("mfg provision", str(e), BAD_INPUT)
     except DeviceError as e:
-        return _fail("provision", str(e), 1)
+        return fail("mfg provision", str(e))
     if args.json:
-        print(json.dumps([r.to_json() for r in results], indent=2))
+        _print_json([r.to_json() for r in results])
     else:
         print_table(prov.table(results))
     failed = sum(not r.ok for r in results)
     if failed:
-        print(f"steamer mfg provision: {failed} of {len(results)} devices failed", file=sys.stderr)
-    return 1 if failed else 0
+        return fail("mfg provision", f"{failed} of {len(results)} devices failed")
+    return 0
 
 
 def _cmd_provision_key(args: argparse.Namespace) -> int:
@@ -455,9 +451,9 @@ def _cmd_provision_key(args: argparse.Namespace) -> int:
         result = devicekey.provision(args.port, public, force=args.force, progress=progress,
                                      timeout_s=args.timeout)
     except devicekey.ProvisionError as e:
-        return _fail("provision-key", str(e), 1)
+        return fail("mfg provision-key", str(e))
     except FileNotFoundError as e:     # mpremote missing
-        return _fail("provision-key", str(e), 1)
+        return fail("mfg provision-key", str(e))
     if args.json:
         _print_json(result.to_json())
     elif result.action == "unchanged":
@@ -472,17 +468,10 @@ def _cmd_provision_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guarded(command: str, func):
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except _Failed as e:
-            return _fail(command, str(e), 1)
-        except MfgError as e:
-            return _fail(command, str(e), 2)
-        except OSError as e:   # a file we were told to write (or a key directory)
-            return _fail(command, f"{e.filename or 'file'}: {e.strerror or e}", 1)
-    return run
+# The mfg face's rows of steamer.terminal's error table: an output not written fails (1),
+# a wrong input is BAD_INPUT (2), and an OS error names its file or says "file".
+_ERRORS = ((_Failed, FAILED, None), (MfgError, BAD_INPUT, None),
+           (OSError, FAILED, lambda e, _n, _a: f"{e.filename or 'file'}: {e.strerror or e}"))
 
 
 _EXITS = "Exit 0 when done, 2 when an input is wrong (a one-line reason on stderr names it)"
@@ -495,7 +484,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=help_text, description=textwrap.fill(description, 88),
                            epilog="Examples:\n" + examples,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(func=_guarded(name, func))
+        p.set_defaults(func=face_command(f"mfg {name}", _ERRORS)(func))
         return p
 
     p = command("keygen", _cmd_keygen, "make a manufacturer signing key",
