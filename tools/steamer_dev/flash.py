@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -23,9 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from steamer.inputs import InputTooLarge, read_input
-from steamer_dev.build import _BUILD_MARK, BOARDS_SPEC, BuildError, build_board, os_error
+from steamer_dev.build import _BUILD_MARK, BOARDS_SPEC, BuildError, build_board
 from steamer_dev.paths import ROOT
 from steamer_mfg import usb
+from steamer.terminal import fail, json_out, os_error_text
 
 # No file of a build is larger than a board's whole flash (4 MiB on the ESP32-C3).
 FILE_MAX_BYTES = 4 << 20
@@ -209,11 +209,11 @@ def flash(port: str, board: str, build_dir: Path | None = None, build: bool = Tr
             except BuildError as exc:
                 raise FlashError("build failed: %s" % str(exc).splitlines()[0])
             except OSError as exc:      # the build folder, or mpy-cross missing
-                raise FlashError("build failed: %s" % os_error(exc))
+                raise FlashError("build failed: %s" % os_error_text(exc))
         try:
             result.files = plan(out)
         except OSError as exc:          # a build folder that cannot be read
-            raise FlashError("build folder %s" % os_error(exc))
+            raise FlashError("build folder %s" % os_error_text(exc))
         check_build(out, board)
         say("board: %s" % check_board(port, board))
         result.total_bytes = sum(f.size_bytes for f in result.files)
@@ -276,14 +276,12 @@ def _cmd_flash(args: argparse.Namespace) -> int:
         code = 0
     except FlashError as exc:
         result = getattr(exc, "result", None)
-        print("steamer dev flash: %s" % exc, file=sys.stderr)
-        code = 1
+        code = fail("dev flash", str(exc))
     except OSError as exc:     # mpremote missing
         result = None
-        print("steamer dev flash: %s" % os_error(exc), file=sys.stderr)
-        code = 1
+        code = fail("dev flash", os_error_text(exc))
     if args.json and result is not None:
-        print(json.dumps(result.to_json(), indent=2))
+        json_out(result.to_json(), indent=2, ensure_ascii=True)
     elif result is not None and code == 0:
         print("flashed %s: %d files, %d bytes (%d copied, %d up to date), verified, in %.1f s"
               % (result.port, len(result.files), result.total_bytes, result.copied,
