@@ -596,6 +596,10 @@ class Store:
     def schema_version(self) -> int:
         return self._version()
 
+    def integrity(self) -> str:
+        """SQLite's integrity check of the history file: "ok" when it is sound."""
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0]
+
     def close(self) -> None:
         self._db.close()
 

@@ -1,7 +1,8 @@
 """The command-line plumbing every face shares (`steamer`'s consumer and history
 commands in steamer.cli, and steamer_mfg, steamer_sim, steamer_dev, steamer_bench):
 exit codes, the `command` decorator that turns a command's expected failures into one
-line on stderr and an exit code, `fail`, tables and JSON on stdout, argparse types, and
+line on stderr and an exit code, `fail`, tables and JSON on stdout, argparse types,
+`check_writable` (an --out path checked before a long run), and
 `run_parser`, which runs a parsed command under Ctrl-C, SIGTERM and a reader gone away.
 
 A library: it imports no face and no product library.
@@ -19,6 +20,7 @@ import signal
 import sqlite3
 import sys
 import threading
+from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
 # Exit codes: 0 done, FAILED the command could not be done (one line on stderr says
@@ -111,9 +113,10 @@ def print_table(rows: Sequence[Sequence[str]], out: IO[str] | None = None,
                         for i, (c, w) in enumerate(zip(r, widths))).rstrip(), file=out)
 
 
-def json_out(data: object) -> None:
-    """`data` as indented JSON on stdout (non-ASCII text as it is)."""
-    print(json.dumps(data, indent=1, ensure_ascii=False))
+def json_out(data: object, indent: int = 1, ensure_ascii: bool = False) -> None:
+    """`data` as indented JSON on stdout (non-ASCII text as it is, unless ensure_ascii:
+    the manufacturer's commands print it escaped, indented by 2)."""
+    print(json.dumps(data, indent=indent, ensure_ascii=ensure_ascii))
 
 
 def positive_s(text: str) -> float:
@@ -136,6 +139,19 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
     return value
+
+
+def check_writable(path: Path) -> None:
+    """Raises OSError (naming `path`) unless `path` can be written: an existing file that
+    may be opened for writing, or a new one in an existing folder. Leaves no file behind."""
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a folder", str(path))
+    if path.exists():
+        with open(path, "r+b"):
+            return
+    with open(path, "xb"):
+        pass
+    path.unlink()
 
 
 def run_parser(make_parser: Callable[[], argparse.ArgumentParser],

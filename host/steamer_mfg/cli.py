@@ -9,13 +9,14 @@ ID-chip images, and their verification.
     steamer mfg verify vitamin-c.bin --pub 0a1e69fe...      # or --key keys/mfg.pem
     steamer mfg provision-key --port /dev/ttyACM0 --key keys/mfg.pem   # steamer_mfg.trustkey
 
-Library use (the CLI is a thin layer over these)::
+Library use (the CLI is a thin layer over steamer_mfg.keys and steamer_mfg.images)::
 
-    from steamer_mfg import cli as mfg
-    public = mfg.generate_key(Path("mfg.pem"))
-    seed = mfg.load_key(Path("mfg.pem"))
-    signed = mfg.sign_profile(mfg.read_profile(Path("vitamin-c.json")), seed)
-    result = mfg.verify_bytes(signed, public)      # result.ok, result.kind, result.reason
+    from steamer_mfg.images import read_profile, sign_profile, verify_bytes
+    from steamer_mfg.keys import generate_key, load_key
+    public = generate_key(Path("mfg.pem"))
+    seed = load_key(Path("mfg.pem"))
+    signed = sign_profile(read_profile(Path("vitamin-c.json")), seed)
+    result = verify_bytes(signed, public)      # result.ok, result.kind, result.reason
 
 The key file is an Ed25519 private key (its 32-byte seed) as unencrypted PKCS#8 PEM, the
 form `openssl genpkey -algorithm ed25519` writes too, readable by its owner only (0600).
@@ -31,257 +32,22 @@ could not be written), 2 the inputs were wrong (usage, key file, JSON, envelope)
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import difflib
 import hashlib
-import json
-import re
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
-
-from podproto import ProtocolError, podlet, profile, signing
+from podproto import podlet, profile, signing
 from steamer.inputs import InputTooLarge, read_input
+from steamer.terminal import BAD_INPUT, FAILED, fail, json_out, print_table
+from steamer.terminal import command as face_command
 
-from steamer_mfg.images import as_bytes
-from steamer_mfg.keys import (KEY_FILE_MAX_BYTES, MfgError, generate_key,
-                               load_key, parse_public_hex)
-
-# The most read of each input file: a PEM key is about 120 bytes, a profile's JSON a few
-# hundred, a signed profile or a podlet image (or its hex) a few hundred.
-PROFILE_JSON_MAX_BYTES = 64 << 10
-VERIFY_MAX_BYTES = 64 << 10
-
-# The fields of a profile JSON file: podproto.profile's, the target in either spelling.
-PROFILE_FIELDS = ("podlet_type", "version", "name", "outlet_target_c", "outlet_target_mc",
-                  "session_s", "dose_rate_ul_min", "max_session_ul", "max_day_ul",
-                  "min_interval_s")
-
-_SERIAL = re.compile(r"[0-9a-fA-F]{12}\Z")
-_NAME_LEN_AT = 28   # podproto.profile: the name's length byte
-_UNUSED = slice(podlet.ROM_LEN + podlet.DATA_LEN + podlet.SIG_LEN, podlet.IMAGE_LEN)
-
-# ---- profiles ------------------------------------------------------------------------------
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    out: dict = {}
-    for key, value in pairs:
-        if key in out:
-            raise MfgError(f"duplicate key '{key}'")
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise MfgError(f"{name} is not a JSON number")
-
-
-def parse_profile_json(text: str, where: str = "profile") -> dict:
-    """The profile dict of JSON text, checked against the hardware envelope; MfgError
-    names the line and column of bad JSON, or the field that is wrong."""
-    try:
-        raw = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except json.JSONDecodeError as e:
-        raise MfgError(f"{where}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
-    except MfgError as e:
-        raise MfgError(f"{where}: not valid JSON ({e})") from None
-    problem = profile_problem(raw)
-    if problem:
-        raise MfgError(f"{where}: {problem}")
-    return raw
-
-
-def read_profile(path: Path) -> dict:
-    """parse_profile_json of a file."""
-    path = Path(path)
-    try:
-        text = read_input(path, PROFILE_JSON_MAX_BYTES, "a profile").decode("utf-8")
-    except InputTooLarge as e:
-        raise MfgError(str(e)) from None
-    except OSError as e:
-        raise MfgError(f"{path}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise MfgError(f"{path}: not UTF-8 text (a profile is a JSON file)") from None
-    return parse_profile_json(text, str(path))
-
-
-def profile_problem(p: Any) -> str | None:
-    """One line naming the first field of a profile dict outside the hardware envelope
-    (podproto.profile.problem decides), or an unknown field; None when it fits."""
-    if not isinstance(p, dict):
-        return "want a JSON object of profile fields"
-    for key in p:
-        if key not in PROFILE_FIELDS:
-            close = difflib.get_close_matches(key, PROFILE_FIELDS, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else " (it would not be signed)"
-            return f"{key}: unknown field{hint}"
-    if "outlet_target_c" in p and "outlet_target_mc" in p:
-        return "outlet_target_mc: give outlet_target_c or outlet_target_mc, not both"
-    for key, value in p.items():
-        if isinstance(value, bool):   # podproto takes True for 1; a profile never means it
-            want = {"name": "a string", "outlet_target_c": "a number"}.get(key, "an integer")
-            return f"{key}: want {want}, got {json.dumps(value)}"
-    field = profile.problem(p)
-    if field is None:
-        return None
-    if field == "outlet_target_c" and "outlet_target_mc" in p:
-        field = "outlet_target_mc"
-    if field not in p:
-        return f"{field}: missing"
-    value = p[field]
-    shown = json.dumps(value)
-    if field == "name":
-        return (f"name: want 1..{profile.NAME_MAX} printable ASCII characters, got {shown}")
-    lo, hi = profile.ENVELOPE.get(field, (0, 0))
-    if field == "max_day_ul" and isinstance(value, int) and lo <= value <= hi:
-        return f"max_day_ul: {value} is below max_session_ul {p['max_session_ul']}"
-    if field == "outlet_target_c":
-        lo, hi = profile.ENVELOPE["outlet_target_mc"]
-        return (f"outlet_target_c: want a number {lo / 1000:.1f}..{hi / 1000:.1f} (C, the "
-                f"hardware envelope), got {shown}")
-    return f"{field}: want an integer {lo}..{hi} (the hardware envelope), got {shown}"
-
-
-def sign_profile(p: dict, seed: bytes) -> bytes:
-    """The signed profile (canonical bytes + signature) of a profile dict, which must fit
-    the envelope. The result is checked with podproto's verifier before it is returned."""
-    problem = profile_problem(p)
-    if problem:
-        raise MfgError(problem)
-    signed = signing.sign_profile(seed, p)
-    profile.verify(signing.public_key(seed), signed)   # the device's code agrees
-    return signed
-
-
-# ---- podlets -------------------------------------------------------------------------------
-
-# podproto.podlet's field names -> the podlet-image options that set them.
-_PODLET_OPTIONS = {"serial": "--serial", "podlet_type": "--type", "capacity_ul": "--capacity-ul",
-                   "expiry": "--expiry", "lot": "--lot"}
-
-
-def podlet_dict(serial: str, podlet_type: int, capacity_ul: int, expiry: str, lot: str) -> dict:
-    """The podlet dict (shared/spec/sim.md's form) of podlet-image's options, checked;
-    MfgError names the option."""
-    if not isinstance(serial, str) or not _SERIAL.match(serial):
-        raise MfgError(f"--serial: want 12 hex digits (the 48-bit serial), got {serial!r}")
-    if not 1 <= capacity_ul <= 0xFFFFFFFF:
-        raise MfgError(f"--capacity-ul: want 1..4294967295, got {capacity_ul}")
-    pod = {"serial": serial.lower(), "podlet_type": podlet_type, "capacity_ul": capacity_ul,
-           "expiry": expiry, "lot": lot}
-    try:
-        podlet.data_bytes(pod)
-    except ProtocolError as e:
-        field, _, message = str(e).removeprefix("podlet ").partition(": ")
-        option = _PODLET_OPTIONS.get(field, field)
-        raise MfgError(f"{option}: {message}, got {pod.get(field, '')!r}") from None
-    return pod
-
-
-def podlet_image(pod: dict, seed: bytes) -> bytes:
-    """The signed 136-byte ID-chip image of a podlet dict, checked with podproto's
-    verifier before it is returned."""
-    image = signing.sign_podlet(seed, pod)
-    podlet.verify(signing.public_key(seed), image)
-    return image
-
-
-# ---- verification --------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Verified:
-    """What verify_bytes found. `kind` is "profile", "podlet" or "unknown"; `fields` the
-    decoded profile or podlet (as far as it could be decoded)."""
-    ok: bool
-    kind: str
-    reason: str | None
-    size_bytes: int
-    sha256: str
-    public_hex: str
-    fields: dict | None = None
-
-    def describe(self) -> str:
-        what = {"profile": "signed profile", "podlet": "podlet image"}.get(self.kind, "file")
-        f = self.fields or {}
-        if self.kind == "profile" and f:
-            what += f" '{f['name']}' (podlet_type {f['podlet_type']}, version {f['version']})"
-        elif self.kind == "podlet" and f:
-            what += (f" {f['serial']} (type {f['podlet_type']}, {f['capacity_ul']} ul, "
-                     f"expiry {f['expiry']}, lot {f['lot']})")
-        return what
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def kind_of(data: bytes) -> str:
-    """"podlet" for an ID-chip image's size, "profile" for a profile's format byte or for
-    the size its name length gives (so a damaged one is still told apart), else
-    "unknown". (A podlet image never starts with 1: that is its family code, 0x2D.)"""
-    n = len(data)
-    if n == podlet.IMAGE_LEN and data[0] != profile.FORMAT:
-        return "podlet"
-    if data[:1] == bytes([profile.FORMAT]):
-        return "profile"
-    if n > _NAME_LEN_AT and n == _NAME_LEN_AT + 1 + data[_NAME_LEN_AT] + profile.SIG_LEN:
-        return "profile"
-    return "unknown"
-
-
-def verify_bytes(data: bytes, public: bytes) -> Verified:
-    """Checks a signed profile or podlet image against a public key, with podproto's
-    verifier: signature, encoding, and (profiles) the hardware envelope; (podlets) the
-    ROM ID's CRC-8 and that the unsigned memory is blank as podlet-image leaves it."""
-    data = bytes(data)
-    kind = kind_of(data)
-    result = Verified(False, kind, None, len(data), hashlib.sha256(data).hexdigest(),
-                      public.hex())
-    try:
-        if kind == "profile":
-            body = data[:-profile.SIG_LEN] if len(data) > profile.SIG_LEN else data
-            try:
-                result.fields = _plain(profile.decode(body))
-            except ProtocolError:
-                pass
-            result.fields = _plain(profile.verify(public, data))
-        elif kind == "podlet":
-            result.fields = _plain(podlet.decode(data)[0])
-            podlet.verify(public, data)
-            if data[_UNUSED] != b"\xff" * len(data[_UNUSED]):
-                raise ProtocolError("podlet image: memory 80..127 is not blank (0xFF); the "
-                                    "signature does not cover it")
-        else:
-            first = f"first byte 0x{data[0]:02x}" if data else "empty"
-            raise ProtocolError(f"neither a signed profile nor a {podlet.IMAGE_LEN}-byte "
-                                f"podlet image ({len(data)} bytes, {first})")
-    except ProtocolError as e:
-        result.reason = str(e)
-        if "bad signature" in result.reason:
-            result.reason += _signer_hint(data, kind, public)
-        return result
-    result.ok = True
-    return result
-
-
-def _plain(fields: dict) -> dict:
-    return {k: v for k, v in fields.items() if k not in ("outlet_target_mc", "expiry_day")}
-
-
-def _signer_hint(data: bytes, kind: str, public: bytes) -> str:
-    # A production key mixed up with the simulator's is the likely mistake: say so.
-    from steamer_mfg.devkeys import DEV_PUBLIC
-    if public == DEV_PUBLIC:
-        return f" (not signed by {public.hex()[:16]}..., or altered since)"
-    try:
-        (profile.verify if kind == "profile" else podlet.verify)(DEV_PUBLIC, data)
-        return " (it is signed with the simulator's DEVELOPMENT key, not this one)"
-    except ProtocolError:
-        return f" (not signed by {public.hex()[:16]}..., or altered since)"
-
-
-# ---- the command line -----------------------------------------------------------------------
+# The input limits are imported too: tests/host/test_input_files.py reads them from here.
+from steamer_mfg.images import (PROFILE_FIELDS, PROFILE_JSON_MAX_BYTES,  # noqa: F401
+                                VERIFY_MAX_BYTES, as_bytes, plain_fields, podlet_dict,
+                                podlet_image, read_profile, sign_profile, verify_bytes)
+from steamer_mfg.keys import (KEY_FILE_MAX_BYTES, MfgError, generate_key,  # noqa: F401
+                              load_key, parse_public_hex)
 
 def _write_output(path: Path, data: bytes) -> None:
     try:
@@ -294,13 +60,8 @@ class _Failed(MfgError):
     """An output could not be written (exit 1, not 2)."""
 
 
-def _fail(command: str, message: str, code: int) -> int:
-    print(f"steamer mfg {command}: {message}", file=sys.stderr)
-    return code
-
-
-def _print_json(obj: dict) -> None:
-    print(json.dumps(obj, indent=2))
+def _print_json(obj: object) -> None:
+    json_out(obj, indent=2, ensure_ascii=True)
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -338,7 +99,7 @@ def _cmd_sign_profile(args: argparse.Namespace) -> int:
         raise MfgError(f"-o: '{out}' is the input file")
     signed = sign_profile(p, seed)
     _write_output(out, signed)
-    fields = _plain(profile.decode(signed[:-profile.SIG_LEN]))
+    fields = plain_fields(profile.decode(signed[:-profile.SIG_LEN]))
     info = _summary("profile", str(out), signed, signing.public_key(seed), fields)
     if args.json:
         _print_json(info)
@@ -410,7 +171,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 reason = reason[len(prefix):]
                 break
         print(f"FAIL {path}: {result.describe()}: {reason}")
-    return 0 if result.ok else 1
+    return 0 if result.ok else FAILED
 
 
 def _cmd_provision(args: argparse.Namespace) -> int:
@@ -418,7 +179,6 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     any device or profile failed, 2 when the profiles folder is wrong."""
     import asyncio
 
-    from steamer.terminal import print_table
     from steamer.devices import DeviceError, InputFileError, load_keys, sim_air
     from steamer_mfg import provision as prov
     try:
@@ -428,17 +188,17 @@ def _cmd_provision(args: argparse.Namespace) -> int:
                                              jobs=args.jobs, scan_s=args.scan_timeout,
                                              pair_s=args.pair_timeout))
     except InputFileError as e:       # a profile, or the key file
-        return _fail("provision", str(e), 2)
+        return fail("mfg provision", str(e), BAD_INPUT)
     except DeviceError as e:
-        return _fail("provision", str(e), 1)
+        return fail("mfg provision", str(e))
     if args.json:
-        print(json.dumps([r.to_json() for r in results], indent=2))
+        _print_json([r.to_json() for r in results])
     else:
         print_table(prov.table(results))
     failed = sum(not r.ok for r in results)
     if failed:
-        print(f"steamer mfg provision: {failed} of {len(results)} devices failed", file=sys.stderr)
-    return 1 if failed else 0
+        return fail("mfg provision", f"{failed} of {len(results)} devices failed")
+    return 0
 
 
 def _cmd_provision_key(args: argparse.Namespace) -> int:
@@ -455,9 +215,9 @@ def _cmd_provision_key(args: argparse.Namespace) -> int:
         result = devicekey.provision(args.port, public, force=args.force, progress=progress,
                                      timeout_s=args.timeout)
     except devicekey.ProvisionError as e:
-        return _fail("provision-key", str(e), 1)
+        return fail("mfg provision-key", str(e))
     except FileNotFoundError as e:     # mpremote missing
-        return _fail("provision-key", str(e), 1)
+        return fail("mfg provision-key", str(e))
     if args.json:
         _print_json(result.to_json())
     elif result.action == "unchanged":
@@ -472,17 +232,10 @@ def _cmd_provision_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guarded(command: str, func):
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except _Failed as e:
-            return _fail(command, str(e), 1)
-        except MfgError as e:
-            return _fail(command, str(e), 2)
-        except OSError as e:   # a file we were told to write (or a key directory)
-            return _fail(command, f"{e.filename or 'file'}: {e.strerror or e}", 1)
-    return run
+# The mfg face's rows of steamer.terminal's error table: an output not written fails (1),
+# a wrong input is BAD_INPUT (2), and an OS error names its file or says "file".
+_ERRORS = ((_Failed, FAILED, None), (MfgError, BAD_INPUT, None),
+           (OSError, FAILED, lambda e, _n, _a: f"{e.filename or 'file'}: {e.strerror or e}"))
 
 
 _EXITS = "Exit 0 when done, 2 when an input is wrong (a one-line reason on stderr names it)"
@@ -495,7 +248,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=help_text, description=textwrap.fill(description, 88),
                            epilog="Examples:\n" + examples,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(func=_guarded(name, func))
+        p.set_defaults(func=face_command(f"mfg {name}", _ERRORS)(func))
         return p
 
     p = command("keygen", _cmd_keygen, "make a manufacturer signing key",

@@ -15,7 +15,7 @@ atomically), and the result is hashed again. A board that already holds a differ
 is refused unless `force`; one that holds this key is left as it is. The simulator's
 development keys (steamer_mfg.devkeys) are refused: no real steamer may trust them.
 
-The mpremote plumbing (running it, hashing files on the board) is steamer_dev.flash's.
+The mpremote plumbing (running it, hashing files on the board) is steamer_mfg.usb's.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from podproto import signing
 from steamer.inputs import InputTooLarge, read_input
-from steamer_dev import flash
+from steamer_mfg import usb
 from steamer_mfg.devkeys import DEV_PUBLIC, OTHER_PUBLIC
 from steamer_mfg.keys import MfgError, load_key
 
@@ -149,10 +149,10 @@ except OSError:
 
 
 def _exec(port: str, script: str, what: str, timeout_s: float, resume: bool = True) -> str:
-    rc, out = flash._mpremote(port, (["resume"] if resume else []) + ["exec", script],
-                              timeout_s)
+    rc, out = usb.mpremote(port, (["resume"] if resume else []) + ["exec", script],
+                           timeout_s)
     if rc != 0:
-        raise ProvisionError("%s failed: %s" % (what, flash._last_error_line(out)))
+        raise ProvisionError("%s failed: %s" % (what, usb.last_error_line(out)))
     return out
 
 
@@ -185,8 +185,8 @@ def provision(port: str, public: bytes, force: bool = False, progress: Progress 
             progress(msg)
 
     try:
-        flash.check_port(port)
-    except flash.FlashError as e:
+        usb.check_port(port)
+    except usb.UsbError as e:
         raise ProvisionError(str(e)) from None
     say("reading %s on %s" % (DEVICE_KEY_PATH, port))
     old = device_key(port, timeout_s)
@@ -208,7 +208,7 @@ def provision(port: str, public: bytes, force: bool = False, progress: Progress 
     if after_write is not None:
         after_write()
     say("verifying %s by SHA-256" % _NEW)
-    got = flash.device_hashes(port, [_NEW], timeout_s)[_NEW]
+    got = usb.device_hashes(port, [_NEW], timeout_s)[_NEW]
     if got != digest:
         _exec(port, _REMOVE_SCRIPT % _NEW, "removing %s" % _NEW, timeout_s)
         raise ProvisionError("verification failed: %s on the board has SHA-256 %s, want %s; "
@@ -216,7 +216,7 @@ def provision(port: str, public: bytes, force: bool = False, progress: Progress 
     say("renaming %s to %s" % (_NEW, DEVICE_KEY_PATH))
     _exec(port, "import os\nos.rename(%r, %r)\n" % (_NEW, DEVICE_KEY_PATH),
           "renaming %s" % _NEW, timeout_s)
-    if flash.device_hashes(port, [DEVICE_KEY_PATH], timeout_s)[DEVICE_KEY_PATH] != digest:
+    if usb.device_hashes(port, [DEVICE_KEY_PATH], timeout_s)[DEVICE_KEY_PATH] != digest:
         raise ProvisionError("verification failed: %s on the board does not hold the key "
                              "after the rename" % DEVICE_KEY_PATH)
     result.action = "written" if old is None else "replaced"

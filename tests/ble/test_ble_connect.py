@@ -12,9 +12,9 @@ from bleak.backends.device import BLEDevice
 from steamer_sim import air as air_mod
 from steamer.client import Steamer, SteamerError
 from steamer_sim.backend import SimClient
-from steamer_bench.ble import serve
+from steamer_harness.ble import serve
 
-from conftest import run
+from asyncio import run
 
 
 @pytest.fixture(scope="module")

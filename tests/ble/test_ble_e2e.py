@@ -10,8 +10,9 @@ import podproto
 from podproto import gatt
 from steamer.client import KeyRing, Steamer, SteamerError, find, scan
 
-from conftest import run, served_and_paired
-from steamer_bench.ble import button_held, pair, serve
+from asyncio import run
+from steamer_harness.ble import served_and_paired
+from steamer_harness.ble import button_held, pair, serve
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +226,7 @@ def test_writes_appended_before_the_firmware_reads_them_are_all_served(tmp_path,
     of a pipelined burst is answered, a profile in 16-byte chunks installs, and no
     write is refused."""
     from steamer_sim.air import Air, LinkParams
-    from steamer_bench.ble import make_records, signed_test_profile
+    from steamer_harness.ble import make_records, signed_test_profile
     air = Air(LinkParams(coalesce_writes=3))
     air.start_thread()
     s, ring = served_and_paired(air, tmp_path, f"coalesce-{mtu}", speed=10)

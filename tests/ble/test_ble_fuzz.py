@@ -13,7 +13,8 @@ from podproto import codec, gatt, pairing
 from podproto.link import PDU_HEADER, Fragmenter
 from steamer.client import KeyRing, MemoryLogSink, Steamer, SteamerError
 
-from conftest import run, served_and_paired
+from asyncio import run
+from steamer_harness.ble import served_and_paired
 
 
 @pytest.fixture(scope="module")

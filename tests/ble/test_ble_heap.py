@@ -5,7 +5,7 @@ queued, the code counted as a board loads it (.mpy into RAM) and the receive buf
 named."""
 from __future__ import annotations
 
-from steamer_bench.ble import heap_figures
+from steamer_harness.ble import heap_figures
 
 
 def test_heap_figures_cover_idle_pairing_and_a_sync_with_queued_notifications(air):

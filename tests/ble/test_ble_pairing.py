@@ -11,9 +11,9 @@ import pytest
 
 from podproto import pairing
 from steamer.client import KeyRing, Steamer, SteamerError
-from steamer_bench.ble import serve
+from steamer_harness.ble import serve
 
-from conftest import run
+from asyncio import run
 
 
 @pytest.fixture(scope="module")

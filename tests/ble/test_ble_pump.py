@@ -13,9 +13,10 @@ from __future__ import annotations
 import pytest
 
 from steamer.client import Steamer, SteamerError
-from steamer_bench.ble import sync_throughput
+from steamer_harness.ble import sync_throughput
 
-from conftest import run, served_and_paired
+from asyncio import run
+from steamer_harness.ble import served_and_paired
 
 SPEED = 0.5
 

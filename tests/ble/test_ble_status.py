@@ -7,9 +7,9 @@ import asyncio
 
 from podproto.names import PODLET_REASONS, PODLET_STATES
 from steamer.client import KeyRing, Steamer
-from steamer_bench.ble import button_held, pair, serve
+from steamer_harness.ble import button_held, pair, serve
 
-from conftest import run
+from asyncio import run
 
 PODLET = {"serial": "0000c0ffee07", "podlet_type": 3, "capacity_ul": 30000,
           "expiry": "2030-06-30", "lot": "L1", "sign": "ok"}

@@ -11,11 +11,12 @@ import pytest
 
 from steamer_sim.air import Air, LinkParams
 from steamer.client import MemoryLogSink, Steamer, SteamerError
-from steamer_bench.ble import (TEST_PODLET_TYPE, After, CutSink, Cutter, chaos,
+from steamer_harness.ble import (TEST_PODLET_TYPE, After, CutSink, Cutter, chaos,
                                      check_records, installed, linked, make_records,
                                      signed_test_profile)
 
-from conftest import run, served_and_paired
+from asyncio import run
+from steamer_harness.ble import served_and_paired
 
 ROUNDS = int(os.environ.get("STEAMER_BLE_ROUNDS", "60"))
 
@@ -169,7 +170,7 @@ def test_profile_push_installs_checks_and_resumes(paired):
                     if r["kind"] == "profile_rejected"][-1:] == ["bad_hash"]
             # A profile signed by someone else is refused.
             from steamer_sim.signing import signed_profile
-            from steamer_bench.ble import test_profile
+            from steamer_harness.ble import test_profile
             with pytest.raises(SteamerError) as e:
                 await st.push_profile(signed_profile(test_profile(4), "wrong_key"))
             assert not _has(await st.profiles(), 4)
@@ -220,7 +221,7 @@ def test_a_push_whose_commit_answer_is_lost_is_done_only_if_its_bytes_are_listed
             version, name = 1, "calm"
             await st.push_profile(signed_test_profile(version, name))
         from steamer_sim.signing import signed_profile
-        from steamer_bench.ble import test_profile
+        from steamer_harness.ble import test_profile
         listed = [p for p in await st.profiles() if p["podlet_type"] == TEST_PODLET_TYPE]
         twin = signed_profile(dict(test_profile(version, name), max_day_ul=2999), "ok")
         assert [p["sha256"] for p in listed] != [hashlib.sha256(twin).digest()]
@@ -335,7 +336,7 @@ class _CliSteamer:
 
     def __init__(self, tmp_path, name: str, params: LinkParams, speed: float) -> None:
         from steamer.client import KeyRing
-        from steamer_bench.ble import pair, serve
+        from steamer_harness.ble import pair, serve
         self.air = Air(params)
         self.air.start_thread()
         self.served = serve(self.air, tmp_path, name, speed=speed)

@@ -15,9 +15,10 @@ from bleak.backends.device import BLEDevice
 
 from steamer.client import Steamer
 from steamer_sim.backend import SimClient
-from steamer_bench.ble import _advertising
+from steamer_harness.ble import advertising as _advertising
 
-from conftest import run, served_and_paired
+from asyncio import run
+from steamer_harness.ble import served_and_paired
 
 SPEED = 10.0
 AUTH_TIMEOUT_S = 10       # fw.ble's, which CPython does not import

@@ -16,7 +16,7 @@ import pytest
 from test_plot import colours
 
 from steamer_sim.air import ENV, Air, LinkParams
-from steamer_bench.ble import button_held, serve, signed_test_profile
+from steamer_harness.ble import button_held, serve, signed_test_profile
 
 SPEED = 40.0
 PODLET = {"serial": "0000c0ffee07", "podlet_type": 3, "capacity_ul": 30000,

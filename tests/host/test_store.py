@@ -340,7 +340,7 @@ def test_a_process_killed_mid_ingest_loses_only_that_batch(tmp_path: Path) -> No
     assert proc.returncode == 9
     assert dump(path) == before
     with Store.open(path) as store:
-        assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert store.integrity() == "ok"
         assert store.last_seq(DEV) == 5
 
 

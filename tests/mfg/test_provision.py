@@ -16,8 +16,8 @@ import pytest
 
 from podproto import signing
 from steamer_sim.air import ENV, Air, LinkParams
-from steamer_bench.ble import button_held, serve, signed_test_profile
-from steamer_bench.ble import test_profile as profile_fields
+from steamer_harness.ble import button_held, serve, signed_test_profile
+from steamer_harness.ble import test_profile as profile_fields
 
 SPEED = 10.0
 # Held as a fixture holds it: the pairing window is open while it is held.

@@ -3,6 +3,7 @@ or a tool is wrong: one line naming the problem, a non-zero exit, never a traceb
 and never after a long run."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -62,7 +63,7 @@ def test_bench_checks_its_output_before_running(out: str, why: str) -> None:
 
 
 def test_bench_out_leaves_no_file_when_checking(tmp_path: Path) -> None:
-    from steamer_bench.cli import check_writable
+    from steamer.terminal import check_writable
     check_writable(tmp_path / "new.json")
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "old.json").write_text("kept")
@@ -123,14 +124,35 @@ def test_bench_writes_each_part_as_it_ends_and_keeps_them_when_interrupted(
     assert f"bench: interrupted (the parts done so far are in {out})" in stderr
 
 
+def first_part_line(*args: str) -> str:
+    """The line `steamer dev bench ARGS` says its first part runs, then interrupted."""
+    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli.main", "dev", "bench", *args],
+                            text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith("bench: part 1/"):
+                return line.rstrip("\n")
+        raise AssertionError(f"no part started (exit {proc.wait()})")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def test_bench_has_a_size_option_per_part() -> None:
-    from steamer_bench.cli import PARTS, Sizes, _part
-    sizes = Sizes(sessions=7, repeats=2, limits_sequences=30, ble_records=(11, 13),
-                  ble_sync_runs=1, ble_chaos_rounds=5, ble_reconnects=3)
-    said = {name: _part(name, sizes)[0] for name in PARTS}
-    assert said["control"] == "nominal plant, 2 runs"
-    assert "7 randomized" in said["nominal"] and said["limits"] == "30 random sequences"
-    assert said["ble"] == ("log sync 1 x 11 records at MTU 23 and 13 at 247, 3 reconnects, "
-                           "5 chaos rounds, heap")
+    assert first_part_line("--parts", "control", "--repeats", "2") == \
+        "bench: part 1/1: control: nominal plant, 2 runs"
+    assert "7 randomized" in first_part_line("--parts", "nominal", "--sessions", "7")
+    assert first_part_line("--parts", "limits", "--limits-sequences", "30") == \
+        "bench: part 1/1: limits: 30 random sequences"
+    assert first_part_line("--parts", "ble", "--ble-records", "11,13", "--ble-sync-runs", "1",
+                           "--ble-chaos-rounds", "5", "--ble-reconnects", "3") == \
+        ("bench: part 1/1: ble: log sync 1 x 11 records at MTU 23 and 13 at 247, "
+         "3 reconnects, 5 chaos rounds, heap")
     p = steamer("dev", "bench", "--ble-records", "0", code=2)
     assert "--ble-records" in p.stderr

@@ -26,7 +26,7 @@ def steamer(*args: str, env: dict | None = None, code: int = 0,
 
 
 def test_a_mistyped_device_name_gets_a_suggestion(tmp_path: Path) -> None:
-    from steamer_bench.ble import serve
+    from steamer_harness.ble import serve
     air = Air()
     air.start_thread()
     s = serve(air, tmp_path, "kitchen", speed=4)

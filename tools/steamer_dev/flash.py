@@ -15,28 +15,23 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import os
-import re
-import shutil
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from steamer.inputs import InputTooLarge, read_input
-from steamer_dev.build import _BUILD_MARK, BOARDS_SPEC, BuildError, build_board, os_error
+from steamer_dev.build import _BUILD_MARK, BOARDS_SPEC, BuildError, build_board
 from steamer_dev.paths import ROOT
+from steamer_mfg import usb
+from steamer.terminal import fail, json_out, os_error_text
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # No file of a build is larger than a board's whole flash (4 MiB on the ESP32-C3).
 FILE_MAX_BYTES = 4 << 20
 
 
-class FlashError(Exception):
+class FlashError(usb.UsbError):
     """A deployment step failed; the message is one line naming the step (and the file)."""
 
 
@@ -74,17 +69,6 @@ class FlashResult:
 Progress = Callable[[str], None]
 
 
-def mpremote_exe() -> str:
-    """The `mpremote` command of this virtual environment (or PATH)."""
-    here = Path(sys.executable).with_name("mpremote")
-    if here.exists():
-        return str(here)
-    found = shutil.which("mpremote")
-    if not found:
-        raise FileNotFoundError("the `mpremote` command is missing: run `make venv`")
-    return found
-
-
 def plan(build_dir: Path) -> list[FlashFile]:
     """The files of a build folder with their paths on the board, directories first in
     the order they must be created (sorted, so parents come before children)."""
@@ -106,13 +90,6 @@ def plan(build_dir: Path) -> list[FlashFile]:
     return files
 
 
-def check_port(port: str) -> None:
-    """Raises FlashError when `port` is a device path that does not exist. Other forms
-    (mpremote shortcuts like a0, rfc2217://, COM3) are left to mpremote."""
-    if port.startswith("/dev/") and not os.path.exists(port):
-        raise FlashError("port %s does not exist (is the board plugged in?)" % port)
-
-
 def check_build(build_dir: Path, board: str) -> None:
     """Raises FlashError when build_dir holds another board's build (its build mark says
     which; an older, empty mark is taken on trust)."""
@@ -129,12 +106,12 @@ def check_board(port: str, board: str, timeout_s: float = 60.0) -> str:
     """The machine the board on `port` reports (os.uname().machine); FlashError when it
     is another known board than `board`, as esptool refuses another chip. A machine that
     is no known board (a virtual board) is accepted."""
-    rc, out = _mpremote(port, ["exec", "import os; print('machine:', os.uname().machine)"],
+    rc, out = usb.mpremote(port, ["exec", "import os; print('machine:', os.uname().machine)"],
                         timeout_s)
     machine = next((l.split("machine:", 1)[1].strip() for l in out.splitlines()
                     if l.startswith("machine:")), None)
     if rc != 0 or machine is None:
-        raise FlashError("cannot read the board's type: %s" % _last_error_line(out))
+        raise FlashError("cannot read the board's type: %s" % usb.last_error_line(out))
     want = BOARDS_SPEC[board].machine_has
     if want and want in machine:
         return machine
@@ -143,48 +120,6 @@ def check_board(port: str, board: str, timeout_s: float = 60.0) -> str:
             raise FlashError("the board on %s is %s: a %s, not %s (--board)"
                              % (port, machine, other, board))
     return machine
-
-
-def _mpremote(port: str, args: list[str], timeout_s: float,
-              on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
-    """Runs `mpremote connect PORT ARGS...`; returns (exit code, combined output), calling
-    on_line for each output line as it arrives."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")    # lines as they happen, for progress
-    try:
-        proc = subprocess.Popen([mpremote_exe(), "connect", port, *args], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True, errors="replace")
-    except OSError as exc:
-        raise FlashError("cannot run mpremote: %s" % exc)
-    lines: list[str] = []
-    timed_out = threading.Event()
-
-    def kill() -> None:
-        if proc.poll() is None:
-            timed_out.set()
-            proc.kill()
-
-    timer = threading.Timer(timeout_s, kill)
-    timer.start()
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\r\n")
-            lines.append(line)
-            if on_line is not None:
-                on_line(line)
-        rc = proc.wait()
-    finally:
-        timer.cancel()
-    if timed_out.is_set():
-        raise FlashError("mpremote timed out after %.0f s (mpremote %s)"
-                         % (timeout_s, " ".join(args[:3])))
-    return rc, "\n".join(lines)
-
-
-def _last_error_line(output: str) -> str:
-    lines = [l.strip() for l in output.splitlines() if l.strip()]
-    return lines[-1] if lines else "no output"
 
 
 def copy_files(port: str, files: list[FlashFile], progress: Progress | None = None,
@@ -226,72 +161,17 @@ def copy_files(port: str, files: list[FlashFile], progress: Progress | None = No
             progress("[%d/%d] %s (%d bytes, %d/%d)" % (state["i"], len(files), f.device_path,
                                                       f.size_bytes, state["done_bytes"], total))
 
-    rc, out = _mpremote(port, args, timeout_s, on_line)
+    rc, out = usb.mpremote(port, args, timeout_s, on_line)
     if rc != 0:
         cur = state["current"]
         where = " copying %s" % cur.device_path if cur is not None else ""
-        raise FlashError("mpremote failed%s: %s" % (where, _last_error_line(out)))
-
-
-_HASH_SCRIPT = """import hashlib
-for p in %r:
- h = hashlib.sha256()
- b = bytearray(512)
- try:
-  with open(p, 'rb') as f:
-   while True:
-    n = f.readinto(b)
-    if not n:
-     break
-    h.update(memoryview(b)[:n])
-  print(p, ''.join('%%02x' %% x for x in h.digest()))
- except OSError:
-  print(p, '-')
-"""
-
-
-def mpremote_has_sha256sum() -> bool:
-    """Whether this mpremote has `fs sha256sum` (1.23 and later)."""
-    try:
-        out = subprocess.run([mpremote_exe(), "help"], capture_output=True, text=True,
-                             timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return "sha256sum" in out
-
-
-def device_hashes(port: str, paths: list[str], timeout_s: float = 120.0) -> dict[str, str]:
-    """SHA-256 (hex) of each path on the board, in one mpremote invocation; a missing file
-    hashes to "-"."""
-    if mpremote_has_sha256sum():
-        # resume: keep the board as the copy left it, no second soft reset.
-        rc, out = _mpremote(port, ["resume", "fs", "sha256sum", *paths], timeout_s)
-        if rc == 0:
-            got: dict[str, str] = {}
-            current = None
-            for line in out.splitlines():
-                if line.startswith("sha256sum :"):
-                    current = line[len("sha256sum :"):]
-                elif current is not None and _HEX64.match(line.strip()):
-                    got[current] = line.strip()
-                    current = None
-            return {p: got.get(p, "-") for p in paths}
-        # A missing file fails `fs sha256sum`: fall through to the script, which says "-".
-    rc, out = _mpremote(port, ["resume", "exec", _HASH_SCRIPT % (paths,)], timeout_s)
-    if rc != 0:
-        raise FlashError("hashing the files on the board failed: %s" % _last_error_line(out))
-    got = {}
-    for line in out.splitlines():
-        name, _, digest = line.strip().rpartition(" ")
-        if name:
-            got[name] = digest
-    return {p: got.get(p, "-") for p in paths}
+        raise FlashError("mpremote failed%s: %s" % (where, usb.last_error_line(out)))
 
 
 def verify(port: str, files: list[FlashFile], timeout_s: float = 120.0) -> list[str]:
     """Hashes every file on the board and compares it with the local SHA-256. Sets each
     file's `verified`; returns the device paths that differ (empty when all match)."""
-    got = device_hashes(port, [f.device_path for f in files], timeout_s)
+    got = usb.device_hashes(port, [f.device_path for f in files], timeout_s)
     bad = []
     for f in files:
         f.verified = got.get(f.device_path) == f.sha256
@@ -301,9 +181,9 @@ def verify(port: str, files: list[FlashFile], timeout_s: float = 120.0) -> list[
 
 
 def soft_reset(port: str, timeout_s: float = 60.0) -> None:
-    rc, out = _mpremote(port, ["soft-reset"], timeout_s)
+    rc, out = usb.mpremote(port, ["soft-reset"], timeout_s)
     if rc != 0:
-        raise FlashError("soft reset failed: %s" % _last_error_line(out))
+        raise FlashError("soft reset failed: %s" % usb.last_error_line(out))
 
 
 def flash(port: str, board: str, build_dir: Path | None = None, build: bool = True,
@@ -321,7 +201,7 @@ def flash(port: str, board: str, build_dir: Path | None = None, build: bool = Tr
             progress(msg)
 
     try:
-        check_port(port)
+        usb.check_port(port)
         if build:
             say("building %s into %s" % (board, out))
             try:
@@ -329,11 +209,11 @@ def flash(port: str, board: str, build_dir: Path | None = None, build: bool = Tr
             except BuildError as exc:
                 raise FlashError("build failed: %s" % str(exc).splitlines()[0])
             except OSError as exc:      # the build folder, or mpy-cross missing
-                raise FlashError("build failed: %s" % os_error(exc))
+                raise FlashError("build failed: %s" % os_error_text(exc))
         try:
             result.files = plan(out)
         except OSError as exc:          # a build folder that cannot be read
-            raise FlashError("build folder %s" % os_error(exc))
+            raise FlashError("build folder %s" % os_error_text(exc))
         check_build(out, board)
         say("board: %s" % check_board(port, board))
         result.total_bytes = sum(f.size_bytes for f in result.files)
@@ -352,11 +232,12 @@ def flash(port: str, board: str, build_dir: Path | None = None, build: bool = Tr
         result.verified = True
         say("soft reset")
         soft_reset(port)
-    except FlashError as exc:
-        result.error = str(exc)
+    except usb.UsbError as exc:         # mpremote's steps (usb) raise UsbError
+        error = exc if isinstance(exc, FlashError) else FlashError(str(exc))
+        result.error = str(error)
         result.seconds = round(time.monotonic() - t0, 3)
-        exc.result = result     # type: ignore[attr-defined]
-        raise
+        error.result = result   # type: ignore[attr-defined]
+        raise error
     result.seconds = round(time.monotonic() - t0, 3)
     return result
 
@@ -395,14 +276,12 @@ def _cmd_flash(args: argparse.Namespace) -> int:
         code = 0
     except FlashError as exc:
         result = getattr(exc, "result", None)
-        print("steamer dev flash: %s" % exc, file=sys.stderr)
-        code = 1
+        code = fail("dev flash", str(exc))
     except OSError as exc:     # mpremote missing
         result = None
-        print("steamer dev flash: %s" % os_error(exc), file=sys.stderr)
-        code = 1
+        code = fail("dev flash", os_error_text(exc))
     if args.json and result is not None:
-        print(json.dumps(result.to_json(), indent=2))
+        json_out(result.to_json(), indent=2, ensure_ascii=True)
     elif result is not None and code == 0:
         print("flashed %s: %d files, %d bytes (%d copied, %d up to date), verified, in %.1f s"
               % (result.port, len(result.files), result.total_bytes, result.copied,

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from pathlib import Path
+
+from steamer_mfg.usb import find_command
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE = ROOT / "device"
@@ -24,13 +24,7 @@ SIM_HEAP = "384k"
 
 def micropython_exe() -> str:
     """The `micropython` command of this virtual environment (or PATH)."""
-    here = Path(sys.executable).with_name("micropython")
-    if here.exists():
-        return str(here)
-    found = shutil.which("micropython")
-    if not found:
-        raise FileNotFoundError("the `micropython` command is missing: run `make venv`")
-    return found
+    return find_command("micropython")
 
 
 def micropython_env(board: str = "sim") -> dict[str, str]:

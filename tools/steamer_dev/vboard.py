@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from steamer_dev.paths import BOARD_HEAP, BOARDS, micropython_exe
+from steamer.terminal import fail, os_error_text
 
 # Runs on the MicroPython child. Requests on fd IN: kind (1 byte: C code, S single, F file)
 # and a 4-byte length, then the text. Replies on fd CTL: b"S" once the block starts (only
@@ -630,10 +631,8 @@ def _cmd_virtual_board(args: argparse.Namespace) -> int:
     try:
         port = vb.start()
     except OSError as exc:
-        from steamer_dev.build import os_error
         vb.stop()
-        print("steamer dev virtual-board: %s" % os_error(exc), file=sys.stderr)
-        return 1
+        return fail("dev virtual-board", os_error_text(exc))
     print(port, flush=True)
     print("virtual board on %s, root %s (Ctrl-C to stop)" % (port, vb.root), file=sys.stderr)
     try:

@@ -7,18 +7,18 @@ import sys
 
 from steamer.terminal import run_parser
 
-# (group, module, help, examples) rows: each module has register(subparsers) adding its
-# commands, whose parsers set `func` to a callable taking the parsed args and returning an
+# (group, modules, help, examples) rows: each module has register(subparsers) adding its
+# commands to the group, whose parsers set `func` to a callable taking the parsed args and returning an
 # exit code.
 _GROUPS = [
-    ("sim", "steamer_sim.driver", "run the firmware against the simulated steamer",
+    ("sim", ("steamer_sim.driver",), "run the firmware against the simulated steamer",
      "  steamer sim run scenarios/demo.json --trace out/trace.jsonl\n"
      "  steamer sim serve --name bench-steamer --scenario scenarios/demo.json\n"
      "  steamer sim press bench-steamer --ms 15000   # hold its button (3 s opens pairing)"),
-    ("dev", "steamer_dev.cli", "build, type-check, flash and benchmark the firmware",
+    ("dev", ("steamer_dev.cli", "steamer_bench.cli"), "build, type-check, flash and benchmark the firmware",
      "  steamer dev build --board esp32c3\n"
      "  steamer dev flash --port /dev/ttyACM0 --board esp32c3"),
-    ("mfg", "steamer_mfg.cli", "manufacturer keys, signed profiles and podlet ID-chip images",
+    ("mfg", ("steamer_mfg.cli",), "manufacturer keys, signed profiles and podlet ID-chip images",
      "  steamer mfg keygen --out keys/mfg.pem\n"
      "  steamer mfg sign-profile vitamin-c.json --key keys/mfg.pem -o vitamin-c.bin"),
 ]
@@ -42,13 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_TOUR, formatter_class=argparse.RawDescriptionHelpFormatter)
     groups = parser.add_subparsers(dest="group", metavar="COMMAND")
     groups.required = True
-    for name, module, help_text, examples in _GROUPS:
+    for name, modules, help_text, examples in _GROUPS:
         group = groups.add_parser(name, help=help_text, description=help_text,
                                   epilog="Examples:\n" + examples,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND")
         sub.required = True
-        importlib.import_module(module).register(sub)
+        for module in modules:
+            importlib.import_module(module).register(sub)
     # The consumer commands, `sessions` (which works without a subcommand) and `plot`
     # register themselves: they are not all groups. (Imported here, as the groups are,
     # so that Ctrl-C during the imports ends the command as it does later on.)

