@@ -206,7 +206,7 @@ class App:
 
         fault = self.sup.check(self)
         if fault != codes.F_NONE and self.state != codes.ST_FAULT:
-            self._latch(fault)
+            self.latch(fault)
         if self.sup.inhibit:
             heater = 0
             pump = 0
@@ -277,7 +277,9 @@ class App:
             self.state = codes.ST_COOLDOWN
         self.dosing = 0
 
-    def _latch(self, fault):
+    def latch(self, fault):
+        """Latches fault: ends a session that is heating and holds the steamer in FAULT
+        until the user acknowledges it. Allocation-free: the control step calls it."""
         self.fault = fault
         self.fault_pending = 1
         if self.heating_state:
@@ -522,10 +524,11 @@ class App:
         if reply is None:
             fn(arg)
         else:
-            reply(self._collect(fn, arg))
+            reply(self.collect(fn, arg))
 
-    def _collect(self, fn, arg):
-        """fn(arg), and the decision records it emitted."""
+    def collect(self, fn, arg):
+        """fn(arg), and the decision records it emitted (also to an outer collect). The
+        one way to learn what a call decided: the BLE link answers host commands with it."""
         outer = self._captured
         self._captured = []
         try:
@@ -541,7 +544,7 @@ class App:
         """Runs every pending check, and what waits for it, to its end now; returns the
         decision records made meanwhile. For tests and tools: the loop runs the board's
         slices a period."""
-        return self._collect(self._drain_checks, None)
+        return self.collect(self._drain_checks, None)
 
     def _drain_checks(self, _arg):
         while self.checks:

@@ -100,7 +100,7 @@ def service_failed(board, app, err, errors):
     board.heater.set(0)
     board.pump.set(0)
     if app.state != codes.ST_FAULT:
-        app._latch(app.sup.external(codes.F_SERVICE_ERROR))
+        app.latch(app.sup.external(codes.F_SERVICE_ERROR))
     n = errors[0] + 1
     errors[0] = n
     now_s = app.uptime_s()

@@ -34,8 +34,6 @@ SIM_ENV = "STEAMER_SIM"
 KEYS_ENV = "STEAMER_KEYS"
 SCAN_S = 5.0
 
-# Steamer states during which a session runs.
-SESSION_STATES = ("preheat", "ready", "steaming")
 
 # What a steamer's refusal reasons (error details) mean to a person.
 REASONS = {

@@ -35,26 +35,21 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import os
 import re
-import stat
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from podproto import ProtocolError, podlet, profile, signing
 from steamer.inputs import InputTooLarge, read_input
 
-KEY_MODE = 0o600
+from steamer_mfg.keys import (KEY_FILE_MAX_BYTES, MfgError, generate_key,
+                               load_key, parse_public_hex)
+
 # The most read of each input file: a PEM key is about 120 bytes, a profile's JSON a few
 # hundred, a signed profile or a podlet image (or its hex) a few hundred.
-KEY_FILE_MAX_BYTES = 16 << 10
 PROFILE_JSON_MAX_BYTES = 64 << 10
 VERIFY_MAX_BYTES = 64 << 10
 
@@ -63,115 +58,9 @@ PROFILE_FIELDS = ("podlet_type", "version", "name", "outlet_target_c", "outlet_t
                   "session_s", "dose_rate_ul_min", "max_session_ul", "max_day_ul",
                   "min_interval_s")
 
-_HEX = re.compile(r"[0-9a-fA-F]*\Z")
 _SERIAL = re.compile(r"[0-9a-fA-F]{12}\Z")
 _NAME_LEN_AT = 28   # podproto.profile: the name's length byte
 _UNUSED = slice(podlet.ROM_LEN + podlet.DATA_LEN + podlet.SIG_LEN, podlet.IMAGE_LEN)
-
-
-class MfgError(Exception):
-    """Something `steamer mfg` refuses; str(err) is one line naming the field or file."""
-
-
-# ---- keys ---------------------------------------------------------------------------------
-
-def generate_key(path: Path, force: bool = False) -> bytes:
-    """Writes a new Ed25519 private key to `path` (mode 0600) and returns its raw public
-    key. Refuses an existing `path` unless `force` (which replaces it atomically)."""
-    path = Path(path)
-    parent = path.parent
-    if not parent.is_dir():
-        raise MfgError(f"--out: directory '{parent}' does not exist")
-    if path.is_dir():
-        raise MfgError(f"--out: '{path}' is a directory")
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    if force:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)   # 0600 already
-        try:
-            _write_fd(fd, pem)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    else:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_MODE)
-        except FileExistsError:
-            raise MfgError(f"key file '{path}' exists: refusing to overwrite it (--force "
-                           "replaces it, and the old key is then gone for good)") from None
-        try:
-            _write_fd(fd, pem)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-    return _raw_public(key)
-
-
-def _write_fd(fd: int, data: bytes) -> None:
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), KEY_MODE)   # whatever the umask made of it
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _raw_public(key: Ed25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.Raw,
-                                         serialization.PublicFormat.Raw)
-
-
-def load_key(path: Path) -> bytes:
-    """The 32-byte private seed in key file `path`, after checking that only its owner can
-    read it. MfgError says what is wrong without ever quoting the file's contents."""
-    path = Path(path)
-    what = f"key file '{path}'"
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise MfgError(f"{what}: not found (make one with: steamer mfg keygen --out {path})") from None
-    except OSError as e:
-        raise MfgError(f"{what}: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise MfgError(f"{what}: not a regular file")
-    try:
-        data = read_input(path, KEY_FILE_MAX_BYTES, "a key file")
-    except InputTooLarge as e:
-        raise MfgError(f"{what}: {e.reason}") from None
-    except OSError as e:
-        raise MfgError(f"{what}: {e.strerror}") from None
-    if b"PRIVATE KEY-----" not in data[:4096]:
-        # Not a key at all (a public key, a profile): its mode says nothing about a key.
-        raise MfgError(f"{what}: not a PEM private key (want an Ed25519 key as "
-                       "`steamer mfg keygen` writes it)")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise MfgError(f"{what}: mode {mode:04o} lets other users at it; a key file must "
-                       f"be 0600 (chmod 600 '{path}', and consider the key exposed)")
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise MfgError(f"{what}: encrypted with a passphrase; steamer mfg reads unencrypted "
-                       "PKCS#8 PEM keys protected by their file permissions") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise MfgError(f"{what}: not a PEM private key (want an Ed25519 key as "
-                       "`steamer mfg keygen` writes it)") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        kind = type(key).__name__.lstrip("_").replace("PrivateKey", "") or "another"
-        raise MfgError(f"{what}: not an Ed25519 key (it holds {kind})")
-    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                             serialization.NoEncryption())
-
-
-def parse_public_hex(text: str, option: str = "--pub") -> bytes:
-    """A raw Ed25519 public key from 64 hex digits."""
-    text = text.strip()
-    if len(text) != 64 or not _HEX.match(text):
-        raise MfgError(f"{option}: want 64 hex digits (a 32-byte Ed25519 public key), got "
-                       f"{len(text)} characters")
-    return bytes.fromhex(text)
-
 
 # ---- profiles ------------------------------------------------------------------------------
 
@@ -536,7 +425,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     any device or profile failed, 2 when the profiles folder is wrong."""
     import asyncio
 
-    from steamer.cli.consumer import print_table
+    from steamer.terminal import print_table
     from steamer.devices import DeviceError, InputFileError, load_keys, sim_air
     from steamer_mfg import provision as prov
     try:
@@ -607,7 +496,7 @@ _EXITS = "Exit 0 when done, 2 when an input is wrong (a one-line reason on stder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from steamer.cli.consumer import positive_int, positive_s
+    from steamer.terminal import positive_int, positive_s
 
     def command(name: str, func, help_text: str, description: str, examples: str):
         p = sub.add_parser(name, help=help_text, description=textwrap.fill(description, 88),

@@ -94,7 +94,7 @@ async def provision(devices: list[str], profiles: list[ProfileFile], keys: KeyRi
 
 async def _provision_one(f, profiles: list[ProfileFile], keys: KeyRing, air: str | None,
                          pair_s: float, result: DeviceResult) -> None:
-    from steamer.cli.consumer import pair_until
+    from steamer.session import pair_until
     if keys.get(f.device.address) is None:
         async with connected(f, keys, air, auth=False) as st:
             await pair_until(st, result.device, pair_s)

@@ -33,7 +33,7 @@ from podproto import signing
 from steamer.inputs import InputTooLarge, read_input
 from steamer_dev import flash
 from steamer_sim.devkeys import DEV_PUBLIC, OTHER_PUBLIC
-from steamer_mfg.cli import MfgError, load_key
+from steamer_mfg.keys import MfgError, load_key
 
 # The real boards' data_dir ("/data", boards/common/realboard.py) and fw.trust.KEY_FILE,
 # relative to the root, where mpremote's session starts (a virtual board's root folder).

@@ -15,3 +15,13 @@ PODLET_STATES = ("none", "checking", "accepted", "refused")
 PODLET_REASONS = (None, "other", "unreadable", "crc", "bad_signature", "malformed",
                   "not_provisioned", "clock_unset", "expired", "no_profile", "used_up",
                   "ledger_error")
+# The states in which a session runs (STATE_NAMES' preheat, ready and steaming).
+SESSION_STATES = ("preheat", "ready", "steaming")
+# Why a session ended, as a session_ended record names it: END_NAMES by the firmware's
+# end code (fw.app; 0 means it has not), RESET_END_NAMES by the cause of the reset that
+# cut it short (codes.RESET_*).
+END_NAMES = (None, "completed", "max_session", "stopped", "podlet_removed", "fault",
+             "podlet_empty", "max_day", "podlet_changed", "podlet_unreadable")
+RESET_END_NAMES = ("power_loss", "watchdog", "reset")
+# The boiler temperature at which preheat ends (fw.config.READY_MC), in milli-degrees C.
+READY_MC = 97000

@@ -13,7 +13,7 @@ GENUINE = simkit.PODLET["serial"]
 
 
 def _records(app, fn):
-    return app._collect(lambda _: fn(), None)
+    return app.collect(lambda _: fn(), None)
 
 
 def _swap(b, info):

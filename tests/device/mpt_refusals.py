@@ -11,7 +11,7 @@ import simkit
 
 def _decisions(app, fn):
     """The decision records fn() made, the signature checks it queued run to their end."""
-    return [(r["event"], r.get("reason")) for r in app._collect(lambda _: fn(), None)
+    return [(r["event"], r.get("reason")) for r in app.collect(lambda _: fn(), None)
             + app.finish_checks()]
 
 

@@ -191,7 +191,7 @@ def test_a_wrong_air_address_and_wrong_options_are_one_line_each(env):
 
 
 def test_ctrl_c_while_the_command_starts_is_exit_130():
-    from steamer.cli.main import run_parser
+    from steamer.terminal import run_parser
 
     def interrupted():
         raise KeyboardInterrupt
@@ -384,7 +384,7 @@ def status_of(state: str, session_ul: int = 0, session_s: int = 0, pump_ul_min: 
 
 
 def test_the_session_ends_at_its_first_limit():
-    from steamer.cli.consumer import session_limits, status_view
+    from steamer.session import session_limits, status_view
     # 300 µl/min for 120 s: the time ends it at 600 µl, long before the 2500 µl limit.
     lim = session_limits(status_of("steaming", 150, 30, pump_ul_min=300))
     assert (lim.limit_ul, lim.left_ul, lim.left_s, lim.exact) == (600, 450, 90, True)
@@ -402,7 +402,7 @@ def test_the_session_ends_at_its_first_limit():
 
 def test_the_terminal_bar_is_full_when_the_session_completes():
     import io
-    from steamer.cli.consumer import Progress
+    from steamer.session import Progress
     out = io.StringIO()
     bar = Progress(out, 45.0, tty=True)
     bar.update(status_of("preheat", boiler_c=22))

@@ -249,7 +249,7 @@ class Driver:
             self.finish_checks()
         elif name == "fault":
             if app.state != codes.ST_FAULT:   # as step() latches one (tipped over)
-                app._latch(codes.F_TIP_OVER)
+                app.latch(codes.F_TIP_OVER)
             self.tick()
         elif name == "ack":
             app.ack_faults()

@@ -11,82 +11,52 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
-import math
-import sqlite3
 import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, Callable, Coroutine
+from typing import Any, Callable
 
 from bleak.exc import BleakError
 
-from steamer.client import Found, LinkLost, Steamer, SteamerError, SyncResult
-from podproto.names import FAULT_NAMES, PODLET_REASONS, PODLET_STATES
-from steamer.cli.main import reader_gone
-from steamer.devices import (SCAN_S, SESSION_STATES, SIM_ENV, DeviceError, InputFileError,
-                             connected, detail_of, explain, label, last_record, load_keys, read_info,
+from podproto.names import FAULT_NAMES, SESSION_STATES
+from steamer.client import Found, Steamer, SteamerError
+from steamer.devices import (SCAN_S, SIM_ENV, DeviceError, InputFileError, connected,
+                             detail_of, explain, label, last_record, load_keys, read_info,
                              read_profile_file, resolve, scan_all, sim_air, state_name)
-from steamer.store import DB_ENV, DeviceSink, Store, StoreError
+from steamer.session import (PODLET_REFUSALS, Progress, fault_name, journal_line,
+                             journal_next, lost_line, mmss, pair_until, podlet_of,
+                             podlet_refused_text, read_status, record_since, say_if_created,
+                             status_view, sync_device)
+from steamer.store import DB_ENV, END_REASONS, Store, StoreError
+from steamer.terminal import (BAD_INPUT, FAILED, ErrorRow, command, json_out, positive_s,
+                              print_table)
 
-_FAILED = 1
-_BAD_INPUT = 2
-_INTERRUPTED = 130
-READY_C = 97.0        # the firmware's preheat ends here (README: ready at 97 C)
 _POLL_S = 0.5
 PUSH_RECONNECTS = 3     # `profile push`: new connections after a lost link
 # How long a steamer may take to show a command's effect in its status, which it writes
 # once a second of its own time (a simulated one may run slower than real time).
 _SETTLE_S = 30.0
-# Session ends at one of the session's limits: its whole dose was delivered.
-_FULL_ENDS = ("completed", "max_session", "podlet_empty", "max_day")
 
-Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-
-
-def _command(name: str) -> Callable[[Command], Callable[[argparse.Namespace], int]]:
-    """Runs an async command; its expected failures become one line and an exit code."""
-    def wrap(func: Command) -> Callable[[argparse.Namespace], int]:
-        @functools.wraps(func)
-        def run(args: argparse.Namespace) -> int:
-            try:
-                return asyncio.run(func(args))
-            except InputFileError as e:
-                return _fail(name, str(e), _BAD_INPUT)
-            except DeviceError as e:
-                return _fail(name, str(e), _FAILED)
-            except SteamerError as e:
-                return _fail(name, str(explain(e, getattr(args, "label", "the steamer"),
-                                               name)), _FAILED)
-            except StoreError as e:
-                return _fail(name, str(e), _FAILED)
-            except sqlite3.Error as e:
-                return _fail(name, f"database error: {e}", _FAILED)
-            except (BleakError, asyncio.TimeoutError) as e:
-                return _fail(name, f"Bluetooth: {e or type(e).__name__}", _FAILED)
-            except BrokenPipeError:
-                return reader_gone()
-            except OSError as e:
-                where = f"{e.filename}: " if e.filename else ""
-                return _fail(name, f"{where}{e.strerror or e}", _FAILED)
-            except KeyboardInterrupt:
-                note = getattr(args, "on_interrupt", None)
-                if note:
-                    print(f"\n{note}", file=sys.stderr)
-                return _INTERRUPTED
-        return run
-    return wrap
+def _refusal(e: BaseException, name: str, args: argparse.Namespace) -> str:
+    assert isinstance(e, SteamerError)
+    return str(explain(e, getattr(args, "label", "the steamer"), name))
 
 
-def _fail(name: str, message: str, code: int) -> int:
-    print(f"steamer {name}: {message}", file=sys.stderr)
-    return code
+# The consumer commands' expected failures, after which the command ends with one line.
+ERRORS: tuple[ErrorRow, ...] = (
+    (InputFileError, BAD_INPUT, None),
+    (DeviceError, FAILED, None),
+    (SteamerError, FAILED, _refusal),
+    (StoreError, FAILED, None),
+    ((BleakError, asyncio.TimeoutError), FAILED,
+     lambda e, _n, _a: f"Bluetooth: {e or type(e).__name__}"),
+)
 
 
-def _json_out(data: object) -> None:
-    print(json.dumps(data, indent=1, ensure_ascii=False))
+def _command(name: str) -> Callable[[Callable[[argparse.Namespace], Any]],
+                                    Callable[[argparse.Namespace], int]]:
+    return command(name, ERRORS)
 
 
 async def _find(args: argparse.Namespace) -> tuple[Found, str | None]:
@@ -107,7 +77,7 @@ async def _scan(args: argparse.Namespace) -> int:
              "pairing_open": f.pairing_open, "paired": keys.get(f.device.address) is not None,
              "rssi": f.rssi} for f in found]
     if args.json:
-        _json_out(rows)
+        json_out(rows)
         return 0
     if not rows:
         print(f"No steamer heard in {args.timeout:g} s (is it switched on and near?)",
@@ -121,30 +91,6 @@ async def _scan(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_table(rows: list[tuple[str, ...]], out: IO[str] = sys.stdout) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
-
-
-async def pair_until(st: Steamer, name: str, timeout_s: float) -> None:
-    """Pairs once the steamer's pairing window opens, retrying until timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            await st.pair()
-            return
-        except SteamerError as e:
-            if e.code not in ("bad_state", "link", "timeout"):
-                raise explain(e, name, "pairing") from None
-            if e.code != "bad_state" and not st.connected:
-                await st.reconnect()
-        if time.monotonic() >= deadline:
-            raise DeviceError(f"pairing with {name} timed out after {timeout_s:g} s: its "
-                              "pairing window did not open (press and hold its button, keep "
-                              f"holding it, and run `steamer pair {name}` again)")
-        await asyncio.sleep(0.25)
-
 
 @_command("pair")
 async def _pair(args: argparse.Namespace) -> int:
@@ -156,7 +102,7 @@ async def _pair(args: argparse.Namespace) -> int:
     async with connected(found, keys, air, auth=False) as st:
         await pair_until(st, args.label, args.timeout)
     if args.json:
-        _json_out({"device": args.label, "address": found.device.address, "paired": True,
+        json_out({"device": args.label, "address": found.device.address, "paired": True,
                    "keys": str(keys.path)})
     else:
         print(f"paired with {args.label} ({found.device.address}); key kept in {keys.path}")
@@ -164,90 +110,6 @@ async def _pair(args: argparse.Namespace) -> int:
 
 
 # ---- status ------------------------------------------------------------------------------
-
-# Why the steamer refused the podlet in it (podproto.names.PODLET_REASONS), for a person.
-PODLET_REFUSALS = {
-    "other": "for a reason this program does not know",
-    "unreadable": "its ID chip cannot be read (take it out and put it in again)",
-    "crc": "its ID chip's data is corrupt",
-    "bad_signature": "it is not a genuine podlet (its signature does not verify)",
-    "malformed": "its ID chip holds no valid podlet data",
-    "not_provisioned": "the steamer has no manufacturer key yet",
-    "clock_unset": "the steamer's clock is not set (a session start sets it)",
-    "expired": "it is past its expiry date",
-    "no_profile": "the steamer has no profile for its type (steamer profile push)",
-    "used_up": "it is used up",
-    "ledger_error": "the steamer's dose ledger cannot be read",
-}
-
-
-def podlet_of(status: dict) -> tuple[str, str | None]:
-    """The inserted podlet's state (PODLET_STATES) and, refused, the reason's name."""
-    s, r = status["podlet_state"], status["podlet_reason"]
-    state = PODLET_STATES[s] if s < len(PODLET_STATES) else str(s)
-    reason = PODLET_REASONS[r] if r < len(PODLET_REASONS) else "other"
-    return state, reason if state == "refused" else None
-
-
-def podlet_refused_text(reason: str | None) -> str:
-    """"podlet refused: <why, in words>"."""
-    return "podlet refused: " + PODLET_REFUSALS.get(reason or "other", reason or "")
-
-
-def _fault_name(code: int) -> str | None:
-    return (FAULT_NAMES[code] if code < len(FAULT_NAMES) else str(code)) if code else None
-
-
-@dataclass(frozen=True)
-class SessionLimits:
-    """Where the running session will end: whichever of its limits comes first."""
-    limit_ul: int           # the dose it ends at
-    left_ul: int            # of that, still to deliver
-    left_s: float           # dosing time left
-    exact: bool             # False before the dosing rate is known: limit_ul is an upper bound
-
-
-def session_limits(status: dict, rate_ul_min: float | None = None) -> SessionLimits | None:
-    """The running session's limits from the steamer's status (None outside a session).
-    The status carries the dose limit (the profile's max_session_ul, or less when the
-    podlet or the day has less left) and the dosing time (session_s); at the dosing rate
-    (`rate_ul_min`, else the pump's while it doses) the time may end the session first."""
-    if state_name(status) not in SESSION_STATES or status["limit_ul"] <= 0:
-        return None
-    rate = rate_ul_min or status["pump_ul_min"] or None
-    limit_ul = status["limit_ul"]
-    left_s = float(max(0, status["limit_s"] - status["session_s"]))
-    if rate and status["limit_s"]:
-        limit_ul = min(limit_ul, round(rate * status["limit_s"] / 60))
-    left_ul = max(0, limit_ul - status["session_ul"])
-    if rate:
-        left_s = min(left_s, left_ul * 60 / rate)
-    return SessionLimits(limit_ul, left_ul, left_s, exact=bool(rate))
-
-
-def status_view(status: dict, extra: dict, rate_ul_min: float | None = None) -> dict:
-    """A status as JSON-ready data for a person: units in the names. `rate_ul_min` is the
-    session's dosing rate when the caller saw it earlier (see session_limits)."""
-    state = state_name(status)
-    out: dict[str, Any] = {
-        "state": state, "fault": _fault_name(status.get("fault", 0)),
-        "boiler_c": status["boiler_mc"] / 1000, "outlet_c": status["outlet_mc"] / 1000,
-        "heater_pct": status["heater_pct"], "pump_ul_min": status["pump_ul_min"],
-        "podlet_type": status["podlet_type"] or None,
-        "podlet_state": podlet_of(status)[0], "podlet_refused": podlet_of(status)[1],
-        "session_ul": status["session_ul"] if state in SESSION_STATES else None,
-        "dosing_s": status["session_s"] if state in SESSION_STATES else None,
-        "clock_s": status["clock_s"] or None,
-    }
-    out.update(extra)
-    lim = session_limits(status, rate_ul_min)
-    out["limit_ul"] = lim.limit_ul if lim else None
-    out["limit_exact"] = lim.exact if lim else None
-    out["remaining_ul"] = lim.left_ul if lim else None
-    out["dosing_left_s"] = round(lim.left_s) if lim else None
-    return out
-
-
 async def _extra(st: Steamer, status: dict, paired: bool) -> dict:
     """What only a paired host may read: the podlet's profile, the session's target, the
     latched fault's details."""
@@ -266,7 +128,7 @@ async def _extra(st: Steamer, status: dict, paired: bool) -> dict:
         faults = await st.faults()
         if faults:
             f = faults[-1]
-            out["fault_detail"] = {"code": _fault_name(f["code"]), "value_c": f["value_mc"] / 1000,
+            out["fault_detail"] = {"code": fault_name(f["code"]), "value_c": f["value_mc"] / 1000,
                                    "limit_c": f["limit_mc"] / 1000, "uptime_s": f["uptime_s"]}
     return out
 
@@ -288,10 +150,10 @@ def _status_lines(name: str, address: str, v: dict) -> list[str]:
     if v["session_ul"] is not None:
         dose = f"{v['session_ul']} µl delivered"
         if v["remaining_ul"] is not None and v["limit_exact"]:
-            dose += f", {v['remaining_ul']} µl to go, {_mmss(v['dosing_left_s'])} left"
+            dose += f", {v['remaining_ul']} µl to go, {mmss(v['dosing_left_s'])} left"
         elif v["remaining_ul"] is not None:
             dose += (f" of up to {v['limit_ul']} µl, then up to "
-                     f"{_mmss(v['dosing_left_s'])} of dosing")
+                     f"{mmss(v['dosing_left_s'])} of dosing")
         lines.append(f"  dose     {dose}")
     fault = v["fault"] or "none"
     d = v.get("fault_detail")
@@ -309,19 +171,12 @@ def _status_line(v: dict) -> str:
     if v["session_ul"] is not None:
         text += f"  dose {v['session_ul']} µl"
         if v["remaining_ul"] is not None and v["limit_exact"]:
-            text += f" ({v['remaining_ul']} to go, {_mmss(v['dosing_left_s'])} left)"
+            text += f" ({v['remaining_ul']} to go, {mmss(v['dosing_left_s'])} left)"
         elif v["remaining_ul"] is not None:
             text += f" (of up to {v['limit_ul']})"
     if v["fault"]:
         text += f"  FAULT {v['fault']}"
     return text
-
-
-def _mmss(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = max(0, round(s))
-    return f"{s // 60}:{s % 60:02d}"
 
 
 @_command("status")
@@ -336,7 +191,7 @@ async def _status(args: argparse.Namespace) -> int:
         who = {"device": args.label, "address": found.device.address}
         if not args.follow:
             if args.json:
-                _json_out(dict(view, **who))
+                json_out(dict(view, **who))
             else:
                 print("\n".join(_status_lines(args.label, found.device.address, view)))
             return 0
@@ -349,7 +204,7 @@ async def _status(args: argparse.Namespace) -> int:
             else:
                 print(_status_line(view), flush=True)
             await asyncio.sleep(args.interval)
-            status = await _read_status(st)
+            status = await read_status(st)
             if state_name(status) != last_state:
                 extra = await _extra(st, status, paired)
                 last_state = state_name(status)
@@ -359,99 +214,6 @@ async def _status(args: argparse.Namespace) -> int:
 
 
 # ---- sessions ------------------------------------------------------------------------------
-
-class Progress:
-    """The session's progress on `out`: a bar redrawn in place on a terminal (`tty`,
-    default: whether `out` is one), a line at each tenth (and each change of phase)
-    otherwise. Preheat toward the ready temperature, the steam toward its target, then
-    the dose delivered against the limit the session will end at, and the time left."""
-
-    def __init__(self, out: IO[str], target_c: float | None, tty: bool | None = None) -> None:
-        self.out = out
-        self.tty = out.isatty() if tty is None else tty
-        self.target_c = target_c
-        self.start_c: float | None = None
-        self.rate_ul_min: float | None = None   # the dosing rate, once the pump showed it
-        self.limit_ul: int | None = None        # where the dose ends, as last worked out
-        self.last_key: tuple | None = None
-
-    def update(self, status: dict) -> None:
-        state = state_name(status)
-        boiler = status["boiler_mc"] / 1000
-        ul = status["session_ul"]
-        if state in ("preheat", "ready") or (state == "steaming" and ul == 0):
-            start_c = self.start_c = boiler if self.start_c is None else self.start_c
-            frac = min(1.0, max(0.0, (boiler - start_c) / max(1.0, READY_C - start_c)))
-            text = (f"preheat: boiler {boiler:.1f} °C of {READY_C:g} °C" if state != "steaming"
-                    else f"steam: outlet {status['outlet_mc'] / 1000:.1f} °C"
-                    + (f" toward {self.target_c:g} °C" if self.target_c else ""))
-            phase = "preheat" if state != "steaming" else "steam"
-        else:
-            self.rate_ul_min = max(self.rate_ul_min or 0, status["pump_ul_min"]) or None
-            lim = session_limits(status, self.rate_ul_min)
-            self.limit_ul = lim.limit_ul if lim else self.limit_ul
-            frac = min(1.0, ul / self.limit_ul) if self.limit_ul else 0.0
-            text = f"dose: {ul} µl"
-            if lim is not None:
-                text += (f" of {lim.limit_ul} µl, {_mmss(lim.left_s)} left" if lim.exact
-                         else f" of up to {lim.limit_ul} µl")
-            phase = "dose"
-        self._draw(phase, frac, text)
-
-    def finish(self, end_reason: str | None, dose_ul: float | None) -> None:
-        """The session's end: a full bar when it ended at one of its limits."""
-        if dose_ul is not None and (end_reason in _FULL_ENDS or self.limit_ul):
-            frac = 1.0 if end_reason in _FULL_ENDS else min(1.0, dose_ul / (self.limit_ul or 1))
-            self._draw("end", frac, f"dose: {dose_ul:g} µl delivered")
-        self.close()
-
-    def _draw(self, phase: str, frac: float, text: str) -> None:
-        if self.tty:
-            bar = "#" * round(frac * 24)
-            self.out.write(f"\r[{bar:<24}] {text}\x1b[K")
-            self.out.flush()
-            return
-        key = (phase, int(frac * 10))
-        if key != self.last_key:
-            self.last_key = key
-            print(text, file=self.out, flush=True)
-
-    def close(self) -> None:
-        if self.tty and self.last_key != ("closed",):
-            self.last_key = ("closed",)
-            self.out.write("\n")
-            self.out.flush()
-
-
-async def record_since(st: Steamer, kind: str, first_seq: int,
-                       wait_s: float = 0.0) -> dict | None:
-    """The newest journal record of `kind` numbered first_seq or later, waiting up to
-    wait_s for it to appear; None when there is none (an older one, say the previous
-    session's, does not count)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        rec = await last_record(st, kind, 40)
-        if rec is not None and rec["seq"] >= first_seq:
-            return rec
-        if time.monotonic() >= deadline:
-            return None
-        await asyncio.sleep(0.2)
-
-
-async def _read_status(st: Steamer) -> dict:
-    """The status, over a link that is brought back when it drops."""
-    while True:
-        try:
-            return await st.status()
-        except (LinkLost, BleakError):
-            await st.reconnect()
-
-
-async def _journal_next(st: Steamer) -> int:
-    """The seq the steamer's next journal record will have, or a lower one (Info is
-    written when the link comes up): what a command starts after has a seq below it."""
-    return int((await read_info(st)).get("log_next", 0))
-
 
 @_command("session start")
 async def _session_start(args: argparse.Namespace) -> int:
@@ -467,7 +229,7 @@ async def _session_start(args: argparse.Namespace) -> int:
         if state_name(status) == "cooldown":
             raise DeviceError(f"{name} is busy: it is cooling down after a session (try "
                               f"again once `steamer status {name}` says idle)")
-        before = await _journal_next(st)
+        before = await journal_next(st)
         try:
             await st.start_session(status["podlet_type"])
         except SteamerError as e:
@@ -496,7 +258,7 @@ async def _session_start(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + _SETTLE_S
         try:
             while True:
-                status = await _read_status(st)
+                status = await read_status(st)
                 if state_name(status) in SESSION_STATES:
                     shown = True
                     last = status
@@ -513,7 +275,7 @@ async def _session_start(args: argparse.Namespace) -> int:
                 await asyncio.sleep(_POLL_S)
             ended = ended or await record_since(st, "session_ended", end_from, 5.0)
             e = ended["payload"] if ended else {}
-            fault = _fault_name(status.get("fault", 0))
+            fault = fault_name(status.get("fault", 0))
             result.update(state=state_name(status), end_reason=e.get("reason") or
                           ("fault" if fault else None),
                           dose_ul=e.get("session_ul", last["session_ul"]),
@@ -522,7 +284,7 @@ async def _session_start(args: argparse.Namespace) -> int:
         finally:
             bar.close()
     _session_out(args, result)
-    return _FAILED if result["end_reason"] == "fault" or fault else 0
+    return FAILED if result["end_reason"] == "fault" or fault else 0
 
 
 async def _start_refused(st: Steamer, e: SteamerError, name: str) -> DeviceError:
@@ -542,7 +304,7 @@ async def _start_refused(st: Steamer, e: SteamerError, name: str) -> DeviceError
 
 def _session_out(args: argparse.Namespace, r: dict) -> None:
     if args.json:
-        _json_out(r)
+        json_out(r)
         return
     what = f"{r['profile']} v{r['version']}" if r.get("profile") else "session"
     if r["state"] == "started":
@@ -550,12 +312,11 @@ def _session_out(args: argparse.Namespace, r: dict) -> None:
         print(f"started {what} on {r['device']}{limit} (`steamer status {r['device']} "
               "--follow` to watch it)")
         return
-    from steamer.store import END_REASONS
     reason = r.get("end_reason")
     why = f": {END_REASONS.get(reason, reason)}" if reason else ""
     fault = f" ({r['fault']})" if r.get("fault") else ""
     print(f"{what} on {r['device']} ended{why}{fault}; {r['dose_ul']:g} µl delivered in "
-          f"{_mmss(r['dosing_s'])} of dosing")
+          f"{mmss(r['dosing_s'])} of dosing")
 
 
 @_command("session stop")
@@ -563,7 +324,7 @@ async def _session_stop(args: argparse.Namespace) -> int:
     keys = load_keys(args.keys)
     found, air = await _find(args)
     async with connected(found, keys, air, auth=True) as st:
-        before = await _journal_next(st)
+        before = await journal_next(st)
         try:
             await st.stop_session()
         except SteamerError as e:
@@ -571,7 +332,7 @@ async def _session_stop(args: argparse.Namespace) -> int:
         # The status may say the session's state for up to a second after the ack.
         deadline = time.monotonic() + _SETTLE_S
         while True:
-            status = await _read_status(st)
+            status = await read_status(st)
             if state_name(status) not in SESSION_STATES or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.2)
@@ -579,7 +340,7 @@ async def _session_stop(args: argparse.Namespace) -> int:
     e = ended["payload"] if ended else {}
     dose_ul = e.get("session_ul", status["session_ul"])
     if args.json:
-        _json_out({"device": args.label, "address": found.device.address, "stopped": True,
+        json_out({"device": args.label, "address": found.device.address, "stopped": True,
                    "state": state_name(status), "end_reason": e.get("reason"),
                    "dose_ul": dose_ul, "dosing_s": e.get("dose_s", status["session_s"])})
     else:
@@ -590,37 +351,8 @@ async def _session_stop(args: argparse.Namespace) -> int:
 
 # ---- sync ----------------------------------------------------------------------------------
 
-async def sync_device(st: Steamer, store: Store, device_id: str,
-                      attempts: int = 4) -> tuple[DeviceSink, SyncResult]:
-    """Pulls the steamer's new log records into `store`, each exactly once, resuming
-    after a dropped link (up to `attempts` connections in all). The result names the
-    records the steamer reports it lost before any host stored them."""
-    sink = DeviceSink(store, device_id, st.info.get("log_first"))
-
-    def relinked(info: dict) -> None:
-        sink.log_first = info.get("log_first")
-    return sink, await st.sync_logs(sink, reconnects=attempts - 1, on_reconnect=relinked)
-
-
-def lost_line(label: str, res: SyncResult) -> str:
-    """The warning `steamer sync` prints when the steamer lost records unsynced."""
-    n = res.lost_records
-    seqs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in res.lost)
-    return (f"steamer sync: warning: {label} lost {n} log record{'s' if n != 1 else ''} "
-            f"(seq {seqs}) before any computer synced them: its log was full; "
-            "sync more often to keep them all")
-
-
-def journal_line(label: str, previous: str, journal: str) -> str:
-    """The notice `steamer sync` prints when the steamer's journal is not the one synced
-    at its address before (its flash reformatted, or another steamer there)."""
-    return (f"steamer {label}: its journal is new (was {previous or 'not recorded'}, "
-            f"now {journal}): syncing it from the start")
-
-
 @_command("sync")
 async def _sync(args: argparse.Namespace) -> int:
-    from steamer.cli.history import say_if_created
     keys = load_keys(args.keys)
     with Store.open(args.db) as store:
         say_if_created(store)
@@ -650,7 +382,7 @@ async def _sync(args: argparse.Namespace) -> int:
     if res.lost:
         print(lost_line(args.label, res), file=sys.stderr)
     if args.json:
-        _json_out(out)
+        json_out(out)
     else:
         n = out["sessions"]
         print(f"synced {out['new_records']} new record{'s' if out['new_records'] != 1 else ''} "
@@ -680,7 +412,7 @@ async def _profile_push(args: argparse.Namespace) -> int:
     if not ok:
         raise DeviceError(f"{args.label} acknowledged {prof.title} but does not list it")
     if args.json:
-        _json_out({"device": args.label, "address": found.device.address, "installed": True,
+        json_out({"device": args.label, "address": found.device.address, "installed": True,
                    "file": str(prof.path), "podlet_type": f["podlet_type"],
                    "version": f["version"], "name": f["name"]})
     else:
@@ -695,7 +427,7 @@ async def _profile_list(args: argparse.Namespace) -> int:
     async with connected(found, keys, air, auth=True) as st:
         profiles = sorted(await st.profiles(), key=lambda p: p["podlet_type"])
     if args.json:
-        _json_out([dict(p, sha256=p["sha256"].hex()) for p in profiles])
+        json_out([dict(p, sha256=p["sha256"].hex()) for p in profiles])
     elif not profiles:
         print(f"{args.label} has no profiles (`steamer profile push` installs one)")
     else:
@@ -706,26 +438,6 @@ async def _profile_list(args: argparse.Namespace) -> int:
 
 # ---- parsers -------------------------------------------------------------------------------
 
-def positive_s(text: str) -> float:
-    """argparse type: a number of seconds, greater than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds greater than 0")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number, 1 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
-    return value
 
 
 RADIO_HELP = (f"Add --sim (or set {SIM_ENV}=1) to reach simulated steamers (`steamer sim "

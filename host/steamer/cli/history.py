@@ -5,53 +5,30 @@ steamer.cli.history`` runs these commands alone, with the same arguments.
 from __future__ import annotations
 
 import argparse
-import functools
-import json
 import os
-import sqlite3
 import sys
 from datetime import datetime
 from typing import Callable
 
-from steamer.cli.main import reader_gone
 from steamer.plot import PlotError
+from steamer.session import say_if_created
 from steamer.store import (END_REASONS, Session, Store, StoreError, TraceError,
                            import_trace, read_trace, session_dict)
+from steamer.terminal import BAD_INPUT, FAILED, ErrorRow, command, json_out, print_table, run_parser
 
 _DB_HELP = ("the session database (default: $STEAMER_DB, else sessions.sqlite3 in the "
             "user data folder, e.g. ~/.local/share/steamer)")
 
-# Exit codes: 1 the command could not be done, 2 bad input (argparse uses 2 as well).
-_FAILED = 1
-_BAD_INPUT = 2
+# The history commands' expected failures, after which the command ends with one line.
+ERRORS: tuple[ErrorRow, ...] = (
+    ((TraceError, PlotError), BAD_INPUT, None),
+    (StoreError, FAILED, None),
+)
 
 
 def _command(name: str) -> Callable[[Callable[[argparse.Namespace], int]],
                                     Callable[[argparse.Namespace], int]]:
-    """Turns the expected failures of a command into one line on stderr and an exit code."""
-    def wrap(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-        @functools.wraps(func)
-        def run(args: argparse.Namespace) -> int:
-            try:
-                return func(args)
-            except (TraceError, PlotError) as e:
-                return _fail(name, str(e), _BAD_INPUT)
-            except StoreError as e:
-                return _fail(name, str(e), _FAILED)
-            except sqlite3.Error as e:
-                return _fail(name, f"database error: {e}", _FAILED)
-            except BrokenPipeError:
-                return reader_gone()
-            except OSError as e:
-                where = f"{e.filename}: " if e.filename else ""
-                return _fail(name, f"{where}{e.strerror or e}", _FAILED)
-        return run
-    return wrap
-
-
-def _fail(name: str, message: str, code: int) -> int:
-    print(f"steamer {name}: {message}", file=sys.stderr)
-    return code
+    return command(name, ERRORS)
 
 
 def _open(args: argparse.Namespace, *, create: bool) -> Store:
@@ -63,13 +40,6 @@ def _open(args: argparse.Namespace, *, create: bool) -> Store:
     store = Store.open(args.db)
     say_if_created(store)
     return store
-
-
-def say_if_created(store: Store) -> None:
-    """A command that writes creates the database (and its folders) where it was told
-    to; it says so, so that a mistyped path shows."""
-    if store.created:
-        print(f"created the session database {store.path}", file=sys.stderr)
 
 
 def _local(epoch_s: float | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -97,11 +67,6 @@ def _names(store: Store) -> dict[str, str]:
     return {d.id: d.name for d in store.devices() if d.name}
 
 
-def _json_out(data: object) -> None:
-    json.dump(data, sys.stdout, indent=1, ensure_ascii=False)
-    sys.stdout.write("\n")
-
-
 # --- commands -----------------------------------------------------------------------
 
 @_command("sessions")
@@ -110,7 +75,7 @@ def _list(args: argparse.Namespace) -> int:
         sessions = store.sessions()
         names = _names(store)
     if args.json:
-        _json_out([dict(session_dict(s), device=names.get(s.device_id, s.device_id))
+        json_out([dict(session_dict(s), device=names.get(s.device_id, s.device_id))
                    for s in sessions])
         return 0
     if not sessions:
@@ -121,10 +86,7 @@ def _list(args: argparse.Namespace) -> int:
     rows += [(str(s.id), _local(s.start_epoch_s), names.get(s.device_id, s.device_id),
               s.podlet or "-", _profile(s),
               _duration(s.duration_ms), f"{s.dose_ul:.0f} µl", _ended(s)) for s in sessions]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.rjust(w) if i in (0, 5, 6) else c.ljust(w)
-                        for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    print_table(rows, right=(0, 5, 6))
     return 0
 
 
@@ -144,7 +106,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         data = {**session_dict(s), "device": device}
         data["series"] = [vars(p) for p in samples]
-        _json_out(data)
+        json_out(data)
         return 0
     fmt = "%Y-%m-%d %H:%M:%S"
     ended = _ended(s)
@@ -202,7 +164,7 @@ def _import(args: argparse.Namespace) -> int:
     with _open(args, create=True) as store:
         result = import_trace(store, args.device, args.trace, records=records)
     if args.json:
-        _json_out(vars(result))
+        json_out(vars(result))
     elif result.already_imported:
         print(f"{args.trace} was already imported for device {args.device}: nothing to do")
     else:
@@ -318,7 +280,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from steamer.cli.main import run_parser
     return run_parser(build_parser, argv)
 
 

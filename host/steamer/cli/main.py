@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import signal
 import sys
-import threading
-from typing import Callable
+
+from steamer.terminal import run_parser
 
 # (group, module, help, examples) rows: each module has register(subparsers) adding its
 # commands, whose parsers set `func` to a callable taking the parsed args and returning an
@@ -37,11 +35,6 @@ _TOUR = """Examples:
 
 `steamer COMMAND --help` says more, with an example."""
 
-_FAILED = 1
-_INTERRUPTED = 130
-_TERMINATED = 128 + signal.SIGTERM
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="steamer",
@@ -57,53 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.required = True
         importlib.import_module(module).register(sub)
     # The consumer commands, `sessions` (which works without a subcommand) and `plot`
-    # register themselves: they are not all groups.
+    # register themselves: they are not all groups. (Imported here, as the groups are,
+    # so that Ctrl-C during the imports ends the command as it does later on.)
     from steamer.cli.consumer import register as register_app
     from steamer.cli.history import register_plot, register_sessions
     register_app(groups)
     register_sessions(groups)
     register_plot(groups)
     return parser
-
-
-def reader_gone() -> int:
-    """What a command does when its reader went away (`steamer status X | head -1`): says
-    nothing more to it (not even at exit, when Python flushes stdout) and fails."""
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    return _FAILED
-
-
-def run_parser(make_parser: Callable[[], argparse.ArgumentParser],
-               argv: list[str] | None = None) -> int:
-    """Builds the parser, parses argv and runs the chosen command's func; its exit code.
-    Ctrl-C (130) and SIGTERM (143) at any point, the parser's imports included, end it
-    without a traceback, as does a reader that went away."""
-    terminated = False
-
-    def on_sigterm(_signum: int, _frame: object) -> None:
-        # Handled as Ctrl-C is: every command's clean-up runs (child processes, temporary
-        # folders), and a session on a steamer goes on.
-        nonlocal terminated
-        terminated = True
-        raise KeyboardInterrupt
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    before = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
-    try:
-        args = make_parser().parse_args(argv)
-        code = int(args.func(args) or 0)
-        sys.stdout.flush()      # a reader gone shows here, not in Python's exit
-    except KeyboardInterrupt:
-        code = _INTERRUPTED
-    except BrokenPipeError:
-        code = reader_gone()
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, before)
-    return _TERMINATED if terminated else code
 
 
 def main(argv: list[str] | None = None) -> int:
