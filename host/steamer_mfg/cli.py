@@ -45,6 +45,7 @@ from typing import Any
 from podproto import ProtocolError, podlet, profile, signing
 from steamer.inputs import InputTooLarge, read_input
 
+from steamer_mfg.images import as_bytes
 from steamer_mfg.keys import (KEY_FILE_MAX_BYTES, MfgError, generate_key,
                                load_key, parse_public_hex)
 
@@ -229,14 +230,6 @@ def kind_of(data: bytes) -> str:
     return "unknown"
 
 
-def as_bytes(data: bytes) -> bytes:
-    """The file's bytes, or the bytes a hex-text file (podlet-image --hex) spells."""
-    text = data.strip()
-    if text and len(text) % 2 == 0 and all(c in b"0123456789abcdefABCDEF" for c in text):
-        return bytes.fromhex(text.decode())
-    return data
-
-
 def verify_bytes(data: bytes, public: bytes) -> Verified:
     """Checks a signed profile or podlet image against a public key, with podproto's
     verifier: signature, encoding, and (profiles) the hardware envelope; (podlets) the
@@ -278,7 +271,7 @@ def _plain(fields: dict) -> dict:
 
 def _signer_hint(data: bytes, kind: str, public: bytes) -> str:
     # A production key mixed up with the simulator's is the likely mistake: say so.
-    from steamer_sim.devkeys import DEV_PUBLIC
+    from steamer_mfg.devkeys import DEV_PUBLIC
     if public == DEV_PUBLIC:
         return f" (not signed by {public.hex()[:16]}..., or altered since)"
     try:

@@ -13,7 +13,7 @@ its public half is sent. The write is atomic: data/mfg.pub.new is written, its S
 the board is checked against the key's, it is renamed over data/mfg.pub (littlefs renames
 atomically), and the result is hashed again. A board that already holds a different key
 is refused unless `force`; one that holds this key is left as it is. The simulator's
-development keys (steamer_sim.devkeys) are refused: no real steamer may trust them.
+development keys (steamer_mfg.devkeys) are refused: no real steamer may trust them.
 
 The mpremote plumbing (running it, hashing files on the board) is steamer_dev.flash's.
 """
@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from podproto import signing
 from steamer.inputs import InputTooLarge, read_input
 from steamer_dev import flash
-from steamer_sim.devkeys import DEV_PUBLIC, OTHER_PUBLIC
+from steamer_mfg.devkeys import DEV_PUBLIC, OTHER_PUBLIC
 from steamer_mfg.keys import MfgError, load_key
 
 # The real boards' data_dir ("/data", boards/common/realboard.py) and fw.trust.KEY_FILE,

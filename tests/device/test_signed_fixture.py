@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from steamer_sim.devkeys import DEV_PUBLIC, OTHER_PUBLIC
+from steamer_mfg.devkeys import DEV_PUBLIC, OTHER_PUBLIC
 from steamer_sim.signing import podlet_image, signed_profile
 
 HERE = Path(__file__).with_name("signed.py")

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from podproto import podlet, profile, signing
 from steamer_mfg import cli as mfg
-from steamer_sim.devkeys import DEV_SEED
+from steamer_mfg.devkeys import DEV_SEED
 
 STEAMER = Path(sys.executable).with_name("steamer")
 

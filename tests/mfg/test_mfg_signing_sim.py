@@ -1,4 +1,4 @@
-"""The simulator's development keys (steamer_sim.devkeys) and sign_for_sim: what each
+"""The simulator's development keys (steamer_mfg.devkeys) and sign_for_sim: what each
 scenario `sign` turns into, judged by podproto's verifiers as the firmware will judge it."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from podproto import ProtocolError, podlet, profile, signing
 from steamer_sim import driver as sim
-from steamer_sim.devkeys import DEV_PUBLIC, DEV_SEED, OTHER_PUBLIC, OTHER_SEED
+from steamer_mfg.devkeys import DEV_PUBLIC, DEV_SEED, OTHER_PUBLIC, OTHER_SEED
 from steamer_sim.scenario import load_scenario
 from steamer_sim.signing import podlet_image, sign_for_sim, signed_profile
 

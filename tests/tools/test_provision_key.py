@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from steamer_mfg import trustkey as devicekey
 from steamer_mfg import cli as mfg
-from steamer_sim.devkeys import DEV_PUBLIC, DEV_SEED
+from steamer_mfg.devkeys import DEV_PUBLIC, DEV_SEED
 from steamer_dev.paths import BOARDS, DEVICE, PROTOCOL, micropython_exe
 from steamer_dev.vboard import VirtualBoard
 

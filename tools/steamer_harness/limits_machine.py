@@ -46,7 +46,7 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, rule,
                                  run_state_machine_as_test)
 
-from steamer_sim.devkeys import DEV_PUBLIC
+from steamer_mfg.devkeys import DEV_PUBLIC
 from steamer_dev.paths import SIM_HEAP, micropython_env, micropython_exe
 from steamer_sim.signing import podlet_image, signed_profile
 

@@ -60,7 +60,7 @@ def run_scenario(scenario: dict | str | Path, trace: str | None, *, progress: bo
 
     With `progress`, the runner's stderr goes through to ours line by line as it comes;
     without it the runner is told to be quiet. `trust` is the manufacturer public key
-    the steamer is provisioned with (default: the development key, steamer_sim.devkeys,
+    the steamer is provisioned with (default: the development key, steamer_mfg.devkeys,
     which signs the scenario's own profiles and podlets). Raises ScenarioError for an invalid
     scenario (before anything runs) and SimError when the simulator fails.
     """
@@ -365,7 +365,7 @@ def _image_podlet(path: str) -> dict:
     """An ID-chip image file (`steamer mfg podlet-image`, binary or --hex) as the podlet
     the sim board's chip presents."""
     from podproto import podlet
-    from steamer_mfg.cli import as_bytes
+    from steamer_mfg.images import as_bytes
     try:
         image = as_bytes(Path(path).read_bytes())
     except OSError as e:

@@ -1,5 +1,5 @@
 """Signs a normalized scenario's profiles and podlets the way each one's `sign` asks,
-with the development keys of steamer_sim.devkeys, for the simulated steamer to verify.
+with the development keys of steamer_mfg.devkeys, for the simulated steamer to verify.
 
     from steamer_sim.signing import sign_for_sim
     runner_scenario = sign_for_sim(load_scenario("scenarios/demo.json"))
@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 
 from podproto import ProtocolError, podlet, profile, signing
-from steamer_sim.devkeys import DEV_PUBLIC, DEV_SEED, OTHER_SEED
+from steamer_mfg.devkeys import DEV_PUBLIC, DEV_SEED, OTHER_SEED
 from steamer_sim.scenario import ROM_CRCS
 
 

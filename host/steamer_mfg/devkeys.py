@@ -1,4 +1,4 @@
-"""The simulator's manufacturer keys: DEVELOPMENT keys that only simulated steamers trust.
+"""The development manufacturer keys: published keys that only simulated steamers trust.
 
 These seeds are public (they are in this file): anyone can sign with them. A simulated
 steamer is provisioned with DEV_PUBLIC at its first boot (the sim driver hands it over as
@@ -7,7 +7,7 @@ by "the manufacturer". No real steamer may ever be provisioned with DEV_PUBLIC o
 OTHER_PUBLIC, and nothing signed with them may ship: production keys are made with
 `steamer mfg keygen` and never leave the manufacturer's key file.
 
-    from steamer_sim.devkeys import DEV_SEED, DEV_PUBLIC
+    from steamer_mfg.devkeys import DEV_SEED, DEV_PUBLIC
     from podproto import signing
     signed = signing.sign_profile(DEV_SEED, profile)   # accepted by simulated steamers only
 
