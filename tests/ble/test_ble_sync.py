@@ -373,7 +373,7 @@ def test_steamer_profile_push_resumes_after_the_link_goes_at_its_commit(tmp_path
     path = tmp_path / "resumed.bin"
     path.write_bytes(blob)
     writes = {"n": 0, "drops": 0}
-    real = air._from_central
+    real = air.handle_central
 
     def hook(central, op, msg):
         # hello, auth_response, profile_begin, profile_chunk (one at ATT MTU 247), commit:
@@ -387,10 +387,10 @@ def test_steamer_profile_push_resumes_after_the_link_goes_at_its_commit(tmp_path
                 def cut():
                     writes["drops"] += air.drop(c.served.addr)
                 air.loop.call_later(0.25, cut)
-    air.call(setattr, air, "_from_central", hook)
+    air.call(air.tap_centrals, hook)
     try:
         p = c.cli("profile", "push", "push-1", str(path))
-        air.call(delattr, air, "_from_central")
+        air.call(air.tap_centrals, None)
 
         async def listed():
             st = await linked(c.served, c.ring)

@@ -249,10 +249,10 @@ def _serve(args: argparse.Namespace) -> int:
             trust = public_key_from(pub=args.trust)
         except MfgError as e:
             return _fail("serve", str(e).replace("--pub", "--trust", 1), 2)
-    from steamer.devices import DeviceError
+    from steamer_sim.air import AirError
     try:
         air = ensure_air()
-    except DeviceError as e:
+    except AirError as e:
         return _fail("serve", str(e), 1)
     except OSError as e:
         return _fail("serve", f"cannot start a simulated air: {e.strerror or e}", 1)
@@ -278,12 +278,11 @@ _AIR_START_S = 10.0
 
 
 def ensure_air() -> str:
-    """The simulated air a served steamer joins: $STEAMER_AIR when set (DeviceError when
+    """The simulated air a served steamer joins: $STEAMER_AIR when set (AirError when
     it is malformed or nothing answers there), else this user's own
     (steamer_sim.air.default_address), started as its own process (`steamer sim air`)
     when nothing answers there yet, so that it outlives this serve."""
-    from steamer_sim.air import answers, default_address
-    from steamer.devices import DeviceError, air_unreachable, checked_air
+    from steamer_sim.air import AirError, answers, checked_air, default_address, unreachable
     addr = os.environ.get(AIR_ENV)
     if addr:
         checked_air(addr)
@@ -292,7 +291,7 @@ def ensure_air() -> str:
             connect_socket(addr).close()
             return addr
         except OSError as e:
-            raise DeviceError(f"{air_unreachable(addr, e)}: start one (`steamer sim air "
+            raise AirError(f"{unreachable(addr, e)}: start one (`steamer sim air "
                               f"--listen {addr}`), or unset {AIR_ENV} and this starts your "
                               "own") from None
     addr = default_address()
@@ -314,8 +313,8 @@ def ensure_air() -> str:
             break
         time.sleep(0.05)
     tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-    raise DeviceError(f"the simulated air did not start at {addr} ({tail[0]}; its log: "
-                      f"{log_path})")
+    raise AirError(f"the simulated air did not start at {addr} ({tail[0]}; its log: "
+                   f"{log_path})")
 
 
 def _air(args: argparse.Namespace) -> int:
@@ -398,8 +397,8 @@ def validated_event(event: dict) -> dict:
 
 def _inject(args: argparse.Namespace) -> int:
     command = args.command
-    from steamer_sim.air import SimEventError, air_address, send_sim_event
-    from steamer.devices import DeviceError, air_unreachable, checked_air
+    from steamer_sim.air import AirError, SimEventError, air_address, checked_air, send_sim_event
+    from steamer_sim.air import unreachable
     try:
         event = validated_event(_event_from_args(args))
     except ScenarioError as e:
@@ -407,7 +406,7 @@ def _inject(args: argparse.Namespace) -> int:
     try:
         addr = checked_air(air_address())
         send_sim_event(addr, args.name, event)
-    except DeviceError as e:
+    except AirError as e:
         return _fail(command, str(e), 1)
     except SimEventError as e:
         import difflib
@@ -417,7 +416,7 @@ def _inject(args: argparse.Namespace) -> int:
                 " (start one with `steamer sim serve`)")
         return _fail(command, f"{e}{hint}", 1)
     except OSError as e:
-        return _fail(command, f"{air_unreachable(addr, e)}: start a steamer with `steamer "
+        return _fail(command, f"{unreachable(addr, e)}: start a steamer with `steamer "
                               f"sim serve`, or set {AIR_ENV} to the address it printed", 1)
     return 0
 
