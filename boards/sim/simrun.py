@@ -22,6 +22,7 @@ import board as simboard
 from flash import PowerCut
 from fw import codes
 from fw import main
+from world import SimEnd, SimReset
 
 
 EVENTS_OPEN = ', "events": ['
@@ -74,24 +75,25 @@ def _options(argv):
 
 def run(scenario, trace_path, speed=0.0, progress=True, air=None, name="steamer-sim"):
     b = simboard.make(scenario, trace_path or None, speed, progress, air=air, ble_name=name)
+    world = b.world
     start = time.ticks_ms()
     try:
         while True:
             try:
                 main.run(b)
-            except simboard.SimReset as r:
-                b.reset(r)
+            except SimReset as r:
+                world.reset(r)
             except PowerCut:
                 # Cut in the middle of a flash write (armed by a test).
-                b.reset(simboard.SimReset(codes.RESET_POWER, 1.0))
-            except simboard.SimEnd:
+                world.reset(SimReset(codes.RESET_POWER, 1.0))
+            except SimEnd:
                 raise
             except Exception as e:  # a firmware bug: the board hangs until the watchdog
                 sys.print_exception(e, sys.stderr)
-                b.reset(b.crashed(e))
-    except simboard.SimEnd:
+                world.reset(world.crashed())
+    except SimEnd:
         pass
-    summary = b.summary(time.ticks_diff(time.ticks_ms(), start) / 1000)
+    summary = world.summary(time.ticks_diff(time.ticks_ms(), start) / 1000)
     b.close()
     return summary
 

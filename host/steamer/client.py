@@ -3,15 +3,25 @@ sessions, clock, profile push and log sync, over bleak (a real radio or the simu
 air). The CLI, a GUI and the tests all use this; nothing here prints.
 
     keys = KeyRing(Path("~/.config/steamer/keys.json").expanduser())
-    found = await scan(sim=True)
-    async with Steamer(found[0].device, keys, sim=True) as st:
+    radio = load_radio("sim")()              # the simulated air's backends (see below)
+    found = await scan(backend=radio.scanner)
+    async with Steamer(found[0].device, keys, backend=radio.client,
+                       scanner_backend=radio.scanner) as st:
         await st.pair()                      # once, while the steamer's button is held
         await st.authenticate()
         print(await st.status())
         await st.start_session()
 
-`sim=True` (or an air address) uses steamer_sim.backend; otherwise bleak's platform
-backend. Every frame is podproto's; credits and fragmentation are podproto.flow/link.
+The radio is bleak's: `backend=` (a connection's) and `scanner_backend=` (a scan's) are
+bleak backend classes as BleakClient(backend=) and BleakScanner(backend=) take them;
+None is bleak's platform backend. A client backend class with a `ble_device(address)`
+classmethod reaches an address without a scan. Other radios are plugins: an object in
+the entry-point group `steamer.backends` (RADIOS_GROUP), called with an address or None,
+gives one with `.scanner` and `.client` (and `.address`, `unreachable(e)` for messages);
+`load_radio(name)` finds it, so this package never imports the one that provides it
+(`sim`: steamer_sim.backend.SimRadio, the simulated air). `sim=True` or an air address
+is shorthand for load_radio("sim")(address)'s two backends.
+Every frame is podproto's; credits and fragmentation are podproto.flow/link.
 """
 from __future__ import annotations
 
@@ -82,17 +92,40 @@ class Found:
     rssi: int
 
 
-def _backends(sim: bool | str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+# The entry-point group of radio plugins (pyproject.toml's [project.entry-points]).
+RADIOS_GROUP = "steamer.backends"
+
+
+def load_radio(name: str) -> Any:
+    """The radio plugin registered as `name` in the entry-point group steamer.backends
+    (a callable: radio(address or None) -> an object with .scanner and .client);
+    LookupError when no installed package provides it."""
+    from importlib.metadata import entry_points
+    for ep in entry_points(group=RADIOS_GROUP):
+        if ep.name == name:
+            return ep.load()
+    raise LookupError(f"no radio {name!r} installed (entry points {RADIOS_GROUP})")
+
+
+def _sim_backends(sim: bool | str | None) -> tuple[Any, Any]:
+    """(scanner, client) backends of the shorthand sim=; (None, None) without it."""
     if not sim:
-        return {}, {}
-    from steamer_sim.backend import SimClient, SimScanner
-    air = sim if isinstance(sim, str) else None
-    return {"backend": SimScanner, "air": air}, {"backend": SimClient, "air": air}
+        return None, None
+    radio = load_radio("sim")(sim if isinstance(sim, str) else None)
+    return radio.scanner, radio.client
 
 
-async def scan(timeout_s: float = 3.0, *, sim: bool | str | None = None) -> list[Found]:
-    """Steamers advertising the podproto service, strongest first."""
-    scan_kw, _ = _backends(sim)
+def _scan_kw(backend: Any, sim: bool | str | None) -> dict[str, Any]:
+    if backend is None:
+        backend = _sim_backends(sim)[0]
+    return {} if backend is None else {"backend": backend}
+
+
+async def scan(timeout_s: float = 3.0, *, backend: Any = None,
+               sim: bool | str | None = None) -> list[Found]:
+    """Steamers advertising the podproto service, strongest first; `backend` is the
+    scanner's (bleak's platform one when None)."""
+    scan_kw = _scan_kw(backend, sim)
     seen = await BleakScanner.discover(timeout=timeout_s, service_uuids=[gatt.SERVICE_UUID],
                                        return_adv=True, **scan_kw)
     out = [_found(device, adv) for device, adv in seen.values()]
@@ -101,10 +134,10 @@ async def scan(timeout_s: float = 3.0, *, sim: bool | str | None = None) -> list
 
 
 async def find(wanted: Callable[[Found], bool], count: int = 1, timeout_s: float = 5.0, *,
-               sim: bool | str | None = None) -> list[Found]:
+               backend: Any = None, sim: bool | str | None = None) -> list[Found]:
     """Steamers for which wanted(found) is true, as soon as `count` of them (by address)
-    have been heard or after timeout_s, in the order heard."""
-    scan_kw, _ = _backends(sim)
+    have been heard or after timeout_s, in the order heard; `backend` as scan()'s."""
+    scan_kw = _scan_kw(backend, sim)
     hits: dict[str, Found] = {}
     enough = asyncio.Event()
 
@@ -196,9 +229,13 @@ class SyncResult:
 
 
 class Steamer:
-    """One steamer over one BLE connection at a time; reconnect() starts a new one."""
+    """One steamer over one BLE connection at a time; reconnect() starts a new one.
+    `backend` and `scanner_backend` are the bleak backends of its connections and of
+    the scans that look for it again (the module's docstring); `mtu` is what a
+    simulated central asks for (passed to a non-platform backend)."""
 
     def __init__(self, device: BLEDevice | str, keys: KeyRing | None = None, *,
+                 backend: Any = None, scanner_backend: Any = None,
                  sim: bool | str | None = None, app: str = "steamer",
                  timeout_s: float = 10.0, mtu: int | None = None) -> None:
         self.device = device
@@ -206,9 +243,12 @@ class Steamer:
         self.keys = keys or KeyRing()
         self.app = app
         self.timeout_s = timeout_s
-        self._sim = sim
-        self._client_kw = _backends(sim)[1]
-        if sim and mtu:
+        if backend is None and scanner_backend is None:
+            scanner_backend, backend = _sim_backends(sim)
+        self._scanner_backend = scanner_backend
+        self._backend = backend
+        self._client_kw: dict[str, Any] = {} if backend is None else {"backend": backend}
+        if backend is not None and mtu:
             self._client_kw["mtu"] = mtu      # what the simulated central asks for
         self.client: BleakClient | None = None
         self._frames: asyncio.Queue[dict] = asyncio.Queue()
@@ -230,6 +270,13 @@ class Steamer:
         self._was_authenticated = False   # a connection of this object authenticated
         self._commit_sent = False  # push_profile's last try got as far as the commit
         self._log_top: dict[bytes, int] = {}   # per journal, the newest seq sync read
+
+    @property
+    def fragmenter(self) -> Fragmenter | None:
+        """This connection's Fragmenter (None before one is up): the seam for writing
+        one's own PDUs with write_pdu (tests, fuzzers) that continue its sequence, its
+        split() and max_pdu; its seq is the next PDU's."""
+        return self._frag
 
     # ---- connection ------------------------------------------------------------------
     async def __aenter__(self) -> "Steamer":
@@ -265,7 +312,7 @@ class Steamer:
         """self.device from the steamer's advertisement now (kept when none is heard)."""
         try:
             hits = await find(lambda f: f.device.address == self.address, 1, RESCAN_S,
-                              sim=self._sim)
+                              backend=self._scanner_backend)
         except CONNECT_ERRORS:
             return
         if hits:
@@ -274,9 +321,10 @@ class Steamer:
     async def _ble_device(self) -> BLEDevice:
         if isinstance(self.device, BLEDevice):
             return self.device
-        if self._sim:
-            # The simulated air needs no scan to reach an address.
-            return BLEDevice(self.address, None, {"air": self._client_kw.get("air")})
+        ble_device = getattr(self._backend, "ble_device", None)
+        if ble_device is not None:
+            # A radio that needs no scan to reach an address (the simulated air).
+            return ble_device(self.address)
         await self._rescan()
         if not isinstance(self.device, BLEDevice):
             raise BleakError(f"{self.address}: not found in a {RESCAN_S:g} s scan")

@@ -11,20 +11,17 @@ connecting and authenticating, signed profile files, and one line for each failu
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from bleak.exc import BleakError
 
 from podproto import ProtocolError, profile
-from steamer_sim.air import ENV as AIR_ENV
-from steamer_sim.air import air_address, is_socket_path
-from steamer.client import Found, KeyRing, Steamer, SteamerError, find, scan
+from steamer.client import Found, KeyRing, Steamer, SteamerError, find, load_radio, scan
 from steamer.inputs import InputTooLarge, read_input
 from podproto.names import STATE_NAMES
 
@@ -70,24 +67,17 @@ class ProfileFileError(InputFileError):
     """A profile file given to a command is not a signed profile (a wrong input)."""
 
 
-def sim_air(flag: bool) -> str | None:
-    """The simulated air's address when --sim (or $STEAMER_SIM) asks for it, else None.
-    DeviceError when $STEAMER_AIR is neither HOST:PORT nor a socket path."""
+def sim_air(flag: bool) -> Any:
+    """The simulated air's radio (the `sim` plugin of steamer.client.load_radio: its
+    .scanner, .client, .address and unreachable(e)) when --sim (or $STEAMER_SIM) asks
+    for it, else None. DeviceError when $STEAMER_AIR is neither HOST:PORT nor a socket
+    path, or when no simulator is installed."""
     if flag or os.environ.get(SIM_ENV, "") not in ("", "0"):
-        return checked_air(air_address())
+        try:
+            return load_radio("sim")(None)
+        except (ValueError, LookupError) as e:
+            raise DeviceError(str(e)) from None
     return None
-
-
-def checked_air(addr: str) -> str:
-    """`addr` (the simulated air's, from $STEAMER_AIR) when it is HOST:PORT or a socket
-    path (it has a "/"); DeviceError naming the variable otherwise."""
-    if is_socket_path(addr):
-        return addr
-    host, _, port = addr.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise DeviceError(f"${AIR_ENV} is {addr!r}: not HOST:PORT nor a socket path, the "
-                          "simulated air's address (what `steamer sim serve` prints)")
-    return addr
 
 
 def keys_path(path: str | os.PathLike | None) -> Path:
@@ -154,29 +144,22 @@ def label(found: Found) -> str:
     return found.name or found.device.address
 
 
-def air_unreachable(air: str, e: BaseException) -> str:
-    """One line for a simulated air that cannot be reached at `air`."""
-    # The backend wraps the socket's error (naming the air again): its reason alone.
-    cause = e.__cause__ if isinstance(e.__cause__, OSError) else e
-    code = cause.errno if isinstance(cause, OSError) else None
-    why = (os.strerror(code) if code is not None and code in errno.errorcode
-           else str(cause) or type(cause).__name__)
-    return f"the simulated air at {air} is not reachable ({why})"
-
-
-def _radio_error(e: Exception, air: str | None) -> DeviceError:
+def _radio_error(e: Exception, air: Any) -> DeviceError:
     if air:
-        return DeviceError(f"{air_unreachable(air, e)}: start a steamer with `steamer sim "
-                           f"serve`, or set {AIR_ENV} to the address it printed")
+        return DeviceError(air.unreachable(e))
     why = (f"cannot reach the system's Bluetooth service: {e.strerror}"
            if isinstance(e, OSError) and e.strerror else str(e))
     return DeviceError(f"no Bluetooth adapter available ({why}); for a simulated steamer "
                        "add --sim")
 
 
-async def scan_all(timeout_s: float, air: str | None) -> list[Found]:
+def _scanner(air: Any) -> Any:
+    return air.scanner if air else None
+
+
+async def scan_all(timeout_s: float, air: Any) -> list[Found]:
     try:
-        return await scan(timeout_s, sim=air)
+        return await scan(timeout_s, backend=_scanner(air))
     except (BleakError, OSError) as e:
         raise _radio_error(e, air) from None
 
@@ -186,7 +169,7 @@ def _matches(query: str, f: Found) -> bool:
 
 
 async def resolve_many(queries: list[str], timeout_s: float = SCAN_S,
-                       air: str | None = None,
+                       air: Any = None,
                        heard: set[str] | None = None) -> dict[str, Found | None]:
     """Each name or address in `queries` to the steamer that advertises it (None when
     none did in timeout_s); one scan, ending as soon as all are found. The names of
@@ -199,7 +182,7 @@ async def resolve_many(queries: list[str], timeout_s: float = SCAN_S,
             names.add(f.name)
         return any(_matches(q, f) for q in want)
     try:
-        hits = await find(wanted, len(want), timeout_s, sim=air)
+        hits = await find(wanted, len(want), timeout_s, backend=_scanner(air))
     except (BleakError, OSError) as e:
         raise _radio_error(e, air) from None
     return {q: next((f for f in hits if _matches(q, f)), None) for q in want}
@@ -216,7 +199,7 @@ def not_found(query: str, timeout_s: float, heard: set[str] | None = None) -> De
                        "app does not advertise)")
 
 
-async def resolve(query: str, timeout_s: float = SCAN_S, air: str | None = None) -> Found:
+async def resolve(query: str, timeout_s: float = SCAN_S, air: Any = None) -> Found:
     heard: set[str] = set()
     found = (await resolve_many([query], timeout_s, air, heard))[query]
     if found is None:
@@ -230,13 +213,14 @@ def not_paired(name: str) -> DeviceError:
 
 
 @asynccontextmanager
-async def connected(found: Found, keys: KeyRing, air: str | None, *,
+async def connected(found: Found, keys: KeyRing, air: Any, *,
                     auth: bool) -> AsyncIterator[Steamer]:
     """A connection to `found`, authenticated with this host's key when `auth`."""
     name = label(found)
     if auth and keys.get(found.device.address) is None:
         raise not_paired(name)
-    st = Steamer(found.device, keys, sim=air)
+    st = Steamer(found.device, keys, backend=air and air.client,
+                 scanner_backend=_scanner(air))
     try:
         await st.connect()
     except SteamerError as e:

@@ -11,7 +11,7 @@ from bleak.backends.device import BLEDevice
 
 from steamer_sim import air as air_mod
 from steamer.client import Steamer, SteamerError
-from steamer_sim.backend import SimClient
+from steamer_sim.backend import SimRadio
 from steamer_harness.ble import serve
 
 from asyncio import run
@@ -31,22 +31,21 @@ class RefuseConnects:
 
     def __init__(self, air: air_mod.Air, n: int) -> None:
         self.air, self.left, self.seen = air, n, 0
-        self.real = air._from_central
+        self.real = air.handle_central
 
     def __enter__(self) -> "RefuseConnects":
-        self.air.call(setattr, self.air, "_from_central", self._from_central)
+        self.air.call(self.air.tap_centrals, self._from_central)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.air.call(delattr, self.air, "_from_central")
+        self.air.call(self.air.tap_centrals, None)
 
     def _from_central(self, c, op: str, msg: dict) -> None:
         if op == "connect":
             self.seen += 1
             if self.left > 0:
                 self.left -= 1
-                air_mod._send(c.writer, {"op": "error", "req": msg.get("req"),
-                                         "error": "connection failed to be established"})
+                self.air.refuse(c, msg, "connection failed to be established")
                 return
         self.real(c, op, msg)
 
@@ -89,7 +88,9 @@ def test_eoferror_from_the_backend_is_retried(steamer):
     retried errors; a connect loop catching only BleakError let it escape."""
     failures = {"left": 2}
 
-    class Flaky(SimClient):
+    radio = SimRadio(steamer.air.address)
+
+    class Flaky(radio.client):
         async def connect(self, pair: bool = False, **kwargs) -> None:
             if failures["left"]:
                 failures["left"] -= 1
@@ -97,8 +98,7 @@ def test_eoferror_from_the_backend_is_retried(steamer):
             await super().connect(pair, **kwargs)
 
     async def go():
-        st = Steamer(steamer.addr, sim=steamer.air.address)
-        st._client_kw["backend"] = Flaky
+        st = Steamer(steamer.addr, backend=Flaky, scanner_backend=radio.scanner)
         await st.connect(attempts=2)
         assert failures["left"] == 0 and st.connected
         await st.close()

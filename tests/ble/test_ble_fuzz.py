@@ -10,7 +10,7 @@ import pytest
 
 import podproto
 from podproto import codec, gatt, pairing
-from podproto.link import PDU_HEADER, Fragmenter
+from podproto.link import PDU_HEADER
 from steamer.client import KeyRing, MemoryLogSink, Steamer, SteamerError
 
 from asyncio import run
@@ -77,11 +77,11 @@ def test_malformed_pdus_are_refused_and_the_steamer_keeps_working(paired):
 
     async def go():
         async with Steamer(s.addr, ring, sim=s.air.address) as st:
-            max_pdu = st._frag.max_pdu
+            max_pdu = st.fragmenter.max_pdu
             refused = 0
             for _ in range(300):
                 pdu = _garbage(rng, max_pdu)
-                st._frag.seq = (pdu[0] + 1) & 0xFF   # the device resyncs on every PDU's seq
+                st.fragmenter.seq = (pdu[0] + 1) & 0xFF   # the device resyncs on every PDU's seq
                 await st.write_pdu(pdu)
             # Every one was answered; the errors name what was wrong.
             st.timeout_s = 1.0
@@ -94,8 +94,7 @@ def test_malformed_pdus_are_refused_and_the_steamer_keeps_working(paired):
                     refused += 1
                     continue
             assert refused >= 150
-            st._frag.seq = 0
-            st._frag = Fragmenter(max_pdu)
+            st.fragmenter.seq = 0
         async with Steamer(s.addr, ring, sim=s.air.address) as st:
             await _still_working(st)
     run(go())
@@ -134,7 +133,7 @@ def test_unauthenticated_and_oversized_frames_are_refused(paired):
 async def _write_frame(st: Steamer, frame: bytes) -> None:
     """Writes a frame as an attacker on the link would: its own bytes, in PDUs that
     continue the connection's PDU sequence."""
-    for pdu in st._frag.split(frame):
+    for pdu in st.fragmenter.split(frame):
         await st.write_pdu(pdu)
 
 

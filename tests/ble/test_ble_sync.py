@@ -314,7 +314,7 @@ def test_randomized_cuts_during_syncs_and_pushes(air, tmp_path_factory):
     three in four cut inside the sync or push (dropped, or lost one time in four; a
     third of the cut pushes at the commit), the fourth uninterrupted. The host's records
     are exactly 1..N once each, a resumed push ends installed, and a push left cut
-    leaves the old or the new profile by version and name (steamer_bench.ble.chaos
+    leaves the old or the new profile by version and name (steamer_harness.ble.chaos
     checks these after every round, and that every planned cut landed)."""
     s, ring = served_and_paired(air, tmp_path_factory.mktemp("chaos"), "chaos-1", speed=20)
     try:
@@ -374,7 +374,7 @@ def test_steamer_profile_push_resumes_after_the_link_goes_at_its_commit(tmp_path
     path = tmp_path / "resumed.bin"
     path.write_bytes(blob)
     writes = {"n": 0, "drops": 0}
-    real = air._from_central
+    real = air.handle_central
 
     def hook(central, op, msg):
         # hello, auth_response, profile_begin, profile_chunk (one at ATT MTU 247), commit:
@@ -388,10 +388,10 @@ def test_steamer_profile_push_resumes_after_the_link_goes_at_its_commit(tmp_path
                 def cut():
                     writes["drops"] += air.drop(c.served.addr)
                 air.loop.call_later(0.25, cut)
-    air.call(setattr, air, "_from_central", hook)
+    air.call(air.tap_centrals, hook)
     try:
         p = c.cli("profile", "push", "push-1", str(path))
-        air.call(delattr, air, "_from_central")
+        air.call(air.tap_centrals, None)
 
         async def listed():
             st = await linked(c.served, c.ring)

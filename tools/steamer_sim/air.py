@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import errno
 import json
 import os
 import random
@@ -71,6 +72,32 @@ def air_address() -> str:
 def is_socket_path(addr: str) -> bool:
     """Whether `addr` names a Unix socket (it has a "/") rather than HOST:PORT."""
     return "/" in addr
+
+
+class AirError(ValueError):
+    """An air address that is neither HOST:PORT nor a socket path; str() names $STEAMER_AIR."""
+
+
+def checked_air(addr: str) -> str:
+    """`addr` (the simulated air's, from $STEAMER_AIR) when it is HOST:PORT or a socket
+    path (it has a "/"); AirError naming the variable otherwise."""
+    if is_socket_path(addr):
+        return addr
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise AirError(f"${ENV} is {addr!r}: not HOST:PORT nor a socket path, the "
+                       "simulated air's address (what `steamer sim serve` prints)")
+    return addr
+
+
+def unreachable(air: str, e: BaseException) -> str:
+    """One line for a simulated air that cannot be reached at `air`."""
+    # The backend wraps the socket's error (naming the air again): its reason alone.
+    cause = e.__cause__ if isinstance(e.__cause__, OSError) else e
+    code = cause.errno if isinstance(cause, OSError) else None
+    why = (os.strerror(code) if code is not None and code in errno.errorcode
+           else str(cause) or type(cause).__name__)
+    return f"the simulated air at {air} is not reachable ({why})"
 
 
 def private_folder(path: str) -> str:
@@ -238,6 +265,7 @@ class Air:
         self.address = ""
         self.history: list[dict] = []   # closed connections' stats, newest last
         self._idle_since = time.monotonic()
+        self._tap: Any = None           # tap_centrals()
 
     # ---- running ----------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0, *,
@@ -379,7 +407,7 @@ class Air:
                 if isinstance(role, _Peripheral):
                     self._from_peripheral(role, op, msg)
                 else:
-                    self._from_central(role, op, msg)
+                    (self._tap or self.handle_central)(role, op, msg)
         except (ConnectionError, json.JSONDecodeError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -425,7 +453,20 @@ class Air:
             if conn is not None and conn.periph is p:
                 conn.stats["enomem"] += 1
 
-    def _from_central(self, c: _Central, op: str, msg: dict) -> None:
+    # ---- the test seam on what centrals send -------------------------------------------
+    def tap_centrals(self, hook: Any = None) -> None:
+        """hook(central, op, msg) gets every message a central sends instead of the air;
+        it passes one on with handle_central(central, op, msg), or answers it itself
+        (refuse()). None removes the hook. On the loop: from another thread,
+        air.call(air.tap_centrals, hook)."""
+        self._tap = hook
+
+    def refuse(self, central: _Central, msg: dict, error: str) -> None:
+        """Answers the central's request `msg` with an error, as the stack would."""
+        _send(central.writer, {"op": "error", "req": msg.get("req"), "error": error})
+
+    def handle_central(self, c: _Central, op: str, msg: dict) -> None:
+        """The air's own handling of a central's message (what tap_centrals replaces)."""
         req = msg.get("req")
         if op == "scan":
             c.scanning = bool(msg.get("on"))

@@ -7,8 +7,13 @@
     async with BleakClient(devices[0], backend=SimClient) as client:
         print(await client.read_gatt_char(podproto.gatt.STATE_UUID))
 
-`air` defaults to $STEAMER_AIR, then this user's own (steamer_sim.air.default_address). The backend never
-bonds (the steamer does its own pairing above GATT), so pair() is a no-op.
+`air` defaults to the class's AIR, then $STEAMER_AIR, then this user's own
+(steamer_sim.air.default_address). The backend never bonds (the steamer does its own
+pairing above GATT), so pair() is a no-op.
+
+SimRadio is the `sim` radio plugin of steamer.client (pyproject.toml's entry-point
+group `steamer.backends`): SimRadio(address) holds the two backend classes bound to
+that air, so `steamer ... --sim` chooses it without the host importing this package.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback,
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
 
-from steamer_sim.air import air_address, open_stream
+from steamer_sim.air import ENV, air_address, checked_air, open_stream, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +136,13 @@ def parse_ad(data: bytes) -> dict[str, Any]:
 
 
 class SimScanner(BaseBleakScanner):
+    AIR: str | None = None     # the air of a class SimRadio bound; None: the default
+
     def __init__(self, detection_callback: AdvertisementDataCallback | None,
                  service_uuids: list[str] | None, scanning_mode: str = "active", *,
                  air: str | None = None, **kwargs: Any) -> None:
         super().__init__(detection_callback, service_uuids)
-        self.air = air or air_address()
+        self.air = air or self.AIR or air_address()
         self._wire: _Wire | None = None
 
     async def start(self) -> None:
@@ -167,6 +174,13 @@ class SimScanner(BaseBleakScanner):
 
 
 class SimClient(BaseBleakClient):
+    AIR: str | None = None     # the air of a class SimRadio bound; None: the device's
+
+    @classmethod
+    def ble_device(cls, address: str) -> BLEDevice:
+        """A BLEDevice for `address` without a scan (the air reaches any address)."""
+        return BLEDevice(address, None, {"air": cls.AIR})
+
     def __init__(self, address_or_ble_device: BLEDevice | str, *,
                  disconnected_callback: Callable[[], None] | None = None,
                  timeout: float = 10.0, air: str | None = None, mtu: int = 247,
@@ -174,7 +188,7 @@ class SimClient(BaseBleakClient):
         super().__init__(address_or_ble_device, disconnected_callback=disconnected_callback,
                          timeout=timeout)
         details = getattr(address_or_ble_device, "details", None)
-        self.air = air or (details or {}).get("air") or air_address()
+        self.air = air or self.AIR or (details or {}).get("air") or air_address()
         self._name = getattr(address_or_ble_device, "name", None) or self.address
         self._want_mtu = mtu
         self._mtu = 23
@@ -287,3 +301,23 @@ class SimClient(BaseBleakClient):
             self._conn = None
             if self._disconnected_callback is not None:
                 self._disconnected_callback()
+
+
+class SimRadio:
+    """The simulated air as steamer.client's radio: `scanner` and `client` are SimScanner
+    and SimClient bound to `address` (None: each resolves it as above). `address` is the
+    air's for messages; AirError (a ValueError naming $STEAMER_AIR) when it is neither
+    HOST:PORT nor a socket path."""
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = checked_air(address or air_address())
+        self.scanner = type("SimScanner", (SimScanner,), {"AIR": address})
+        self.client = type("SimClient", (SimClient,), {"AIR": address})
+
+    def unreachable(self, e: BaseException) -> str:
+        """One line for this air not answering, and what to do about it."""
+        return (f"{unreachable(self.address, e)}: start a steamer with `steamer sim "
+                f"serve`, or set {ENV} to the address it printed")
+
+    def __str__(self) -> str:
+        return self.address

@@ -11,7 +11,7 @@ from steamer.terminal import run_parser
 # commands to the group, whose parsers set `func` to a callable taking the parsed args and returning an
 # exit code.
 _GROUPS = [
-    ("sim", ("steamer_sim.driver",), "run the firmware against the simulated steamer",
+    ("sim", ("steamer_sim.cli",), "run the firmware against the simulated steamer",
      "  steamer sim run scenarios/demo.json --trace out/trace.jsonl\n"
      "  steamer sim serve --name bench-steamer --scenario scenarios/demo.json\n"
      "  steamer sim press bench-steamer --ms 15000   # hold its button (3 s opens pairing)"),
