@@ -138,7 +138,9 @@ class Pump:
         self._expire = self._on_expire
         self._until_ms = 0
         self._ticks_ms = time.ticks_ms
-        self._count = [0]
+        # The encoder's count (mod 2**24): one preallocated cell the IRQ handler updates,
+        # public so a test can start it near the wrap.
+        self.counter = [0]
         self._enc = Pin(encoder_pin_no, Pin.IN, Pin.PULL_UP)
         # A soft IRQ is enough at a few hundred pulses per second; the handler is the
         # bound method made once here and touches only the preallocated counter.
@@ -172,10 +174,10 @@ class Pump:
             self._duty_u16(0)
 
     def pulses(self):
-        return self._count[0]
+        return self.counter[0]
 
     def _on_pulse(self, _pin):
-        count = self._count
+        count = self.counter
         count[0] = (count[0] + 1) & _COUNT_MASK
 
 

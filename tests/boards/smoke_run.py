@@ -218,7 +218,7 @@ out["podlet_absent"] = [b.podlet.present(), hexed(b.podlet.read()),
                         idchip.STATUS_NAMES[b.podlet.chip.status]]
 
 # ---- the encoder counter wraps at 2**24 ------------------------------------------
-b.pump._count[0] = (1 << 24) - 1
+b.pump.counter[0] = (1 << 24) - 1
 enc.fire()
 out["pulses_wrapped"] = b.pump.pulses()
 
