@@ -204,17 +204,17 @@ def _cmd_provision(args: argparse.Namespace) -> int:
 def _cmd_provision_key(args: argparse.Namespace) -> int:
     """The manufacturer public key into a real board over USB (steamer_mfg.trustkey);
     exit 1 when the board refuses or a step fails, 2 when the key given is wrong."""
-    from steamer_mfg import trustkey as devicekey
+    from steamer_mfg import trustkey, usb
 
-    public = devicekey.public_key_from(args.pub, args.key)
+    public = trustkey.public_key_from(args.pub, args.key)
 
     def progress(msg: str) -> None:
         print(f"steamer mfg provision-key: {msg}", file=sys.stderr, flush=True)
 
     try:
-        result = devicekey.provision(args.port, public, force=args.force, progress=progress,
+        result = trustkey.provision(args.port, public, force=args.force, progress=progress,
                                      timeout_s=args.timeout)
-    except devicekey.ProvisionError as e:
+    except (trustkey.ProvisionError, usb.UsbError) as e:   # a board that refused, or mpremote
         return fail("mfg provision-key", str(e))
     except FileNotFoundError as e:     # mpremote missing
         return fail("mfg provision-key", str(e))
