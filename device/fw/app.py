@@ -47,6 +47,16 @@ _FAULT_FIELDS = const(6)   # code, sensor, raw, value, limit, uptime_s
 class App(session.Sessions, intake.Intake):
     def __init__(self, board):
         self.board = board
+        # The ledger first: its tables are the largest blocks App needs, found whole on
+        # a heap the rest has not yet cut up.
+        d = board.data_dir
+        try:
+            self.ledger = ledger_mod.Ledger(d)
+            self.ledger_problem = None
+        except ledger_mod.LedgerError as e:
+            # Without a ledger nothing is known of past doses: no session may start.
+            self.ledger = None
+            self.ledger_problem = str(e)
         self.boiler_pid = control.BoilerPid()
         self.outlet_ctl = control.OutletController()
         self.sup = safety.Supervisor()
@@ -81,14 +91,14 @@ class App(session.Sessions, intake.Intake):
         self.dose_steps = 0
         self.dose_rate_nl_s = 0
         self.dose_limit_nl = 0
-        self.dose_limit_reason = session.END_MAX_SESSION
+        self.dose_limit_reason = 0      # set at the start (fw.session END_* codes)
         self.reserved_nl = 0        # committed to the ledger: the pump may not pass it
         self.session_nl = 0
         self.dose_rem = 0
         self.dosing = 0
         self.warm_steps = 0
         self.hold_steps = 0
-        self.end_reason = session.END_NONE
+        self.end_reason = 0             # 0: no session end to finish
         # Button edges, counted in step(), acted on in service().
         self.button_steps = 0
         self.button_press = 0
@@ -115,17 +125,9 @@ class App(session.Sessions, intake.Intake):
         self.podlet_refusal = None  # the reason of the last podlet_rejected, until one is accepted
         self.session_podlet = None
         self.session_prof = None
-        d = board.data_dir
         self.audit = audit.Audit(d)
         self.trust = trust.Trust(d)
         self.profiles = self.trust.profiles     # podlet_type -> profile dict
-        try:
-            self.ledger = ledger_mod.Ledger(d)
-            self.ledger_problem = None
-        except ledger_mod.LedgerError as e:
-            # Without a ledger nothing is known of past doses: no session may start.
-            self.ledger = None
-            self.ledger_problem = str(e)
 
     # ---- the control step: allocation-free -------------------------------------
     def step(self):
@@ -226,7 +228,7 @@ class App(session.Sessions, intake.Intake):
     def service(self):
         if self.fault_pending:
             self._record_fault()
-        if self.end_reason != session.END_NONE:
+        if self.end_reason:
             self._finish_session()
         cmd = self.board.poll_command()
         while cmd is not None:

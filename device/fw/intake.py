@@ -177,6 +177,24 @@ class Intake:
         self.emit({"event": "podlet_accepted", "podlet": serial,
                    "podlet_type": pod["podlet_type"], "left_ul": pod["capacity_ul"] - used})
 
+    def start_session(self, reply=None):
+        """Starts a session, or refuses it with a reason. While the podlet is being
+        checked the start waits for it (and the checks queued before it) and returns
+        None: reply(records), if given, gets the decision then. Else True if it started."""
+        # A podlet inserted in this same period is queued once, here, ahead of the start.
+        self.check_podlet()
+        pending = self.podlet_pending()
+        if (not pending and self.podlet is None and self.podlet_in
+                and self.podlet_genuine is None):
+            # A podlet refused earlier as unreadable or not genuine: read it once more.
+            self._queue_podlet()
+            pending = True
+        if pending:
+            # Queued behind the checks before it: _run_checks decides it (_start_now).
+            self.checks.append([_CHK_START, None, reply])
+            return None
+        return self._start_now(None)
+
     def install_profile(self, blob, reply=None):
         """Queues the check of a signed profile: once it is done (a slice a period), the
         profile is installed or refused; reply(records), if given, gets the decision."""
@@ -206,8 +224,3 @@ class Intake:
             if c[0] == _CHK_PODLET:
                 return True
         return False
-
-    def _wait_for_checks(self, reply):
-        """A session start queued behind the checks before it: _run_checks decides it
-        (_start_now) once they are done; reply(records), if given, gets the decision."""
-        self.checks.append([_CHK_START, None, reply])

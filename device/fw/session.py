@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from fw.trust import Trust
 
 # Why a session ended (index into END_NAMES); 0 means it has not. The public ones are
-# also App's (fw.app) and fw.intake's.
-END_NONE = const(0)
+# also fw.app's and fw.intake's.
+_END_NONE = const(0)
 _END_COMPLETED = const(1)
-END_MAX_SESSION = const(2)
+_END_MAX_SESSION = const(2)
 _END_STOPPED = const(3)
 END_PODLET_REMOVED = const(4)
 END_FAULT = const(5)
@@ -68,10 +68,6 @@ class Sessions:
     emit: "Callable[[dict], None]"
     uptime_s: "Callable[[], int]"
     _decision_wall_s: "Callable[[], int]"
-    check_podlet: "Callable[[], None]"
-    podlet_pending: "Callable[[], bool]"
-    _queue_podlet: "Callable[[], None]"
-    _wait_for_checks: "Callable[[Any], None]"
     _decide_podlet: "Callable[[Any, Any], None]"
     _confirm_podlet: "Callable[[dict], str | None]"
 
@@ -111,28 +107,11 @@ class Sessions:
         return rate
 
     def _end(self, reason):
-        if self.end_reason == END_NONE:
+        if self.end_reason == _END_NONE:
             self.end_reason = reason
         if self.state != codes.ST_FAULT:
             self.state = codes.ST_COOLDOWN
         self.dosing = 0
-
-    def start_session(self, reply=None):
-        """Starts a session, or refuses it with a reason. While the podlet is being
-        checked the start waits for it (and the checks queued before it) and returns
-        None: reply(records), if given, gets the decision then. Else True if it started."""
-        # A podlet inserted in this same period is queued once, here, ahead of the start.
-        self.check_podlet()
-        pending = self.podlet_pending()
-        if (not pending and self.podlet is None and self.podlet_in
-                and self.podlet_genuine is None):
-            # A podlet refused earlier as unreadable or not genuine: read it once more.
-            self._queue_podlet()
-            pending = True
-        if pending:
-            self._wait_for_checks(reply)
-            return None
-        return self._start_now(None)
 
     def _start_now(self, _arg):
         if self.podlet is None and self.podlet_in and self.podlet_genuine is not None:
@@ -189,7 +168,7 @@ class Sessions:
             self.emit({"event": "session_refused", "reason": reason})
             return False
         limit_ul = prof["max_session_ul"]
-        self.dose_limit_reason = END_MAX_SESSION
+        self.dose_limit_reason = _END_MAX_SESSION
         if pod_left < limit_ul:
             limit_ul = pod_left
             self.dose_limit_reason = _END_PODLET_EMPTY
@@ -212,7 +191,7 @@ class Sessions:
         self.dose_rem = 0
         self.dose_steps = 0
         self.dosing = 0
-        self.end_reason = END_NONE
+        self.end_reason = _END_NONE
         ctl = self.outlet_ctl
         ctl.target_mc = self.target_mc
         # Before heating, the outlet reads the room: the feed-forward's ambient.
@@ -266,7 +245,7 @@ class Sessions:
 
     def _finish_session(self):
         reason = END_NAMES[self.end_reason]
-        self.end_reason = END_NONE
+        self.end_reason = _END_NONE
         pod = self.session_podlet
         if pod is not None and self.ledger is not None:
             led = self.ledger
