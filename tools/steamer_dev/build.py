@@ -61,7 +61,7 @@ HOST_ONLY = ("protocol/podproto/signing.py",)   # needs `cryptography`
 
 # Written into every build folder, so a rebuild may wipe the folder and nothing else; it
 # holds the board's name, so `dev flash` refuses one board's build for another.
-_BUILD_MARK = ".steamer-build"
+BUILD_MARK = ".steamer-build"
 
 
 class BuildError(Exception):
@@ -122,7 +122,7 @@ def build_board(board: str, out_dir: Path | None = None, emit: str = "bytecode")
     spec = BOARDS_SPEC[board]
     out = Path(out_dir) if out_dir is not None else ROOT / "build" / board
     _fresh_dir(out)
-    (out / _BUILD_MARK).write_text(board + "\n")
+    (out / BUILD_MARK).write_text(board + "\n")
     jobs = sources(board)
 
     def one(job: tuple[Path, str]) -> str | None:
@@ -158,11 +158,11 @@ def build_for_unix_port(board: str, out_dir: Path) -> None:
 
 def _fresh_dir(out: Path) -> None:
     if out.exists() and any(out.iterdir()):
-        if not (out / _BUILD_MARK).exists():
+        if not (out / BUILD_MARK).exists():
             raise BuildError("%s is not empty and is not a build folder: refusing to wipe it" % out)
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / _BUILD_MARK).touch()
+    (out / BUILD_MARK).touch()
 
 
 # ---- type checking -----------------------------------------------------------------------

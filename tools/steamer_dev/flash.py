@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from steamer.inputs import InputTooLarge, read_input
-from steamer_dev.build import _BUILD_MARK, BOARDS_SPEC, BuildError, build_board
+from steamer_dev.build import BOARDS_SPEC, BUILD_MARK, BuildError, build_board
 from steamer_dev.paths import ROOT
 from steamer_mfg import usb
 from steamer.terminal import fail, json_out, os_error_text
@@ -78,7 +78,7 @@ def plan(build_dir: Path) -> list[FlashFile]:
                                                    build_dir.exists() else "does not exist"))
     files = []
     for p in sorted(build_dir.rglob("*")):
-        if p.is_file() and p.name != _BUILD_MARK and "__pycache__" not in p.parts:
+        if p.is_file() and p.name != BUILD_MARK and "__pycache__" not in p.parts:
             try:
                 data = read_input(p, FILE_MAX_BYTES, "a file on a board")
             except InputTooLarge as e:
@@ -94,7 +94,7 @@ def check_build(build_dir: Path, board: str) -> None:
     """Raises FlashError when build_dir holds another board's build (its build mark says
     which; an older, empty mark is taken on trust)."""
     try:
-        built_for = (build_dir / _BUILD_MARK).read_text().strip()
+        built_for = (build_dir / BUILD_MARK).read_text().strip()
     except OSError:
         return
     if built_for and built_for != board:
