@@ -1,5 +1,6 @@
 """MicroPython's `bluetooth` module for the unix port, carried over a loopback socket to
 the simulated air (tools/steamer_sim/air.py), so the firmware's GATT server runs unchanged.
+What it says there is airwire.py's wire protocol.
 
 Same API as the real module for what a peripheral uses: BLE().active, config, irq (same
 event codes and data tuples), gap_advertise, gap_disconnect, gatts_register_services,
@@ -27,6 +28,8 @@ import time
 
 from micropython import const
 
+from airwire import PERIPHERAL_CONNS as CONNS, is_socket_path
+
 FLAG_BROADCAST = const(0x0001)
 FLAG_READ = const(0x0002)
 FLAG_WRITE_NO_RESPONSE = const(0x0004)
@@ -42,7 +45,6 @@ _IRQ_MTU_EXCHANGED = const(21)
 _IRQ_CONNECTION_UPDATE = const(27)
 
 TX_SLOTS = const(24)         # the stack's notification buffers
-CONNS = const(2)             # connections the stack holds (tools/steamer_sim/air.py's)
 _DEFAULT_BUF = const(20)     # what an attribute holds unless gatts_set_buffer says more
 
 # Where the air is ("host:port" or a Unix socket's path) and the name the air knows this radio by (it keeps the
@@ -267,7 +269,7 @@ class _Radio:
     def _connect_air(self):
         if not AIR:
             raise OSError(errno.ENODEV)
-        if "/" in AIR:
+        if is_socket_path(AIR):
             # A Unix socket: sockaddr_un is the family (u16, little-endian here), the path.
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(bytes((socket.AF_UNIX, 0)) + AIR.encode() + b"\0")

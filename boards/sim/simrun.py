@@ -18,6 +18,7 @@ import os
 import sys
 import time
 
+import airwire
 import board as simboard
 from flash import PowerCut
 from fw import codes
@@ -54,8 +55,8 @@ def _events(f):
 def _options(argv):
     # `steamer sim serve` names the air in the environment; `sim run` never has one.
     opts = {"speed": 0.0, "name": "steamer-sim", "quiet": False, "air": None}
-    if "--speed" in argv and os.getenv("STEAMER_AIR"):
-        opts["air"] = os.getenv("STEAMER_AIR")
+    if "--speed" in argv and os.getenv(airwire.ENV):
+        opts["air"] = os.getenv(airwire.ENV)
     i = 3
     while i < len(argv):
         if argv[i] == "--speed":

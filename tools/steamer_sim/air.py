@@ -1,8 +1,10 @@
 """The simulated air: a loopback broker between simulated peripherals and centrals.
 
 Peripherals are the firmware on the MicroPython unix port (boards/sim/bluetooth.py);
-centrals are the bleak backend (steamer_sim.backend). Both speak newline-delimited
-JSON, bytes as hex, over a Unix socket (an address with a "/") or TCP (HOST:PORT).
+centrals are the bleak backend (steamer_sim.backend). Both speak the wire protocol of
+boards/sim/airwire.py (newline-delimited JSON, bytes as hex, over a Unix socket or TCP),
+which this module loads as `airwire` and whose names it re-exports (ENV, ATT_MTU_MIN,
+ATT_MTU_MAX, PERIPHERAL_CONNS, is_socket_path).
 Each user has their own air by default (`default_address()`: a socket in a folder only
 they can enter), so another user's simulated steamers never show up in their scans.
 The broker models what matters to the protocol above it:
@@ -46,9 +48,27 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-ENV = "STEAMER_AIR"
-ATT_MTU_MIN = 23
-ATT_MTU_MAX = 517
+from steamer_dev.paths import BOARDS
+
+
+def _load_airwire() -> Any:
+    """boards/sim/airwire.py, the wire protocol the MicroPython side shares (not an
+    installed package: it lives with the sim board, which imports it as its own)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("steamer_sim.airwire",
+                                                  BOARDS / "sim" / "airwire.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+airwire = _load_airwire()
+ENV: str = airwire.ENV
+ATT_MTU_MIN: int = airwire.ATT_MTU_MIN
+ATT_MTU_MAX: int = airwire.ATT_MTU_MAX
+PERIPHERAL_CONNS: int = airwire.PERIPHERAL_CONNS
+is_socket_path = airwire.is_socket_path
 # What fits in a Unix socket address (sun_path less its terminating NUL).
 _SUN_PATH_MAX = 107
 
@@ -67,11 +87,6 @@ def default_address() -> str:
 def air_address() -> str:
     """The air this process should use: $STEAMER_AIR, else this user's own."""
     return os.environ.get(ENV) or default_address()
-
-
-def is_socket_path(addr: str) -> bool:
-    """Whether `addr` names a Unix socket (it has a "/") rather than HOST:PORT."""
-    return "/" in addr
 
 
 class AirError(ValueError):
@@ -192,11 +207,6 @@ class LinkParams:
 
     def ceiling_bytes_s(self, mtu: int) -> float:
         return self.pdus_per_event * (mtu - 3) * 1000.0 / self.interval_ms
-
-
-# Connections a peripheral's stack holds at once (NimBLE and BTstack allow a few; 2 is
-# enough for the firmware's use: a host's, and one it drops for it).
-PERIPHERAL_CONNS = 2
 
 
 @dataclass(eq=False)
