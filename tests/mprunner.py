@@ -1,6 +1,6 @@
 """Runs the named test functions of one mpt_*.py file on MicroPython, for tests/conftest.py.
 
-    micropython -X heapsize=384k tests/mprunner.py FILE TEST_NAME...
+    micropython -X heapsize=416k tests/mprunner.py FILE TEST_NAME...
 
 The file's folder must be on MICROPYPATH. Prints, on stdout, a line `@mpt {"start": NAME}`
 before each test and `@mpt {"name", "ok", "error", "ms"}` after it, then `@mpt {"done": true}`;

@@ -2,7 +2,7 @@
 takes on the sim board, with a host on the air doing the work. Prints one JSON line once
 the file STOP exists (the host's work is done).
 
-    micropython -X heapsize=384k ble_heap_mp.py SCENARIO.json AIR_ADDRESS STOP
+    micropython -X heapsize=416k ble_heap_mp.py SCENARIO.json AIR_ADDRESS STOP
 
 Figures, in bytes of the MicroPython heap:
 - code_bytes: what importing fw.ble takes (it and the modules only it imports), loaded

@@ -1,7 +1,7 @@
 """Runs on micropython (for steamer_harness.limits_machine): the firmware's own dosing,
 ledger and limit code, driven one operation per stdin line.
 
-    micropython -X heapsize=384k limits_mp.py FLASH_PATH
+    micropython -X heapsize=416k limits_mp.py FLASH_PATH
 
 Each line is a JSON list [op, arg]; the reply is one line "@" + JSON object, so anything
 else the interpreter prints on stdout (an exception in a finaliser) is told apart from
