@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from steamer_sim import driver as sim
+from steamer_sim.air import ENV
 from steamer_sim.scenario import ScenarioError
 
 STEAMER = Path(sys.executable).with_name("steamer")
@@ -54,7 +55,7 @@ def _air() -> str:
 @pytest.fixture(autouse=True)
 def _served_on_a_test_air(_air: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # `sim serve` would otherwise start the user's own air, which outlives the test.
-    monkeypatch.setenv(sim.AIR_ENV, _air)
+    monkeypatch.setenv(ENV, _air)
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Sequence
 
 from steamer.terminal import BAD_INPUT, FAILED, command, fail
-from steamer_sim.driver import (AIR_ENV, IDLE_SCENARIO, SimError, ensure_air, run_scenario,
+from steamer_sim.driver import (IDLE_SCENARIO, SimError, ensure_air, run_scenario,
                                 validated_event)
 from steamer_sim.scenario import ScenarioError, load_scenario
+from steamer_sim.air import ENV
 
 
 def _fail(command: str, message: str, code: int, tail: Sequence[str] = ()) -> int:
@@ -75,11 +76,11 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail("serve", f"cannot start a simulated air: {e.strerror or e}", FAILED)
     # So that clients can be pointed at it ($STEAMER_AIR may name another air).
     print(f"steamer sim serve: {args.name} on the simulated air at {air} (clients: "
-          f"{AIR_ENV}={air} steamer scan --sim)", file=sys.stderr, flush=True)
+          f"{ENV}={air} steamer scan --sim)", file=sys.stderr, flush=True)
     try:
         # The runner's stdout (ending with the summary) goes through as it comes.
         # The runner finds the air in its environment (boards/sim/simrun.py).
-        os.environ[AIR_ENV] = air
+        os.environ[ENV] = air
         run_scenario(scenario, None, progress=True, live_stdout=True, trust=trust,
                      extra_args=["--speed", repr(args.speed), "--name", args.name])
     except SimError as e:
@@ -171,7 +172,7 @@ def _inject(args: argparse.Namespace) -> int:
         return _fail(cmd, f"{e}{hint}", FAILED)
     except OSError as e:
         return _fail(cmd, f"{unreachable(addr, e)}: start a steamer with `steamer "
-                          f"sim serve`, or set {AIR_ENV} to the address it printed", FAILED)
+                          f"sim serve`, or set {ENV} to the address it printed", FAILED)
     return 0
 
 

@@ -29,8 +29,6 @@ from steamer_sim.signing import sign_for_sim
 
 # Tests point this at a stand-in runner; nobody else should need it.
 SIMRUN_ENV = "STEAMER_SIMRUN"
-# Where `sim serve`'s steamer finds the simulated air.
-AIR_ENV = ENV
 
 IDLE_SCENARIO = {"contract": 1, "duration_s": 86400}
 
@@ -215,7 +213,7 @@ def ensure_air() -> str:
     (steamer_sim.air.default_address), started as its own process (`steamer sim air`)
     when nothing answers there yet, so that it outlives this serve."""
     from steamer_sim.air import AirError, answers, checked_air, default_address, unreachable
-    addr = os.environ.get(AIR_ENV)
+    addr = os.environ.get(ENV)
     if addr:
         checked_air(addr)
         try:
@@ -224,7 +222,7 @@ def ensure_air() -> str:
             return addr
         except OSError as e:
             raise AirError(f"{unreachable(addr, e)}: start one (`steamer sim air "
-                              f"--listen {addr}`), or unset {AIR_ENV} and this starts your "
+                              f"--listen {addr}`), or unset {ENV} and this starts your "
                               "own") from None
     addr = default_address()
     if answers(addr):
