@@ -19,7 +19,7 @@ NAME = "app-a"
 
 @pytest.fixture(scope="module")
 def ui(air, tmp, browser):
-    served = harness.serve_for_app(air, tmp, NAME, speed=40)
+    served = harness.serve_for_app(air, tmp, NAME, )
     app = harness.start_app(air, tmp)
     page = browser.new_page(viewport=harness.PHONE, accept_downloads=True)
     errors: list[str] = []
@@ -48,7 +48,7 @@ def test_scan_pair_session_history(ui, shoot):
         "Press and hold the steamer's button until this says paired.")
     assert 0 < int(page.text_content("#pair-left")) <= 60
     assert shoot(page, "pairing") == []
-    harness.press(air, NAME, 15000)
+    harness.press(air, NAME)
     expect(page.locator("#pair-result")).to_contain_text(f"paired with {NAME}", timeout=20000)
 
     # The steamer: connected on its own after pairing; the podlet in words.

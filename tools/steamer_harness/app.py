@@ -45,11 +45,17 @@ APP_SCENARIO = {
 }
 
 
-def serve_for_app(air: Air, tmp: Path, name: str, speed: float = 20.0) -> Served:
+SPEED = 40.0            # the served steamer's --speed: a session in about 15 s
+# A hold of the button in the steamer's time: a few seconds of ours at SPEED, while the
+# app tries to pair (the window opens after 3 s of the steamer's).
+PAIR_HOLD_MS = 120000
+
+
+def serve_for_app(air: Air, tmp: Path, name: str, speed: float = SPEED) -> Served:
     return serve(air, tmp, name, APP_SCENARIO, speed=speed)
 
 
-def press(air: Air, name: str, ms: int) -> None:
+def press(air: Air, name: str, ms: int = PAIR_HOLD_MS) -> None:
     """Holds the served steamer's button for ms (3 s or more opens pairing)."""
     send_sim_event(air.address, name, {"do": "press_button", "ms": ms})
 
