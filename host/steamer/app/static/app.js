@@ -240,7 +240,7 @@ function chartOpts(el, title, series, extraScales) {
   return {
     title, width: Math.max(280, el.clientWidth || 320), height: 220,
     scales: Object.assign({ x: { time: false } }, extraScales || {}),
-    axes: [{ label: "seconds", values: (u, ticks) => ticks.map(mmss) },
+    axes: [{ label: "time (min:s)", values: (u, ticks) => ticks.map(mmss) },
       { label: "°C" }].concat(extraScales ? [{ scale: "ul", side: 1, label: "µl", grid: { show: false } }] : []),
     series: [{ label: "time", value: (u, v) => mmss(v) }].concat(series),
   };
@@ -390,6 +390,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("st-fault-ack").onclick = () => command("/api/fault/ack");
   $("prof-form").onsubmit = pushProfile;
   setInterval(() => { if (app.screen === "nearby") scan(); }, 10000);
+  window.addEventListener("resize", () => { if (app.chart && app.screen === "steamer") resizeChart(); });
   openLive();
   go(location.hash.slice(1) || "nearby", false);
 });
