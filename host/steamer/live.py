@@ -82,6 +82,7 @@ class Hub:
         self._scan: asyncio.Task | None = None
         self._scan_until = 0.0
         self._heard: dict[str, Found] = {}
+        self._podlet_left: tuple[int, int | None] = (0, None)   # (podlet type, µl left)
 
     # ---- the live channel -----------------------------------------------------------------
     def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
@@ -231,10 +232,15 @@ class Hub:
 
     async def _extra(self, st: Steamer, status: dict) -> dict:
         out = await status_extra(st, status, True)
-        if status["podlet_type"] and status["podlet_state"] == 2:     # accepted
+        kind = status["podlet_type"]
+        if kind and status["podlet_state"] == 2:     # accepted
+            # Its record goes from the steamer once synced: the last one read stands
+            # while the same podlet type stays in.
             rec = await last_record(st, "podlet_accepted", 200)
             if rec is not None:
-                out["podlet_left_ul"] = rec["payload"].get("left_ul")
+                self._podlet_left = (kind, rec["payload"].get("left_ul"))
+            if self._podlet_left[0] == kind:
+                out["podlet_left_ul"] = self._podlet_left[1]
         return out
 
     async def _relink(self, st: Steamer) -> None:

@@ -216,6 +216,20 @@ async def status_extra(st: Steamer, status: dict, paired: bool) -> dict:
     return out
 
 
+def session_phases(samples: list) -> list[dict]:
+    """Where a stored session's phases begin, from its samples (steamer.store.Sample):
+    heating from the start, steam once the boiler is ready (READY_C), dosing once serum
+    flows. [{"t_s", "phase"}], in order; a phase the session never reached is left out."""
+    out = [{"t_s": 0.0, "phase": "heating"}] if samples else []
+    ready = next((x for x in samples if (x.boiler_c or 0) >= READY_C), None)
+    if ready is not None:
+        out.append({"t_s": ready.t_ms / 1000, "phase": "steam"})
+    dosing = next((x for x in samples if x.dose_ul > 0), None)
+    if dosing is not None:
+        out.append({"t_s": dosing.t_ms / 1000, "phase": "dosing"})
+    return out
+
+
 def mmss(s: float | None) -> str:
     if s is None:
         return "-"

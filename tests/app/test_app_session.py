@@ -83,6 +83,8 @@ def test_scan_pair_session_history(ui, shoot):
     expect(row).to_contain_text("vitamin-c")
     row.get_by_role("button", name=re.compile("^Chart")).click()
     expect(page.locator("#hist-charts figure canvas")).to_have_count(1)
+    expect(page.locator("#hist-charts figure")).to_contain_text(
+        re.compile(r"Phases: heating from 0:00, steam from \d+:\d\d, dosing from \d+:\d\d"))
     assert shoot(page, "history") == []
     with page.expect_download() as dl:
         page.get_by_role("link", name="Export this session as CSV").click()

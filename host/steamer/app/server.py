@@ -20,7 +20,8 @@ from aiohttp import WSMsgType, web
 
 from steamer.devices import DeviceError, InputFileError
 from steamer.live import Hub
-from steamer.store import StoreError
+from steamer.session import session_phases
+from steamer.store import StoreError, session_dict
 
 STATIC = Path(__file__).parent / "static"
 HOST = "127.0.0.1"
@@ -228,9 +229,8 @@ async def session(request: web.Request) -> web.Response:
     s = store.session(sid)
     if s is None:
         raise StoreError(f"no session {sid}")
-    from steamer.store import session_dict
     samples = store.samples(sid)
-    return _ok({"session": session_dict(s),
+    return _ok({"session": session_dict(s), "phases": session_phases(samples),
                 "samples": {"t_s": [x.t_ms / 1000 for x in samples],
                             "boiler_c": [x.boiler_c for x in samples],
                             "outlet_c": [x.outlet_c for x in samples],

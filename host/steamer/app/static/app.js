@@ -7,7 +7,7 @@ const SCREENS = ["nearby", "pair", "steamer", "history", "profiles"];
 const CHART_POINTS = 600;          // the live chart keeps the last minutes
 const app = {
   screen: null, ws: null, status: null, device: null, pairing: null,
-  live: { t: [], boiler: [], outlet: [] }, chart: null, t0: null,
+  live: { t: [], boiler: [], outlet: [] }, chart: null, t0: null, histCharts: [],
   // Status-to-screen latency: ms from a status's sent_ms to the frame that shows it.
   latencies_ms: [],
 };
@@ -336,12 +336,32 @@ async function showSession(id, label) {
   fig.append(cap, div);
   box.append(fig);
   const S = data.samples;
-  new uPlot(chartOpts(div, `Session ${id}`, [
+  const opts = chartOpts(div, `Session ${id}`, [
     { label: "Boiler °C", stroke: "#a4161a", width: 2 },
     { label: "Outlet °C", stroke: "#0f4c9c", width: 2 },
     { label: "Heater %", stroke: "#6a4c00", width: 1 },
-    { label: "Dose µl", stroke: "#0b6e4f", width: 2, scale: "ul" }], { ul: {} }),
-  [S.t_s, S.boiler_c, S.outlet_c, S.heater_pct, S.dose_ul], div);
+    { label: "Dose µl", stroke: "#0b6e4f", width: 2, scale: "ul" }], { ul: {} });
+  opts.hooks = { draw: [(u) => markPhases(u, data.phases)] };
+  const u = new uPlot(opts, [S.t_s, S.boiler_c, S.outlet_c, S.heater_pct, S.dose_ul], div);
+  app.histCharts = app.histCharts.filter((c) => c.div.isConnected).concat([{ u, div }]);
+  const list = document.createElement("p");
+  list.textContent = "Phases: " + data.phases.map((p) => `${p.phase} from ${mmss(p.t_s)}`).join(", ");
+  fig.append(list);
+}
+
+// The session's phases as dashed lines with their names, over the plot.
+function markPhases(u, phases) {
+  const ctx = u.ctx;
+  ctx.save();
+  ctx.strokeStyle = "#3d4f58"; ctx.fillStyle = "#1b262c";
+  ctx.setLineDash([4, 4]); ctx.lineWidth = 1;
+  ctx.font = `${Math.round(12 * devicePixelRatio)}px system-ui, sans-serif`;
+  for (const p of phases) {
+    const x = Math.round(u.valToPos(p.t_s, "x", true));
+    ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+    ctx.fillText(p.phase, x + 4, u.bbox.top + 14 * devicePixelRatio);
+  }
+  ctx.restore();
 }
 
 // ---- profiles ------------------------------------------------------------------------------
@@ -390,7 +410,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("st-fault-ack").onclick = () => command("/api/fault/ack");
   $("prof-form").onsubmit = pushProfile;
   setInterval(() => { if (app.screen === "nearby") scan(); }, 10000);
-  window.addEventListener("resize", () => { if (app.chart && app.screen === "steamer") resizeChart(); });
+  window.addEventListener("resize", () => {
+    if (app.chart && app.screen === "steamer") resizeChart();
+    for (const c of app.histCharts) c.u.setSize({ width: Math.max(280, c.div.clientWidth), height: 220 });
+  });
   openLive();
   go(location.hash.slice(1) || "nearby", false);
 });
