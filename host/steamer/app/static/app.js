@@ -153,7 +153,18 @@ async function pair(address, name) {
 
 function showPair(ev) {
   if (!app.pairing || ev.address !== app.pairing.address) return;
-  if (ev.left_s !== undefined) setText("pair-left", String(ev.left_s));
+  if (ev.left_s !== undefined) {
+    // The countdown runs on between events (an exchange of keys sends none for ~10 s).
+    app.pairing.deadline = Date.now() + ev.left_s * 1000;
+    setText("pair-left", String(ev.left_s));
+    if (!app.pairing.timer) {
+      const p = app.pairing;
+      p.timer = setInterval(() => {
+        if (app.pairing !== p) return clearInterval(p.timer);
+        setText("pair-left", String(Math.max(0, Math.round((p.deadline - Date.now()) / 1000))));
+      }, 250);
+    }
+  }
   if (ev.phase === "paired" || ev.phase === "failed") {
     setText("pair-phase", ev.phase === "paired" ? "Paired." : "Not paired.");
     setText("pair-result", ev.text);
