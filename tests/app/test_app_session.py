@@ -19,7 +19,7 @@ NAME = "app-a"
 
 @pytest.fixture(scope="module")
 def ui(air, tmp, browser):
-    served = harness.serve_for_app(air, tmp, NAME, )
+    served = harness.serve_for_app(air, tmp, NAME)
     app = harness.start_app(air, tmp)
     page = browser.new_page(viewport=harness.PHONE, accept_downloads=True)
     errors: list[str] = []

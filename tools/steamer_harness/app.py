@@ -1,6 +1,6 @@
 """The app drivers the tests (tests/app) and the benchmark (steamer_bench.app) share:
 `steamer app --sim` as its own process on a simulated air (start_app), a steamer served
-with a podlet in it (APP_SCENARIO, serve_for_app), Debian's Chromium driven by
+with a podlet in it (app_scenario, serve_for_app), Debian's Chromium driven by
 Playwright (browser), axe-core's accessibility check in a page (axe_violations), and the
 page's own figures: first paint and status-to-screen latency (page_figures).
 
@@ -29,20 +29,23 @@ AXE_JS = ROOT / "host" / "steamer" / "app" / "node_modules" / "axe-core" / "axe.
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 APP_PODLET_TYPE = 3
-# A steamer with a short profile and its podlet in: a session heats, doses and ends in
-# a few seconds at a high --speed.
-APP_SCENARIO = {
-    "contract": 1, "duration_s": 86400,
-    "profiles": [{"podlet_type": APP_PODLET_TYPE, "version": 1, "name": "vitamin-c",
-                  "outlet_target_c": 45.0, "session_s": 120, "dose_rate_ul_min": 300,
-                  "max_session_ul": 500, "max_day_ul": 5000, "min_interval_s": 0,
-                  "sign": "ok"}],
-    "events": [{"t_s": 1.0, "do": "set_clock", "epoch_s": 1795000000},
-               {"t_s": 2.0, "do": "insert_podlet",
-                "podlet": {"serial": "0000c0ffee01", "podlet_type": APP_PODLET_TYPE,
-                           "capacity_ul": 3000, "expiry": "2027-06-30", "lot": "L2611",
-                           "sign": "ok"}}],
-}
+
+
+def app_scenario(max_session_ul: int = 500) -> dict:
+    """A steamer with a short profile (a session doses max_session_ul at 300 µl/min) and
+    its podlet in: a session heats, doses and ends in a few seconds at SPEED."""
+    return {
+        "contract": 1, "duration_s": 86400,
+        "profiles": [{"podlet_type": APP_PODLET_TYPE, "version": 1, "name": "vitamin-c",
+                      "outlet_target_c": 45.0, "session_s": 600, "dose_rate_ul_min": 300,
+                      "max_session_ul": max_session_ul, "max_day_ul": 5000,
+                      "min_interval_s": 0, "sign": "ok"}],
+        "events": [{"t_s": 1.0, "do": "set_clock", "epoch_s": 1795000000},
+                   {"t_s": 2.0, "do": "insert_podlet",
+                    "podlet": {"serial": "0000c0ffee01", "podlet_type": APP_PODLET_TYPE,
+                               "capacity_ul": 3000, "expiry": "2027-06-30", "lot": "L2611",
+                               "sign": "ok"}}],
+    }
 
 
 SPEED = 40.0            # the served steamer's --speed: a session in about 15 s
@@ -51,8 +54,9 @@ SPEED = 40.0            # the served steamer's --speed: a session in about 15 s
 PAIR_HOLD_MS = 120000
 
 
-def serve_for_app(air: Air, tmp: Path, name: str, speed: float = SPEED) -> Served:
-    return serve(air, tmp, name, APP_SCENARIO, speed=speed)
+def serve_for_app(air: Air, tmp: Path, name: str, speed: float = SPEED,
+                  max_session_ul: int = 500) -> Served:
+    return serve(air, tmp, name, app_scenario(max_session_ul), speed=speed)
 
 
 def press(air: Air, name: str, ms: int = PAIR_HOLD_MS) -> None:

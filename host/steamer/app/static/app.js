@@ -180,8 +180,11 @@ function showPair(ev) {
 function showLink(ev) {
   if (ev.up) {
     app.device = ev.device;
-    setText("link", `Connected to ${ev.device}`);
+    setText("link", `Connected to ${ev.device}` + (app.linkLost && app.linkLost === ev.device
+      ? ` (the link dropped at ${new Date().toLocaleTimeString()} and came back)` : ""));
+    app.linkLost = null;
   } else {
+    if (!ev.closed) app.linkLost = ev.device;
     setText("link", ev.closed ? `Disconnected from ${ev.device}`
       : `Lost the link to ${ev.device}: reconnecting…`);
   }
