@@ -4,9 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test soak bench clean
+APP := host/steamer/app
+VENDOR := $(APP)/static/vendor
+# The browser the app's tests drive (Debian's; Playwright downloads none).
+CHROMIUM := /usr/bin/chromium
 
-venv: $(STAMP)
+.PHONY: venv demo test soak bench clean browser
+
+venv: $(STAMP) $(VENDOR)/uPlot.iife.min.js
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,11 +19,21 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
+# The app's npm packages, pinned by its package-lock.json: uPlot goes into its static
+# files (no CDN: the app works offline), axe-core stays for the tests.
+$(VENDOR)/uPlot.iife.min.js: $(APP)/package.json $(APP)/package-lock.json
+	cd $(APP) && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp $(APP)/node_modules/uplot/dist/uPlot.iife.min.js $(APP)/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
+
+browser:
+	test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 demo: venv
 	@mkdir -p out
 	$(BIN)/steamer sim run scenarios/demo.json --trace out/demo-trace.jsonl
 
-test: venv
+test: venv browser
 	$(BIN)/pytest -n 2 tests
 
 # The randomized tests at soak length (about an hour on 2 cores): 1,000 nominal sessions
@@ -31,4 +46,4 @@ bench: venv
 	$(BIN)/steamer dev bench
 
 clean:
-	rm -rf $(VENV) out build
+	rm -rf $(VENV) out build $(APP)/node_modules $(VENDOR)

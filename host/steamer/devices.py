@@ -23,7 +23,7 @@ from bleak.exc import BleakError
 from podproto import ProtocolError, profile
 from steamer.client import Found, KeyRing, Steamer, SteamerError, find, load_radio, scan
 from steamer.inputs import InputTooLarge, read_input
-from podproto.names import STATE_NAMES
+from podproto.names import FAULT_NAMES, STATE_NAMES
 
 # Set (to anything but 0) to reach simulated steamers on $STEAMER_AIR without --sim.
 SIM_ENV = "STEAMER_SIM"
@@ -164,6 +164,15 @@ async def scan_all(timeout_s: float, air: Any) -> list[Found]:
         raise _radio_error(e, air) from None
 
 
+def scan_row(f: Found, keys: KeyRing) -> dict:
+    """A steamer heard in a scan as JSON-ready data: name, address, state, latched
+    fault's name, whether its pairing window is open and this host is paired, signal."""
+    return {"name": f.name, "address": f.device.address, "state": f.state,
+            "fault": FAULT_NAMES[f.fault] if 0 < f.fault < len(FAULT_NAMES) else None,
+            "pairing_open": f.pairing_open, "paired": keys.get(f.device.address) is not None,
+            "rssi": f.rssi}
+
+
 def _matches(query: str, f: Found) -> bool:
     return f.name == query or f.device.address.lower() == query.lower()
 
@@ -294,6 +303,15 @@ def read_profile_file(path: str | os.PathLike) -> ProfileFile:
         raise ProfileFileError(str(e)) from None
     except OSError as e:
         raise ProfileFileError(f"{p}: {e.strerror or e}") from None
+    return read_profile_bytes(data, p)
+
+
+def read_profile_bytes(data: bytes, path: str | os.PathLike) -> ProfileFile:
+    """A signed profile from a file's bytes (an upload named `path`): ProfileFileError
+    as read_profile_file says."""
+    p = Path(path)
+    if len(data) > PROFILE_MAX_BYTES:
+        raise ProfileFileError(f"{p} is too large for a signed profile ({len(data)} bytes)")
     head = data.lstrip()[:1]
     if head in (b"{", b"["):
         try:

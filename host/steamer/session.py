@@ -10,7 +10,7 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from bleak.exc import BleakError
 
@@ -31,12 +31,29 @@ def say_if_created(store: Store) -> None:
         print(f"created the session database {store.path}", file=sys.stderr)
 
 
-async def pair_until(st: Steamer, name: str, timeout_s: float) -> None:
-    """Pairs once the steamer's pairing window opens, retrying until timeout_s."""
+# A pairing attempt the steamer refuses (its window is shut) is answered in one round
+# trip; one still going after this long is exchanging keys.
+EXCHANGING_AFTER_S = 1.5
+PAIR_EXCHANGE_S = 10     # about how long a steamer takes to exchange keys
+
+
+async def pair_until(st: Steamer, name: str, timeout_s: float,
+                     on_phase: Callable[[str, float], None] | None = None) -> None:
+    """Pairs once the steamer's pairing window opens, retrying until timeout_s.
+    on_phase(phase, left_s) hears "waiting" before each attempt and "exchanging" once an
+    attempt outlasts a refusal (the window is open, the keys are being exchanged)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            await st.pair()
+            if on_phase is None:
+                await st.pair()
+                return
+            on_phase("waiting", deadline - time.monotonic())
+            attempt = asyncio.ensure_future(st.pair())
+            done, _ = await asyncio.wait({attempt}, timeout=EXCHANGING_AFTER_S)
+            if not done:
+                on_phase("exchanging", deadline - time.monotonic())
+            await attempt
             return
         except SteamerError as e:
             if e.code not in ("bad_state", "link", "timeout"):
@@ -78,6 +95,48 @@ def podlet_of(status: dict) -> tuple[str, str | None]:
 def podlet_refused_text(reason: str | None) -> str:
     """"podlet refused: <why, in words>"."""
     return "podlet refused: " + PODLET_REFUSALS.get(reason or "other", reason or "")
+
+
+# What each latched fault (podproto.names.FAULT_NAMES) means and what to do, for a
+# person: (what happened, what to do). The firmware has stopped heating and dosing.
+FAULT_ADVICE = {
+    "overtemp_boiler": ("the boiler got too hot", "let it cool, then press the button"),
+    "overtemp_outlet": ("the steam got too hot", "let it cool, then press the button"),
+    "boiler_ntc_open": ("the boiler's temperature sensor is disconnected",
+                        "unplug it and have it serviced"),
+    "boiler_ntc_short": ("the boiler's temperature sensor is shorted",
+                         "unplug it and have it serviced"),
+    "boiler_ntc_range": ("the boiler's temperature sensor reads out of range",
+                         "unplug it and have it serviced"),
+    "boiler_ntc_frozen": ("the boiler's temperature sensor stopped changing",
+                          "unplug it and have it serviced"),
+    "outlet_ntc_open": ("the outlet's temperature sensor is disconnected",
+                        "unplug it and have it serviced"),
+    "outlet_ntc_short": ("the outlet's temperature sensor is shorted",
+                         "unplug it and have it serviced"),
+    "outlet_ntc_range": ("the outlet's temperature sensor reads out of range",
+                         "unplug it and have it serviced"),
+    "outlet_ntc_frozen": ("the outlet's temperature sensor stopped changing",
+                          "unplug it and have it serviced"),
+    "heater_stuck_on": ("the heater did not switch off",
+                        "unplug it now and have it serviced"),
+    "heater_not_heating": ("the heater does not heat", "unplug it and have it serviced"),
+    "dry_boil": ("the boiler ran dry", "let it cool, fill the reservoir, press the button"),
+    "water_empty": ("the water ran out", "fill the reservoir, then press the button"),
+    "tip_over": ("the steamer tipped over",
+                 "stand it upright, let it cool, press the button"),
+    "pump_stall": ("the serum pump is stuck",
+                   "take the podlet out and in again, then press the button"),
+    "pump_overrun": ("the serum pump delivered more than it should",
+                     "take the podlet out, press the button, and have it serviced if it "
+                     "happens again"),
+    "service_error": ("the steamer found an internal error", "have it serviced"),
+}
+
+# A state (podproto.names.STATE_NAMES) in the words a person reads.
+STATE_WORDS = {"off": "off", "idle": "ready for a session", "preheat": "heating",
+               "ready": "ready: steam is coming", "steaming": "steaming",
+               "cooldown": "cooling down", "fault": "fault"}
 
 
 def fault_name(code: int) -> str | None:
@@ -131,6 +190,43 @@ def status_view(status: dict, extra: dict, rate_ul_min: float | None = None) -> 
     out["limit_exact"] = lim.exact if lim else None
     out["remaining_ul"] = lim.left_ul if lim else None
     out["dosing_left_s"] = round(lim.left_s) if lim else None
+    return out
+
+
+async def status_extra(st: Steamer, status: dict, paired: bool) -> dict:
+    """What only a paired host may read, for status_view: the podlet's profile, the
+    session's target, the latched fault's details."""
+    if not paired:
+        return {}
+    out: dict[str, Any] = {}
+    kind = status["podlet_type"]
+    for p in await st.profiles():
+        if kind and p["podlet_type"] == kind:
+            out["profile"] = f"{p['name']} v{p['version']}"
+    if state_name(status) in SESSION_STATES:
+        rec = await last_record(st, "session_started")
+        if rec is not None:
+            out["target_c"] = rec["payload"].get("target_c")
+    if status.get("fault"):
+        faults = await st.faults()
+        if faults:
+            f = faults[-1]
+            out["fault_detail"] = {"code": fault_name(f["code"]), "value_c": f["value_mc"] / 1000,
+                                   "limit_c": f["limit_mc"] / 1000, "uptime_s": f["uptime_s"]}
+    return out
+
+
+def session_phases(samples: list) -> list[dict]:
+    """Where a stored session's phases begin, from its samples (steamer.store.Sample):
+    heating from the start, steam once the boiler is ready (READY_C), dosing once serum
+    flows. [{"t_s", "phase"}], in order; a phase the session never reached is left out."""
+    out = [{"t_s": 0.0, "phase": "heating"}] if samples else []
+    ready = next((x for x in samples if (x.boiler_c or 0) >= READY_C), None)
+    if ready is not None:
+        out.append({"t_s": ready.t_ms / 1000, "phase": "steam"})
+    dosing = next((x for x in samples if x.dose_ul > 0), None)
+    if dosing is not None:
+        out.append({"t_s": dosing.t_ms / 1000, "phase": "dosing"})
     return out
 
 

@@ -786,6 +786,21 @@ class Store:
             "SELECT t_ms, boiler_c, outlet_c, heater_pct, pump_ul_min, dose_ul FROM samples "
             "WHERE session_id = ? ORDER BY t_ms, seq", (session_id,))]
 
+    def delete_session(self, session_id: int) -> None:
+        """Forgets a closed session: its row, samples and the log records it was derived
+        from (the steamer has dropped them once synced, so they do not come back).
+        StoreError for an unknown or still open session."""
+        s = self.session(session_id)
+        if s is None:
+            raise StoreError(f"no session {session_id} in {self.path}")
+        if s.end_seq is None:
+            raise StoreError(f"session {session_id} is still open: it can be deleted once "
+                             "it has ended and been synced")
+        with self._write() as db:
+            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            db.execute("DELETE FROM log_records WHERE device_id = ? AND seq BETWEEN ? AND ?",
+                       (s.device_id, s.start_seq, s.end_seq))
+
     def export_csv(self, fileobj: IO[str], session_id: int | None = None) -> int:
         """Writes every session as CSV (one row each; times in UTC ISO 8601), or with
         `session_id` that session's samples. Returns the number of rows written."""

@@ -271,3 +271,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated parts to run (default: all of %s)" % ",".join(PARTS))
     p.add_argument("-o", "--out", metavar="FILE", help="also write the JSON to FILE")
     p.set_defaults(func=_cmd)
+    from steamer_bench.app import register as register_app     # steamer dev bench-app
+    register_app(sub)

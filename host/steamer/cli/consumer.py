@@ -1,6 +1,6 @@
-"""The consumer commands of `steamer`: scan, pair, status, session start/stop, sync and
-profile push/list, a thin layer over steamer.client, steamer.devices and
-steamer.store. Each works against a real steamer (bleak's platform radio) or a
+"""The consumer commands of `steamer`: scan, pair, status, session start/stop, sync,
+profile push/list and app (the web app, steamer.app), a thin layer over
+steamer.client, steamer.devices, steamer.live and steamer.store. Each works against a real steamer (bleak's platform radio) or a
 simulated one (`--sim`, or STEAMER_SIM=1; the air at $STEAMER_AIR, see `steamer sim
 serve`).
 
@@ -14,20 +14,22 @@ import asyncio
 import json
 import sys
 import time
+import webbrowser
 from datetime import datetime
 from typing import Any, Callable
 
 from bleak.exc import BleakError
 
-from podproto.names import FAULT_NAMES, SESSION_STATES
+from podproto.names import SESSION_STATES
 from steamer.client import Found, Steamer, SteamerError
 from steamer.devices import (SCAN_S, SIM_ENV, DeviceError, InputFileError, connected,
                              detail_of, explain, label, last_record, load_keys, read_info,
-                             read_profile_file, resolve, scan_all, sim_air, state_name)
+                             read_profile_file, resolve, scan_all, scan_row, sim_air,
+                             state_name)
 from steamer.session import (PODLET_REFUSALS, Progress, fault_name, journal_line,
                              journal_next, lost_line, mmss, pair_until, podlet_of,
                              podlet_refused_text, read_status, record_since, say_if_created,
-                             status_view, sync_device)
+                             status_extra, status_view, sync_device)
 from steamer.store import DB_ENV, END_REASONS, Store, StoreError
 from steamer.terminal import (BAD_INPUT, FAILED, ErrorRow, command, json_out, positive_s,
                               print_table)
@@ -72,10 +74,7 @@ async def _find(args: argparse.Namespace) -> tuple[Found, str | None]:
 async def _scan(args: argparse.Namespace) -> int:
     found = await scan_all(args.timeout, sim_air(args.sim))
     keys = load_keys(args.keys)
-    rows = [{"name": f.name, "address": f.device.address, "state": f.state,
-             "fault": FAULT_NAMES[f.fault] if 0 < f.fault < len(FAULT_NAMES) else None,
-             "pairing_open": f.pairing_open, "paired": keys.get(f.device.address) is not None,
-             "rssi": f.rssi} for f in found]
+    rows = [scan_row(f, keys) for f in found]
     if args.json:
         json_out(rows)
         return 0
@@ -110,29 +109,6 @@ async def _pair(args: argparse.Namespace) -> int:
 
 
 # ---- status ------------------------------------------------------------------------------
-async def _extra(st: Steamer, status: dict, paired: bool) -> dict:
-    """What only a paired host may read: the podlet's profile, the session's target, the
-    latched fault's details."""
-    if not paired:
-        return {}
-    out: dict[str, Any] = {}
-    kind = status["podlet_type"]
-    for p in await st.profiles():
-        if kind and p["podlet_type"] == kind:
-            out["profile"] = f"{p['name']} v{p['version']}"
-    if state_name(status) in SESSION_STATES:
-        rec = await last_record(st, "session_started")
-        if rec is not None:
-            out["target_c"] = rec["payload"].get("target_c")
-    if status.get("fault"):
-        faults = await st.faults()
-        if faults:
-            f = faults[-1]
-            out["fault_detail"] = {"code": fault_name(f["code"]), "value_c": f["value_mc"] / 1000,
-                                   "limit_c": f["limit_mc"] / 1000, "uptime_s": f["uptime_s"]}
-    return out
-
-
 def _status_lines(name: str, address: str, v: dict) -> list[str]:
     lines = [f"{name} ({address}): {v['state']}"]
     lines.append(f"  boiler   {v['boiler_c']:.1f} °C")
@@ -186,7 +162,7 @@ async def _status(args: argparse.Namespace) -> int:
     paired = keys.get(found.device.address) is not None
     async with connected(found, keys, air, auth=paired) as st:
         status = await st.status()
-        extra = await _extra(st, status, paired)
+        extra = await status_extra(st, status, paired)
         view = status_view(status, extra)
         who = {"device": args.label, "address": found.device.address}
         if not args.follow:
@@ -206,7 +182,7 @@ async def _status(args: argparse.Namespace) -> int:
             await asyncio.sleep(args.interval)
             status = await read_status(st)
             if state_name(status) != last_state:
-                extra = await _extra(st, status, paired)
+                extra = await status_extra(st, status, paired)
                 last_state = state_name(status)
                 rate = None
             rate = max(rate or 0, status["pump_ul_min"]) or None
@@ -436,6 +412,31 @@ async def _profile_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- the app ---------------------------------------------------------------------------
+
+@_command("app")
+async def _app(args: argparse.Namespace) -> int:
+    from steamer.app.server import new_token, start
+    from steamer.live import Hub
+    air = sim_air(args.sim)
+    keys = load_keys(args.keys)
+    with Store.open(args.db) as store:
+        hub = Hub(air, keys, store)
+        runner, url = await start(hub, new_token(), args.port)
+        print(url, flush=True)
+        print("the app is open at the address above (this computer only); Ctrl-C ends it",
+              file=sys.stderr, flush=True)
+        if not args.no_browser:
+            webbrowser.open(url)
+        args.on_interrupt = "the app has stopped"
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await hub.close()
+            await runner.cleanup()
+    return 0
+
+
 # ---- parsers -------------------------------------------------------------------------------
 
 
@@ -565,3 +566,24 @@ def register(groups: argparse._SubParsersAction) -> None:
             "List the treatment profiles installed on DEVICE: podlet type, version, name.",
             "  steamer profile list bathroom-steamer --json", _profile_list,
             json_help="print the list as JSON")
+
+    p = groups.add_parser(
+        "app", help="the app in your browser: pair, run sessions, see the history",
+        description="Start the steamer app: a web page on this computer only "
+                    "(127.0.0.1, with a secret token in its address) that scans for "
+                    "steamers, pairs, runs and follows sessions, keeps the history synced "
+                    "and installs profiles. It opens the browser on it and prints its "
+                    "address; it runs until Ctrl-C. Add --sim for simulated steamers "
+                    "(`steamer sim serve`).",
+        epilog="Examples:\n  steamer sim serve --name demo &\n  steamer app --sim\n"
+               "  steamer app --no-browser --port 8765",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    radio_options(p, device=False)
+    p.add_argument("--db", metavar="PATH",
+                   help=f"the session database (default: ${DB_ENV}, else sessions.sqlite3 "
+                        "in the user data folder)")
+    p.add_argument("--port", type=int, default=0, metavar="N",
+                   help="the port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--no-browser", action="store_true",
+                   help="print the address only, do not open a browser")
+    p.set_defaults(func=_app)

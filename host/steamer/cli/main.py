@@ -30,6 +30,7 @@ _TOUR = """Examples:
   steamer sync bathroom-steamer         # its session logs into the history
   steamer sessions                      # the history
   steamer plot 3 -o session-3.png
+  steamer app                           # all of it in the browser
   steamer sim serve --name demo &       # a simulated steamer; then add --sim to the above
   steamer sim press demo --ms 15000     # hold its button from outside, to pair with it
 

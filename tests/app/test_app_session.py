@@ -1,0 +1,109 @@
+"""The app in a real browser, as a consumer uses it the first time: the steamer shows up
+in the scan, pairs while its button is held, runs a session whose dose the page follows
+to its end, and the session is in the history (synced on its own) with its chart and a
+CSV export. Every screen is screenshotted at phone and desktop sizes and passes axe-core
+with no serious or critical violation. Prints the page's first paint and its
+status-to-screen latency."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+
+from steamer_harness import app as harness
+
+NAME = "app-a"
+
+
+@pytest.fixture(scope="module")
+def ui(air, tmp, browser):
+    served = harness.serve_for_app(air, tmp, NAME)
+    app = harness.start_app(air, tmp)
+    page = browser.new_page(viewport=harness.PHONE, accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        yield air, app, page, errors
+    finally:
+        page.close()
+        app.stop()
+        served.stop()
+
+
+def test_scan_pair_session_history(ui, shoot):
+    air, app, page, errors = ui
+    from playwright.sync_api import expect
+    page.goto(app.url)              # no screen named: Nearby steamers
+    pair = page.get_by_role("button", name=f"Pair with {NAME}")
+    expect(pair).to_be_visible(timeout=15000)
+    expect(page.locator(f"li[data-address] >> text=not paired")).to_be_visible()
+    assert shoot(page, "nearby") == []
+
+    # Pairing: the instruction, the countdown, then "paired" while the button is held.
+    pair.click()
+    expect(page.locator("#pair-phase")).to_contain_text("waiting for the pairing window")
+    expect(page.locator("figcaption")).to_have_text(
+        "Press and hold the steamer's button until this says paired.")
+    assert 0 < int(page.text_content("#pair-left")) <= 60
+    assert shoot(page, "pairing") == []
+    harness.press(air, NAME)
+    expect(page.locator("#pair-result")).to_contain_text(f"paired with {NAME}", timeout=20000)
+
+    # The steamer: connected on its own after pairing; the podlet in words.
+    expect(page.locator("#screen-steamer")).to_be_visible(timeout=15000)
+    expect(page.locator("#st-state")).to_have_text("Ready for a session", timeout=10000)
+    expect(page.locator("#st-podlet")).to_contain_text("vitamin-c")
+    start = page.get_by_role("button", name="Start")
+    expect(start).to_be_enabled()
+    start.click()
+    expect(page.locator("#st-state")).to_have_text("Heating", timeout=10000)
+    expect(page.get_by_role("button", name="Stop")).to_be_enabled()
+
+    # The dose as a bar against the dose it ends at, with the time left, to its end.
+    expect(page.locator("#st-dose-text")).to_contain_text("min left", timeout=20000)
+    text = page.text_content("#st-dose-text")
+    m = re.match(r"(\d+) µl delivered of (\d+) µl, (\d+):(\d\d) min left", text)
+    assert m and 0 <= int(m[1]) < int(m[2]) == 500, text
+    assert page.eval_on_selector("#st-dose", "e => e.max") == 500
+    assert shoot(page, "steamer") == []
+    expect(page.locator("#st-state")).to_have_text("Cooling down", timeout=30000)
+    assert page.is_hidden("#st-dose-box") and page.is_disabled("#st-stop")
+
+    figures = harness.page_figures(page)
+    print("\napp figures:", harness.dumps(figures))
+    assert figures["status_updates"] > 20 and figures["status_to_screen_ms_p95"] < 1000
+
+    # History: the session synced on its own, with how it ended; its chart; CSV.
+    page.get_by_role("link", name="History").click()
+    row = page.locator("#hist-table tbody tr").first
+    expect(row).to_contain_text("reached its dose", timeout=15000)
+    expect(row).to_contain_text("500 µl")
+    expect(row).to_contain_text("vitamin-c")
+    row.get_by_role("button", name=re.compile("^Chart")).click()
+    expect(page.locator("#hist-charts figure canvas")).to_have_count(1)
+    expect(page.locator("#hist-charts figure")).to_contain_text(
+        re.compile(r"Phases: heating from 0:00, steam from \d+:\d\d, dosing from \d+:\d\d"))
+    assert shoot(page, "history") == []
+    with page.expect_download() as dl:
+        page.get_by_role("link", name="Export this session as CSV").click()
+    rows = list(csv.DictReader(io.StringIO(open(dl.value.path()).read())))
+    assert rows and 400 < float(rows[-1]["dose_ul"]) <= 500 and "boiler_c" in rows[0]
+    with page.expect_download() as dl:
+        page.get_by_role("link", name="Export all sessions as CSV").click()
+    (session,) = csv.DictReader(io.StringIO(open(dl.value.path()).read()))
+    assert session["end_reason"] == "max_session" and session["profile"] == "vitamin-c"
+
+    # Profiles: the steamer's, in a table.
+    page.get_by_role("link", name="Profiles").click()
+    expect(page.locator("#prof-table tbody")).to_contain_text("vitamin-c")
+    assert shoot(page, "profiles") == []
+
+    # Delete: the session leaves the history.
+    page.get_by_role("link", name="History").click()
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#hist-table tbody tr").first.get_by_role(
+        "button", name=re.compile("^Delete")).click()
+    expect(page.locator("#hist-table tbody tr")).to_have_count(0)
+    assert errors == []
