@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 
 import pytest
@@ -99,6 +100,18 @@ def test_scan_pair_session_history(ui, shoot):
     page.get_by_role("link", name="Profiles").click()
     expect(page.locator("#prof-table tbody")).to_contain_text("vitamin-c")
     assert shoot(page, "profiles") == []
+
+    # A command for the steamer the app holds goes through the app (the steamer does
+    # not advertise while connected: the command could not find it on the air).
+    p = app.steamer("status", NAME, "--sim", "--json")
+    assert p.returncode == 0, p.stderr
+    assert "connected to the running steamer app: going through it" in p.stderr
+    st = json.loads(p.stdout)
+    assert st["device"] == NAME and st["state"] in ("cooldown", "idle") and st["fault"] is None
+    p = app.steamer("session", "stop", NAME, "--sim")
+    assert p.returncode == 1 and "no session is running" in p.stderr, p.stderr
+    p = app.steamer("sync", NAME, "--sim")
+    assert p.returncode == 0 and "into the steamer app's history" in p.stdout, p.stderr
 
     # Delete: the session leaves the history.
     page.get_by_role("link", name="History").click()
