@@ -42,8 +42,16 @@ def test_scan_pair_session_history(ui, shoot):
     expect(page.locator(f"li[data-address] >> text=not paired")).to_be_visible()
     assert shoot(page, "nearby") == []
 
+    # The keyboard reaches everything in reading order; pairing starts from it.
+    order = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.textContent.trim()"))
+    assert order == ["Skip to the screen", "Nearby", "The steamer", "History", "Profiles",
+                     f"Pair with {NAME}"]
+
     # Pairing: the instruction, the countdown, then "paired" while the button is held.
-    pair.click()
+    page.keyboard.press("Enter")
     expect(page.locator("#pair-phase")).to_contain_text("waiting for the pairing window")
     expect(page.locator("figcaption")).to_have_text(
         "Press and hold the steamer's button until this says paired.")
