@@ -193,6 +193,20 @@ class Hub:
         self._stack = self._poll = self.st = None
         self.last.pop("status", None)
 
+    def held(self) -> dict | None:
+        """The connected steamer ({"device", "address"}), or None."""
+        if self.st is None or self.found is None:
+            return None
+        return {"device": self.name, "address": self.found.device.address}
+
+    def status(self) -> dict:
+        """The connected steamer's newest status view (the last "status" event)."""
+        self._held()
+        view = self.last.get("status")
+        if view is None:
+            raise DeviceError(f"{self.name} has not sent its status yet: try again")
+        return view
+
     @property
     def name(self) -> str:
         return label(self.found) if self.found else "the steamer"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 
 import pytest
@@ -41,8 +42,16 @@ def test_scan_pair_session_history(ui, shoot):
     expect(page.locator(f"li[data-address] >> text=not paired")).to_be_visible()
     assert shoot(page, "nearby") == []
 
+    # The keyboard reaches everything in reading order; pairing starts from it.
+    order = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.textContent.trim()"))
+    assert order == ["Skip to the screen", "Nearby", "The steamer", "History", "Profiles",
+                     f"Pair with {NAME}"]
+
     # Pairing: the instruction, the countdown, then "paired" while the button is held.
-    pair.click()
+    page.keyboard.press("Enter")
     expect(page.locator("#pair-phase")).to_contain_text("waiting for the pairing window")
     expect(page.locator("figcaption")).to_have_text(
         "Press and hold the steamer's button until this says paired.")
@@ -99,6 +108,18 @@ def test_scan_pair_session_history(ui, shoot):
     page.get_by_role("link", name="Profiles").click()
     expect(page.locator("#prof-table tbody")).to_contain_text("vitamin-c")
     assert shoot(page, "profiles") == []
+
+    # A command for the steamer the app holds goes through the app (the steamer does
+    # not advertise while connected: the command could not find it on the air).
+    p = app.steamer("status", NAME, "--sim", "--json")
+    assert p.returncode == 0, p.stderr
+    assert "connected to the running steamer app: going through it" in p.stderr
+    st = json.loads(p.stdout)
+    assert st["device"] == NAME and st["state"] in ("cooldown", "idle") and st["fault"] is None
+    p = app.steamer("session", "stop", NAME, "--sim")
+    assert p.returncode == 1 and "no session is running" in p.stderr, p.stderr
+    p = app.steamer("sync", NAME, "--sim")
+    assert p.returncode == 0 and "into the steamer app's history" in p.stdout, p.stderr
 
     # Delete: the session leaves the history.
     page.get_by_role("link", name="History").click()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from steamer.applink import APP_ENV
 from steamer_harness.ble import Served, serve
 from steamer_sim.air import ENV, Air, send_sim_event
 
@@ -73,6 +74,13 @@ class AppProcess:
     proc: subprocess.Popen
     url: str            # with its token
     log: Path
+    env: dict           # the app's environment: the air, and its address file
+
+    def steamer(self, *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
+        """Runs a `steamer` command as this user would beside the running app."""
+        return subprocess.run([sys.executable, "-m", "steamer.cli.main", *args],
+                              env=self.env, text=True, capture_output=True,
+                              timeout=timeout_s, stdin=subprocess.DEVNULL)
 
     @property
     def base(self) -> str:
@@ -92,7 +100,7 @@ def start_app(air: Air, tmp: Path) -> AppProcess:
     """`steamer app --sim --no-browser` on `air`, with its own keys and history in tmp;
     returns once it printed its address."""
     log = tmp / "app.log"
-    env = dict(os.environ, **{ENV: air.address})
+    env = dict(os.environ, **{ENV: air.address, APP_ENV: str(tmp / "app.json")})
     err = open(log, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "steamer.cli.main", "app", "--sim", "--no-browser",
@@ -104,7 +112,7 @@ def start_app(air: Air, tmp: Path) -> AppProcess:
     if not url.startswith("http://127.0.0.1:"):
         proc.kill()
         raise RuntimeError(f"steamer app printed {url!r}:\n{log.read_text()[-3000:]}")
-    return AppProcess(proc, url, log)
+    return AppProcess(proc, url, log, env)
 
 
 @contextmanager

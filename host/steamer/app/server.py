@@ -168,6 +168,14 @@ async def live(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def held(request: web.Request) -> web.Response:
+    return web.json_response(request.app[HUB].held())
+
+
+async def status(request: web.Request) -> web.Response:
+    return _ok(request.app[HUB].status())
+
+
 async def scan(request: web.Request) -> web.Response:
     request.app[HUB].want_scan()
     return _ok()
@@ -270,6 +278,8 @@ def make_app(hub: Hub, token: str) -> web.Application:
     r = app.router
     r.add_get("/", index)
     r.add_get("/ws", live)
+    r.add_get("/api/held", held)
+    r.add_get("/api/status", status)
     r.add_post("/api/scan", scan)
     r.add_post("/api/pair", pair)
     r.add_post("/api/connect", connect)

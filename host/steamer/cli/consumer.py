@@ -21,6 +21,7 @@ from typing import Any, Callable
 from bleak.exc import BleakError
 
 from podproto.names import SESSION_STATES
+from steamer.applink import AppLink, remove_app_file, running_app, write_app_file
 from steamer.client import Found, Steamer, SteamerError
 from steamer.devices import (SCAN_S, SIM_ENV, DeviceError, InputFileError, connected,
                              detail_of, explain, label, last_record, load_keys, read_info,
@@ -59,6 +60,22 @@ ERRORS: tuple[ErrorRow, ...] = (
 def _command(name: str) -> Callable[[Callable[[argparse.Namespace], Any]],
                                     Callable[[argparse.Namespace], int]]:
     return command(name, ERRORS)
+
+
+def _via_app(args: argparse.Namespace) -> tuple[AppLink, dict] | None:
+    """The running `steamer app` and the steamer it holds, when that is DEVICE: a
+    connected steamer does not advertise, so the command goes through the app."""
+    app = running_app()
+    try:
+        held = app.holds(args.device) if app is not None else None
+    except DeviceError:     # a stale address file: no app there any more
+        held = None
+    if app is None or held is None:
+        return None
+    args.label = held["device"]
+    print(f"{held['device']} is connected to the running steamer app: going through it",
+          file=sys.stderr)
+    return app, held
 
 
 async def _find(args: argparse.Namespace) -> tuple[Found, str | None]:
@@ -157,6 +174,9 @@ def _status_line(v: dict) -> str:
 
 @_command("status")
 async def _status(args: argparse.Namespace) -> int:
+    via = _via_app(args)
+    if via is not None:
+        return await _status_via_app(args, *via)
     keys = load_keys(args.keys)
     found, air = await _find(args)
     paired = keys.get(found.device.address) is not None
@@ -189,10 +209,34 @@ async def _status(args: argparse.Namespace) -> int:
             view = status_view(status, extra, rate)
 
 
+async def _status_via_app(args: argparse.Namespace, app: AppLink, held: dict) -> int:
+    args.on_interrupt = f"stopped following {args.label}"
+    while True:
+        view = {k: v for k, v in app.get("/api/status").items()
+                if k not in ("type", "device", "sent_ms") and not k.endswith("_text")
+                and k != "fault_todo"}
+        if args.json:
+            print(json.dumps(dict(view, **held), ensure_ascii=False), flush=True)
+        elif args.follow:
+            print(_status_line(view), flush=True)
+        else:
+            print("\n".join(_status_lines(held["device"], held["address"], view)))
+        if not args.follow:
+            return 0
+        await asyncio.sleep(args.interval)
+
+
 # ---- sessions ------------------------------------------------------------------------------
 
 @_command("session start")
 async def _session_start(args: argparse.Namespace) -> int:
+    via = _via_app(args)
+    if via is not None:
+        # The app follows the session (its page shows the progress): this one detaches.
+        via[0].post("/api/session/start")
+        _session_out(args, {"device": args.label, "address": via[1]["address"],
+                            "state": "started", "via": "app"})
+        return 0
     keys = load_keys(args.keys)
     found, air = await _find(args)
     name = args.label
@@ -297,6 +341,15 @@ def _session_out(args: argparse.Namespace, r: dict) -> None:
 
 @_command("session stop")
 async def _session_stop(args: argparse.Namespace) -> int:
+    via = _via_app(args)
+    if via is not None:
+        via[0].post("/api/session/stop")
+        if args.json:
+            json_out({"device": args.label, "address": via[1]["address"], "stopped": True,
+                      "via": "app"})
+        else:
+            print(f"stopped the session on {args.label} (through the steamer app)")
+        return 0
     keys = load_keys(args.keys)
     found, air = await _find(args)
     async with connected(found, keys, air, auth=True) as st:
@@ -329,6 +382,18 @@ async def _session_stop(args: argparse.Namespace) -> int:
 
 @_command("sync")
 async def _sync(args: argparse.Namespace) -> int:
+    via = _via_app(args)
+    if via is not None:
+        # Into the app's history: the one it keeps synced whenever the steamer is in.
+        got = via[0].post("/api/sync")
+        if args.json:
+            json_out({"device": args.label, "address": via[1]["address"], "via": "app",
+                      "new_records": got["new_records"]})
+        else:
+            n = got["new_records"]
+            print(f"synced {n} new record{'s' if n != 1 else ''} from {args.label} into "
+                  "the steamer app's history")
+        return 0
     keys = load_keys(args.keys)
     with Store.open(args.db) as store:
         say_if_created(store)
@@ -422,7 +487,9 @@ async def _app(args: argparse.Namespace) -> int:
     keys = load_keys(args.keys)
     with Store.open(args.db) as store:
         hub = Hub(air, keys, store)
-        runner, url = await start(hub, new_token(), args.port)
+        token = new_token()
+        runner, url = await start(hub, token, args.port)
+        write_app_file(url.split("/?", 1)[0], token)
         print(url, flush=True)
         print("the app is open at the address above (this computer only); Ctrl-C ends it",
               file=sys.stderr, flush=True)
@@ -432,6 +499,7 @@ async def _app(args: argparse.Namespace) -> int:
         try:
             await asyncio.Event().wait()
         finally:
+            remove_app_file(token)
             await hub.close()
             await runner.cleanup()
     return 0
