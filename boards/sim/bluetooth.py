@@ -41,7 +41,13 @@ import socket
 import sys
 import time
 
+import micropython
 from micropython import const
+
+try:
+    import _thread
+except ImportError:            # a unix port built without threads: IRQs from poll() only
+    _thread = None
 
 from airwire import PERIPHERAL_CONNS as CONNS, encode, is_socket_path
 
@@ -86,6 +92,10 @@ TX_SLOTS = const(24)         # the "sim" model's notification buffers
 AIR = None
 NAME = "steamer"
 PORT = None
+# Whether the real ports' models deliver IRQs where those ports do (a reader thread:
+# NimBLE's handlers run on it, BTstack's are scheduled with micropython.schedule and run
+# at the main thread's next bytecode branch, inside heap_lock() too); False: from poll().
+THREADS = True
 
 
 def port_model():
@@ -166,6 +176,20 @@ def BLE():
     return _ble
 
 
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def acquire(self):
+        return True
+
+    def release(self):
+        pass
+
+
 def reset_radio():
     """The sim's seam for tests: the radio goes (active(False)) and the next BLE() makes a
     new one, with the port model PORT (or the board) then says."""
@@ -203,6 +227,14 @@ class _Radio:
         self.enomem = 0
         self.heap_copies = 0
         self.irq_errors = 0
+        self.threaded = THREADS and _thread is not None and self.port != "sim"
+        self._lock = _thread.allocate_lock() if _thread is not None else _NoLock()
+        self._pending = []         # threaded: IRQs not yet delivered, (event, data)
+        self._scheduled = False
+        self._dispatch_cb = self._dispatch      # bound once: scheduling allocates nothing
+        self._got = 0              # threaded: messages the reader thread took
+        self._got_seen = 0
+        self._sim_q = []
         # The simulated world's events the air carried (`steamer sim press` ...): no
         # radio's business, the board takes them at its next period.
         self.sim_events = []
@@ -305,10 +337,11 @@ class _Radio:
         a = self._attrs.get(value_handle)
         if a is None:
             return b""
-        v = bytes(memoryview(a.value))  # mp_obj_new_bytes: a new object, on the heap
-        if a.append:
-            a.value = b""
-        return v
+        with self._lock:            # MICROPY_PY_BLUETOOTH_ENTER in gatts_db_read
+            v = a.value
+            if a.append:
+                a.value = b""
+        return bytes(memoryview(v))     # mp_obj_new_bytes: a new object, on the heap
 
     def gatts_write(self, value_handle, data, send_update=False):
         a = self._attr(value_handle)
@@ -320,6 +353,10 @@ class _Radio:
         return len(a.value)
 
     def gatts_notify(self, conn_handle, value_handle, data=None):
+        with self._lock:
+            self._notify(conn_handle, value_handle, data)
+
+    def _notify(self, conn_handle, value_handle, data):
         if conn_handle not in self._conns:
             raise OSError(errno.ENOTCONN)
         if data is None:
@@ -354,6 +391,7 @@ class _Radio:
     def gatts_indicate(self, conn_handle, value_handle, data=None):
         self.gatts_notify(conn_handle, value_handle, data)
         self._irq(_IRQ_GATTS_INDICATE_DONE, (conn_handle, value_handle, 0))
+        self._deliver()
 
     def gatts_set_buffer(self, value_handle, length, append=False):
         a = self._attr(value_handle)
@@ -375,6 +413,8 @@ class _Radio:
             if timeout_ms > 0:
                 time.sleep_ms(timeout_ms)       # no air: a radio that hears nothing
             return 0
+        if self.threaded:
+            return self._poll_threaded(timeout_ms)
         self._run_late()           # the handlers a poll ago left waiting
         got = self._lines()
         waited = got > 0
@@ -392,6 +432,83 @@ class _Radio:
                 return got
             self._rx += chunk
             got += self._lines()
+
+    def _poll_threaded(self, timeout_ms):
+        # The reader thread delivers; this only waits for it (and hands the world's
+        # events over on the main thread, where the board takes them).
+        t0 = time.ticks_ms()
+        while self._got == self._got_seen and self._sock is not None:
+            left = timeout_ms - time.ticks_diff(time.ticks_ms(), t0)
+            if left <= 0:
+                break
+            time.sleep_ms(2 if left > 2 else left)
+        if self._sim_q:
+            with self._lock:
+                q = self._sim_q
+                self._sim_q = []
+            self.sim_events.extend(q)
+        if self.port == "btstack":
+            self._dispatch(None)    # what was scheduled and has not run yet
+        got = self._got - self._got_seen
+        self._got_seen = self._got
+        return got
+
+    def _reader(self, sock):
+        """The stack's own task: takes what the air sends and runs the stack's side of it
+        (buffers, connections) under the lock, then delivers the IRQs as the port does."""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        while self._sock is sock:
+            ready = poller.poll(20)
+            if self._late:
+                with self._lock:
+                    self._run_late()
+                self._deliver()
+            if not ready:
+                continue
+            try:
+                chunk = sock.recv(512)
+            except OSError:
+                chunk = b""
+            if self._sock is not sock:
+                break
+            if not chunk:
+                with self._lock:
+                    self._lose_air()
+                self._deliver()
+                break
+            self._rx += chunk
+            with self._lock:
+                n = self._lines()
+            self._deliver()
+            self._got += n
+
+    def _deliver(self):
+        """Threaded: the IRQs queued so far, run here (NimBLE: its task calls the handler)
+        or scheduled for the main thread (BTstack: mp_sched_schedule)."""
+        if not self.threaded or not self._pending:
+            return
+        if self.port == "btstack":
+            if not self._scheduled:
+                self._scheduled = True
+                try:
+                    micropython.schedule(self._dispatch_cb, None)
+                except RuntimeError:
+                    self._scheduled = False     # the queue is full: the next message's
+            return
+        self._dispatch(None)
+
+    def _dispatch(self, _arg):
+        # Allocation-free: it may run inside heap_lock().
+        self._scheduled = False
+        while True:
+            self._lock.acquire()
+            if not self._pending:
+                self._lock.release()
+                return
+            ev = self._pending.pop(0)
+            self._lock.release()
+            self._call(ev[0], ev[1])
 
     # ---- internals ---------------------------------------------------------------------
     def _lines(self, only=None):
@@ -425,6 +542,8 @@ class _Radio:
         self._addr = None
         self._send({"op": "hello", "role": "peripheral", "name": NAME})
         self._send({"op": "mtu", "mtu": self._mtu})
+        if self.threaded:
+            _thread.start_new_thread(self._reader, (s,))
 
     def _await_addr(self):
         """The air's first answer, the address: a stack knows its own once active (its
@@ -433,7 +552,9 @@ class _Radio:
         while self._addr is None and self._sock is not None:
             if time.ticks_diff(time.ticks_ms(), t0) > 5000:
                 raise OSError(errno.ETIMEDOUT)
-            if self._poller.poll(100):
+            if self.threaded:
+                time.sleep_ms(2)    # the reader thread takes it
+            elif self._poller.poll(100):
                 chunk = self._sock.recv(512)
                 if not chunk:
                     self._lose_air()
@@ -474,6 +595,12 @@ class _Radio:
         return a
 
     def _irq(self, event, data):
+        if self.threaded:
+            self._pending.append((event, data))     # under the lock; _deliver() runs it
+            return
+        self._call(event, data)
+
+    def _call(self, event, data):
         # modbluetooth.c invoke_irq_handler_run_protected: an exception is printed and
         # the handler disabled for good; it never reaches the code the IRQ interrupted.
         handler = self._handler
@@ -484,8 +611,11 @@ class _Radio:
         except Exception as e:  # noqa: BLE001 - as the port does
             self.irq_errors += 1
             self._handler = None
-            print("Unhandled exception in IRQ callback handler")
-            sys.print_exception(e)
+            try:
+                print("Unhandled exception in IRQ callback handler")
+                sys.print_exception(e)
+            except MemoryError:
+                pass                # inside heap_lock(): the port's printer needs no heap
 
     def _run_late(self):
         late = self._late
@@ -507,7 +637,7 @@ class _Radio:
         if op == "addr":
             self._addr = bytes(int(x, 16) for x in msg["addr"].split(":"))
         elif op == "sim_event":
-            self.sim_events.append(msg["event"])
+            (self._sim_q if self.threaded else self.sim_events).append(msg["event"])
         elif op == "connect":
             self._conns[msg["conn"]] = 23
             self._coalesce[msg["conn"]] = msg.get("coalesce", 1)

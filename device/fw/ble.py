@@ -146,6 +146,7 @@ class Link:
         self.conn_event = 0        # set by the IRQ: 1 connected, 2 disconnected, 3 MTU
         self.rx_pending = 0        # set by the IRQ: the Command buffer holds writes
         self.rx_foreign = 0        # ... some of them from a connection not ours
+        self.rx_mixed = 0          # ... and ours after them
         self.irq_errors = 0        # exceptions the IRQ handler caught
         self.kick = array("h", [-1] * _KICK_SLOTS)   # connections service() drops
         self.kicked = 0            # connections dropped for another (either way)
@@ -220,10 +221,11 @@ class Link:
         if event == _IRQ_GATTS_WRITE:
             if data[1] != self.h_cmd:
                 return
-            if data[0] == self.conn:
-                self.rx_pending = 1
-            else:
+            if data[0] != self.conn:
                 self.rx_foreign = 1
+            elif self.rx_foreign:
+                self.rx_mixed = 1              # ours after another's, unread: no boundary
+            self.rx_pending = 1
         elif event == _IRQ_CENTRAL_CONNECT:
             old = self.conn
             if old >= 0 and data[0] != old:
@@ -237,18 +239,15 @@ class Link:
             self.mtu = 23
             self.interval_ms = self.interval_default_ms   # reported only when it changes
             self.conn_event = 1
-            # The new connection's PDUs may arrive before service() sees it: its credit
-            # count starts here (in place, allocating nothing).
-            self.ring_count = 0
-            self.rx.held = 0
-            self.rx.owed = 0
+            # The ring and the credits are service()'s alone (the handler may run on the
+            # stack's thread, between a test of them and its update): _on_connection
+            # starts them again; nothing is read from the stack until it has.
         elif event == _IRQ_CENTRAL_DISCONNECT:
             if data[0] == self.conn:
                 if self.rx_pending:
                     self.rx_foreign = 1
                 self.conn = -1
                 self.conn_event = 2
-                self.ring_count = 0
         elif event == _IRQ_MTU_EXCHANGED:
             if data[0] == self.conn:
                 self.mtu = data[1]
@@ -270,12 +269,17 @@ class Link:
         mode: the writes since the last read, one or several. A write is one PDU, and each
         PDU takes a credit: a host that packs two PDUs into one write is charged two. What
         a connection not ours wrote with it cannot be told apart: the read is dropped."""
-        if not (self.rx_pending or self.rx_foreign):
+        if not self.rx_pending:
             return
         self.rx_pending = 0
         buf = self.radio.gatts_read(self.h_cmd)
         if self.rx_foreign:
             self.rx_foreign = 0
+            if self.rx_mixed:
+                # Our PDUs behind another connection's: which bytes are whose is lost,
+                # and with them the credit count. Start the connection again.
+                self.rx_mixed = 0
+                raise RuntimeError("Command writes of two connections mixed")
             return
         n = len(buf)
         at = 0
@@ -431,7 +435,12 @@ class Link:
                 self.frag = plink.Fragmenter(max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)))
                 self._write_info()
             return
+        if self.rx_foreign:
+            self._read_cmd()           # what the last connection left (dropped)
         self.reasm.reset()
+        self.ring_count = 0
+        self.rx.held = 0
+        self.rx.owed = 0
         self.tx = []
         self.tx_id = 0
         self.pdus_per_event = self.pdus_default

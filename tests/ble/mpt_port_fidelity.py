@@ -8,8 +8,10 @@ import errno
 import json
 import os
 import socket
+import time
 from binascii import hexlify, unhexlify
 
+import _thread
 import micropython
 
 import airwire
@@ -356,3 +358,60 @@ def test_btstack_never_refuses_and_copies_what_waits_onto_the_heap():
     finally:
         bluetooth.reset_radio()
         air.close()
+
+
+def _busy_locked(ms):
+    """The main thread inside heap_lock() for about ms, never calling the radio (as the
+    control step runs): the branches of its loop are where a scheduled task may run."""
+    micropython.heap_lock()
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < ms:
+        pass
+    micropython.heap_unlock()
+
+
+def _write_and_wait_locked(port):
+    air, radio, handles = _radio(port)
+    got = []
+
+    def handler(ev, data):
+        if ev != 3:
+            return
+        try:
+            radio.gatts_read(data[1])
+            got.append("read")
+        except MemoryError:
+            got.append("MemoryError")
+        got.append(_thread.get_ident())
+    try:
+        _connect(air, radio)
+        radio.gatts_set_buffer(handles[1], 64, True)
+        radio.irq(handler)
+        air.send({"op": "write", "conn": 1, "handle": handles[1], "data": "0102"})
+        _busy_locked(300)
+        return got
+    finally:
+        bluetooth.reset_radio()
+        air.close()
+
+
+def test_btstack_irqs_run_inside_the_heap_locked_step():
+    """Item 1: on rp2 the BTstack stack runs as a scheduled task (ports/rp2/mpbthciport.c
+    mp_bluetooth_hci_poll_now: mp_sched_schedule_node(run_events_scheduled_task)), which
+    py/scheduler.c's mp_handle_pending runs at the VM's next pending check, inside
+    heap_lock() too: the handler runs on the main thread while the step holds the heap
+    lock, and its gatts_read (mp_obj_new_bytes) raises MemoryError. The sim delivers
+    with micropython.schedule from its reader thread (an approximation of the port's
+    scheduling points: the unix VM's)."""
+    got = _write_and_wait_locked("btstack")
+    assert got == ["MemoryError", _thread.get_ident()], got
+
+
+def test_nimble_irqs_run_on_the_stacks_own_thread():
+    """Item 2: on the esp32 NimBLE calls the handler from its own FreeRTOS task
+    (modbluetooth.c, MICROPY_PY_BLUETOOTH_USE_SYNC_EVENTS_WITH_INTERLOCK:
+    invoke_irq_handler sets up a thread state and takes the GIL), interleaving with the
+    main thread wherever it is; its heap is not the locked step's. The sim runs the
+    handler on its reader thread (no GIL on this unix port: interleaving is finer still)."""
+    got = _write_and_wait_locked("nimble")
+    assert len(got) == 2 and got[0] == "read" and got[1] != _thread.get_ident(), got
