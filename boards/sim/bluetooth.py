@@ -49,7 +49,7 @@ try:
 except ImportError:            # a unix port built without threads: IRQs from poll() only
     _thread = None
 
-from airwire import PERIPHERAL_CONNS as CONNS, encode, is_socket_path
+from airwire import ENV, PERIPHERAL_CONNS as CONNS, encode, is_socket_path
 
 FLAG_BROADCAST = const(0x0001)
 FLAG_READ = const(0x0002)
@@ -86,9 +86,10 @@ _PENDING_HDR = const(24)
 BOARD_PORTS = {"esp32c3": "nimble", "picow": "btstack"}
 PORTS = ("nimble", "btstack", "sim")
 TX_SLOTS = const(24)         # the "sim" model's notification buffers
-# Where the air is ("host:port" or a Unix socket's path) and the name the air knows this
-# radio by (it keeps the same address across resets): the board sets both before
-# BLE().active(True). PORT: the port model (None: from $STEAMER_SIM_BOARD).
+# Where the air is ("host:port" or a Unix socket's path; None: $STEAMER_AIR) and the name
+# the air knows this radio by (it keeps the same address across resets): the board sets
+# both before BLE().active(True); a program of its own (aioble's examples) needs only the
+# variables. PORT: the port model (None: from $STEAMER_SIM_BOARD).
 AIR = None
 NAME = "steamer"
 PORT = None
@@ -526,14 +527,15 @@ class _Radio:
         return got
 
     def _connect_air(self):
-        if not AIR:
+        air = AIR or os.getenv(ENV)
+        if not air:
             raise OSError(errno.ENODEV)
-        if is_socket_path(AIR):
+        if is_socket_path(air):
             # A Unix socket: sockaddr_un is the family (u16, little-endian here), the path.
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(bytes((socket.AF_UNIX, 0)) + AIR.encode() + b"\0")
+            s.connect(bytes((socket.AF_UNIX, 0)) + air.encode() + b"\0")
         else:
-            host, port = AIR.rsplit(":", 1)
+            host, port = air.rsplit(":", 1)
             s = socket.socket()
             s.connect(socket.getaddrinfo(host, int(port))[0][-1])
         self._sock = s
