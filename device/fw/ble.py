@@ -269,8 +269,8 @@ class Link:
         mode: the writes since the last read, one or several. A write is one PDU, and each
         PDU takes a credit: a host that packs two PDUs into one write is charged two. What
         a connection not ours wrote with it cannot be told apart: the read is dropped."""
-        if not self.rx_pending:
-            return
+        if not self.rx_pending or (self.conn_event and not self.rx_foreign):
+            return                     # a new connection's: once service() has started it
         self.rx_pending = 0
         buf = self.radio.gatts_read(self.h_cmd)
         if self.rx_foreign:

@@ -358,8 +358,7 @@ class Steamer:
             raise BleakError("not a steamer: no Command characteristic")
         self.info = await self._read_frame(client, gatt.INFO_UUID)
         waited_s = 0.0
-        while (char.max_write_without_response_size <= 20 < self.info.get("max_pdu", 20)
-               and waited_s < MTU_WAIT_S):
+        while char.max_write_without_response_size <= 20 and waited_s < MTU_WAIT_S:
             await asyncio.sleep(MTU_STEP_S)
             waited_s += MTU_STEP_S
         max_pdu = max(20, min(MAX_PDU, char.max_write_without_response_size))
