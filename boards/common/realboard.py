@@ -229,6 +229,22 @@ def filesystem_of(path):
     return found
 
 
+# The radio between periods: idle() every _IDLE_SLICE_MS (a connection interval or
+# less) until _IDLE_MARGIN_MS before the next period.
+_IDLE_SLICE_MS = const(10)
+_IDLE_MARGIN_MS = const(15)
+
+
+def _radio():
+    """The port's bluetooth.BLE() (NimBLE on the ESP32-C3, BTstack on the Pico W); None
+    on a build without one. fw.ble.Link makes it active and advertises."""
+    try:
+        import bluetooth
+    except ImportError:
+        return None
+    return bluetooth.BLE()
+
+
 class Board:
     """What is left of the contract once a board has built its parts: clock, ticks, the
     decision log on flash, the data folder and the watchdog."""
@@ -244,7 +260,7 @@ class Board:
         # The BLE host link attaches here (an object with poll() -> (name, arg) or None)
         # once the radio code lands; until then nothing outside the loop sends commands.
         self.host_link = None
-        self.radio = None
+        self.radio = _radio()
         # The firmware's persistent folder: ledger, journal, profiles, pairing keys,
         # mfg.pub. The ledger's safety rests on littlefs: a commit is a rename over the
         # old file, atomic there, and a power cut mid-write leaves the old ledger. FAT
@@ -277,7 +293,15 @@ class Board:
     def reset_cause(self):
         return self._reset_cause
 
-    def wait_tick(self):
+    def wait_tick(self, idle=None):
+        # The radio's IRQs arrive on their own (BTstack scheduled, NimBLE on its task);
+        # idle() (fw.ble.Link.pump) moves log sync along in slices of the wait, as the
+        # sim board's does, while a margin of the period is left.
+        while idle is not None and time.ticks_diff(self._next_ms, time.ticks_ms()) > _IDLE_MARGIN_MS:
+            idle()
+            left_ms = time.ticks_diff(self._next_ms, time.ticks_ms()) - _IDLE_MARGIN_MS
+            if left_ms > 0:
+                time.sleep_ms(min(left_ms, _IDLE_SLICE_MS))
         left_ms = time.ticks_diff(self._next_ms, time.ticks_ms())
         if left_ms >= 0:
             time.sleep_ms(left_ms)

@@ -25,6 +25,7 @@ A central sends: scan (on), connect, read, write, subscribe, disconnect (each wi
 "req" the answer repeats; an answer of op "error" says why) and sim_event (name, event).
 It gets adv (addr, data, resp, rssi), the answers, notify, disconnected and closed.
 """
+import json
 
 ENV = "STEAMER_AIR"
 
@@ -39,3 +40,9 @@ PERIPHERAL_CONNS = 2
 def is_socket_path(addr):
     """Whether `addr` names a Unix socket (it has a "/") rather than HOST:PORT."""
     return "/" in addr
+
+
+def encode(msg):
+    """One message as its line on the air: compact JSON (no blanks, as the broker writes
+    it), UTF-8, ended by a newline."""
+    return json.dumps(msg, separators=(",", ":")).encode() + b"\n"

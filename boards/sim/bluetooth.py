@@ -1,34 +1,55 @@
 """MicroPython's `bluetooth` module for the unix port, carried over a loopback socket to
 the simulated air (tools/steamer_sim/air.py), so the firmware's GATT server runs unchanged.
-What it says there is airwire.py's wire protocol.
+What it says there is airwire.py's wire protocol (airwire.encode writes each line).
 
 Same API as the real module for what a peripheral uses: BLE().active, config, irq (same
 event codes and data tuples), gap_advertise, gap_disconnect, gatts_register_services,
-gatts_read / write / notify / indicate, gatts_set_buffer; UUID and the FLAG_* constants.
-What differs is only how IRQs arrive: the board calls `poll(timeout_ms)` from its
-wait_tick, so handlers run between control steps as the stack's callbacks would.
+gatts_read / write / notify / indicate, gatts_set_buffer, gattc_exchange_mtu; UUID and the
+FLAG_* constants. IRQs arrive when the board calls `poll(timeout_ms)` from its wait_tick.
 
-Modelled as NimBLE does it: a write longer than the characteristic's buffer is cut
-(replace mode) or refused (append mode when full), never queued elsewhere; a
-notification beyond the stack's TX_SLOTS buffers in flight raises OSError(ENOMEM).
+The port model (PORT, else $STEAMER_SIM_BOARD through BOARD_PORTS: "nimble" for the
+ESP32-C3, "btstack" for the Pico W) decides what the real ports decide differently; all
+follow extmod/modbluetooth.c where it is shared. When neither names one the model is
+"sim", no real port: the notification buffering the sim had before the port models
+(TX_SLOTS notifications in flight whatever their size, then ENOMEM), kept as the default
+so today's tests and traces stay as they were; it has the shared semantics below.
+- NimBLE: a notification takes mbufs from a pool of MSYS_BLOCKS blocks of MSYS_BLOCK_SIZE
+  bytes until the link carries it; none left: OSError(ENOMEM), so fewer large ones fit.
+- BTstack: never ENOMEM; past the controller's ACL_SLOTS a notification is copied onto
+  the MicroPython heap (m_tracked_calloc) until it is sent, without bound.
+- Both: a notification over MTU-3 is cut to MTU-3; an append-mode write that overflows the
+  buffer keeps what fits and still fires the IRQ; gatts_read of an unknown handle is b"";
+  gatts_read returns a new bytes object (it allocates); gatts_write returns the length;
+  config("gap_name") is bytes; config("mac") is this radio's own address, known once
+  active (OSError(ENODEV) before); advertising data over 31 bytes is refused (EINVAL);
+  a characteristic that notifies or indicates has a CCCD handle after its value handle;
+  an exception in the IRQ handler is printed and the handler disabled; the connection
+  interval is reported (_IRQ_CONNECTION_UPDATE) only when the central changes it.
 The air may ask for scheduled IRQs (LinkParams.coalesce_writes = n): the write IRQs
 then wait until n writes have been appended (or the next poll), so the first handler
 reads them all at once and the others read nothing, as when MicroPython runs a real
-stack's handlers late. A connection's interval arrives as _IRQ_CONNECTION_UPDATE.
-Connections as NimBLE holds them: advertising stops when a central connects; the radio
+stack's handlers late. Connections: advertising stops when a central connects; the radio
 may advertise again while it has fewer than CONNS (the air's PERIPHERAL_CONNS), and
 connectable advertising with every connection taken raises OSError(ENOMEM).
 """
 from binascii import hexlify, unhexlify
 import errno
 import json
+import os
 import select
 import socket
+import sys
 import time
 
+import micropython
 from micropython import const
 
-from airwire import PERIPHERAL_CONNS as CONNS, is_socket_path
+try:
+    import _thread
+except ImportError:            # a unix port built without threads: IRQs from poll() only
+    _thread = None
+
+from airwire import ENV, PERIPHERAL_CONNS as CONNS, encode, is_socket_path
 
 FLAG_BROADCAST = const(0x0001)
 FLAG_READ = const(0x0002)
@@ -44,31 +65,97 @@ _IRQ_GATTS_INDICATE_DONE = const(20)
 _IRQ_MTU_EXCHANGED = const(21)
 _IRQ_CONNECTION_UPDATE = const(27)
 
-TX_SLOTS = const(24)         # the stack's notification buffers
 _DEFAULT_BUF = const(20)     # what an attribute holds unless gatts_set_buffer says more
+_ADV_MAX = const(31)         # legacy advertising data (BLE_HS_ADV_MAX_SZ)
+_ENODEV = const(19)          # ERRNO_BLUETOOTH_NOT_ACTIVE (extmod/modbluetooth.h)
+# NimBLE's mbuf pool as ESP-IDF configures it for the esp32 port (its sdkconfig.ble
+# leaves CONFIG_BT_NIMBLE_MSYS_1_BLOCK_COUNT / _BLOCK_SIZE at 24 and 128): a block holds
+# its size less the os_mbuf header, the first also the packet header and the ATT, L2CAP
+# and HCI headers NimBLE prepends.
+MSYS_BLOCKS = const(24)
+MSYS_BLOCK_SIZE = const(128)
+_MBUF_HDR = const(16)
+_MBUF_LEAD = const(20)
+# BTstack: notifications the controller (the CYW43's ACL buffers) takes before
+# att_server_notify answers BTSTACK_ACL_BUFFERS_FULL (an assumption: the chip reports it).
+ACL_SLOTS = const(8)
+# The heap a pending BTstack notification takes besides its value
+# (notify_indicate_pending_op_t: a registration, op, handles, length).
+_PENDING_HDR = const(24)
 
-# Where the air is ("host:port" or a Unix socket's path) and the name the air knows this radio by (it keeps the
-# same address across resets): the board sets both before BLE().active(True).
+BOARD_PORTS = {"esp32c3": "nimble", "picow": "btstack"}
+PORTS = ("nimble", "btstack", "sim")
+TX_SLOTS = const(24)         # the "sim" model's notification buffers
+# Where the air is ("host:port" or a Unix socket's path; None: $STEAMER_AIR) and the name
+# the air knows this radio by (it keeps the same address across resets): the board sets
+# both before BLE().active(True); a program of its own (aioble's examples) needs only the
+# variables. PORT: the port model (None: from $STEAMER_SIM_BOARD).
 AIR = None
 NAME = "steamer"
+PORT = None
+# Whether the real ports' models deliver IRQs where those ports do (a reader thread:
+# NimBLE's handlers run on it, BTstack's are scheduled with micropython.schedule and run
+# at the main thread's next bytecode branch, inside heap_lock() too); False: from poll().
+THREADS = True
 
 
-class UUID:
-    def __init__(self, value):
-        if isinstance(value, UUID):
-            value = value.s
-        if isinstance(value, int):
-            value = "0000%04x-0000-1000-8000-00805f9b34fb" % value
-        self.s = value.lower()
+def port_model():
+    """The port model the next BLE() gets: PORT, else the simulated board's."""
+    if PORT is not None:
+        if PORT not in PORTS:
+            raise ValueError("bluetooth.PORT must be one of %r, not %r" % (PORTS, PORT))
+        return PORT
+    board = os.getenv("STEAMER_SIM_BOARD")
+    if board and board not in BOARD_PORTS:
+        raise ValueError("$STEAMER_SIM_BOARD must be one of %r, not %r"
+                         % (tuple(BOARD_PORTS), board))
+    return BOARD_PORTS.get(board or "", "sim")
+
+
+class _UUID(bytes):
+    """A UUID as the port holds it: its 2, 4 or 16 bytes, little-endian, which the
+    buffer protocol gives (bytes(uuid)); equal only to a UUID of the same type and value
+    (modbluetooth.c bluetooth_uuid_binary_op, bluetooth_uuid_get_buffer)."""
 
     def __eq__(self, other):
-        return isinstance(other, UUID) and other.s == self.s
+        return isinstance(other, _UUID) and bytes(self) == bytes(other)
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
 
     def __hash__(self):
-        return hash(self.s)
+        return hash(bytes(self))
 
-    def __str__(self):
-        return "UUID('%s')" % self.s
+    def __repr__(self):
+        b = bytes(self)
+        if len(b) <= 4:
+            return "UUID(0x%s)" % hexlify(bytes(reversed(b))).decode()
+        return "UUID('%s')" % _uuid_str(self)
+
+    __str__ = __repr__
+
+
+def UUID(value):
+    """bluetooth.UUID(value): an int (16-bit), a 2/4/16-byte buffer, or a string such as
+    '6E400001-B5A3-F393-E0A9-E50E24DCCA9E' (modbluetooth.c bluetooth_uuid_make_new)."""
+    if isinstance(value, _UUID):
+        return value
+    if isinstance(value, int):
+        if not 0 <= value <= 0xFFFF:
+            raise ValueError("invalid UUID")
+        return _UUID(bytes((value & 0xFF, value >> 8)))
+    if not isinstance(value, str):
+        b = bytes(value)
+        if len(b) in (2, 4, 16):
+            return _UUID(b)
+        value = b.decode()
+    hexs = value.replace("-", "")
+    if len(hexs) != 32:
+        raise ValueError("UUID too long" if len(hexs) > 32 else "UUID too short")
+    try:
+        return _UUID(bytes(reversed(unhexlify(hexs))))
+    except ValueError:
+        raise ValueError("invalid char in UUID")
 
 
 class _Attr:
@@ -90,8 +177,32 @@ def BLE():
     return _ble
 
 
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def acquire(self):
+        return True
+
+    def release(self):
+        pass
+
+
+def reset_radio():
+    """The sim's seam for tests: the radio goes (active(False)) and the next BLE() makes a
+    new one, with the port model PORT (or the board) then says."""
+    global _ble
+    if _ble is not None:
+        _ble.active(False)
+    _ble = None
+
+
 class _Radio:
     def __init__(self):
+        self.port = port_model()
         self._active = False
         self._sock = None
         self._poller = None
@@ -99,17 +210,32 @@ class _Radio:
         self._handler = None
         self._attrs = {}
         self._next_handle = 1
-        self._addr = b"\x5e\x7a\x00\x00\x00\x00"
+        self._addr = None
         self._mtu = 23
-        self._name = "steamer"
+        self._name = b"MPY"
         self._conns = {}           # conn_handle -> negotiated mtu
         self._coalesce = {}        # conn_handle -> writes appended per IRQ batch
         self._late = []            # write IRQs not yet delivered: (conn, handle)
+        # Notifications the air has not carried yet, oldest first: NimBLE's mbuf blocks
+        # each holds; BTstack's heap copy (None while the controller holds it).
+        self._tx = []
         self.tx_in_flight = 0
-        # Counters a test may read: writes the stack had to refuse or cut.
+        self.mbufs_used = 0
+        # Counters a test may read: writes the stack had to cut, notifications refused
+        # (NimBLE) or copied onto the heap (BTstack), handler exceptions.
         self.rx_overflow = 0
         self.rx_truncated = 0
         self.enomem = 0
+        self.heap_copies = 0
+        self.irq_errors = 0
+        self.threaded = THREADS and _thread is not None and self.port != "sim"
+        self._lock = _thread.allocate_lock() if _thread is not None else _NoLock()
+        self._pending = []         # threaded: IRQs not yet delivered, (event, data)
+        self._scheduled = False
+        self._dispatch_cb = self._dispatch      # bound once: scheduling allocates nothing
+        self._got = 0              # threaded: messages the reader thread took
+        self._got_seen = 0
+        self._sim_q = []
         # The simulated world's events the air carried (`steamer sim press` ...): no
         # radio's business, the board takes them at its next period.
         self.sim_events = []
@@ -125,6 +251,8 @@ class _Radio:
                 self._sock.close()
             self._sock = None
             self._conns = {}
+            self._tx = []
+            self.tx_in_flight = self.mbufs_used = 0
         self._active = bool(state)
         return self._active
 
@@ -132,6 +260,9 @@ class _Radio:
         if names:
             name = names[0]
             if name == "mac":
+                if not self._active:
+                    raise OSError(_ENODEV)
+                self._await_addr()
                 return (0, self._addr)
             if name == "mtu":
                 return self._mtu
@@ -145,7 +276,7 @@ class _Radio:
                 self._mtu = v
                 self._send({"op": "mtu", "mtu": v})
             elif k == "gap_name":
-                self._name = v
+                self._name = v.encode() if isinstance(v, str) else bytes(v)
             elif k in ("rxbuf", "bond", "io", "mitm", "le_secure"):
                 pass
             else:
@@ -158,9 +289,18 @@ class _Radio:
         if interval_us is None:
             self._send({"op": "adv", "data": None})
             return
+        adv_data = bytes(adv_data or b"")
+        resp_data = bytes(resp_data or b"")
+        if len(adv_data) > _ADV_MAX or len(resp_data) > _ADV_MAX:
+            # NimBLE: ble_gap_adv_set_data answers BLE_HS_EINVAL. BTstack passes it on,
+            # and the controller refuses the HCI command: no advertising either way.
+            if self.port != "btstack":
+                raise OSError(errno.EINVAL)
+            self._send({"op": "adv", "data": None})
+            return
         if connectable and len(self._conns) >= CONNS:
             raise OSError(errno.ENOMEM)
-        self._send({"op": "adv", "data": _hex(adv_data or b""), "resp": _hex(resp_data or b"")})
+        self._send({"op": "adv", "data": _hex(adv_data), "resp": _hex(resp_data)})
 
     def gap_disconnect(self, conn_handle):
         if conn_handle not in self._conns:
@@ -182,6 +322,8 @@ class _Radio:
                 self._attrs[h] = _Attr(h)
                 handles.append(h)
                 svc["chars"].append({"uuid": _uuid_str(ch[0]), "flags": ch[1], "handle": h})
+                if ch[1] & (FLAG_NOTIFY | FLAG_INDICATE):
+                    self._next_handle += 1  # its CCCD (BTstack: value handle + 1)
                 for d in (ch[2] if len(ch) > 2 else ()):
                     dh = self._next_handle
                     self._next_handle += 1
@@ -193,11 +335,14 @@ class _Radio:
         return tuple(out)
 
     def gatts_read(self, value_handle):
-        a = self._attr(value_handle)
-        v = a.value
-        if a.append:
-            a.value = b""
-        return v
+        a = self._attrs.get(value_handle)
+        if a is None:
+            return b""
+        with self._lock:            # MICROPY_PY_BLUETOOTH_ENTER in gatts_db_read
+            v = a.value
+            if a.append:
+                a.value = b""
+        return bytes(memoryview(v))     # mp_obj_new_bytes: a new object, on the heap
 
     def gatts_write(self, value_handle, data, send_update=False):
         a = self._attr(value_handle)
@@ -206,18 +351,40 @@ class _Radio:
         if send_update:
             for conn in self._conns:
                 self.gatts_notify(conn, value_handle)
+        return len(a.value)
 
     def gatts_notify(self, conn_handle, value_handle, data=None):
+        with self._lock:
+            self._notify(conn_handle, value_handle, data)
+
+    def _notify(self, conn_handle, value_handle, data):
         if conn_handle not in self._conns:
             raise OSError(errno.ENOTCONN)
         if data is None:
             data = self._attr(value_handle).value
-        if len(data) > self._conns[conn_handle] - 3:
-            raise OSError(errno.EINVAL)
-        if self.tx_in_flight >= TX_SLOTS:
-            self.enomem += 1
-            self._send({"op": "enomem", "conn": conn_handle})     # for the air's stats
-            raise OSError(errno.ENOMEM)
+        room = self._conns[conn_handle] - 3
+        if len(data) > room:
+            data = data[:room]
+        if self.port == "sim":
+            if self.tx_in_flight >= TX_SLOTS:
+                self.enomem += 1
+                self._send({"op": "enomem", "conn": conn_handle})
+                raise OSError(errno.ENOMEM)
+            self._tx.append(0)
+        elif self.port == "nimble":
+            blocks = (len(data) + _MBUF_LEAD + MSYS_BLOCK_SIZE - _MBUF_HDR - 1) // (
+                MSYS_BLOCK_SIZE - _MBUF_HDR)
+            if self.mbufs_used + blocks > MSYS_BLOCKS:
+                self.enomem += 1
+                self._send({"op": "enomem", "conn": conn_handle})     # for the air's stats
+                raise OSError(errno.ENOMEM)
+            self.mbufs_used += blocks
+            self._tx.append(blocks)
+        elif self.tx_in_flight >= ACL_SLOTS:
+            self._tx.append(bytearray(_PENDING_HDR + len(data)))     # allocates, as there
+            self.heap_copies += 1
+        else:
+            self._tx.append(None)
         self.tx_in_flight += 1
         self._send({"op": "notify", "conn": conn_handle, "handle": value_handle,
                     "data": _hex(data)})
@@ -225,11 +392,18 @@ class _Radio:
     def gatts_indicate(self, conn_handle, value_handle, data=None):
         self.gatts_notify(conn_handle, value_handle, data)
         self._irq(_IRQ_GATTS_INDICATE_DONE, (conn_handle, value_handle, 0))
+        self._deliver()
 
     def gatts_set_buffer(self, value_handle, length, append=False):
         a = self._attr(value_handle)
         a.size = length
         a.append = bool(append)
+
+    def gattc_exchange_mtu(self, conn_handle):
+        """The peripheral's side of an exchange the central answers: this air's central
+        starts its own exchange at connect, so asking again changes nothing."""
+        if conn_handle not in self._conns:
+            raise OSError(errno.ENOTCONN)
 
     # ---- the sim board's side ---------------------------------------------------------
     def poll(self, timeout_ms):
@@ -240,9 +414,11 @@ class _Radio:
             if timeout_ms > 0:
                 time.sleep_ms(timeout_ms)       # no air: a radio that hears nothing
             return 0
+        if self.threaded:
+            return self._poll_threaded(timeout_ms)
         self._run_late()           # the handlers a poll ago left waiting
-        waited = False
-        got = 0
+        got = self._lines()
+        waited = got > 0
         while True:
             ready = self._poller.poll(0 if waited else timeout_ms)
             waited = True
@@ -256,37 +432,144 @@ class _Radio:
                 self._lose_air()
                 return got
             self._rx += chunk
-            while True:
-                nl = self._rx.find(b"\n")
-                if nl < 0:
-                    break
-                line = self._rx[:nl]
-                self._rx = self._rx[nl + 1:]
-                got += 1
-                self._on(json.loads(line))
+            got += self._lines()
+
+    def _poll_threaded(self, timeout_ms):
+        # The reader thread delivers; this only waits for it (and hands the world's
+        # events over on the main thread, where the board takes them).
+        t0 = time.ticks_ms()
+        while self._got == self._got_seen and self._sock is not None:
+            left = timeout_ms - time.ticks_diff(time.ticks_ms(), t0)
+            if left <= 0:
+                break
+            time.sleep_ms(2 if left > 2 else left)
+        if self._sim_q:
+            with self._lock:
+                q = self._sim_q
+                self._sim_q = []
+            self.sim_events.extend(q)
+        if self.port == "btstack":
+            self._dispatch(None)    # what was scheduled and has not run yet
+        got = self._got - self._got_seen
+        self._got_seen = self._got
+        return got
+
+    def _reader(self, sock):
+        """The stack's own task: takes what the air sends and runs the stack's side of it
+        (buffers, connections) under the lock, then delivers the IRQs as the port does."""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        while self._sock is sock:
+            ready = poller.poll(20)
+            if self._late:
+                with self._lock:
+                    self._run_late()
+                self._deliver()
+            if not ready:
+                continue
+            try:
+                chunk = sock.recv(512)
+            except OSError:
+                chunk = b""
+            if self._sock is not sock:
+                break
+            if not chunk:
+                with self._lock:
+                    self._lose_air()
+                self._deliver()
+                break
+            self._rx += chunk
+            with self._lock:
+                n = self._lines()
+            self._deliver()
+            self._got += n
+
+    def _deliver(self):
+        """Threaded: the IRQs queued so far, run here (NimBLE: its task calls the handler)
+        or scheduled for the main thread (BTstack: mp_sched_schedule)."""
+        if not self.threaded or not self._pending:
+            return
+        if self.port == "btstack":
+            if not self._scheduled:
+                self._scheduled = True
+                try:
+                    micropython.schedule(self._dispatch_cb, None)
+                except RuntimeError:
+                    self._scheduled = False     # the queue is full: the next message's
+            return
+        self._dispatch(None)
+
+    def _dispatch(self, _arg):
+        # Allocation-free: it may run inside heap_lock().
+        self._scheduled = False
+        while True:
+            self._lock.acquire()
+            if not self._pending:
+                self._lock.release()
+                return
+            ev = self._pending.pop(0)
+            self._lock.release()
+            self._call(ev[0], ev[1])
 
     # ---- internals ---------------------------------------------------------------------
+    def _lines(self, only=None):
+        got = 0
+        while self._sock is not None:
+            nl = self._rx.find(b"\n")
+            if nl < 0:
+                break
+            line = self._rx[:nl]
+            self._rx = self._rx[nl + 1:]
+            got += 1
+            self._on(json.loads(line))
+            if only is not None and self._addr is not None:
+                break
+        return got
+
     def _connect_air(self):
-        if not AIR:
+        air = AIR or os.getenv(ENV)
+        if not air:
             raise OSError(errno.ENODEV)
-        if is_socket_path(AIR):
+        if is_socket_path(air):
             # A Unix socket: sockaddr_un is the family (u16, little-endian here), the path.
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(bytes((socket.AF_UNIX, 0)) + AIR.encode() + b"\0")
+            s.connect(bytes((socket.AF_UNIX, 0)) + air.encode() + b"\0")
         else:
-            host, port = AIR.rsplit(":", 1)
+            host, port = air.rsplit(":", 1)
             s = socket.socket()
             s.connect(socket.getaddrinfo(host, int(port))[0][-1])
         self._sock = s
         self._poller = select.poll()
         self._poller.register(s, select.POLLIN)
+        self._addr = None
         self._send({"op": "hello", "role": "peripheral", "name": NAME})
         self._send({"op": "mtu", "mtu": self._mtu})
+        if self.threaded:
+            _thread.start_new_thread(self._reader, (s,))
+
+    def _await_addr(self):
+        """The air's first answer, the address: a stack knows its own once active (its
+        controller is up); here that is when the air has said it."""
+        t0 = time.ticks_ms()
+        while self._addr is None and self._sock is not None:
+            if time.ticks_diff(time.ticks_ms(), t0) > 5000:
+                raise OSError(errno.ETIMEDOUT)
+            if self.threaded:
+                time.sleep_ms(2)    # the reader thread takes it
+            elif self._poller.poll(100):
+                chunk = self._sock.recv(512)
+                if not chunk:
+                    self._lose_air()
+                    break
+                self._rx += chunk
+                self._lines(True)
+        if self._addr is None:
+            raise OSError(_ENODEV)
 
     def _send(self, msg):
         if self._sock is not None:
             try:
-                self._sock.sendall(json.dumps(msg).encode() + b"\n")
+                self._sock.sendall(encode(msg))
             except OSError:
                 self._lose_air()
 
@@ -302,24 +585,52 @@ class _Radio:
         self._rx = b""
         conns = list(self._conns)
         self._conns = {}
+        self._tx = []
+        self.tx_in_flight = self.mbufs_used = 0
         for conn in conns:
             self._irq(_IRQ_CENTRAL_DISCONNECT, (conn, 0, memoryview(b"\0" * 6)))
 
     def _attr(self, handle):
         a = self._attrs.get(handle)
         if a is None:
-            raise ValueError("invalid handle")
+            raise OSError(errno.EINVAL)     # mp_bluetooth_gatts_db_write: MP_EINVAL
         return a
 
     def _irq(self, event, data):
-        if self._handler is not None:
-            self._handler(event, data)
+        if self.threaded:
+            self._pending.append((event, data))     # under the lock; _deliver() runs it
+            return
+        self._call(event, data)
+
+    def _call(self, event, data):
+        # modbluetooth.c invoke_irq_handler_run_protected: an exception is printed and
+        # the handler disabled for good; it never reaches the code the IRQ interrupted.
+        handler = self._handler
+        if handler is None:
+            return
+        try:
+            handler(event, data)
+        except Exception as e:  # noqa: BLE001 - as the port does
+            self.irq_errors += 1
+            self._handler = None
+            try:
+                print("Unhandled exception in IRQ callback handler")
+                sys.print_exception(e)
+            except MemoryError:
+                pass                # inside heap_lock(): the port's printer needs no heap
 
     def _run_late(self):
         late = self._late
         self._late = []
         for ev in late:
             self._irq(_IRQ_GATTS_WRITE, ev)
+
+    def _sent(self, n):
+        for _ in range(min(n, len(self._tx))):
+            item = self._tx.pop(0)
+            if self.port == "nimble":
+                self.mbufs_used -= item     # "sim" holds 0, BTstack a copy or None
+        self.tx_in_flight = max(0, self.tx_in_flight - n)
 
     def _on(self, msg):
         op = msg["op"]
@@ -328,13 +639,12 @@ class _Radio:
         if op == "addr":
             self._addr = bytes(int(x, 16) for x in msg["addr"].split(":"))
         elif op == "sim_event":
-            self.sim_events.append(msg["event"])
+            (self._sim_q if self.threaded else self.sim_events).append(msg["event"])
         elif op == "connect":
             self._conns[msg["conn"]] = 23
             self._coalesce[msg["conn"]] = msg.get("coalesce", 1)
+            # The interval is not reported at connect: only a later update says it.
             self._irq(_IRQ_CENTRAL_CONNECT, (msg["conn"], 0, memoryview(unhexlify(msg["addr"]))))
-            if msg.get("interval_ms"):
-                self._conn_update(msg)
         elif op == "conn_update":
             if msg["conn"] in self._conns:
                 self._conn_update(msg)
@@ -345,30 +655,36 @@ class _Radio:
             if self._conns.pop(msg["conn"], None) is not None:
                 self._irq(_IRQ_CENTRAL_DISCONNECT, (msg["conn"], 0, memoryview(b"\0" * 6)))
         elif op == "tx_done":
-            self.tx_in_flight = max(0, self.tx_in_flight - msg["n"])
+            self._sent(msg["n"])
         elif op == "write":
-            h = msg["handle"]
-            a = self._attrs.get(h)
-            if a is None:
-                return
-            data = unhexlify(msg["data"])
-            if a.append:
-                if len(a.value) + len(data) > a.size:
-                    self.rx_overflow += 1
-                    return
-                a.value = a.value + data
-            else:
-                if len(data) > a.size:
-                    self.rx_truncated += 1
-                    data = data[:a.size]
-                a.value = data
-            n = self._coalesce.get(msg["conn"], 1)
-            if n <= 1:
-                self._irq(_IRQ_GATTS_WRITE, (msg["conn"], h))
-                return
-            self._late.append((msg["conn"], h))
-            if len(self._late) >= n:
-                self._run_late()
+            self._write(msg)
+
+    def _write(self, msg):
+        h = msg["handle"]
+        a = self._attrs.get(h)
+        if a is None:
+            return
+        data = unhexlify(msg["data"])
+        if a.append:
+            # att_write_callback: data_len = MIN(data_alloc, size + append_offset), the
+            # IRQ fires whatever was cut.
+            room = a.size - len(a.value)
+            if len(data) > room:
+                self.rx_overflow += 1
+                data = data[:max(0, room)]
+            a.value = a.value + data
+        else:
+            if len(data) > a.size:
+                self.rx_truncated += 1
+                data = data[:a.size]
+            a.value = data
+        n = self._coalesce.get(msg["conn"], 1)
+        if n <= 1:
+            self._irq(_IRQ_GATTS_WRITE, (msg["conn"], h))
+            return
+        self._late.append((msg["conn"], h))
+        if len(self._late) >= n:
+            self._run_late()
 
     def _conn_update(self, msg):
         # The interval in the stack's units of 1.25 ms; latency 0; supervision in 10 ms.
@@ -381,4 +697,10 @@ def _hex(b):
 
 
 def _uuid_str(u):
-    return u.s if isinstance(u, UUID) else UUID(u).s
+    """A UUID as the air (and bleak) spell it: 128-bit, lower case; a 16- or 32-bit one
+    on the Bluetooth base UUID."""
+    b = bytes(UUID(u))
+    if len(b) < 16:
+        return "%08x-0000-1000-8000-00805f9b34fb" % int.from_bytes(b, "little")
+    h = hexlify(bytes(reversed(b))).decode()
+    return "%s-%s-%s-%s-%s" % (h[0:8], h[8:12], h[12:16], h[16:20], h[20:32])

@@ -1,10 +1,13 @@
 """The firmware's end of the host link: a GATT server on MicroPython's `bluetooth`,
 speaking podproto (protocol/README.md) to the companion app.
 
-IRQ handlers only queue: a Command write is copied into a preallocated ring of PDU
+The IRQ handler only records (flags and small ints, allocating nothing: on the Pico W
+it may run inside the heap-locked step): a Command write sets `rx_pending`, connection
+changes set a flag; an exception in it is counted (`irq_errors`) and service() resets
+the link, as the port would otherwise disable the handler for good. The Command buffer
+is read (gatts_read allocates) in service() and pump(), into a preallocated ring of PDU
 slots (one slot per credit announced in `info.rx_credits`; a read that holds several
-writes the stack appended is split by the PDUs' lengths), connection changes set a
-flag. Everything else happens in `service()`, which the app calls once per period
+writes the stack appended is split by the PDUs' lengths). Everything else happens in `service()`, which the app calls once per period
 outside the control step, and in `pump()`, which the board calls between periods
 (`board.wait_tick(idle)`) while enough of the period is left: pump only answers log
 reads and hands queued notifications to the stack, so log sync keeps the link busy
@@ -16,9 +19,12 @@ per-connection state.
 Flow control both ways: the host spends one credit per PDU and gets it back only once
 the PDU has been consumed, and service() consumes PDUs only while the notification
 queue has room. Notifications are paced: they are handed to the stack at the rate the
-link carries them (the board's PDUs per connection event over the connection
-interval), with at most two events' worth ahead, so the stack is not flooded and ENOMEM
-is the exception (counted in `enomem`); what waits stays queued, whole frames only.
+link carries them (PDUs per connection event over the connection interval), with at
+most two events' worth ahead, so the stack is not flooded and ENOMEM is the exception
+(counted in `enomem`); what waits stays queued, whole frames only. No API reports PDUs
+per event: the board's figure is where the pacing starts each connection, and ENOMEM
+(what the stack took between two refusals) brings it down to what the link carries.
+The interval is the board's at each connect until the stack reports an update.
 """
 import errno
 import os
@@ -56,6 +62,12 @@ _PDUS_PER_EVENT = const(4)
 _INTERVAL_MS = const(30)
 _BURST_EVENTS = const(2)       # events' worth handed to the stack ahead of the link
 _TOKEN = const(1000)           # one PDU, in the pacing's milli-PDUs
+# The pacing learns from ENOMEM (NimBLE): the PDUs the stack took between two refusals
+# over the time between them is what the link carried (PDUs per event); after
+# _PROBE_EVENTS events' worth taken without a refusal the estimate goes one PDU per
+# event back up, never past the board's figure.
+_PROBE_EVENTS = const(32)
+_RATE_WINDOW_MS = const(3000)  # refusals further apart say nothing of the rate
 _STATE_PERIODS = const(10)     # State written (and notified) every second
 # pump(): log replies made per call, and only while fewer PDUs than this wait for the
 # stack, so a call costs at most a couple of journal reads.
@@ -132,14 +144,23 @@ class Link:
         # Per connection.
         self.conn = -1
         self.conn_event = 0        # set by the IRQ: 1 connected, 2 disconnected, 3 MTU
+        self.rx_pending = 0        # set by the IRQ: the Command buffer holds writes
+        self.rx_foreign = 0        # ... some of them from a connection not ours
+        self.rx_mixed = 0          # ... and ours after them
+        self.irq_errors = 0        # exceptions the IRQ handler caught
         self.kick = array("h", [-1] * _KICK_SLOTS)   # connections service() drops
         self.kicked = 0            # connections dropped for another (either way)
         self.mtu = 23
         self.frag = plink.Fragmenter(20)
         self.tx = []               # PDUs waiting for the stack
         self.tx_id = 0
-        self.interval_ms = getattr(self.board, "BLE_INTERVAL_MS", _INTERVAL_MS)
-        self.pdus_per_event = getattr(self.board, "BLE_PDUS_PER_EVENT", _PDUS_PER_EVENT)
+        self.interval_default_ms = getattr(self.board, "BLE_INTERVAL_MS", _INTERVAL_MS)
+        self.interval_ms = self.interval_default_ms
+        self.pdus_default = getattr(self.board, "BLE_PDUS_PER_EVENT", _PDUS_PER_EVENT)
+        self.pdus_per_event = self.pdus_default   # the estimate the pacing runs on
+        self.tx_taken = 0          # PDUs the stack took since the last refusal
+        self.tx_clean = 0          # ... and since the estimate last changed
+        self.enomem_t_ms = time.ticks_ms()
         self.tx_tokens = 0         # milli-PDUs the stack may take now
         self.tx_t_ms = time.ticks_ms()
         self.authed = None         # host_id of the authenticated host
@@ -189,27 +210,22 @@ class Link:
         self._write_state()
         self._advertise()
 
-    # ---- IRQ: queue only -----------------------------------------------------------
+    # ---- IRQ: record only -------------------------------------------------------------
     def _irq(self, event, data):
+        try:
+            self._on_irq(event, data)
+        except Exception:  # noqa: BLE001 - the port would disable the handler for good
+            self.irq_errors += 1
+
+    def _on_irq(self, event, data):
         if event == _IRQ_GATTS_WRITE:
-            conn, handle = data
-            if handle != self.h_cmd:
+            if data[1] != self.h_cmd:
                 return
-            # Append mode: the writes since the last read, one or several (a handler
-            # scheduled late finds them all; the handlers after it find nothing). A
-            # write is one PDU, and each PDU takes a credit: a host that packs two PDUs
-            # into one write is charged two.
-            buf = self.radio.gatts_read(handle)
-            if conn != self.conn:
-                return
-            n = len(buf)
-            at = 0
-            while at < n:
-                end = plink.pdu_end(buf, at, n)
-                if end < 0:
-                    end = n            # no PDU boundary to trust: the rest, whole, is refused
-                self._queue(buf, at, end, n)
-                at = end
+            if data[0] != self.conn:
+                self.rx_foreign = 1
+            elif self.rx_foreign:
+                self.rx_mixed = 1              # ours after another's, unread: no boundary
+            self.rx_pending = 1
         elif event == _IRQ_CENTRAL_CONNECT:
             old = self.conn
             if old >= 0 and data[0] != old:
@@ -217,19 +233,21 @@ class Link:
                     self._kick(data[0])            # the steamer is taken
                     return
                 self._kick(old)                    # it had not authenticated: the newcomer's
+            if self.rx_pending:
+                self.rx_foreign = 1            # the old connection's, unread
             self.conn = data[0]
             self.mtu = 23
+            self.interval_ms = self.interval_default_ms   # reported only when it changes
             self.conn_event = 1
-            # The new connection's PDUs may arrive before service() sees it: its credit
-            # count starts here (in place, allocating nothing).
-            self.ring_count = 0
-            self.rx.held = 0
-            self.rx.owed = 0
+            # The ring and the credits are service()'s alone (the handler may run on the
+            # stack's thread, between a test of them and its update): _on_connection
+            # starts them again; nothing is read from the stack until it has.
         elif event == _IRQ_CENTRAL_DISCONNECT:
             if data[0] == self.conn:
+                if self.rx_pending:
+                    self.rx_foreign = 1
                 self.conn = -1
                 self.conn_event = 2
-                self.ring_count = 0
         elif event == _IRQ_MTU_EXCHANGED:
             if data[0] == self.conn:
                 self.mtu = data[1]
@@ -245,6 +263,32 @@ class Link:
                 kick[i] = conn
                 return
         # No slot (more centrals than the stack has connections): its timeout will do.
+
+    def _read_cmd(self):
+        """Moves what the stack appended to the Command buffer into the ring. Append
+        mode: the writes since the last read, one or several. A write is one PDU, and each
+        PDU takes a credit: a host that packs two PDUs into one write is charged two. What
+        a connection not ours wrote with it cannot be told apart: the read is dropped."""
+        if not self.rx_pending or (self.conn_event and not self.rx_foreign):
+            return                     # a new connection's: once service() has started it
+        self.rx_pending = 0
+        buf = self.radio.gatts_read(self.h_cmd)
+        if self.rx_foreign:
+            self.rx_foreign = 0
+            if self.rx_mixed:
+                # Our PDUs behind another connection's: which bytes are whose is lost,
+                # and with them the credit count. Start the connection again.
+                self.rx_mixed = 0
+                raise RuntimeError("Command writes of two connections mixed")
+            return
+        n = len(buf)
+        at = 0
+        while at < n:
+            end = plink.pdu_end(buf, at, n)
+            if end < 0:
+                end = n            # no PDU boundary to trust: the rest, whole, is refused
+            self._queue(buf, at, end, n)
+            at = end
 
     def _queue(self, buf, start, end, n):
         size = end - start
@@ -278,9 +322,9 @@ class Link:
         """Between periods: moves log sync along (answers log reads, refills the stack's
         notification buffers). Bounded work, no flash writes, no crypto beyond a
         command's tag (two SHA-256 runs): anything but a log read is held for service()."""
-        if not self.up or self.conn < 0 or self.conn_event:
+        if not self.up or self.conn < 0 or self.conn_event or self.irq_errors:
             return
-        if not (self.ring_count or self.tx or self.log_reqs):
+        if not (self.rx_pending or self.ring_count or self.tx or self.log_reqs):
             return
         self.pumps += 1
         self.pumped = True
@@ -320,6 +364,10 @@ class Link:
             pass
 
     def _service(self):
+        if self.irq_errors:
+            e = self.irq_errors
+            self.irq_errors = 0
+            raise RuntimeError("%d exceptions in the IRQ handler" % e)
         kick = self.kick
         for i in range(_KICK_SLOTS):
             if kick[i] >= 0:
@@ -387,11 +435,19 @@ class Link:
                 self.frag = plink.Fragmenter(max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)))
                 self._write_info()
             return
+        if self.rx_foreign:
+            self._read_cmd()           # what the last connection left (dropped)
         self.reasm.reset()
+        self.ring_count = 0
+        self.rx.held = 0
+        self.rx.owed = 0
         self.tx = []
         self.tx_id = 0
+        self.pdus_per_event = self.pdus_default
+        self.tx_taken = self.tx_clean = 0
         self.tx_tokens = _BURST_EVENTS * self.pdus_per_event * _TOKEN
         self.tx_t_ms = time.ticks_ms()
+        self.enomem_t_ms = time.ticks_add(self.tx_t_ms, -_RATE_WINDOW_MS - 1)
         self.authed = None
         self.session = None
         self.cmd_ctr = 0
@@ -409,6 +465,7 @@ class Link:
         self._advertise()
 
     def _drain(self, pumping=False):
+        self._read_cmd()
         held = self.held
         if held is not None:
             if pumping:
@@ -459,10 +516,26 @@ class Link:
         now = time.ticks_ms()
         dt = time.ticks_diff(now, self.tx_t_ms)
         self.tx_t_ms = now
-        burst = _BURST_EVENTS * self.pdus_per_event * _TOKEN
+        burst = self._burst()
         if dt > 0:
             self.tx_tokens = min(burst, self.tx_tokens
                                  + min(dt, 1000) * self.pdus_per_event * _TOKEN // self.interval_ms)
+
+    def _burst(self):
+        return _BURST_EVENTS * self.pdus_per_event * _TOKEN
+
+    def _refused(self):
+        """ENOMEM: the stack is full; the budget starts again from nothing. The PDUs it
+        took since the last refusal over the time between them are what the link carried
+        (the stack was full at both): the PDUs per event the pacing runs on."""
+        now = time.ticks_ms()
+        dt = time.ticks_diff(now, self.enomem_t_ms)
+        if 0 < dt < _RATE_WINDOW_MS and self.tx_taken:
+            ppe = (self.tx_taken * self.interval_ms + dt // 2) // dt
+            self.pdus_per_event = max(1, min(self.pdus_default, ppe))
+        self.enomem_t_ms = now
+        self.tx_taken = self.tx_clean = 0
+        self.tx_tokens = 0
 
     def _notify(self, handle, data):
         """Hands one notification to the stack if the budget allows: True if it took it.
@@ -476,13 +549,19 @@ class Link:
         except OSError as e:
             if e.args[0] == errno.ENOMEM:
                 self.enomem += 1
-                self.tx_tokens = 0
+                self._refused()
                 return False
             if e.args[0] == errno.ENOTCONN:
                 self.tx = []
                 return False
             raise e
         self.tx_tokens -= _TOKEN
+        self.tx_taken += 1
+        self.tx_clean += 1
+        if self.tx_clean >= _PROBE_EVENTS * self.pdus_per_event:
+            self.tx_clean = 0
+            if self.pdus_per_event < self.pdus_default:
+                self.pdus_per_event += 1
         return True
 
     def _flush(self):

@@ -60,6 +60,13 @@ KEEPALIVE_S = 30.0
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 2.0
 RESCAN_S = 2.0
+# A value longer than one ATT Read (ATT_MTU - 1) is a Read and Read Blobs, which a
+# change in between tears: such a read is repeated until two agree, READ_TRIES at most.
+READ_TRIES = 4
+# How long connect waits for the backend's write size to leave 20 (CoreBluetooth's may
+# read 20 at first; BlueZ reports 23 until the MTU is acquired), in steps of MTU_STEP_S.
+MTU_WAIT_S = 0.5
+MTU_STEP_S = 0.05
 # What a connection try may fail with and be tried again: bleak-retry-connector's set
 # (bleak errors, timeouts, and EOFError / BrokenPipeError from a dying D-Bus socket),
 # and OSError from a transport.
@@ -349,11 +356,28 @@ class Steamer:
         char = client.services.get_characteristic(gatt.COMMAND_UUID)
         if char is None:
             raise BleakError("not a steamer: no Command characteristic")
+        self.info = await self._read_frame(client, gatt.INFO_UUID)
+        waited_s = 0.0
+        while char.max_write_without_response_size <= 20 and waited_s < MTU_WAIT_S:
+            await asyncio.sleep(MTU_STEP_S)
+            waited_s += MTU_STEP_S
         max_pdu = max(20, min(MAX_PDU, char.max_write_without_response_size))
         self._frag = Fragmenter(max_pdu)
-        self.info = podproto.decode(bytes(await client.read_gatt_char(gatt.INFO_UUID)))
         self._credits = TxCredits(self.info["rx_credits"])
         await client.start_notify(gatt.EVENT_UUID, self._on_event)
+
+    async def _read_frame(self, client: BleakClient, uuid: str) -> dict:
+        """A characteristic's frame, decoded, whole: a value longer than one ATT Read
+        (which the backend reads in parts, and a change between them tears) is read
+        again until two reads agree. ProtocolError if none decodes."""
+        last: bytes | None = None
+        data = b""
+        for _ in range(READ_TRIES):
+            data = bytes(await client.read_gatt_char(uuid))
+            if len(data) < client.mtu_size - 1 or data == last:
+                return podproto.decode(data)
+            last = data
+        return podproto.decode(data)
 
     async def _drop_client(self) -> None:
         client, self.client = self.client, None
@@ -498,7 +522,7 @@ class Steamer:
             raise LinkLost()
         if self.authenticated and time.monotonic() - self._sent_t >= KEEPALIVE_S:
             await self.send({"type": "status_get"})
-        return podproto.decode(bytes(await self.client.read_gatt_char(gatt.STATE_UUID)))
+        return await self._read_frame(self.client, gatt.STATE_UUID)
 
     async def status_stream(self, on_status: Callable[[dict], None],
                             interval_s: float = 1.0) -> Callable[[], Any]:

@@ -54,7 +54,7 @@ class _Radio:
         self.handler(event, data)
 
     def gatts_read(self, handle):
-        v = self.value
+        v = bytes(memoryview(self.value))    # a new object, as modbluetooth.c's is
         self.value = b""
         return v
 
@@ -111,12 +111,13 @@ def test_appended_writes_are_split_into_pdus_and_each_is_answered():
     pdus = []
     for i in range(3):
         pdus.extend(frag.split(podproto.encode({"type": "status_get", "id": i})))
-    # The first handler finds all three writes; the next two find nothing.
+    # The handler only records; service() reads all three writes at once.
     link.radio.value = b"".join(pdus)
     for _ in range(3):
         link.radio.fire(3, (_CONN, link.h_cmd))
-    assert link.ring_count == 3 and link.overruns == 0 and link.rx.held == 3
+    assert link.rx_pending and link.ring_count == 0 and link.radio.value
     link.service()
+    assert link.overruns == 0 and link.radio.value == b""
     got = _answers(link)
     assert [m["type"] for m in got] == ["status"] * 3, got
     assert link.errors == 0
@@ -131,9 +132,8 @@ def test_a_long_frame_in_small_pdus_appended_reassembles():
     assert len(pdus) >= 4
     link.radio.value = b"".join(pdus[:2])
     link.radio.fire(3, (_CONN, link.h_cmd))
-    link.radio.value = b"".join(pdus[2:])
+    link.radio.value += b"".join(pdus[2:])      # appended, as the stack does
     link.radio.fire(3, (_CONN, link.h_cmd))
-    assert link.ring_count == len(pdus)
     link.service()
     assert [m["type"] for m in _answers(link)] == ["auth_challenge"]
 
@@ -145,12 +145,70 @@ def test_what_cannot_be_split_is_refused_and_the_next_write_is_served():
     # A length running past the read's end: the rest goes on whole, and is refused.
     link.radio.value = good + bytes([1, 0x80, 200, 1, 2])
     link.radio.fire(3, (_CONN, link.h_cmd))
+    link.service()
     frag.seq = 2                          # the broken PDU spent seq 1
     link.radio.value = frag.split(podproto.encode({"type": "status_get", "id": 2}))[0]
     link.radio.fire(3, (_CONN, link.h_cmd))
     link.service()
     got = _answers(link)
     assert [m["type"] for m in got] == ["status", "error", "status"], got
+
+
+def test_the_irq_handler_records_only_and_allocates_nothing():
+    """Issue 13 item 1: on the Pico W, BTstack's IRQs run as scheduled tasks at any
+    bytecode branch, inside heap_lock() too (ports/rp2/mpbthciport.c schedules
+    mp_bluetooth_hci_poll; py/scheduler.c runs it at the next branch). The handler
+    records; the Command buffer is read by service()."""
+    import micropython
+    link = _link()
+    frag = plink.Fragmenter(244)
+    link.radio.value = frag.split(podproto.encode({"type": "status_get", "id": 1}))[0]
+    events = ((3, (_CONN, link.h_cmd)), (27, (_CONN, 40, 0, 40, 0)), (2, (_CONN, 0, b"")),
+              (1, (_CONN, 0, b"")), (21, (_CONN, 247)))
+    fire = link.radio.fire
+    micropython.heap_lock()
+    try:
+        for ev in events:
+            fire(ev[0], ev[1])
+    finally:
+        micropython.heap_unlock()
+    assert link.irq_errors == 0 and link.conn == _CONN
+    link.service()
+    # The write came before the reconnect: the old connection's, dropped unread.
+    assert link.radio.value == b"" and _answers(link) == [] and link.errors == 0
+    frag = plink.Fragmenter(244)           # the new connection's PDUs
+    link.radio.value = frag.split(podproto.encode({"type": "status_get", "id": 2}))[0]
+    link.radio.fire(3, (_CONN, link.h_cmd))
+    link.service()
+    assert [m["type"] for m in _answers(link)] == ["status"], (_answers(link), link.errors)
+
+
+def test_an_exception_in_the_irq_handler_resets_the_link_instead_of_deafening_it():
+    """Issue 13 item 3: an exception escaping the handler would be printed and the handler
+    disabled for good (modbluetooth.c invoke_irq_handler_run_protected): the handler
+    keeps it, and service() resets the link (a link_reset, the connection dropped)."""
+    link = _link()
+    link.radio.fire(3, ())              # malformed event data: IndexError in the handler
+    assert link.irq_errors == 1
+    link.service()
+    assert link.failures == 1 and link.conn == -1 and link.radio.disconnected == [_CONN]
+    assert "IRQ handler" in link.last_failure and link.irq_errors == 0
+    _connect(link)
+    assert link.conn == _CONN and link.failures == 1
+
+
+def test_the_interval_is_the_boards_at_each_connect_until_the_central_changes_it():
+    """Issue 13 item 4: the stacks report the interval only when the central updates it
+    (modbluetooth_nimble.c: BLE_GAP_EVENT_CONN_UPDATE, not BLE_GAP_EVENT_CONNECT), so a
+    connection's interval must not carry over to the next."""
+    link = _link()
+    default_ms = link.interval_ms
+    link.radio.fire(27, (_CONN, 40, 0, 40, 0))          # 50 ms
+    assert link.interval_ms == 50
+    link.radio.fire(2, (_CONN, 0, b""))
+    link.service()
+    _connect(link)
+    assert link.interval_ms == default_ms
 
 
 def _queue_frames(link, n):
@@ -191,6 +249,39 @@ def test_a_stack_out_of_buffers_keeps_the_frames_whole_and_counts_it():
     _elapse(link, 1000)
     link.service()
     assert link.tx == [] and [m["type"] for m in _answers(link)] == ["status"] * 3
+
+
+def test_enomem_brings_the_pacing_down_to_what_the_link_carried():
+    """Issue 13 item 5: no API reports PDUs per event (NimBLE refuses with ENOMEM,
+    modbluetooth_nimble.c mp_bluetooth_gatts_notify_indicate): the PDUs the stack took
+    between two refusals over the time between them set the pace; taken cleanly for a
+    while, it goes back up one step at a time, never past the board's figure."""
+    link = _link()
+    assert link.pdus_per_event == link.pdus_default == 6     # the sim board's figure
+    _queue_frames(link, 10)
+    link.radio.fail = [errno.ENOMEM]
+    link.service()
+    assert link.enomem == 1 and link.pdus_per_event == 6     # one refusal: no rate yet
+    # 20 PDUs taken in the 300 ms (ten 30 ms events) to the next refusal: 2 per event.
+    link.tx_taken = 20
+    link.enomem_t_ms = time.ticks_add(time.ticks_ms(), -300)
+    _elapse(link, 1000)
+    link.radio.fail = [errno.ENOMEM]
+    link.service()
+    assert link.enomem == 2 and link.pdus_per_event == 2, link.pdus_per_event
+    while link.tx:
+        _elapse(link, 1000)
+        link.service()
+    _queue_frames(link, 30)
+    while link.tx:
+        _elapse(link, 1000)
+        link.service()
+    assert 2 < link.pdus_per_event <= 6, link.pdus_per_event
+    # A new connection starts again from the board's figure.
+    link.radio.fire(2, (_CONN, 0, b""))
+    link.service()
+    _connect(link)
+    assert link.pdus_per_event == 6
 
 
 def test_any_other_stack_error_ends_the_connection_not_a_frame():

@@ -5,6 +5,9 @@ and profile pushes, and the device heap the BLE layer takes.
     from steamer_bench.ble import run
     figures = run()                 # ~20 minutes: 1,000 chaos rounds
     figures = run(chaos_rounds=50)  # quicker
+    table = sync_table()            # log sync per port model x PDUs per event x MTU
+
+    python -m steamer_bench.ble sync-table [RECORDS_23 RECORDS_247]   # prints the table
 
 The drivers are steamer_harness.ble's, which the tests run too: the benchmark runs them
 longer.
@@ -13,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -129,6 +134,93 @@ def run(chaos_rounds: int = 1000, sync_records: tuple[int, int] = (1500, 3300),
     return out
 
 
+# What the air varies and the firmware is not told: PDUs per event, fixed or changing.
+SYNC_PDUS = (2, 4, 6, "changing")
+SYNC_PORTS = ("nimble", "btstack")
+
+
+class _Changing:
+    """Changes the air's PDUs per event every period_s (2 to 6, in a fixed shuffled
+    order) until stop(): no connection update says so."""
+
+    def __init__(self, air: Air, period_s: float = 0.7) -> None:
+        self.air, self.period_s = air, period_s
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        order = (6, 3, 5, 2, 4)
+        i = 0
+        while not self.done.wait(self.period_s):
+            self.air.call(lambda: self.air.set_params(pdus_per_event=order[i % len(order)]))
+            i += 1
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+
+def sync_table(records: tuple[int, int] = (300, 1200), ports: tuple = SYNC_PORTS,
+               pdus: tuple = SYNC_PDUS, speed: float = 1.0) -> list[dict]:
+    """Log sync's fraction of the link's ceiling (link time: the connection events the
+    air ran) at MTU 23 and 247, per port model (the simulated board: NimBLE for the
+    ESP32-C3, BTstack for the Pico W) and PDUs per event the firmware is not told. A
+    changing link's ceiling is counted event by event at the figure it had then: the
+    fraction uses the events' mean."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-ble-sync-") as tmp:
+        for port in ports:
+            board = {v: k for k, v in (("esp32c3", "nimble"), ("picow", "btstack"))}[port]
+            os.environ["STEAMER_SIM_BOARD"] = board
+            params = LinkParams()
+            air = Air(params)
+            air.start_thread()
+            served = serve(air, Path(tmp), f"sync-{port}", PAIRING_SCENARIO, speed=speed)
+            try:
+                ring = KeyRing()
+                asyncio.run(pair(served.addr, air.address, ring))
+                for ppe in pdus:
+                    for mtu, n in ((23, records[0]), (247, records[1])):
+                        changing = None
+                        if ppe == "changing":
+                            changing = _Changing(air)
+                        else:
+                            air.call(lambda: air.set_params(pdus_per_event=ppe))
+                        try:
+                            fig = asyncio.run(sync_throughput(served, ring, mtu, n))
+                        finally:
+                            if changing is not None:
+                                changing.stop()
+                                air.call(lambda: air.set_params(pdus_per_event=4))
+                        frac = fig["link_fraction"]
+                        if changing is not None and fig["link_events"]:
+                            frac = round(fig["event_bytes"] / (fig["link_events"] * 4.0
+                                                               * (fig["mtu"] - 3)), 3)
+                        row = {"port": port, "pdus_per_event": ppe, "mtu": fig["mtu"],
+                               "records": fig["records"], "link_fraction": frac,
+                               "enomem": fig["enomem"], "lost": fig["lost"],
+                               "duplicated": fig["duplicated"]}
+                        _say(json.dumps(row))
+                        rows.append(row)
+            finally:
+                served.stop()
+                os.environ.pop("STEAMER_SIM_BOARD", None)
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"{'port':8} {'PDUs/event':>10} {'MTU':>4} {'records':>7} {'of ceiling':>10} "
+          f"{'ENOMEM':>6} {'lost':>4} {'dup':>4}")
+    for r in rows:
+        print(f"{r['port']:8} {str(r['pdus_per_event']):>10} {r['mtu']:>4} {r['records']:>7} "
+              f"{r['link_fraction']:>10.3f} {r['enomem']:>6} {r['lost']:>4} {r['duplicated']:>4}")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["sync-table"]:
+        counts = tuple(int(a) for a in sys.argv[2:4]) or (300, 1200)
+        print_table(sync_table(records=counts))  # type: ignore[arg-type]
+        sys.exit(0)
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     print(json.dumps(run(chaos_rounds=rounds), indent=1))

@@ -11,6 +11,13 @@
 (steamer_sim.air.default_address). The backend never bonds (the steamer does its own
 pairing above GATT), so pair() is a no-op.
 
+It behaves as a real backend may (issue 13): `mtu_size` (and each characteristic's
+max_write_without_response_size) reads 23 (20) until the MTU exchange has completed, a
+few connection events after connect (BlueZ reports 23 until the MTU is acquired,
+CoreBluetooth's maximum may read 20 at first); a read of a value longer than ATT_MTU - 1
+is a Read and then Read Blobs, one request each, so a value that changes meanwhile
+arrives torn.
+
 SimRadio is the `sim` radio plugin of steamer.client (pyproject.toml's entry-point
 group `steamer.backends`): SimRadio(address) holds the two backend classes bound to
 that air, so `steamer ... --sim` chooses it without the host importing this package.
@@ -175,6 +182,8 @@ class SimScanner(BaseBleakScanner):
 
 class SimClient(BaseBleakClient):
     AIR: str | None = None     # the air of a class SimRadio bound; None: the device's
+    # When the MTU exchange the air ran at connect is reported: a few connection events.
+    MTU_AFTER_S = 0.15
 
     @classmethod
     def ble_device(cls, address: str) -> BLEDevice:
@@ -192,6 +201,8 @@ class SimClient(BaseBleakClient):
         self._name = getattr(address_or_ble_device, "name", None) or self.address
         self._want_mtu = mtu
         self._mtu = 23
+        self._att_mtu = 23         # the link's (what reads are split by)
+        self._mtu_timer: asyncio.TimerHandle | None = None
         self._conn: int | None = None
         self._wire: _Wire | None = None
         self._callbacks: dict[int, NotifyCallback] = {}
@@ -219,8 +230,15 @@ class SimClient(BaseBleakClient):
             self._wire = None
             raise BleakError(f"{self.address}: could not connect: {e}") from e
         self._conn = reply["conn"]
-        self._mtu = reply["mtu"]
+        self._mtu = 23
+        self._att_mtu = reply["mtu"]
+        self._mtu_timer = asyncio.get_running_loop().call_later(
+            self.MTU_AFTER_S, self._mtu_exchanged, reply["conn"])
         self.services = self._services(reply["services"])
+
+    def _mtu_exchanged(self, conn: int) -> None:
+        if self._conn == conn:
+            self._mtu = self._att_mtu
 
     def _services(self, described: list[dict]) -> BleakGATTServiceCollection:
         coll = BleakGATTServiceCollection()
@@ -244,6 +262,8 @@ class SimClient(BaseBleakClient):
             except (BleakError, asyncio.TimeoutError):
                 pass
         self._conn = None
+        if self._mtu_timer is not None:
+            self._mtu_timer.cancel()
         await self._wire.close()
         self._wire = None
 
@@ -260,9 +280,19 @@ class SimClient(BaseBleakClient):
 
     async def read_gatt_char(self, characteristic: BleakGATTCharacteristic, *,
                              use_cached: bool = False, **kwargs: Any) -> bytearray:
-        reply = await self._need().request({"op": "read", "conn": self._conn,
-                                            "handle": characteristic.handle}, self._timeout)
-        return bytearray.fromhex(reply["data"])
+        # ATT Read answers ATT_MTU - 1 bytes at most; Read Blob the next part from an
+        # offset, each its own request (the value may change in between).
+        part = self._att_mtu - 1
+        out = bytearray()
+        while True:
+            reply = await self._need().request({"op": "read", "conn": self._conn,
+                                                "handle": characteristic.handle},
+                                               self._timeout)
+            value = bytes.fromhex(reply["data"])
+            chunk = value[len(out):len(out) + part]
+            out += chunk
+            if len(chunk) < part:
+                return out
 
     async def read_gatt_descriptor(self, descriptor: BleakGATTDescriptor, *,
                                    use_cached: bool = False, **kwargs: Any) -> bytearray:

@@ -1,0 +1,53 @@
+"""The real boards' radio (issue 13 item 9): boards/common/realboard.py's Board creates
+the port's bluetooth.BLE() (here the sim's module, on the unix port with the stand-in
+`machine` of tests/boards/fakes) for fw.ble.Link to make active and advertise, and its
+wait_tick(idle) services the link between periods as the sim board's does."""
+import sys
+import time
+
+import vfs
+
+_ROOT = __file__.rsplit("/tests/", 1)[0]
+sys.path.append(_ROOT + "/tests/boards/fakes")
+sys.path.append(_ROOT + "/boards/common")
+
+import bluetooth                        # noqa: E402 - boards/sim's, as a port's own
+import realboard                        # noqa: E402
+from flash import FileFlash             # noqa: E402
+from fw import config                   # noqa: E402
+
+_board = []
+
+
+def _realboard():
+    if not _board:
+        try:
+            vfs.umount(realboard.Board.data_dir)
+        except OSError:
+            pass
+        flash = FileFlash("/tmp/mpt-realboard-radio.flash", 64, 4096)
+        vfs.VfsLfs2.mkfs(flash)
+        vfs.mount(vfs.VfsLfs2(flash), realboard.Board.data_dir)
+        _board.append(realboard.Board(0, None))
+    return _board[0]
+
+
+def test_the_board_has_the_ports_radio():
+    b = _realboard()
+    assert b.radio is not None and b.radio is bluetooth.BLE()
+
+
+def test_wait_tick_services_the_link_between_periods_and_keeps_the_period():
+    b = _realboard()
+    b.wait_tick()                       # on the period grid
+    calls = []
+
+    def idle():
+        calls.append(time.ticks_ms())
+    t0 = time.ticks_ms()
+    b.wait_tick(idle)
+    took_ms = time.ticks_diff(time.ticks_ms(), t0)
+    assert len(calls) >= 4, calls       # a slice every ~10 ms of a 100 ms period
+    assert took_ms <= config.PERIOD_MS + 5, took_ms
+    # The last call leaves the period's margin for the next step.
+    assert time.ticks_diff(time.ticks_add(t0, took_ms), calls[-1]) >= 10
