@@ -111,6 +111,16 @@ class Pin:
         self.edges = self.edges[self.edge_i:] + times_us
         self.edge_i = 0
 
+    def edge(self, blocked):
+        """One edge now: to the IRQ, or into its latch while a flash operation runs."""
+        if blocked:
+            if self.latched:
+                self.collapsed += 1
+                _NOW[4] += 1
+            self.latched = 1
+        elif self.handler is not None:
+            portclock.schedule(self.handler, self)
+
     def next_edge(self):
         if self.edge_i < len(self.edges):
             return self.edges[self.edge_i]
@@ -122,13 +132,7 @@ class Pin:
         n = len(edges)
         while i < n and edges[i] <= to_us:
             i += 1
-            if blocked:
-                if self.latched:
-                    self.collapsed += 1
-                    _NOW[4] += 1
-                self.latched = 1
-            elif self.handler is not None:
-                portclock.schedule(self.handler, self)
+            self.edge(blocked)
         self.edge_i = i
         if not blocked and self.latched:
             self.latched = 0
@@ -235,6 +239,7 @@ class PWM:
         PWMS[pin.id if isinstance(pin, Pin) else pin] = self
 
     def settle(self):
+        portclock.serve_now()       # what follows this output (an encoder) sees it so far
         now = _NOW[0]
         if self.duty and self.hz:
             self.acc += self.hz * (now - self.since_us)

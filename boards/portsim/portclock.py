@@ -38,7 +38,8 @@ _q = [0, 0]        # head, count
 TIMERS = []
 EDGE_PINS = []
 
-# portrun.py's hooks: on_time(now_us) at each sleep (world periods, watchdog);
+# portrun.py's hooks: next_us(now_us, until_us) and on_time(now_us) at each sleep and
+# after each flash operation (the world's periods that have passed, the watchdog);
 # None when a model runs alone.
 HOOK = [None]
 
@@ -100,6 +101,11 @@ def _serve(to_us):
             t.expire_until(to_us)
 
 
+def serve_now():
+    """Interrupt sources up to now (before an output they follow changes)."""
+    _serve(NOW[0])
+
+
 def advance(dt_us):
     """Time passes (a native call that holds the VM: no callback runs meanwhile)."""
     to_us = NOW[0] + dt_us
@@ -115,7 +121,7 @@ def busy(dt_us):
     _serve(NOW[0])
     hook = HOOK[0]
     if hook is not None:
-        hook.after_busy(NOW[0])
+        hook.on_time(NOW[0])
     run_pending()
 
 

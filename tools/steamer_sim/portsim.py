@@ -23,15 +23,34 @@ from steamer_sim.signing import sign_for_sim
 
 PORTSIM = BOARDS / "portsim"
 PORT_OF = {"esp32c3": "esp32", "picow": "rp2"}
+# What the models (machine, time, portclock: ~22 KB on the unix-64 port, from .mpy) cost
+# the heap over the stand-ins they replaced (~6 KB): a board's C modules cost it
+# nothing, so a board's budget on the models is BOARD_HEAP plus this.
+MODELS_HEAP_K = 16
 # The board's budget (BOARD_HEAP, 192k) plus the plant,
 # world, trace and metrics, compiled from source in the same heap.
 RUN_HEAP = "384k"
+
+
+def models_mpy(out_dir: Path) -> Path:
+    """boards/portsim's models compiled for the unix port into out_dir (loaded from .mpy
+    as the firmware is, so their bytecode costs the heap what a port's C modules cost a
+    board: close to nothing). The runner, portrun.py, stays source."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for src in sorted(PORTSIM.glob("*.py")):
+        if src.name == "portrun.py":
+            continue
+        err = build.compile_file(src, out_dir / (src.stem + ".mpy"), "x64")
+        if err:
+            raise build.BuildError(f"boards/portsim/{src.name}: {err}")
+    return out_dir
 
 
 def _mpy(board: str, cache: Path) -> Path:
     out = cache / board
     if not (out / "board.mpy").exists():
         build.build_for_unix_port(board, out)
+        models_mpy(out / "portsim")
     return out
 
 
@@ -50,7 +69,7 @@ def run_on_board(board: str, scenario: dict | str | Path, *, flash: str = "typic
         env = dict(os.environ, PORTSIM_PORT=PORT_OF[board], PORTSIM_FLASH=flash,
                    PORTSIM_CHIP_SEED=str(chip_seed))
         env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (
-            PORTSIM, mpy, mpy / "lib", BOARDS / "sim"))
+            mpy / "portsim", mpy, mpy / "lib", BOARDS / "sim"))
         proc = subprocess.run(
             [micropython_exe(), "-X", f"heapsize={heap}", str(PORTSIM / "portrun.py"),
              str(path), trace or "", str(BOARDS / board / "board.py"), "--quiet"],
