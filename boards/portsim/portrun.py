@@ -167,6 +167,20 @@ class Wiring:
             self.world.advance()
         if machine.watchdog_bitten(now_us):
             raise SimReset(codes.RESET_WDT)
+        world = self.world
+        while world.stalled:
+            # loop_stall: the firmware's loop hangs here; periods pass, soft IRQs still
+            # run between its bytecodes, until the watchdog bites.
+            t = (self.now_ms + 100) * 1000
+            portclock.advance(t - portclock.NOW[0])
+            portclock.run_pending()
+            self.outputs_to_plant()
+            world.advance()
+            if self.plant.heater_w == 0.0:
+                world.metrics.stalled_heater_off(self.now_ms)
+            world.trace.period(self.now_ms, self.app, self.plant)
+            if machine.watchdog_bitten(t):
+                raise SimReset(codes.RESET_WDT)
 
     def wait_tick(self, idle=None):
         # World.crashed(): the hung firmware; periods pass until the watchdog bites.

@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from steamer_dev.paths import BOARDS, ROOT, micropython_exe
+from steamer_harness import faultcases
 from steamer_sim.portsim import run_on_board
 
 HERE = Path(__file__).resolve().parent
@@ -96,16 +98,41 @@ def test_flash_write_takes_erase_and_program_time(checks):
 
 
 # ---- the real boards' code on the models, wired to the plant -----------------------------
+def _slow_dose_scenario(rate_ul_min: int, end_s: float) -> dict:
+    demo = json.loads(DEMO.read_text())
+    demo["profiles"][0]["dose_rate_ul_min"] = rate_ul_min
+    demo["duration_s"] = end_s
+    demo["events"].append({"t_s": end_s - 1.0, "do": "stop_session"})
+    return demo
+
+
+BOARDS_UNDER_TEST = ("picow", "esp32c3")
+# Each fault case (tools/steamer_harness/faultcases.py) on one real board, the boards
+# alternating, so the tests stay quick; `steamer dev bench --parts boards` runs every
+# case on both boards (all 34 met their limits when this was written).
+_FAULT_RUNS = [(c, BOARDS_UNDER_TEST[i % 2]) for i, c in enumerate(faultcases.CASES)]
+
+
 @pytest.fixture(scope="module")
-def mpy_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("portsim-mpy")
+def runs(tmp_path_factory):
+    """Every run this file checks, two at a time: {key: summary}."""
+    cache = tmp_path_factory.mktemp("portsim-mpy")
+    for board in BOARDS_UNDER_TEST:
+        run_on_board(board, {"contract": 1, "duration_s": 1}, mpy_cache=cache)  # builds
+    jobs = {("nominal", b): DEMO for b in BOARDS_UNDER_TEST}
+    jobs.update({("1ul_min", b): _slow_dose_scenario(1, 320.0) for b in BOARDS_UNDER_TEST})
+    jobs.update({("fault", c.name, b): faultcases.scenario(c) for c, b in _FAULT_RUNS})
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {k: pool.submit(run_on_board, k[-1], sc, mpy_cache=cache)
+                   for k, sc in jobs.items()}
+        return {k: f.result() for k, f in futures.items()}
 
 
-@pytest.mark.parametrize("board", ["picow", "esp32c3"])
-def test_nominal_session_on_the_real_board(board, mpy_cache):
+@pytest.mark.parametrize("board", BOARDS_UNDER_TEST)
+def test_nominal_session_on_the_real_board(board, runs):
     # scenarios/demo.json: preheat from 22 C, a 300 ul/min session to its 2500 ul limit.
     # On main the C3 read its cold boiler (3.0 V, over the ADC's ~2.5 V) as open: item 1.
-    s = run_on_board(board, DEMO, mpy_cache=mpy_cache)
+    s = runs["nominal", board]
     assert s["loop"]["alloc_errors"] == 0
     assert s["resets"] == []
     assert s["latched"] == []
@@ -115,6 +142,29 @@ def test_nominal_session_on_the_real_board(board, mpy_cache):
     assert abs(session["plant_pumped_ul"] - session["session_ul"]) <= 0.005 * session["session_ul"]
     assert s["metrics"]["ready_ms"] < 1.1 * s["metrics"]["ready_limit_ms"]
     assert s["port"]["boots"] == 1 and s["port"]["sched_lost"] == 0
+
+
+@pytest.mark.parametrize("board", BOARDS_UNDER_TEST)
+def test_dose_rate_under_the_pwm_floor_is_gated_not_raised(board, runs):
+    """Issue 14 item 2: 1 ul/min (16 nl/s, 8 steps/s) is a legal profile; on main the C3's
+    freq(8) raised in the locked step (every step failed, the watchdog reset the board).
+    Gated per period at the port's slowest, the dose is delivered."""
+    s = runs["1ul_min", board]
+    assert s["loop"]["alloc_errors"] == 0 and s["resets"] == [] and s["latched"] == []
+    session = s["sessions"][0]
+    assert session["reason"] == "stopped" and session["session_ul"] > 1.0
+    # What was counted is what the plant got, to a pulse (100 nl) and the calibration.
+    assert abs(session["plant_pumped_ul"] - session["session_ul"]) <= 0.15
+
+
+def test_fault_cases_on_the_real_boards(runs):
+    late = []
+    for case, board in _FAULT_RUNS:
+        s = runs["fault", case.name, board]
+        lat = faultcases.latency_ms(case, s)
+        if lat is None or lat > case.limit_ms or s["loop"]["alloc_errors"]:
+            late.append((case.name, board, lat, case.limit_ms, s["loop"]["alloc_errors"]))
+    assert late == []
 
 
 def test_c3_ntc_reads_volts_through_read_uv(tmp_path):
@@ -152,24 +202,3 @@ def test_c3_ntc_reads_volts_through_read_uv(tmp_path):
         raw, read = out[c]
         assert abs(read - raw) <= raw * 0.01 + 4, (c, out[c])   # the calibration's 0.5 %
     assert out["open"] == 4095 and out["short"] == 0 and out["outlet_open"] == 4095
-
-
-def _slow_dose_scenario(rate_ul_min: int, end_s: float) -> dict:
-    demo = json.loads(DEMO.read_text())
-    demo["profiles"][0]["dose_rate_ul_min"] = rate_ul_min
-    demo["duration_s"] = end_s
-    demo["events"].append({"t_s": end_s - 1.0, "do": "stop_session"})
-    return demo
-
-
-@pytest.mark.parametrize("board", ["picow", "esp32c3"])
-def test_dose_rate_under_the_pwm_floor_is_gated_not_raised(board, mpy_cache):
-    """Issue 14 item 2: 1 ul/min (16 nl/s, 8 steps/s) is a legal profile; on main the C3's
-    freq(8) raised in the locked step (every step failed, the watchdog reset the board).
-    Gated per period at the port's slowest, the dose is delivered."""
-    s = run_on_board(board, _slow_dose_scenario(1, 320.0), mpy_cache=mpy_cache)
-    assert s["loop"]["alloc_errors"] == 0 and s["resets"] == [] and s["latched"] == []
-    session = s["sessions"][0]
-    assert session["reason"] == "stopped" and session["session_ul"] > 1.0
-    # What was counted is what the plant got, to a pulse (100 nl) and the calibration.
-    assert abs(session["plant_pumped_ul"] - session["session_ul"]) <= 0.15
