@@ -67,6 +67,7 @@ class Pin:
         self.pull = pull
         self.writes = 0
         self.write_us = -10 ** 9
+        self.gap_us_max = 0     # the longest time between two writes
         self.handler = None
         self.edges = []
         self.edge_i = 0
@@ -84,8 +85,11 @@ class Pin:
                 return self.ext
             return 1 if self.pull == Pin.PULL_UP else 0
         self.out = 1 if v else 0
+        now = _NOW[0]
+        if self.writes and now - self.write_us > self.gap_us_max:
+            self.gap_us_max = now - self.write_us
         self.writes += 1
-        self.write_us = _NOW[0]
+        self.write_us = now
         portclock.run_pending()
 
     def __call__(self, v=None):
@@ -219,6 +223,11 @@ _C3_APB_HZ = 80000000
 _C3_DIV_MAX_X_RES = 8192 * 1024
 
 
+# A figure for the benchmark: how long a PWM ran past this after its last non-zero duty
+# write (the pump's control period: realboard.Pump re-writes the duty every period).
+LATE_AFTER_US = 100000
+
+
 class PWM:
     """A PWM output on a pin. Counts the steps (cycles) it put out while its duty was
     non-zero: a stepper's step input advances once per cycle. Left out: the duty latch
@@ -232,6 +241,9 @@ class PWM:
         self.since_us = _NOW[0]
         self.acc = 0            # Hz * us, for the steps under way
         self.steps = 0          # steps put out so far
+        self.on_us = 0          # the last non-zero duty write
+        self.late_us = 0        # time it ran more than LATE_AFTER_US after that write
+        self.late_steps = 0
         if freq:
             self.freq(freq)
         if duty_u16 is not None:
@@ -246,6 +258,11 @@ class PWM:
             whole = self.acc // 1000000
             self.steps += whole
             self.acc -= whole * 1000000
+            # Steps past a period after the last duty write (the pump's keep-alive).
+            late_from = self.on_us + LATE_AFTER_US
+            if now > late_from:
+                self.late_us += now - (late_from if late_from > self.since_us else self.since_us)
+                self.late_steps = self.late_us * self.hz // 1000000
         self.since_us = now
 
     def freq(self, hz=None):
@@ -279,6 +296,8 @@ class PWM:
             raise ValueError("duty_u16 must be from 0 to 65535")
         self.settle()
         self.duty = d
+        if d:
+            self.on_us = _NOW[0]
         portclock.run_pending()
 
     def deinit(self):
@@ -354,10 +373,14 @@ class WDT:
         self.timeout = timeout
         self.fed_us = _NOW[0]
         self.fed = 0
+        self.gap_us_max = 0     # the longest time between two feeds (or start and feed)
         WDTS.append(self)
 
     def feed(self):
-        self.fed_us = _NOW[0]
+        now = _NOW[0]
+        if now - self.fed_us > self.gap_us_max:
+            self.gap_us_max = now - self.fed_us
+        self.fed_us = now
         self.fed += 1
 
     def overdue_us(self, now_us):
