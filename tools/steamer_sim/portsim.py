@@ -23,10 +23,11 @@ from steamer_sim.signing import sign_for_sim
 
 PORTSIM = BOARDS / "portsim"
 PORT_OF = {"esp32c3": "esp32", "picow": "rp2"}
-# What the models (machine, time, portclock: ~22 KB on the unix-64 port, from .mpy) cost
-# the heap over the stand-ins they replaced (~6 KB): a board's C modules cost it
-# nothing, so a board's budget on the models is BOARD_HEAP plus this.
-MODELS_HEAP_K = 16
+# What the models cost the heap that a board's C modules do not: machine, time and
+# portclock take ~18.5 KB on the unix-64 port from .mpy (the stand-ins they replaced,
+# ~6 KB), and their objects' attributes more; a board's budget on the models is
+# BOARD_HEAP plus this (the board smoke test fails at +20k, passes at +24k).
+MODELS_HEAP_K = 24
 # The board's budget (BOARD_HEAP, 192k) plus the plant,
 # world, trace and metrics, compiled from source in the same heap.
 RUN_HEAP = "384k"
