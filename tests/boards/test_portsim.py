@@ -122,9 +122,13 @@ def runs(tmp_path_factory):
     jobs = {("nominal", b): DEMO for b in BOARDS_UNDER_TEST}
     jobs.update({("1ul_min", b): _slow_dose_scenario(1, 320.0) for b in BOARDS_UNDER_TEST})
     jobs.update({("fault", c.name, b): faultcases.scenario(c) for c, b in _FAULT_RUNS})
+    worst = json.loads(DEMO.read_text())
+    worst["duration_s"] = 60.0
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {k: pool.submit(run_on_board, k[-1], sc, mpy_cache=cache)
                    for k, sc in jobs.items()}
+        futures["worst", "picow"] = pool.submit(run_on_board, "picow", worst, flash="worst",
+                                                heap="1M", mpy_cache=cache)
         return {k: f.result() for k, f in futures.items()}
 
 
@@ -202,3 +206,26 @@ def test_c3_ntc_reads_volts_through_read_uv(tmp_path):
         raw, read = out[c]
         assert abs(read - raw) <= raw * 0.01 + 4, (c, out[c])   # the calibration's 0.5 %
     assert out["open"] == 4095 and out["short"] == 0 and out["outlet_open"] == 4095
+
+
+# ---- what the models show and is not fixed yet (issue 14 items 4-6): strict xfails,
+# so the day one is fixed its test says so. ------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="issue 14 item 4: edges collapse during flash ops")
+def test_no_encoder_pulse_is_lost_during_flash_operations(runs):
+    p = runs["nominal", "picow"]["port"]
+    assert p["pulses_counted"] == p["encoder_edges"]        # ~735 of ~25,075 lost
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 item 5: the keep-alive stop runs late")
+def test_the_pump_never_runs_past_its_period(runs):
+    assert runs["nominal", "picow"]["port"]["pump_late_nl"] < 100   # ~1,400 nl
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 item 6: service() outlasts 300 ms")
+def test_the_heater_keepalive_is_kicked_within_300_ms(runs):
+    assert runs["nominal", "picow"]["port"]["keepalive_gap_ms_max"] < 300   # 342 ms
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 item 6: worst-case erases starve the watchdog")
+def test_datasheet_worst_flash_does_not_trip_the_watchdog(runs):
+    assert runs["worst", "picow"]["resets"] == []
