@@ -35,6 +35,13 @@ _UNIX_2000_S = const(946684800)
 _LOG_PATH = "log.jsonl"          # relative: the working folder is / at boot
 _LOG_OLD_PATH = "log.1.jsonl"
 _LOG_MAX_BYTES = const(65536)       # per file; with the previous file, 128 KiB of flash
+# NtcUv: the rail the dividers hang from, the highest voltage an ADC's read_uv() still
+# means (the C3's 11 dB range tops at ~2.5 V, 2.375 V on a chip 5 % low), the counts'
+# full scale, and a resistance past which the NTC is open.
+_RAIL_MV = const(3300)
+_ADC_TOP_MV = const(2350)
+_RAW_FULL = const(4095)
+_R_MAX_OHM = const(1000000)
 
 
 class Ntc:
@@ -46,6 +53,42 @@ class Ntc:
 
     def read(self):
         return self._read_u16() >> 4
+
+
+class NtcUv:
+    """An NTC divider on an ADC that measures volts, not a fraction of the supply (the
+    ESP32-C3 at 11 dB: ~0..2.5 V against an internal reference that differs from chip
+    to chip), read with read_uv() (the chip's eFuse calibration) and turned into the
+    12-bit counts of a pull-up divider ratiometric to the 3.3 V rail, which fw.ntc's
+    tables expect.
+
+    high_ohm = 0: the NTC from the pin to ground under its pull-up (counts = volts /
+    3.3 V). high_ohm > 0: the NTC from 3.3 V to the pin over high_ohm to ground, so a cold
+    NTC's voltage stays low and the divider fits the ADC's range; table_pullup_ohm is
+    the pull-up its table was made for. A reading at the top of the ADC's range says
+    nothing about the NTC: it is the divider's end that means a fault (open for a
+    low-side NTC, shorted for a high-side one). Integer only; every product stays under
+    2**30."""
+
+    def __init__(self, adc, high_ohm=0, table_pullup_ohm=0):
+        self._read_uv = adc.read_uv
+        self._high_ohm = high_ohm
+        self._pullup_ohm = table_pullup_ohm
+
+    def read(self):
+        mv = self._read_uv() // 1000
+        if self._high_ohm == 0:
+            if mv >= _ADC_TOP_MV:
+                return _RAW_FULL
+            return mv * _RAW_FULL // _RAIL_MV
+        if mv >= _ADC_TOP_MV:
+            return 0
+        if mv <= 0:
+            return _RAW_FULL
+        r_ohm = self._high_ohm * (_RAIL_MV - mv) // mv
+        if r_ohm > _R_MAX_OHM:
+            return _RAW_FULL
+        return _RAW_FULL - _RAW_FULL * self._pullup_ohm // (r_ohm + self._pullup_ohm)
 
 
 class Heater:
@@ -116,9 +159,15 @@ class Pump:
     one control period: a one-shot timer armed by set() stops the step output PERIOD_MS
     later unless the next set() re-arms it first. A period that starts late (a flash
     write with interrupts off, a collection, a hang) then delivers less than was
-    counted, never more. Rates are rounded down for the same reason, and a rate below
-    the PWM's slowest is 0. Both ports latch a new duty at the end of the PWM cycle, so
-    a stop and a restart leave out whole steps and never add one.
+    counted, never more. Rates are rounded down for the same reason. Both ports latch a
+    new duty at the end of the PWM cycle, so a stop and a restart leave out whole steps
+    and never add one.
+
+    A rate under the PWM's slowest (step_hz_min: the C3's LEDC fails under ~9.5 Hz and
+    raises, rp2's divider under ~7.5 Hz; issue 14 item 2) is gated per period: the PWM
+    runs at step_hz_min in some periods and not in others, by error diffusion, so the
+    periods average the rate asked (1 ul/min is 8.3 steps/s) and freq() never sees a
+    rate the port refuses, which in the control step would fail every step.
     """
 
     NL_PER_PULSE = _PUMP_NL_PER_PULSE
@@ -128,6 +177,8 @@ class Pump:
         self._freq = pwm.freq
         self._duty_u16 = pwm.duty_u16
         self._hz_min = step_hz_min
+        self._gate_nl_s = step_hz_min * _PUMP_NL_PER_STEP     # nl/s at step_hz_min
+        self._gate_acc = 0
         self._step_hz = 0
         # The keep-alive. Its callback is a soft one (the esp32 port refuses hard=True,
         # the rp2 port's Timer has no such argument): it runs between bytecodes, so at
@@ -153,7 +204,11 @@ class Pump:
             if hz > _PUMP_STEP_HZ_MAX:
                 hz = _PUMP_STEP_HZ_MAX
             elif hz < self._hz_min:
-                hz = 0
+                hz = self._gated(nl_s)
+            else:
+                self._gate_acc = 0
+        else:
+            self._gate_acc = 0
         if hz == 0:
             self._duty_u16(0)
             return
@@ -165,6 +220,15 @@ class Pump:
             self._freq(hz)
             self._step_hz = hz
         self._duty_u16(_PUMP_STEP_DUTY_U16)
+
+    def _gated(self, nl_s):
+        # This period at the slowest rate, or not at all: on-periods average nl_s.
+        acc = self._gate_acc + nl_s
+        if acc >= self._gate_nl_s:
+            self._gate_acc = acc - self._gate_nl_s
+            return self._hz_min
+        self._gate_acc = acc
+        return 0
 
     def _on_expire(self, _timer):
         # A callback of a timer armed before the last set() (it fired while that set()

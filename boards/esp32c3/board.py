@@ -1,7 +1,7 @@
 """The ESP32-C3 board: the board contract (device/BOARD.md) from machine objects.
 
 What is particular to this board lives here: the pin table (here and nowhere else), the
-ADC's attenuation, where the cut-off's mark survives a reset, and the reset causes. The
+ADC's attenuation and how its volts become the NTC tables' counts, where the cut-off's mark survives a reset, and the reset causes. The
 rest is boards/common/realboard.py. README.md next to this file has the wiring and the
 reasons behind each choice.
 """
@@ -25,6 +25,10 @@ _PIN_CUTOFF_RELAY = const(8)    # strapping pin: only matters with GPIO9 low (do
 _PIN_BUTTON = const(9)          # the module's BOOT button doubles as the device's button
 _PIN_PUMP_STEP = const(10)
 
+# The LEDC's slowest at 80 MHz: ports/esp32/machine_pwm.c set_freq -> ledc_timer_config
+# fails under 80 MHz / (8192 * 1024) = 9.54 Hz (OSError); slower rates are gated.
+_PUMP_STEP_HZ_MIN = const(10)
+
 # The pump's keep-alive: hardware timer 0 (group 0). The port's virtual timer (-1) counts
 # in FreeRTOS ticks (10 ms) and makes a new FreeRTOS timer at every init.
 _PUMP_TIMER_ID = const(0)
@@ -34,9 +38,16 @@ _PUMP_TIMER_ID = const(0)
 _CUTOFF_MARK = b"cutoff-open"
 
 
-def _ntc(pin_no):
-    # 11 dB: the full 0..2.5 V of the divider.
-    return realboard.Ntc(ADC(Pin(pin_no), atten=ADC.ATTN_11DB))
+# The boiler's divider: the NTC from 3.3 V to GPIO0, 560 ohm to ground (README: at 11 dB
+# the ADC reads ~0..2.5 V; the 1 k pull-up divider read 3.0 V at 22 C); its table is the
+# 1 k pull-up one. The outlet's 10 k pull-up divider stays under 2.35 V above ~5 C.
+_BOILER_LOW_OHM = const(560)
+_BOILER_TABLE_PULLUP_OHM = const(1000)
+
+
+def _adc(pin_no):
+    # 11 dB: the widest range, ~0..2.5 V; read_uv() is the eFuse-calibrated reading.
+    return ADC(Pin(pin_no), atten=ADC.ATTN_11DB)
 
 
 class _RtcMark:
@@ -56,11 +67,13 @@ class Board(realboard.Board):
 
     def __init__(self):
         rtc = RTC()
-        self.boiler_ntc = _ntc(_PIN_BOILER_NTC)
-        self.outlet_ntc = _ntc(_PIN_OUTLET_NTC)
+        self.boiler_ntc = realboard.NtcUv(_adc(_PIN_BOILER_NTC), _BOILER_LOW_OHM,
+                                          _BOILER_TABLE_PULLUP_OHM)
+        self.outlet_ntc = realboard.NtcUv(_adc(_PIN_OUTLET_NTC))
         self.heater = realboard.Heater(_PIN_HEATER_SSR, _PIN_HEATER_KEEPALIVE)
         self.heater_cutoff = realboard.Cutoff(_PIN_CUTOFF_RELAY, _RtcMark(rtc))
-        self.pump = realboard.Pump(_PIN_PUMP_STEP, _PIN_PUMP_ENCODER, _PUMP_TIMER_ID)
+        self.pump = realboard.Pump(_PIN_PUMP_STEP, _PIN_PUMP_ENCODER, _PUMP_TIMER_ID,
+                                   _PUMP_STEP_HZ_MIN)
         # Float closed = water present; tilt closed = upright; button closed = held.
         self.water_low = realboard.Switch(_PIN_WATER_FLOAT, 0)
         self.tilt = realboard.Switch(_PIN_TILT, 0)

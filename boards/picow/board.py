@@ -26,7 +26,9 @@ _PIN_WATER_FLOAT = const(8)
 _PIN_TILT = const(9)
 _PIN_BUTTON = const(10)
 
-_PUMP_STEP_HZ_MIN = const(8)        # the RP2040 PWM's slowest at 125 MHz (under 1 ul/min)
+# The RP2040 PWM's slowest at 125 MHz (ports/rp2/machine_pwm.c: div16 < 256 * 16 means
+# over ~7.45 Hz); slower rates are gated per period (realboard.Pump).
+_PUMP_STEP_HZ_MIN = const(8)
 _PUMP_TIMER_ID = const(-1)          # the pump's keep-alive: the port has only virtual timers
 # Written to the watchdog's SCRATCH3 register when the cut-off opens: the watchdog
 # scratch registers survive watchdog and soft resets and are cleared by power-on, exactly

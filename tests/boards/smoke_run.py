@@ -1,5 +1,5 @@
-"""Runs a real board's board.py (on fake machine and onewire) with the real firmware on
-the unix port: every hot method under heap_lock, the podlet reader on an emulated ID chip,
+"""Runs a real board's board.py (on the port models of boards/portsim: machine, onewire,
+time) with the real firmware on the unix port: every hot method under heap_lock, the podlet reader on an emulated ID chip,
 then control steps through fw.main. Prints one JSON line of findings for
 tests/boards/test_board_smoke.py. Argument: the number of steps; $SMOKE_PODLET_HEX: a
 podlet image (an argument over 255 bytes crashes the unix port at startup). The board's
@@ -21,6 +21,7 @@ import gc
 import machine
 import micropython
 import onewire
+import portclock
 
 gc.collect()
 import board as board_mod  # noqa: E402
@@ -52,6 +53,7 @@ def mount_data(fs_class, blocks, block_size):
 
 
 out = {}
+time.set_port_epoch(2000 if machine.ESP32 else 1970)
 # The board module is loaded from .mpy: its pin table is read from its source.
 PIN = pin_table(os.getenv("SMOKE_BOARD_PY"))
 # ---- the data folder's filesystem: anything but littlefs is refused -----------------
@@ -78,21 +80,31 @@ ssr = pins[PIN["_PIN_HEATER_SSR"]]
 kick = pins[PIN["_PIN_HEATER_KEEPALIVE"]]
 relay = pins[PIN["_PIN_CUTOFF_RELAY"]]
 enc = pins[PIN["_PIN_PUMP_ENCODER"]]
+
+
+def fire_encoder():
+    # One edge on the encoder pin, its soft IRQ run as the scheduler would.
+    enc.edge(0)
+    portclock.run_pending()
+
+
 out["pins_distinct"] = len(PIN) == len(set(PIN.values())) == 11
-pwm = machine.PWMS[0]
-out["relay_closed_at_boot"] = relay.v
+pwm = machine.PWMS[PIN["_PIN_PUMP_STEP"]]
+out["relay_closed_at_boot"] = relay.value()
 out["reset_cause"] = b.reset_cause()
 out["wdt_timeout"] = machine.WDTS[0].timeout
 
 # ---- every hot method, under heap_lock ----------------------------------------
-machine.ADCS[0].raw16 = 0xABCD
-machine.ADCS[1].raw16 = 0xFFFF
+# 1.0 V on the boiler's pin, the outlet's at the rail (open).
+machine.ADCS[PIN["_PIN_BOILER_NTC"]].uv = 1000000
+machine.ADCS[PIN["_PIN_OUTLET_NTC"]].uv = 3300000
 IMAGE = bytes.fromhex(os.getenv("SMOKE_PODLET_HEX"))
 bus = onewire.BUSES[-1]
 bus.image = IMAGE
 kicks0 = kick.writes
 # Filled in place under heap_lock: [progress, heater on count, hz x5, raw, switches,
-# present, pulses, cut-off open, duty at 15 nl/s, hz at 4999 nl/s]
+# present, pulses, cut-off open, on-periods of 16 at 15 nl/s * 1000 + their hz,
+# hz at 4999 nl/s]
 res = [0] * 14
 
 
@@ -101,12 +113,12 @@ def hot(b, res):
     ons = 0
     for _ in range(40):
         b.heater.set(250)
-        ons += ssr.v
+        ons += ssr.out
     res[1] = ons
     b.heater.set(1500)
     b.heater.set(-3)
     res[0] = 2
-    b.pump.set(16)
+    b.pump.set(20)
     res[2] = pwm.hz
     res[3] = pwm.duty
     b.pump.set(33333)
@@ -115,14 +127,18 @@ def hot(b, res):
     res[5] = pwm.hz
     b.pump.set(0)
     res[6] = pwm.duty
-    b.pump.set(15)          # 7.5 Hz: 7, or 0 under picow's slowest 8 Hz
-    res[12] = pwm.duty
+    on = 0
+    for _ in range(16):     # 7.5 Hz: under both ports' slowest, gated per period
+        b.pump.set(15)
+        if pwm.duty:
+            on += 1
+    res[12] = on * 1000 + pwm.hz
     b.pump.set(4999)        # 2499.5 Hz: down, never up
     res[13] = pwm.hz
     b.pump.set(0)
     res[0] = 3
     for _ in range(5):
-        enc.fire()
+        fire_encoder()
     res[0] = 4
     res[7] = b.boiler_ntc.read() * 10000 + b.outlet_ntc.read()
     res[8] = b.water_low.value() * 100 + b.tilt.value() * 10 + b.button.value()
@@ -154,11 +170,11 @@ out["pulses"] = res[10]
 out["cutoff_open"] = res[11]
 out["pump_duty_at_15"] = res[12]
 out["pump_hz_at_4999"] = res[13]
-out["relay_after_open"] = relay.v
-out["ssr_after_off"] = ssr.v
+out["relay_after_open"] = relay.value()
+out["ssr_after_off"] = ssr.value()
 
 # ---- the pump's keep-alive: one period after the last set(), under heap_lock -------------
-timer = machine.TIMERS[-1]     # the last one the board made: the pump's keep-alive
+timer = portclock.TIMERS[-1]   # the last one the board made: the pump's keep-alive
 # [progress, duty: running, after a stale callback, re-armed at 60 ms and 120 ms on,
 #  due at 105 ms after the last set, after the callback, set again]
 ka = [0] * 8
@@ -168,16 +184,15 @@ def keepalive(b, ka):
     ka[0] = 1
     b.pump.set(5000)
     ka[1] = pwm.duty
-    timer.fire()            # the callback of a timer armed before this set(): stale
+    timer.callback(timer)   # the callback of a timer armed before this set(): stale
     ka[2] = pwm.duty
     time.sleep_ms(60)
     b.pump.set(5000)        # on time: re-armed, a period from now
     time.sleep_ms(60)
-    ka[3] = 1 if timer.due() else 0
+    ka[3] = 0 if timer.armed else 1
     ka[4] = pwm.duty
-    time.sleep_ms(45)       # no set() for over a period: it stops
-    ka[5] = 1 if timer.due() else 0
-    timer.fire()
+    time.sleep_ms(45)       # no set() for over a period: it expires, its callback stops it
+    ka[5] = 0 if timer.armed else 1
     ka[6] = pwm.duty
     b.pump.set(5000)
     ka[7] = pwm.duty
@@ -219,13 +234,13 @@ out["podlet_absent"] = [b.podlet.present(), hexed(b.podlet.read()),
 
 # ---- the encoder counter wraps at 2**24 ------------------------------------------
 b.pump.counter[0] = (1 << 24) - 1
-enc.fire()
+fire_encoder()
 out["pulses_wrapped"] = b.pump.pulses()
 
 # ---- a watchdog reset: the cut-off stays open -------------------------------------
 machine.CAUSE[0] = machine.WDT_RESET
 b2 = board_mod.make()
-out["after_wdt"] = [b2.reset_cause(), b2.heater_cutoff.is_open(), relay.v]
+out["after_wdt"] = [b2.reset_cause(), b2.heater_cutoff.is_open(), relay.value()]
 
 # ---- the firmware's own loop pieces, steps under heap_lock ------------------------
 app = main.boot(b2)
@@ -252,6 +267,6 @@ out["fed"] = machine.WDTS[-1].fed
 out["overruns"] = b2.overruns
 out["clock_unset"] = b2.clock_s()
 b2.set_clock_s(1767225600)  # 2026-01-01 00:00:00 UTC, a Thursday
-out["rtc_datetime"] = list(machine.RTC_DT[0])
+out["rtc_datetime"] = list(machine.RTC().datetime())
 out["poll"] = b2.poll_command()
 print(json.dumps(out))

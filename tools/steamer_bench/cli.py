@@ -125,7 +125,7 @@ def stopped_in_preheat_trips(sessions: int, first_seed: int = 0) -> dict:
     return {"sessions": sessions, "false_trips": len(trips), "trips": trips[:20]}
 
 
-PARTS = ("control", "faults", "nominal", "protocol", "ble", "limits")
+PARTS = ("control", "faults", "nominal", "protocol", "ble", "limits", "boards")
 
 
 @dataclass
@@ -160,6 +160,9 @@ def _part(name: str, sizes: Sizes) -> tuple[str, Callable[[], dict]]:
                 lambda: bench_ble.run(sizes.ble_chaos_rounds, sizes.ble_records,
                                       sync_runs=sizes.ble_sync_runs,
                                       reconnects=sizes.ble_reconnects))
+    if name == "boards":
+        from steamer_bench import boards as bench_boards
+        return "the real boards' code on the port models", bench_boards.run
     from steamer_bench import limits as bench_limits
     return (f"{sizes.limits_sequences} random sequences",
             lambda: bench_limits.run(sizes.limits_sequences))

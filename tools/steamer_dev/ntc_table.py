@@ -41,11 +41,12 @@ def table_mc(pullup_ohm: float) -> list[int]:
 
 def main() -> None:
     for name, pull in PULLUP_OHM.items():
-        print("_%s_MC = (" % name.upper())
+        # array("i") of a list: a frozen build keeps no mpz (device/fw/ntc.py).
+        print('%s_MC = array("i", [' % name.upper())
         vals = table_mc(pull)
         for i in range(0, len(vals), 8):
             print("    " + ", ".join(str(v) for v in vals[i:i + 8]) + ",")
-        print(")")
+        print("])")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,82 @@
+"""Runs a scenario on a real board's code (boards/esp32c3, boards/picow with
+boards/common) over the port models of boards/portsim, wired to the sim's plant, on the
+unix port; the firmware and the board modules load from .mpy as on a board. Used by
+tests/boards/test_portsim.py and the benchmark's `boards` part::
+
+    from steamer_sim.portsim import run_on_board
+    summary = run_on_board("picow", "scenarios/demo.json")
+    summary["port"]     # the port figures: flash busy, scheduler losses, ...
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from steamer_dev import build
+from steamer_dev.paths import BOARDS, micropython_exe
+from steamer_sim.driver import SimError
+from steamer_sim.scenario import load_scenario
+from steamer_sim.signing import sign_for_sim
+
+PORTSIM = BOARDS / "portsim"
+PORT_OF = {"esp32c3": "esp32", "picow": "rp2"}
+# What the models cost the heap that a board's C modules do not: machine, time and
+# portclock take ~18.5 KB on the unix-64 port from .mpy (the stand-ins they replaced,
+# ~6 KB), and their objects' attributes more; a board's budget on the models is
+# BOARD_HEAP plus this (the board smoke test fails at +20k, passes at +24k).
+MODELS_HEAP_K = 24
+# The board's budget (BOARD_HEAP, 192k) plus the plant,
+# world, trace and metrics, compiled from source in the same heap.
+RUN_HEAP = "384k"
+
+
+def models_mpy(out_dir: Path) -> Path:
+    """boards/portsim's models compiled for the unix port into out_dir (loaded from .mpy
+    as the firmware is, so their bytecode costs the heap what a port's C modules cost a
+    board: close to nothing). The runner, portrun.py, stays source."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for src in sorted(PORTSIM.glob("*.py")):
+        if src.name == "portrun.py":
+            continue
+        err = build.compile_file(src, out_dir / (src.stem + ".mpy"), "x64")
+        if err:
+            raise build.BuildError(f"boards/portsim/{src.name}: {err}")
+    return out_dir
+
+
+def _mpy(board: str, cache: Path) -> Path:
+    out = cache / board
+    if not (out / "board.mpy").exists():
+        build.build_for_unix_port(board, out)
+        models_mpy(out / "portsim")
+    return out
+
+
+def run_on_board(board: str, scenario: dict | str | Path, *, flash: str = "typical",
+                 chip_seed: int = 1, heap: str = RUN_HEAP, trace: str | None = None,
+                 mpy_cache: Path | None = None, timeout_s: float = 120.0) -> dict:
+    """The summary (steamer_sim.driver's, plus "port") of `scenario` run on `board`'s
+    real code. flash: "typical" or "worst" (datasheet maxima); chip_seed: the C3 ADC
+    chip drawn. Raises SimError when the run fails."""
+    signed = sign_for_sim(load_scenario(scenario))
+    with tempfile.TemporaryDirectory(prefix="steamer-portsim-") as tmp:
+        work = Path(tmp)
+        mpy = _mpy(board, mpy_cache or work)
+        path = work / "scenario.json"
+        path.write_text(json.dumps(signed), encoding="utf-8")
+        env = dict(os.environ, PORTSIM_PORT=PORT_OF[board], PORTSIM_FLASH=flash,
+                   PORTSIM_CHIP_SEED=str(chip_seed))
+        env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (
+            mpy / "portsim", mpy, mpy / "lib", BOARDS / "sim"))
+        proc = subprocess.run(
+            [micropython_exe(), "-X", f"heapsize={heap}", str(PORTSIM / "portrun.py"),
+             str(path), trace or "", str(BOARDS / board / "board.py"), "--quiet"],
+            capture_output=True, text=True, env=env, cwd=work, timeout=timeout_s)
+        for line in reversed(proc.stdout.splitlines()):
+            if line.startswith("{"):
+                return json.loads(line)
+        raise SimError(f"portsim {board}: exit {proc.returncode}, no summary",
+                       (proc.stdout + proc.stderr).splitlines()[-15:])
