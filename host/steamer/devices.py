@@ -305,7 +305,7 @@ def read_profile_file(path: str | os.PathLike) -> ProfileFile:
                               "either") from None
         raise ProfileFileError(f"{p} is an unsigned profile (JSON): sign it first with "
                           f"`steamer mfg sign-profile {p} --key KEYFILE -o PROFILE.bin`")
-    if data[:1] != bytes([profile.FORMAT]) or len(data) <= profile.SIG_LEN:
+    if not data or data[0] not in profile.FORMATS or len(data) <= profile.SIG_LEN:
         raise ProfileFileError(f"{p}: not a signed profile ({len(data)} bytes; `steamer mfg "
                           "sign-profile` makes one)")
     try:

@@ -198,11 +198,11 @@ class Verified:
 def kind_of(data: bytes) -> str:
     """"podlet" for an ID-chip image's size, "profile" for a profile's format byte or for
     the size its name length gives (so a damaged one is still told apart), else
-    "unknown". (A podlet image never starts with 1: that is its family code, 0x2D.)"""
+    "unknown". (A podlet image never starts with 1 or 2: that is its family code, 0x2D.)"""
     n = len(data)
-    if n == podlet.IMAGE_LEN and data[0] != profile.FORMAT:
+    if n == podlet.IMAGE_LEN and data[0] not in profile.FORMATS:
         return "podlet"
-    if data[:1] == bytes([profile.FORMAT]):
+    if n and data[0] in profile.FORMATS:
         return "profile"
     if n > _NAME_LEN_AT and n == _NAME_LEN_AT + 1 + data[_NAME_LEN_AT] + profile.SIG_LEN:
         return "profile"
