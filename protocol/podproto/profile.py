@@ -13,7 +13,7 @@ Canonical encoding (little-endian, 31 + len(name) bytes):
           24  u32 min_interval_s
           28  u8  name length, then the name (ASCII printable)
 Format 2 (FORMAT_V2) is the same bytes with format 2, and after the name a course, a
-delivery pattern and warnings (22 + the warnings' bytes):
+delivery pattern and warnings (22 + the warnings' bytes; podproto.profile_v2):
 
            u8  course_sessions        sessions in the initial series
            u32 min_spacing_s          the device refuses a session of this podlet type
@@ -27,8 +27,8 @@ delivery pattern and warnings (22 + the warnings' bytes):
                                       session with this podlet type and version)
            u8  warnings, then each: u8 code (names.WARNING_CODES), u8 length, text
 A dict is v2 when its "format" is 2 or it has any V2_FIELDS; encode() gives the fields
-a v2 dict leaves out their defaults (V2_DEFAULTS). A v1 profile's bytes and dict are as
-they always were. At most SIGNED_MAX bytes signed.
+a v2 dict leaves out their defaults (profile_v2.DEFAULTS). A v1 profile's bytes and dict
+are as they always were. At most profile_v2.SIGNED_MAX bytes signed.
 
 A signed profile is those bytes followed by a 64-byte Ed25519 signature over them,
 made with the manufacturer's key. A profile dict has the fields of shared/spec/sim.md;
@@ -39,7 +39,6 @@ import struct
 from podproto.mpconst import const
 
 from podproto.errors import ProtocolError
-from podproto.names import WARNING_CODES
 
 FORMAT = const(1)
 FORMAT_V2 = const(2)
@@ -47,9 +46,6 @@ FORMATS = (1, 2)
 SIG_LEN = const(64)
 _FIXED = "<BBHIIIIIIB"
 _FIXED_LEN = const(29)
-_V2 = "<BIIIBHHHBB"
-_V2_LEN = const(22)
-_ACK_FLAG = const(1)
 
 # The hardware envelope a profile must fit: field -> (min, max), inclusive.
 # max_day_ul must also be >= max_session_ul; name is 1..24 printable ASCII chars.
@@ -64,33 +60,10 @@ ENVELOPE = {
     "min_interval_s": (0, 86400),
 }
 NAME_MAX = const(24)
-# Format 2: the course, the pattern and the warnings, and their bounds (inclusive). A
-# spacing's bound is a year (maintenance two); recommended is at least min, maintenance
-# 0 (none) or at least min; a pulse's bolus is pumped at dose_rate_ul_min within its
-# period, and neither period nor ramp is longer than session_s; each pattern's other
-# fields are 0; acknowledge needs a warning.
-PATTERNS = ("continuous", "pulsed", "ramped")
+# What makes a dict format 2 (podproto.profile_v2 holds the rest of it).
 V2_FIELDS = ("course_sessions", "min_spacing_s", "recommended_spacing_s",
              "maintenance_spacing_s", "pattern", "bolus_ul", "period_s", "ramp_s",
              "warnings", "acknowledge")
-V2_DEFAULTS = {"course_sessions": 1, "min_spacing_s": 0, "recommended_spacing_s": 0,
-               "maintenance_spacing_s": 0, "pattern": "continuous", "bolus_ul": 0,
-               "period_s": 0, "ramp_s": 0, "warnings": [], "acknowledge": False}
-ENVELOPE_V2 = {
-    "course_sessions": (1, 24),
-    "min_spacing_s": (0, 31536000),
-    "recommended_spacing_s": (0, 31536000),
-    "maintenance_spacing_s": (0, 63072000),
-    "bolus_ul": (1, 2000),
-    "period_s": (2, 600),
-    "ramp_s": (1, 3600),
-}
-WARNINGS_MAX = const(4)
-WARNING_TEXT_MAX = const(60)
-_V2_INTS = ("course_sessions", "min_spacing_s", "recommended_spacing_s",
-            "maintenance_spacing_s", "bolus_ul", "period_s", "ramp_s")
-_V2_WIDTH = (0xFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFF, 0xFFFF, 0xFFFF)
-SIGNED_MAX = const(29 + 24 + 22 + 4 * 62 + 64)
 # Order of the fields in the encoding, after format.
 FIELDS = ("podlet_type", "version", "outlet_target_mc", "session_s", "dose_rate_ul_min",
           "max_session_ul", "max_day_ul", "min_interval_s")
@@ -114,14 +87,10 @@ def target_mc(p):
 
 
 def _name_ok(name):
-    return _text_ok(name, NAME_MAX)
-
-
-def _text_ok(text, most):
-    if not isinstance(text, str):
+    if not isinstance(name, str):
         return False
-    raw = text.encode()
-    if not 1 <= len(raw) <= most:
+    raw = name.encode()
+    if not 1 <= len(raw) <= NAME_MAX:
         return False
     for c in raw:
         if c < 0x20 or c > 0x7E:
@@ -158,7 +127,13 @@ def encode(p):
     v2 = is_v2(p)
     return struct.pack(_FIXED, FORMAT_V2 if v2 else FORMAT, values[0], values[1],
                        values[2], values[3], values[4], values[5], values[6], values[7],
-                       len(raw)) + raw + (_encode_v2(p) if v2 else b"")
+                       len(raw)) + raw + (_v2_module().encode_tail(p) if v2 else b"")
+
+
+def _v2_module():
+    # Imported only when a v2 profile is met: a device with v1 profiles never loads it.
+    from podproto import profile_v2
+    return profile_v2
 
 
 def is_v2(p):
@@ -174,41 +149,6 @@ def is_v2(p):
     return False
 
 
-def _v2(p, name):
-    return p[name] if name in p else V2_DEFAULTS[name]
-
-
-def _encode_v2(p):
-    ints = []
-    for i in range(len(_V2_INTS)):
-        name = _V2_INTS[i]
-        v = _v2(p, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v > _V2_WIDTH[i]:
-            raise ProtocolError("profile %s: want an int 0..%d" % (name, _V2_WIDTH[i]))
-        ints.append(v)
-    pattern = _v2(p, "pattern")
-    if pattern not in PATTERNS:
-        raise ProtocolError("profile pattern: want one of %s" % ", ".join(PATTERNS))
-    ack = _v2(p, "acknowledge")
-    if ack is not True and ack is not False:
-        raise ProtocolError("profile acknowledge: want true or false")
-    warnings = _v2(p, "warnings")
-    if not isinstance(warnings, list) or len(warnings) > 255:
-        raise ProtocolError("profile warnings: want a list")
-    out = struct.pack(_V2, ints[0], ints[1], ints[2], ints[3], PATTERNS.index(pattern),
-                      ints[4], ints[5], ints[6], _ACK_FLAG if ack else 0, len(warnings))
-    for w in warnings:
-        if not isinstance(w, dict) or w.get("code") not in WARNING_CODES[1:]:
-            raise ProtocolError("profile warnings: want {\"code\": one of %s, \"text\": "
-                                "...} each" % ", ".join(WARNING_CODES[1:]))
-        text = w.get("text")
-        if not isinstance(text, str) or len(text.encode()) > 255:
-            raise ProtocolError("profile warnings: want a str text")
-        raw = text.encode()
-        out += bytes((WARNING_CODES.index(w["code"]), len(raw))) + raw
-    return out
-
-
 def decode(data):
     """The profile dict of canonical bytes (not checked against the envelope)."""
     try:
@@ -218,7 +158,7 @@ def decode(data):
         f = struct.unpack_from(_FIXED, data, 0)
         if f[0] == FORMAT_V2:
             end = _FIXED_LEN + f[9]
-            if n < end + _V2_LEN:
+            if n < end:
                 raise ProtocolError("profile: truncated, %d bytes" % n)
         elif f[0] != FORMAT:
             raise ProtocolError("profile format: %d, expected %d or %d" % (
@@ -228,14 +168,17 @@ def decode(data):
                                 (f[9], n - _FIXED_LEN))
         else:
             end = n
-        raw = _text(data, _FIXED_LEN, end, "name")
+        raw = bytes(data[_FIXED_LEN:end])
+        for c in raw:
+            if c < 0x20 or c > 0x7E:
+                raise ProtocolError("profile name: not printable ASCII")
         p = {}
         for i in range(len(FIELDS)):
             p[FIELDS[i]] = f[i + 1]
         p["outlet_target_c"] = p["outlet_target_mc"] / 1000
-        p["name"] = raw
+        p["name"] = raw.decode()
         if f[0] == FORMAT_V2:
-            _decode_v2(data, end, p)
+            _v2_module().decode_tail(data, end, p)
         return p
     except ProtocolError:
         raise
@@ -243,45 +186,6 @@ def decode(data):
         raise
     except Exception as e:
         raise ProtocolError("profile: malformed (%s)" % type(e).__name__)
-
-
-def _text(data, start, end, what):
-    raw = bytes(data[start:end])
-    for c in raw:
-        if c < 0x20 or c > 0x7E:
-            raise ProtocolError("profile %s: not printable ASCII" % what)
-    return raw.decode()
-
-
-def _decode_v2(data, at, p):
-    n = len(data)
-    f = struct.unpack_from(_V2, data, at)
-    for i in range(4):
-        p[_V2_INTS[i]] = f[i]
-    if f[4] >= len(PATTERNS):
-        raise ProtocolError("profile pattern: code %d" % f[4])
-    p["pattern"] = PATTERNS[f[4]]
-    p["bolus_ul"] = f[5]
-    p["period_s"] = f[6]
-    p["ramp_s"] = f[7]
-    if f[8] & ~_ACK_FLAG:
-        raise ProtocolError("profile flags: 0x%02x" % f[8])
-    p["acknowledge"] = bool(f[8] & _ACK_FLAG)
-    at += _V2_LEN
-    warnings = []
-    for _ in range(f[9]):
-        if at + 2 > n or not 0 < data[at] < len(WARNING_CODES):
-            raise ProtocolError("profile warnings: truncated or unknown code")
-        end = at + 2 + data[at + 1]
-        if end > n:
-            raise ProtocolError("profile warnings: truncated")
-        warnings.append({"code": WARNING_CODES[data[at]],
-                         "text": _text(data, at + 2, end, "warning")})
-        at = end
-    if at != n:
-        raise ProtocolError("profile: %d bytes after the warnings" % (n - at))
-    p["warnings"] = warnings
-    p["format"] = FORMAT_V2
 
 
 def problem(p):
@@ -308,56 +212,7 @@ def problem(p):
             return None
     except ProtocolError:
         return "format"
-    return _problem_v2(p)
-
-
-def _problem_v2(p):
-    for name in _V2_INTS:
-        v = _v2(p, name)
-        lo, hi = ENVELOPE_V2[name]
-        if name in ("min_spacing_s", "maintenance_spacing_s", "bolus_ul", "period_s",
-                    "ramp_s"):
-            lo = 0       # 0 is checked below: where the pattern or the course allows it
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
-            return name
-    spacing = _v2(p, "min_spacing_s")
-    if _v2(p, "recommended_spacing_s") < spacing:
-        return "recommended_spacing_s"
-    upkeep = _v2(p, "maintenance_spacing_s")
-    if upkeep and upkeep < spacing:
-        return "maintenance_spacing_s"
-    pattern = _v2(p, "pattern")
-    if pattern not in PATTERNS:
-        return "pattern"
-    bolus = _v2(p, "bolus_ul")
-    period = _v2(p, "period_s")
-    ramp = _v2(p, "ramp_s")
-    if pattern == "pulsed":
-        if bolus < 1 or bolus > p["max_session_ul"]:
-            return "bolus_ul"
-        if (period < ENVELOPE_V2["period_s"][0] or period > p["session_s"]
-                or bolus * 60 > p["dose_rate_ul_min"] * period):
-            return "period_s"
-    elif bolus:
-        return "bolus_ul"
-    elif period:
-        return "period_s"
-    if pattern == "ramped":
-        if ramp < 1 or ramp > p["session_s"]:
-            return "ramp_s"
-    elif ramp:
-        return "ramp_s"
-    warnings = _v2(p, "warnings")
-    if not isinstance(warnings, list) or len(warnings) > WARNINGS_MAX:
-        return "warnings"
-    for w in warnings:
-        if (not isinstance(w, dict) or w.get("code") not in WARNING_CODES[1:]
-                or not _text_ok(w.get("text"), WARNING_TEXT_MAX)):
-            return "warnings"
-    ack = _v2(p, "acknowledge")
-    if (ack is not True and ack is not False) or (ack and not warnings):
-        return "acknowledge"
-    return None
+    return _v2_module().problem(p)
 
 
 def check(p):

@@ -6,7 +6,7 @@ import functools
 
 from hypothesis import strategies as st
 
-from podproto import logevents, messages, names, profile
+from podproto import logevents, messages, names, profile_v2
 from podproto.codec import _INT_RANGE  # the field kinds' ranges, one definition
 from podproto.link import MIN_PDU
 
@@ -99,8 +99,8 @@ def _patterns(p):
 def _warnings():
     warning = st.fixed_dictionaries({
         "code": st.sampled_from(names.WARNING_CODES[1:]),
-        "text": st.text(ASCII, min_size=1, max_size=profile.WARNING_TEXT_MAX)})
-    return st.lists(warning, max_size=profile.WARNINGS_MAX).flatmap(
+        "text": st.text(ASCII, min_size=1, max_size=profile_v2.WARNING_TEXT_MAX)})
+    return st.lists(warning, max_size=profile_v2.WARNINGS_MAX).flatmap(
         lambda ws: st.booleans().map(lambda ack: {"warnings": ws,
                                                    "acknowledge": ack and bool(ws)}))
 
