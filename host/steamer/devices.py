@@ -41,6 +41,10 @@ REASONS = {
     "tilted": "it is tilted: stand it level",
     "no_profile": "it has no profile for this podlet (steamer profile push)",
     "min_interval": "too soon after the last session (the profile's minimum interval)",
+    "course_spacing": "too soon after the last session of this course (its minimum "
+                      "spacing: `steamer course PROFILE.bin` says when)",
+    "not_acknowledged": "the podlet's warnings have not been acknowledged (`steamer course "
+                        "PROFILE.bin --acknowledge DEVICE` shows them and asks)",
     "podlet_empty": "the podlet is used up",
     "max_day": "today's dose limit is reached",
     "ledger_error": "its dose ledger cannot be read",
