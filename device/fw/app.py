@@ -127,6 +127,9 @@ class App(session.Sessions, intake.Intake):
         self.session_prof = None
         self.audit = audit.Audit(d)
         self.trust = trust.Trust(d)
+        # Courses' last starts and acknowledgements (fw.course), loaded when a v2
+        # profile first needs it: a device with v1 profiles only never does.
+        self.course = None
         self.profiles = self.trust.profiles     # podlet_type -> profile dict
 
     # ---- the control step: allocation-free -------------------------------------
@@ -289,6 +292,8 @@ class App(session.Sessions, intake.Intake):
             self.set_clock(arg)
         elif name == "ack_faults":
             self.ack_faults()
+        elif name == "ack_warnings":
+            self.acknowledge_warnings(arg)
         else:
             self.emit({"event": "command_rejected", "reason": "unknown_command"})
 

@@ -203,6 +203,12 @@ def _c_fault_ack(link, msg):
     _run(link, msg, "ack_faults", None)
 
 
+def _c_warnings_ack(link, msg):
+    # Only an authenticated host gets here (admit): the one named in the record.
+    _run(link, msg, "ack_warnings", (msg["podlet_type"], msg["version"],
+                                     hexlify(link.authed).decode()))
+
+
 def _c_fault_list_get(link, msg):
     faults = []
     for f in link.app.faults()[-16:]:
@@ -366,6 +372,7 @@ _HANDLERS = {
     "profile_abort": _c_profile_abort, "profile_resume": _c_profile_resume,
     "profile_list_get": _c_profile_list_get, "log_read": _c_log_read,
     "log_ack": _c_log_ack, "fault_list_get": _c_fault_list_get, "fault_ack": _c_fault_ack,
+    "warnings_ack": _c_warnings_ack,
 }
 
 

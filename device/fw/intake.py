@@ -16,6 +16,7 @@ from podproto import podlet as podlet_fmt
 TYPE_CHECKING = const(0)
 if TYPE_CHECKING:
     from typing import Any, Callable
+    from fw.course import Course
     from fw.ledger import Ledger
     from fw.trust import Trust
 
@@ -37,6 +38,7 @@ class Intake:
     board: "Any"
     trust: "Trust"
     ledger: "Ledger | None"
+    course_record: "Callable[[], Course]"
     profiles: "dict"
     checks: list
     check_slices: int
@@ -216,6 +218,11 @@ class Intake:
         self.emit({"event": "profile_installed", "podlet_type": prof["podlet_type"],
                    "version": prof["version"], "name": prof["name"]})
         return True
+
+    def acknowledge_warnings(self, arg):
+        """A paired host acknowledged the warnings of a profile: arg is (podlet_type,
+        version, host id hex); fw.course decides and keeps it."""
+        self.course_record().acknowledge(self.profiles.get(arg[0]), arg, self.emit)
 
     def podlet_pending(self):
         """True while the inserted podlet's check is queued or running (status says

@@ -17,6 +17,7 @@ TYPE_CHECKING = const(0)
 if TYPE_CHECKING:
     from typing import Any, Callable
     from fw.control import BoilerPid, OutletController
+    from fw.course import Course
     from fw.journal import Journal
     from fw.ledger import Ledger
     from fw.trust import Trust
@@ -53,6 +54,7 @@ class Sessions:
     board: "Any"
     trust: "Trust"
     ledger: "Ledger | None"
+    course: "Course | None"
     journal: "Journal"
     profiles: "dict"
     outlet_ctl: "OutletController"
@@ -160,9 +162,12 @@ class Sessions:
         day_left = prof["max_day_ul"] - led.day_ul(now - 1)
         if since is not None and prof["min_interval_s"] and since <= prof["min_interval_s"]:
             reason = "min_interval"
-        elif pod_left <= 0:
+        elif "min_spacing_s" in prof:
+            # A v2 profile's course (fw.course): its acknowledgement and its spacing.
+            reason = self.course_record().refusal(prof, now)
+        if reason is None and pod_left <= 0:
             reason = "podlet_empty"
-        elif day_left <= 0:
+        elif reason is None and day_left <= 0:
             reason = "max_day"
         if reason is not None:
             self.emit({"event": "session_refused", "reason": reason})
@@ -175,6 +180,9 @@ class Sessions:
         if day_left < limit_ul:
             limit_ul = day_left
             self.dose_limit_reason = _END_MAX_DAY
+        if "min_spacing_s" in prof:
+            # A course's start before the ledger's: a cut between only makes it wait.
+            self.course_record().started(prof["podlet_type"], now)
         # Marked before the first commit of its doses: a reset from here on leaves the
         # mark for the next boot to end the session by (end_interrupted_session).
         self._mark_session(pod["serial"], led.podlet_ul(pod["serial"]))
@@ -204,6 +212,19 @@ class Sessions:
                    "version": prof["version"], "target_c": prof["outlet_target_mc"] / 1000,
                    "limit_ul": limit_ul})
         return True
+
+    def course_record(self):
+        """The course record (fw.course), loaded at its first use: only v2 profiles'
+        starts and acknowledgements need it. In doubt, it counts from the ledger's floor
+        then (later than at boot: a longer wait) and says so."""
+        c = self.course
+        if c is None:
+            from fw import course
+            floor_s = self.ledger.floor_s if self.ledger is not None else 0
+            c = self.course = course.Course(self.board.data_dir, floor_s)
+            if c.problem:
+                self.emit({"event": "record_doubt", "reason": c.problem})
+        return c
 
     def reserve_ahead(self):
         """Keeps the ledger ahead of the pump, and never more than CHUNK_UL ahead of what

@@ -624,6 +624,12 @@ class Steamer:
     async def ack_faults(self) -> None:
         await self.request({"type": "fault_ack", "code": 0}, ["ack"], True)
 
+    async def acknowledge_warnings(self, podlet_type: int, version: int) -> None:
+        """Tells the steamer the user acknowledged the warnings of its profile of this
+        podlet type and version (format 2): its sessions may start from now on."""
+        await self.request({"type": "warnings_ack", "podlet_type": podlet_type,
+                            "version": version}, ["ack"], True)
+
     async def profiles(self) -> list[dict]:
         return (await self.request({"type": "profile_list_get"}, ["profile_list"]))["profiles"]
 

@@ -41,6 +41,10 @@ REASONS = {
     "tilted": "it is tilted: stand it level",
     "no_profile": "it has no profile for this podlet (steamer profile push)",
     "min_interval": "too soon after the last session (the profile's minimum interval)",
+    "course_spacing": "too soon after the last session of this course (its minimum "
+                      "spacing: `steamer course PROFILE.bin` says when)",
+    "not_acknowledged": "the podlet's warnings have not been acknowledged (`steamer course "
+                        "PROFILE.bin --acknowledge DEVICE` shows them and asks)",
     "podlet_empty": "the podlet is used up",
     "max_day": "today's dose limit is reached",
     "ledger_error": "its dose ledger cannot be read",
@@ -323,7 +327,7 @@ def read_profile_bytes(data: bytes, path: str | os.PathLike) -> ProfileFile:
                               "either") from None
         raise ProfileFileError(f"{p} is an unsigned profile (JSON): sign it first with "
                           f"`steamer mfg sign-profile {p} --key KEYFILE -o PROFILE.bin`")
-    if data[:1] != bytes([profile.FORMAT]) or len(data) <= profile.SIG_LEN:
+    if not data or data[0] not in profile.FORMATS or len(data) <= profile.SIG_LEN:
         raise ProfileFileError(f"{p}: not a signed profile ({len(data)} bytes; `steamer mfg "
                           "sign-profile` makes one)")
     try:

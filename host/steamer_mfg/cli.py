@@ -108,6 +108,8 @@ def _cmd_sign_profile(args: argparse.Namespace) -> int:
               f"{fields['podlet_type']}, version {fields['version']})")
         print(f"size: {info['size_bytes']} bytes")
         print(f"sha256: {info['sha256']}")
+        for line in verify_bytes(signed, signing.public_key(seed)).details():
+            print(line)
     return 0
 
 
@@ -163,6 +165,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"FAIL {path}: {result.reason}")
     elif result.ok:
         print(f"OK {path}: {result.describe()}, signature good for key {public.hex()}")
+        for line in result.details():
+            print(f"  {line}")
     else:
         # podproto's reasons name what they are about, as describe() has just done.
         reason = result.reason or ""
@@ -273,13 +277,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "write its canonical bytes followed by the Ed25519 signature to OUT.bin "
                 "(default: PROFILE.bin) and print its size and SHA-256 (what the app sends "
                 "in profile_begin). Fields: " + ", ".join(PROFILE_FIELDS[:4]) + " (or "
-                "outlet_target_mc), " + ", ".join(PROFILE_FIELDS[5:]) + ". " + _EXITS + ".",
+                "outlet_target_mc), " + ", ".join(PROFILE_FIELDS[5:10]) + "; and for format "
+                "2, a treatment course (any of these makes it one): " + ", ".join(
+                    PROFILE_FIELDS[11:]) + " (pattern continuous, pulsed with bolus_ul and "
+                "period_s, or ramped with ramp_s; warnings a list of {\"code\", \"text\"}; "
+                "acknowledge true: the user must acknowledge them before the first session). "
+                "Each bad value is named with what it may be. " + _EXITS + ".",
                 "  steamer mfg sign-profile vitamin-c.json --key keys/mfg.pem -o vitamin-c.bin\n"
                 "  steamer mfg sign-profile vitamin-c.json --key keys/mfg.pem --json\n\n"
                 "vitamin-c.json:\n"
                 '  {"podlet_type": 3, "version": 1, "name": "vitamin-c", "outlet_target_c": 45.0,\n'
                 '   "session_s": 600, "dose_rate_ul_min": 300, "max_session_ul": 2500,\n'
-                '   "max_day_ul": 5000, "min_interval_s": 14400}')
+                '   "max_day_ul": 5000, "min_interval_s": 14400}\n'
+                "a course (format 2): add\n"
+                '   "course_sessions": 4, "min_spacing_s": 518400, "recommended_spacing_s": 604800,\n'
+                '   "maintenance_spacing_s": 15552000, "pattern": "pulsed", "bolus_ul": 20,\n'
+                '   "period_s": 30, "warnings": [{"code": "pregnancy", "text": "Not when\n'
+                '   pregnant or nursing."}], "acknowledge": true')
     p.add_argument("profile", metavar="PROFILE.json")
     p.add_argument("--key", required=True, metavar="KEYFILE", help="the manufacturer key")
     p.add_argument("-o", "--out", dest="output", metavar="OUT.bin", help="output file (default: PROFILE.bin)")

@@ -36,7 +36,7 @@ VERIFY_MAX_BYTES = 64 << 10
 # The fields of a profile JSON file: podproto.profile's, the target in either spelling.
 PROFILE_FIELDS = ("podlet_type", "version", "name", "outlet_target_c", "outlet_target_mc",
                   "session_s", "dose_rate_ul_min", "max_session_ul", "max_day_ul",
-                  "min_interval_s")
+                  "min_interval_s", "format") + profile.V2_FIELDS
 
 _SERIAL = re.compile(r"[0-9a-fA-F]{12}\Z")
 _NAME_LEN_AT = 28   # podproto.profile: the name's length byte
@@ -99,12 +99,15 @@ def profile_problem(p: Any) -> str | None:
     if "outlet_target_c" in p and "outlet_target_mc" in p:
         return "outlet_target_mc: give outlet_target_c or outlet_target_mc, not both"
     for key, value in p.items():
-        if isinstance(value, bool):   # podproto takes True for 1; a profile never means it
+        if isinstance(value, bool) and key != "acknowledge":
+            # podproto takes True for 1; a profile never means it
             want = {"name": "a string", "outlet_target_c": "a number"}.get(key, "an integer")
             return f"{key}: want {want}, got {json.dumps(value)}"
     field = profile.problem(p)
     if field is None:
         return None
+    if field == "format" or (field in profile.V2_FIELDS and field in p):
+        return _v2_problem(p, field)
     if field == "outlet_target_c" and "outlet_target_mc" in p:
         field = "outlet_target_mc"
     if field not in p:
@@ -121,6 +124,47 @@ def profile_problem(p: Any) -> str | None:
         return (f"outlet_target_c: want a number {lo / 1000:.1f}..{hi / 1000:.1f} (C, the "
                 f"hardware envelope), got {shown}")
     return f"{field}: want an integer {lo}..{hi} (the hardware envelope), got {shown}"
+
+
+def _v2_problem(p: dict, field: str) -> str:
+    """One line on a format-2 field outside its bounds (podproto.profile_v2)."""
+    from podproto import names, profile_v2 as v2
+    value = p.get(field)
+    shown = json.dumps(value)
+    lo, hi = v2.ENVELOPE.get(field, (0, 0))
+    pattern = p.get("pattern", "continuous")
+    codes = ", ".join(names.WARNING_CODES[1:])
+    why = {
+        "format": f"want 1 or 2 (2: with a course, pattern and warnings), got {shown}",
+        "course_sessions": f"want an integer {lo}..{hi} (sessions in the initial series), "
+                           f"got {shown}",
+        "min_spacing_s": f"want an integer 0..{hi} (seconds, at most a year), got {shown}",
+        "recommended_spacing_s": f"want an integer from min_spacing_s "
+                                 f"({p.get('min_spacing_s', 0)}) to {hi}, got {shown}",
+        "maintenance_spacing_s": f"want 0 (no maintenance) or an integer from "
+                                 f"min_spacing_s ({p.get('min_spacing_s', 0)}) to {hi}, "
+                                 f"got {shown}",
+        "pattern": f"want one of {', '.join(v2.PATTERNS)}, got {shown}",
+        "warnings": f"want at most {v2.WARNINGS_MAX} warnings, each {{\"code\": one of "
+                    f"{codes}, \"text\": 1..{v2.WARNING_TEXT_MAX} printable ASCII "
+                    f"characters}}, got {shown}",
+        "acknowledge": f"want true or false, and true only with a warning, got {shown}",
+    }
+    if field in ("bolus_ul", "period_s", "ramp_s"):
+        wanted = {"bolus_ul": "pulsed", "period_s": "pulsed", "ramp_s": "ramped"}[field]
+        if pattern != wanted:
+            return f"{field}: only a {wanted} pattern has one (this one is {pattern}), got {shown}"
+        if field == "bolus_ul":
+            most = min(hi, p.get("max_session_ul", hi))
+            return f"bolus_ul: want an integer 1..{most} (µl, at most max_session_ul), got {shown}"
+        if field == "period_s":
+            rate = p.get("dose_rate_ul_min") or 1
+            least = max(lo, -(-p.get("bolus_ul", 0) * 60 // rate))
+            most = min(hi, p.get("session_s", hi))
+            return (f"period_s: want an integer {least}..{most} (s: long enough to pump "
+                    f"the bolus at dose_rate_ul_min, at most session_s), got {shown}")
+        return f"ramp_s: want an integer 1..{p.get('session_s', hi)} (s, at most session_s), got {shown}"
+    return f"{field}: {why[field]}"
 
 
 def sign_profile(p: dict, seed: bytes) -> bytes:
@@ -181,6 +225,19 @@ class Verified:
     public_hex: str
     fields: dict | None = None
 
+    def details(self) -> list[str]:
+        """A format-2 profile's course, delivery pattern and warnings, a line each."""
+        f = self.fields or {}
+        if self.kind != "profile" or "course_sessions" not in f:
+            return []
+        from steamer import course
+        lines = [f"course: {course.course_text(f)}", f"delivery: {course.pattern_text(f)}"]
+        must = ", to be acknowledged before the first session" if f.get("acknowledge") else ""
+        lines.append(f"warnings ({len(f['warnings'])}{must}):" if f["warnings"]
+                     else "warnings: none")
+        lines += [f"  - {w}" for w in course.warning_lines(f)]
+        return lines
+
     def describe(self) -> str:
         what = {"profile": "signed profile", "podlet": "podlet image"}.get(self.kind, "file")
         f = self.fields or {}
@@ -198,11 +255,11 @@ class Verified:
 def kind_of(data: bytes) -> str:
     """"podlet" for an ID-chip image's size, "profile" for a profile's format byte or for
     the size its name length gives (so a damaged one is still told apart), else
-    "unknown". (A podlet image never starts with 1: that is its family code, 0x2D.)"""
+    "unknown". (A podlet image never starts with 1 or 2: that is its family code, 0x2D.)"""
     n = len(data)
-    if n == podlet.IMAGE_LEN and data[0] != profile.FORMAT:
+    if n == podlet.IMAGE_LEN and data[0] not in profile.FORMATS:
         return "podlet"
-    if data[:1] == bytes([profile.FORMAT]):
+    if n and data[0] in profile.FORMATS:
         return "profile"
     if n > _NAME_LEN_AT and n == _NAME_LEN_AT + 1 + data[_NAME_LEN_AT] + profile.SIG_LEN:
         return "profile"

@@ -26,6 +26,7 @@ EVENT_NAMES = (
     "profile_rejected", "pairing_window", "command_rejected", "sample",
     "journal_overflow", "host_paired", "link_reset", "clock_clamped", "ledger_error",
     "not_provisioned", "record_doubt", "clock_window", "clock_confirmed",
+    "warnings_acknowledged",
 )
 
 LAYOUTS = {
@@ -56,6 +57,7 @@ LAYOUTS = {
     "record_doubt": (("reason", "s32", 0),),
     "clock_window": (("open_s", "H", 1),),
     "clock_confirmed": (("asked_s", "I", 1), ("floor_s", "I", 1)),
+    "warnings_acknowledged": (("podlet_type", "B", 1), ("version", "H", 1), ("host", "x8", 0)),
 }
 
 _RANGE = {"B": (0, 0xFF), "H": (0, 0xFFFF), "I": (0, 0xFFFFFFFF), "b": (-0x80, 0x7F),

@@ -66,6 +66,9 @@ TABLE = (
     (0x35, "profile_offset", (("size", "I"), ("offset", "I"))),                        # D>H
     (0x36, "profile_list_get", ()),                                                    # H>D
     (0x37, "profile_list", (("profiles", ("L", _PROFILE_ID)),)),                       # D>H
+    # The user read the warnings of the installed profile of this type and version
+    # (podproto.profile format 2) and acknowledged them: its sessions may start.
+    (0x38, "warnings_ack", (("podlet_type", "B"), ("version", "H"))),                  # H>D
     # Log and faults.
     # journal_id: the journal (Info's) the host syncs; another's read or ack is refused.
     # Not in log_records: a reply fills whole PDUs (958 of 964 bytes at ATT MTU 247).

@@ -25,3 +25,6 @@ END_NAMES = (None, "completed", "max_session", "stopped", "podlet_removed", "fau
 RESET_END_NAMES = ("power_loss", "watchdog", "reset")
 # The boiler temperature at which preheat ends (fw.config.READY_MC), in milli-degrees C.
 READY_MC = 97000
+# A profile's warnings (podproto.profile, format 2), by code: what the user must know of
+# the podlet's ingredients before a session. New codes go at the end.
+WARNING_CODES = (None, "pregnancy", "kidney", "sun_sensitivity", "allergy_test", "other")

@@ -12,6 +12,24 @@ Canonical encoding (little-endian, 31 + len(name) bytes):
           20  u32 max_day_ul
           24  u32 min_interval_s
           28  u8  name length, then the name (ASCII printable)
+Format 2 (FORMAT_V2) is the same bytes with format 2, and after the name a course, a
+delivery pattern and warnings (22 + the warnings' bytes; podproto.profile_v2):
+
+           u8  course_sessions        sessions in the initial series
+           u32 min_spacing_s          the device refuses a session of this podlet type
+                                      sooner after the last one (on its limit clock)
+           u32 recommended_spacing_s  advice: when the next one is due
+           u32 maintenance_spacing_s  advice after the series (0: none)
+           u8  pattern                PATTERNS: continuous, pulsed, ramped
+           u16 bolus_ul, u16 period_s pulsed: bolus_ul at the dose rate every period_s
+           u16 ramp_s                 ramped: the rate rises from 0 over the first ramp_s
+           u8  flags                  bit 0: acknowledge (the user must, before the first
+                                      session with this podlet type and version)
+           u8  warnings, then each: u8 code (names.WARNING_CODES), u8 length, text
+A dict is v2 when its "format" is 2 or it has any V2_FIELDS; encode() gives the fields
+a v2 dict leaves out their defaults (profile_v2.DEFAULTS). A v1 profile's bytes and dict
+are as they always were. At most profile_v2.SIGNED_MAX bytes signed.
+
 A signed profile is those bytes followed by a 64-byte Ed25519 signature over them,
 made with the manufacturer's key. A profile dict has the fields of shared/spec/sim.md;
 decode() adds outlet_target_mc, which encode() prefers over outlet_target_c.
@@ -23,6 +41,8 @@ from podproto.mpconst import const
 from podproto.errors import ProtocolError
 
 FORMAT = const(1)
+FORMAT_V2 = const(2)
+FORMATS = (1, 2)
 SIG_LEN = const(64)
 _FIXED = "<BBHIIIIIIB"
 _FIXED_LEN = const(29)
@@ -40,6 +60,10 @@ ENVELOPE = {
     "min_interval_s": (0, 86400),
 }
 NAME_MAX = const(24)
+# What makes a dict format 2 (podproto.profile_v2 holds the rest of it).
+V2_FIELDS = ("course_sessions", "min_spacing_s", "recommended_spacing_s",
+             "maintenance_spacing_s", "pattern", "bolus_ul", "period_s", "ramp_s",
+             "warnings", "acknowledge")
 # Order of the fields in the encoding, after format.
 FIELDS = ("podlet_type", "version", "outlet_target_mc", "session_s", "dose_rate_ul_min",
           "max_session_ul", "max_day_ul", "min_interval_s")
@@ -100,8 +124,29 @@ def encode(p):
     if not isinstance(name, str) or len(name.encode()) > 255:
         raise ProtocolError("profile name: want a str")
     raw = name.encode()
-    return struct.pack(_FIXED, FORMAT, values[0], values[1], values[2], values[3],
-                       values[4], values[5], values[6], values[7], len(raw)) + raw
+    v2 = is_v2(p)
+    return struct.pack(_FIXED, FORMAT_V2 if v2 else FORMAT, values[0], values[1],
+                       values[2], values[3], values[4], values[5], values[6], values[7],
+                       len(raw)) + raw + (_v2_module().encode_tail(p) if v2 else b"")
+
+
+def _v2_module():
+    # Imported only when a v2 profile is met: a device with v1 profiles never loads it.
+    from podproto import profile_v2
+    return profile_v2
+
+
+def is_v2(p):
+    """True for a dict of format 2: its "format" says so or it has a V2_FIELDS field."""
+    f = p.get("format", 0)
+    if f not in (0, FORMAT, FORMAT_V2) or isinstance(f, bool):
+        raise ProtocolError("profile format: want 1 or 2")
+    if f:
+        return f == FORMAT_V2
+    for name in V2_FIELDS:
+        if name in p:
+            return True
+    return False
 
 
 def decode(data):
@@ -111,12 +156,19 @@ def decode(data):
         if n < _FIXED_LEN:
             raise ProtocolError("profile: truncated, %d bytes" % n)
         f = struct.unpack_from(_FIXED, data, 0)
-        if f[0] != FORMAT:
-            raise ProtocolError("profile format: %d, expected %d" % (f[0], FORMAT))
-        if n != _FIXED_LEN + f[9]:
+        if f[0] == FORMAT_V2:
+            end = _FIXED_LEN + f[9]
+            if n < end:
+                raise ProtocolError("profile: truncated, %d bytes" % n)
+        elif f[0] != FORMAT:
+            raise ProtocolError("profile format: %d, expected %d or %d" % (
+                f[0], FORMAT, FORMAT_V2))
+        elif n != _FIXED_LEN + f[9]:
             raise ProtocolError("profile name: length %d but %d bytes follow" %
                                 (f[9], n - _FIXED_LEN))
-        raw = bytes(data[_FIXED_LEN:n])
+        else:
+            end = n
+        raw = bytes(data[_FIXED_LEN:end])
         for c in raw:
             if c < 0x20 or c > 0x7E:
                 raise ProtocolError("profile name: not printable ASCII")
@@ -125,6 +177,8 @@ def decode(data):
             p[FIELDS[i]] = f[i + 1]
         p["outlet_target_c"] = p["outlet_target_mc"] / 1000
         p["name"] = raw.decode()
+        if f[0] == FORMAT_V2:
+            _v2_module().decode_tail(data, end, p)
         return p
     except ProtocolError:
         raise
@@ -153,7 +207,12 @@ def problem(p):
         return "max_day_ul"
     if not _name_ok(p.get("name")):
         return "name"
-    return None
+    try:
+        if not is_v2(p):
+            return None
+    except ProtocolError:
+        return "format"
+    return _v2_module().problem(p)
 
 
 def check(p):

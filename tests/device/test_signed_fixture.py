@@ -14,6 +14,12 @@ HERE = Path(__file__).with_name("signed.py")
 PROFILE = {"podlet_type": 3, "version": 1, "name": "unit", "outlet_target_c": 45.0,
            "session_s": 600, "dose_rate_ul_min": 300, "max_session_ul": 2500,
            "max_day_ul": 5000, "min_interval_s": 0}
+# Format 2 (issue 17): a course of 4 sessions at least 6 days apart, whose warning must be
+# acknowledged; a later version of it, acknowledged anew (mpt_course.py).
+COURSE = dict(PROFILE, version=2, course_sessions=4, min_spacing_s=6 * 86400,
+              recommended_spacing_s=7 * 86400, maintenance_spacing_s=180 * 86400,
+              warnings=[{"code": "pregnancy", "text": "Not when pregnant or nursing."}],
+              acknowledge=True)
 PODLET = {"serial": "0000c0ffee01", "podlet_type": 3, "capacity_ul": 3000,
           "expiry": "2030-01-01", "lot": "U1"}
 
@@ -28,6 +34,8 @@ def render() -> str:
         lines.append(f"PODLET_{sign.upper()}_HEX = {podlet_image(PODLET, sign).hex()!r}")
     # A later version, for the tests of rollback (mpt_powercut_profile.py).
     lines.append(f"PROFILE_V3_HEX = {signed_profile(dict(PROFILE, version=3), 'ok').hex()!r}")
+    lines.append(f"PROFILE_COURSE_HEX = {signed_profile(COURSE, 'ok').hex()!r}")
+    lines.append(f"PROFILE_COURSE_V3_HEX = {signed_profile(dict(COURSE, version=3), 'ok').hex()!r}")
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ import functools
 
 from hypothesis import strategies as st
 
-from podproto import logevents, messages
+from podproto import logevents, messages, names, profile_v2
 from podproto.codec import _INT_RANGE  # the field kinds' ranges, one definition
 from podproto.link import MIN_PDU
 
@@ -66,7 +66,48 @@ def max_pdus():
 
 @functools.cache
 def profiles():
-    """Profiles inside the hardware envelope."""
+    """Profiles inside the hardware envelope, of format 1 or 2."""
+    return st.one_of(profiles_v1(), profiles_v2())
+
+
+@functools.cache
+def profiles_v2():
+    """Format-2 profiles (course, pattern, warnings) inside the hardware envelope."""
+    return profiles_v1().flatmap(lambda p: st.tuples(
+        st.integers(1, 24), st.integers(0, 31536000), st.integers(0, 31536000),
+        st.integers(0, 63072000), _patterns(p), _warnings()).map(
+            lambda t: dict(p, course_sessions=t[0], min_spacing_s=t[1],
+                           recommended_spacing_s=max(t[1], t[2]),
+                           maintenance_spacing_s=max(t[3], t[1]) if t[3] else 0,
+                           **t[4], **t[5])))
+
+
+def _patterns(p):
+    """A delivery pattern that fits profile p's rate and session."""
+    def pulsed(period_s):
+        most = min(2000, p["max_session_ul"], p["dose_rate_ul_min"] * period_s // 60)
+        if most < 1:
+            return st.just({"pattern": "continuous"})
+        return st.integers(1, most).map(lambda bolus: {
+            "pattern": "pulsed", "bolus_ul": bolus, "period_s": period_s})
+    return st.one_of(
+        st.just({"pattern": "continuous"}),
+        st.integers(2, min(600, p["session_s"])).flatmap(pulsed),
+        st.integers(1, p["session_s"]).map(lambda r: {"pattern": "ramped", "ramp_s": r}))
+
+
+def _warnings():
+    warning = st.fixed_dictionaries({
+        "code": st.sampled_from(names.WARNING_CODES[1:]),
+        "text": st.text(ASCII, min_size=1, max_size=profile_v2.WARNING_TEXT_MAX)})
+    return st.lists(warning, max_size=profile_v2.WARNINGS_MAX).flatmap(
+        lambda ws: st.booleans().map(lambda ack: {"warnings": ws,
+                                                   "acknowledge": ack and bool(ws)}))
+
+
+@functools.cache
+def profiles_v1():
+    """Format-1 profiles inside the hardware envelope."""
     return st.integers(1, 20000).flatmap(lambda session_ul: st.fixed_dictionaries({
         "podlet_type": st.integers(0, 255),
         "version": st.integers(0, 65535),

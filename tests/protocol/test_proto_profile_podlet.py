@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podproto import ProtocolError, podlet, profile, signing
+from podproto import ProtocolError, podlet, profile, profile_v2, signing
 from proto_strategies import podlets, profiles
 
 KEY = bytes(range(32))
@@ -189,3 +189,88 @@ def test_day_numbers():
     assert podlet.date_of(podlet.day_of(2179, 6, 1)) == (2179, 6, 1)
     for day in range(0, 65536, 97):
         assert podlet.day_of(*podlet.date_of(day)) == day
+
+
+# ---- format 2: course, delivery pattern, warnings ------------------------------------------
+
+# A course as issue 17 gives it: 4 sessions at least 6 days apart (a week advised), then
+# every 180 days; a bolus every 30 s; a warning the user must acknowledge.
+COURSE = dict(VITAMIN_C, course_sessions=4, min_spacing_s=6 * 86400,
+              recommended_spacing_s=7 * 86400, maintenance_spacing_s=180 * 86400,
+              pattern="pulsed", bolus_ul=20, period_s=30,
+              warnings=[{"code": "pregnancy", "text": "Not when pregnant or nursing."}],
+              acknowledge=True)
+
+
+def test_v2_canonical_bytes_and_round_trip():
+    raw = profile.encode(COURSE)
+    v1 = profile.encode(VITAMIN_C)
+    assert raw[0] == 2 and raw[1:len(v1)] == v1[1:]
+    assert raw[len(v1):].hex() == (
+        "04" "00e90700" "803a0900" "004eed00" "01" "1400" "1e00" "0000" "01" "01"
+        "01" "1d" + b"Not when pregnant or nursing.".hex())
+    back = profile.decode(raw)
+    assert back["format"] == 2 and {k: back[k] for k in COURSE} == COURSE
+    assert back["ramp_s"] == 0 and profile.problem(back) is None
+    assert profile.encode(back) == raw
+    assert len(raw) + profile.SIG_LEN <= profile_v2.SIGNED_MAX
+
+
+def test_v1_dict_is_unchanged_by_v2():
+    back = profile.decode(profile.encode(VITAMIN_C))
+    assert "format" not in back and not set(profile.V2_FIELDS) & set(back)
+    # A v2 dict that says nothing more than v1 still encodes as v2 (its format says so).
+    assert profile.encode(dict(VITAMIN_C, format=2))[0] == 2
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"course_sessions": 0}, "course_sessions"), ({"course_sessions": 25}, "course_sessions"),
+    ({"min_spacing_s": 31536001}, "min_spacing_s"),
+    ({"recommended_spacing_s": 86400}, "recommended_spacing_s"),
+    ({"maintenance_spacing_s": 3600}, "maintenance_spacing_s"),
+    ({"maintenance_spacing_s": 63072001}, "maintenance_spacing_s"),
+    ({"pattern": "nappage"}, "pattern"),
+    ({"bolus_ul": 0}, "bolus_ul"), ({"bolus_ul": 2501}, "bolus_ul"),
+    ({"period_s": 1}, "period_s"), ({"period_s": 601}, "period_s"),
+    ({"bolus_ul": 200, "period_s": 30}, "period_s"),     # 200 ul at 300 ul/min: 40 s
+    ({"ramp_s": 5}, "ramp_s"),                            # not a ramped pattern
+    ({"pattern": "ramped", "bolus_ul": 0, "period_s": 0}, "ramp_s"),
+    ({"pattern": "ramped", "bolus_ul": 0, "period_s": 0, "ramp_s": 601}, "ramp_s"),
+    ({"pattern": "continuous"}, "bolus_ul"),
+    ({"warnings": [{"code": "pregnancy", "text": "x" * 61}]}, "warnings"),
+    ({"warnings": [{"code": "pregnancy", "text": ""}]}, "warnings"),
+    ({"warnings": [{"code": "gluten", "text": "x"}]}, "warnings"),
+    ({"warnings": [{"code": "kidney", "text": "x"}] * 5}, "warnings"),
+    ({"warnings": [], "acknowledge": True}, "acknowledge"),
+    ({"acknowledge": 1}, "acknowledge"), ({"course_sessions": True}, "course_sessions"),
+])
+def test_v2_envelope_names_the_field(change, field):
+    p = dict(COURSE, **change)
+    assert profile.problem(p) == field
+    with pytest.raises(ProtocolError, match=field):
+        signing.sign_profile(KEY, p)
+
+
+def test_v2_decode_refuses_what_encode_never_makes():
+    raw = bytearray(profile.encode(COURSE))
+    at = len(profile.encode(VITAMIN_C))
+    for offset, value, reason in ((13, 3, "pattern"), (20, 2, "flags"),
+                                  (22, 9, "warnings"), (21, 2, "warnings")):
+        bad = bytearray(raw)
+        bad[at + offset] = value
+        with pytest.raises(ProtocolError, match=reason):
+            profile.decode(bytes(bad))
+    with pytest.raises(ProtocolError, match="after the warnings"):
+        profile.decode(bytes(raw) + b"x")
+    with pytest.raises(ProtocolError, match="truncated"):
+        profile.decode(bytes(raw[:at + 5]))
+
+
+def test_signed_v2_verifies_and_a_bit_flip_is_rejected():
+    signed = signing.sign_profile(KEY, COURSE)
+    assert profile.verify(PUB, signed)["warnings"] == COURSE["warnings"]
+    for bit in range(0, len(signed) * 8, 7):
+        bad = bytearray(signed)
+        bad[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(ProtocolError):
+            profile.verify(PUB, bytes(bad))

@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 from bleak.exc import BleakError
 
-from podproto.names import SESSION_STATES
+from podproto.names import FAULT_NAMES, SESSION_STATES
+from steamer import course
 from steamer.applink import AppLink, remove_app_file, running_app, write_app_file
 from steamer.client import Found, Steamer, SteamerError
 from steamer.devices import (SCAN_S, SIM_ENV, DeviceError, InputFileError, connected,
@@ -509,6 +510,101 @@ async def _app(args: argparse.Namespace) -> int:
 
 
 
+# ---- courses --------------------------------------------------------------------------
+
+def _when(epoch_s: float | None, none: str = "now") -> str:
+    return none if epoch_s is None else datetime.fromtimestamp(epoch_s).strftime("%Y-%m-%d %H:%M")
+
+
+def _now_arg(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want a date and time like 2026-12-02T18:00, "
+                                          f"got {text!r}") from None
+
+
+def _course_lines(prof: Any, pos: course.Position, p: dict) -> list[tuple[str, str]]:
+    rows = [("course", course.course_text(p)), ("delivery", course.pattern_text(p)),
+            ("next", pos.label), ("last", _when(pos.last_s, "none yet")),
+            ("allowed", "now" if pos.next_allowed_s is None else "from " + _when(pos.next_allowed_s)),
+            ("recommended", _when(pos.next_recommended_s, "nothing more planned")
+             if pos.next_recommended_s is not None or pos.done else "now")]
+    missed = pos.missed()
+    rows.append(("missed", "; ".join(missed) if missed else "nothing"))
+    return rows
+
+
+def _acknowledged_here(args: argparse.Namespace, prof: Any, lines: list[str]) -> bool:
+    """The user's explicit yes, or --yes."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise InputFileError("--acknowledge needs the user's answer: run it in a terminal, "
+                             "or add --yes once the warnings were read")
+    print(f"Before the first session with {prof.title}, read these warnings:")
+    for line in lines:
+        print(f"  - {line}")
+    return input("Type yes to acknowledge them: ").strip().lower() == "yes"
+
+
+@_command("course")
+async def _course(args: argparse.Namespace) -> int:
+    prof = read_profile_file(args.file)
+    p = prof.fields
+    if not course.is_course(p):
+        raise InputFileError(f"{args.file}: {prof.title} is a format-1 profile: it has no "
+                             "course, delivery pattern or warnings")
+    now = time.time() if args.now is None else args.now
+    with Store.open(args.db, create=args.db is None, readonly=True) as store:
+        sessions = store.sessions()
+    pos = course.position(p, course.starts_of(sessions, p["podlet_type"]), now)
+    warnings = course.warning_lines(p)
+    out: dict[str, Any] = {
+        "profile": p["name"], "version": p["version"], "podlet_type": p["podlet_type"],
+        "position": pos.label, "sessions": pos.sessions, "done": pos.done,
+        "maintenance": pos.maintenance, "last_s": pos.last_s,
+        "next_allowed_s": pos.next_allowed_s, "next_recommended_s": pos.next_recommended_s,
+        "missed": pos.missed(), "warnings": p.get("warnings", []),
+        "acknowledge": p.get("acknowledge", False)}
+    if args.ics:
+        text = course.ics(p, pos, now)
+        try:
+            with open(args.ics, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+        except OSError as e:
+            raise InputFileError(f"{args.ics}: {e.strerror or e}") from None
+        out["ics"] = args.ics
+    if args.acknowledge:
+        args.device = args.acknowledge
+        if not _acknowledged_here(args, prof, warnings):
+            raise DeviceError(f"not acknowledged: {prof.title} starts no session until "
+                              "its warnings are")
+        keys = load_keys(args.keys)
+        found, air = await _find(args)
+        async with connected(found, keys, air, auth=True) as st:
+            try:
+                await st.acknowledge_warnings(p["podlet_type"], p["version"])
+            except SteamerError as e:
+                raise explain(e, args.label, f"the acknowledgement of {prof.title}") from None
+        out["acknowledged_on"] = args.label
+    if args.json:
+        json_out(out)
+        return 0
+    print(f"{prof.title}")
+    print_table([(k, v) for k, v in _course_lines(prof, pos, p)])
+    if warnings:
+        must = " (to be acknowledged before the first session)" if p.get("acknowledge") else ""
+        print(f"warnings{must}:")
+        for line in warnings:
+            print(f"  - {line}")
+    if args.ics:
+        print(f"wrote the plan to {args.ics}")
+    if args.acknowledge:
+        print(f"acknowledged on {args.label}: its sessions of {prof.title} may start")
+    return 0
+
+
 RADIO_HELP = (f"Add --sim (or set {SIM_ENV}=1) to reach simulated steamers (`steamer sim "
               "serve`) on the simulated air at $STEAMER_AIR (default: this user's own, "
               "which `steamer sim serve` starts) "
@@ -544,7 +640,8 @@ def _parser(sub: argparse._SubParsersAction, name: str, help_text: str, descript
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    """Adds scan, pair, status, session, sync and profile to the top-level subparsers."""
+    """Adds scan, pair, status, session, sync, course and profile to the top-level
+    subparsers."""
     p = _parser(groups, "scan", "list the steamers in range",
                 "List the steamers advertising nearby: name, address, state, whether this "
                 "computer is paired with each.",
@@ -614,6 +711,33 @@ def register(groups: argparse._SubParsersAction) -> None:
                    help=f"the session database (default: ${DB_ENV}, else sessions.sqlite3 "
                         "in the user data folder, e.g. ~/.local/share/steamer); created, "
                         "with its folders, when missing, and the command says so")
+
+    p = _parser(groups, "course", "a treatment course: where you are, what is next, warnings",
+                "For FILE, a signed profile of format 2 (a course): which session is next "
+                "(\"session 2 of 4\", or maintenance), when the steamer will allow it (its "
+                "minimum spacing, which the steamer enforces) and when it is recommended, "
+                "what was missed, from the sessions of its podlet type in the history "
+                "(`steamer sync` brings them in); its delivery pattern and warnings. "
+                "--ics writes the plan as a calendar. --acknowledge DEVICE shows the "
+                "warnings, asks for an explicit yes (or takes --yes) and tells DEVICE, "
+                "which starts no session of a profile that needs it until then.",
+                "  steamer course vitamin-c.bin\n"
+                "  steamer course vitamin-c.bin --ics course.ics\n"
+                "  steamer course vitamin-c.bin --acknowledge bathroom-steamer", _course,
+                device=False, json_help="print the course as JSON")
+    p.add_argument("file", metavar="FILE", help="the signed profile (.bin)")
+    p.add_argument("--db", metavar="PATH",
+                   help=f"the session database (default: ${DB_ENV}, else sessions.sqlite3 "
+                        "in the user data folder)")
+    p.add_argument("--ics", metavar="FILE", help="write the planned sessions as iCalendar")
+    p.add_argument("--acknowledge", metavar="DEVICE",
+                   help="acknowledge the warnings on DEVICE (asks first)")
+    p.add_argument("--yes", action="store_true",
+                   help="with --acknowledge: the warnings were read; do not ask")
+    p.add_argument("--now", type=_now_arg, metavar="DATETIME",
+                   help="count the course as at this local time (default: now)")
+    p.add_argument("--scan-timeout", type=positive_s, default=SCAN_S, metavar="S",
+                   help="with --acknowledge: how long to look for DEVICE (default: %(default)g s)")
 
     profile = groups.add_parser(
         "profile", help="install or list a steamer's treatment profiles",

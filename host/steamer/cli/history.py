@@ -10,6 +10,7 @@ import sys
 from datetime import datetime
 from typing import Callable
 
+from steamer import course
 from steamer.plot import PlotError
 from steamer.session import say_if_created
 from steamer.store import (END_REASONS, Session, Store, StoreError, TraceError,
@@ -82,12 +83,30 @@ def _list(args: argparse.Namespace) -> int:
         print("No sessions yet: `steamer sync DEVICE` brings a steamer's sessions into "
               "this history (a simulated steamer's too, with --sim).")
         return 0
+    if args.by_course:
+        _by_course(sessions, names)
+        return 0
     rows = [("ID", "DATE", "DEVICE", "PODLET", "PROFILE", "DURATION", "DOSE", "END")]
     rows += [(str(s.id), _local(s.start_epoch_s), names.get(s.device_id, s.device_id),
               s.podlet or "-", _profile(s),
               _duration(s.duration_ms), f"{s.dose_ul:.0f} µl", _ended(s)) for s in sessions]
     print_table(rows, right=(0, 5, 6))
     return 0
+
+
+def _by_course(sessions: list[Session], names: dict[str, str]) -> None:
+    """The sessions grouped by course (steamer.course.group_by_course), numbered in it."""
+    for i, g in enumerate(course.group_by_course(sessions)):
+        if i:
+            print()
+        dose = sum(s.dose_ul for s in g.sessions)
+        print(f"course {g.profile or '-'} (podlet type {g.podlet_type}): "
+              f"{len(g.sessions)} session{'s' if len(g.sessions) != 1 else ''}, {dose:.0f} µl")
+        rows = [("#", "ID", "DATE", "DEVICE", "PODLET", "PROFILE", "DOSE", "END")]
+        rows += [(str(n), str(s.id), _local(s.start_epoch_s),
+                  names.get(s.device_id, s.device_id), s.podlet or "-", _profile(s),
+                  f"{s.dose_ul:.0f} µl", _ended(s)) for n, s in enumerate(g.sessions, 1)]
+        print_table(rows, right=(0, 1, 6))
 
 
 def _get(store: Store, session_id: int) -> Session:
@@ -203,12 +222,17 @@ def register_sessions(subparsers: argparse._SubParsersAction) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     group = subparsers.add_parser(
         "sessions", help="the steaming sessions recorded from your steamers",
-        description="List the steaming sessions kept on this computer, newest last. "
-                    "Exit 1 when the database cannot be used.",
+        description="List the steaming sessions kept on this computer, newest last; "
+                    "--by-course groups them by course (podlet type and profile), "
+                    "numbered within it. Exit 1 when the database cannot be used.",
         epilog="Examples:\n  steamer sessions\n  steamer sessions --json\n"
+               "  steamer sessions --by-course\n"
                "  steamer sessions show 3\n  steamer sessions export --csv -o sessions.csv",
         formatter_class=fmt)
     _common(group, json_help="print the sessions as a JSON list", top=True)
+    group.add_argument("--by-course", action="store_true",
+                       help="group the sessions by course (steamer course FILE says where "
+                            "you are in one)")
     group.set_defaults(func=_list)
     sub = group.add_subparsers(dest="sessions_command", metavar="SUBCOMMAND")
 
