@@ -28,10 +28,15 @@ COOLDOWN_END_MC = const(95000)
 DOSE_START_BAND_MC = const(500)
 DOSE_START_TIMEOUT_STEPS = const(900)
 
-# Calibrated appliance model used for feed-forward (not for safety decisions).
+# Calibrated appliance model used for feed-forward (not for safety decisions): the
+# defaults a unit starts from. HEATER_W is the element's rating where a board does not
+# give its own (board.heater.rated_w); the mains it runs on is not known.
 HEATER_W = const(400)
 BOILER_LOSS_MW_PER_K = const(400)       # boiler to ambient, mW per kelvin
 NOZZLE_HALF_W = const(430)              # steam power at which the outlet is halfway to 100 C
+NOZZLE_BODY_PM = const(40)              # outlet warmed by the hot body: permille of its excess
+NOZZLE_TAU_MS = const(4000)             # the steam path's thermal lag
+OUTLET_SENSOR_TAU_MS = const(1500)      # the outlet NTC's lag behind the steam path
 LIQUID_MJ_PER_UL = const(2583)          # warm 1 ul of podlet liquid to 100 C and evaporate it
 
 # Sensors: raw ADC counts that mean open or shorted wiring, and plausible ranges.
