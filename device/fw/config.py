@@ -22,10 +22,14 @@ SAFE_ACK_MC = const(50000)
 BOIL_HOLD_MC = const(99000)
 READY_MC = const(97000)
 READY_HOLD_STEPS = const(10)
+# The boiler may already boil when its lagging sensor reads this (2 s of lag, +25 %, at
+# the fastest heat-up, ~4 K/s): from here the outlet's controller may hold the heater back.
+STEAM_WATCH_MC = const(88000)
 # Cooldown ends (idle) once the boiler stops making steam.
 COOLDOWN_END_MC = const(95000)
 # Dosing starts once the outlet is this close to its target, or after the timeout.
 DOSE_START_BAND_MC = const(500)
+DOSE_CONFIRM_BAND_MC = const(1500)     # ... and its lagging reading this close
 DOSE_START_TIMEOUT_STEPS = const(900)
 
 # Calibrated appliance model used for feed-forward (not for safety decisions): the

@@ -18,6 +18,8 @@ _SLOPE_STEPS = const(4)
 # Steam power at most this many times the nozzle's half power (the outlet's model has
 # no finite inverse at 100 C): far more than any element gives.
 _RATIO_MAX_PM = const(15000)
+# The outlet's reading has stopped moving (mC/s).
+_STILL_MC_S = const(150)
 
 
 def _clamp(x, lo, hi):
@@ -163,9 +165,10 @@ class OutletMpc:
     liquid takes. Far below the target that asks for more than the element has: full
     power until the switch point, time-optimal. heater_w is the element's rating."""
 
-    def __init__(self, heater_w=config.HEATER_W, gain_tenths=20, ti_steps=60,
-                 band_mc=1500, i_limit_mc=8000):
+    def __init__(self, heater_w=config.HEATER_W, gain_tenths=40, ti_steps=15,
+                 band_mc=1500, i_limit_mc=8000, cut_mc=2000):
         self.heater_w = heater_w
+        self.cut_mc = cut_mc
         self.k_tenths = gain_tenths
         self.ti_steps = ti_steps
         self.band_mc = band_mc
@@ -224,8 +227,11 @@ class OutletMpc:
     def update(self, outlet_mc):
         nozzle = self._estimate(outlet_mc)
         target = self.target_mc
-        err_s = target - outlet_mc
-        if not self.settled and err_s <= 300:
+        err_s = target - nozzle
+        if not self.settled and (err_s <= 300 or (
+                err_s < self.band_mc and -_STILL_MC_S < self.slope < _STILL_MC_S)):
+            # At the target, or stopped short of it: from now the model's error is
+            # what the integral learns.
             self.settled = 1
         eq = target + (target - nozzle) * self.k_tenths // 10 + self.i_acc // self.ti_steps
         out = self.power_pm(eq)
@@ -235,4 +241,8 @@ class OutletMpc:
         if (self.settled and -self.band_mc < err_s < self.band_mc
                 and not (out >= _PM_MAX and err_s > 0) and not (out <= 0 and err_s < 0)):
             self.i_acc = _clamp(self.i_acc + err_s, -self.i_limit, self.i_limit)
+        if outlet_mc > target + self.cut_mc:
+            # Far above the target no trimming helps: no heat at all, which is also
+            # what the supervisor's stuck-heater check waits for.
+            return 0
         return out
