@@ -163,6 +163,8 @@ class SimBoard:
         self.boiler_ntc = Adc()
         self.outlet_ntc = Adc()
         self.heater = Heater(self)
+        # The element's rating, as a real board's build knows it; not the mains it gets.
+        self.heater.rated_w = int(plant.cfg["heater_w"])
         self.heater_cutoff = Cutoff(self)
         self.pump = Pump(self)
         self.water_low = Switch()

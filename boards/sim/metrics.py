@@ -29,6 +29,8 @@ class Metrics:
         self.err_n = 0
         self.err_max = 0.0
         self.dose_start_ms = -1
+        self.start_cmd_ms = -1          # the first start_session the scenario gave
+        self.first_dose_ms = None       # from it (else the session's start) to the first dose
 
     # ---- what the firmware reports ----------------------------------------------------
     def event(self, now, record):
@@ -76,6 +78,9 @@ class Metrics:
             if app.dosing:
                 if self.dose_start_ms < 0:
                     self.dose_start_ms = now
+                if self.first_dose_ms is None:
+                    t0 = self.start_cmd_ms if self.start_cmd_ms >= 0 else self.session_start_ms
+                    self.first_dose_ms = now - t0
                 if now - self.dose_start_ms >= 60000:
                     err = abs(over)
                     self.err_sum += err
@@ -86,6 +91,11 @@ class Metrics:
             self.dose_start_ms = -1
 
     # ---- what the world does ----------------------------------------------------------
+    def start_pressed(self, now):
+        """The scenario's start_session was handed to the firmware."""
+        if self.start_cmd_ms < 0:
+            self.start_cmd_ms = now
+
     def fault_injected(self, now, name):
         self.faults.append({"code": name, "injected_ms": now, "latched_ms": None,
                             "latched_code": None})
@@ -130,20 +140,27 @@ class Metrics:
     def physical_ready_s(self):
         """m * c * dT / P: the time an ideal lossless heater needs to bring the boiler
         from ambient to the ready temperature, with this plant's parameters."""
-        from plant import PARAMS
+        p = self.plant.p
         cfg = self.scenario["plant"]
-        heat_cap = cfg["water_ml"] * PARAMS["water_j_per_gk"] + PARAMS["metal_j_per_k"]
+        heat_cap = cfg["water_ml"] * p["water_j_per_gk"] + p["metal_j_per_k"]
         d_t = config.READY_MC / 1000 - cfg["ambient_c"]
         return heat_cap * d_t / self.plant.heater_full_w
+
+    def physical_first_dose_s(self):
+        """Issue 15's limit on start to first dose: water and metal from ambient to
+        boiling at full power with no losses, plus 10 s for steam to warm the outlet path."""
+        p = self.plant.p
+        cfg = self.scenario["plant"]
+        heat_cap = cfg["water_ml"] * p["water_j_per_gk"] + p["metal_j_per_k"]
+        return heat_cap * (p["boil_c"] - cfg["ambient_c"]) / self.plant.heater_full_w + 10.0
 
     def summary(self, wall_s, app):
         """The run's summary (sim.md); app: the firmware still running at the end, or None."""
         if app is not None:
             self.alloc_errors += app.alloc_errors
         duration_s = self.scenario["duration_s"]
-        from plant import PARAMS
         plant_cfg = dict(self.scenario["plant"])
-        plant_cfg.update(PARAMS)
+        plant_cfg.update(self.plant.p)
         plant_cfg["pump_cal"] = self.plant.pump_cal
         for s in self.sessions:
             s.pop("_pumped0", None)
@@ -155,6 +172,8 @@ class Metrics:
             "overshoot_c": None if self.overshoot_c is None else round(self.overshoot_c, 3),
             "steady_err_c": None if not self.err_n else round(self.err_sum / self.err_n, 3),
             "steady_err_max_c": None if not self.err_n else round(self.err_max, 3),
+            "first_dose_ms": self.first_dose_ms,
+            "first_dose_limit_ms": int(self.physical_first_dose_s() * 1000),
         }
         return {
             "contract": 1,

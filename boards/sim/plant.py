@@ -18,18 +18,23 @@ SCENARIO_DEFAULTS = {
     "noise_pct": 100.0,     # scale of the sensors' electrical noise
 }
 
-# Fixed parameters of the appliance model.
-PARAMS = {
+# Hidden parameters a scenario's "plant" may set (optional; -50 %..+50 % of these), what
+# the firmware's model assumes: the unit the model is wrong about.
+HIDDEN_DEFAULTS = {
+    "nozzle_half_w": 430.0,         # steam power that brings the outlet halfway to 100 C
+    "loss_w_per_k": 0.40,           # boiler to ambient
     "metal_j_per_k": 100.0,         # boiler body and element
+    "boiler_sensor_tau_s": 2.0,     # NTC on the boiler wall
+    "outlet_sensor_tau_s": 1.5,
+    "nozzle_tau_s": 4.0,            # thermal mass of the steam path
+}
+
+# Fixed parameters of the appliance model (Plant.p adds the hidden ones).
+PARAMS = {
     "water_j_per_gk": 4.186,
     "latent_j_per_g": 2257.0,
     "boil_c": 100.0,
-    "loss_w_per_k": 0.40,           # boiler to ambient
-    "boiler_sensor_tau_s": 2.0,     # NTC on the boiler wall
-    "nozzle_half_w": 430.0,         # steam power that brings the outlet halfway to 100 C
-    "nozzle_tau_s": 4.0,            # thermal mass of the steam path
     "nozzle_body_coupling": 0.04,   # outlet warmed by the hot body without steam
-    "outlet_sensor_tau_s": 1.5,
     "pump_cal_tol_pct": 0.4,        # pump calibration error, drawn per seed within +-this
     "pump_nl_per_pulse": 100,
     "pump_max_nl_s": 40000,         # the pump's fastest (a real board's 20 kHz step limit)
@@ -78,7 +83,10 @@ class Plant:
     def __init__(self, cfg, seed):
         self.cfg = cfg
         self.rng = Rng(seed)
-        p = PARAMS
+        # The fixed parameters with this unit's hidden ones.
+        self.p = p = dict(PARAMS)
+        for key in HIDDEN_DEFAULTS:
+            p[key] = float(cfg.get(key, HIDDEN_DEFAULTS[key]))
         self.ambient_c = cfg["ambient_c"]
         self.water_g = cfg["water_ml"]
         self.boiler_c = self.ambient_c
@@ -121,7 +129,7 @@ class Plant:
 
     # ---- physics ----------------------------------------------------------------------
     def advance(self, dt_s, now_ms):
-        p = PARAMS
+        p = self.p
         f = self.faults
         amb = self.ambient_c
         # Heater power: what the driver delivers, unless a fault overrides it.
@@ -192,7 +200,7 @@ class Plant:
         return 0 if raw < 0 else (4095 if raw > 4095 else raw)
 
     def sample_sensors(self):
-        p = PARAMS
+        p = self.p
         self.boiler_raw = self._adc(self.boiler_sensor_c, p["boiler_pullup_ohm"], "boiler")
         self.outlet_raw = self._adc(self.outlet_sensor_c, p["outlet_pullup_ohm"], "outlet")
 

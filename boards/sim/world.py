@@ -149,6 +149,8 @@ class World:
         elif do == "set_clock":
             board.commands.append(("set_clock", ev["epoch_s"]))
         else:  # start_session, stop_session
+            if do == "start_session":
+                self.metrics.start_pressed(board.now_ms)
             board.commands.append((do, None))
 
     # ---- what the firmware reports ----------------------------------------------------

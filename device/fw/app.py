@@ -57,8 +57,9 @@ class App(session.Sessions, intake.Intake):
             # Without a ledger nothing is known of past doses: no session may start.
             self.ledger = None
             self.ledger_problem = str(e)
-        self.boiler_pid = control.BoilerPid()
-        self.outlet_ctl = control.OutletController()
+        heater_w = getattr(board.heater, "rated_w", config.HEATER_W)
+        self.boiler_pid = control.BoilerRush(heater_w)
+        self.outlet_ctl = control.OutletMpc(heater_w)
         self.sup = safety.Supervisor()
         # What the supervisor judges, filled in each step (the raw counts and the
         # encoder's only there).
@@ -159,7 +160,12 @@ class App(session.Sessions, intake.Intake):
         heater = 0
         pump = 0
         if state == codes.ST_PREHEAT or state == codes.ST_READY:
+            # The boiler may boil before its lagging sensor says so: the outlet's
+            # controller already watches the steam, and the lower of the two wins.
             heater = self.boiler_pid.update(self.boiler_mc)
+            steam = self.outlet_ctl.update(self.outlet_mc)
+            if steam < heater and self.boiler_mc >= config.STEAM_WATCH_MC:
+                heater = steam
             if state == codes.ST_PREHEAT and self.boiler_mc >= config.READY_MC:
                 self.state = codes.ST_READY
                 self.hold_steps = 0
@@ -167,7 +173,6 @@ class App(session.Sessions, intake.Intake):
                 self.hold_steps += 1
                 if self.hold_steps >= config.READY_HOLD_STEPS:
                     self.state = codes.ST_STEAMING
-                    self.outlet_ctl.reset(self.outlet_mc)
                     self.warm_steps = 0
         elif state == codes.ST_STEAMING:
             pump = self.dose_step()

@@ -22,16 +22,25 @@ SAFE_ACK_MC = const(50000)
 BOIL_HOLD_MC = const(99000)
 READY_MC = const(97000)
 READY_HOLD_STEPS = const(10)
+# The boiler may already boil when its lagging sensor reads this (2 s of lag, +25 %, at
+# the fastest heat-up, ~4 K/s): from here the outlet's controller may hold the heater back.
+STEAM_WATCH_MC = const(88000)
 # Cooldown ends (idle) once the boiler stops making steam.
 COOLDOWN_END_MC = const(95000)
 # Dosing starts once the outlet is this close to its target, or after the timeout.
 DOSE_START_BAND_MC = const(500)
+DOSE_CONFIRM_BAND_MC = const(1500)     # ... and its lagging reading this close
 DOSE_START_TIMEOUT_STEPS = const(900)
 
-# Calibrated appliance model used for feed-forward (not for safety decisions).
+# Calibrated appliance model used for feed-forward (not for safety decisions): the
+# defaults a unit starts from. HEATER_W is the element's rating where a board does not
+# give its own (board.heater.rated_w); the mains it runs on is not known.
 HEATER_W = const(400)
 BOILER_LOSS_MW_PER_K = const(400)       # boiler to ambient, mW per kelvin
 NOZZLE_HALF_W = const(430)              # steam power at which the outlet is halfway to 100 C
+NOZZLE_BODY_PM = const(40)              # outlet warmed by the hot body: permille of its excess
+NOZZLE_TAU_MS = const(4000)             # the steam path's thermal lag
+OUTLET_SENSOR_TAU_MS = const(1500)      # the outlet NTC's lag behind the steam path
 LIQUID_MJ_PER_UL = const(2583)          # warm 1 ul of podlet liquid to 100 C and evaporate it
 
 # Sensors: raw ADC counts that mean open or shorted wiring, and plausible ranges.

@@ -309,7 +309,13 @@ class Supervisor:
                 and self.n > _STEAM_WINDOW_STEPS):
             then = (self.now_pos - _STEAM_WINDOW_STEPS) & _RING_MASK
             fall = self.outlet_hist[then] - self.outlet_ema
-            if (self.boiler_ema >= _BOILING_MC
+            # A reading still rising on its sensor's lag after a steam burst that
+            # stopped, slowing fast: not (yet) a heater still on, which keeps its pace.
+            earlier = (then - _STEAM_WINDOW_STEPS) & _RING_MASK
+            before = self.outlet_hist[then] - self.outlet_hist[earlier]
+            lagging = (before > _STUCK_OUTLET_FALL_MC
+                       and -fall * 10 <= before * _STUCK_KEEP_TENTHS)
+            if (self.boiler_ema >= _BOILING_MC and not lagging
                     and self.outlet_ema > self.outlet_min + _STUCK_OUTLET_ABOVE_MC
                     and fall < _STUCK_OUTLET_FALL_MC):
                 return self._found(codes.F_HEATER_STUCK_ON, codes.S_OUTLET, r.outlet_raw,

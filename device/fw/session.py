@@ -78,7 +78,11 @@ class Sessions:
         the session ended the step a limit is reached."""
         if not self.dosing:
             self.warm_steps += 1
-            if (self.outlet_mc >= self.target_mc - config.DOSE_START_BAND_MC
+            # The steam path at the target: the controller's estimate of it (the
+            # outlet's sensor lags it by ~1.5 s), confirmed by the reading.
+            target = self.target_mc
+            if ((self.outlet_ctl.nozzle_mc >= target - config.DOSE_START_BAND_MC
+                 and self.outlet_mc >= target - config.DOSE_CONFIRM_BAND_MC)
                     or self.warm_steps >= config.DOSE_START_TIMEOUT_STEPS):
                 self.dosing = 1
             else:
@@ -204,6 +208,8 @@ class Sessions:
         ctl.target_mc = self.target_mc
         # Before heating, the outlet reads the room: the feed-forward's ambient.
         ctl.ambient_mc = max(5000, min(40000, self.outlet_mc))
+        ctl.pump_nl_s = 0
+        ctl.reset(self.outlet_mc)
         self.boiler_pid.target_mc = config.BOIL_HOLD_MC
         self.boiler_pid.reset(self.boiler_mc)
         self.state = codes.ST_PREHEAT

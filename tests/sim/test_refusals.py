@@ -25,7 +25,7 @@ PROFILE = {"podlet_type": 3, "version": 1, "name": "refusals", "outlet_target_c"
 PODLET = {"serial": "0000c0ffee01", "podlet_type": 3, "capacity_ul": 3000,
           "expiry": "2027-06-30", "lot": "L2611"}
 SESSION_UL = 600                # session_s * dose_rate_ul_min / 60
-DOSING_S = 165                  # a time inside the first session's dosing (~150..180 s)
+DOSING_S = 95                   # a time inside the first session's dosing (~81..111 s)
 # A podlet's signature check spans a few periods (fw.trust.Check, 16 slices a period on
 # the sim board): its decision comes at most this long after the insertion.
 CHECK_MS = 1000
@@ -201,8 +201,8 @@ def test_latched_fault_refuses_until_acknowledged(tmp_path):
 
 def test_busy_while_a_session_runs(tmp_path):
     r = run(tmp_path, scenario(200, [
-        insert(1), do(2, "start_session"), do(10, "start_session"), do(120, "start_session")]))
-    assert [r.step_at(t)["state"] for t in (10, 120)] == ["preheat", "steaming"]
+        insert(1), do(2, "start_session"), do(10, "start_session"), do(DOSING_S, "start_session")]))
+    assert [r.step_at(t)["state"] for t in (10, DOSING_S)] == ["preheat", "steaming"]
     assert r.reasons("session_refused") == ["busy", "busy"]
     assert [(s["reason"], s["session_ul"]) for s in r.summary["sessions"]] == [
         ("completed", SESSION_UL)]

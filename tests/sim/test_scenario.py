@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from steamer_dev.paths import BOARDS, ROOT
-from steamer_sim.scenario import (EVENTS, FAULTS, MAX_PROFILES, PLANT_DEFAULTS,
+from steamer_sim.scenario import (EVENTS, FAULTS, HIDDEN_PLANT_DEFAULTS, HIDDEN_PLANT_KEYS,
+                                    MAX_PROFILES, PLANT_DEFAULTS,
                                     ScenarioError, load_scenario)
 
 PROFILE = {"podlet_type": 3, "version": 1, "name": "vitamin-c", "outlet_target_c": 45.0,
@@ -66,6 +67,17 @@ def test_plant_defaults_match_the_plant_model() -> None:
     plant = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plant)
     assert PLANT_DEFAULTS == plant.SCENARIO_DEFAULTS
+    assert HIDDEN_PLANT_DEFAULTS == plant.HIDDEN_DEFAULTS
+
+
+def test_hidden_plant_parameters_are_optional_and_checked() -> None:
+    s = base()
+    s["plant"] = {"nozzle_half_w": 322.5, "nozzle_tau_s": 5}
+    plant = load_scenario(s)["plant"]
+    assert plant["nozzle_half_w"] == 322.5 and plant["nozzle_tau_s"] == 5.0
+    assert "loss_w_per_k" not in plant
+    s["plant"] = {"metal_j_per_k": 200}
+    assert_error(s, "plant.metal_j_per_k", "out of range 50..150")
 
 
 def test_demo_scenario_is_valid_and_normalizing_twice_changes_nothing() -> None:
@@ -139,6 +151,9 @@ def test_constants_cover_the_contract() -> None:
                            "press_button", "install_profile", "set_clock", "refill_water",
                            "power_cut", "fault", "clear_fault", "swap_podlet"}
     assert set(PLANT_DEFAULTS) == {"ambient_c", "water_ml", "heater_w", "mains_pct", "noise_pct"}
+    assert set(HIDDEN_PLANT_KEYS) == {"nozzle_half_w", "loss_w_per_k", "metal_j_per_k",
+                                      "boiler_sensor_tau_s", "outlet_sensor_tau_s",
+                                      "nozzle_tau_s"}
 
 
 def test_out_of_envelope_profile_is_still_a_valid_scenario() -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from steamer_harness import envelope
 from steamer_harness import faultcases
 from steamer_harness import nominal
 from steamer_dev.paths import ROOT
@@ -72,7 +73,25 @@ def control_figures(repeats: int = 5) -> dict:
         "session_ul": s["session_ul"],
         "plant_pumped_ul": s["plant_pumped_ul"],
         "dose_err_pct": round(100.0 * (s["plant_pumped_ul"] - expected_ul) / expected_ul, 3),
+        "envelope": control_envelope(),
     }
+
+
+def control_envelope() -> dict:
+    """Issue 15's table: start to first dose against the physical limit, overshoot and
+    steady error, at each envelope value with the others nominal, the corners and the
+    two model-error points (steamer_harness.envelope says which); printed on stderr."""
+    points = envelope.points()
+    summaries = run_many([envelope.scenario(p["plant"]) for p in points])
+    rows = [envelope.row(p["name"], p["plant"], s) for p, s in zip(points, summaries)]
+    for line in envelope.table(rows).splitlines():
+        _say(line)
+    return {"goals": {"ratio_max": envelope.RATIO_MAX,
+                      "overshoot_max_c": envelope.OVERSHOOT_MAX_C,
+                      "steady_err_max_c": envelope.STEADY_ERR_MAX_C},
+            "all_ok": all(r["ok"] for r in rows),
+            "step_us_p99_max": max(s["loop"]["step_us_p99"] for s in summaries),
+            "rows": rows}
 
 
 def fault_latencies() -> dict:

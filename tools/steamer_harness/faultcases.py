@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from steamer_sim.scenario import load_scenario
 
-# Nominal session: preheat from t=3 s, ready at ~150 s, dosing from ~190 s.
+# Nominal session: preheat from t=3 s, ready at ~145 s, dosing from ~157 s.
 STEAMING_S = 260.0
 PREHEAT_S = 60.0
 IDLE_S = 20.0

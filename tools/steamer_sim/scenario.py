@@ -51,12 +51,33 @@ PLANT_DEFAULTS = {
     "noise_pct": 100.0,
 }
 
+# Hidden parameters of the appliance: optional (a scenario that leaves them out has the
+# plant's defaults, which the firmware's model assumes); a scenario sets others to try a
+# unit the model is wrong about. Kept equal to plant.py HIDDEN_DEFAULTS (a test checks it).
+HIDDEN_PLANT_DEFAULTS = {
+    "nozzle_half_w": 430.0,
+    "loss_w_per_k": 0.40,
+    "metal_j_per_k": 100.0,
+    "boiler_sensor_tau_s": 2.0,
+    "outlet_sensor_tau_s": 1.5,
+    "nozzle_tau_s": 4.0,
+}
+
+HIDDEN_PLANT_KEYS = tuple(HIDDEN_PLANT_DEFAULTS)
+
 _PLANT_RANGES = {
     "ambient_c": (-10, 45),
     "water_ml": (0, 300),
     "heater_w": (100, 1000),
     "mains_pct": (80, 115),
     "noise_pct": (0, 100),
+    # Each hidden parameter within half and one and a half times its default.
+    "nozzle_half_w": (215, 645),
+    "loss_w_per_k": (0.2, 0.6),
+    "metal_j_per_k": (50, 150),
+    "boiler_sensor_tau_s": (1.0, 3.0),
+    "outlet_sensor_tau_s": (0.75, 2.25),
+    "nozzle_tau_s": (2.0, 6.0),
 }
 
 _MAX_SEED = 2**31 - 1
@@ -159,6 +180,7 @@ def _date(value: Any, field: str) -> str:
 
 
 _REQUIRED = object()
+_OPTIONAL = object()    # left out of the result when the scenario leaves it out
 
 # Object schemas: key -> (checker, default or _REQUIRED). Key order is the output order.
 _PROFILE = {
@@ -190,7 +212,8 @@ def _float(check: Callable[[Any, str], Any]) -> Callable[[Any, str], float]:
 
 
 _PLANT = {key: (_float(_number(*_PLANT_RANGES[key])), default)
-          for key, default in PLANT_DEFAULTS.items()}
+          for key, default in [*PLANT_DEFAULTS.items(),
+                               *((k, _OPTIONAL) for k in HIDDEN_PLANT_KEYS)]}
 
 
 def _object(schema: dict) -> Callable[[Any, str], dict]:
@@ -214,7 +237,7 @@ def _check_object(value: Any, field: str, schema: dict, what: str = "") -> dict:
             out[key] = check(value[key], sub)
         elif default is _REQUIRED:
             raise ScenarioError(sub, f"required{what}")
-        else:
+        elif default is not _OPTIONAL:
             out[key] = copy.deepcopy(default)
     return out
 
