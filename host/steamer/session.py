@@ -14,7 +14,8 @@ from typing import IO, Any
 
 from bleak.exc import BleakError
 
-from podproto.names import FAULT_NAMES, PODLET_REASONS, PODLET_STATES, READY_MC, SESSION_STATES
+from podproto.names import (FAULT_NAMES, PODLET_REASONS, PODLET_STATES, READY_MC,
+                            SESSION_STATES, UNIT_NAMES)
 from steamer.client import LinkLost, Steamer, SteamerError, SyncResult
 from steamer.devices import DeviceError, explain, last_record, read_info, state_name
 from steamer.store import DeviceSink, Store
@@ -82,6 +83,21 @@ def podlet_refused_text(reason: str | None) -> str:
 
 def fault_name(code: int) -> str | None:
     return (FAULT_NAMES[code] if code < len(FAULT_NAMES) else str(code)) if code else None
+
+
+def fault_amount_text(value: int, unit: int) -> str:
+    """A fault record's value or limit in its unit (the fault list's `unit`), for people:
+    "130 °C", "4095 ADC counts", "40 steps (4.0 s)", "600 nl"."""
+    name = UNIT_NAMES[unit] if unit < len(UNIT_NAMES) else "none"
+    if name == "mc":
+        return f"{value / 1000:g} °C"
+    if name == "counts":
+        return f"{value} ADC counts"
+    if name == "steps":
+        return f"{value} steps ({value / 10:g} s)"
+    if name == "nl":
+        return f"{value} nl"
+    return str(value)
 
 
 @dataclass(frozen=True)

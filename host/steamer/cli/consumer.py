@@ -19,13 +19,13 @@ from typing import Any, Callable
 
 from bleak.exc import BleakError
 
-from podproto.names import FAULT_NAMES, SESSION_STATES
+from podproto.names import FAULT_NAMES, SESSION_STATES, UNIT_NAMES
 from steamer.client import Found, Steamer, SteamerError
 from steamer.devices import (SCAN_S, SIM_ENV, DeviceError, InputFileError, connected,
                              detail_of, explain, label, last_record, load_keys, read_info,
                              read_profile_file, resolve, scan_all, sim_air, state_name)
-from steamer.session import (PODLET_REFUSALS, Progress, fault_name, journal_line,
-                             journal_next, lost_line, mmss, pair_until, podlet_of,
+from steamer.session import (PODLET_REFUSALS, Progress, fault_amount_text, fault_name,
+                             journal_line, journal_next, lost_line, mmss, pair_until, podlet_of,
                              podlet_refused_text, read_status, record_since, say_if_created,
                              status_view, sync_device)
 from steamer.store import DB_ENV, END_REASONS, Store, StoreError
@@ -128,8 +128,13 @@ async def _extra(st: Steamer, status: dict, paired: bool) -> dict:
         faults = await st.faults()
         if faults:
             f = faults[-1]
-            out["fault_detail"] = {"code": fault_name(f["code"]), "value_c": f["value_mc"] / 1000,
-                                   "limit_c": f["limit_mc"] / 1000, "uptime_s": f["uptime_s"]}
+            unit = f["unit"]
+            out["fault_detail"] = {"code": fault_name(f["code"]), "value": f["value"],
+                                   "limit": f["limit"], "unit": UNIT_NAMES[unit],
+                                   "text": "%s against a limit of %s" % (
+                                       fault_amount_text(f["value"], unit),
+                                       fault_amount_text(f["limit"], unit)),
+                                   "uptime_s": f["uptime_s"]}
     return out
 
 
@@ -158,7 +163,7 @@ def _status_lines(name: str, address: str, v: dict) -> list[str]:
     fault = v["fault"] or "none"
     d = v.get("fault_detail")
     if d:
-        fault += f" ({d['value_c']:g} °C against a limit of {d['limit_c']:g} °C)"
+        fault += f" ({d['text']})"
     lines.append(f"  fault    {fault}")
     if v["clock_s"]:
         lines.append(f"  clock    {datetime.fromtimestamp(v['clock_s']).astimezone():%Y-%m-%d %H:%M:%S}")
