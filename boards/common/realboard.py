@@ -276,6 +276,31 @@ class PodletReader:
         return self.chip.read_rom()
 
 
+# The maintenance boot's gesture: the button held from MAINT_FROM_MS after power-on (the
+# C3's ROM has long since sampled GPIO9, its BOOT strap) until MAINT_UNTIL_MS.
+MAINT_FROM_MS = const(500)
+MAINT_UNTIL_MS = const(1500)
+_MAINT_SAMPLE_MS = const(20)
+
+
+def maintenance_requested(button_pin_no, closed_means=1):
+    """True when the maintenance gesture is made at power-on: the button held from
+    MAINT_FROM_MS to MAINT_UNTIL_MS after boot. main.py then starts nothing (no watchdog,
+    heater, pump or radio) and leaves the REPL to mpremote (`steamer dev flash`,
+    `steamer mfg provision-key`). Nothing is built before the answer, so a normal boot
+    only waits MAINT_FROM_MS."""
+    button = Switch(button_pin_no, closed_means)
+    t0 = time.ticks_ms()
+    left = MAINT_FROM_MS - time.ticks_diff(time.ticks_ms(), t0)
+    if left > 0:
+        time.sleep_ms(left)
+    while time.ticks_diff(time.ticks_ms(), t0) < MAINT_UNTIL_MS:
+        if not button.value():
+            return False
+        time.sleep_ms(_MAINT_SAMPLE_MS)
+    return True
+
+
 class FilesystemError(Exception):
     """The firmware's data folder is not on littlefs: the board refuses to run."""
 

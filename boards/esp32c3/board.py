@@ -92,5 +92,10 @@ def _reset_cause():
     return codes.RESET_POWER
 
 
+def maintenance_requested():
+    """The maintenance gesture on this board's button (realboard.maintenance_requested)."""
+    return realboard.maintenance_requested(_PIN_BUTTON, 1)
+
+
 def make():
     return Board()

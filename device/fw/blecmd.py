@@ -212,10 +212,10 @@ def _c_warnings_ack(link, msg):
 def _c_fault_list_get(link, msg):
     faults = []
     for f in link.app.faults()[-16:]:
-        faults.append({"code": _index(codes.FAULT_NAMES, f["code"]),
-                       "sensor": _index(codes.SENSOR_NAMES, f["sensor"]),
-                       "raw": f["raw"] & 0xFFFF, "value_mc": f["value"],
-                       "limit_mc": f["limit"], "uptime_s": f["uptime_s"]})
+        code = _index(codes.FAULT_NAMES, f["code"])
+        faults.append({"code": code, "sensor": _index(codes.SENSOR_NAMES, f["sensor"]),
+                       "raw": f["raw"] & 0xFFFF, "value": f["value"], "limit": f["limit"],
+                       "unit": codes.FAULT_UNITS[code], "uptime_s": f["uptime_s"]})
     link.send({"type": "fault_list", "faults": faults})
 
 

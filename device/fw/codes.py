@@ -1,7 +1,7 @@
 """Codes shared by the firmware and every board: reset causes, states, faults."""
 from micropython import const
 
-from podproto.names import FAULT_NAMES, STATE_NAMES  # noqa: F401  (codes.X_NAMES for the firmware)
+from podproto.names import FAULT_NAMES, FAULT_UNITS, STATE_NAMES  # noqa: F401  (for the firmware)
 
 # Reset causes, as boards report them from reset_cause().
 RESET_POWER = const(0)

@@ -14,7 +14,8 @@ from typing import IO, Any, Callable
 
 from bleak.exc import BleakError
 
-from podproto.names import FAULT_NAMES, PODLET_REASONS, PODLET_STATES, READY_MC, SESSION_STATES
+from podproto.names import (FAULT_NAMES, PODLET_REASONS, PODLET_STATES, READY_MC,
+                            SESSION_STATES, UNIT_NAMES)
 from steamer.client import LinkLost, Steamer, SteamerError, SyncResult
 from steamer.devices import DeviceError, explain, last_record, read_info, state_name
 from steamer.store import DeviceSink, Store
@@ -143,6 +144,21 @@ def fault_name(code: int) -> str | None:
     return (FAULT_NAMES[code] if code < len(FAULT_NAMES) else str(code)) if code else None
 
 
+def fault_amount_text(value: int, unit: int) -> str:
+    """A fault record's value or limit in its unit (the fault list's `unit`), for people:
+    "130 °C", "4095 ADC counts", "40 steps (4.0 s)", "600 nl"."""
+    name = UNIT_NAMES[unit] if unit < len(UNIT_NAMES) else "none"
+    if name == "mc":
+        return f"{value / 1000:g} °C"
+    if name == "counts":
+        return f"{value} ADC counts"
+    if name == "steps":
+        return f"{value} steps ({value / 10:g} s)"
+    if name == "nl":
+        return f"{value} nl"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class SessionLimits:
     """Where the running session will end: whichever of its limits comes first."""
@@ -211,8 +227,13 @@ async def status_extra(st: Steamer, status: dict, paired: bool) -> dict:
         faults = await st.faults()
         if faults:
             f = faults[-1]
-            out["fault_detail"] = {"code": fault_name(f["code"]), "value_c": f["value_mc"] / 1000,
-                                   "limit_c": f["limit_mc"] / 1000, "uptime_s": f["uptime_s"]}
+            unit = f["unit"]
+            out["fault_detail"] = {"code": fault_name(f["code"]), "value": f["value"],
+                                   "limit": f["limit"], "unit": UNIT_NAMES[unit],
+                                   "text": "%s against a limit of %s" % (
+                                       fault_amount_text(f["value"], unit),
+                                       fault_amount_text(f["limit"], unit)),
+                                   "uptime_s": f["uptime_s"]}
     return out
 
 

@@ -20,8 +20,9 @@ FLAG_ACK_REQ = const(0x02)       # the sender wants an `ack` (or `error`) for th
 FLAG_MAC = const(0x04)           # a command counter and MAC follow the body (codec)
 FLAGS_KNOWN = const(0x07)
 
-_FAULT = (("code", "B"), ("sensor", "B"), ("raw", "H"), ("value_mc", "i"),
-          ("limit_mc", "i"), ("uptime_s", "I"))
+# value and limit in the record's unit (names.UNIT_NAMES[unit]; names.FAULT_UNITS by code).
+_FAULT = (("code", "B"), ("sensor", "B"), ("raw", "H"), ("value", "i"), ("limit", "i"),
+          ("unit", "B"), ("uptime_s", "I"))
 # A journal record as podproto.logevents packs it (logevents.WIRE_BYTES in all).
 _LOG = (("seq", "I"), ("t_s", "I"), ("t_ms", "I"), ("event", "B"), ("data", "x32"))
 # sha256: of the installed profile's bytes, whole (a host tells its own file from another

@@ -8,6 +8,17 @@ FAULT_NAMES = (
     "heater_stuck_on", "heater_not_heating", "dry_boil", "water_empty", "tip_over",
     "pump_stall", "pump_overrun", "service_error",
 )
+# The unit of a fault record's value and limit (the fault list's `unit`, an index into
+# UNIT_NAMES): milli-degrees C, raw ADC counts, control steps (100 ms), nanolitres.
+# FAULT_UNITS gives it by fault code, as fw.safety's checks measure (issue 14 item 8).
+UNIT_NAMES = ("none", "mc", "counts", "steps", "nl")
+FAULT_UNITS = (
+    0, 1, 1,
+    2, 2, 1, 3,
+    2, 2, 1, 3,
+    1, 1, 1, 3, 3,
+    4, 4, 0,
+)
 # The inserted podlet in a `status` message: its state, and why it was refused (0 while
 # it is not). Reasons are the firmware's podlet_rejected words; "other" stands for one
 # this table does not name.

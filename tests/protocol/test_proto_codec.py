@@ -92,7 +92,7 @@ def _frame(code, body, flags=0, version=1):
     (_frame(0x24, b"\x01\x02\x03\x04\x05"), "trailing"),
     (_frame(0x01, b"\x01\x00\x00\x14\x00\x03ab\x07"), "app: not printable"),
     (_frame(0x01, b"\x01\x00\x00\x14\x00\x09ab"), "app: 9 bytes but 2 left"),
-    (_frame(0x51, b"\x02" + bytes(18)), r"faults\[1\].raw: truncated"),
+    (_frame(0x51, b"\x02" + bytes(19)), r"faults\[1\].raw: truncated"),
     (_frame(0x20, b"")[:-1] + b"\x00", "crc"),
     (_frame(0x24, b"\x01\x02\x03\x04" + bytes(15), flags=4), "length field 19 but 3"),
 ], ids=["version", "type", "flags", "short", "trailing", "ascii", "strlen", "list", "crc",

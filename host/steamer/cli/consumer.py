@@ -152,7 +152,7 @@ def _status_lines(name: str, address: str, v: dict) -> list[str]:
     fault = v["fault"] or "none"
     d = v.get("fault_detail")
     if d:
-        fault += f" ({d['value_c']:g} °C against a limit of {d['limit_c']:g} °C)"
+        fault += f" ({d['text']})"
     lines.append(f"  fault    {fault}")
     if v["clock_s"]:
         lines.append(f"  clock    {datetime.fromtimestamp(v['clock_s']).astimezone():%Y-%m-%d %H:%M:%S}")
