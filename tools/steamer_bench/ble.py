@@ -189,10 +189,18 @@ def sync_table(records: tuple[int, int] = (300, 1200), ports: tuple = SYNC_PORTS
                             air.call(lambda: air.set_params(pdus_per_event=ppe))
                         try:
                             fig = asyncio.run(sync_throughput(served, ring, mtu, n))
+                        except (SteamerError, LinkLost, AssertionError) as e:
+                            fig = {"error": str(e)[:120]}
                         finally:
                             if changing is not None:
                                 changing.stop()
                                 air.call(lambda: air.set_params(pdus_per_event=4))
+                        if "error" in fig:
+                            row = {"port": port, "pdus_per_event": ppe, "mtu": mtu,
+                                   "error": fig["error"]}
+                            _say(json.dumps(row))
+                            rows.append(row)
+                            continue
                         frac = fig["link_fraction"]
                         if changing is not None and fig["link_events"]:
                             frac = round(fig["event_bytes"] / (fig["link_events"] * 4.0
@@ -213,6 +221,9 @@ def print_table(rows: list[dict]) -> None:
     print(f"{'port':8} {'PDUs/event':>10} {'MTU':>4} {'records':>7} {'of ceiling':>10} "
           f"{'ENOMEM':>6} {'lost':>4} {'dup':>4}")
     for r in rows:
+        if "error" in r:
+            print(f"{r['port']:8} {str(r['pdus_per_event']):>10} {r['mtu']:>4} failed: {r['error']}")
+            continue
         print(f"{r['port']:8} {str(r['pdus_per_event']):>10} {r['mtu']:>4} {r['records']:>7} "
               f"{r['link_fraction']:>10.3f} {r['enomem']:>6} {r['lost']:>4} {r['duplicated']:>4}")
 
