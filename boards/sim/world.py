@@ -148,6 +148,10 @@ class World:
             board.commands.append(("install_profile", signed(ev["profile"])))
         elif do == "set_clock":
             board.commands.append(("set_clock", ev["epoch_s"]))
+        elif do == "acknowledge_warnings":
+            # As from a paired host; the scenario's host has no id (all zero).
+            board.commands.append(("ack_warnings", (ev["podlet_type"], ev["version"],
+                                                    "0000000000000000")))
         else:  # start_session, stop_session
             if do == "start_session":
                 self.metrics.start_pressed(board.now_ms)

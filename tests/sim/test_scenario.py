@@ -131,7 +131,7 @@ def test_event_defaults_filled_in() -> None:
 
 def test_every_event_kind_accepted() -> None:
     fields = {"podlet": PODLET, "profile": PROFILE, "epoch_s": 1795000000, "ml": 100,
-              "off_s": 5.5, "fault": "tip_over", "ms": 250}
+              "off_s": 5.5, "fault": "tip_over", "ms": 250, "podlet_type": 3, "version": 2}
     events = [dict({"t_s": i, "do": do}, **{f: fields[f] for f in EVENTS[do]})
               for i, do in enumerate(EVENTS)]
     out = load_scenario(base(events=events))
@@ -149,11 +149,25 @@ def test_constants_cover_the_contract() -> None:
     assert FAULTS[-1] == "pump_runaway"     # ours, after the contract's 13
     assert set(EVENTS) == {"insert_podlet", "remove_podlet", "start_session", "stop_session",
                            "press_button", "install_profile", "set_clock", "refill_water",
-                           "power_cut", "fault", "clear_fault", "swap_podlet"}
+                           "power_cut", "fault", "clear_fault", "swap_podlet",
+                           "acknowledge_warnings"}
     assert set(PLANT_DEFAULTS) == {"ambient_c", "water_ml", "heater_w", "mains_pct", "noise_pct"}
     assert set(HIDDEN_PLANT_KEYS) == {"nozzle_half_w", "loss_w_per_k", "metal_j_per_k",
                                       "boiler_sensor_tau_s", "outlet_sensor_tau_s",
                                       "nozzle_tau_s"}
+
+
+def test_v2_profile_fields_are_optional_and_checked_for_form() -> None:
+    v2 = dict(PROFILE, course_sessions=4, pattern="pulsed", bolus_ul=20, period_s=30,
+              warnings=[{"code": "kidney", "text": "Not with impaired kidneys."}],
+              acknowledge=True)
+    assert load_scenario(base(profiles=[v2]))["profiles"][0]["warnings"][0]["code"] == "kidney"
+    assert "pattern" not in load_scenario(base(profiles=[PROFILE]))["profiles"][0]
+    for bad, field in ((dict(v2, pattern="nappage"), "pattern"),
+                       (dict(v2, acknowledge=1), "acknowledge"),
+                       (dict(v2, warnings=[{"code": "gluten", "text": "x"}]), "code")):
+        with pytest.raises(ScenarioError, match=field):
+            load_scenario(base(profiles=[bad]))
 
 
 def test_out_of_envelope_profile_is_still_a_valid_scenario() -> None:

@@ -75,6 +75,12 @@ PROFILES = [
     # Slow: a reserved chunk lasts 10 s, so the ledger's times run behind the pump.
     ("good", 4, signed_profile(dict(_BASE, version=4, dose_rate_ul_min=300, session_s=90), "ok")),
     ("good", 5, signed_profile(dict(_BASE, version=5, dose_rate_ul_min=2000, session_s=30), "ok")),
+    # Format 2's delivery patterns (issue 17), under the same limits: a bolus of 7 ul every
+    # 3 s, and a rate rising over the first 20 s.
+    ("good", 6, signed_profile(dict(_BASE, version=6, pattern="pulsed", bolus_ul=7,
+                                    period_s=3), "ok")),
+    ("good", 7, signed_profile(dict(_BASE, version=7, dose_rate_ul_min=1000, pattern="ramped",
+                                    ramp_s=20), "ok")),
     ("stale", 1, signed_profile(dict(_BASE, version=1), "ok")),
     ("unsigned", 9, signed_profile(dict(_BASE, version=9, **_LOOSE), "none")),
     ("tampered", 9, signed_profile(dict(_BASE, version=9, **_LOOSE), "tamper")),
@@ -240,7 +246,7 @@ class Limits(RuleBasedStateMachine):
 
     # Mostly a device ready for a session: sequences spend their steps on the limits.
     @initialize(clock=st.sampled_from([True, True, True, False]),
-                profile=st.sampled_from([0, 1, 2, 3, 0, 1, 2, 3, None]),
+                profile=st.sampled_from([0, 1, 2, 3, 4, 5, 0, 1, 2, 3, None]),
                 podlet=st.sampled_from([0, 1, 2, 3, 0, 1, 2, None]))
     def boot(self, clock, profile, podlet):
         """A new device, and perhaps what a session needs (hypothesis may leave any out)."""

@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from podproto.names import WARNING_CODES
+from podproto.profile_v2 import PATTERNS
 from steamer.inputs import InputTooLarge, read_input
 
 CONTRACT = 1
@@ -180,7 +182,21 @@ def _date(value: Any, field: str) -> str:
 
 
 _REQUIRED = object()
-_OPTIONAL = object()    # left out of the result when the scenario leaves it out
+_OPTIONAL = object()    # left out of the output when the input leaves it out
+
+
+def _boolean(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ScenarioError(field, f"must be true or false, got {_type_name(value)} {_show(value)}")
+    return value
+
+
+def _list_of(item: Callable[[Any, str], Any], most: int) -> Callable[[Any, str], list]:
+    def check(value: Any, field: str) -> list:
+        if not isinstance(value, list) or len(value) > most:
+            raise ScenarioError(field, f"must be a list of at most {most}, got {_show(value)}")
+        return [item(v, f"{field}[{i}]") for i, v in enumerate(value)]
+    return check
 
 # Object schemas: key -> (checker, default or _REQUIRED). Key order is the output order.
 _PROFILE = {
@@ -193,7 +209,25 @@ _PROFILE = {
     "max_session_ul": (_integer(0, 1000000), _REQUIRED),
     "max_day_ul": (_integer(0, 1000000), _REQUIRED),
     "min_interval_s": (_integer(0, 604800), _REQUIRED),
+    # Format 2 (podproto.profile_v2: a course, a delivery pattern, warnings); any of
+    # these makes the profile one. As above: form and encodable range only.
+    "format": (_integer(1, 2), _OPTIONAL),
+    "course_sessions": (_integer(0, 255), _OPTIONAL),
+    "min_spacing_s": (_integer(0, 2 ** 32 - 1), _OPTIONAL),
+    "recommended_spacing_s": (_integer(0, 2 ** 32 - 1), _OPTIONAL),
+    "maintenance_spacing_s": (_integer(0, 2 ** 32 - 1), _OPTIONAL),
+    "pattern": (_choice("pattern", PATTERNS), _OPTIONAL),
+    "bolus_ul": (_integer(0, 65535), _OPTIONAL),
+    "period_s": (_integer(0, 65535), _OPTIONAL),
+    "ramp_s": (_integer(0, 65535), _OPTIONAL),
+    "warnings": (_list_of(lambda v, f: _check_object(v, f, _WARNING), 255), _OPTIONAL),
+    "acknowledge": (_boolean, _OPTIONAL),
     "sign": (_choice("sign", SIGNS), "ok"),
+}
+
+_WARNING = {
+    "code": (_choice("warning code", WARNING_CODES[1:]), _REQUIRED),
+    "text": (_ascii(1, 255), _REQUIRED),
 }
 
 _PODLET = {
@@ -258,6 +292,9 @@ _EVENT_FIELDS = {
     "press_button": {"ms": (_integer(1, 600000), 100)},
     "install_profile": {"profile": (_object(_PROFILE), _REQUIRED)},
     "set_clock": {"epoch_s": (_integer(0, _MAX_EPOCH_S), _REQUIRED)},
+    # Ours: a paired host acknowledges the warnings of this profile (format 2).
+    "acknowledge_warnings": {"podlet_type": (_integer(0, 255), _REQUIRED),
+                             "version": (_integer(0, 65535), _REQUIRED)},
     "refill_water": {"ml": (_number(0, 300), _REQUIRED)},
     "power_cut": {"off_s": (_number(0, 86400), _REQUIRED)},
     "fault": {"fault": (_choice("fault", FAULTS), _REQUIRED)},
