@@ -365,6 +365,9 @@ def _check(device_id: str, rec: Any) -> tuple[int, str, str]:
     kind = rec.get("kind")
     if not isinstance(kind, str) or not kind:
         raise RecordError(device_id, seq, "kind must be a non-empty string")
+    problem = _json_problem(kind)
+    if problem:
+        raise RecordError(device_id, seq, f"kind: {problem}")
     payload = rec.get("payload")
     if not isinstance(payload, dict):
         raise RecordError(device_id, seq, "payload must be a dict")

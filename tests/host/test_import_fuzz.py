@@ -68,6 +68,7 @@ def demo_lines(demo_trace: Path) -> list[str]:
     ("step", lambda r: r["fw"].update(session_ul=1e308), [], "session_ul must be a number"),
     ("start", lambda r: r.update(extra=[[[[[[[[[[1]]]]]]]]]]), [], "nested deeper than 8"),
     ("start", lambda r: r.update(podlet="\ud800"), [], "is not Unicode"),
+    ("start", lambda r: r.update(event="\ud800"), [], "kind: text '\\ud800' is not Unicode"),
     ("start", lambda r: r.update(podlet_type=2**70), [], "out of range"),
     ("start", lambda r: None, ["--start-epoch-s", "1e15"], "outside its range"),
     ("start", lambda r: None, ["--start-epoch-s", "-10"], "outside its range"),
