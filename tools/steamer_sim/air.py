@@ -4,7 +4,7 @@ Peripherals are the firmware on the MicroPython unix port (boards/sim/bluetooth.
 centrals are the bleak backend (steamer_sim.backend). Both speak the wire protocol of
 boards/sim/airwire.py (newline-delimited JSON, bytes as hex, over a Unix socket or TCP),
 which this module loads as `airwire` and whose names it re-exports (ENV, ATT_MTU_MIN,
-ATT_MTU_MAX, PERIPHERAL_CONNS, is_socket_path).
+ATT_MTU_MAX, PERIPHERAL_CONNS, is_socket_path, encode).
 Each user has their own air by default (`default_address()`: a socket in a folder only
 they can enter), so another user's simulated steamers never show up in their scans.
 The broker models what matters to the protocol above it:
@@ -69,6 +69,7 @@ ATT_MTU_MIN: int = airwire.ATT_MTU_MIN
 ATT_MTU_MAX: int = airwire.ATT_MTU_MAX
 PERIPHERAL_CONNS: int = airwire.PERIPHERAL_CONNS
 is_socket_path = airwire.is_socket_path
+encode = airwire.encode      # a message as its line on the air
 # What fits in a Unix socket address (sun_path less its terminating NUL).
 _SUN_PATH_MAX = 107
 
@@ -182,7 +183,7 @@ def send_sim_event(addr: str, name: str, event: dict, timeout_s: float = 5.0) ->
         f = s.makefile("rwb")
         for msg in ({"op": "hello", "role": "central"},
                     {"op": "sim_event", "req": 1, "name": name, "event": event}):
-            f.write(json.dumps(msg).encode() + b"\n")
+            f.write(encode(msg))
         f.flush()
         while True:
             line = f.readline()
@@ -254,7 +255,7 @@ class _Conn:
 
 def _send(writer: asyncio.StreamWriter, msg: dict) -> None:
     if not writer.is_closing():
-        writer.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+        writer.write(encode(msg))
 
 
 class Air:
