@@ -245,18 +245,18 @@ class App(session.Sessions, intake.Intake):
         if self.pair_request:
             # open_s 0: opened, for as long as the button is held.
             self.pair_request = 0
-            self.pairing_from = self.steps
+            self.pairing_from = self.steps()
             self.emit({"event": "pairing_window", "open_s": 0})
         if self.pair_release:
             # Closing: open_s is how long it was open, its grace included.
             self.pair_release = 0
-            self.pairing_until = self.steps + _PAIR_GRACE_STEPS
+            self.pairing_until = self.steps() + _PAIR_GRACE_STEPS
             self.emit({"event": "pairing_window", "open_s": (
                 self.pairing_until - self.pairing_from) // config.STEPS_PER_S})
         if self.clock_request:
             self.clock_request = 0
             if self.state == codes.ST_IDLE:
-                self.clock_until = self.steps + CLOCK_WINDOW_S * config.STEPS_PER_S
+                self.clock_until = self.steps() + CLOCK_WINDOW_S * config.STEPS_PER_S
                 self.emit({"event": "clock_window", "open_s": CLOCK_WINDOW_S})
         if self.session_prof is not None and self.state == codes.ST_STEAMING:
             self.reserve_ahead()
@@ -275,7 +275,7 @@ class App(session.Sessions, intake.Intake):
     def pairing_open(self):
         """True while the button is held past _PAIR_HOLD_STEPS, and for
         _PAIR_GRACE_STEPS after it is let go."""
-        return self.button_steps >= _PAIR_HOLD_STEPS or self.steps < self.pairing_until
+        return self.button_steps >= _PAIR_HOLD_STEPS or self.steps() < self.pairing_until
 
     def command(self, name, arg, reply=None):
         """Commands from the host link or the device's own UI. Returns True when the
@@ -323,7 +323,7 @@ class App(session.Sessions, intake.Intake):
         """A record for the host's history: wall time (None until the clock is set) and
         milliseconds since boot."""
         record["t"] = self.board.clock_s() or None
-        record["t_ms"] = self.steps * config.PERIOD_MS
+        record["t_ms"] = self.steps() * config.PERIOD_MS
         self.journal.append(record)
 
     def _sample(self):
@@ -376,13 +376,16 @@ class App(session.Sessions, intake.Intake):
     def uptime_s(self):
         return self.up_s
 
-    @property
+    # Not a property: a class with one (or any descriptor) makes MicroPython look every
+    # attribute store on its instances up through the class and its bases first
+    # (py/objtype.c, mp_obj_instance_store_attr: MP_TYPE_FLAG_HAS_SPECIAL_ACCESSORS),
+    # which costs the control step, all stores, about a third of its time.
     def steps(self):
         """Steps since boot (outside the step only: it may be a long int)."""
         return self.up_s * config.STEPS_PER_S + self.tick
 
-    @steps.setter
-    def steps(self, n):
+    def set_steps(self, n):
+        """Sets the steps since boot (tests and the limits driver move time on with it)."""
         self.up_s = n // config.STEPS_PER_S
         self.tick = n % config.STEPS_PER_S
 
@@ -415,7 +418,7 @@ class App(session.Sessions, intake.Intake):
         if self.ledger is None:
             self.board.set_clock_s(epoch_s)
             return
-        if self.steps < self.clock_until and self.state == codes.ST_IDLE:
+        if self.steps() < self.clock_until and self.state == codes.ST_IDLE:
             self.clock_until = 0
             was = self.wall_s()
             self.board.set_clock_s(self.ledger.confirm_wall(epoch_s, self.uptime_s()))

@@ -65,7 +65,7 @@ def test_an_expiry_decided_on_the_devices_clock_is_recorded_before_it_is_said():
     commits = app.ledger.commits
     b.now_ms += 180000
     b.watchdog.fed_ms = b.now_ms
-    app.steps += 1800
+    app.set_steps(app.steps() + 1800)
     b.podlet.info = dict(simkit.PODLET, image_hex=simkit.signed.PODLET_OK_HEX)
     b.podlet.v = 1
     app.trust.podlet_date = lambda pod, wall_s, date=app.trust.podlet_date: date(

@@ -95,10 +95,10 @@ def test_a_session_counts_in_the_day_until_a_full_day_after_its_last_dose():
     other = "0000000000aa"            # another podlet's session used the whole day
     led.begin(other, now)
     led.reserve(other, simkit.PROFILE["max_day_ul"], now)
-    app.steps += ledger.DAY_S * 10    # the limit clock reads exactly a day later
+    app.set_steps(app.steps() + ledger.DAY_S * 10)    # the limit clock reads exactly a day later
     assert led.now_s(app.uptime_s()) == now + ledger.DAY_S
     assert app.start_session() is False
-    app.steps += 10                   # a second more
+    app.set_steps(app.steps() + 10)                  # a second more
     assert app.start_session() is True
 
 
@@ -114,7 +114,7 @@ def test_a_clock_set_in_a_session_keeps_the_sessions_doses_in_the_day():
     app.dosing = 1
     for _ in range(30):
         app.dose_step()
-    app.steps += 50                   # 5 s on the chunk reserved at the start
+    app.set_steps(app.steps() + 50)                  # 5 s on the chunk reserved at the start
     app.set_clock(b.clock_s() + 3600)
     after = ledger.Ledger(b.data_dir)  # the power fails now
     assert after.day_entries()[-1][0] >= after.floor_s, (after.day_entries(), after.floor_s)

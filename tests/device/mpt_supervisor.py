@@ -99,7 +99,7 @@ def test_main_loop_counts_a_step_that_allocates():
 
         def allocating_step():
             step()
-            app.junk = [app.steps]          # allocates: must be caught and counted
+            app.junk = [app.steps()]          # allocates: must be caught and counted
         app.step = allocating_step
         return app
     main.boot = boot
@@ -141,10 +141,10 @@ def test_step_allocates_nothing_after_years_of_uptime():
     32-bit boards; the step keeps its uptime in small ints."""
     b, app = simkit.make()
     start = (2 ** 30 + 2 ** 29) // 10 * 10         # about 5 years, on a whole second
-    app.steps = start
+    app.set_steps(start)
     up_s = app.uptime_s()
     assert _locked_steps(b, app, 25) == 0
-    assert app.uptime_s() == up_s + 2 and app.steps == start + 25
+    assert app.uptime_s() == up_s + 2 and app.steps() == start + 25
     assert app.up_s < 2 ** 30 and app.tick < 10
 
 

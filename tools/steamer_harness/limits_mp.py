@@ -241,7 +241,7 @@ class Driver:
         b = self.board
         while periods > 0:
             if self.quiet():
-                self.app.steps += periods
+                self.app.set_steps(self.app.steps() + periods)
                 b.now_ms += periods * _PERIOD_MS
                 self.app.service()
                 return
