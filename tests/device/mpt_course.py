@@ -55,7 +55,7 @@ def _session(b, app):
 
 def _idle(b, app, s):
     """s seconds of an idle device, as the limits machine passes them (fw.app steps)."""
-    app.steps += s * 10
+    app.set_steps(app.steps() + s * 10)
     b.now_ms += s * 1000
     app.service()
 
