@@ -91,6 +91,12 @@ class App(session.Sessions, intake.Intake):
         self.session_limit_steps = 0
         self.dose_steps = 0
         self.dose_rate_nl_s = 0
+        # The delivery pattern's (fw.session pattern_rate), set at the start.
+        self.pattern = 0
+        self.bolus_nl = 0
+        self.period_steps = 1
+        self.ramp_s = 0
+        self.pulse_left = 0
         self.dose_limit_nl = 0
         self.dose_limit_reason = 0      # set at the start (fw.session END_* codes)
         self.reserved_nl = 0        # committed to the ledger: the pump may not pass it

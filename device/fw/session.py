@@ -45,6 +45,11 @@ _SESSION_FILE = "/session"
 # the journal's tail are looked through for the record before them.
 _BOOT_EVENTS = ("boot", "watchdog_reset")
 _BOOT_RECORDS_MAX = const(16)
+# Delivery patterns (podproto.profile_v2.PATTERNS' index).
+_PATTERN_CONTINUOUS = const(0)
+_PATTERN_PULSED = const(1)
+_PATTERN_RAMPED = const(2)
+_PATTERN_CODES = {"pulsed": _PATTERN_PULSED, "ramped": _PATTERN_RAMPED}
 
 
 class Sessions:
@@ -61,6 +66,13 @@ class Sessions:
     boiler_pid: "BoilerPid"
     boiler_mc: int
     outlet_mc: int
+    dose_rate_nl_s: int
+    dose_steps: int
+    pattern: int
+    bolus_nl: int
+    period_steps: int
+    ramp_s: int
+    pulse_left: int
     water_low: int
     tilted: int
     heating_state: int
@@ -97,7 +109,7 @@ class Sessions:
         left_nl = min(self.dose_limit_nl, self.reserved_nl) - self.session_nl
         if left_nl <= 0:
             return 0
-        rate = self.dose_rate_nl_s
+        rate = self.pattern_rate()
         # nl this step = (rate + carried remainder) / steps per second.
         acc = self.dose_rem + rate
         step_nl = acc // config.STEPS_PER_S
@@ -110,6 +122,28 @@ class Sessions:
         self.dose_rem = acc - step_nl * config.STEPS_PER_S
         self.session_nl += step_nl
         self.dose_steps += 1
+        return rate
+
+    def pattern_rate(self):
+        """The pump rate (nl/s, i.e. tenths of a nl a step) the session's delivery
+        pattern asks for at this step of dosing: continuous, the profile's rate; pulsed,
+        that rate until the period's bolus is asked for (its last step only what is left
+        of it), then none until the next period; ramped, the rate times the whole seconds
+        of dosing so far (the current one included) over ramp_s, until ramp_s.
+        Allocation-free, small ints (rate x ramp_s < 2**27)."""
+        rate = self.dose_rate_nl_s
+        kind = self.pattern
+        if kind == _PATTERN_PULSED:
+            if self.dose_steps % self.period_steps == 0:
+                self.pulse_left = self.bolus_nl * config.STEPS_PER_S
+            left = self.pulse_left
+            if left < rate:
+                rate = left
+            self.pulse_left = left - rate
+        elif kind == _PATTERN_RAMPED:
+            s = self.dose_steps // config.STEPS_PER_S
+            if s < self.ramp_s:
+                rate = rate * (s + 1) // self.ramp_s
         return rate
 
     def _end(self, reason):
@@ -198,6 +232,12 @@ class Sessions:
         self.session_podlet = pod
         self.reserve_ahead()
         self.dose_rate_nl_s = prof["dose_rate_ul_min"] * 1000 // 60
+        # The delivery pattern (format 2; a v1 profile is continuous): see pattern_rate.
+        self.pattern = _PATTERN_CODES.get(prof.get("pattern"), _PATTERN_CONTINUOUS)
+        self.bolus_nl = prof.get("bolus_ul", 0) * 1000
+        self.period_steps = max(1, prof.get("period_s", 0) * config.STEPS_PER_S)
+        self.ramp_s = prof.get("ramp_s", 0)
+        self.pulse_left = 0
         self.session_limit_steps = prof["session_s"] * config.STEPS_PER_S
         self.target_mc = prof["outlet_target_mc"]
         self.dose_rem = 0
