@@ -96,6 +96,8 @@ class App(session.Sessions, intake.Intake):
         self.reserved_nl = 0        # committed to the ledger: the pump may not pass it
         self.session_nl = 0
         self.dose_rem = 0
+        self.planned_nl = 0             # the profile's volume by now, nl
+        self.dose_pulses0 = 0           # the encoder's count when dosing began
         self.dosing = 0
         self.warm_steps = 0
         self.hold_steps = 0
