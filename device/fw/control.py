@@ -18,6 +18,9 @@ _SLOPE_STEPS = const(4)
 # Steam power at most this many times the nozzle's half power (the outlet's model has
 # no finite inverse at 100 C): far more than any element gives.
 _RATIO_MAX_PM = const(15000)
+# The outlet rising this fast (mC/s) is steam: the hot body alone warms it ~20 times
+# slower.
+_STEAM_MC_S = const(400)
 # The outlet's reading has stopped moving (mC/s).
 _STILL_MC_S = const(150)
 
@@ -81,6 +84,7 @@ class OutletMpc:
         self.nozzle_mc = 0          # the steam path's estimated temperature
         self.i_acc = 0              # integral of the reading's error, mC x steps
         self.settled = 0            # the reading has reached the target once
+        self.steam_seen = 0         # the outlet has risen as only steam makes it
         self.ff_pm = 0
         self.reset(22000)
 
@@ -93,6 +97,7 @@ class OutletMpc:
         self.nozzle_mc = outlet_mc
         self.i_acc = 0
         self.settled = 0
+        self.steam_seen = 0
 
     def _estimate(self, outlet_mc):
         h = self.hist
@@ -103,6 +108,8 @@ class OutletMpc:
         self.pos = 0 if pos == _SLOPE_STEPS else pos
         slope = (outlet_mc - old) * config.STEPS_PER_S // _SLOPE_STEPS
         self.slope += (slope - self.slope) >> 1
+        if self.slope > _STEAM_MC_S:
+            self.steam_seen = 1
         self.nozzle_mc = outlet_mc + self.slope * config.OUTLET_SENSOR_TAU_MS // 1000
         return self.nozzle_mc
 

@@ -90,3 +90,15 @@ def test_outlet_mpc_allocates_nothing():
         ok = False
     micropython.heap_unlock()
     assert ok
+
+
+def test_outlet_mpc_tells_steam_from_the_hot_body():
+    ctl = _mpc(outlet_mc=30000)
+    for i in range(100):    # the body alone: 0.02 C/s
+        ctl.update(30000 + i * 2)
+    assert ctl.steam_seen == 0
+    for i in range(10):     # steam: 2 C/s
+        ctl.update(30200 + i * 200)
+    assert ctl.steam_seen == 1
+    ctl.reset(30000)
+    assert ctl.steam_seen == 0
