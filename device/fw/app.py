@@ -102,6 +102,8 @@ class App(session.Sessions, intake.Intake):
         self.reserved_nl = 0        # committed to the ledger: the pump may not pass it
         self.session_nl = 0
         self.dose_rem = 0
+        self.planned_nl = 0             # the profile's volume by now, nl
+        self.dose_pulses0 = 0           # the encoder's count when dosing began
         self.dosing = 0
         self.warm_steps = 0
         self.hold_steps = 0
@@ -166,11 +168,13 @@ class App(session.Sessions, intake.Intake):
         heater = 0
         pump = 0
         if state == codes.ST_PREHEAT or state == codes.ST_READY:
-            # The boiler may boil before its lagging sensor says so: the outlet's
-            # controller already watches the steam, and the lower of the two wins.
+            # The boiler may boil before its lagging sensor says so: once the outlet
+            # rises on steam its controller holds the heater back (not before: a target
+            # close to the room may be below what the hot body alone warms it to).
             heater = self.boiler_pid.update(self.boiler_mc)
             steam = self.outlet_ctl.update(self.outlet_mc)
-            if steam < heater and self.boiler_mc >= config.STEAM_WATCH_MC:
+            if (steam < heater and self.boiler_mc >= config.STEAM_WATCH_MC
+                    and self.outlet_ctl.steam_seen):
                 heater = steam
             if state == codes.ST_PREHEAT and self.boiler_mc >= config.READY_MC:
                 self.state = codes.ST_READY

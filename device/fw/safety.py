@@ -51,11 +51,12 @@ _COLD_FALL_MC = const(3000)
 # Pump stall: this much commanded volume without one encoder pulse.
 _STALL_PULSES = const(10)
 # Pump overrun: over the last _OVERRUN_STEPS, the encoder may count at most what was
-# commanded plus _OVERRUN_NL (a pulse of quantization, a little lag) and 1/32 of it
-# (2**-_OVERRUN_SHIFT: calibration; the sim's pump is within 0.4 %).
+# commanded plus _OVERRUN_NL (a pulse of quantization, a little lag) and 1/16 of it
+# (2**-_OVERRUN_SHIFT: calibration, which fw.session trims the rate for; the sim's pump
+# is within 5 %).
 _OVERRUN_STEPS = const(10)
 _OVERRUN_NL = const(300)
-_OVERRUN_SHIFT = const(5)
+_OVERRUN_SHIFT = const(4)
 # A step's encoder count is capped at this before it is scaled: any more trips anyway,
 # and the window's sums stay small ints.
 _OVERRUN_MAX_PULSES = const(16384)

@@ -16,7 +16,7 @@ from fw import ledger as ledger_mod
 TYPE_CHECKING = const(0)
 if TYPE_CHECKING:
     from typing import Any, Callable
-    from fw.control import BoilerPid, OutletController
+    from fw.control import BoilerRush, OutletMpc
     from fw.course import Course
     from fw.journal import Journal
     from fw.ledger import Ledger
@@ -50,6 +50,7 @@ _PATTERN_CONTINUOUS = const(0)
 _PATTERN_PULSED = const(1)
 _PATTERN_RAMPED = const(2)
 _PATTERN_CODES = {"pulsed": _PATTERN_PULSED, "ramped": _PATTERN_RAMPED}
+_PULSE_MASK = const(0xFFFFFF)   # pump.pulses() wraps modulo 2**24
 
 
 class Sessions:
@@ -62,8 +63,8 @@ class Sessions:
     course: "Course | None"
     journal: "Journal"
     profiles: "dict"
-    outlet_ctl: "OutletController"
-    boiler_pid: "BoilerPid"
+    outlet_ctl: "OutletMpc"
+    boiler_pid: "BoilerRush"
     boiler_mc: int
     outlet_mc: int
     dose_rate_nl_s: int
@@ -79,6 +80,7 @@ class Sessions:
     podlet_in: int
     podlet: "dict | None"
     podlet_genuine: "dict | None"
+    readings: "Any"
     emit: "Callable[[dict], None]"
     uptime_s: "Callable[[], int]"
     _decision_wall_s: "Callable[[], int]"
@@ -86,8 +88,13 @@ class Sessions:
     _confirm_podlet: "Callable[[dict], str | None]"
 
     def dose_step(self):
-        """Pump rate for this step, with the dose counted before it is delivered, and
-        the session ended the step a limit is reached."""
+        """Pump rate for this step, and the session ended the step a limit is reached.
+        The dose is what the encoder measured (session_nl), not what was commanded: the
+        command is the profile's volume by now less what was measured, so the pump's
+        calibration error is trimmed out, and it is never more than the ledger already
+        counts nor the limit allows, so the pump passes neither by more than one pulse
+        (the encoder's resolution) and what one step of a miscalibrated pump adds."""
+        r = self.readings
         if not self.dosing:
             self.warm_steps += 1
             # The steam path at the target: the controller's estimate of it (the
@@ -97,32 +104,47 @@ class Sessions:
                  and self.outlet_mc >= target - config.DOSE_CONFIRM_BAND_MC)
                     or self.warm_steps >= config.DOSE_START_TIMEOUT_STEPS):
                 self.dosing = 1
+                self.dose_pulses0 = r.pump_pulses
             else:
                 return 0
+        measured = self.measured_nl()
+        self.session_nl = measured
         if self.dose_steps >= self.session_limit_steps:
             self._end(_END_COMPLETED)
             return 0
-        if self.session_nl >= self.dose_limit_nl:
+        if measured >= self.dose_limit_nl:
             self._end(self.dose_limit_reason)
             return 0
         # Only what the ledger already counts may be delivered (service() reserves ahead).
-        left_nl = min(self.dose_limit_nl, self.reserved_nl) - self.session_nl
+        left_nl = min(self.dose_limit_nl, self.reserved_nl) - measured
         if left_nl <= 0:
             return 0
-        rate = self.pattern_rate()
-        # nl this step = (rate + carried remainder) / steps per second.
-        acc = self.dose_rem + rate
+        # The pattern's volume by now (fw.session.pattern_rate): nl this step = (rate +
+        # carried remainder) / steps per second, so odd rates are exact.
+        acc = self.dose_rem + self.pattern_rate()
         step_nl = acc // config.STEPS_PER_S
-        if step_nl >= left_nl:
-            # The last of what may be pumped: the pump was already commanded dose_rem
-            # tenths of a nl more than counted, so it gets exactly what is left.
-            step_nl = left_nl
-            acc = left_nl * config.STEPS_PER_S
-            rate = acc - self.dose_rem
         self.dose_rem = acc - step_nl * config.STEPS_PER_S
-        self.session_nl += step_nl
+        # What the pump is behind the plan (measured up to the step before), a quarter
+        # of it a step: the encoder counts whole pulses.
+        behind = self.planned_nl - measured
+        self.planned_nl += step_nl
+        want = step_nl + (behind >> 2)
+        # Trimmed by at most an eighth: a pump off by more is a fault, not calibration.
+        most = step_nl + (step_nl >> 3) + 1
+        if want > most:
+            want = most
+        least = step_nl - (step_nl >> 3)
+        if want < least:
+            want = least
+        if want > left_nl:
+            want = left_nl
         self.dose_steps += 1
-        return rate
+        return want * config.STEPS_PER_S
+
+    def measured_nl(self):
+        """nl the encoder counted since this session's dosing began (allocation-free)."""
+        r = self.readings
+        return ((r.pump_pulses - self.dose_pulses0) & _PULSE_MASK) * r.pump_nl_per_pulse
 
     def pattern_rate(self):
         """The pump rate (nl/s, i.e. tenths of a nl a step) the session's delivery
@@ -241,6 +263,7 @@ class Sessions:
         self.session_limit_steps = prof["session_s"] * config.STEPS_PER_S
         self.target_mc = prof["outlet_target_mc"]
         self.dose_rem = 0
+        self.planned_nl = 0
         self.dose_steps = 0
         self.dosing = 0
         self.end_reason = _END_NONE
@@ -282,7 +305,8 @@ class Sessions:
         reserved_ul = self.reserved_nl // 1000
         if reserved_ul >= limit_ul:
             return
-        margin_nl = 2 * (self.dose_rate_nl_s // config.STEPS_PER_S + 1)
+        # Three steps: the encoder counts a step late, and the command may be trimmed up.
+        margin_nl = 3 * (self.dose_rate_nl_s // config.STEPS_PER_S + 1)
         if self.reserved_nl - self.session_nl > margin_nl:
             return
         led = self.ledger
@@ -318,9 +342,18 @@ class Sessions:
             led = self.ledger
             now = led.now_s(self.uptime_s())
             self._stamp()
-            # Commanded: the nl counted, and the part of one carried in dose_rem.
-            delivered_ul = (self.session_nl + (1 if self.dose_rem else 0) + 999) // 1000
-            led.settle(pod["serial"], self.reserved_nl // 1000 - delivered_ul, now)
+            # Measured now (the last step's command has been delivered since), rounded
+            # up: the true volume is at most the pulse the encoder has not counted more.
+            delivered_ul = 0
+            if self.dose_steps:
+                self.session_nl = self.measured_nl()
+                delivered_ul = (self.session_nl + 999) // 1000
+            unused_ul = self.reserved_nl // 1000 - delivered_ul
+            if unused_ul < 0:
+                # The last step's pulse past the reservation: counted too.
+                led.reserve(pod["serial"], -unused_ul, now)
+            else:
+                led.settle(pod["serial"], unused_ul, now)
         self.session_prof = None
         self.emit({"event": "session_ended", "reason": reason,
                    "session_ul": self.session_nl / 1000, "dose_s": self.dose_steps // config.STEPS_PER_S})

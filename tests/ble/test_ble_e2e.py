@@ -208,14 +208,15 @@ def test_a_session_runs_to_its_end_through_a_link_lost_mid_session(air, tmp_path
     ended = [r["payload"] for r in sink.records if r["kind"] == "session_ended"][0]
     assert len(started["podlet"]) == 12 and started["target_c"] == 45.0
     assert started["limit_ul"] == 2500
-    # Ended by its 20 s of dosing at 300 ul/min, not by the link.
-    assert ended["reason"] == "completed" and ended["session_ul"] == 100.0
+    # Ended by its 20 s of dosing at 300 ul/min, not by the link; the dose is what the
+    # encoder counted (100 nl a pulse), the rate trimmed to it.
+    assert ended["reason"] == "completed" and abs(ended["session_ul"] - 100.0) <= 0.2
     assert ended["dose_s"] == 20
     # What the history needs of a session arrives with it, and no sample passed a limit.
     steaming = [r["payload"] for r in sink.records
                 if r["kind"] == "sample" and r["payload"]["state"] == "steaming"]
     assert steaming and all(p["boiler_c"] > 90 and p["heater_pct"] > 0 for p in steaming)
-    assert max(p["session_ul"] for p in steaming) <= 100.0
+    assert max(p["session_ul"] for p in steaming) <= 100.2
     assert all(p["outlet_c"] < 60 and p["boiler_c"] < 130 for p in steaming)
 
 

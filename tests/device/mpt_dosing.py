@@ -1,4 +1,5 @@
-"""Dose accounting in the control step: counted before delivery, stopped at the limit."""
+"""Dose accounting in the control step: counted by the encoder, the pump trimmed to it,
+never past the ledger's reservation, stopped at the limit."""
 from fw import codes
 import simkit
 
@@ -34,37 +35,79 @@ def test_podlet_removed_stops_pump_within_one_step():
     assert app.state == codes.ST_COOLDOWN
 
 
+class _Pump:
+    """A pump off by cal_pm permille, on the readings' encoder: what dose_step sees."""
+
+    def __init__(self, app, cal_pm=1000):
+        self.app = app
+        self.cal_pm = cal_pm
+        self.tenths = 0         # tenths of a nl delivered (a command is nl/s for 0.1 s)
+
+    def step(self):
+        app = self.app
+        cmd = app.dose_step()
+        self.tenths += cmd * self.cal_pm // 1000
+        app.readings.pump_pulses = self.tenths // 10 // app.readings.pump_nl_per_pulse
+        return cmd
+
+    def nl(self):
+        return self.tenths // 10
+
+
+def _steaming(app, rate_nl_s=None):
+    app.start_session()
+    if rate_nl_s is not None:
+        app.dose_rate_nl_s = rate_nl_s
+    app.state = codes.ST_STEAMING
+    app.readings.pump_pulses = 0
+    app.dose_pulses0 = 0
+    app.dosing = 1
+    app.session_limit_steps = 10 ** 6
+
+
 def test_remainder_carried_so_odd_rates_are_exact():
     b, app = simkit.make()
-    app.start_session()
-    app.dose_rate_nl_s = 4167     # 250 ul/min
-    app.dosing = 1
-    app.state = codes.ST_STEAMING
-    app.session_limit_steps = 10 ** 6
+    _steaming(app, 4167)          # 250 ul/min
     app.reserved_nl = app.dose_limit_nl     # as if the ledger had reserved it all
-    total = 0
+    pump = _Pump(app)
     for _ in range(600):          # one minute
-        total += app.dose_step()
-    assert app.session_nl == 250020    # 4167 nl/s * 60 s
-    assert total == 4167 * 600
+        pump.step()
+    assert app.planned_nl == 250020    # 4167 nl/s * 60 s
+    # Delivered within a pulse and a step of the plan, and counted as measured.
+    assert abs(pump.nl() - 250020) <= 100 + 417, pump.nl()
+    # Counted as measured: the encoder's pulses (up to the step before the last).
+    assert app.session_nl % 100 == 0 and 0 <= pump.nl() - app.session_nl <= 100 + 417
+
+
+def test_the_pump_rate_is_trimmed_to_the_encoder():
+    for cal_pm in (950, 1050):
+        b, app = simkit.make()
+        _steaming(app, 5000)
+        app.reserved_nl = app.dose_limit_nl
+        pump = _Pump(app, cal_pm)
+        for _ in range(600):
+            pump.step()
+        assert app.planned_nl == 300000
+        # A pump 5 % off still delivers the profile's dose within a pulse and a step.
+        assert abs(pump.nl() - 300000) <= 100 + 500 + 50, (cal_pm, pump.nl())
 
 
 def test_pump_never_passes_what_the_ledger_has_reserved():
     b, app = simkit.make()
-    app.start_session()
+    _steaming(app)
     assert app.reserved_nl == 50 * 1000       # the first chunk, on flash before any dose
     commits = app.ledger.commits
-    app.state = codes.ST_STEAMING
-    app.dosing = 1
-    total = 0
+    pump = _Pump(app, 1050)                   # a pump that gives 5 % more than told
     for _ in range(2000):                     # no service(): nobody reserves more
-        total += app.dose_step()
-    assert app.session_nl == app.reserved_nl == 50 * 1000
+        pump.step()
+    assert app.session_nl <= app.reserved_nl == 50 * 1000
+    # Past it by at most one pulse and what one step of 5 % too much adds.
+    assert pump.nl() <= 50 * 1000 + 100 + 25, pump.nl()
     assert app.state == codes.ST_STEAMING       # paused, not ended
     app.reserve_ahead()                      # service() tops up: the next chunk, committed
     assert app.ledger.commits == commits + 1
     assert app.reserved_nl == 100 * 1000
-    assert app.dose_step() > 0
+    assert pump.step() > 0
 
 
 def test_ledger_counts_what_was_reserved_after_a_power_cut():

@@ -21,9 +21,10 @@ from steamer_harness.ble import button_held, serve, signed_test_profile
 SPEED = 40.0
 PODLET = {"serial": "0000c0ffee07", "podlet_type": 3, "capacity_ul": 30000,
           "expiry": "2030-06-30", "lot": "L1", "sign": "ok"}
-# 120 s of dosing at 300 µl/min: 600 µl, about 3 s of wall time at SPEED.
+# 240 s of dosing at 300 µl/min: 1200 µl, about 6 s of wall time at SPEED (long enough
+# for a session that heats in seconds from a hot boiler to be stopped while it runs).
 PROFILE = {"podlet_type": 3, "version": 1, "name": "short", "outlet_target_c": 45.0,
-           "session_s": 120, "dose_rate_ul_min": 300, "max_session_ul": 2500,
+           "session_s": 240, "dose_rate_ul_min": 300, "max_session_ul": 2500,
            "max_day_ul": 50000, "min_interval_s": 0, "sign": "ok"}
 
 
@@ -236,7 +237,7 @@ def test_pair_status_profiles_and_sessions(served, env, tmp_path):
     # A whole session: progress on stderr (not a tty: lines), the summary on stdout.
     p = steamer(env, "session", "start", "cli-a", "--json")
     result = json.loads(p.stdout)
-    assert result["end_reason"] == "completed" and result["dose_ul"] == pytest.approx(600)
+    assert result["end_reason"] == "completed" and result["dose_ul"] == pytest.approx(1200, abs=0.2)
     assert result["profile"] == "short" and result["limit_ul"] == 2500
     assert "preheat: boiler" in p.stderr and "dose: " in p.stderr
 
@@ -258,7 +259,7 @@ def test_pair_status_profiles_and_sessions(served, env, tmp_path):
     assert st["profile"] == "short v1" and st["podlet_type"] == 3
     # The steamer's own limits for the session: the profile's dose and dosing time.
     assert 0 < st["limit_ul"] <= 2500 and st["remaining_ul"] == st["limit_ul"] - st["session_ul"]
-    assert 0 < st["dosing_left_s"] <= 120
+    assert 0 < st["dosing_left_s"] <= 240
     line = one_line(steamer(env, "session", "start", "cli-a", code=1))
     assert "cli-a is busy: a session is already running" in line
 
@@ -353,12 +354,12 @@ def test_sync_is_exactly_once_and_resumes_after_being_killed(served, env, air, t
     sessions = json.loads(steamer(env, "sessions", "--json").stdout)
     assert len(sessions) == 1
     s = sessions[0]
-    assert s["end_reason"] == "completed" and s["dose_ul"] == pytest.approx(600)
+    assert s["end_reason"] == "completed" and s["dose_ul"] == pytest.approx(1200, abs=0.2)
     assert s["podlet"] == PODLET["serial"] and s["profile"] == "short"
     assert s["target_c"] == 45.0 and s["samples"] > 100 and s["start_utc"]
     shown = json.loads(steamer(env, "sessions", "show", str(s["id"]), "--json").stdout)
     series = shown["series"]
-    assert series[-1]["dose_ul"] == pytest.approx(600, abs=6)
+    assert series[-1]["dose_ul"] == pytest.approx(1200, abs=12)
     assert max(p["outlet_c"] for p in series) == pytest.approx(45, abs=2)
     # Every curve of the plot came over BLE: boiler, heater and pump as well as outlet.
     assert max(p["boiler_c"] for p in series) > 95 and max(p["heater_pct"] for p in series) > 50
@@ -522,12 +523,19 @@ def test_back_to_back_sessions_at_low_speed(air, env, tmp_path):
         for n in (1, 2):
             p = steamer(env, "session", "start", "cli-lo", "--json", timeout=180)
             r = json.loads(p.stdout)
-            assert (r["end_reason"], r["dose_ul"], r["profile"]) == ("completed", 100, "brief"), r
+            # The dose the encoder counted: within two pulses of 100 ul.
+            assert (r["end_reason"], r["profile"]) == ("completed", "brief"), r
+            assert abs(r["dose_ul"] - 100) <= 0.2 + 1e-9, r
             lines = p.stderr.splitlines()
             assert lines[0].startswith("preheat: boiler"), (n, p.stderr)
             doses = [line for line in lines if line.startswith("dose: ") and "of" in line]
-            assert doses and all(" of 100 µl" in line for line in doses), p.stderr
-            assert lines[-1] == "dose: 100 µl delivered"
+            # The limit the host shows comes from the pump's rate, which the steamer trims
+            # to its encoder (the sim's pump is within 5 %): 95..105 µl.
+            shown = [float(line.split(" of ")[1].split(" ")[0]) for line in doses]
+            assert doses and all(95 <= v <= 105 for v in shown), p.stderr
+            last = lines[-1]
+            assert last.startswith("dose: ") and last.endswith(" µl delivered"), last
+            assert abs(float(last.split()[1]) - 100) <= 0.2 + 1e-9, last
             wait_for_state(env, "cli-lo", "idle", 120)
         db = tmp_path / "new" / "folder" / "s.db"
         p = steamer(env, "sync", "cli-lo", "--db", str(db))
@@ -535,7 +543,7 @@ def test_back_to_back_sessions_at_low_speed(air, env, tmp_path):
         assert ": 2 sessions of it in" in p.stdout
         sessions = json.loads(steamer(env, "sessions", "--db", str(db), "--json").stdout)
         assert [x["device"] for x in sessions] == ["cli-lo", "cli-lo"]
-        assert [x["dose_ul"] for x in sessions] == [100, 100]
+        assert [round(x["dose_ul"]) for x in sessions] == [100, 100]    # within a pulse or two
         table = steamer(env, "sessions", "--db", str(db)).stdout.splitlines()
         assert all(" cli-lo " in row for row in table[1:]) and len(table) == 3
         shown = steamer(env, "sessions", "show", str(sessions[0]["id"]), "--db", str(db)).stdout

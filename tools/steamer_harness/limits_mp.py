@@ -17,7 +17,8 @@ service(). The plant is a World that heats at once: in a session the sensors rea
 boiler just below boiling and the outlet at its target (preheat is ready the first
 step, steaming after the ready hold), out of one they read the room (cooldown ends the
 first step), with a count of noise so no sensor reads frozen, and the encoder counts
-what the pump was commanded. That only lets sessions start sooner: the limits do not
+what the pump delivered: what it was commanded times its calibration (`reset`'s
+argument, permille). That only lets sessions start sooner: the limits do not
 depend on it. Idle stretches are passed in one jump of the step counter.
 
 Signature checks run the firmware's trust path (podproto's verify_steps, app.checks);
@@ -89,7 +90,8 @@ class World:
         self.outlet_room = _raws(ntc.OUTLET_MC, self.ROOM_MC)
         self.outlet_at = {}     # target mC -> raws
         self.noise = 0
-        self.pumped = 0         # tenths of a nl the pump was commanded since boot
+        self.pumped = 0         # tenths of a nl the pump delivered since boot
+        self.cal_pm = 1000      # what the pump delivers, permille of what it is told
 
     def boot(self):
         self.pumped = 0
@@ -109,7 +111,7 @@ class World:
         b.outlet_ntc.raw = oraw[self.noise]
         b.water_low.v = 0
         b.tilt.v = 0
-        self.pumped += app.pump_nl_s
+        self.pumped += app.pump_nl_s * self.cal_pm // 1000
         b.pump.count = (self.pumped // (config.STEPS_PER_S * b.pump.NL_PER_PULSE)) & 0xFFFFFF
 
 
@@ -216,7 +218,8 @@ class Driver:
             raise RuntimeError("the control step allocated or failed")
         pump = app.pump_nl_s
         if pump:
-            self.dosed(app.session_podlet["serial"], pump)
+            # What the pump delivers in the next period (the world's calibration).
+            self.dosed(app.session_podlet["serial"], pump * self.world.cal_pm // 1000)
         app.service()
 
     def dosed(self, serial, rate):
@@ -345,6 +348,7 @@ def _main():
                 reply = {"ok": True}
             elif msg[0] == "reset":
                 driver.reset()
+                driver.world.cal_pm = msg[1] or 1000
                 reply = {"ok": True, "now_ms": driver.board.now_ms}
             else:
                 reply = driver.run(msg[0], msg[1])
