@@ -16,7 +16,7 @@ from fw import ledger as ledger_mod
 TYPE_CHECKING = const(0)
 if TYPE_CHECKING:
     from typing import Any, Callable
-    from fw.control import BoilerPid, OutletController
+    from fw.control import BoilerRush, OutletMpc
     from fw.course import Course
     from fw.journal import Journal
     from fw.ledger import Ledger
@@ -57,8 +57,8 @@ class Sessions:
     course: "Course | None"
     journal: "Journal"
     profiles: "dict"
-    outlet_ctl: "OutletController"
-    boiler_pid: "BoilerPid"
+    outlet_ctl: "OutletMpc"
+    boiler_pid: "BoilerRush"
     boiler_mc: int
     outlet_mc: int
     water_low: int
