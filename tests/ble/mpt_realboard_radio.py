@@ -1,16 +1,20 @@
 """The real boards' radio (issue 13 item 9): boards/common/realboard.py's Board creates
-the port's bluetooth.BLE() (here the sim's module, on the unix port with the stand-in
-`machine` of tests/boards/fakes) for fw.ble.Link to make active and advertise, and its
-wait_tick(idle) services the link between periods as the sim board's does."""
+the port's bluetooth.BLE() (here the sim's module, on the unix port with the port models
+of boards/portsim: `machine`, and `time` on their virtual clock) for fw.ble.Link to make
+active and advertise, and its wait_tick(idle) services the link between periods as the
+sim board's does."""
 import sys
-import time
 
 import vfs
 
 _ROOT = __file__.rsplit("/tests/", 1)[0]
-sys.path.append(_ROOT + "/tests/boards/fakes")
+# The port models first, `time` among them: the runner imported the built-in one, which
+# realboard and this file must not get (boards/portsim/time.py imports it under itself).
+sys.path.insert(0, _ROOT + "/boards/portsim")
+sys.modules.pop("time", None)
 sys.path.append(_ROOT + "/boards/common")
 
+import time                             # noqa: E402 - boards/portsim's, the virtual clock
 import bluetooth                        # noqa: E402 - boards/sim's, as a port's own
 import realboard                        # noqa: E402
 from flash import FileFlash             # noqa: E402

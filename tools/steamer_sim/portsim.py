@@ -47,11 +47,25 @@ def models_mpy(out_dir: Path) -> Path:
     return out_dir
 
 
+def sim_parts(out_dir: Path) -> Path:
+    """A folder of links to boards/sim's modules a port run uses (plant, world, the
+    emulated ID chip, the flash file...), all but its `bluetooth`: the port models have
+    no radio, so realboard's _radio() finds none, as on a build without one (with the
+    sim's, every run booted fw.ble on the sim air and ran out of heap at boot)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for src in sorted((BOARDS / "sim").glob("*.py")):
+        link = out_dir / src.name
+        if src.name not in ("bluetooth.py", "board.py") and not link.exists():
+            link.symlink_to(src)
+    return out_dir
+
+
 def _mpy(board: str, cache: Path) -> Path:
     out = cache / board
     if not (out / "board.mpy").exists():
         build.build_for_unix_port(board, out)
         models_mpy(out / "portsim")
+        sim_parts(out / "sim")
     return out
 
 
@@ -70,7 +84,7 @@ def run_on_board(board: str, scenario: dict | str | Path, *, flash: str = "typic
         env = dict(os.environ, PORTSIM_PORT=PORT_OF[board], PORTSIM_FLASH=flash,
                    PORTSIM_CHIP_SEED=str(chip_seed))
         env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (
-            mpy / "portsim", mpy, mpy / "lib", BOARDS / "sim"))
+            mpy / "portsim", mpy, mpy / "lib", mpy / "sim"))
         proc = subprocess.run(
             [micropython_exe(), "-X", f"heapsize={heap}", str(PORTSIM / "portrun.py"),
              str(path), trace or "", str(BOARDS / board / "board.py"), "--quiet"],
