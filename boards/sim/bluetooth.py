@@ -184,7 +184,7 @@ class _NoLock:
     def __exit__(self, *exc):
         return False
 
-    def acquire(self):
+    def acquire(self, wait=True):
         return True
 
     def release(self):
@@ -232,7 +232,7 @@ class _Radio:
         self._lock = _thread.allocate_lock() if _thread is not None else _NoLock()
         self._pending = []         # threaded: IRQs not yet delivered, (event, data)
         self._scheduled = False
-        self._dispatch_cb = self._dispatch      # bound once: scheduling allocates nothing
+        self._dispatch_cb = self._scheduled_dispatch    # bound once: scheduling allocates nothing
         self._got = 0              # threaded: messages the reader thread took
         self._got_seen = 0
         self._sim_q = []
@@ -499,11 +499,19 @@ class _Radio:
             return
         self._dispatch(None)
 
-    def _dispatch(self, _arg):
+    def _scheduled_dispatch(self, _arg):
+        # BTstack: run at the main thread's next branch, which may be inside this radio's
+        # own locked section (a gatts_notify the firmware is in): the real port has no
+        # lock there (one thread), so this must not wait on it, or the main thread waits
+        # on itself for good. Busy: the next message or poll() delivers.
+        self._dispatch(None, False)
+
+    def _dispatch(self, _arg, wait=True):
         # Allocation-free: it may run inside heap_lock().
         self._scheduled = False
         while True:
-            self._lock.acquire()
+            if not self._lock.acquire(wait):
+                return
             if not self._pending:
                 self._lock.release()
                 return

@@ -415,3 +415,34 @@ def test_nimble_irqs_run_on_the_stacks_own_thread():
     handler on its reader thread (no GIL on this unix port: interleaving is finer still)."""
     got = _write_and_wait_locked("nimble")
     assert len(got) == 2 and got[0] == "read" and got[1] != _thread.get_ident(), got
+
+
+def test_btstack_irqs_scheduled_while_the_main_thread_is_in_the_radio_still_run():
+    """Item 1, the sim's own lock: BTstack's events run on the main thread
+    (ports/rp2/mpbthciport.c run_events_scheduled_task, via py/scheduler.c
+    mp_handle_pending at a branch), which may be inside a gatts_notify the firmware is
+    in. The real port has one thread and no lock there; the sim's lock must not make the
+    main thread wait on itself (it did: the steamer hung after a busy sync and could not
+    be reconnected). Writes arrive while the main thread notifies; every IRQ runs."""
+    air, radio, handles = _radio("btstack")
+    got = []
+    try:
+        _connect(air, radio, mtu=247)
+        radio.gatts_set_buffer(handles[1], 512, True)
+        radio.irq(lambda ev, data: got.append(ev) if ev == 3 else None)
+        sent = 0
+        t0 = time.ticks_ms()
+        while len(got) < 400 and time.ticks_diff(time.ticks_ms(), t0) < 3000:
+            if sent < 400:
+                air.send({"op": "write", "conn": 1, "handle": handles[1], "data": "0102"})
+                air.send({"op": "tx_done", "conn": 1, "n": 4})
+                sent += 1
+            for _ in range(4):
+                radio.gatts_notify(1, handles[0], b"x" * 200)
+            air.said("notify")         # the air takes them (its socket never fills)
+            air.msgs = []
+        radio.poll(50)
+        assert len(got) == 400, len(got)
+    finally:
+        bluetooth.reset_radio()
+        air.close()
