@@ -177,7 +177,8 @@ class Intake:
         self.podlet = pod
         used = self.ledger.podlet_ul(serial) if self.ledger is not None else 0
         self.emit({"event": "podlet_accepted", "podlet": serial,
-                   "podlet_type": pod["podlet_type"], "left_ul": pod["capacity_ul"] - used})
+                   "podlet_type": pod["podlet_type"], "left_ul": pod["capacity_ul"] - used,
+                   "expiry": pod["expiry"]})
 
     def start_session(self, reply=None):
         """Starts a session, or refuses it with a reason. While the podlet is being

@@ -65,10 +65,15 @@ class AppLink:
     url: str
     token: str
 
-    def request(self, method: str, path: str, body: dict | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
+    def request(self, method: str, path: str, body: dict | bytes | None = None,
+                headers: dict[str, str] | None = None) -> Any:
+        """The answer's JSON; a refusal is a DeviceError in the app's words. A bytes
+        body goes as it is (application/octet-stream), a dict as JSON."""
+        raw = isinstance(body, bytes)
+        data = body if raw else None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            TOKEN_HEADER: self.token, "Content-Type": "application/json"})
+            TOKEN_HEADER: self.token, **(headers or {}),
+            "Content-Type": "application/octet-stream" if raw else "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=TIMEOUT_S) as r:
                 return json.loads(r.read() or b"null")
@@ -87,6 +92,12 @@ class AppLink:
 
     def post(self, path: str, body: dict | None = None) -> Any:
         return self.request("POST", path, body or {})
+
+    def upload(self, path: str, data: bytes, filename: str) -> Any:
+        """POSTs a file's bytes (a signed profile to /api/profiles)."""
+        # A header is Latin-1: a name that is not ASCII goes with ? in its place.
+        return self.request("POST", path, data,
+                            {"X-Filename": filename.encode("ascii", "replace").decode()})
 
     def held(self) -> dict | None:
         """The steamer the app holds ({"device", "address"}), or None."""

@@ -25,8 +25,8 @@ from steamer.devices import (DeviceError, connected, explain, label, last_record
                              not_paired, read_profile_bytes, resolve, scan_all, scan_row,
                              state_name)
 from steamer.session import (FAULT_ADVICE, PAIR_EXCHANGE_S, PODLET_REFUSALS, STATE_WORDS,
-                             pair_until, podlet_refused_text, status_extra, status_view,
-                             sync_device)
+                             journal_next, pair_until, podlet_refused_text, record_since,
+                             status_extra, status_view, sync_device)
 from steamer.store import Store, session_dict
 
 POLL_S = 0.2            # how often the status is read while connected
@@ -59,7 +59,9 @@ def words(view: dict) -> dict:
     elif podlet == "accepted":
         out["podlet_text"] = (f"podlet {view.get('profile') or 'type %s' % view['podlet_type']}"
                               + (f", {view['podlet_left_ul']} µl left"
-                                 if view.get("podlet_left_ul") is not None else ""))
+                                 if view.get("podlet_left_ul") is not None else "")
+                              + (f", expires {view['podlet_expiry']}"
+                                 if view.get("podlet_expiry") else ""))
     else:
         out["podlet_text"] = "no podlet inserted"
     return out
@@ -82,7 +84,10 @@ class Hub:
         self._scan: asyncio.Task | None = None
         self._scan_until = 0.0
         self._heard: dict[str, Found] = {}
-        self._podlet_left: tuple[int, int | None] = (0, None)   # (podlet type, µl left)
+        # The accepted podlet's record: (podlet type, µl left, expiry "YYYY-MM-DD").
+        self._podlet_left: tuple[int, int | None, str | None] = (0, None, None)
+        self.raw_status: dict | None = None     # the newest status as the steamer sent it
+        self._device_id: str | None = None      # the held steamer's journal in the store
 
     # ---- the live channel -----------------------------------------------------------------
     def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
@@ -130,14 +135,22 @@ class Hub:
         self._heard[found.device.address] = found
         return found
 
-    def start_pairing(self, address: str, timeout_s: float = PAIR_S) -> None:
+    def start_pairing(self, address: str, timeout_s: float = PAIR_S,
+                      reconnect: bool = False) -> None:
         """Pairs with the steamer at `address` in the background; "pair" events say how
-        it goes (phase waiting, exchanging, paired or failed, with left_s and text)."""
+        it goes (phase waiting, exchanging, paired or failed, with left_s and text).
+        With `reconnect`, the steamer is held again once paired (as the page does when
+        it sees "paired"). pair_state() is the newest of these events."""
         if self.pairing is not None and not self.pairing.done():
             raise DeviceError("already pairing: wait for it to finish")
-        self.pairing = asyncio.ensure_future(self._pair(address, timeout_s))
+        self.last.pop("pair", None)
+        self.pairing = asyncio.ensure_future(self._pair(address, timeout_s, reconnect))
 
-    async def _pair(self, address: str, timeout_s: float) -> None:
+    def pair_state(self) -> Event | None:
+        """The newest "pair" event of the pairing started last (None before its first)."""
+        return self.last.get("pair")
+
+    async def _pair(self, address: str, timeout_s: float, reconnect: bool = False) -> None:
         def phase(name: str, left_s: float) -> None:
             text = ("waiting for the pairing window: keep holding the button"
                     if name == "waiting" else
@@ -155,6 +168,13 @@ class Hub:
             self.publish({"type": "pair", "address": address, "phase": "failed",
                           "text": f"not paired: {e}"})
             return
+        if reconnect:
+            try:
+                await self.connect(address)
+            except (DeviceError, SteamerError, BleakError, asyncio.TimeoutError) as e:
+                self.publish({"type": "pair", "address": address, "phase": "paired",
+                              "text": f"paired with {name}, but not connected again: {e}"})
+                return
         self.publish({"type": "pair", "address": address, "phase": "paired",
                       "text": f"paired with {name}: you can let go of the button"})
 
@@ -191,6 +211,7 @@ class Hub:
         if self.st is not None:
             self.publish({"type": "link", "up": False, "device": self.name, "closed": True})
         self._stack = self._poll = self.st = None
+        self.raw_status = None
         self.last.pop("status", None)
 
     def held(self) -> dict | None:
@@ -241,6 +262,7 @@ class Hub:
             rate = max(rate or 0, status["pump_ul_min"]) or None
             view = status_view(status, extra, rate)
             view.update(words(view), type="status", device=self.name)
+            self.raw_status = status
             self.publish(view)
             await asyncio.sleep(POLL_S)
 
@@ -252,9 +274,11 @@ class Hub:
             # while the same podlet type stays in.
             rec = await last_record(st, "podlet_accepted", 200)
             if rec is not None:
-                self._podlet_left = (kind, rec["payload"].get("left_ul"))
+                p = rec["payload"]
+                self._podlet_left = (kind, p.get("left_ul"), p.get("expiry") or None)
             if self._podlet_left[0] == kind:
                 out["podlet_left_ul"] = self._podlet_left[1]
+                out["podlet_expiry"] = self._podlet_left[2]
         return out
 
     async def _relink(self, st: Steamer) -> None:
@@ -271,7 +295,10 @@ class Hub:
                 await asyncio.sleep(RELINK_S)
 
     # ---- commands ---------------------------------------------------------------------
-    async def start_session(self) -> None:
+    async def start_session(self) -> dict:
+        """Starts a session; returns its session_started record's payload ({} when none
+        was read) and end_from, the journal seq its session_ended record comes at or
+        after (session_end)."""
         st = self._held()
         async with self.lock:
             status = await st.status()
@@ -287,9 +314,30 @@ class Hub:
                 raise DeviceError(f"{self.name} refused its podlet: {why}")
             try:
                 await st.set_clock()
+                before = await journal_next(st)
                 await st.start_session(status["podlet_type"])
             except SteamerError as e:
                 raise explain(e, self.name, "to start a session") from None
+            started = await record_since(st, "session_started", before, 3.0)
+        # This session's end is journaled after its start: an older end is the last one's.
+        return {"started": started["payload"] if started else {},
+                "end_from": started["seq"] + 1 if started else before}
+
+    async def session_end(self, end_from: int, wait_s: float = 0.0) -> dict | None:
+        """The payload of the session_ended record numbered end_from or later (waiting
+        up to wait_s for it), or None. Read from the steamer, else from the history (a
+        sync may have let the steamer drop it)."""
+        st = self._held()
+        deadline = time.monotonic() + wait_s
+        while True:
+            async with self.lock:
+                rec = await record_since(st, "session_ended", end_from)
+            if rec is None and self._device_id is not None:
+                rec = next((r for r in reversed(self.store.records(self._device_id))
+                            if r["kind"] == "session_ended" and r["seq"] >= end_from), None)
+            if rec is not None or time.monotonic() >= deadline:
+                return rec["payload"] if rec else None
+            await asyncio.sleep(0.2)
 
     async def stop_session(self) -> None:
         st = self._held()
@@ -338,6 +386,7 @@ class Hub:
                                                 bytes(st.info["journal_id"]).hex(),
                                                 name=self.found.name,
                                                 log_next=st.info["log_next"])
+                self._device_id = cursor.device_id
                 sink, _res = await sync_device(st, self.store, cursor.device_id)
             except (SteamerError, BleakError) as e:
                 self.publish({"type": "history", "error": f"sync failed: {e}"})

@@ -10,10 +10,13 @@ import csv
 import io
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
 from steamer_harness import app as harness
+from steamer_harness.ble import TEST_PODLET_TYPE, signed_test_profile
 
 NAME = "app-a"
 
@@ -33,7 +36,7 @@ def ui(air, tmp, browser):
         served.stop()
 
 
-def test_scan_pair_session_history(ui, shoot):
+def test_scan_pair_session_history(ui, tmp, shoot):
     air, app, page, errors = ui
     from playwright.sync_api import expect
     page.goto(app.url)              # no screen named: Nearby steamers
@@ -63,7 +66,9 @@ def test_scan_pair_session_history(ui, shoot):
     # The steamer: connected on its own after pairing; the podlet in words.
     expect(page.locator("#screen-steamer")).to_be_visible(timeout=15000)
     expect(page.locator("#st-state")).to_have_text("Ready for a session", timeout=10000)
-    expect(page.locator("#st-podlet")).to_contain_text("vitamin-c")
+    # The podlet's expiry comes in its podlet_accepted record (the scenario's podlet).
+    expect(page.locator("#st-podlet")).to_have_text(
+        "Podlet vitamin-c v1, 3000 µl left, expires 2027-06-30")
     start = page.get_by_role("button", name="Start")
     expect(start).to_be_enabled()
     start.click()
@@ -120,11 +125,69 @@ def test_scan_pair_session_history(ui, shoot):
     assert p.returncode == 1 and "no session is running" in p.stderr, p.stderr
     p = app.steamer("sync", NAME, "--sim")
     assert p.returncode == 0 and "into the steamer app's history" in p.stdout, p.stderr
+    p = app.steamer("profile", "list", NAME, "--sim", "--json")
+    assert p.returncode == 0, p.stderr
+    assert [(x["podlet_type"], x["name"]) for x in json.loads(p.stdout)] == [(3, "vitamin-c")]
+    blob = tmp / "calm-v2.bin"
+    blob.write_bytes(signed_test_profile(2))
+    p = app.steamer("profile", "push", NAME, str(blob), "--sim")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == (f"installed calm v2 (podlet type {TEST_PODLET_TYPE}) on {NAME} "
+                        "(through the steamer app)\n")
+    p = app.steamer("profile", "push", NAME, str(blob), "--sim")
+    assert p.returncode == 1 and "already has this profile" in p.stderr, p.stderr
+
+    # A second session, started from the command line through the app: the same progress
+    # lines as the command prints on its own connection, and the summary once it ends.
+    page.get_by_role("link", name="The steamer").click()
+    expect(page.locator("#st-state")).to_have_text("Ready for a session", timeout=30000)
+    p = app.steamer("session", "start", NAME, "--sim", "--json")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert (r["end_reason"], r["dose_ul"], r["profile"], r["via"]) == (
+        "max_session", 500, "vitamin-c", "app"), r
+    lines = p.stderr.splitlines()
+    assert lines[0].endswith("going through it") and lines[1].startswith("preheat: boiler")
+    doses = [line for line in lines if line.startswith("dose: ") and " of " in line]
+    assert doses and all(" of 500 µl" in line for line in doses), p.stderr
+    assert lines[-1] == "dose: 500 µl delivered", p.stderr
+
+    # Two sessions' charts side by side (desktop width), each with its own CSV.
+    page.set_viewport_size(harness.DESKTOP)
+    page.get_by_role("link", name="History").click()
+    rows = page.locator("#hist-table tbody tr")
+    expect(rows).to_have_count(2, timeout=15000)
+    for i in (0, 1):
+        rows.nth(i).get_by_role("button", name=re.compile("^Chart")).click()
+    figs = page.locator("#hist-charts figure")
+    expect(figs.locator("canvas")).to_have_count(2)
+    a, b = (figs.nth(i).bounding_box() for i in (0, 1))
+    assert a["y"] == b["y"] and a["x"] + a["width"] <= b["x"], (a, b)
+    expect(figs.get_by_role("link", name="Export this session as CSV")).to_have_count(2)
+    page.set_viewport_size(harness.PHONE)
+
+    # Pairing again through the app: it lets go of the steamer, pairs while the button
+    # is held, and holds it again.
+    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli.main", "pair", NAME, "--sim",
+                             "--timeout", "30"], env=app.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    assert proc.stderr.readline().endswith("going through it\n")
+    assert proc.stderr.readline().startswith(f"Press and hold {NAME}'s button")
+    harness.press(air, NAME)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.startswith(f"paired with {NAME} (") and "through the steamer app" in out, out
+    assert "waiting for the pairing window" in err, err
+    expect(page.locator("#link")).to_have_text(f"Connected to {NAME}", timeout=15000)
+    p = app.steamer("status", NAME, "--sim", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["device"] == NAME, p.stderr
 
     # Delete: the session leaves the history.
     page.get_by_role("link", name="History").click()
+    expect(rows).to_have_count(2)
     page.once("dialog", lambda d: d.accept())
-    page.locator("#hist-table tbody tr").first.get_by_role(
-        "button", name=re.compile("^Delete")).click()
-    expect(page.locator("#hist-table tbody tr")).to_have_count(0)
+    rows.first.get_by_role("button", name=re.compile("^Delete")).click()
+    expect(rows).to_have_count(1)
     assert errors == []

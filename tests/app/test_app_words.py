@@ -29,3 +29,6 @@ def test_a_view_in_words():
               profile="vitamin-c v1", podlet_left_ul=2500)
     assert words(ok) == {"state_text": "steaming",
                          "podlet_text": "podlet vitamin-c v1, 2500 µl left"}
+    # The expiry from the podlet's podlet_accepted record.
+    assert words(dict(ok, podlet_expiry="2027-05-01"))["podlet_text"] == (
+        "podlet vitamin-c v1, 2500 µl left, expires 2027-05-01")

@@ -146,6 +146,8 @@ def test_partly_used_podlet_gives_what_is_left_then_is_used_up(tmp_path):
     ]))
     accepted = r.decisions("podlet_accepted")
     assert [a["left_ul"] for a in accepted] == [1000, 400]
+    # The record says when the podlet expires (the app shows it).
+    assert [a["expiry"] for a in accepted] == [PODLET["expiry"]] * 2
     assert [s["limit_ul"] for s in r.decisions("session_started")] == [1000, 400]
     assert doses((s["reason"], s["session_ul"]) for s in r.summary["sessions"]) == [
         ("completed", SESSION_UL), ("podlet_empty", 400)]

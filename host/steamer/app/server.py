@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from steamer.devices import DeviceError, InputFileError
-from steamer.live import Hub
+from steamer.live import PAIR_S, Hub
 from steamer.session import session_phases
 from steamer.store import StoreError, session_dict
 
@@ -176,14 +176,31 @@ async def status(request: web.Request) -> web.Response:
     return _ok(request.app[HUB].status())
 
 
+async def status_raw(request: web.Request) -> web.Response:
+    """The newest status as the steamer sent it (what steamer.session.Progress reads)."""
+    hub = request.app[HUB]
+    hub.status()        # refused in words when none is held or none was read yet
+    return _ok(hub.raw_status)
+
+
 async def scan(request: web.Request) -> web.Response:
     request.app[HUB].want_scan()
     return _ok()
 
 
 async def pair(request: web.Request) -> web.Response:
-    request.app[HUB].start_pairing(_address(await _body(request)))
+    data = await _body(request)
+    timeout_s = data.get("timeout_s", PAIR_S)
+    if not isinstance(timeout_s, (int, float)) or not 0 < timeout_s <= 600:
+        raise InputFileError("timeout_s: want seconds, more than 0 and at most 600")
+    request.app[HUB].start_pairing(_address(data), float(timeout_s),
+                                   reconnect=data.get("reconnect") is True)
     return _ok()
+
+
+async def pair_state(request: web.Request) -> web.Response:
+    """The newest "pair" event of the pairing started last (null before its first)."""
+    return web.json_response(request.app[HUB].pair_state())
 
 
 async def connect(request: web.Request) -> web.Response:
@@ -197,8 +214,18 @@ async def disconnect(request: web.Request) -> web.Response:
 
 
 async def session_start(request: web.Request) -> web.Response:
-    await request.app[HUB].start_session()
-    return _ok()
+    return _ok(await request.app[HUB].start_session())
+
+
+async def session_end(request: web.Request) -> web.Response:
+    """The session_ended record's payload at or after ?from=SEQ (null: none yet)."""
+    try:
+        end_from = int(request.query.get("from", ""))
+        wait_s = min(10.0, max(0.0, float(request.query.get("wait_s", "0"))))
+    except ValueError:
+        raise InputFileError("from: want the journal seq session/start returned, "
+                             "wait_s: seconds") from None
+    return web.json_response(await request.app[HUB].session_end(end_from, wait_s))
 
 
 async def session_stop(request: web.Request) -> web.Response:
@@ -280,12 +307,15 @@ def make_app(hub: Hub, token: str) -> web.Application:
     r.add_get("/ws", live)
     r.add_get("/api/held", held)
     r.add_get("/api/status", status)
+    r.add_get("/api/status/raw", status_raw)
     r.add_post("/api/scan", scan)
     r.add_post("/api/pair", pair)
+    r.add_get("/api/pair", pair_state)
     r.add_post("/api/connect", connect)
     r.add_post("/api/disconnect", disconnect)
     r.add_post("/api/session/start", session_start)
     r.add_post("/api/session/stop", session_stop)
+    r.add_get("/api/session/end", session_end)
     r.add_post("/api/fault/ack", fault_ack)
     r.add_get("/api/profiles", profiles)
     r.add_post("/api/profiles", profile_push)

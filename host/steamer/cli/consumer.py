@@ -16,7 +16,7 @@ import sys
 import time
 import webbrowser
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from bleak.exc import BleakError
 
@@ -111,6 +111,9 @@ async def _scan(args: argparse.Namespace) -> int:
 
 @_command("pair")
 async def _pair(args: argparse.Namespace) -> int:
+    via = _via_app(args)
+    if via is not None:
+        return await _pair_via_app(args, *via)
     keys = load_keys(args.keys)
     found, air = await _find(args)
     print(f"Press and hold {args.label}'s button, and keep holding it until this says it "
@@ -123,6 +126,38 @@ async def _pair(args: argparse.Namespace) -> int:
                    "keys": str(keys.path)})
     else:
         print(f"paired with {args.label} ({found.device.address}); key kept in {keys.path}")
+    return 0
+
+
+async def _pair_via_app(args: argparse.Namespace, app: AppLink, held: dict) -> int:
+    """pair through the running app: it lets go of the steamer, pairs (keeping the key
+    in its own key file) and holds it again; this follows the app's pairing events."""
+    print(f"Press and hold {args.label}'s button, and keep holding it until this says it "
+          f"is paired (the window opens after 3 s; waiting up to {args.timeout:g} s)...",
+          file=sys.stderr)
+    app.post("/api/pair", {"address": held["address"], "timeout_s": args.timeout,
+                           "reconnect": True})
+    said = None
+    deadline = time.monotonic() + args.timeout + _SETTLE_S
+    while True:
+        ev = app.get("/api/pair")
+        if ev is not None and ev["phase"] in ("paired", "failed"):
+            break
+        if ev is not None and ev["phase"] != said:
+            said = ev["phase"]
+            print(ev["text"], file=sys.stderr, flush=True)
+        if time.monotonic() > deadline:
+            raise DeviceError(f"the steamer app has not finished pairing with {args.label} "
+                              f"in {args.timeout + _SETTLE_S:g} s")
+        await asyncio.sleep(0.25)
+    if ev["phase"] == "failed":
+        raise DeviceError(f"{args.label} (through the steamer app): {ev['text']}")
+    if args.json:
+        json_out({"device": args.label, "address": held["address"], "paired": True,
+                  "via": "app"})
+    else:
+        print(f"{ev['text'].split(':', 1)[0]} ({held['address']}) through the steamer app; "
+              "the key is in the app's key file")
     return 0
 
 
@@ -233,11 +268,7 @@ async def _status_via_app(args: argparse.Namespace, app: AppLink, held: dict) ->
 async def _session_start(args: argparse.Namespace) -> int:
     via = _via_app(args)
     if via is not None:
-        # The app follows the session (its page shows the progress): this one detaches.
-        via[0].post("/api/session/start")
-        _session_out(args, {"device": args.label, "address": via[1]["address"],
-                            "state": "started", "via": "app"})
-        return 0
+        return await _session_start_via_app(args, *via)
     keys = load_keys(args.keys)
     found, air = await _find(args)
     name = args.label
@@ -269,43 +300,81 @@ async def _session_start(args: argparse.Namespace) -> int:
             return 0
         args.on_interrupt = (f"stopped watching; the session goes on on {name} "
                              f"(`steamer session stop {name}` ends it)")
-        bar = Progress(sys.stderr, p.get("target_c"))
-        last = status
-        ended = None
-        # The status is written once a second of the steamer's time: right after the
-        # start it may still say idle. The session is over once the status has shown it
-        # and then left it, or once its end is journaled (it may end before it shows).
-        shown = False
-        deadline = time.monotonic() + _SETTLE_S
-        try:
-            while True:
-                status = await read_status(st)
-                if state_name(status) in SESSION_STATES:
-                    shown = True
-                    last = status
-                    bar.update(status)
-                elif shown:
-                    break
-                else:
-                    ended = await record_since(st, "session_ended", end_from)
-                    if ended is not None:
-                        break
-                    if time.monotonic() > deadline:
-                        raise DeviceError(f"{name} acknowledged the start, but its status "
-                                          f"has not shown the session in {_SETTLE_S:g} s")
-                await asyncio.sleep(_POLL_S)
-            ended = ended or await record_since(st, "session_ended", end_from, 5.0)
-            e = ended["payload"] if ended else {}
-            fault = fault_name(status.get("fault", 0))
-            result.update(state=state_name(status), end_reason=e.get("reason") or
-                          ("fault" if fault else None),
-                          dose_ul=e.get("session_ul", last["session_ul"]),
-                          dosing_s=e.get("dose_s", last["session_s"]), fault=fault)
-            bar.finish(result["end_reason"], result["dose_ul"])
-        finally:
-            bar.close()
+
+        async def ended(wait_s: float) -> dict | None:
+            rec = await record_since(st, "session_ended", end_from, wait_s)
+            return rec["payload"] if rec else None
+        await _watch_session(name, status, p, result, lambda: read_status(st), ended)
     _session_out(args, result)
-    return FAILED if result["end_reason"] == "fault" or fault else 0
+    return FAILED if result["end_reason"] == "fault" or result["fault"] else 0
+
+
+async def _session_start_via_app(args: argparse.Namespace, app: AppLink, held: dict) -> int:
+    """session start through the running app: the same progress and summary."""
+    name = args.label
+    got = app.post("/api/session/start")
+    p, end_from = got["started"], got["end_from"]
+    result: dict[str, Any] = {"device": name, "address": held["address"], "via": "app",
+                              "profile": p.get("profile"), "version": p.get("version"),
+                              "podlet": p.get("podlet"), "target_c": p.get("target_c"),
+                              "limit_ul": p.get("limit_ul")}
+    if args.detach:
+        result["state"] = "started"
+        _session_out(args, result)
+        return 0
+    args.on_interrupt = (f"stopped watching; the session goes on on {name} "
+                         f"(`steamer session stop {name}` ends it)")
+
+    async def status() -> dict:
+        return app.get("/api/status/raw")
+
+    async def ended(wait_s: float) -> dict | None:
+        return app.get(f"/api/session/end?from={end_from}&wait_s={wait_s:g}")
+    await _watch_session(name, await status(), p, result, status, ended)
+    _session_out(args, result)
+    return FAILED if result["end_reason"] == "fault" or result["fault"] else 0
+
+
+async def _watch_session(name: str, status: dict, started: dict, result: dict,
+                         read: Callable[[], Awaitable[dict]],
+                         ended_since: Callable[[float], Awaitable[dict | None]]) -> None:
+    """Shows the session's progress on stderr until it ends; adds its end to `result`
+    (state, end_reason, dose_ul, dosing_s, fault). `read` gives the steamer's status,
+    `ended_since(wait_s)` this session's session_ended payload (None: none yet)."""
+    bar = Progress(sys.stderr, started.get("target_c"))
+    last = status
+    ended = None
+    # The status is written once a second of the steamer's time: right after the
+    # start it may still say idle. The session is over once the status has shown it
+    # and then left it, or once its end is journaled (it may end before it shows).
+    shown = False
+    deadline = time.monotonic() + _SETTLE_S
+    try:
+        while True:
+            status = await read()
+            if state_name(status) in SESSION_STATES:
+                shown = True
+                last = status
+                bar.update(status)
+            elif shown:
+                break
+            else:
+                ended = await ended_since(0.0)
+                if ended is not None:
+                    break
+                if time.monotonic() > deadline:
+                    raise DeviceError(f"{name} acknowledged the start, but its status "
+                                      f"has not shown the session in {_SETTLE_S:g} s")
+            await asyncio.sleep(_POLL_S)
+        e = ended or await ended_since(5.0) or {}
+        fault = fault_name(status.get("fault", 0))
+        result.update(state=state_name(status), end_reason=e.get("reason") or
+                      ("fault" if fault else None),
+                      dose_ul=e.get("session_ul", last["session_ul"]),
+                      dosing_s=e.get("dose_s", last["session_s"]), fault=fault)
+        bar.finish(result["end_reason"], result["dose_ul"])
+    finally:
+        bar.close()
 
 
 async def _start_refused(st: Steamer, e: SteamerError, name: str) -> DeviceError:
@@ -438,6 +507,32 @@ async def _sync(args: argparse.Namespace) -> int:
 @_command("profile push")
 async def _profile_push(args: argparse.Namespace) -> int:
     prof = read_profile_file(args.file)        # a wrong file fails before any scan
+    via = _via_app(args)
+    if via is not None:
+        via[0].upload("/api/profiles", prof.data, prof.path.name)
+        installed = via[0].get("/api/profiles")
+        address = via[1]["address"]
+    else:
+        installed, address = await _push_here(args, prof)
+    f = prof.fields
+    ok = any(p["podlet_type"] == f["podlet_type"] and p["version"] == f["version"]
+             for p in installed)
+    if not ok:
+        raise DeviceError(f"{args.label} acknowledged {prof.title} but does not list it")
+    if args.json:
+        json_out({"device": args.label, "address": address, "installed": True,
+                   "file": str(prof.path), "podlet_type": f["podlet_type"],
+                   "version": f["version"], "name": f["name"]} | (
+                       {"via": "app"} if via is not None else {}))
+    else:
+        print(f"installed {prof.title} on {args.label}"
+              + (" (through the steamer app)" if via is not None else ""))
+    return 0
+
+
+async def _push_here(args: argparse.Namespace, prof: Any) -> tuple[list[dict], str]:
+    """Pushes `prof` over this program's own connection: the installed profiles and the
+    steamer's address."""
     keys = load_keys(args.keys)
     found, air = await _find(args)
     async with connected(found, keys, air, auth=True) as st:
@@ -448,28 +543,22 @@ async def _profile_push(args: argparse.Namespace) -> int:
         except SteamerError as e:
             raise explain(e, args.label, f"profile {prof.title}") from None
         installed = await st.profiles()
-    f = prof.fields
-    ok = any(p["podlet_type"] == f["podlet_type"] and p["version"] == f["version"]
-             for p in installed)
-    if not ok:
-        raise DeviceError(f"{args.label} acknowledged {prof.title} but does not list it")
-    if args.json:
-        json_out({"device": args.label, "address": found.device.address, "installed": True,
-                   "file": str(prof.path), "podlet_type": f["podlet_type"],
-                   "version": f["version"], "name": f["name"]})
-    else:
-        print(f"installed {prof.title} on {args.label}")
-    return 0
+    return installed, found.device.address
 
 
 @_command("profile list")
 async def _profile_list(args: argparse.Namespace) -> int:
-    keys = load_keys(args.keys)
-    found, air = await _find(args)
-    async with connected(found, keys, air, auth=True) as st:
-        profiles = sorted(await st.profiles(), key=lambda p: p["podlet_type"])
+    via = _via_app(args)
+    if via is not None:
+        profiles = via[0].get("/api/profiles")      # sorted, sha256 in hex
+    else:
+        keys = load_keys(args.keys)
+        found, air = await _find(args)
+        async with connected(found, keys, air, auth=True) as st:
+            profiles = [dict(p, sha256=p["sha256"].hex())
+                        for p in sorted(await st.profiles(), key=lambda p: p["podlet_type"])]
     if args.json:
-        json_out([dict(p, sha256=p["sha256"].hex()) for p in profiles])
+        json_out(profiles)
     elif not profiles:
         print(f"{args.label} has no profiles (`steamer profile push` installs one)")
     else:
