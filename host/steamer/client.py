@@ -764,6 +764,11 @@ class Steamer:
         whole = self.info.get("max_frame", 1024) // room * room
         rec = logevents.WIRE_BYTES
         batch = max(1, min(batch, (whole - 13) // rec))
+        # Replies in flight, in PDUs: a stack that never refuses a notification (BTstack)
+        # holds every one it was handed on the steamer's heap until the link carries it,
+        # so the host keeps no more than AHEAD_PDUS (or two replies) of them asked for.
+        reply_pdus = -(-(13 + batch * rec) // room)
+        window = max(2, min(window, AHEAD_PDUS // reply_pdus))
         last = max(res.last_seq, sink.last_seq())
         cursor = last + 1
         pending: list[tuple[int, int]] = []      # (frame id, from_seq) in flight
@@ -808,6 +813,11 @@ class Steamer:
                 res.last_seq = last
             if len(reply["records"]) < batch:
                 done = True
+
+
+# Log-reply PDUs a sync keeps asked for (see _sync_pass): enough to keep a fast link
+# busy across the round trip, few enough for a Pico W's heap.
+AHEAD_PDUS = 64
 
 
 def _same_journal(journal: bytes, now: Any) -> None:
