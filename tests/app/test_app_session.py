@@ -1,8 +1,11 @@
 """The app in a real browser, as a consumer uses it the first time: the steamer shows up
 in the scan, pairs while its button is held, runs a session whose dose the page follows
 to its end, and the session is in the history (synced on its own) with its chart and a
-CSV export. Every screen is screenshotted at phone and desktop sizes and passes axe-core
-with no serious or critical violation. Prints the page's first paint and its
+CSV export. Beside the running app, the consumer commands for the steamer it holds go
+through it (status, profile list/push, a second session started with the same
+progress lines, sync, pairing again); the two sessions' charts side by side. Every
+screen is screenshotted at phone and desktop sizes and passes axe-core with no serious
+or critical violation. Prints the page's first paint and its
 status-to-screen latency."""
 from __future__ import annotations
 
