@@ -318,7 +318,7 @@ class Hub:
                 await st.start_session(status["podlet_type"])
             except SteamerError as e:
                 raise explain(e, self.name, "to start a session") from None
-            started = await record_since(st, "session_started", before, 3.0)
+        started = await self._record_since("session_started", before, 3.0)
         # This session's end is journaled after its start: an older end is the last one's.
         return {"started": started["payload"] if started else {},
                 "end_from": started["seq"] + 1 if started else before}
@@ -327,16 +327,22 @@ class Hub:
         """The payload of the session_ended record numbered end_from or later (waiting
         up to wait_s for it), or None. Read from the steamer, else from the history (a
         sync may have let the steamer drop it)."""
+        rec = await self._record_since("session_ended", end_from, wait_s)
+        return rec["payload"] if rec else None
+
+    async def _record_since(self, kind: str, first_seq: int, wait_s: float) -> dict | None:
+        """steamer.session.record_since, taking the link between the status reads only
+        (the page's status goes on meanwhile), and looking in the history as well."""
         st = self._held()
         deadline = time.monotonic() + wait_s
         while True:
             async with self.lock:
-                rec = await record_since(st, "session_ended", end_from)
+                rec = await record_since(st, kind, first_seq)
             if rec is None and self._device_id is not None:
                 rec = next((r for r in reversed(self.store.records(self._device_id))
-                            if r["kind"] == "session_ended" and r["seq"] >= end_from), None)
+                            if r["kind"] == kind and r["seq"] >= first_seq), None)
             if rec is not None or time.monotonic() >= deadline:
-                return rec["payload"] if rec else None
+                return rec
             await asyncio.sleep(0.2)
 
     async def stop_session(self) -> None:

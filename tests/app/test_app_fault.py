@@ -1,10 +1,14 @@
 """The app in a real browser when things go wrong or change: a session stopped with the
 big Stop button, the link dropping mid-session and the page coming back to the same
-screen by itself, a signed profile pushed from a file, and a fault (the steamer tipped
-over) shown in words with what to do."""
+screen by itself, a signed profile pushed from a file, `steamer pair` for the steamer
+the app holds going through the app (which pairs and holds it again), and a fault (the
+steamer tipped over) shown in words with what to do."""
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -71,6 +75,24 @@ def test_stop_link_drop_profile_push_and_fault(ui, tmp, shoot):
     page.get_by_label("Signed profile file (.bin)").set_input_files(str(bad))
     page.get_by_role("button", name="Install on the steamer").click()
     expect(page.locator("#prof-result")).to_contain_text("unsigned profile", timeout=5000)
+
+    # Pairing again through the app: it lets go of the steamer, pairs while the button
+    # is held, and holds it again.
+    proc = subprocess.Popen([sys.executable, "-m", "steamer.cli.main", "pair", NAME, "--sim",
+                             "--timeout", "30"], env=app.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    assert proc.stderr.readline().endswith("going through it\n")
+    assert proc.stderr.readline().startswith(f"Press and hold {NAME}'s button")
+    harness.press(air, NAME)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.startswith(f"paired with {NAME} (") and "through the steamer app" in out, out
+    assert "waiting for the pairing window" in err, err
+    expect(page.locator("#link")).to_have_text(f"Connected to {NAME}", timeout=15000)
+    p = app.steamer("status", NAME, "--sim", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["device"] == NAME, p.stderr
 
     # A fault, in words, with what to do.
     page.get_by_role("link", name="The steamer").click()

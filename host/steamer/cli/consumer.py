@@ -290,16 +290,9 @@ async def _session_start(args: argparse.Namespace) -> int:
         p = started["payload"] if started else {}
         # This session's end is journaled after its start: an older end is the last one's.
         end_from = started["seq"] + 1 if started else before
-        result: dict[str, Any] = {"device": name, "address": found.device.address,
-                                  "profile": p.get("profile"), "version": p.get("version"),
-                                  "podlet": p.get("podlet"), "target_c": p.get("target_c"),
-                                  "limit_ul": p.get("limit_ul")}
-        if args.detach:
-            result["state"] = "started"
-            _session_out(args, result)
+        result = _started(args, {"device": name, "address": found.device.address}, p)
+        if result is None:
             return 0
-        args.on_interrupt = (f"stopped watching; the session goes on on {name} "
-                             f"(`steamer session stop {name}` ends it)")
 
         async def ended(wait_s: float) -> dict | None:
             rec = await record_since(st, "session_ended", end_from, wait_s)
@@ -314,16 +307,9 @@ async def _session_start_via_app(args: argparse.Namespace, app: AppLink, held: d
     name = args.label
     got = app.post("/api/session/start")
     p, end_from = got["started"], got["end_from"]
-    result: dict[str, Any] = {"device": name, "address": held["address"], "via": "app",
-                              "profile": p.get("profile"), "version": p.get("version"),
-                              "podlet": p.get("podlet"), "target_c": p.get("target_c"),
-                              "limit_ul": p.get("limit_ul")}
-    if args.detach:
-        result["state"] = "started"
-        _session_out(args, result)
+    result = _started(args, {"device": name, "address": held["address"], "via": "app"}, p)
+    if result is None:
         return 0
-    args.on_interrupt = (f"stopped watching; the session goes on on {name} "
-                         f"(`steamer session stop {name}` ends it)")
 
     async def status() -> dict:
         return app.get("/api/status/raw")
@@ -333,6 +319,22 @@ async def _session_start_via_app(args: argparse.Namespace, app: AppLink, held: d
     await _watch_session(name, await status(), p, result, status, ended)
     _session_out(args, result)
     return FAILED if result["end_reason"] == "fault" or result["fault"] else 0
+
+
+def _started(args: argparse.Namespace, who: dict, p: dict) -> dict | None:
+    """The summary so far of a session just started (`p`: its session_started record's
+    payload); None once printed, with --detach."""
+    result: dict[str, Any] = dict(who, profile=p.get("profile"), version=p.get("version"),
+                                  podlet=p.get("podlet"), target_c=p.get("target_c"),
+                                  limit_ul=p.get("limit_ul"))
+    if args.detach:
+        result["state"] = "started"
+        _session_out(args, result)
+        return None
+    name = who["device"]
+    args.on_interrupt = (f"stopped watching; the session goes on on {name} "
+                         f"(`steamer session stop {name}` ends it)")
+    return result
 
 
 async def _watch_session(name: str, status: dict, started: dict, result: dict,
