@@ -19,8 +19,8 @@ classmethod reaches an address without a scan. Other radios are plugins: an obje
 the entry-point group `steamer.backends` (RADIOS_GROUP), called with an address or None,
 gives one with `.scanner` and `.client` (and `.address`, `unreachable(e)` for messages);
 `load_radio(name)` finds it, so this package never imports the one that provides it
-(`sim`: steamer_sim.backend.SimRadio, the simulated air). `sim=True` or an air address
-is shorthand for load_radio("sim")(address)'s two backends.
+(`sim`: steamer_sim.backend.SimRadio, the simulated air); `--sim` in the commands only
+chooses that radio's backends.
 Every frame is podproto's; credits and fragmentation are podproto.flow/link.
 """
 from __future__ import annotations
@@ -114,25 +114,10 @@ def load_radio(name: str) -> Any:
     raise LookupError(f"no radio {name!r} installed (entry points {RADIOS_GROUP})")
 
 
-def _sim_backends(sim: bool | str | None) -> tuple[Any, Any]:
-    """(scanner, client) backends of the shorthand sim=; (None, None) without it."""
-    if not sim:
-        return None, None
-    radio = load_radio("sim")(sim if isinstance(sim, str) else None)
-    return radio.scanner, radio.client
-
-
-def _scan_kw(backend: Any, sim: bool | str | None) -> dict[str, Any]:
-    if backend is None:
-        backend = _sim_backends(sim)[0]
-    return {} if backend is None else {"backend": backend}
-
-
-async def scan(timeout_s: float = 3.0, *, backend: Any = None,
-               sim: bool | str | None = None) -> list[Found]:
+async def scan(timeout_s: float = 3.0, *, backend: Any = None) -> list[Found]:
     """Steamers advertising the podproto service, strongest first; `backend` is the
     scanner's (bleak's platform one when None)."""
-    scan_kw = _scan_kw(backend, sim)
+    scan_kw: dict[str, Any] = {} if backend is None else {"backend": backend}
     seen = await BleakScanner.discover(timeout=timeout_s, service_uuids=[gatt.SERVICE_UUID],
                                        return_adv=True, **scan_kw)
     out = [_found(device, adv) for device, adv in seen.values()]
@@ -141,10 +126,10 @@ async def scan(timeout_s: float = 3.0, *, backend: Any = None,
 
 
 async def find(wanted: Callable[[Found], bool], count: int = 1, timeout_s: float = 5.0, *,
-               backend: Any = None, sim: bool | str | None = None) -> list[Found]:
+               backend: Any = None) -> list[Found]:
     """Steamers for which wanted(found) is true, as soon as `count` of them (by address)
     have been heard or after timeout_s, in the order heard; `backend` as scan()'s."""
-    scan_kw = _scan_kw(backend, sim)
+    scan_kw: dict[str, Any] = {} if backend is None else {"backend": backend}
     hits: dict[str, Found] = {}
     enough = asyncio.Event()
 
@@ -243,15 +228,13 @@ class Steamer:
 
     def __init__(self, device: BLEDevice | str, keys: KeyRing | None = None, *,
                  backend: Any = None, scanner_backend: Any = None,
-                 sim: bool | str | None = None, app: str = "steamer",
+                 app: str = "steamer",
                  timeout_s: float = 10.0, mtu: int | None = None) -> None:
         self.device = device
         self.address = device.address if isinstance(device, BLEDevice) else device
         self.keys = keys or KeyRing()
         self.app = app
         self.timeout_s = timeout_s
-        if backend is None and scanner_backend is None:
-            scanner_backend, backend = _sim_backends(sim)
         self._scanner_backend = scanner_backend
         self._backend = backend
         self._client_kw: dict[str, Any] = {} if backend is None else {"backend": backend}

@@ -13,6 +13,7 @@ from steamer_sim import air as air_mod
 from steamer.client import Steamer, SteamerError
 from steamer_sim.backend import SimRadio
 from steamer_harness.ble import serve
+from steamer_sim.backend import sim_radio
 
 from asyncio import run
 
@@ -52,7 +53,7 @@ class RefuseConnects:
 
 def test_connect_retries_until_the_steamer_answers(steamer):
     async def go():
-        st = Steamer(steamer.addr, sim=steamer.air.address)
+        st = Steamer(steamer.addr, **sim_radio(steamer.air.address).steamer_kw())
         with RefuseConnects(steamer.air, 3) as refuse:
             await st.connect(attempts=4)
         try:
@@ -66,7 +67,7 @@ def test_connect_retries_until_the_steamer_answers(steamer):
 
 def test_a_spent_budget_is_one_clear_error(steamer):
     async def go():
-        st = Steamer(steamer.addr, sim=steamer.air.address)
+        st = Steamer(steamer.addr, **sim_radio(steamer.air.address).steamer_kw())
         t0 = time.monotonic()
         with RefuseConnects(steamer.air, 1000) as refuse:
             with pytest.raises(SteamerError) as e:
@@ -112,7 +113,7 @@ def test_a_retry_scans_for_a_fresh_device(steamer, monkeypatch):
     stale = BLEDevice(steamer.addr, steamer.name, {"air": "127.0.0.1:9"})
 
     async def go():
-        st = Steamer(stale, sim=True)
+        st = Steamer(stale, **sim_radio().steamer_kw())
         await st.connect(attempts=3)
         assert st.device is not stale and st.device.address == steamer.addr
         assert st.device.details["air"] == steamer.air.address

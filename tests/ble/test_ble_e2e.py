@@ -13,6 +13,7 @@ from steamer.client import KeyRing, Steamer, SteamerError, find, scan
 from asyncio import run
 from steamer_harness.ble import served_and_paired
 from steamer_harness.ble import button_held, pair, serve
+from steamer_sim.backend import sim_radio
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +36,15 @@ def keys(steamer, tmp_path_factory):
 
 
 def test_scan_finds_the_served_steamer_with_status_in_its_advertisement(steamer):
-    found = run(scan(1.0, sim=steamer.air.address))
+    found = run(scan(1.0, backend=sim_radio(steamer.air.address).scanner))
     mine = [f for f in found if f.name == steamer.name]
     assert mine and mine[0].state in ("idle", "off")
 
 
 def test_unpaired_host_reads_status_and_nothing_more(steamer):
     async def go():
-        async with Steamer(steamer.addr, KeyRing(), sim=steamer.air.address) as st:
+        async with Steamer(steamer.addr, KeyRing(),
+                           **sim_radio(steamer.air.address).steamer_kw()) as st:
             status = await st.status()
             assert status["type"] == "status" and status["state"] == 1
             assert st.info["rx_credits"] >= 1 and st.info["max_pdu"] == 244
@@ -66,7 +68,8 @@ def test_status_follows_at_any_mtu(steamer, mtu):
     import asyncio
 
     async def go():
-        async with Steamer(steamer.addr, KeyRing(), sim=steamer.air.address, mtu=mtu) as st:
+        async with Steamer(steamer.addr, KeyRing(), **sim_radio(steamer.air.address).steamer_kw(),
+                           mtu=mtu) as st:
             got: list[dict] = []
             stop = await st.status_stream(got.append, interval_s=0.1)
             for _ in range(100):
@@ -81,7 +84,7 @@ def test_status_follows_at_any_mtu(steamer, mtu):
 
 def test_authenticated_commands_reach_the_firmware(steamer, keys):
     async def go():
-        async with Steamer(steamer.addr, keys, sim=steamer.air.address) as st:
+        async with Steamer(steamer.addr, keys, **sim_radio(steamer.air.address).steamer_kw()) as st:
             await st.authenticate()
             await st.set_clock(1_790_000_000)
             status = await st.status()
@@ -102,10 +105,11 @@ def test_pairing_is_refused_once_the_button_is_let_go(air, tmp_path):
     async def go():
         def mine(f) -> bool:
             return f.name == "short-hold"
-        assert await find(lambda f: mine(f) and f.pairing_open, timeout_s=10, sim=air.address)
+        assert await find(lambda f: mine(f) and f.pairing_open, timeout_s=10,
+                          backend=sim_radio(air.address).scanner)
         assert await find(lambda f: mine(f) and not f.pairing_open, timeout_s=10,
-                          sim=air.address)
-        async with Steamer(s.addr, KeyRing(), sim=air.address) as st:
+                          backend=sim_radio(air.address).scanner)
+        async with Steamer(s.addr, KeyRing(), **sim_radio(air.address).steamer_kw()) as st:
             with pytest.raises(SteamerError) as e:
                 await st.pair()
             assert e.value.code == "bad_state" and "hold the button" in str(e.value)
@@ -121,7 +125,7 @@ def test_a_wrong_key_is_refused(steamer, keys):
         bad = KeyRing()
         host_id, key = keys.get(steamer.addr)
         bad.put(steamer.addr, host_id, bytes(32))
-        async with Steamer(steamer.addr, bad, sim=steamer.air.address) as st:
+        async with Steamer(steamer.addr, bad, **sim_radio(steamer.air.address).steamer_kw()) as st:
             with pytest.raises(SteamerError) as e:
                 await st.authenticate()
             assert e.value.code == "auth_failed"
@@ -176,7 +180,7 @@ def test_a_session_runs_to_its_end_through_a_link_lost_mid_session(air, tmp_path
 
     async def go():
         await pair(s.addr, air.address, ring)
-        st = Steamer(s.addr, ring, sim=air.address)
+        st = Steamer(s.addr, ring, **sim_radio(air.address).steamer_kw())
         await st.connect()
         await st.authenticate()
         await st.set_clock()
@@ -233,7 +237,7 @@ def test_writes_appended_before_the_firmware_reads_them_are_all_served(tmp_path,
     s, ring = served_and_paired(air, tmp_path, f"coalesce-{mtu}", speed=10)
 
     async def go():
-        async with Steamer(s.addr, ring, sim=air.address, mtu=mtu) as st:
+        async with Steamer(s.addr, ring, **sim_radio(air.address).steamer_kw(), mtu=mtu) as st:
             await st.authenticate()
             ids = [await st.send({"type": "profile_list_get"}) for _ in range(40)]
             for mid in ids:

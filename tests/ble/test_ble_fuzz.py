@@ -15,6 +15,7 @@ from steamer.client import KeyRing, MemoryLogSink, Steamer, SteamerError
 
 from asyncio import run
 from steamer_harness.ble import served_and_paired
+from steamer_sim.backend import sim_radio
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_malformed_pdus_are_refused_and_the_steamer_keeps_working(paired):
     rng = random.Random(11)
 
     async def go():
-        async with Steamer(s.addr, ring, sim=s.air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(s.air.address).steamer_kw()) as st:
             max_pdu = st.fragmenter.max_pdu
             refused = 0
             for _ in range(300):
@@ -95,7 +96,7 @@ def test_malformed_pdus_are_refused_and_the_steamer_keeps_working(paired):
                     continue
             assert refused >= 150
             st.fragmenter.seq = 0
-        async with Steamer(s.addr, ring, sim=s.air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(s.air.address).steamer_kw()) as st:
             await _still_working(st)
     run(go())
 
@@ -104,7 +105,7 @@ def test_unauthenticated_and_oversized_frames_are_refused(paired):
     s, ring = paired
 
     async def go():
-        async with Steamer(s.addr, KeyRing(), sim=s.air.address) as st:
+        async with Steamer(s.addr, KeyRing(), **sim_radio(s.air.address).steamer_kw()) as st:
             for msg in ({"type": "session_start", "podlet_type": 1}, {"type": "session_stop"},
                         {"type": "set_clock", "epoch_s": 5},
                         {"type": "log_ack", "seq": 99, "journal_id": bytes(8)},
@@ -125,7 +126,7 @@ def test_unauthenticated_and_oversized_frames_are_refused(paired):
             # A PDU longer than the ATT MTU allows never leaves the host's stack.
             with pytest.raises(Exception):
                 await st.client.write_gatt_char(gatt.COMMAND_UUID, bytes(300), response=False)
-        async with Steamer(s.addr, ring, sim=s.air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(s.air.address).steamer_kw()) as st:
             await _still_working(st)
     run(go())
 
@@ -158,7 +159,7 @@ def test_replayed_reordered_and_forged_commands_are_refused(paired):
     s, ring = paired
 
     async def go():
-        async with Steamer(s.addr, ring, sim=s.air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(s.air.address).steamer_kw()) as st:
             await st.authenticate()
             before = await st.sync_logs(_After(st.info["log_first"] - 1))
             clock = st.frame({"type": "set_clock", "epoch_s": 1_800_000_100}, ack=True)
@@ -218,7 +219,7 @@ def test_replayed_reordered_and_forged_commands_are_refused(paired):
                         and r["payload"]["reason"].startswith("auth_failed")]
             assert len(rejected) == 1, rejected
         # A whole authentication replayed on a new connection fails: the nonce is new.
-        async with Steamer(s.addr, ring, sim=s.air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(s.air.address).steamer_kw()) as st:
             host_id, key = ring.get(s.addr)
             mid = await st.send({"type": "auth_response", "host_id": host_id,
                                  "nonce": bytes(16), "mac": pairing.auth_mac(

@@ -17,6 +17,7 @@ from podproto import gatt
 from steamer.client import KeyRing, Steamer
 from steamer_sim.air import airwire, connect_socket
 from steamer_sim.backend import SimRadio
+from steamer_sim.backend import sim_radio
 
 _HANDLES = {"info": 3, "command": 5, "event": 7, "state": 10}
 
@@ -126,7 +127,8 @@ def test_the_client_reads_a_torn_frame_again_until_two_reads_agree(air, peripher
     a, b = _status(21000), _status(99000)
 
     async def go() -> tuple[dict, int]:
-        async with Steamer(peripheral.addr, KeyRing(), sim=air.address, mtu=23) as st:
+        async with Steamer(peripheral.addr, KeyRing(), **sim_radio(air.address).steamer_kw(),
+                           mtu=23) as st:
             # Read 1 is torn at its part 2; read 2 is b whole, and read 3 agrees with it.
             tear = Tear(air, _HANDLES["state"], {1: a, 2: b})
             air.call(air.tap_centrals, tear)

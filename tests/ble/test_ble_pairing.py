@@ -12,6 +12,7 @@ import pytest
 from podproto import pairing
 from steamer.client import KeyRing, Steamer, SteamerError
 from steamer_harness.ble import serve
+from steamer_sim.backend import sim_radio
 
 from asyncio import run
 
@@ -60,13 +61,13 @@ def test_a_replayed_pair_request_leaves_the_owners_key_working(steamer):
     owner = KeyRing()
 
     async def go():
-        async with Steamer(addr, owner, sim=air) as st:
+        async with Steamer(addr, owner, **sim_radio(air).steamer_kw()) as st:
             await _pair_by_hand(st, owner, priv, pub, nonce)
         # The eavesdropper replays the owner's request while the window is open: the
         # steamer answers (it cannot tell), but the eavesdropper cannot use the answer.
-        async with Steamer(addr, KeyRing(), sim=air) as st:
+        async with Steamer(addr, KeyRing(), **sim_radio(air).steamer_kw()) as st:
             await _request(st, pub, nonce)
-        async with Steamer(addr, owner, sim=air) as st:
+        async with Steamer(addr, owner, **sim_radio(air).steamer_kw()) as st:
             await st.authenticate()
             assert (await st.profiles()) is not None
     run(go())
@@ -78,16 +79,16 @@ def test_pairing_again_on_purpose_replaces_the_key_once_proved(steamer):
     ring = KeyRing()
 
     async def go():
-        async with Steamer(addr, ring, sim=air) as st:
+        async with Steamer(addr, ring, **sim_radio(air).steamer_kw()) as st:
             first = await _pair_by_hand(st, ring, priv, pub, os.urandom(16))
-        async with Steamer(addr, ring, sim=air) as st:
+        async with Steamer(addr, ring, **sim_radio(air).steamer_kw()) as st:
             second = await _pair_by_hand(st, ring, priv, pub, os.urandom(16))
         assert first != second
-        async with Steamer(addr, ring, sim=air) as st:
+        async with Steamer(addr, ring, **sim_radio(air).steamer_kw()) as st:
             await st.authenticate()                  # the new key
         old = KeyRing()
         old.put(addr, pairing.host_id_of(pub), first)
-        async with Steamer(addr, old, sim=air) as st:
+        async with Steamer(addr, old, **sim_radio(air).steamer_kw()) as st:
             with pytest.raises(SteamerError) as e:
                 await st.authenticate()
             assert e.value.code == "auth_failed"
@@ -101,18 +102,18 @@ def test_a_pairing_the_host_never_proves_keeps_no_key(steamer):
 
     async def go():
         nonce = os.urandom(16)
-        async with Steamer(addr, ring, sim=air) as st:
+        async with Steamer(addr, ring, **sim_radio(air).steamer_kw()) as st:
             chal, _ = await _request(st, pub, nonce)
         key = pairing.pair_key(pairing.x25519(priv, chal["dev_pub"]), nonce, chal["dev_nonce"])
         ring.put(addr, pairing.host_id_of(pub), key)
-        async with Steamer(addr, ring, sim=air) as st:
+        async with Steamer(addr, ring, **sim_radio(air).steamer_kw()) as st:
             with pytest.raises(SteamerError) as e:
                 await st.authenticate()
             assert e.value.code == "auth_failed" and "unknown host" in str(e.value)
         # Steamer.pair proves the key itself: paired, and the connection authenticated.
-        async with Steamer(addr, ring, sim=air) as st:
+        async with Steamer(addr, ring, **sim_radio(air).steamer_kw()) as st:
             await st.pair()
             assert st.authenticated
-        async with Steamer(addr, ring, sim=air) as st:
+        async with Steamer(addr, ring, **sim_radio(air).steamer_kw()) as st:
             await st.authenticate()
     run(go())

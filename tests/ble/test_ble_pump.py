@@ -17,6 +17,7 @@ from steamer_harness.ble import sync_throughput
 
 from asyncio import run
 from steamer_harness.ble import served_and_paired
+from steamer_sim.backend import sim_radio
 
 SPEED = 0.5
 
@@ -51,7 +52,7 @@ def test_a_command_pump_leaves_for_the_period_is_not_overtaken(slow):
     s, ring = slow
 
     async def go():
-        async with Steamer(s.addr, ring, sim=s.air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(s.air.address).steamer_kw()) as st:
             await st.authenticate()
             for _ in range(3):
                 start = await st.send({"type": "session_start", "podlet_type": 0}, ack=True)

@@ -8,6 +8,7 @@ import asyncio
 from podproto.names import PODLET_REASONS, PODLET_STATES
 from steamer.client import KeyRing, Steamer
 from steamer_harness.ble import button_held, pair, serve
+from steamer_sim.backend import sim_radio
 
 from asyncio import run
 
@@ -42,12 +43,12 @@ def test_a_podlet_refused_for_the_clock_shows_so_until_a_start_accepts_it(air, t
     ring = KeyRing()
 
     async def go():
-        async with Steamer(s.addr, KeyRing(), sim=air.address) as st:
+        async with Steamer(s.addr, KeyRing(), **sim_radio(air.address).steamer_kw()) as st:
             assert await _podlet(st) == ("refused", "clock_unset")
             status = await st.status()
             assert status["podlet_type"] == 0          # no podlet the steamer may use
         await pair(s.addr, air.address, ring)
-        async with Steamer(s.addr, ring, sim=air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(air.address).steamer_kw()) as st:
             await st.authenticate()
             await st.set_clock()
             await st.start_session(3)
@@ -68,7 +69,7 @@ def test_no_podlet_reads_none_and_a_forged_one_names_its_refusal(air, tmp_path):
                     "podlet": dict(PODLET, sign="wrong_key")}]}, speed=5)
 
     async def go():
-        async with Steamer(s.addr, KeyRing(), sim=air.address) as st:
+        async with Steamer(s.addr, KeyRing(), **sim_radio(air.address).steamer_kw()) as st:
             first = await st.status()
             assert (first["podlet_state"], first["podlet_reason"]) == (0, 0)   # none
             assert await _podlet(st) == ("refused", "bad_signature")

@@ -17,6 +17,7 @@ from steamer_harness.ble import (TEST_PODLET_TYPE, After, CutSink, Cutter, chaos
 
 from asyncio import run
 from steamer_harness.ble import served_and_paired
+from steamer_sim.backend import sim_radio
 
 ROUNDS = int(os.environ.get("STEAMER_BLE_ROUNDS", "60"))
 
@@ -39,7 +40,7 @@ def test_log_sync_delivers_every_record_once_and_lets_the_device_compact(paired)
 
     async def go():
         sink = MemoryLogSink()
-        async with Steamer(s.addr, ring, sim=s.air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(s.air.address).steamer_kw()) as st:
             await st.authenticate()
             await make_records(st, 40)
             assert (await st.sync_logs(sink)).records >= 40
@@ -50,7 +51,7 @@ def test_log_sync_delivers_every_record_once_and_lets_the_device_compact(paired)
         names = {r["kind"] for r in sink.records}
         assert {"boot", "pairing_window", "host_paired", "session_refused"} <= names
         # The acknowledgement reached the journal: Info's log_first moved past it.
-        async with Steamer(s.addr, ring, sim=s.air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(s.air.address).steamer_kw()) as st:
             assert st.info["log_first"] > 1
             # The fixture's button hold writes on (clock_window after 20 s): whatever
             # came since is new to the host, and nothing it had comes again.
@@ -126,7 +127,7 @@ def test_profile_push_installs_checks_and_resumes(paired):
     s, ring = paired
 
     async def go():
-        async with Steamer(s.addr, ring, sim=s.air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(s.air.address).steamer_kw()) as st:
             await st.authenticate()
             blob = signed_test_profile(1)
             await st.push_profile(blob, chunk=16)
@@ -141,7 +142,7 @@ def test_profile_push_installs_checks_and_resumes(paired):
                               "sha256": hashlib.sha256(new).digest()}, ["profile_offset"])
             await st.request({"type": "profile_chunk", "offset": 0, "data": new[:30]},
                              ["profile_offset"], ack=True)
-        async with Steamer(s.addr, ring, sim=s.air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(s.air.address).steamer_kw()) as st:
             await st.authenticate()
             off = await st.request({"type": "profile_resume"}, ["profile_offset"])
             assert off["offset"] == 30 and off["size"] == len(new)

@@ -19,6 +19,7 @@ from steamer_harness.ble import advertising as _advertising
 
 from asyncio import run
 from steamer_harness.ble import served_and_paired
+from steamer_sim.backend import sim_radio
 
 SPEED = 10.0
 AUTH_TIMEOUT_S = 10       # fw.ble's, which CPython does not import
@@ -57,7 +58,7 @@ def test_a_central_that_connects_and_does_nothing_is_dropped_then_a_host_gets_in
         # The steamer's 10 s are real ones, at 10 times real time too.
         assert AUTH_TIMEOUT_S - 0.5 <= held_s <= AUTH_TIMEOUT_S + 5, held_s
         # Advertising again: the paired host connects and is served.
-        async with Steamer(s.addr, ring, sim=air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(air.address).steamer_kw()) as st:
             await st.authenticate()
             assert isinstance(await st.profiles(), list)
         await raw.disconnect()
@@ -79,7 +80,7 @@ def test_a_paired_host_gets_in_at_once_past_a_silent_central_which_is_dropped(pa
         while not air.call(_advertising, air, s.name) and time.monotonic() - t0 < 3:
             await asyncio.sleep(0.02)
         assert raw.is_connected and air.call(_advertising, air, s.name)
-        async with Steamer(s.addr, ring, sim=air.address) as st:
+        async with Steamer(s.addr, ring, **sim_radio(air.address).steamer_kw()) as st:
             await st.authenticate()
             assert isinstance(await st.profiles(), list)
             assert (await st.status())["state"] >= 0

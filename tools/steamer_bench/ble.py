@@ -30,6 +30,7 @@ from steamer_harness.ble import (PAIRING_SCENARIO, Served, chaos, check_records,
                                  heap_figures, make_records, pair, serve,
                                  sync_throughput)
 from steamer_harness.ble import say as _say
+from steamer_sim.backend import sim_radio
 
 
 def _spread(runs: list[dict]) -> dict:
@@ -47,11 +48,11 @@ async def _reconnect_times(served: Served, ring: KeyRing, n: int) -> dict:
     air = served.air
     times = []
     sink = MemoryLogSink()
-    async with Steamer(served.addr, ring, sim=air.address) as st:
+    async with Steamer(served.addr, ring, **sim_radio(air.address).steamer_kw()) as st:
         await st.authenticate()
         await st.sync_logs(sink)
     for _ in range(n):
-        st = Steamer(served.addr, ring, sim=air.address, timeout_s=5)
+        st = Steamer(served.addr, ring, **sim_radio(air.address).steamer_kw(), timeout_s=5)
         await st.connect(attempts=20)
         await st.authenticate()
         await make_records(st, 30)

@@ -26,6 +26,7 @@ from pathlib import Path
 from steamer_sim.air import ENV, Air, LinkParams
 from steamer.client import (LINK_CODES, KeyRing, LinkLost, MemoryLogSink, Steamer,
                                 SteamerError)
+from steamer_sim.backend import sim_radio
 
 
 def button_held(from_s: int = 1, for_s: int = 3600) -> list[dict]:
@@ -115,7 +116,7 @@ def served_and_paired(air: Air, tmp: Path, name: str, speed: float = 10.0
 
 async def pair(addr: str, air: str, ring: KeyRing) -> bytes:
     """Pairs once the steamer's button-held window opens (retrying until it does)."""
-    async with Steamer(addr, ring, sim=air) as st:
+    async with Steamer(addr, ring, **sim_radio(air).steamer_kw()) as st:
         for _ in range(150):
             try:
                 return await st.pair()
@@ -228,7 +229,8 @@ class CutSink(MemoryLogSink):
 
 async def linked(served: Served, ring: KeyRing, mtu: int | None = None) -> Steamer:
     """A connected, authenticated Steamer, trying again while the link keeps going."""
-    st = Steamer(served.addr, ring, sim=served.air.address, timeout_s=5, mtu=mtu)
+    st = Steamer(served.addr, ring, **sim_radio(served.air.address).steamer_kw(), timeout_s=5,
+                 mtu=mtu)
     for attempt in range(10):
         try:
             await (st.reconnect(20) if attempt else st.connect(20))
@@ -361,7 +363,7 @@ async def sync_throughput(served: Served, ring: KeyRing, mtu: int, records: int)
     notifications the steamer's stack refused for want of buffers during the sync (its
     pacing should leave it at 0)."""
     air = served.air
-    async with Steamer(served.addr, ring, sim=air.address, mtu=mtu) as st:
+    async with Steamer(served.addr, ring, **sim_radio(air.address).steamer_kw(), mtu=mtu) as st:
         await st.authenticate()
         # Acknowledge what is there, reading from the oldest unacknowledged record.
         old = await st.sync_logs(After(MemoryLogSink(), st.info["log_first"] - 1))

@@ -39,7 +39,7 @@ from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback,
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
 
-from steamer_sim.air import ENV, air_address, checked_air, open_stream, unreachable
+from steamer_sim.air import ENV, air_address, checked_air, encode, open_stream, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class _Wire:
     def send(self, msg: dict) -> None:
         if self.writer is None or self.writer.is_closing():
             raise BleakError("not connected to the simulated air")
-        self.writer.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+        self.writer.write(encode(msg))
 
     async def request(self, msg: dict, timeout: float = 10.0) -> dict:
         req = next(self.ids)
@@ -344,6 +344,11 @@ class SimRadio:
         self.scanner = type("SimScanner", (SimScanner,), {"AIR": address})
         self.client = type("SimClient", (SimClient,), {"AIR": address})
 
+    def steamer_kw(self) -> dict[str, Any]:
+        """steamer.client.Steamer's bleak backends for this air: backend= (its
+        connections') and scanner_backend= (the scans that look for it again)."""
+        return {"backend": self.client, "scanner_backend": self.scanner}
+
     def unreachable(self, e: BaseException) -> str:
         """One line for this air not answering, and what to do about it."""
         return (f"{unreachable(self.address, e)}: start a steamer with `steamer sim "
@@ -351,3 +356,11 @@ class SimRadio:
 
     def __str__(self) -> str:
         return self.address
+
+
+def sim_radio(air: Any = None) -> SimRadio:
+    """The radio of the simulated air at `air` (an Air, its address, or None: the one
+    $STEAMER_AIR names): `Steamer(address, keys, **sim_radio(air).steamer_kw())`,
+    `scan(backend=sim_radio(air).scanner)`. What the tests and the benchmark use; the
+    consumer's commands reach the same class through steamer.client.load_radio("sim")."""
+    return SimRadio(getattr(air, "address", air))
