@@ -8,6 +8,7 @@ allocates nothing: it only moves small ints between attributes made in __init__.
 `service()` runs after it, outside the heap lock, and does everything that may
 allocate: commands, podlet reading, profile checks and emitting decisions.
 """
+import time
 from array import array
 
 from micropython import const
@@ -50,6 +51,10 @@ class App(session.Sessions, intake.Intake):
         # The ledger first: its tables are the largest blocks App needs, found whole on
         # a heap the rest has not yet cut up.
         d = board.data_dir
+        # A blank flash gets its files made here, before the loop's first step, with the
+        # board's watchdog running: it is fed after each part's writes (one or two
+        # sector erases each, 400 ms apiece datasheet-worst; issue 14 item 6).
+        feed = board.watchdog.feed
         try:
             self.ledger = ledger_mod.Ledger(d)
             self.ledger_problem = None
@@ -120,7 +125,9 @@ class App(session.Sessions, intake.Intake):
         # The host link (fw.ble), when the board has a radio; serviced outside the step.
         self.link = None
         # The session log the host syncs: decisions, and samples once a second in session.
+        feed()
         self.journal = journal.Journal(board.data_dir)
+        feed()
         # Not in the step: Python objects for service().
         self.podlet = None          # the accepted podlet's dict
         self.podlet_seen = 0        # a podlet is in and has been read
@@ -135,7 +142,18 @@ class App(session.Sessions, intake.Intake):
         self.session_podlet = None
         self.session_prof = None
         self.audit = audit.Audit(d)
+        feed()
+        # Flash work bounded per period (issue 14 item 6): on a board that says
+        # FLASH_BUDGET_MS, a record's audit and journal appends (each a flash erase and
+        # programs: 45 ms typical, 400 ms datasheet-worst, interrupts off) wait in
+        # flash_q, [write, record] pairs in order, and service() runs them while it is
+        # within that budget, the board's own log after them (board.flash_work), so no
+        # period outlasts the heater's 300 ms keep-alive or starves the watchdog.
+        # 0 (the sim board): written at once.
+        self.flash_budget_ms = getattr(board, "FLASH_BUDGET_MS", 0)
+        self.flash_q = []
         self.trust = trust.Trust(d)
+        feed()
         # Courses' last starts and acknowledgements (fw.course), loaded when a v2
         # profile first needs it: a device with v1 profiles only never does.
         self.course = None
@@ -244,6 +262,16 @@ class App(session.Sessions, intake.Intake):
 
     # ---- service: everything that may allocate ---------------------------------
     def service(self):
+        if not self.flash_budget_ms:
+            self._service()
+            return
+        t0_ms = self.board.ticks_ms()
+        try:
+            self._service()
+        finally:
+            self.flash_work(t0_ms)
+
+    def _service(self):
         if self.fault_pending:
             self._record_fault()
         if self.end_reason:
@@ -329,7 +357,11 @@ class App(session.Sessions, intake.Intake):
         elif ev == "podlet_accepted":
             self.podlet_refusal = None
         self.board.emit(record)
-        self.audit.append(record)
+        if self.flash_budget_ms:
+            # A copy: log() below adds the journal's fields to record.
+            self.flash_q.append([self.audit.append, dict(record)])
+        else:
+            self.audit.append(record)
         self.log(record)
         if self._captured is not None:
             self._captured.append(record)
@@ -339,7 +371,26 @@ class App(session.Sessions, intake.Intake):
         milliseconds since boot."""
         record["t"] = self.board.clock_s() or None
         record["t_ms"] = self.steps() * config.PERIOD_MS
-        self.journal.append(record)
+        if self.flash_budget_ms:
+            self.flash_q.append([self.journal.append, record])
+        else:
+            self.journal.append(record)
+
+    def flash_work(self, t0_ms):
+        """The records' flash writes that wait (flash_q, then the board's log), one
+        after another while under flash_budget_ms since t0_ms (the start of service()),
+        the rest next period. Each is taken off the queue before it runs, so a write that
+        raises (a failing flash) is not retried every period."""
+        budget = self.flash_budget_ms
+        q = self.flash_q
+        ticks_ms = self.board.ticks_ms
+        more = getattr(self.board, "flash_work", None)
+        while time.ticks_diff(ticks_ms(), t0_ms) < budget:
+            if q:
+                write, record = q.pop(0)
+                write(record)
+            elif more is None or not more():
+                return
 
     def _sample(self):
         self.log({"event": "sample", "state": codes.STATE_NAMES[self.state],

@@ -221,13 +221,17 @@ def test_the_pump_never_runs_past_its_period(runs):
     assert runs["nominal", "picow"]["port"]["pump_late_nl"] < 100   # ~1,400 nl
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 item 6: service() outlasts 300 ms")
 def test_the_heater_keepalive_is_kicked_within_300_ms(runs):
-    assert runs["nominal", "picow"]["port"]["keepalive_gap_ms_max"] < 300   # 342 ms
+    # Issue 14 item 6: records' flash writes wait for the period's budget
+    # (realboard.Board.FLASH_BUDGET_MS, fw.app.App.flash_work): 342 ms before, ~158 ms
+    # now (a podlet's two 1-Wire reads at insertion).
+    assert runs["nominal", "picow"]["port"]["keepalive_gap_ms_max"] < 250
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 item 6: worst-case erases starve the watchdog")
 def test_datasheet_worst_flash_does_not_trip_the_watchdog(runs):
+    # Item 6: a watchdog reset every ~1.2 s from ~11 s before; the records' writes at
+    # one 400 ms erase a period, App.__init__ feeding between the files a blank flash
+    # gets.
     assert runs["worst", "picow"]["resets"] == []
 
 
