@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from steamer.applink import APP_ENV
-from steamer_harness.ble import Served, serve
+from steamer_harness.ble import Served, end_process, serve
 from steamer_sim.air import ENV, Air, send_sim_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,13 +87,7 @@ class AppProcess:
         return self.url.split("/?", 1)[0]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc)
 
 
 def start_app(air: Air, tmp: Path) -> AppProcess:

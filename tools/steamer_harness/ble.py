@@ -58,13 +58,18 @@ class Served:
         return [part[:600] for part in text.split("Traceback (most recent call last):")[1:]]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc)
+
+
+def end_process(proc: subprocess.Popen) -> None:
+    """Ends a process this harness started: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def serve(air: Air, tmp: Path, name: str, scenario: dict | None = None,
