@@ -128,6 +128,11 @@ class Sessions:
         # of it a step: the encoder counts whole pulses.
         behind = self.planned_nl - measured
         self.planned_nl += step_nl
+        if step_nl <= 0:
+            # The pattern asks for none (pulsed, between boluses): the pump is off, what
+            # it is behind is trimmed in the next bolus (or stays under one pulse).
+            self.dose_steps += 1
+            return 0
         want = step_nl + (behind >> 2)
         # Trimmed by at most an eighth: a pump off by more is a fault, not calibration.
         most = step_nl + (step_nl >> 3) + 1

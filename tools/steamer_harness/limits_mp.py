@@ -331,7 +331,24 @@ class Driver:
 
 
 def _reply(obj):
-    sys.stdout.write("@" + json.dumps(obj) + "\n")
+    # Written a piece at a time: a session whose pump is trimmed every step has runs of
+    # one period, and one string of them all does not fit the heap (MemoryError).
+    w = sys.stdout.write
+    w("@{")
+    sep = ""
+    for k, v in obj.items():
+        w(sep + json.dumps(k) + ":")
+        sep = ","
+        if isinstance(v, list):
+            w("[")
+            s2 = ""
+            for x in v:
+                w(s2 + json.dumps(x))
+                s2 = ","
+            w("]")
+        else:
+            w(json.dumps(v))
+    w("}\n")
 
 
 def _main():
