@@ -76,6 +76,7 @@ class Encoder:
         self.w = wiring
         self.acc = 0                    # nl * 1e6 toward the next edge
         self.last_us = portclock.NOW[0]
+        self.frac = 0                   # Hz * us toward the step under way (as machine.PWM)
         self.inc = int(2000000 * wiring.plant.pump_cal)     # nl * 1e6 per step
         self.edges = 0
 
@@ -95,7 +96,7 @@ class Encoder:
         hz = self._hz()
         if not hz:
             return None
-        return self.last_us + (self._steps_to_edge() * 1000000 + hz - 1) // hz
+        return self.last_us + (self._steps_to_edge() * 1000000 - self.frac + hz - 1) // hz
 
     def edges_until(self, to_us, blocked):
         hz = self._hz()
@@ -105,17 +106,22 @@ class Encoder:
         pin = machine.PINS.get(self.w.pin["PUMP_ENCODER"])
         while True:
             n = self._steps_to_edge()
-            t = self.last_us + (n * 1000000 + hz - 1) // hz
+            t = self.last_us + (n * 1000000 - self.frac + hz - 1) // hz
             if t > to_us:
                 break
             self.acc += n * self.inc - 100000000
+            self.frac += hz * (t - self.last_us) - n * 1000000
             self.last_us = t
             self.edges += 1
             if pin is not None:
                 pin.edge(blocked)
-        steps = (to_us - self.last_us) * hz // 1000000
+        # The step under way carries over, as machine.PWM.settle's acc does: a pump gated
+        # on for less than a step per period (the ports' PWM floor) still moves.
+        whole = self.frac + hz * (to_us - self.last_us)
+        steps = whole // 1000000
         self.acc += steps * self.inc
-        self.last_us += steps * 1000000 // hz
+        self.frac = whole - steps * 1000000
+        self.last_us = to_us
 
 
 class Slot:

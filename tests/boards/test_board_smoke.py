@@ -143,7 +143,10 @@ def test_cutoff_stays_open_across_watchdog_reset(run):
 def test_firmware_steps_on_the_board(run):
     board, out, cwd = run
     assert out["step_errors"] == 0
-    assert out["fed"] == 10
+    assert out["fed"] == 10                     # one feed a step
+    # Boot on a blank flash: fed after the journal, the audit log, the trust store and
+    # once more before them (fw.app App.__init__, issue 14 item 6).
+    assert out["fed_boot"] == 4
     assert out["poll"] is None
     assert out["rtc_datetime"] == [2026, 1, 1, 3, 0, 0, 0, 0]
     log = [json.loads(line) for line in (cwd / "log.jsonl").read_text().splitlines()]
