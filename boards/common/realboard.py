@@ -171,6 +171,11 @@ class Pump:
     """
 
     NL_PER_PULSE = _PUMP_NL_PER_PULSE
+    # The encoder's edges collapse while a flash operation has interrupts (rp2,
+    # rp2_flash.c begin_critical_flash_section) or the flash cache (ESP32-C3) off: the
+    # count can read less than the pump delivered, so the firmware never counts a dose
+    # below what it commanded (fw.session.Sessions.measured_nl).
+    MAY_MISS_EDGES = 1
 
     def __init__(self, step_pin_no, encoder_pin_no, timer_id, step_hz_min=0):
         pwm = PWM(Pin(step_pin_no), freq=1000, duty_u16=0)

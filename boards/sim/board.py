@@ -64,6 +64,7 @@ class Cutoff:
 
 class Pump:
     NL_PER_PULSE = 100
+    MAY_MISS_EDGES = 0      # the sim's encoder loses no edge (realboard.Pump's does)
 
     def __init__(self, board):
         self.board = board

@@ -84,6 +84,8 @@ class Readings:
         self.pump_nl_s = 0          # commanded in the step before
         self.pump_pulses = 0        # the encoder's count now
         self.pump_nl_per_pulse = 0
+        self.pump_may_miss = 1      # the encoder may miss edges (realboard.Pump says)
+        self.dose_commanded_nl = 0  # the session's dose commanded so far (fw.session)
 
 
 class Supervisor:

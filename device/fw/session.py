@@ -89,7 +89,8 @@ class Sessions:
 
     def dose_step(self):
         """Pump rate for this step, and the session ended the step a limit is reached.
-        The dose is what the encoder measured (session_nl), not what was commanded: the
+        The dose is what the encoder measured (session_nl; measured_nl says when it is
+        never less than was commanded), not what was commanded alone: the
         command is the profile's volume by now less what was measured, so the pump's
         calibration error is trimmed out, and it is never more than the ledger already
         counts nor the limit allows, so the pump passes neither by more than one pulse
@@ -143,13 +144,22 @@ class Sessions:
             want = least
         if want > left_nl:
             want = left_nl
+        self.readings.dose_commanded_nl += want
         self.dose_steps += 1
         return want * config.STEPS_PER_S
 
     def measured_nl(self):
-        """nl the encoder counted since this session's dosing began (allocation-free)."""
+        """The session's dose as the ledger and the limits count it: nl the encoder
+        counted since dosing began, but on a board whose encoder may miss edges
+        (readings.pump_may_miss: realboard.Pump.MAY_MISS_EDGES) never less than what was
+        commanded, so an encoder blind during a flash write reads as a pump no further
+        behind, and nothing is trimmed up to make the missing edges good.
+        Allocation-free."""
         r = self.readings
-        return ((r.pump_pulses - self.dose_pulses0) & _PULSE_MASK) * r.pump_nl_per_pulse
+        m = ((r.pump_pulses - self.dose_pulses0) & _PULSE_MASK) * r.pump_nl_per_pulse
+        if r.pump_may_miss and r.dose_commanded_nl > m:
+            return r.dose_commanded_nl
+        return m
 
     def pattern_rate(self):
         """The pump rate (nl/s, i.e. tenths of a nl a step) the session's delivery
@@ -269,6 +279,7 @@ class Sessions:
         self.target_mc = prof["outlet_target_mc"]
         self.dose_rem = 0
         self.planned_nl = 0
+        self.readings.dose_commanded_nl = 0
         self.dose_steps = 0
         self.dosing = 0
         self.end_reason = _END_NONE

@@ -25,9 +25,13 @@ PORTSIM = BOARDS / "portsim"
 PORT_OF = {"esp32c3": "esp32", "picow": "rp2"}
 # What the models cost the heap that a board's C modules do not: machine, time and
 # portclock take ~18.5 KB on the unix-64 port from .mpy (the stand-ins they replaced,
-# ~6 KB), and their objects' attributes more; a board's budget on the models is
-# BOARD_HEAP plus this (the board smoke test fails at +20k, passes at +24k).
-MODELS_HEAP_K = 24
+# ~6 KB), and their objects' attributes more: measured 24.7 KB (rp2) and 25.0 KB (esp32)
+# on their own. A board's budget on the models is BOARD_HEAP plus this, rounded up to
+# 26k. Near its edge whether the smoke run fits moves by +-2k with fragmentation (at
+# 210-226k the C3 passes at 213, 215, 216 and from 218, fails at 214 and 217), so the
+# firmware is within about 2 KB of a board's 192k: a new firmware module must give
+# heap back elsewhere (README, Heap).
+MODELS_HEAP_K = 26
 # The board's budget (BOARD_HEAP, 192k) plus the plant,
 # world, trace and metrics, compiled from source in the same heap.
 RUN_HEAP = "384k"
