@@ -46,7 +46,13 @@ def test_log_sync_delivers_every_record_once_and_lets_the_device_compact(paired)
             assert (await st.sync_logs(sink)).records >= 40
             await make_records(st, 5)
             assert (await st.sync_logs(sink)).records >= 5
-            assert (await st.sync_logs(sink)).records == 0
+            # Nothing the host holds comes again; the only record new since is the one
+            # the fixture's button hold writes on its own (clock_window at ~21 s on the
+            # steamer's clock), which a loaded machine lets land before this sync.
+            held = len(sink.records)
+            res = await st.sync_logs(sink)
+            assert res.records == len(sink.records) - held
+            assert [r["kind"] for r in sink.records[held:]] in ([], ["clock_window"])
         check_records(sink)
         names = {r["kind"] for r in sink.records}
         assert {"boot", "pairing_window", "host_paired", "session_refused"} <= names

@@ -33,7 +33,9 @@ def test_demo_trace_is_one_full_dose_session(tmp_path: Path, demo_trace: Path) -
         # A sample a second, from the start to the last step of the session.
         steps = [b.t_ms - a.t_ms for a, b in zip(samples, samples[1:])]
         assert set(steps[:-1]) == {1000} and 0 < steps[-1] <= 1000
-        assert samples[0].t_ms == 0 and samples[-1].dose_ul == 2500.0
+        # The dose is the encoder's count (fw.session.dose_step): the last sample is the
+        # step before the one whose count reached the limit, within a step's 0.5 µl of it.
+        assert samples[0].t_ms == 0 and 2499.5 <= samples[-1].dose_ul <= 2500.0
         assert s.duration_ms - samples[-1].t_ms <= 1000
         steaming = [p for p in samples if p.dose_ul > 0]
         assert all(abs(p.outlet_c - 45.0) < 1.5 for p in steaming)

@@ -25,4 +25,6 @@ def test_course_scenario(tmp_path: Path) -> None:
                          ("warnings_acknowledged", None), ("session_started", None),
                          ("session_ended", "completed"), ("session_refused", "course_spacing")]
     (session,) = json.loads(proc.stdout)["sessions"]
-    assert session["session_ul"] == 600.0
+    # 120 s at 300 µl/min, as the encoder counted it (100 nl a pulse): the plan trims the
+    # pump's calibration error (+-5 %) out to within a pulse or two.
+    assert 599.8 <= session["session_ul"] <= 600.1
