@@ -49,6 +49,7 @@ _EPOCH0 = 1795000000
 _PERIOD_MS = 100
 _OFF_AFTER_CUT_MS = 1000
 _BLOCK = 4096                   # the sim flash's block size
+_ERASED = b"\xff" * 256        # one erased piece of a block (see _blank_superblocks)
 
 
 def _memo_ed25519():
@@ -156,7 +157,10 @@ class Driver:
         except OSError:
             return                  # no file yet: the board makes a blank one
         with f:
-            f.write(b"\xff" * (2 * _BLOCK))
+            # 256 bytes at a time: a long run's heap may hold no free 8 KB block, and a
+            # reset that cannot allocate would fail every sequence after it.
+            for _ in range(2 * _BLOCK // len(_ERASED)):
+                f.write(_ERASED)
 
     def boot(self):
         b = self.board
