@@ -174,7 +174,7 @@ class Pump:
     # The encoder's edges collapse while a flash operation has interrupts (rp2,
     # rp2_flash.c begin_critical_flash_section) or the flash cache (ESP32-C3) off: the
     # count can read less than the pump delivered, so the firmware never counts a dose
-    # below what it commanded (fw.session.Sessions.measured_nl).
+    # below what it commanded (fw.session.Sessions.counted_nl).
     MAY_MISS_EDGES = 1
 
     def __init__(self, step_pin_no, encoder_pin_no, timer_id, step_hz_min=0):

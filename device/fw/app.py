@@ -71,7 +71,7 @@ class App(session.Sessions, intake.Intake):
         self.readings = self.sup.readings
         self.readings.pump_nl_per_pulse = board.pump.NL_PER_PULSE
         # A board whose encoder may miss edges (boards say; unsaid is the safe side):
-        # the dose counted is never less than what was commanded (Sessions.measured_nl).
+        # the dose counted is never less than what was commanded (Sessions.counted_nl).
         self.readings.pump_may_miss = getattr(board.pump, "MAY_MISS_EDGES", 1)
         self.state = codes.ST_IDLE
         # Uptime as whole seconds and steps into the second: a count of steps would leave

@@ -89,7 +89,7 @@ class Sessions:
 
     def dose_step(self):
         """Pump rate for this step, and the session ended the step a limit is reached.
-        The dose is what the encoder measured (session_nl; measured_nl says when it is
+        The dose is what the encoder measured (session_nl; counted_nl says when it is
         never less than was commanded), not what was commanded alone: the
         command is the profile's volume by now less what was measured, so the pump's
         calibration error is trimmed out, and it is never more than the ledger already
@@ -108,16 +108,16 @@ class Sessions:
                 self.dose_pulses0 = r.pump_pulses
             else:
                 return 0
-        measured = self.measured_nl()
-        self.session_nl = measured
+        counted = self.counted_nl()
+        self.session_nl = counted
         if self.dose_steps >= self.session_limit_steps:
             self._end(_END_COMPLETED)
             return 0
-        if measured >= self.dose_limit_nl:
+        if counted >= self.dose_limit_nl:
             self._end(self.dose_limit_reason)
             return 0
         # Only what the ledger already counts may be delivered (service() reserves ahead).
-        left_nl = min(self.dose_limit_nl, self.reserved_nl) - measured
+        left_nl = min(self.dose_limit_nl, self.reserved_nl) - counted
         if left_nl <= 0:
             return 0
         # The pattern's volume by now (fw.session.pattern_rate): nl this step = (rate +
@@ -125,9 +125,9 @@ class Sessions:
         acc = self.dose_rem + self.pattern_rate()
         step_nl = acc // config.STEPS_PER_S
         self.dose_rem = acc - step_nl * config.STEPS_PER_S
-        # What the pump is behind the plan (measured up to the step before), a quarter
+        # What the pump is behind the plan (counted up to the step before), a quarter
         # of it a step: the encoder counts whole pulses.
-        behind = self.planned_nl - measured
+        behind = self.planned_nl - counted
         self.planned_nl += step_nl
         if step_nl <= 0:
             # The pattern asks for none (pulsed, between boluses): the pump is off, what
@@ -148,7 +148,7 @@ class Sessions:
         self.dose_steps += 1
         return want * config.STEPS_PER_S
 
-    def measured_nl(self):
+    def counted_nl(self):
         """The session's dose as the ledger and the limits count it: nl the encoder
         counted since dosing began, but on a board whose encoder may miss edges
         (readings.pump_may_miss: realboard.Pump.MAY_MISS_EDGES) never less than what was
@@ -362,7 +362,7 @@ class Sessions:
             # up: the true volume is at most the pulse the encoder has not counted more.
             delivered_ul = 0
             if self.dose_steps:
-                self.session_nl = self.measured_nl()
+                self.session_nl = self.counted_nl()
                 delivered_ul = (self.session_nl + 999) // 1000
             unused_ul = self.reserved_nl // 1000 - delivered_ul
             if unused_ul < 0:
