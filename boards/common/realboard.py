@@ -172,10 +172,12 @@ class Pump:
 
     NL_PER_PULSE = _PUMP_NL_PER_PULSE
     # The encoder's edges collapse while a flash operation has interrupts (rp2,
-    # rp2_flash.c begin_critical_flash_section) or the flash cache (ESP32-C3) off: the
-    # count can read less than the pump delivered, so the firmware never counts a dose
-    # below what it commanded (fw.session.Sessions.counted_nl).
-    MAY_MISS_EDGES = 1
+    # rp2_flash.c begin_critical_flash_section) or the flash cache (ESP32-C3) off; the
+    # board's flash is mounted through PumpSafeFlash, which stops the pump (hold())
+    # before each, so no edge comes while the encoder is blind and the dose counted is
+    # what it measured (fw.session.Sessions.counted_nl). A board without that guard
+    # would say 1: the dose counted is then never less than what was commanded.
+    MAY_MISS_EDGES = 0
 
     def __init__(self, step_pin_no, encoder_pin_no, timer_id, step_hz_min=0):
         pwm = PWM(Pin(step_pin_no), freq=1000, duty_u16=0)
@@ -185,6 +187,8 @@ class Pump:
         self._gate_nl_s = step_hz_min * _PUMP_NL_PER_STEP     # nl/s at step_hz_min
         self._gate_acc = 0
         self._step_hz = 0
+        self._on = 0            # stepping in the period set() started (hold() aside)
+        self._held = 0          # hold() stopped it since held() was last asked
         # The keep-alive. Its callback is a soft one (the esp32 port refuses hard=True,
         # the rp2 port's Timer has no such argument): it runs between bytecodes, so at
         # once after a flash write or a native call that held the VM. The bound methods
@@ -215,6 +219,7 @@ class Pump:
         else:
             self._gate_acc = 0
         if hz == 0:
+            self._on = 0
             self._duty_u16(0)
             return
         # Deadline first, then the timer, then the output: whatever moment the previous
@@ -224,7 +229,28 @@ class Pump:
         if hz != self._step_hz:
             self._freq(hz)
             self._step_hz = hz
+        self._on = 1
         self._duty_u16(_PUMP_STEP_DUTY_U16)
+
+    def hold(self):
+        """Stops the step output now: before a flash operation (PumpSafeFlash). A pin
+        register write; no allocation, so a flash write from a collection's finaliser
+        may call it too."""
+        self._duty_u16(0)
+        if self._on:
+            self._held = 1
+
+    def held(self):
+        h = self._held
+        self._held = 0
+        return h
+
+    def resume(self):
+        """After the flash operation: the step output on again if the period set()
+        started is still running, so a write costs the dose only its own time. Past the
+        period it stays off (the keep-alive's deadline) until the next set()."""
+        if self._on and time.ticks_diff(self._until_ms, self._ticks_ms()) > 0:
+            self._duty_u16(_PUMP_STEP_DUTY_U16)
 
     def _gated(self, nl_s):
         # This period at the slowest rate, or not at all: on-periods average nl_s.
@@ -240,6 +266,7 @@ class Pump:
         # ran, its callback came after) finds the deadline a period away: it is stale.
         # Half a period of tolerance covers the two clocks' disagreement.
         if time.ticks_diff(self._ticks_ms(), self._until_ms) > -_PUMP_STALE_MS:
+            self._on = 0
             self._duty_u16(0)
 
     def pulses(self):
@@ -310,17 +337,88 @@ class FilesystemError(Exception):
     """The firmware's data folder is not on littlefs: the board refuses to run."""
 
 
-def filesystem_of(path):
-    """The filesystem object mounted where path lives (the longest mount point that
-    holds it), or None."""
+def mount_of(path):
+    """(filesystem, mount point) of the mount where path lives (the longest mount point
+    that holds it), or (None, "")."""
     found = None
-    found_len = -1
+    found_point = ""
     for fs, point in vfs.mount():
         inside = path == point or path.startswith(point if point.endswith("/") else point + "/")
-        if inside and len(point) > found_len:
+        if inside and (found is None or len(point) > len(found_point)):
             found = fs
-            found_len = len(point)
-    return found
+            found_point = point
+    return found, found_point
+
+
+_BLOCK_ERASE = const(6)     # MP_BLOCKDEV_IOCTL_BLOCK_ERASE (extmod/vfs.h)
+
+
+class PumpSafeFlash:
+    """The data flash as littlefs sees it, with the pump stopped before every erase and
+    program (issue 14 items 4 and 5).
+
+    While either runs no interrupt is served: the rp2 port turns them off
+    (ports/rp2/rp2_flash.c, begin_critical_flash_section) and the ESP32-C3 its flash
+    cache (no ISR outside IRAM runs, and the esp32 port's soft timers wait for the
+    scheduler). A running pump would go on stepping unseen: the encoder's edges collapse
+    into the one its latch holds, and the keep-alive that stops the pump a period after
+    its last set() cannot run. So hold() comes first: the pump stops at the end of the
+    step in progress, and the operation delivers nothing the encoder cannot count and
+    nothing past the period. After it, resume() steps on if set()'s period still runs
+    (else the next control step's set() starts it again): the period's dose is short by
+    the operation's time, which the dose counted from the encoder makes up
+    (fw.session). Reads leave interrupts on (rp2: execute-in-place) or are short enough
+    (C3: a few hundred us, under the encoder's fastest edge spacing) to lose no edge."""
+
+    def __init__(self, bdev, pump):
+        self._bdev = bdev
+        self._hold = pump.hold
+        self._resume = pump.resume
+        self.readblocks = bdev.readblocks
+
+    def writeblocks(self, n, buf, off=None):
+        # A write that raises leaves the pump held: the next set() decides.
+        self._hold()
+        if off is None:
+            r = self._bdev.writeblocks(n, buf)
+        else:
+            r = self._bdev.writeblocks(n, buf, off)
+        self._resume()
+        return r
+
+    def ioctl(self, op, arg):
+        if op != _BLOCK_ERASE:
+            return self._bdev.ioctl(op, arg)
+        self._hold()
+        r = self._bdev.ioctl(op, arg)
+        self._resume()
+        return r
+
+
+def mount_pump_safe(path, flash_device, pump, lfs_kw):
+    """Mounts littlefs on flash_device() (the port's raw flash, the one its _boot.py
+    mounted) through PumpSafeFlash in place of the mount that holds path, and returns
+    the PumpSafeFlash. lfs_kw: the port's littlefs options (rp2: progsize=256, as its
+    _boot.py). Nothing may have a file open on that mount. FilesystemError when path is
+    not on littlefs, or when the new mount fails (the old one is put back): the board
+    does not run on a flash that can blind its pump."""
+    fs, point = mount_of(path)
+    if not isinstance(fs, vfs.VfsLfs2):
+        raise FilesystemError("%s is on %s, not littlefs: reformat the flash as littlefs"
+                              % (path, "nothing" if fs is None else type(fs).__name__))
+    cwd = os.getcwd()
+    safe = PumpSafeFlash(flash_device(), pump)
+    vfs.umount(point)
+    try:
+        # A block device in Python is the protocol vfs asks for (readblocks,
+        # writeblocks, ioctl), not the stubs' AbstractBlockDev class.
+        vfs.mount(vfs.VfsLfs2(safe, **lfs_kw), point)  # pyright: ignore[reportArgumentType]
+    except OSError:
+        vfs.mount(fs, point)
+        os.chdir(cwd)
+        raise FilesystemError("%s would not mount again" % point)
+    os.chdir(cwd)
+    return safe
 
 
 # The radio between periods: idle() every _IDLE_SLICE_MS (a connection interval or
@@ -352,6 +450,14 @@ class Board:
     # or one worst a period keep service() under the heater's 300 ms keep-alive (typical)
     # and the watchdog's second (worst).
     FLASH_BUDGET_MS = 60
+    # The port's littlefs options for the data flash, as its _boot.py mounts it.
+    LFS_KW = {}
+    pump: Pump          # made by the board's __init__ before it calls this one's
+
+    def flash_device(self):
+        """The port's raw block device under the data folder's littlefs (the one the
+        port's _boot.py mounted): each board's board.py says which."""
+        raise NotImplementedError("a board names its flash device")
 
     def __init__(self, reset_cause, rtc):
         self._reset_cause = reset_cause
@@ -369,11 +475,10 @@ class Board:
         # built with their outputs off (SSR low, keep-alive never toggled, PWM duty 0)
         # and the watchdog is not started, so the board stays at the REPL, where the
         # flash can be reformatted, rather than resetting over and over.
-        fs = filesystem_of(self.data_dir)
-        if not isinstance(fs, vfs.VfsLfs2):
-            raise FilesystemError("%s is on %s, not littlefs: reformat the flash as littlefs"
-                                  % (self.data_dir, "nothing" if fs is None
-                                     else type(fs).__name__))
+        # Its flash (flash_device(): the port's raw block device) is mounted again
+        # through PumpSafeFlash, so no erase or program runs with the pump on.
+        self.flash = mount_pump_safe(self.data_dir, self.flash_device, self.pump,
+                                     self.LFS_KW)
         try:
             os.mkdir(self.data_dir)
         except OSError:

@@ -5,6 +5,7 @@ ADC's attenuation and how its volts become the NTC tables' counts, where the cut
 rest is boards/common/realboard.py. README.md next to this file has the wiring and the
 reasons behind each choice.
 """
+import esp32
 import machine
 from machine import ADC, RTC, Pin
 from micropython import const
@@ -64,6 +65,11 @@ class _RtcMark:
 
 class Board(realboard.Board):
     name = "esp32c3"
+
+    def flash_device(self):
+        # ports/esp32/modules/flashbdev.py: the "vfs" data partition, littlefs with the
+        # default options (inisetup.py), so LFS_KW stays empty.
+        return esp32.Partition.find(esp32.Partition.TYPE_DATA, label="vfs")[0]
 
     def __init__(self):
         rtc = RTC()

@@ -7,6 +7,7 @@ rest is boards/common/realboard.py. README.md next to this file has the differen
 the ESP32-C3 board.
 """
 import machine
+import rp2
 from machine import ADC, RTC, Pin
 from micropython import const
 
@@ -53,6 +54,11 @@ class _ScratchMark:
 
 class Board(realboard.Board):
     name = "picow"
+    # ports/rp2/modules/_boot.py: littlefs on rp2.Flash() with 256-byte programs.
+    LFS_KW = {"progsize": 256}
+
+    def flash_device(self):
+        return rp2.Flash()
 
     def __init__(self):
         self.boiler_ntc = _ntc(_PIN_BOILER_NTC)

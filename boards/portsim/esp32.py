@@ -1,13 +1,18 @@
-"""`esp32` for the port models: esp32.Partition for the filesystem partition, as the
-timed block device of timedflash.py (ports/esp32/esp32_partition.c). The rest (RMT,
-NVS, ULP) is not modelled."""
-from timedflash import TimedFlash
+"""`esp32` for the port models: esp32.Partition.find for the "vfs" data partition
+(ports/esp32/esp32_partition.c, esp32_partition_find: a list of the partitions that
+match), each the timed block device portrun's boot mounted (timedflash.DEVICE). The
+rest (RMT, NVS, ULP) is not modelled."""
+import timedflash
 
 
-class Partition(TimedFlash):
+class Partition:
     RUNNING = 1
+    TYPE_APP = 0
     TYPE_DATA = 1
 
-    def __init__(self, label="vfs", path="esp32-flash.img", blocks=128):
-        TimedFlash.__init__(self, path, blocks, 4096)
-        self.label = label
+    @staticmethod
+    def find(type=TYPE_APP, subtype=255, label=None, block_size=4096):
+        dev = timedflash.DEVICE[0]
+        if type != Partition.TYPE_DATA or label != "vfs" or dev is None:
+            return []
+        return [dev]

@@ -26,6 +26,7 @@ import vfs
 import machine
 import onewire
 import portclock
+import timedflash
 from fw import codes
 from fw import main
 from plant import PARAMS, Plant
@@ -156,6 +157,7 @@ class Wiring:
         self.image_of = None
         self.image = None
         self.flash = TimedFlash("%s-flash.img" % board_name)
+        timedflash.DEVICE[0] = self.flash
         self.encoder = Encoder(self)
         self.stats = {"boots": 0, "service_us_max": 0, "pump_over_nl": 0}
         self.world = World(self, scenario, trace_path, progress)
@@ -321,11 +323,16 @@ class Wiring:
             vfs.umount(point)
         except OSError:
             pass
+        # The ports' options: rp2 programs 256 bytes at a time (ports/rp2/modules/
+        # _boot.py, progsize=256: each metadata commit pads to a page, so a directory's
+        # block fills and is compacted, an erase, 8x sooner than littlefs's default);
+        # the esp32 port takes the defaults (ports/esp32/modules/inisetup.py).
+        kw = {} if machine.ESP32 else {"progsize": 256}
         try:
-            fs = vfs.VfsLfs2(self.flash)
+            fs = vfs.VfsLfs2(self.flash, **kw)
         except OSError:
-            vfs.VfsLfs2.mkfs(self.flash)
-            fs = vfs.VfsLfs2(self.flash)
+            vfs.VfsLfs2.mkfs(self.flash, **kw)
+            fs = vfs.VfsLfs2(self.flash, **kw)
         vfs.mount(fs, point)
         os.chdir(point)
         key_hex = self.world.scenario.get("mfg_public_hex")

@@ -1,9 +1,14 @@
-"""`rp2` for the port models: rp2.Flash, the RP2040's filesystem flash, as the timed
-block device of timedflash.py (ports/rp2/rp2_flash.c). The rest of the rp2 module (PIO,
-StateMachine, DMA) is not modelled."""
-from timedflash import TimedFlash
+"""`rp2` for the port models: rp2.Flash, the RP2040's filesystem flash. Called with no
+arguments the port returns one object over the whole filesystem area
+(ports/rp2/rp2_flash.c, rp2_flash_make_new: "Default singleton object"), the one its
+_boot.py mounted: here the timed block device portrun's boot mounted
+(timedflash.DEVICE). The rest of the rp2 module (PIO, StateMachine, DMA) is not
+modelled."""
+import timedflash
 
 
-class Flash(TimedFlash):
-    def __init__(self, path="rp2-flash.img", blocks=128):
-        TimedFlash.__init__(self, path, blocks, 4096)
+def Flash():
+    dev = timedflash.DEVICE[0]
+    if dev is None:
+        raise OSError(19)       # no filesystem flash made yet (ENODEV)
+    return dev

@@ -1,8 +1,8 @@
 """The boards' internal flash as a block device with erase and program times: the sim
 board's FileFlash (boards/sim/flash.py: a host file, power cuts at a chosen write) whose
 erases and programs hold the clock (portclock.busy: interrupts off) for as long as a
-QSPI NOR flash takes. rp2.Flash and esp32.Partition are this device under the ports'
-names. Times per W25Q16JV/W25Q32JV datasheet (the Pico W's and the C3 modules' class of
+QSPI NOR flash takes. rp2.Flash() and esp32.Partition.find(...) return the one in
+DEVICE (portrun's boot makes it and mounts it). Times per W25Q16JV/W25Q32JV datasheet (the Pico W's and the C3 modules' class of
 part): sector erase (4 KiB) 45 ms typical, 400 ms max; page program (256 B) 0.4 ms
 typical, 3 ms max. $PORTSIM_FLASH=worst takes the maxima.
 
@@ -20,6 +20,8 @@ WORST = os.getenv("PORTSIM_FLASH") == "worst"
 ERASE_US = 400000 if WORST else 45000
 PAGE_US = 3000 if WORST else 400
 _PAGE = 256
+# The filesystem flash the port's boot mounted (portrun.Wiring makes it).
+DEVICE = [None]
 
 
 class TimedFlash(FileFlash):

@@ -64,7 +64,7 @@ class Cutoff:
 
 class Pump:
     NL_PER_PULSE = 100
-    MAY_MISS_EDGES = 0      # the sim's encoder loses no edge (realboard.Pump's does)
+    MAY_MISS_EDGES = 0      # the sim's encoder loses no edge
 
     def __init__(self, board):
         self.board = board
@@ -77,6 +77,9 @@ class Pump:
 
     def pulses(self):
         return self.count
+
+    def held(self):
+        return 0        # the sim's flash never stops its pump (realboard.Pump's does)
 
 
 class Watchdog:

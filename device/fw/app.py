@@ -56,7 +56,8 @@ class App(session.Sessions, intake.Intake):
         # sector erases each, 400 ms apiece datasheet-worst; issue 14 item 6).
         feed = board.watchdog.feed
         try:
-            self.ledger = ledger_mod.Ledger(d)
+            # Its commits feed the watchdog between their writes, at boot and after.
+            self.ledger = ledger_mod.Ledger(d, feed)
             self.ledger_problem = None
         except ledger_mod.LedgerError as e:
             # Without a ledger nothing is known of past doses: no session may start.
@@ -180,6 +181,7 @@ class App(session.Sessions, intake.Intake):
         r.boiler_raw = braw
         r.outlet_raw = oraw
         r.pump_pulses = b.pump.pulses()
+        r.pump_held = b.pump.held()
         self.podlet_in = b.podlet.present()
         self._button(b.button.value())
 

@@ -70,8 +70,9 @@ def _ints(n):
 
 
 class Ledger:
-    def __init__(self, data_dir):
-        self.copies = copies.Copies(data_dir, "ledger")
+    def __init__(self, data_dir, pace=None):
+        # pace: fw.copies.Copies's (the watchdog's feed between a commit's writes).
+        self.copies = copies.Copies(data_dir, "ledger", pace)
         self.legacy_path = data_dir + "/ledger"   # format 2, before the copies
         self.legacy = False
         self.doubt = None         # why the newest copy may have been behind (fw.copies)

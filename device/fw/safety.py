@@ -83,6 +83,7 @@ class Readings:
         self.heater_pm = 0          # commanded in the step before
         self.pump_nl_s = 0          # commanded in the step before
         self.pump_pulses = 0        # the encoder's count now
+        self.pump_held = 0          # the board stopped the pump in the period before
         self.pump_nl_per_pulse = 0
         self.pump_may_miss = 1      # the encoder may miss edges (realboard.Pump says)
         self.dose_commanded_nl = 0  # the session's dose commanded so far (fw.session)
@@ -364,10 +365,13 @@ class Supervisor:
         r = self.readings
         pulses = r.pump_pulses
         if r.pump_nl_s > 0 and pulses == self.pump_last:
-            self.pump_nl += r.pump_nl_s // config.STEPS_PER_S
-            if self.pump_nl >= _STALL_PULSES * r.pump_nl_per_pulse:
-                return self._found(codes.F_PUMP_STALL, codes.S_PUMP, pulses, self.pump_nl,
-                                   _STALL_PULSES * r.pump_nl_per_pulse)
+            # A period the board stopped the pump in (a flash operation: pump.held())
+            # was not all asked of it: it counts toward no stall.
+            if not r.pump_held:
+                self.pump_nl += r.pump_nl_s // config.STEPS_PER_S
+                if self.pump_nl >= _STALL_PULSES * r.pump_nl_per_pulse:
+                    return self._found(codes.F_PUMP_STALL, codes.S_PUMP, pulses,
+                                       self.pump_nl, _STALL_PULSES * r.pump_nl_per_pulse)
         else:
             self.pump_nl = 0
         self.pump_last = pulses
