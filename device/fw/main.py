@@ -10,6 +10,10 @@ from fw import codes
 
 def boot(board):
     """Builds the application and records why this boot happened."""
+    # The board's construction leaves garbage (a real board's remount of its flash,
+    # realboard.mount_pump_safe, among it): collected first, the ledger's tables and
+    # App's attribute table, the largest blocks boot asks for, find them whole.
+    gc.collect()
     app = app_mod.App(board)
     cause = board.reset_cause()
     app.emit({"event": "boot", "reason": codes.RESET_NAMES[cause], "board": board.name})

@@ -211,6 +211,66 @@ micropython.heap_unlock()
 out["keepalive"] = ka
 out["pump_timer"] = [timer.id, timer.mode, timer.period, timer.armed]
 
+# ---- the pump through a flash operation (realboard.PumpSafeFlash), under heap_lock ----
+
+
+class _Probe:
+    """A block device that notes the step output's duty while each operation runs."""
+
+    def __init__(self):
+        self.duty = [-1, -1, -1]
+        self.n = 0
+
+    def readblocks(self, n, buf, off=0):
+        pass
+
+    def writeblocks(self, n, buf, off=None):
+        self.duty[self.n] = pwm.duty
+        self.n += 1
+
+    def ioctl(self, op, arg):
+        self.duty[self.n] = pwm.duty
+        self.n += 1
+        return 0
+
+
+probe = _Probe()
+safe = realboard.PumpSafeFlash(probe, b.pump)
+page = bytearray(16)
+# [progress, duty during an erase, after it, held() twice, duty during a program, after
+#  a program that ended past the period, held() when the pump was off, during an erase]
+fl = [0] * 9
+
+
+def through_flash(b, fl):
+    fl[0] = 1
+    b.pump.set(5000)
+    safe.ioctl(6, 0)
+    fl[1] = probe.duty[0]
+    fl[2] = pwm.duty
+    fl[3] = b.pump.held()
+    fl[4] = b.pump.held()
+    portclock.advance(150000)   # the VM held 150 ms (a native call): no callback ran
+    safe.writeblocks(0, page, 0)
+    fl[5] = probe.duty[1]
+    fl[6] = pwm.duty
+    b.pump.held()
+    b.pump.set(0)
+    safe.ioctl(6, 1)
+    fl[7] = b.pump.held()
+    fl[8] = probe.duty[2]
+    fl[0] = 100
+
+
+micropython.heap_lock()
+try:
+    through_flash(b, fl)
+except MemoryError:
+    pass
+micropython.heap_unlock()
+portclock.run_pending()
+out["through_flash"] = fl
+
 # ---- the podlet's ID chip, read by fw.idchip through the board's reader ---------------
 
 

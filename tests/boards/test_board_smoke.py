@@ -36,12 +36,16 @@ def run(request, tmp_path_factory):
     # heap would count the compiler's garbage against the board's 192k).
     mpy = tmp_path_factory.mktemp(board + "-mpy")
     build.build_for_unix_port(board, mpy)
+    # The smoke run itself from .mpy too: compiled from source, its bytecode and the
+    # compiler's garbage would cut up the heap the board's budget is checked in.
+    err = build.compile_file(HERE / "smoke_run.py", mpy / "smoke_run.mpy", "x64")
+    assert err is None, err
     env = dict(os.environ, SMOKE_PODLET_HEX=PODLET_OK_HEX, PORTSIM_PORT=PORT_OF[board],
                SMOKE_BOARD_PY=str(BOARDS / board / "board.py"))
     env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (
         models_mpy(mpy / "portsim"), mpy / "lib", mpy, sim))
     proc = subprocess.run([micropython_exe(), "-X", "heapsize=%dk" % (int(BOARD_HEAP[:-1]) + MODELS_HEAP_K),
-                           str(HERE / "smoke_run.py"), "10"],
+                           "-m", "smoke_run", "10"],
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return board, json.loads(proc.stdout.splitlines()[-1]), cwd
@@ -93,6 +97,20 @@ def test_pump_stops_one_period_after_its_last_set(run):
     assert (due_early, duty_early) == (0, 32768)    # re-armed by the set() 60 ms on
     assert (due, stopped) == (1, 0)         # no set() for a period: the PWM is stopped
     assert again == 32768                   # the next set() starts it again
+
+
+def test_pump_is_held_through_each_flash_operation(run):
+    # Issue 14 items 4 and 5: while an erase or program runs no interrupt is served (the
+    # encoder's edges collapse, the keep-alive cannot stop the pump), so PumpSafeFlash
+    # stops the step output first and starts it again after, if its period still runs.
+    _, out, _ = run
+    progress, erase, after, held, held_again, program, late, held_off, erase_off = \
+        out["through_flash"]
+    assert progress == 100                  # allocation-free, a finaliser's write too
+    assert (erase, after) == (0, 32768)     # off through the erase, on again after it
+    assert (held, held_again) == (1, 0)     # pump.held() says so once
+    assert (program, late) == (0, 0)        # a program ending past the period: stays off
+    assert (held_off, erase_off) == (0, 0)  # a pump already off was not held
 
 
 def test_data_folder_must_be_littlefs(run):

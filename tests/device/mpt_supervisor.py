@@ -213,3 +213,19 @@ def test_overrun_check_allocates_nothing_when_it_trips():
     b.plant.inject("pump_runaway")
     assert _locked_steps(b, app, 30) == 0
     assert app.fault == codes.F_PUMP_OVERRUN
+
+
+def test_no_stall_is_judged_on_periods_the_board_held_the_pump():
+    """realboard.PumpSafeFlash stops the pump through each flash operation and says so
+    (pump.held()): a flash backlog at 400 ms erases then holds it period after period,
+    which is not a stalled pump. A stall in periods it was not held still trips."""
+    b, app = simkit.make()
+    _heat_to_steaming(b, app)
+    b.plant.inject("pump_stall")
+    held = [1]
+    b.pump.held = lambda: held[0]      # as a real board's, through a flash backlog
+    simkit.tick(b, app, 50)              # 5 s: ten stalls' worth of commanded volume
+    assert app.state == codes.ST_STEAMING and app.fault == codes.F_NONE
+    held[0] = 0
+    simkit.tick(b, app, 30)
+    assert app.fault == codes.F_PUMP_STALL
