@@ -118,6 +118,10 @@ class PodletReader:
         self._sync()
         return self.chip.read()
 
+    def read_steps(self):
+        self._sync()
+        return self.chip.read_steps()
+
     def read_rom(self):
         self._sync()
         return self.chip.read_rom()

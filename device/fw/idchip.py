@@ -65,6 +65,17 @@ class IdChip:
             return bytes(self.image)
         return None
 
+    def read_steps(self):
+        """read() one bus transaction at a time: a generator that yields after each
+        transaction but the last; its return value is read()'s. A read of up to
+        _ATTEMPTS transactions (~80-90 ms each on a real 1-Wire bus) then spreads over
+        as many service() calls, so none outlasts the heater's 300 ms keep-alive (issue
+        14 item 6)."""
+        self.status = status = yield from self._read_steps()
+        if status == OK or status == BAD_CRC or status == WRONG_FAMILY:
+            return bytes(self.image)
+        return None
+
     def read_rom(self):
         """The ROM ID (8 bytes) of the chip on the bus, its CRC-8 and family sound; None
         when no chip answers, the bus fails, or no read passes its CRC-8."""
@@ -88,14 +99,22 @@ class IdChip:
     def read_status(self):
         """Reads until two transactions agree; returns the status and leaves the image in
         self.image."""
-        self.status = status = self._read()
+        steps = self._read_steps()
+        try:
+            while True:
+                next(steps)
+        except StopIteration as done:
+            status = done.value
+        self.status = status
         return status
 
-    def _read(self):
+    def _read_steps(self):
         image = self.image
         prev = self._prev
         prev_status = -1
         for attempt in range(self.attempts):
+            if attempt:
+                yield
             self.reads = attempt + 1
             try:
                 got = self._transaction()

@@ -150,7 +150,8 @@ class Intake:
 
     def _queue_podlet(self):
         self.podlet_genuine = None
-        self.checks.append([_CHK_PODLET, self.trust.podlet_check(self.board.podlet.read()),
+        self.checks.append([_CHK_PODLET,
+                            self.trust.podlet_read_check(self.board.podlet.read_steps()),
                             None])
 
     def _podlet_checked(self, check):

@@ -222,6 +222,22 @@ class Trust:
             return Check(None, None, (None, "not_provisioned"))
         return Check(podlet_fmt.verify_steps(self.key, image), _genuine, None)
 
+    def podlet_read_check(self, read_steps):
+        """podlet_check() of the image read_steps (the board's podlet.read_steps())
+        returns, as one Check: the read is sliced as the signature check is, a bus
+        transaction a slice (issue 14 item 6)."""
+        return Check(self._read_and_verify(read_steps), _genuine, None)
+
+    def _read_and_verify(self, read_steps):
+        image = yield from read_steps
+        if image is None:
+            raise ProtocolError("podlet ID chip unreadable", "unreadable")
+        if self.key is None:
+            raise ProtocolError("no manufacturer key", "not_provisioned")
+        yield
+        pod = yield from podlet_fmt.verify_steps(self.key, image)
+        return pod
+
     def podlet_date(self, pod, wall_s):
         """None if a genuine podlet is not expired at wall_s, the newest wall-clock time
         the device can vouch for (0: none), else the reason."""

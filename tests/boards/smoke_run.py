@@ -330,9 +330,11 @@ def run_steps(b, app, n):
 # App.__init__ feeds the watchdog between the files a blank flash gets (fw.app); the
 # steps' feeds are counted apart from those.
 out["fed_boot"] = machine.WDTS[-1].fed
+erase_fed = b2.flash.fed
 errors = run_steps(b2, app, int(sys.argv[1]) if len(sys.argv) > 1 else 10)
 out["step_errors"] = errors
-out["fed"] = machine.WDTS[-1].fed - out["fed_boot"]
+out["fed_erases"] = b2.flash.fed - erase_fed
+out["fed"] = machine.WDTS[-1].fed - out["fed_boot"] - out["fed_erases"]
 out["overruns"] = b2.overruns
 out["clock_unset"] = b2.clock_s()
 b2.set_clock_s(1767225600)  # 2026-01-01 00:00:00 UTC, a Thursday
