@@ -16,6 +16,7 @@ from fw import ledger as ledger_mod
 TYPE_CHECKING = const(0)
 if TYPE_CHECKING:
     from typing import Any, Callable
+    from fw.calib import Calib
     from fw.control import BoilerRush, OutletMpc
     from fw.course import Course
     from fw.journal import Journal
@@ -65,6 +66,7 @@ class Sessions:
     profiles: "dict"
     outlet_ctl: "OutletMpc"
     boiler_pid: "BoilerRush"
+    calib: "Calib | None"
     boiler_mc: int
     outlet_mc: int
     dose_rate_nl_s: int
@@ -289,6 +291,12 @@ class Sessions:
         ctl.ambient_mc = max(5000, min(40000, self.outlet_mc))
         ctl.pump_nl_s = 0
         ctl.reset(self.outlet_mc)
+        # The feed-forward from the unit's measured model (fw.calib: the defaults when
+        # it has none), whose windows measure this session too.
+        cal = self.calib_record()
+        cal.start(self.outlet_mc, self.boiler_mc)
+        ctl.loss_mw_per_k = self.boiler_pid.loss_mw_per_k = cal.loss_mw_per_k
+        ctl.nozzle_half_w = cal.nozzle_half_w
         self.boiler_pid.target_mc = config.BOIL_HOLD_MC
         self.boiler_pid.reset(self.boiler_mc)
         self.state = codes.ST_PREHEAT
@@ -297,6 +305,18 @@ class Sessions:
                    "version": prof["version"], "target_c": prof["outlet_target_mc"] / 1000,
                    "limit_ul": limit_ul})
         return True
+
+    def calib_record(self):
+        """The measured heat model (fw.calib), loaded at its first use: a device that
+        never starts a session needs none of its heap. One unreadable says so."""
+        c = self.calib
+        if c is None:
+            from fw import calib
+            c = self.calib = calib.Calib(self.board.data_dir, self.outlet_ctl.heater_w)
+            c.ctl = self.outlet_ctl
+            if c.problem:
+                self.emit({"event": "record_doubt", "reason": c.problem})
+        return c
 
     def course_record(self):
         """The course record (fw.course), loaded at its first use: only v2 profiles'
