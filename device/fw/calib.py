@@ -1,7 +1,7 @@
 """The appliance's own heat model, measured during normal use and kept on flash: fw.app
 feeds it each step (observe, allocation-free) and takes a session's measurements in
 between (update); fw.session hands it to the controllers' feed-forward at a start and
-the supervisor's not-heating check reads this session's heat capacity from it.
+the supervisor's not-heating check gets this session's heat capacity from it.
 
 A unit knows its element's rating, not its mains nor the water in the boiler, so its
 values are in rated watts: an element 10 % weak reads as losses and nozzle half-power
@@ -22,6 +22,7 @@ from array import array
 from micropython import const
 
 from fw import config
+from fw import safety
 
 # Bounds of a stored value (rated: the truth +-50 % at 81-121 % of the rated power).
 LOSS_MW_PER_K_MIN = const(150)
@@ -33,9 +34,11 @@ HEAT_J_PER_K_MAX = const(3000)
 _HEAT_J_PER_K = const(728)      # the default: 150 ml and 100 J/K of metal
 
 # Heat-up window: full duty this many steps (the boiler sensor's lag has settled), from
-# the boiler this far above the room up to _HEAT_END_MC, a rise of at least _HEAT_RISE_MC.
+# the boiler this far above the room, over _HEAT_SPAN_MC or up to _HEAT_END_MC, a rise
+# of at least _HEAT_RISE_MC: early, so the supervisor checks the rest of the heat-up by it.
 _HEAT_SETTLE_STEPS = const(60)
 _HEAT_FROM_ABOVE_MC = const(8000)
+_HEAT_SPAN_MC = const(20000)
 _HEAT_END_MC = const(85000)
 _HEAT_RISE_MC = const(10000)
 _BOIL_MC = const(99000)         # the boiler reads boiling: the heat goes to steam
@@ -82,12 +85,14 @@ _NAMES = ("loss_mw_per_k", "nozzle_half_w", "heat_j_per_k", "sessions")
 class Calib:
     """The measured model (its values are attributes) and the windows measuring it."""
 
-    def __init__(self, data_dir, heater_w=config.HEATER_W):
+    def __init__(self, data_dir, heater_w=config.HEATER_W, readings=None):
         self.data_dir = data_dir
         self.heater_w = heater_w
         self.w = array("i", [0] * _FIELDS)
         self.w[_AMBIENT] = 22000
         self.ctl = None          # the outlet controller (fw.app): its target, settled
+        # The supervisor's (fw.safety.Readings): this session's model goes there.
+        self.readings = readings if readings is not None else safety.Readings()
         self.problem = None      # why the record on flash was not taken
         self.copies = None
         self.defaults()
@@ -138,6 +143,10 @@ class Calib:
             self.update()
         for i in range(_FIELDS):
             w[i] = 0
+        r = self.readings
+        r.heat_j_per_k = 0
+        r.heater_w = self.heater_w
+        r.loss_mw_per_k = self.loss_mw_per_k
         pm = config.NOZZLE_BODY_PM
         w[_AMBIENT] = max(5000, min(40000, (outlet_mc * 1000 - pm * boiler_mc) // (1000 - pm)))
 
@@ -193,11 +202,15 @@ class Calib:
             w[_HEAT_T0] = boiler
         w[_HEAT_N] += 1
         w[_HEAT_K] += (boiler - amb) // 1000
-        if boiler >= _HEAT_END_MC:
+        if boiler >= _HEAT_END_MC or boiler - w[_HEAT_T0] >= _HEAT_SPAN_MC:
             # J: rated power less the losses over the window's steps (a tenth of a
             # second each), over the rise in K.
             j = (self.heater_w * w[_HEAT_N] - self.loss_mw_per_k * w[_HEAT_K] // 1000) // 10
-            w[_HEAT] = max(1, j * 1000 // (boiler - w[_HEAT_T0]))
+            heat = max(1, j * 1000 // (boiler - w[_HEAT_T0]))
+            w[_HEAT] = heat
+            if HEAT_J_PER_K_MIN <= heat <= HEAT_J_PER_K_MAX:
+                # The supervisor's not-heating check judges the rest of the heat-up by it.
+                self.readings.heat_j_per_k = heat
 
     def _cool(self, w, pm, boiler):
         if pm != 0:

@@ -312,7 +312,8 @@ class Sessions:
         c = self.calib
         if c is None:
             from fw import calib
-            c = self.calib = calib.Calib(self.board.data_dir, self.outlet_ctl.heater_w)
+            c = self.calib = calib.Calib(self.board.data_dir, self.outlet_ctl.heater_w,
+                                         self.readings)
             c.ctl = self.outlet_ctl
             if c.problem:
                 self.emit({"event": "record_doubt", "reason": c.problem})
