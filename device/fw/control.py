@@ -43,6 +43,7 @@ class BoilerRush:
         self.heater_w = heater_w
         self.target_mc = 0
         self.loss_mw_per_k = config.BOILER_LOSS_MW_PER_K    # fw.calib's, at a start
+        self.hold = 1           # 0: nothing at all once at the target (a thermostat)
 
     def reset(self, measured_mc):
         pass
@@ -50,6 +51,8 @@ class BoilerRush:
     def update(self, measured_mc):
         if measured_mc < self.target_mc:
             return _PM_MAX
+        if not self.hold:
+            return 0
         # Losses at the boil from a room at ~20 C.
         return _clamp(self.loss_mw_per_k * 80 // self.heater_w, 0, _PM_MAX)
 
