@@ -191,4 +191,6 @@ class Metrics:
             "latched": self.latched,
             "resets": self.resets,
             "metrics": metrics,
+            # The heat model the firmware measured and keeps (fw.calib), at the end.
+            "calib": app.calib.values() if app is not None and app.calib is not None else None,
         }

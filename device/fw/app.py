@@ -66,6 +66,9 @@ class App(session.Sessions, intake.Intake):
         heater_w = getattr(board.heater, "rated_w", config.HEATER_W)
         self.boiler_pid = control.BoilerRush(heater_w)
         self.outlet_ctl = control.OutletMpc(heater_w)
+        # The unit's measured heat model (fw.calib), loaded at the first session's start
+        # (Sessions.calib_record): the controllers' feed-forward.
+        self.calib = None
         self.sup = safety.Supervisor()
         # What the supervisor judges, filled in each step (the raw counts and the
         # encoder's only there).
@@ -225,6 +228,8 @@ class App(session.Sessions, intake.Intake):
         r.heater_pm = self.heater_pm        # still the step before's outputs
         r.pump_nl_s = self.pump_nl_s
         fault = self.sup.check()
+        if self.calib is not None:
+            self.calib.observe(r)
         if fault != codes.F_NONE and self.state != codes.ST_FAULT:
             self.latch(fault)
         if self.sup.inhibit:
@@ -308,6 +313,8 @@ class App(session.Sessions, intake.Intake):
                 self.emit({"event": "clock_window", "open_s": CLOCK_WINDOW_S})
         if self.session_prof is not None and self.state == codes.ST_STEAMING:
             self.reserve_ahead()
+        if self.calib is not None and self.calib.ready():
+            self.calib.update()
         if self.ledger is not None and self.session_prof is None:
             # Not in a session: there only its own commits move the floor (_stamp).
             self.ledger.keep_floor(self.uptime_s())

@@ -25,6 +25,11 @@ READY_HOLD_STEPS = const(10)
 # The boiler may already boil when its lagging sensor reads this (2 s of lag, +25 %, at
 # the fastest heat-up, ~4 K/s): from here the outlet's controller may hold the heater back.
 STEAM_WATCH_MC = const(88000)
+# While a start waits for its podlet's signature check the boiler heats already, to at
+# most this (a thermostat, off above it: no steam, nowhere near READY_MC even on the
+# fastest heat-up's lagging sensor); the session, its dose and the rest of the heat-up
+# start once the check has passed.
+EARLY_HEAT_MC = const(80000)
 # Cooldown ends (idle) once the boiler stops making steam.
 COOLDOWN_END_MC = const(95000)
 # Dosing starts once the outlet is this close to its target, or after the timeout.

@@ -42,6 +42,8 @@ class BoilerRush:
     def __init__(self, heater_w=config.HEATER_W):
         self.heater_w = heater_w
         self.target_mc = 0
+        self.loss_mw_per_k = config.BOILER_LOSS_MW_PER_K    # fw.calib's, at a start
+        self.hold = 1           # 0: nothing at all once at the target (a thermostat)
 
     def reset(self, measured_mc):
         pass
@@ -49,8 +51,10 @@ class BoilerRush:
     def update(self, measured_mc):
         if measured_mc < self.target_mc:
             return _PM_MAX
+        if not self.hold:
+            return 0
         # Losses at the boil from a room at ~20 C.
-        return _clamp(config.BOILER_LOSS_MW_PER_K * 80 // self.heater_w, 0, _PM_MAX)
+        return _clamp(self.loss_mw_per_k * 80 // self.heater_w, 0, _PM_MAX)
 
 
 class OutletMpc:
@@ -78,6 +82,9 @@ class OutletMpc:
         self.target_mc = 0
         self.ambient_mc = 22000
         self.pump_nl_s = 0
+        # The model's measured part (fw.calib's, set at a session's start).
+        self.loss_mw_per_k = config.BOILER_LOSS_MW_PER_K
+        self.nozzle_half_w = config.NOZZLE_HALF_W
         self.hist = array("i", [0] * _SLOPE_STEPS)
         self.pos = 0
         self.slope = 0              # the reading's slope, mC/s, smoothed
@@ -125,8 +132,8 @@ class OutletMpc:
             ratio_pm = x * 1000 // (span - x)
             if ratio_pm > _RATIO_MAX_PM:
                 return _PM_MAX
-            steam_mw = config.NOZZLE_HALF_W * ratio_pm
-        loss_mw = config.BOILER_LOSS_MW_PER_K * span // 1000
+            steam_mw = self.nozzle_half_w * ratio_pm
+        loss_mw = self.loss_mw_per_k * span // 1000
         pump_mw = self.pump_nl_s * config.LIQUID_MJ_PER_UL // 1000
         return _clamp((steam_mw + loss_mw + pump_mw) // self.heater_w, 0, _PM_MAX)
 

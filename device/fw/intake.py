@@ -52,6 +52,7 @@ class Intake:
     _decision_wall_s: "Callable[[], int]"
     _end: "Callable[[int], None]"
     _start_now: "Callable[[Any], bool]"
+    heat_early: "Callable[[], None]"
 
     def load_profiles(self):
         """At boot: the profiles installed before, each checked again, at once. The board
@@ -194,8 +195,10 @@ class Intake:
             self._queue_podlet()
             pending = True
         if pending:
-            # Queued behind the checks before it: _run_checks decides it (_start_now).
+            # Queued behind the checks before it: _run_checks decides it (_start_now);
+            # the boiler heats meanwhile (fw.session heat_early).
             self.checks.append([_CHK_START, None, reply])
+            self.heat_early()
             return None
         return self._start_now(None)
 

@@ -42,9 +42,16 @@ _STUCK_OUTLET_FALL_MC = const(400)
 # Heater not heating: at >= 90 % for _HEAT_WINDOW_STEPS below 95 C, the boiler must rise
 # at least _HEAT_RISE_MC; while boiling at >= 80 % the outlet may not fall _COLD_FALL_MC.
 _HEAT_WINDOW_STEPS = const(60)
+_HEAT_WINDOW_S = const(6)
 _HEAT_ON_PM = const(900)
 _HEAT_BELOW_MC = const(95000)
 _HEAT_RISE_MC = const(250)
+# ... and once this session's heat capacity is measured (fw.calib, early in the heat-up),
+# below _HEAT_MODEL_BELOW_MC (where the boiler's lagging reading still rises as the water
+# does, even at the fastest heat-up), at least 1/_HEAT_MODEL_DIV of the rise the model
+# expects at 90 %: a unit's own heater, however weak, is what its model measured.
+_HEAT_MODEL_BELOW_MC = const(85000)
+_HEAT_MODEL_DIV = const(3)
 _STEAM_ON_PM = const(800)
 _COLD_WINDOW_STEPS = const(40)
 _COLD_FALL_MC = const(3000)
@@ -87,6 +94,10 @@ class Readings:
         self.pump_nl_per_pulse = 0
         self.pump_may_miss = 1      # the encoder may miss edges (realboard.Pump says)
         self.dose_commanded_nl = 0  # the session's dose commanded so far (fw.session)
+        # This session's measured heat model (fw.calib sets it; 0: not measured yet).
+        self.heat_j_per_k = 0
+        self.heater_w = config.HEATER_W
+        self.loss_mw_per_k = config.BOILER_LOSS_MW_PER_K
 
 
 class Supervisor:
@@ -334,9 +345,18 @@ class Supervisor:
                 and self.n >= _RING):
             then = (self.now_pos - _HEAT_WINDOW_STEPS) & _RING_MASK
             rise = self.boiler_ema - self.boiler_hist[then]
-            if rise < _HEAT_RISE_MC:
+            need = _HEAT_RISE_MC
+            r = self.readings
+            if r.heat_j_per_k > 0 and self.boiler_ema < _HEAT_MODEL_BELOW_MC:
+                # The room is the coolest outlet seen.
+                excess_k = (self.boiler_ema - self.outlet_min) // 1000
+                expect = ((r.heater_w * _HEAT_ON_PM - r.loss_mw_per_k * excess_k)
+                          * _HEAT_WINDOW_S // r.heat_j_per_k)
+                if expect // _HEAT_MODEL_DIV > need:
+                    need = expect // _HEAT_MODEL_DIV
+            if rise < need:
                 return self._found(codes.F_HEATER_NOT_HEATING, codes.S_BOILER,
-                                   self.readings.boiler_raw, rise, _HEAT_RISE_MC)
+                                   r.boiler_raw, rise, need)
         if self.steam_run >= _COLD_WINDOW_STEPS and self.boiler_ema >= _BOILING_MC:
             then = (self.now_pos - _COLD_WINDOW_STEPS) & _RING_MASK
             fall = self.outlet_hist[then] - self.outlet_ema

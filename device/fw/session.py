@@ -16,6 +16,7 @@ from fw import ledger as ledger_mod
 TYPE_CHECKING = const(0)
 if TYPE_CHECKING:
     from typing import Any, Callable
+    from fw.calib import Calib
     from fw.control import BoilerRush, OutletMpc
     from fw.course import Course
     from fw.journal import Journal
@@ -51,6 +52,10 @@ _PATTERN_PULSED = const(1)
 _PATTERN_RAMPED = const(2)
 _PATTERN_CODES = {"pulsed": _PATTERN_PULSED, "ramped": _PATTERN_RAMPED}
 _PULSE_MASK = const(0xFFFFFF)   # pump.pulses() wraps modulo 2**24
+# Sessions.early_heat: the boiler heats while a start waits for its podlet's check, or
+# did until the user stopped it.
+_EARLY_HEATING = const(1)
+_EARLY_STOPPED = const(2)
 
 
 class Sessions:
@@ -65,6 +70,7 @@ class Sessions:
     profiles: "dict"
     outlet_ctl: "OutletMpc"
     boiler_pid: "BoilerRush"
+    calib: "Calib | None"
     boiler_mc: int
     outlet_mc: int
     dose_rate_nl_s: int
@@ -86,6 +92,8 @@ class Sessions:
     _decision_wall_s: "Callable[[], int]"
     _decide_podlet: "Callable[[Any, Any], None]"
     _confirm_podlet: "Callable[[dict], str | None]"
+    # heat_early's (fw.app makes none: the first heat_early, in service(), does).
+    early_heat = 0
 
     def dose_step(self):
         """Pump rate for this step, and the session ended the step a limit is reached.
@@ -184,13 +192,45 @@ class Sessions:
         return rate
 
     def _end(self, reason):
-        if self.end_reason == _END_NONE:
+        if self.early_heat:
+            # No session yet (heat_early): nothing to end but the heat; a stop refuses
+            # the start that waits (any other reason refuses it by itself).
+            if reason == _END_STOPPED:
+                self.early_heat = _EARLY_STOPPED
+        elif self.end_reason == _END_NONE:
             self.end_reason = reason
         if self.state != codes.ST_FAULT:
             self.state = codes.ST_COOLDOWN
         self.dosing = 0
 
+    def heat_early(self):
+        """A start waits for its podlet's signature check (fw.intake start_session): the
+        boiler heats meanwhile, up to config.EARLY_HEAT_MC, unless the start is refused
+        whatever the check says. Nothing else starts: the ledger, the limits, the dose
+        and the rest of the heat-up wait for _start_now, once the check has passed."""
+        if (self.state != codes.ST_IDLE or self.ledger is None or not self.podlet_in
+                or self.water_low or self.tilted):
+            return
+        self.early_heat = _EARLY_HEATING
+        pid = self.boiler_pid
+        pid.target_mc = config.EARLY_HEAT_MC
+        pid.hold = 0
+        pid.reset(self.boiler_mc)
+        self.dosing = 0
+        self.state = codes.ST_PREHEAT
+
     def _start_now(self, _arg):
+        early = self.early_heat
+        started = self._start_checked(early)
+        if early:
+            self.early_heat = 0
+            self.boiler_pid.hold = 1
+            if not started and self.state != codes.ST_FAULT and self.state != codes.ST_IDLE:
+                self.state = codes.ST_COOLDOWN
+        return started
+
+    def _start_checked(self, early):
+        """_start_now's decision; early: how the heat before it went (heat_early)."""
         if self.podlet is None and self.podlet_in and self.podlet_genuine is not None:
             # A genuine podlet refused earlier (say, before its profile arrived): again.
             self._decide_podlet(self.podlet_genuine, None)
@@ -202,7 +242,9 @@ class Sessions:
         reason = None
         if self.state == codes.ST_FAULT:
             reason = "fault"
-        elif self.state != codes.ST_IDLE:
+        elif early == _EARLY_STOPPED:
+            reason = "stopped"
+        elif self.state != codes.ST_IDLE and early != _EARLY_HEATING:
             reason = "busy"
         elif led is None:
             reason = "ledger_error"
@@ -289,6 +331,12 @@ class Sessions:
         ctl.ambient_mc = max(5000, min(40000, self.outlet_mc))
         ctl.pump_nl_s = 0
         ctl.reset(self.outlet_mc)
+        # The feed-forward from the unit's measured model (fw.calib: the defaults when
+        # it has none), whose windows measure this session too.
+        cal = self.calib_record()
+        cal.start(self.outlet_mc, self.boiler_mc)
+        ctl.loss_mw_per_k = self.boiler_pid.loss_mw_per_k = cal.loss_mw_per_k
+        ctl.nozzle_half_w = cal.nozzle_half_w
         self.boiler_pid.target_mc = config.BOIL_HOLD_MC
         self.boiler_pid.reset(self.boiler_mc)
         self.state = codes.ST_PREHEAT
@@ -297,6 +345,19 @@ class Sessions:
                    "version": prof["version"], "target_c": prof["outlet_target_mc"] / 1000,
                    "limit_ul": limit_ul})
         return True
+
+    def calib_record(self):
+        """The measured heat model (fw.calib), loaded at its first use: a device that
+        never starts a session needs none of its heap. One unreadable says so."""
+        c = self.calib
+        if c is None:
+            from fw import calib
+            c = self.calib = calib.Calib(self.board.data_dir, self.outlet_ctl.heater_w,
+                                         self.readings)
+            c.ctl = self.outlet_ctl
+            if c.problem:
+                self.emit({"event": "record_doubt", "reason": c.problem})
+        return c
 
     def course_record(self):
         """The course record (fw.course), loaded at its first use: only v2 profiles'

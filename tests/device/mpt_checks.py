@@ -99,12 +99,63 @@ def test_a_start_waits_for_the_podlet_check_then_starts():
     simkit.tick(b, app)
     got = []
     assert app.command("start_session", None, got.extend) is True
-    assert app.state == codes.ST_IDLE and got == []
+    # Issue 15: the boiler heats while the check runs; no session, so no dose, yet.
+    assert app.state == codes.ST_PREHEAT and got == [] and app.session_prof is None
+    simkit.tick(b, app)
+    assert app.heater_pm == 1000 and app.checks
     events = _events(b, app, 120)
     names = [e[1] for e in events]
     assert names.index("podlet_accepted") < names.index("session_started"), names
     assert [r["event"] for r in got] == ["session_started"]
-    assert app.heating_state == 1
+    assert app.heating_state == 1 and app.session_prof is not None
+
+
+def _waiting_start(image_hex=signed.PODLET_OK_HEX):
+    """A start waiting for a slow podlet check (a slice a period), heating meanwhile."""
+    b, app = _app(slices=1)
+    _insert(b, image_hex)
+    simkit.tick(b, app)
+    got = []
+    assert app.start_session(got.extend) is None
+    simkit.tick(b, app, 5)
+    assert app.heater_pm == 1000 and app.checks
+    return b, app, got
+
+
+def _cooled(b, app):
+    """The heat that went before a refused start stops, and no session ever was."""
+    simkit.tick(b, app, 3)
+    assert app.heater_pm == 0 and app.heating_state == 0
+    assert app.state in (codes.ST_COOLDOWN, codes.ST_IDLE)
+    assert app.session_prof is None and app.dose_steps == 0
+
+
+def test_heating_before_a_bad_podlet_s_check_ends_with_its_refusal():
+    b, app, got = _waiting_start(signed.PODLET_TAMPER_HEX)
+    events = _events(b, app, 100)
+    assert [(e[1], e[2]) for e in events] == [("podlet_rejected", "bad_signature"),
+                                              ("session_refused", "no_podlet")], events
+    _cooled(b, app)
+
+
+def test_a_stop_while_the_check_runs_refuses_the_start_that_waits():
+    b, app, got = _waiting_start()
+    app.stop_session()
+    events = _events(b, app, 100)
+    assert [(e[1], e[2]) for e in events] == [("podlet_accepted", None),
+                                              ("session_refused", "stopped")], events
+    assert [r["reason"] for r in got] == ["stopped"]
+    _cooled(b, app)
+
+
+def test_pulling_the_podlet_while_the_check_runs_stops_the_heat():
+    b, app, got = _waiting_start()
+    b.podlet.v = 0
+    b.podlet.info = None
+    events = _events(b, app, 10)
+    # Nothing was decided of the podlet; the start that waited for it is refused.
+    assert [(e[1], e[2]) for e in events] == [("session_refused", "no_podlet")], events
+    _cooled(b, app)
 
 
 def test_a_start_waiting_on_a_bad_podlet_is_refused_after_it():

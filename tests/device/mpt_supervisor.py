@@ -229,3 +229,39 @@ def test_no_stall_is_judged_on_periods_the_board_held_the_pump():
     held[0] = 0
     simkit.tick(b, app, 30)
     assert app.fault == codes.F_PUMP_STALL
+
+
+def _heat_until_modelled(b, app):
+    """A session's heat-up until its heat capacity is measured (fw.calib)."""
+    app.start_session()
+    app.finish_checks()
+    for _ in range(1500):
+        simkit.tick(b, app)
+        if app.readings.heat_j_per_k:
+            return
+    raise AssertionError("no heat capacity measured, state %d" % app.state)
+
+
+def test_an_element_dropping_to_a_fifth_mid_heat_up_trips_by_the_measured_model():
+    b, app = simkit.make()
+    _heat_until_modelled(b, app)
+    # 150 ml and 100 J/K of metal (and this 400 W element), within a few %.
+    assert 700 <= app.readings.heat_j_per_k <= 760, app.readings.heat_j_per_k
+    b.plant.heater_full_w *= 0.2
+    for _ in range(200):
+        simkit.tick(b, app)
+        if app.state == codes.ST_FAULT:
+            break
+    assert app.fault == codes.F_HEATER_NOT_HEATING, app.fault
+    # It still rose, by more than the fixed floor: only the model knew it was too little.
+    value, limit = app.faults()[-1]["value"], app.faults()[-1]["limit"]
+    assert 250 < value < limit, (value, limit)
+
+
+def test_the_same_drop_without_a_measured_model_is_not_caught():
+    b, app = simkit.make()
+    _heat_until_modelled(b, app)
+    app.readings.heat_j_per_k = 0       # as before this session's window ended
+    b.plant.heater_full_w *= 0.2
+    simkit.tick(b, app, 200)
+    assert app.state == codes.ST_PREHEAT and app.fault == codes.F_NONE
