@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 from podproto import profile as profile_fmt
 
@@ -207,3 +207,25 @@ def starts_of(sessions: Iterable, podlet_type: int) -> list[float]:
     """The start times of the history's sessions of podlet_type (those with a time)."""
     return sorted(s.start_epoch_s for s in sessions
                   if s.podlet_type == podlet_type and s.start_epoch_s is not None)
+
+
+def view(p: dict, sessions: Iterable, now_s: float, ack: Any = None) -> dict:
+    """Profile p's course as JSON-ready data, from the history's sessions
+    (steamer.store.Session) at now_s: where the user is, when the next session is
+    allowed and recommended (epoch s, None: now / nothing planned), what was missed, the
+    course, pattern and warnings in words, and the warnings' acknowledgement (ack, a
+    steamer.store.Acknowledgement or None). What `steamer course --json` prints and the
+    app's course view shows."""
+    pos = position(p, starts_of(sessions, p["podlet_type"]), now_s)
+    must = bool(p.get("acknowledge", False))
+    return {
+        "profile": p["name"], "version": p["version"], "podlet_type": p["podlet_type"],
+        "position": pos.label, "sessions": pos.sessions, "done": pos.done,
+        "maintenance": pos.maintenance, "last_s": pos.last_s,
+        "next_allowed_s": pos.next_allowed_s, "next_recommended_s": pos.next_recommended_s,
+        "missed": pos.missed(), "course_text": course_text(p),
+        "pattern_text": pattern_text(p), "warnings": p.get("warnings", []),
+        "warning_lines": warning_lines(p), "acknowledge": must,
+        "acknowledged_s": None if ack is None else ack.epoch_s,
+        "acknowledged_address": None if ack is None else ack.address,
+        "plan": [{"number": n, "epoch_s": t} for n, t in plan_dates(p, pos, now_s)]}

@@ -171,6 +171,27 @@ class Session:
 
 
 @dataclass(frozen=True)
+class KnownProfile:
+    """A signed profile this computer has met (installed through it, or opened)."""
+    sha256: str                   # hex, of `data`: what the steamer's profile list carries
+    podlet_type: int
+    version: int
+    name: str
+    data: bytes                   # the signed profile, as pushed
+    added_at: str                 # ISO 8601 UTC
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The user acknowledged the warnings of a podlet type's profile version."""
+    podlet_type: int
+    version: int
+    profile: str                  # the profile's name
+    address: str | None           # the steamer it was sent to; None: none named
+    epoch_s: float                # when (this computer's clock)
+
+
+@dataclass(frozen=True)
 class Sample:
     t_ms: int                     # since the session started
     boiler_c: float | None
@@ -250,8 +271,25 @@ def _v3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE devices ADD COLUMN journal_id TEXT")
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    # Courses (profile format 2): the signed profiles this computer has met (the steamer
+    # lists only their sha256, so the course and warnings are read from these), and the
+    # warnings the user acknowledged: which podlet type and version, to which steamer
+    # (its address; NULL: none named), and when.
+    _script(db, """
+        CREATE TABLE profiles (
+            sha256 TEXT PRIMARY KEY, podlet_type INTEGER NOT NULL,
+            version INTEGER NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL,
+            added_at TEXT NOT NULL);
+        CREATE TABLE acknowledgements (
+            id INTEGER PRIMARY KEY, podlet_type INTEGER NOT NULL,
+            version INTEGER NOT NULL, profile TEXT NOT NULL, address TEXT,
+            epoch_s REAL NOT NULL);
+    """)
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1, inside one transaction.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -829,6 +867,67 @@ class Store:
                           s.end_reason or "", s.dose_ul, s.samples])
         return len(rows)
 
+    # courses: the profiles met, the warnings acknowledged
+
+    def add_profile(self, data: bytes, podlet_type: int, version: int, name: str) -> KnownProfile:
+        """Keeps a signed profile (its bytes and the fields decoded from them) by its
+        SHA-256; one already kept stays as it was."""
+        digest = hashlib.sha256(data).hexdigest()
+        with self._write():
+            self._db.execute(
+                "INSERT INTO profiles (sha256, podlet_type, version, name, data, added_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+                (digest, podlet_type, version, name, bytes(data), _now_iso()))
+        known = self.profile(digest)
+        assert known is not None
+        return known
+
+    def profile(self, sha256: str) -> KnownProfile | None:
+        """The kept profile whose signed bytes have this SHA-256 (hex), or None."""
+        row = self._db.execute("SELECT sha256, podlet_type, version, name, data, added_at "
+                               "FROM profiles WHERE sha256 = ?", (sha256.lower(),)).fetchone()
+        return None if row is None else KnownProfile(*row)
+
+    def profiles(self) -> list[KnownProfile]:
+        """The kept profiles, by podlet type, newest version first."""
+        return [KnownProfile(*row) for row in self._db.execute(
+            "SELECT sha256, podlet_type, version, name, data, added_at FROM profiles "
+            "ORDER BY podlet_type, version DESC, added_at DESC")]
+
+    def add_acknowledgement(self, podlet_type: int, version: int, profile: str,
+                            address: str | None = None,
+                            epoch_s: float | None = None) -> Acknowledgement:
+        """Records that the user acknowledged the warnings of `profile` (podlet type,
+        version), sent to the steamer at `address`, at epoch_s (default: now)."""
+        ack = Acknowledgement(podlet_type, version, profile, address,
+                              datetime.now(timezone.utc).timestamp() if epoch_s is None
+                              else float(epoch_s))
+        with self._write():
+            self._db.execute("INSERT INTO acknowledgements (podlet_type, version, profile, "
+                             "address, epoch_s) VALUES (?, ?, ?, ?, ?)",
+                             (ack.podlet_type, ack.version, ack.profile, ack.address,
+                              ack.epoch_s))
+        return ack
+
+    def acknowledgement(self, podlet_type: int, version: int,
+                        address: str | None = None) -> Acknowledgement | None:
+        """The newest acknowledgement of this podlet type and version (sent to the
+        steamer at `address`, when given), or None."""
+        sql = ("SELECT podlet_type, version, profile, address, epoch_s FROM acknowledgements "
+               "WHERE podlet_type = ? AND version = ?")
+        args: tuple = (podlet_type, version)
+        if address is not None:
+            sql += " AND address = ?"
+            args += (address,)
+        row = self._db.execute(sql + " ORDER BY epoch_s DESC, id DESC", args).fetchone()
+        return None if row is None else Acknowledgement(*row)
+
+    def acknowledgements(self) -> list[Acknowledgement]:
+        """Every acknowledgement recorded, oldest first."""
+        return [Acknowledgement(*row) for row in self._db.execute(
+            "SELECT podlet_type, version, profile, address, epoch_s FROM acknowledgements "
+            "ORDER BY epoch_s, id")]
+
 
 @dataclass
 class DeviceSink:
@@ -1057,6 +1156,7 @@ def import_trace(store: Store, device_id: str, trace_path: str | os.PathLike, *,
 
 __all__ = ["Store", "StoreError", "StoreTooNew", "RecordError", "TraceError", "IngestResult",
            "Device", "DeviceSink", "JournalCursor", "Session", "Sample", "TraceImport",
+           "KnownProfile", "Acknowledgement",
            "import_trace", "read_trace", "trace_records",
            "default_path", "session_dict", "iso_utc", "END_REASONS", "MIGRATIONS",
            "SCHEMA_VERSION"]

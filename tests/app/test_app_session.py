@@ -48,11 +48,11 @@ def test_scan_pair_session_history(ui, tmp, shoot):
 
     # The keyboard reaches everything in reading order; pairing starts from it.
     order = []
-    for _ in range(6):
+    for _ in range(7):
         page.keyboard.press("Tab")
         order.append(page.evaluate("document.activeElement.textContent.trim()"))
-    assert order == ["Skip to the screen", "Nearby", "The steamer", "History", "Profiles",
-                     f"Pair with {NAME}"]
+    assert order == ["Skip to the screen", "Nearby", "The steamer", "Course", "History",
+                     "Profiles", f"Pair with {NAME}"]
 
     # Pairing: the instruction, the countdown, then "paired" while the button is held.
     page.keyboard.press("Enter")

@@ -13,11 +13,13 @@ import io
 import json
 import secrets
 import socket
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
+from steamer import course_live
 from steamer.devices import DeviceError, InputFileError
 from steamer.live import PAIR_S, Hub
 from steamer.session import session_phases
@@ -243,11 +245,55 @@ async def profiles(request: web.Request) -> web.Response:
 
 
 async def profile_push(request: web.Request) -> web.Response:
+    data, name = await _upload(request)
+    hub = request.app[HUB]
+    got = await hub.push_profile(data, name)
+    course_live.remember(hub.store, data, name)     # its course and warnings, for later
+    return _ok(got)
+
+
+async def _upload(request: web.Request) -> tuple[bytes, str]:
     data = await request.content.read(UPLOAD_MAX_BYTES + 1)
     name = request.headers.get("X-Filename", "profile.bin")[:200]
     if len(data) > UPLOAD_MAX_BYTES:
         raise InputFileError(f"{name} is too large for a signed profile")
-    return _ok(await request.app[HUB].push_profile(data, name))
+    return data, name
+
+
+async def course_get(request: web.Request) -> web.Response:
+    """The course of the podlet in the held steamer, and the other known courses
+    (steamer.course_live.course_of)."""
+    return _ok(await course_live.held_course(request.app[HUB]))
+
+
+async def course_profile(request: web.Request) -> web.Response:
+    """Keeps a signed profile file (not installed: the steamer has it) for its course
+    and warnings."""
+    data, name = await _upload(request)
+    course_live.remember(request.app[HUB].store, data, name)
+    return _ok(await course_live.held_course(request.app[HUB]))
+
+
+async def course_acknowledge(request: web.Request) -> web.Response:
+    """The user's explicit acknowledgement of the warnings shown: sent to the steamer."""
+    data = await _body(request)
+    ptype, version = data.get("podlet_type"), data.get("version")
+    if not isinstance(ptype, int) or not isinstance(version, int):
+        raise InputFileError("podlet_type and version: want the course's numbers")
+    if data.get("read") is not True:
+        raise InputFileError("the warnings must be read and acknowledged (read: true)")
+    return _ok(await course_live.acknowledge(request.app[HUB], ptype, version))
+
+
+async def course_ics(request: web.Request) -> web.Response:
+    """The plan of the known course of ?podlet_type=N as an iCalendar file."""
+    try:
+        ptype = int(request.query.get("podlet_type", ""))
+    except ValueError:
+        raise InputFileError("podlet_type: want the course's podlet type") from None
+    name, text = course_live.plan_ics(request.app[HUB].store, ptype, time.time())
+    return web.Response(text=text, content_type="text/calendar", charset="utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{name}.ics"'})
 
 
 async def sync(request: web.Request) -> web.Response:
@@ -320,6 +366,10 @@ def make_app(hub: Hub, token: str) -> web.Application:
     r.add_get("/api/profiles", profiles)
     r.add_post("/api/profiles", profile_push)
     r.add_post("/api/sync", sync)
+    r.add_get("/api/course", course_get)
+    r.add_post("/api/course/profile", course_profile)
+    r.add_post("/api/course/acknowledge", course_acknowledge)
+    r.add_get("/api/course.ics", course_ics)
     r.add_get("/api/sessions", sessions)
     r.add_get("/api/sessions.csv", sessions_csv)
     r.add_get("/api/sessions/{id}", session)

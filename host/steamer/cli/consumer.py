@@ -649,15 +649,10 @@ async def _course(args: argparse.Namespace) -> int:
     now = time.time() if args.now is None else args.now
     with Store.open(args.db, create=args.db is None, readonly=True) as store:
         sessions = store.sessions()
+        ack = store.acknowledgement(p["podlet_type"], p["version"])
     pos = course.position(p, course.starts_of(sessions, p["podlet_type"]), now)
     warnings = course.warning_lines(p)
-    out: dict[str, Any] = {
-        "profile": p["name"], "version": p["version"], "podlet_type": p["podlet_type"],
-        "position": pos.label, "sessions": pos.sessions, "done": pos.done,
-        "maintenance": pos.maintenance, "last_s": pos.last_s,
-        "next_allowed_s": pos.next_allowed_s, "next_recommended_s": pos.next_recommended_s,
-        "missed": pos.missed(), "warnings": p.get("warnings", []),
-        "acknowledge": p.get("acknowledge", False)}
+    out: dict[str, Any] = course.view(p, sessions, now, ack)
     if args.ics:
         text = course.ics(p, pos, now)
         try:
@@ -678,7 +673,12 @@ async def _course(args: argparse.Namespace) -> int:
                 await st.acknowledge_warnings(p["podlet_type"], p["version"])
             except SteamerError as e:
                 raise explain(e, args.label, f"the acknowledgement of {prof.title}") from None
-        out["acknowledged_on"] = args.label
+        with Store.open(args.db) as store:      # what the app and the next run read
+            store.add_profile(prof.data, p["podlet_type"], p["version"], p["name"])
+            ack = store.add_acknowledgement(p["podlet_type"], p["version"], p["name"],
+                                            found.device.address)
+        out.update(acknowledged_on=args.label, acknowledged_s=ack.epoch_s,
+                   acknowledged_address=ack.address)
     if args.json:
         json_out(out)
         return 0
@@ -689,6 +689,9 @@ async def _course(args: argparse.Namespace) -> int:
         print(f"warnings{must}:")
         for line in warnings:
             print(f"  - {line}")
+        if ack is not None:
+            print(f"acknowledged {_when(ack.epoch_s)}"
+                  + (f" (sent to {ack.address})" if ack.address else ""))
     if args.ics:
         print(f"wrote the plan to {args.ics}")
     if args.acknowledge:

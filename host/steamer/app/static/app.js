@@ -1,13 +1,15 @@
-// steamer app's page: five screens over the server's JSON API and its live channel
+// steamer app's page: six screens over the server's JSON API and its live channel
 // (/ws, one JSON event a message: status, scan, pair, link, history). No framework.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const SCREENS = ["nearby", "pair", "steamer", "history", "profiles"];
+const SCREENS = ["nearby", "pair", "steamer", "course", "history", "profiles"];
 const CHART_POINTS = 600;          // the live chart keeps the last minutes
 const app = {
   screen: null, ws: null, status: null, device: null, pairing: null,
   live: { t: [], boiler: [], outlet: [] }, chart: null, t0: null, histCharts: [],
+  // The course of the podlet in the steamer (GET /api/course), and what it was read for.
+  course: null, courseKey: null,
   // Status-to-screen latency: ms from a status's sent_ms to the frame that shows it.
   latencies_ms: [],
 };
@@ -49,7 +51,10 @@ function handle(ev) {
   else if (ev.type === "scan") showScan(ev);
   else if (ev.type === "pair") showPair(ev);
   else if (ev.type === "link") showLink(ev);
-  else if (ev.type === "history" && app.screen === "history") loadHistory();
+  else if (ev.type === "history") {
+    if (app.screen === "history") loadHistory();
+    loadCourse();     // a synced session moves the course on
+  }
 }
 
 function setText(id, text) {
@@ -71,6 +76,7 @@ function go(screen, focus = true) {
   if (screen === "nearby") scan();
   if (screen === "history") loadHistory();
   if (screen === "profiles") loadProfiles();
+  if (screen === "course") loadCourse();
   if (screen === "steamer" && app.chart) resizeChart();
 }
 
@@ -223,9 +229,13 @@ function showStatus(v) {
     else if (limit) text += ` of up to ${limit} µl`;
     setText("st-dose-text", text);
   }
-  $("st-start").disabled = inSession || v.state === "cooldown" || v.state === "fault"
-    || v.podlet_state !== "accepted";
-  $("st-stop").disabled = !inSession;
+  const key = [v.device, v.podlet_type, v.profile, v.podlet_state].join("|");
+  if (key !== app.courseKey) {
+    app.courseKey = key;
+    loadCourse();
+  }
+  app.inSession = inSession;
+  updateStart();
   addPoint(v);
   if (v.sent_ms) {
     requestAnimationFrame(() => {
@@ -265,12 +275,198 @@ function resizeChart() {
   app.chart.setSize({ width: Math.max(280, el.clientWidth), height: 220 });
 }
 
+// Start waits for the warnings step when the podlet's course asks for it.
+function updateStart() {
+  const v = app.status;
+  if (!v) return;
+  const c = app.course;
+  const mustAck = !!(c && c.needs_ack && c.podlet_type === v.podlet_type);
+  $("st-start").disabled = app.inSession || v.state === "cooldown" || v.state === "fault"
+    || v.podlet_state !== "accepted" || mustAck;
+  $("st-stop").disabled = !app.inSession;
+  $("st-start-why").hidden = !mustAck;
+  setText("st-start-why", mustAck ? "Start is possible once the warnings above are acknowledged." : "");
+}
+
 async function command(path) {
   setText("st-error", "");
   try {
     await api("POST", path);
   } catch (e) {
-    setText("st-error", e.message);
+    setText("st-error", inApp(e.message));
+    if (path === "/api/session/start") loadCourse();
+  }
+}
+
+// A course refusal's words point at the command line; here the Course screen answers.
+const COURSE_REFUSALS = {
+  not_acknowledged: "the podlet's warnings have not been acknowledged yet",
+  course_spacing: "too soon after the last session of this course (Course says when the next is allowed)",
+};
+
+function inApp(message) {
+  const m = /^(.* refused [^:]*): .*\((not_acknowledged|course_spacing)\)$/.exec(message);
+  return m ? `${m[1]}: ${COURSE_REFUSALS[m[2]]}.` : message;
+}
+
+// ---- course --------------------------------------------------------------------------------
+function day(s) {
+  return new Date(s * 1000).toLocaleDateString(undefined,
+    { weekday: "short", year: "numeric", month: "short", day: "numeric" });
+}
+
+function moment(s) {
+  return new Date(s * 1000).toLocaleString(undefined,
+    { weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+}
+
+async function loadCourse() {
+  let c;
+  try {
+    c = await api("GET", "/api/course");
+  } catch (e) {
+    setText("co-note", e.message);
+    return;
+  }
+  app.course = c;
+  showCourse(c);
+  showWarnStep(c);
+  updateStart();
+}
+
+function courseNote(c) {
+  if (!c.held) return "Connect to a steamer to see the course of the podlet in it.";
+  if (!c.podlet_type) return "No podlet in the steamer: insert one to see its course.";
+  if (!c.listed) return `The steamer has no profile for this podlet (type ${c.podlet_type}).`;
+  const title = `${c.listed.name} v${c.listed.version}`;
+  if (!c.known) return `The podlet runs ${title}: open its signed profile file below to see its course and warnings.`;
+  if (!c.course) return `${title} is a single-session profile: it has no course.`;
+  return `The course of the podlet in ${app.device || "the steamer"}.`;
+}
+
+function showCourse(c) {
+  setText("co-note", courseNote(c));
+  const v = c.course;
+  $("co-body").hidden = !v;
+  if (v) {
+    setText("co-title", `${v.profile} v${v.version}`);
+    setText("co-position", `Next: ${v.position}`);
+    setText("co-allowed", v.next_allowed_s === null ? "now" : `from ${moment(v.next_allowed_s)}`);
+    setText("co-recommended", v.next_recommended_s === null ? "nothing more planned"
+      : v.done === 0 ? "now" : day(v.next_recommended_s));
+    setText("co-last", v.last_s === null ? "none yet" : moment(v.last_s));
+    setText("co-missed", v.missed.length ? v.missed.join("; ") : "nothing");
+    setText("co-course", v.course_text);
+    setText("co-pattern", v.pattern_text);
+    const steps = [];
+    for (let n = 1; n <= v.done; n++) steps.push([n, "done", `session ${n}${n > v.sessions ? " (maintenance)" : ""}: done`]);
+    for (const p of v.plan) {
+      const what = p.number <= v.sessions ? `session ${p.number} of ${v.sessions}` : `maintenance session ${p.number - v.sessions}`;
+      const next = p.number === v.done + 1;
+      steps.push([p.number, next ? "next" : "planned", `${what}: ${next ? "next, " : ""}${next && v.next_allowed_s !== null
+        ? `allowed from ${moment(v.next_allowed_s)}, recommended ${day(p.epoch_s)}` : `planned ${day(p.epoch_s)}`}`]);
+    }
+    const key = JSON.stringify(steps);
+    const ol = $("co-steps");
+    if (ol.dataset.key !== key) {
+      ol.dataset.key = key;
+      ol.replaceChildren(...steps.slice(-12).map(([n, state, text]) => {
+        const li = document.createElement("li");
+        li.value = n; li.dataset.state = state; li.textContent = text;
+        return li;
+      }));
+    }
+    $("co-warnings").replaceChildren(...(v.warning_lines.length ? v.warning_lines : ["none"]).map((t) => {
+      const li = document.createElement("li");
+      li.textContent = t;
+      return li;
+    }));
+    setText("co-ack", !v.acknowledge ? "These need no acknowledgement."
+      : v.acknowledged_s !== null ? `You acknowledged them on ${moment(v.acknowledged_s)}.`
+      : "To be acknowledged before the first session: on The steamer, before Start.");
+    $("co-ics").href = `/api/course.ics?podlet_type=${v.podlet_type}`;
+    $("co-ics").download = `${v.profile}.ics`;
+  }
+  const others = c.courses || [];
+  $("co-others").replaceChildren(...(others.length ? [(() => {
+    const h = document.createElement("h3");
+    h.textContent = "Other courses known here";
+    return h;
+  })(), (() => {
+    const ul = document.createElement("ul");
+    ul.append(...others.map((o) => {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.href = `/api/course.ics?podlet_type=${o.podlet_type}`;
+      a.download = `${o.profile}.ics`;
+      a.textContent = `its plan (.ics)`;
+      a.setAttribute("aria-label", `The plan of ${o.profile} as a calendar file (.ics)`);
+      li.append(`${o.profile} v${o.version}: next ${o.position}, ` +
+        (o.next_allowed_s === null ? "allowed now" : `allowed from ${moment(o.next_allowed_s)}`) + " · ", a);
+      return li;
+    }));
+    return ul;
+  })()] : []));
+}
+
+function showWarnStep(c) {
+  const v = c.course;
+  const show = !!(v && c.needs_ack);
+  $("st-warn").hidden = !show;
+  // A refused start for warnings this app has no file of: say where to open it.
+  $("st-warn-unknown").hidden = !(c.held && c.listed && !c.known &&
+    /warnings have not been acknowledged/.test($("st-error").textContent));
+  if (!show) return;
+  if (/warnings have not been acknowledged/.test($("st-error").textContent)) setText("st-error", "");
+  setText("st-warn-name", `${v.profile} v${v.version}`);
+  const key = JSON.stringify(v.warning_lines);
+  const ul = $("st-warn-list");
+  if (ul.dataset.key !== key) {
+    ul.dataset.key = key;
+    ul.replaceChildren(...v.warning_lines.map((t) => {
+      const li = document.createElement("li");
+      li.textContent = t;
+      return li;
+    }));
+  }
+  $("st-warn-ack").disabled = !$("st-warn-read").checked;
+}
+
+async function acknowledge() {
+  const v = app.course && app.course.course;
+  if (!v || !$("st-warn-read").checked) return;
+  setText("st-warn-result", "Sending the acknowledgement to the steamer…");
+  try {
+    const c = await api("POST", "/api/course/acknowledge",
+      { podlet_type: v.podlet_type, version: v.version, read: true });
+    setText("st-warn-result", "");
+    setText("st-error", "");
+    $("st-warn-read").checked = false;
+    app.course = c;
+    showCourse(c);
+    showWarnStep(c);
+    updateStart();
+    setText("st-ack-done", `The warnings of ${v.profile} v${v.version} are acknowledged on ${app.device}: Start is possible.`);
+  } catch (e) {
+    setText("st-warn-result", e.message);
+  }
+}
+
+async function openProfileFile(ev) {
+  ev.preventDefault();
+  const file = $("co-file").files[0];
+  if (!file) return;
+  setText("co-result", `Reading ${file.name}…`);
+  try {
+    const c = await api("POST", "/api/course/profile", await file.arrayBuffer(),
+      { "Content-Type": "application/octet-stream", "X-Filename": file.name });
+    setText("co-result", `Read ${file.name}.`);
+    app.course = c;
+    showCourse(c);
+    showWarnStep(c);
+    updateStart();
+  } catch (e) {
+    setText("co-result", e.message);
   }
 }
 
@@ -423,6 +619,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("st-stop").onclick = () => command("/api/session/stop");
   $("st-fault-ack").onclick = () => command("/api/fault/ack");
   $("prof-form").onsubmit = pushProfile;
+  $("co-form").onsubmit = openProfileFile;
+  $("st-warn-read").onchange = () => { $("st-warn-ack").disabled = !$("st-warn-read").checked; };
+  $("st-warn-ack").onclick = acknowledge;
   setInterval(() => { if (app.screen === "nearby") scan(); }, 10000);
   window.addEventListener("resize", () => {
     if (app.chart && app.screen === "steamer") resizeChart();
