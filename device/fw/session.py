@@ -419,12 +419,15 @@ class Sessions:
             led = self.ledger
             now = led.now_s(self.uptime_s())
             self._stamp()
-            # Measured now (the last step's command has been delivered since), rounded
-            # up: the true volume is at most the pulse the encoder has not counted more.
+            # Measured now (the last step's command has been delivered since). The true
+            # volume is at most the pulse the encoder has not counted more: the ledger is
+            # charged that pulse too, rounded up, so what a podlet and a day count is
+            # never less than what went out, however many sessions the lag adds up over.
             delivered_ul = 0
             if self.dose_steps:
                 self.session_nl = self.counted_nl()
-                delivered_ul = (self.session_nl + 999) // 1000
+                delivered_ul = (self.session_nl + self.readings.pump_nl_per_pulse
+                                + 999) // 1000
             unused_ul = self.reserved_nl // 1000 - delivered_ul
             if unused_ul < 0:
                 # The last step's pulse past the reservation: counted too.
