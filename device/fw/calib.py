@@ -24,6 +24,11 @@ from micropython import const
 from fw import config
 from fw import safety
 
+# For the type checker only (the annotation below): nothing is imported on the device.
+TYPE_CHECKING = const(0)
+if TYPE_CHECKING:
+    from fw.control import OutletMpc
+
 # Bounds of a stored value (rated: the truth +-50 % at 81-121 % of the rated power).
 LOSS_MW_PER_K_MIN = const(150)
 LOSS_MW_PER_K_MAX = const(1000)
@@ -84,6 +89,7 @@ _NAMES = ("loss_mw_per_k", "nozzle_half_w", "heat_j_per_k", "sessions")
 
 class Calib:
     """The measured model (its values are attributes) and the windows measuring it."""
+    ctl: "OutletMpc | None"     # the outlet controller, set by fw.session at a start
 
     def __init__(self, data_dir, heater_w=config.HEATER_W, readings=None):
         self.data_dir = data_dir
@@ -126,7 +132,12 @@ class Calib:
         self.loss_mw_per_k, self.nozzle_half_w, self.heat_j_per_k, self.sessions = v
 
     def save(self):
-        with self.copies.writer() as f:
+        """Writes the model as a new copy; nothing when the record could not be opened
+        at load (its problem says why): the model measured still runs this boot."""
+        c = self.copies
+        if c is None:
+            return
+        with c.writer() as f:
             for k in _NAMES:
                 f.write("%s %d\n" % (k, getattr(self, k)))
 

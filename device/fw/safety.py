@@ -345,18 +345,18 @@ class Supervisor:
                 and self.n >= _RING):
             then = (self.now_pos - _HEAT_WINDOW_STEPS) & _RING_MASK
             rise = self.boiler_ema - self.boiler_hist[then]
-            need = _HEAT_RISE_MC
+            need_mc = _HEAT_RISE_MC
             r = self.readings
             if r.heat_j_per_k > 0 and self.boiler_ema < _HEAT_MODEL_BELOW_MC:
                 # The room is the coolest outlet seen.
                 excess_k = (self.boiler_ema - self.outlet_min) // 1000
                 expect = ((r.heater_w * _HEAT_ON_PM - r.loss_mw_per_k * excess_k)
                           * _HEAT_WINDOW_S // r.heat_j_per_k)
-                if expect // _HEAT_MODEL_DIV > need:
-                    need = expect // _HEAT_MODEL_DIV
-            if rise < need:
+                if expect // _HEAT_MODEL_DIV > need_mc:
+                    need_mc = expect // _HEAT_MODEL_DIV
+            if rise < need_mc:
                 return self._found(codes.F_HEATER_NOT_HEATING, codes.S_BOILER,
-                                   r.boiler_raw, rise, need)
+                                   r.boiler_raw, rise, need_mc)
         if self.steam_run >= _COLD_WINDOW_STEPS and self.boiler_ema >= _BOILING_MC:
             then = (self.now_pos - _COLD_WINDOW_STEPS) & _RING_MASK
             fall = self.outlet_hist[then] - self.outlet_ema

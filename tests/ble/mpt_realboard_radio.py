@@ -23,6 +23,20 @@ from fw import config                   # noqa: E402
 _board = []
 
 
+class _Board(realboard.Board):
+    """The common board with what each board's board.py adds that the radio's tests
+    need: a pump (realboard mounts the flash through PumpSafeFlash, which holds it) and
+    the flash device (a file here, mounted at the data folder)."""
+
+    def __init__(self, flash):
+        self._flash = flash
+        self.pump = realboard.Pump(5, 6, -1, 8)     # the Pico W's pins and timer
+        realboard.Board.__init__(self, 0, None)
+
+    def flash_device(self):
+        return self._flash
+
+
 def _realboard():
     if not _board:
         try:
@@ -32,7 +46,7 @@ def _realboard():
         flash = FileFlash("/tmp/mpt-realboard-radio.flash", 64, 4096)
         vfs.VfsLfs2.mkfs(flash)
         vfs.mount(vfs.VfsLfs2(flash), realboard.Board.data_dir)
-        _board.append(realboard.Board(0, None))
+        _board.append(_Board(flash))
     return _board[0]
 
 

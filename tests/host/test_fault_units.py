@@ -17,7 +17,7 @@ def _limit_unit(limit_src: str) -> str:
     """The unit fw.safety's limit argument is in, from its name."""
     if "RAW_" in limit_src:
         return "counts"
-    if limit_src.endswith("_MC") or "_MC if" in limit_src:
+    if limit_src.upper().endswith("_MC") or "_MC if" in limit_src:
         return "mc"
     if limit_src.endswith("_STEPS"):
         return "steps"
