@@ -153,33 +153,79 @@ class DriverError(RuntimeError):
 
 
 class Device:
-    """One micropython process running limits_mp.py for every sequence."""
+    """One micropython process running limits_mp.py for every sequence.
 
-    def __init__(self) -> None:
+    The driver keeps one interpreter for many sequences, and its power cuts keep its
+    RAM (a real board's is gone): after enough of them the heap may hold no free block
+    as large as a boot asks for (the ledger's 4 KB table), which a real boot, in fresh
+    RAM, never meets. A call that fails with MemoryError in a process that has run an
+    earlier sequence therefore restarts the interpreter and replays this sequence's
+    ops from its reset (the driver is deterministic: `restart` says so, and
+    tests/device/test_limits_device.py checks it); only a MemoryError in a fresh
+    process, which a real boot would meet too, is the firmware's, a DriverError."""
+
+    def __init__(self, heapsize: str = SIM_HEAP) -> None:
+        self.heapsize = heapsize
         self.flash = tempfile.NamedTemporaryFile(prefix="steamer-limits-", suffix=".flash",
                                                  delete=False)
         self.flash.close()
         # The interpreter's stderr goes to a file: nobody reads it unless something fails.
         self.errors = tempfile.TemporaryFile("w+b")
+        self.history: list[list] = []    # ops of the current sequence
+        self.calls = 0
+        self.restarts = 0                # interpreters started again (see the docstring)
+        self.noise: list[str] = []       # stdout lines that were not replies
+        self._start()
+
+    def _start(self) -> None:
+        """A new interpreter, set up, with no sequence run in it yet."""
         env = micropython_env("sim")
         self.proc = subprocess.Popen(
-            [micropython_exe(), "-X", f"heapsize={SIM_HEAP}", str(DRIVER), self.flash.name],
+            [micropython_exe(), "-X", f"heapsize={self.heapsize}", str(DRIVER),
+             self.flash.name],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, env=env)
         assert self.proc.stdin and self.proc.stdout
         self.out_fd = self.proc.stdout.fileno()
         self.buf = b""
-        self.noise: list[str] = []       # stdout lines that were not replies
-        self.history: list[list] = []    # ops of the current sequence
-        self.calls = 0
-        self.call("setup", {"profiles": [p[2].hex() for p in PROFILES],
-                            "podlets": [p["image"].hex() for p in PODLETS],
-                            "mfg_public_hex": DEV_PUBLIC.hex()})
+        self.resets_in_proc = 0
+        reply = self._send("setup", {"profiles": [p[2].hex() for p in PROFILES],
+                                     "podlets": [p["image"].hex() for p in PODLETS],
+                                     "mfg_public_hex": DEV_PUBLIC.hex()})
+        if "error" in reply:
+            raise DriverError(self._report(f"raised {reply['error']} at setup"))
 
     def call(self, op: str, arg=None) -> dict:
         if op == "reset":
             self.history = []
         self.history.append([op, arg])
         self.calls += 1
+        reply = self._send(op, arg)
+        error = reply.get("error")
+        if error is None:
+            return reply
+        if error.startswith("MemoryError") and self.resets_in_proc > 1:
+            reply = self.restart()
+            error = reply.get("error")
+            if error is None:
+                return reply
+        raise DriverError(self._report(f"raised {error}"))
+
+    def restart(self) -> dict:
+        """Stops the interpreter, starts a new one and replays the current sequence's
+        ops in it; returns the last op's reply (an error reply as it is)."""
+        self._stop()
+        self.restarts += 1
+        self._start()
+        reply: dict = {}
+        for op, arg in self.history:
+            reply = self._send(op, arg)
+            if "error" in reply:
+                break
+        return reply
+
+    def _send(self, op: str, arg=None) -> dict:
+        if op == "reset":
+            self.resets_in_proc += 1
         assert self.proc.stdin
         try:
             self.proc.stdin.write((json.dumps([op, arg]) + "\n").encode())
@@ -190,10 +236,7 @@ class Device:
         while True:
             line = self._line(deadline, op)
             if line.startswith(b"@"):
-                reply = json.loads(line[1:])
-                if "error" in reply:
-                    raise DriverError(self._report(f"raised {reply['error']}"))
-                return reply
+                return json.loads(line[1:])
             self.noise.append(line.decode(errors="replace"))
             del self.noise[:-50]
 
@@ -219,7 +262,7 @@ class Device:
         return (f"the firmware driver {what}; ops of this sequence:\n{ops}\n"
                 f"stderr (tail):\n{err}\nstdout other than replies (tail):\n{noise}")
 
-    def close(self) -> None:
+    def _stop(self) -> None:
         if self.proc.poll() is None:
             assert self.proc.stdin
             try:
@@ -228,6 +271,9 @@ class Device:
             except (BrokenPipeError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
+
+    def close(self) -> None:
+        self._stop()
         self.errors.close()
         try:
             os.remove(self.flash.name)

@@ -355,6 +355,9 @@ def _reply(obj):
     w("}\n")
 
 
+_HELD = [None]
+
+
 def _main():
     _memo_ed25519()
     driver = None
@@ -367,6 +370,19 @@ def _main():
             if msg[0] == "setup":
                 driver = Driver(sys.argv[1], msg[1])
                 reply = {"ok": True}
+            elif msg[0] == "hold_heap":
+                # For the Device's own test (tests/device/test_limits_device.py): the
+                # heap a long run's fragments hold, kept until the process ends:
+                # blocks, smaller as the larger no longer fit, until about msg[1]
+                # bytes are free.
+                gc.collect()
+                for size in (4096, 1024, 256, 64):
+                    try:
+                        while gc.mem_free() > msg[1] + size:
+                            _HELD[0] = (bytearray(size), _HELD[0])   # a chain: no big list
+                    except MemoryError:
+                        pass
+                reply = {"ok": True, "free": gc.mem_free()}
             elif msg[0] == "reset":
                 driver.reset()
                 driver.world.cal_pm = msg[1] or 1000
