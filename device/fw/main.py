@@ -69,22 +69,27 @@ def control_step(board, app, step):
     fails is counted in alloc_errors and its outputs go off; returns True if it
     completed. The one way to run the step: run() and the limits driver
     (steamer_harness.limits_mp) call it."""
+    ok = False
     micropython.heap_lock()
     try:
         t0 = time.ticks_us()
         step()
         app.step_us = time.ticks_diff(time.ticks_us(), t0)
         ok = True
-    except MemoryError:
-        # With the heap locked every exception surfaces as MemoryError: the step
-        # allocated, or failed. Either way this period's outputs go off, and the
-        # watchdog, fed only at the end of a completed step, goes unfed.
-        ok = False
-    micropython.heap_unlock()
-    if not ok:
-        app.alloc_errors += 1
-        board.heater.set(0)
-        board.pump.set(0)
+    except Exception:  # noqa: BLE001
+        # With the heap locked nearly every exception surfaces as MemoryError (the step
+        # allocated, or failed and its exception could not be made); one raised from an
+        # instance made before keeps its type. Either way this period's outputs go off,
+        # and the watchdog, fed only at the end of a completed step, goes unfed.
+        pass
+    finally:
+        # Whatever left the step (a BaseException too, which goes on up), the heap is
+        # unlocked: service() and the next boot must be able to allocate.
+        micropython.heap_unlock()
+        if not ok:
+            app.alloc_errors += 1
+            board.heater.set(0)
+            board.pump.set(0)
     return ok
 
 
