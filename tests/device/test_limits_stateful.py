@@ -45,12 +45,14 @@ def test_a_sequence_by_hand_reaches_each_limit_exactly(device):
     # The first session was charged 301 ul (its 300 and the pulse its encoder may not
     # have counted, rounded up: fw.session _end), so the podlet gave 499 of its 500.
     assert m.per_podlet == {"00000000a001": 499 * unit}
-    for name in ("podlet_capacity", "session_max", "day_max", "min_interval", "genuine_only"):
+    for name in ("podlet_capacity", "session_max", "day_max", "min_interval", "pattern_rate",
+                 "genuine_only"):
         getattr(m, name)()
 
 
 def _holds(m):
-    for name in ("podlet_capacity", "session_max", "day_max", "min_interval", "genuine_only"):
+    for name in ("podlet_capacity", "session_max", "day_max", "min_interval", "pattern_rate",
+                 "genuine_only"):
         getattr(m, name)()
 
 
@@ -199,3 +201,31 @@ def test_the_lag_of_two_sessions_does_not_add_up_past_a_podlets_capacity(device)
     m.session(0, 150)
     assert len(m.starts) == 2
     _holds(m)
+
+
+def test_patterned_sessions_keep_to_their_pattern_and_the_check_sees_one_that_does_not(device):
+    """A pulsed (7 ul every 3 s) and a ramped (over 20 s) session on the firmware hold
+    every invariant, pattern_rate among them; the same check, given a bolus half as big
+    again or a ramp's full rate in its first second, reports them."""
+    limits_machine.Limits.dev = device
+    m = limits_machine.Limits()
+    m.boot(clock=True, profile=4, podlet=0)           # PROFILES[4]: pulsed, version 6
+    m.session(0, 150)
+    assert len(m.starts) == 1 and m.session_spec[1]["pattern"] == "pulsed"
+    # 15 s of dosing at most: five boluses or so, not the 300 ul a continuous one gives.
+    assert 0 < m.per_session[1] <= 6 * 7 * limits_machine.UNIT_PER_UL, m.per_session
+    _holds(m)
+    m.install(5)                                      # ramped, version 7
+    m.session_near("start", 1, 121_000, 300)
+    assert len(m.starts) == 2 and m.session_spec[2]["pattern"] == "ramped"
+    _holds(m)
+    # The check itself: a bolus of 10.5 ul (six periods of 17,500 tenths of a nl, each
+    # within the rate).
+    t = m.now_ms + 1_000_000
+    m.session_spec[99] = limits_machine.SPECS[6]
+    m.pattern_check(99, t, 6, 17_500)
+    assert m.pattern_breaks and m.pattern_breaks[0][1] == "pulsed window", m.pattern_breaks
+    m.pattern_breaks.clear()
+    m.session_spec[98] = limits_machine.SPECS[7]
+    m.pattern_check(98, t, 1, 16_666)               # the full 1000 ul/min at once
+    assert m.pattern_breaks and m.pattern_breaks[0][1] == "ramped", m.pattern_breaks

@@ -10,6 +10,11 @@ encoder pulse plus what one period of the pump 5 % fast adds (OVER_UNITS):
 - session_max: for every session, delivered <= max_session_ul + over.
 - day_max: in every 24-hour window, delivered <= max_day_ul + over.
 - min_interval: sessions start no closer than min_interval_s.
+- pattern_rate: every session delivers by its profile's pattern: no period's command
+  above the rate the pattern asks for then (a ramp's by the whole seconds since the
+  session's first dose) trimmed up by the firmware's most (an eighth, and a nl a
+  period: fw.session dose_step), and a pulsed session no more in any window of its
+  period than one bolus trimmed up the same way.
 - genuine_only: no profile but a genuine one of a higher version is ever installed, and
   nothing is delivered from a podlet whose ID chip is not genuine.
 - expiry: no session starts on a podlet whose expiry day is before the day of the clock
@@ -75,24 +80,26 @@ _BASE = {"podlet_type": 3, "version": 1, "name": "limits", "outlet_target_c": 45
          "max_day_ul": MAX_DAY_UL, "min_interval_s": MIN_INTERVAL_S}
 _LOOSE = {"max_session_ul": 20000, "max_day_ul": 100000, "min_interval_s": 0}
 # install(i) pushes PROFILES[i]: (what, version, signed bytes). Good ones share the limits.
-PROFILES = [
-    ("good", 2, signed_profile(dict(_BASE, version=2), "ok")),
+_GOOD = [
+    dict(_BASE, version=2),
     # 1000 ul/min is 16666.67 nl/s: the step carries a remainder.
-    ("good", 3, signed_profile(dict(_BASE, version=3, dose_rate_ul_min=1000, session_s=12), "ok")),
+    dict(_BASE, version=3, dose_rate_ul_min=1000, session_s=12),
     # Slow: a reserved chunk lasts 10 s, so the ledger's times run behind the pump.
-    ("good", 4, signed_profile(dict(_BASE, version=4, dose_rate_ul_min=300, session_s=90), "ok")),
-    ("good", 5, signed_profile(dict(_BASE, version=5, dose_rate_ul_min=2000, session_s=30), "ok")),
+    dict(_BASE, version=4, dose_rate_ul_min=300, session_s=90),
+    dict(_BASE, version=5, dose_rate_ul_min=2000, session_s=30),
     # Format 2's delivery patterns (issue 17), under the same limits: a bolus of 7 ul every
     # 3 s, and a rate rising over the first 20 s.
-    ("good", 6, signed_profile(dict(_BASE, version=6, pattern="pulsed", bolus_ul=7,
-                                    period_s=3), "ok")),
-    ("good", 7, signed_profile(dict(_BASE, version=7, dose_rate_ul_min=1000, pattern="ramped",
-                                    ramp_s=20), "ok")),
+    dict(_BASE, version=6, pattern="pulsed", bolus_ul=7, period_s=3),
+    dict(_BASE, version=7, dose_rate_ul_min=1000, pattern="ramped", ramp_s=20),
+]
+PROFILES = [("good", p["version"], signed_profile(p, "ok")) for p in _GOOD] + [
     ("stale", 1, signed_profile(dict(_BASE, version=1), "ok")),
     ("unsigned", 9, signed_profile(dict(_BASE, version=9, **_LOOSE), "none")),
     ("tampered", 9, signed_profile(dict(_BASE, version=9, **_LOOSE), "tamper")),
     ("wrong_key", 9, signed_profile(dict(_BASE, version=9, **_LOOSE), "wrong_key")),
 ]
+# What each version the device may run asks for (pattern_rate's bounds).
+SPECS = {p["version"]: p for p in _GOOD} | {1: dict(_BASE, version=1)}
 GOOD_VERSIONS = {v for what, v, _ in PROFILES if what in ("good", "stale")}
 
 
@@ -305,6 +312,7 @@ class Limits(RuleBasedStateMachine):
     def boot(self, clock, profile, podlet, cal_pm=1000):
         """A new device, and perhaps what a session needs (hypothesis may leave any out)."""
         reply = self.dev.call("reset", cal_pm)
+        self.cal_pm = cal_pm
         self.stats.sequences += 1
         self.now_ms = reply["now_ms"]
         self.per_podlet: dict[str, int] = {}
@@ -319,6 +327,10 @@ class Limits(RuleBasedStateMachine):
         self.day_peak = 0
         self.profile_v = 0
         self.bad_installs: list = []
+        self.session_spec: dict[int, dict] = {}      # session -> its profile
+        self.first_dose: dict[int, int] = {}         # session -> time of its first dose
+        self.bolus_window: dict[int, list] = {}      # session -> [(ms, amount)] last period
+        self.pattern_breaks: list = []
         # The clock the device must trust (None: never set): the newest time set, and
         # when (None after a power cut: the device cannot know how long it was off).
         self.trusted_s: int | None = None
@@ -349,7 +361,9 @@ class Limits(RuleBasedStateMachine):
                 self.min_gap_ms = gap if self.min_gap_ms is None else min(self.min_gap_ms, gap)
             self.starts.append(t_ms)
             self.stats.sessions += 1
+            self.session_spec[sid] = SPECS[reply["profile_v"]]
         for sid, serial, t0, n, rate in reply["doses"]:
+            self.pattern_check(sid, t0, n, rate)
             amount = n * rate
             self.per_podlet[serial] = self.per_podlet.get(serial, 0) + amount
             self.per_session[sid] = self.per_session.get(sid, 0) + amount
@@ -397,6 +411,43 @@ class Limits(RuleBasedStateMachine):
         if self.trusted_s is None or self.trusted_ms is None:
             return self.trusted_s
         return self.trusted_s + (t_ms - self.trusted_ms) // 1000
+
+    def pattern_check(self, sid: int, t0: int, n: int, rate: int) -> None:
+        """pattern_rate for a run of n periods from t0 (ms) in session sid delivering
+        `rate` (the command times the pump's calibration, as every invariant counts)."""
+        spec = self.session_spec.get(sid)
+        if spec is None or rate <= 0:
+            return
+        first = self.first_dose.setdefault(sid, t0)
+        full = spec["dose_rate_ul_min"] * 1000 // 60            # nl/s: tenths a period
+        kind = spec.get("pattern", "continuous")
+        if kind == "ramped":
+            # The ramp's second at the run's last period, counted from the first dose:
+            # no sooner than the firmware's own count (which pauses with the pump).
+            s = (t0 + (n - 1) * PERIOD_MS - first) // 1000
+            if s < spec["ramp_s"]:
+                full = full * (s + 1) // spec["ramp_s"]
+        most_rate = self._delivered(_trimmed(full))
+        if rate > most_rate:
+            self.pattern_breaks.append((sid, kind, t0, n, rate, most_rate))
+        if kind != "pulsed":
+            return
+        window = self.bolus_window.setdefault(sid, [])
+        span = spec["period_s"] * 1000
+        most = self._delivered(_trimmed(spec["bolus_ul"] * UNIT_PER_UL) + 10 * span // PERIOD_MS)
+        for k in range(n):
+            t = t0 + k * PERIOD_MS
+            window.append((t, rate))
+            while window[0][0] <= t - span:
+                del window[0]
+            got = sum(a for _, a in window)
+            if got > most:
+                self.pattern_breaks.append((sid, "pulsed window", t, got, most))
+                return
+
+    def _delivered(self, commanded: int) -> int:
+        """What a pump of this sequence's calibration delivers of `commanded`, rounded up."""
+        return -(-commanded * self.cal_pm // 1000)
 
     def _day_point(self, t_ms: int, amount: int) -> None:
         pts = self.points
@@ -494,6 +545,10 @@ class Limits(RuleBasedStateMachine):
         assert self.min_gap_ms is None or self.min_gap_ms >= MIN_INTERVAL_S * 1000, self.starts
 
     @invariant()
+    def pattern_rate(self):
+        assert not self.pattern_breaks, self.pattern_breaks[:5]
+
+    @invariant()
     def genuine_only(self):
         assert not self.bad_installs and set(self.per_podlet) <= GENUINE, (self.bad_installs, self.per_podlet)
 
@@ -504,6 +559,13 @@ class Limits(RuleBasedStateMachine):
     @invariant()
     def expired_stays_expired(self):
         assert not self.refused_starts, (self.refused_starts, self.expired)
+
+
+def _trimmed(units: int) -> int:
+    """The most a command of `units` (tenths of a nl a period) is trimmed up to: an
+    eighth and a nl a period more (fw.session dose_step), and one nl of the carried
+    remainder."""
+    return units + units // 8 + 25
 
 
 def _day(epoch_s: int) -> int:
