@@ -27,6 +27,7 @@ from steamer.devices import (DeviceError, connected, explain, label, last_record
 from steamer.session import (FAULT_ADVICE, PAIR_EXCHANGE_S, PODLET_REFUSALS, STATE_WORDS,
                              journal_next, pair_until, podlet_refused_text, record_since,
                              status_extra, status_view, sync_device)
+from steamer import course
 from steamer.store import Store, session_dict
 
 POLL_S = 0.2            # how often the status is read while connected
@@ -402,9 +403,22 @@ class Hub:
         return sink.new
 
     def sessions(self) -> list[dict]:
+        """The history's sessions, newest first, with their steamer's name."""
         names = {d.id: d.name for d in self.store.devices()}
         return [dict(session_dict(s), device=names.get(s.device_id) or s.device_id)
                 for s in reversed(self.store.sessions())]
+
+    def sessions_by_course(self) -> list[dict]:
+        """The history's sessions grouped by course (steamer.course.group_by_course, as
+        `steamer sessions --by-course` prints them): each group its podlet type, profile,
+        count and total dose, its sessions oldest first, numbered from 1 (`n`)."""
+        names = {d.id: d.name for d in self.store.devices()}
+        return [{"podlet_type": g.podlet_type, "profile": g.profile,
+                 "count": len(g.sessions), "dose_ul": sum(s.dose_ul for s in g.sessions),
+                 "sessions": [dict(session_dict(s), n=n,
+                                   device=names.get(s.device_id) or s.device_id)
+                              for n, s in enumerate(g.sessions, 1)]}
+                for g in course.group_by_course(self.store.sessions())]
 
     async def close(self) -> None:
         for task in (self._scan, self.pairing):

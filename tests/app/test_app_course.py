@@ -16,6 +16,7 @@ import re
 
 import pytest
 
+from steamer.store import Store
 from steamer_harness import app as harness
 from steamer_harness.ble import serve
 from steamer_sim.signing import signed_profile
@@ -160,4 +161,39 @@ def test_course_view_and_warnings_step(ui, tmp, shoot):
     out = json.loads(p.stdout)
     assert out["position"] == "session 2 of 4" and out["acknowledged_s"] is not None
     assert out["acknowledged_address"] == served.addr
+
+    # History, grouped by course: this course's session, and one of another course
+    # (kept in the same database, as a sync from another steamer would).
+    with Store.open(tmp / "sessions.sqlite3") as store:
+        store.ingest("other-steamer", [
+            {"seq": 1, "kind": "session_started", "payload": {
+                "t": 1795000000, "t_ms": 1000, "podlet": "0000c0ffee05", "podlet_type": 5,
+                "profile": "calm", "version": 1, "target_c": 44.0, "limit_ul": 900}},
+            {"seq": 2, "kind": "session_ended", "payload": {
+                "t": 1795000600, "t_ms": 601000, "reason": "completed", "session_ul": 90.0,
+                "dose_s": 600}}])
+    nav(page, "History").click()
+    table = page.locator("#hist-table")
+    expect(table.locator("tbody tr")).to_have_count(2, timeout=20000)
+    expect(page.locator("#hist-caption")).to_have_text("Sessions, newest first")
+    page.get_by_label("Group by course").check()
+    heads = table.locator("tr.course-head")
+    expect(heads).to_have_count(2)
+    expect(heads.nth(0)).to_have_text("Course calm (podlet type 5): 1 session, 90 µl")
+    expect(heads.nth(1)).to_contain_text(
+        f"Course vitamin-c (podlet type {COURSE['podlet_type']}): 1 session,")
+    expect(table.locator("tbody tr")).to_have_count(4)
+    expect(table.locator("tbody tr").nth(3).locator("td").first).to_contain_text(
+        "1 of the course")
+    expect(page.locator("#hist-caption")).to_have_text(
+        "Sessions by course, each course oldest first")
+    expect(page.locator("#hist-note")).to_have_text("2 sessions in 2 courses")
+    assert shoot(page, "history-by-course") == []
+    groups = page.request.get(app.base + "/api/sessions?by=course").json()
+    assert [(g["profile"], g["count"]) for g in groups] == [("calm", 1), ("vitamin-c", 1)]
+    assert groups[1]["sessions"][0]["n"] == 1 and groups[1]["sessions"][0]["dose_ul"] > 0
+    r = page.request.get(app.base + "/api/sessions?by=podlet")
+    assert r.status == 400 and "'course' only" in r.json()["error"]
+    page.get_by_label("Group by course").uncheck()
+    expect(heads).to_have_count(0)
     assert errors == []

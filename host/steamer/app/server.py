@@ -301,7 +301,12 @@ async def sync(request: web.Request) -> web.Response:
 
 
 async def sessions(request: web.Request) -> web.Response:
-    return _ok(request.app[HUB].sessions())
+    by = request.query.get("by")
+    if by is None:
+        return _ok(request.app[HUB].sessions())
+    if by == "course":
+        return _ok(request.app[HUB].sessions_by_course())
+    raise InputFileError(f"sessions can be grouped by 'course' only, not by {by!r}")
 
 
 async def session(request: web.Request) -> web.Response:

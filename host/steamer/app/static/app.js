@@ -482,48 +482,81 @@ const ENDS = { completed: "completed", max_session: "reached its dose", stopped:
   podlet_unreadable: "podlet unreadable", power_loss: "power cut", watchdog: "reset",
   reset: "reset" };
 
+function sessionRow(s, label) {
+  const tr = document.createElement("tr");
+  const date = when(s);
+  const cells = [label ? `${label} · ${date}` : date,
+    s.profile || (s.podlet ? `podlet ${s.podlet}` : "–"),
+    `${Math.round(s.dose_ul)} µl`, s.duration_ms === null ? "–" : `${mmss(s.duration_ms / 1000)} min`,
+    s.end_reason ? (ENDS[s.end_reason] || s.end_reason) : "running"];
+  for (const c of cells) {
+    const td = document.createElement("td");
+    td.textContent = c;
+    tr.append(td);
+  }
+  const td = document.createElement("td");
+  const show = document.createElement("button");
+  show.type = "button"; show.className = "secondary";
+  show.textContent = "Chart"; show.setAttribute("aria-label", `Chart of the session of ${date}`);
+  show.onclick = () => showSession(s.id, date);
+  const del = document.createElement("button");
+  del.type = "button"; del.className = "secondary";
+  del.textContent = "Delete"; del.setAttribute("aria-label", `Delete the session of ${date}`);
+  del.disabled = !s.end_reason;
+  del.onclick = async () => {
+    if (!confirm(`Delete the session of ${date}?`)) return;
+    try { await api("DELETE", `/api/sessions/${s.id}`); } catch (e) { setText("hist-note", e.message); }
+    const fig = document.querySelector(`figure[data-session="${s.id}"]`);
+    if (fig) fig.remove();
+    loadHistory();
+  };
+  td.append(show, del);
+  tr.append(td);
+  tr.dataset.session = s.id;
+  return tr;
+}
+
+// A course's heading row in the grouped history: what `steamer sessions --by-course` prints.
+function courseHead(g) {
+  const tr = document.createElement("tr");
+  tr.className = "course-head";
+  const th = document.createElement("th");
+  th.scope = "rowgroup";
+  th.colSpan = 6;
+  const kind = g.podlet_type === null ? "" : ` (podlet type ${g.podlet_type})`;
+  th.textContent = `Course ${g.profile || "without a profile"}${kind}: ${g.count} ` +
+    `session${g.count === 1 ? "" : "s"}, ${Math.round(g.dose_ul)} µl`;
+  tr.append(th);
+  return tr;
+}
+
 async function loadHistory() {
-  let rows;
+  const byCourse = $("hist-by-course").checked;
+  let data;
   try {
-    rows = await api("GET", "/api/sessions");
+    data = await api("GET", byCourse ? "/api/sessions?by=course" : "/api/sessions");
   } catch (e) {
     setText("hist-note", e.message);
     return;
   }
-  setText("hist-note", rows.length ? `${rows.length} session${rows.length === 1 ? "" : "s"}`
-    : "No session yet: run one, and it shows here once the steamer has synced.");
-  const body = $("hist-table").tBodies[0];
-  body.replaceChildren(...rows.map((s) => {
-    const tr = document.createElement("tr");
-    const cells = [when(s), s.profile || (s.podlet ? `podlet ${s.podlet}` : "–"),
-      `${Math.round(s.dose_ul)} µl`, s.duration_ms === null ? "–" : `${mmss(s.duration_ms / 1000)} min`,
-      s.end_reason ? (ENDS[s.end_reason] || s.end_reason) : "running"];
-    for (const c of cells) {
-      const td = document.createElement("td");
-      td.textContent = c;
-      tr.append(td);
+  const rows = [];
+  let count = 0;
+  if (byCourse) {
+    for (const g of data) {
+      rows.push(courseHead(g));
+      for (const s of g.sessions) rows.push(sessionRow(s, `${s.n} of the course`));
+      count += g.sessions.length;
     }
-    const td = document.createElement("td");
-    const show = document.createElement("button");
-    show.type = "button"; show.className = "secondary";
-    show.textContent = "Chart"; show.setAttribute("aria-label", `Chart of the session of ${cells[0]}`);
-    show.onclick = () => showSession(s.id, cells[0]);
-    const del = document.createElement("button");
-    del.type = "button"; del.className = "secondary";
-    del.textContent = "Delete"; del.setAttribute("aria-label", `Delete the session of ${cells[0]}`);
-    del.disabled = !s.end_reason;
-    del.onclick = async () => {
-      if (!confirm(`Delete the session of ${cells[0]}?`)) return;
-      try { await api("DELETE", `/api/sessions/${s.id}`); } catch (e) { setText("hist-note", e.message); }
-      const fig = document.querySelector(`figure[data-session="${s.id}"]`);
-      if (fig) fig.remove();
-      loadHistory();
-    };
-    td.append(show, del);
-    tr.append(td);
-    tr.dataset.session = s.id;
-    return tr;
-  }));
+  } else {
+    for (const s of data) rows.push(sessionRow(s, ""));
+    count = data.length;
+  }
+  setText("hist-caption", byCourse ? "Sessions by course, each course oldest first"
+    : "Sessions, newest first");
+  setText("hist-note", count ? `${count} session${count === 1 ? "" : "s"}` +
+    (byCourse ? ` in ${data.length} course${data.length === 1 ? "" : "s"}` : "")
+    : "No session yet: run one, and it shows here once the steamer has synced.");
+  $("hist-table").tBodies[0].replaceChildren(...rows);
 }
 
 async function showSession(id, label) {
@@ -621,6 +654,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("prof-form").onsubmit = pushProfile;
   $("co-form").onsubmit = openProfileFile;
   $("st-warn-read").onchange = () => { $("st-warn-ack").disabled = !$("st-warn-read").checked; };
+  $("hist-by-course").onchange = () => loadHistory();
   $("st-warn-ack").onclick = acknowledge;
   setInterval(() => { if (app.screen === "nearby") scan(); }, 10000);
   window.addEventListener("resize", () => {
