@@ -217,7 +217,7 @@ def _cmd_provision_key(args: argparse.Namespace) -> int:
 
     try:
         result = trustkey.provision(args.port, public, force=args.force, progress=progress,
-                                     timeout_s=args.timeout)
+                                     timeout_s=args.timeout, wait_s=args.wait)
     except (trustkey.ProvisionError, usb.UsbError) as e:   # a board that refused, or mpremote
         return fail("mfg provision-key", str(e))
     except FileNotFoundError as e:     # mpremote missing
@@ -347,7 +347,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "manufacturer key file: only its public half is sent; the private key never "
                 "leaves it). A board that holds this key is left alone; one that holds "
                 "another is refused unless --force. The simulator's development keys are "
-                "refused. Exit 0 when the board holds the key, 1 when the board refused or "
+                "refused. A board running the steamer firmware (whose watchdog would reset it "
+                "mid-write) is asked for its maintenance boot first: the button held from "
+                "0.5 s to 1.5 s after power-on. Exit 0 when the board holds the key, 1 when the board refused or "
                 "a step failed, 2 when the key given is wrong. Simulated steamers get the "
                 "development key into their flash from the sim driver instead.",
                 "  steamer mfg provision-key --port /dev/ttyACM0 --key keys/mfg.pem\n"
@@ -362,6 +364,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="replace a different key the board already holds")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="seconds each mpremote step may take (default: %(default)g)")
+    p.add_argument("--wait", type=float, default=60.0, metavar="S",
+                   help="seconds to wait for the maintenance boot when the board is running "
+                        "the steamer firmware (default: %(default)g)")
     p.add_argument("--json", action="store_true",
                    help="print {port, path, public_hex, sha256, action, previous_hex, verified, "
                         "seconds} as JSON")

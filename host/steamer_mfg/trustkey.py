@@ -168,12 +168,13 @@ def device_key(port: str, timeout_s: float = 60.0, resume: bool = False) -> byte
 
 
 def provision(port: str, public: bytes, force: bool = False, progress: Progress | None = None,
-              timeout_s: float = 60.0, after_write: Callable[[], None] | None = None
-              ) -> KeyResult:
+              timeout_s: float = 60.0, after_write: Callable[[], None] | None = None,
+              wait_s: float = 60.0) -> KeyResult:
     """Provisions the board on `port` with `public` (see the module's doc). Raises
     ProvisionError (one line) when a step fails or the board holds another key and not
     force. after_write runs between the write and its verification (tests use it to
-    tamper with the new file)."""
+    tamper with the new file). A board running the steamer firmware is first waited for,
+    up to wait_s, to be started in its maintenance boot (usb.wait_for_maintenance)."""
     if len(public) != 32:
         raise MfgError("a public key is 32 bytes, not %d" % len(public))
     t0 = time.monotonic()
@@ -186,6 +187,7 @@ def provision(port: str, public: bytes, force: bool = False, progress: Progress 
 
     try:
         usb.check_port(port)
+        usb.wait_for_maintenance(port, wait_s, say)
     except usb.UsbError as e:
         raise ProvisionError(str(e)) from None
     say("reading %s on %s" % (DEVICE_KEY_PATH, port))

@@ -7,6 +7,7 @@ mpy-cross, pyright), which the tools use too.
     usb.check_port("/dev/ttyACM0")
     rc, out = usb.mpremote("/dev/ttyACM0", ["exec", "print(1)"], timeout_s=60)
     usb.device_hashes("/dev/ttyACM0", ["data/mfg.pub"])   # {path: sha256 hex or "-"}
+    usb.wait_for_maintenance("/dev/ttyACM0", wait_s=60, say=print)   # before writing
 
 A library: it imports no face.
 """
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,3 +150,68 @@ def device_hashes(port: str, paths: list[str], timeout_s: float = 120.0) -> dict
         if name:
             got[name] = digest
     return {p: got.get(p, "-") for p in paths}
+
+
+# ---- the maintenance boot ------------------------------------------------------------------
+
+# The gesture, in words (boards/*/README.md "Maintenance boot"; realboard.MAINT_FROM_MS).
+MAINTENANCE_GESTURE = ("power the board off, then power it on and hold its button from "
+                       "about 0.5 s to 1.5 s after (boards/esp32c3/README.md: on the C3 "
+                       "not before, GPIO9 is its BOOT strap)")
+# Modes in which nothing of the firmware runs: no watchdog to reset the board under mpremote.
+# "none": no steamer main.py ran since the reset (MicroPython alone, a new board);
+# "starting": main.py was interrupted before it chose.
+SAFE_MODES = ("maintenance", "starting", "none")
+_MODE_SCRIPT = "print('steamer-mode:', globals().get('STEAMER_MODE', 'none'))"
+
+
+def board_mode(port: str, timeout_s: float = 30.0) -> tuple[str | None, str]:
+    """(mode, mpremote's output): what the board's main.py said this boot did
+    (`STEAMER_MODE`: "maintenance", "running", "starting"; "none" when no steamer
+    main.py ran), read without a soft reset (`resume`: a soft reset would forget it);
+    mode None when the board gave no answer. Reading it interrupts whatever runs."""
+    rc, out = mpremote(port, ["resume", "exec", _MODE_SCRIPT], timeout_s)
+    if rc == 0:
+        for line in out.splitlines():
+            if line.startswith("steamer-mode:"):
+                return line.split(":", 1)[1].strip(), out
+    return None, out
+
+
+def wait_for_maintenance(port: str, wait_s: float, say: Callable[[str], None] | None = None,
+                         poll_s: float = 2.0, timeout_s: float = 30.0) -> str:
+    """Returns the board's mode once nothing of the firmware runs on it (SAFE_MODES).
+    A board running the steamer firmware has a 1 s watchdog that no interruption stops:
+    it would reset under mpremote in the middle of a write. So this asks for the
+    maintenance gesture (say gets the instruction, then the time left every 10 s) and
+    waits up to wait_s for it, the board unplugged or silent meanwhile; raises UsbError
+    when it does not come, or at once when the board never answered."""
+    deadline = time.monotonic() + wait_s
+    asked = False
+    told = 0.0
+    while True:
+        try:
+            mode, out = board_mode(port, timeout_s)
+        except UsbError as e:        # mpremote hung (a board resetting under it, say)
+            mode, out = None, str(e)
+        if mode in SAFE_MODES:
+            if asked and say:
+                say("maintenance boot seen: the board runs nothing")
+            return mode
+        if mode is None and not asked:
+            raise UsbError("the board at %s did not answer: %s" % (port, last_error_line(out)))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise UsbError(
+                "the board at %s is running the steamer firmware, whose watchdog would reset "
+                "it in the middle of the write: start it in its maintenance boot (%s), then "
+                "run this again (--wait S waits longer for it)" % (port, MAINTENANCE_GESTURE))
+        if say and (not asked or time.monotonic() - told >= 10):
+            if not asked:
+                say("the board is running the steamer firmware: %s; waiting up to %.0f s"
+                    % (MAINTENANCE_GESTURE, wait_s))
+            else:
+                say("still waiting for the maintenance boot (%.0f s left)" % left)
+            told = time.monotonic()
+        asked = True
+        time.sleep(min(poll_s, max(0.0, left)))

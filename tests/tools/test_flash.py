@@ -208,3 +208,62 @@ def test_flash_checks_the_board_type_as_esptool_checks_the_chip(
         assert run_cli(["flash", "--port", c3.port, "--board", BOARD, "--no-build",
                         "--build-dir", str(built)]) == 0
         assert "board: ESP32C3 module with ESP32C3" in capsys.readouterr().err
+
+
+# ---- the maintenance boot (issue 14 item 7) ---------------------------------------------
+# A board running the steamer firmware has a 1 s watchdog that nothing stops: mpremote's
+# interruption leaves it to reset the board mid-copy. The boards' main.py says what the boot
+# did in STEAMER_MODE, a global the REPL shares with main.py (MicroPython runs main.py in
+# the REPL's __main__ globals: shared/runtime/pyexec.c pyexec_file, the same dict the
+# raw REPL's exec uses); the virtual board's executor runs both in one globals dict too.
+
+def _power_on(vb: VirtualBoard, main_py: str) -> None:
+    """The board's main.py as given, run as at power-on."""
+    (vb.root / "main.py").write_text(main_py)
+    vb.boot_main()
+
+
+RUNNING_MAIN = ("STEAMER_MODE = 'running'\n"      # as boards/*/main.py before main.run
+                "import time\n"
+                "while True:\n"
+                "    time.sleep_ms(20)\n")
+
+
+def test_flash_waits_for_the_maintenance_boot_of_a_running_board(
+        tmp_path: Path, built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with VirtualBoard(root=tmp_path / "root", run_main=True) as vb:
+        _power_on(vb, RUNNING_MAIN)
+        code = run_cli(["flash", "--port", vb.port, "--board", BOARD, "--no-build",
+                        "--build-dir", str(built), "--wait", "3"])
+        _, err = capsys.readouterr()
+        assert code == 1
+        assert "the board is running the steamer firmware: power the board off" in err, err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith(f"steamer dev flash: the board at {vb.port} is running the "
+                               "steamer firmware, whose watchdog would reset it"), err
+        assert "(--wait S waits longer for it)" in last
+        assert not (vb.root / "lib").exists()        # nothing was written
+
+
+def test_flash_goes_ahead_on_a_maintenance_boot(tmp_path: Path, built: Path) -> None:
+    with VirtualBoard(root=tmp_path / "root", run_main=True) as vb:
+        # What boards/*/main.py does when the gesture is made: decides, prints, starts nothing.
+        _power_on(vb, "STEAMER_MODE = 'starting'\nSTEAMER_MODE = 'maintenance'\n"
+                      "print('steamer: maintenance boot')\n")
+        said: list[str] = []
+        result = flash.flash(vb.port, BOARD, built, build=False, progress=said.append,
+                             wait_s=3)
+        assert result.verified and result.error is None
+        assert not any("running the steamer firmware" in s for s in said), said
+        assert (vb.root / "lib" / "fw" / "main.mpy").read_bytes() == \
+            (built / "lib" / "fw" / "main.mpy").read_bytes()
+
+
+def test_the_boards_main_says_its_mode_before_it_starts_anything() -> None:
+    """What the host reads is set in the boards' own main.py: "running" before the
+    firmware (and its watchdog) starts, "maintenance" on the gesture."""
+    for board in ("esp32c3", "picow"):
+        text = (Path(flash.ROOT) / "boards" / board / "main.py").read_text()
+        running = text.index('STEAMER_MODE = "running"')
+        assert running < text.index("main.run(board.make())"), board
+        assert text.index('STEAMER_MODE = "maintenance"') < text.index("maintenance boot:")

@@ -200,3 +200,20 @@ def test_pub_and_key_together_is_a_usage_error(keys: dict):
         run_cli(["provision-key", "--port", "/dev/null", "--pub", keys["a_pub"].hex(),
                  "--key", str(keys["a"])])
     assert exc.value.code == 2
+
+
+def test_a_board_running_the_firmware_is_asked_for_its_maintenance_boot(
+        tmp_path: Path, keys: dict, capsys: pytest.CaptureFixture[str]):
+    """Its watchdog would reset it mid-write: the key waits for the maintenance boot, and
+    with none in --wait, nothing is written (steamer_mfg.usb.wait_for_maintenance)."""
+    with VirtualBoard(root=tmp_path / "root", run_main=True) as running:
+        (running.root / "main.py").write_text(
+            "STEAMER_MODE = 'running'\nimport time\nwhile True:\n    time.sleep_ms(20)\n")
+        running.boot_main()
+        code = run_cli(["provision-key", "--port", running.port, "--pub", keys["a_pub"].hex(),
+                        "--wait", "2"])
+        _, err = capsys.readouterr()
+        assert code == 1
+        assert "the board is running the steamer firmware: power the board off" in err, err
+        assert "start it in its maintenance boot" in err.strip().splitlines()[-1]
+        assert not (running.root / "data").exists()

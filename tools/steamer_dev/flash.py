@@ -188,10 +188,13 @@ def soft_reset(port: str, timeout_s: float = 60.0) -> None:
 
 def flash(port: str, board: str, build_dir: Path | None = None, build: bool = True,
           progress: Progress | None = None, timeout_s: float = 300.0,
-          after_copy: Callable[[], None] | None = None) -> FlashResult:
-    """Builds (unless build is False), copies, verifies and soft-resets. Returns the result;
-    a failed step raises FlashError (the result so far is on the exception as .result).
-    after_copy runs between the copy and the verification (tests use it to tamper)."""
+          after_copy: Callable[[], None] | None = None, wait_s: float = 60.0) -> FlashResult:
+    """Builds (unless build is False), waits up to wait_s for a board running the steamer
+    firmware to be started in its maintenance boot (steamer_mfg.usb.wait_for_maintenance:
+    its watchdog would reset it mid-copy), copies, verifies and soft-resets. Returns the
+    result; a failed step raises FlashError (the result so far is on the exception as
+    .result). after_copy runs between the copy and the verification (tests use it to
+    tamper)."""
     t0 = time.monotonic()
     out = Path(build_dir) if build_dir is not None else ROOT / "build" / board
     result = FlashResult(port=port, board=board, build_dir=str(out))
@@ -215,6 +218,7 @@ def flash(port: str, board: str, build_dir: Path | None = None, build: bool = Tr
         except OSError as exc:          # a build folder that cannot be read
             raise FlashError("build folder %s" % os_error_text(exc))
         check_build(out, board)
+        usb.wait_for_maintenance(port, wait_s, say)
         say("board: %s" % check_board(port, board))
         result.total_bytes = sum(f.size_bytes for f in result.files)
         say("copying %d files, %d bytes, to %s" % (len(result.files), result.total_bytes, port))
@@ -250,7 +254,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "flash", help="deploy the built firmware to a board with mpremote and verify it",
         description="Build the firmware of BOARD (unless --no-build), copy every file to its "
                     "path on the board with mpremote, verify each by SHA-256 and soft-reset "
-                    "the board. Exits 1 with a one-line error when a step fails.",
+                    "the board. A board running the steamer firmware (whose watchdog would "
+                    "reset it mid-copy) is asked for its maintenance boot first: power it on "
+                    "holding the button from 0.5 s to 1.5 s after. Exits 1 with a one-line "
+                    "error when a step fails.",
         epilog="Examples:\n  steamer dev flash --port /dev/ttyACM0 --board esp32c3\n"
                "  steamer dev virtual-board &    # prints its port, e.g. /dev/pts/5\n"
                "  steamer dev flash --port /dev/pts/5 --board esp32c3 --json",
@@ -262,6 +269,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-build", action="store_true", help="deploy the build folder as it is")
     p.add_argument("--timeout", type=float, default=300.0, metavar="S",
                    help="seconds each mpremote step may take (default 300)")
+    p.add_argument("--wait", type=float, default=60.0, metavar="S",
+                   help="seconds to wait for the maintenance boot when the board is running "
+                        "the steamer firmware (default 60)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(func=_cmd_flash)
 
@@ -272,7 +282,7 @@ def _cmd_flash(args: argparse.Namespace) -> int:
 
     try:
         result = flash(args.port, args.board, args.build_dir, build=not args.no_build,
-                       progress=progress, timeout_s=args.timeout)
+                       progress=progress, timeout_s=args.timeout, wait_s=args.wait)
         code = 0
     except FlashError as exc:
         result = getattr(exc, "result", None)

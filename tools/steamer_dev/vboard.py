@@ -254,6 +254,19 @@ class VirtualBoard:
         self._thread.start()
         return self.port
 
+    def boot_main(self) -> None:
+        """Boots as a board does after a reset, running boot.py and main.py (a board made
+        with run_main, at its friendly REPL): Ctrl-D typed at the REPL, as a terminal
+        would. For tests of a board on which the firmware runs (a main.py that loops
+        until interrupted)."""
+        if not self.run_main:
+            raise VirtualBoardError("this virtual board was made without run_main")
+        fd = os.open(self.port, os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, b"\r\x04")
+        finally:
+            os.close(fd)
+
     def stop(self) -> None:
         """Stops the runtime and closes the pty (the root folder stays, unless temporary)."""
         self._stopping = True
