@@ -3,6 +3,7 @@ or a tool is wrong: one line naming the problem, a non-zero exit, never a traceb
 and never after a long run."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -156,3 +157,21 @@ def test_bench_has_a_size_option_per_part() -> None:
          "3 reconnects, 5 chaos rounds, heap")
     p = steamer("dev", "bench", "--ble-records", "0", code=2)
     assert "--ble-records" in p.stderr
+
+
+def test_bench_units_counts_trips_and_the_model_the_units_measured(tmp_path: Path) -> None:
+    """`--parts units`: sessions on units drawn off the firmware's model (issue 15); none
+    trips, and the heat capacity each unit measured in its first session is nearer its
+    truth than the default it started from."""
+    out = tmp_path / "units.json"
+    proc = subprocess.run([sys.executable, "-m", "steamer.cli.main", "dev", "bench",
+                           "--parts", "units", "--sessions", "6", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    units = json.loads(out.read_text())["units"]
+    assert units["sessions"] == 6 and units["false_trips"] == 0, units["trips"]
+    assert units["alloc_errors"] == 0 and units["calibrated"] >= 5
+    heat = units["model_error"]["heat_j_per_k"]
+    assert heat["kept"]["n"] >= 5
+    assert heat["kept"]["p50_pct"] < heat["default"]["p50_pct"] / 2, heat
+    assert "bench: units: 0 false trips, 0 alloc errors over 6 units" in proc.stderr

@@ -2,8 +2,9 @@
 
 Control loop and simulator: step time on the unix port, allocation errors, realtime
 factor, heat-up against the physical limit, overshoot, steady error, dose error, each
-fault's detection latency, and false trips over randomized nominal sessions; the
-protocol's costs; BLE log-sync throughput, reconnects and heap; the dosing limits
+fault's detection latency, and false trips over randomized nominal sessions, also on
+units the firmware's model is wrong about (with the error of the model they measure);
+the protocol's costs; BLE log-sync throughput, reconnects and heap; the dosing limits
 against random event sequences. Medians over repeated runs: the machines are shared
 and noisy. --parts picks parts and each part has its size option; progress goes to
 stderr. The JSON so far is written as each part ends (to --out, checked before anything
@@ -144,13 +145,31 @@ def stopped_in_preheat_trips(sessions: int, first_seed: int = 0) -> dict:
     return {"sessions": sessions, "false_trips": len(trips), "trips": trips[:20]}
 
 
-PARTS = ("control", "faults", "nominal", "protocol", "ble", "limits", "boards")
+def units_figures(sessions: int) -> dict:
+    """steamer_bench.units over `sessions` units, its model errors printed on stderr."""
+    from steamer_bench import units
+    r = units.run(sessions)
+    _say(f"units: {r['false_trips']} false trips, {r['alloc_errors']} alloc errors over "
+         f"{r['sessions']} units (hidden parameters +-{r['model_spread_pct']} %, element "
+         f"+-{r['element_spread_pct']} %), {r['calibrated']} calibrated after one session")
+    _say("model error |model - truth|, % | kept after one session p50 p95 max | "
+         "defaults p50 p95 max")
+    for key, e in r["model_error"].items():
+        k, d = e["kept"], e["default"]
+        if k["n"]:
+            _say(f"  {key:<14} n={k['n']:<5} | {k['p50_pct']:6.2f} {k['p95_pct']:6.2f} "
+                 f"{k['max_pct']:6.2f} | {d['p50_pct']:6.2f} {d['p95_pct']:6.2f} {d['max_pct']:6.2f}")
+    return r
+
+
+PARTS = ("control", "faults", "nominal", "units", "protocol", "ble", "limits", "boards")
 
 
 @dataclass
 class Sizes:
     """How much each part runs (the defaults are `make bench`'s)."""
-    sessions: int = 1000            # nominal: randomized sessions (and as many stopped ones)
+    sessions: int = 1000            # nominal: randomized sessions (and as many stopped
+    #                                 ones); units: as many on off-model units
     repeats: int = 5                # control: runs of the nominal session
     limits_sequences: int = 100_000
     ble_records: tuple[int, int] = (1500, 3300)     # log records synced at MTU 23, 247
@@ -168,6 +187,9 @@ def _part(name: str, sizes: Sizes) -> tuple[str, Callable[[], dict]]:
     if name == "nominal":
         return (f"false trips over {sizes.sessions} randomized nominal sessions (and "
                 f"{sizes.sessions} stopped in preheat)", lambda: false_trips(sizes.sessions))
+    if name == "units":
+        return (f"{sizes.sessions} randomized sessions on units off the firmware's model",
+                lambda: units_figures(sizes.sessions))
     if name == "protocol":
         from steamer_bench import protocol as bench_protocol
         return "codec, signature and pairing costs", bench_protocol.run
@@ -275,7 +297,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Examples:\n  steamer dev bench --out out/bench.json\n"
                "  steamer dev bench --parts control,faults --sessions 50 --repeats 1")
     p.add_argument("--sessions", type=int, default=1000, metavar="N",
-                   help="randomized nominal sessions for the false-trip count (default 1000)")
+                   help="randomized nominal sessions for the false-trip count, and as many "
+                        "off-model units for the units part (default 1000)")
     p.add_argument("--repeats", type=int, default=5, metavar="N",
                    help="runs of the nominal session to take medians over (default 5)")
     p.add_argument("--limits-sequences", type=int, default=100_000, metavar="N",
