@@ -171,8 +171,7 @@ class Device:
     tests/device/test_limits_device.py checks it); only a MemoryError in a fresh
     process, which a real boot would meet too, is the firmware's, a DriverError."""
 
-    def __init__(self, heapsize: str = SIM_HEAP) -> None:
-        self.heapsize = heapsize
+    def __init__(self) -> None:
         self.flash = tempfile.NamedTemporaryFile(prefix="steamer-limits-", suffix=".flash",
                                                  delete=False)
         self.flash.close()
@@ -188,8 +187,7 @@ class Device:
         """A new interpreter, set up, with no sequence run in it yet."""
         env = micropython_env("sim")
         self.proc = subprocess.Popen(
-            [micropython_exe(), "-X", f"heapsize={self.heapsize}", str(DRIVER),
-             self.flash.name],
+            [micropython_exe(), "-X", f"heapsize={SIM_HEAP}", str(DRIVER), self.flash.name],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, env=env)
         assert self.proc.stdin and self.proc.stdout
         self.out_fd = self.proc.stdout.fileno()
