@@ -1,8 +1,10 @@
 """The `units` part of `steamer dev bench`: randomized nominal sessions on units the
 firmware's model is wrong about (issue 15): each unit's hidden parameters (nozzle
 half-power, boiler losses, metal heat capacity, sensor and nozzle lags) drawn within
-+-25 % of the defaults the firmware starts from, and its element within +-10 % of its
-rating (a weak one among them). Counted: false trips and allocation errors (the
++-25 % of the defaults the firmware starts from, and its element giving within +-10 % of
+its rating (a weak one among them: the sim board's rating is the plant's heater_w, so the
+element's own error is drawn as mains, whose square the power follows, as
+tests/sim/test_weak_element.py makes a weak one). Counted: false trips and allocation errors (the
 supervisor judges the heat-up by the model the unit measured: fw.calib, fw.safety), and
 how far the model the unit kept after its first session (fw.calib, in rated watts) is
 from the truth, against how far the defaults were.
@@ -12,6 +14,7 @@ from the truth, against how far the defaults were.
 """
 from __future__ import annotations
 
+import math
 import random
 import re
 import statistics
@@ -19,7 +22,7 @@ import statistics
 from steamer_dev.paths import DEVICE
 from steamer_harness import nominal
 from steamer_sim.driver import run_many
-from steamer_sim.scenario import HIDDEN_PLANT_DEFAULTS, load_scenario
+from steamer_sim.scenario import HIDDEN_PLANT_DEFAULTS, PLANT_RANGES, load_scenario
 
 MODEL_SPREAD = 0.25          # hidden parameters: default x (1 +- this)
 ELEMENT_SPREAD = 0.10        # the element: its rating x (1 +- this)
@@ -33,30 +36,35 @@ def unit_scenario(seed: int) -> dict:
     plant = dict(scen["plant"])
     for key, default in HIDDEN_PLANT_DEFAULTS.items():
         plant[key] = round(default * rnd.uniform(1 - MODEL_SPREAD, 1 + MODEL_SPREAD), 4)
-    plant["heater_w"] = round(plant["heater_w"]
-                              * rnd.uniform(1 - ELEMENT_SPREAD, 1 + ELEMENT_SPREAD), 1)
+    element = rnd.uniform(1 - ELEMENT_SPREAD, 1 + ELEMENT_SPREAD)
+    lo, hi = PLANT_RANGES["mains_pct"]
+    plant["mains_pct"] = round(min(hi, max(lo, plant["mains_pct"] * math.sqrt(element))), 2)
     scen["plant"] = plant
     return load_scenario(scen)
 
 
+def _fw_const(path: str, name: str) -> int:
+    """A `NAME = const(N)` of device/fw/PATH: the firmware's own figure, not a copy."""
+    text = (DEVICE / "fw" / path).read_text()
+    m = re.search(r"^%s = const\((\d+)\)" % re.escape(name), text, re.M)
+    if m is None:
+        raise RuntimeError(f"no {name} = const(...) in device/fw/{path}")
+    return int(m.group(1))
+
+
 def _defaults() -> dict:
     """The model a unit holds before its first session (fw.calib: fw.config's losses and
-    nozzle, its own heat capacity), read from the firmware's source, not copied."""
-    def const(path: str, name: str) -> int:
-        text = (DEVICE / "fw" / path).read_text()
-        m = re.search(r"^%s = const\((\d+)\)" % re.escape(name), text, re.M)
-        if m is None:
-            raise RuntimeError(f"no {name} = const(...) in device/fw/{path}")
-        return int(m.group(1))
-    return {"loss_mw_per_k": const("config.py", "BOILER_LOSS_MW_PER_K"),
-            "nozzle_half_w": const("config.py", "NOZZLE_HALF_W"),
-            "heat_j_per_k": const("calib.py", "_HEAT_J_PER_K")}
+    nozzle, its own heat capacity)."""
+    return {"loss_mw_per_k": _fw_const("config.py", "BOILER_LOSS_MW_PER_K"),
+            "nozzle_half_w": _fw_const("config.py", "NOZZLE_HALF_W"),
+            "heat_j_per_k": _fw_const("calib.py", "_HEAT_J_PER_K")}
 
 
-def _truth(plant: dict, rated_w: float) -> dict:
-    """What fw.calib should measure of this plant: its values are in rated watts, so an
-    element delivering p W against its rating reads rated/p of the truth."""
-    k = rated_w / (plant["heater_w"] * (plant["mains_pct"] / 100.0) ** 2)
+def _truth(plant: dict) -> dict:
+    """What fw.calib should measure of this plant: its values are in rated watts (the sim
+    board's rating is heater_w), so an element delivering p W against its rating reads
+    rated/p of the truth: 1 over the mains squared."""
+    k = 1.0 / (plant["mains_pct"] / 100.0) ** 2
     return {"heat_j_per_k": (plant["water_ml"] * _WATER_J_PER_MLK + plant["metal_j_per_k"]) * k,
             "loss_mw_per_k": plant["loss_w_per_k"] * 1000.0 * k,
             "nozzle_half_w": plant["nozzle_half_w"] * k}
@@ -71,7 +79,7 @@ def _spread(values: list[float]) -> dict:
             "max_pct": round(v[-1], 2)}
 
 
-def run(sessions: int = 1000, first_seed: int = 0, rated_w: float = 400.0) -> dict:
+def run(sessions: int = 1000, first_seed: int = 0) -> dict:
     """The figures over `sessions` units (seeds first_seed...)."""
     defaults = _defaults()
     scenarios = [unit_scenario(first_seed + i) for i in range(sessions)]
@@ -86,7 +94,7 @@ def run(sessions: int = 1000, first_seed: int = 0, rated_w: float = 400.0) -> di
         calib = summary.get("calib")
         if not calib or not calib.get("sessions"):
             continue
-        truth = _truth(scen["plant"], rated_w)
+        truth = _truth(scen["plant"])
         for key, got in errors.items():
             kept = calib[key]
             if key != "heat_j_per_k":

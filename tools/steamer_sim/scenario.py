@@ -67,7 +67,8 @@ HIDDEN_PLANT_DEFAULTS = {
 
 HIDDEN_PLANT_KEYS = tuple(HIDDEN_PLANT_DEFAULTS)
 
-_PLANT_RANGES = {
+# What a scenario's `plant` may set, each (least, most).
+PLANT_RANGES = {
     "ambient_c": (-10, 45),
     "water_ml": (0, 300),
     "heater_w": (100, 1000),
@@ -245,7 +246,7 @@ def _float(check: Callable[[Any, str], Any]) -> Callable[[Any, str], float]:
     return lambda value, field: float(check(value, field))
 
 
-_PLANT = {key: (_float(_number(*_PLANT_RANGES[key])), default)
+_PLANT = {key: (_float(_number(*PLANT_RANGES[key])), default)
           for key, default in [*PLANT_DEFAULTS.items(),
                                *((k, _OPTIONAL) for k in HIDDEN_PLANT_KEYS)]}
 
