@@ -167,8 +167,9 @@ def sync_table(records: tuple[int, int] = (300, 1200), ports: tuple = SYNC_PORTS
     """Log sync's fraction of the link's ceiling (link time: the connection events the
     air ran) at MTU 23 and 247, per port model (the simulated board: NimBLE for the
     ESP32-C3, BTstack for the Pico W) and PDUs per event the firmware is not told. A
-    changing link's ceiling is counted event by event at the figure it had then: the
-    fraction uses the events' mean."""
+    changing link's ceiling is counted event by event at the figure it had then (the
+    air's pdus_between), not at the cycle's mean: a sync covers a part of the cycle,
+    whose mean may be higher or lower."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-ble-sync-") as tmp:
         for port in ports:
@@ -202,10 +203,9 @@ def sync_table(records: tuple[int, int] = (300, 1200), ports: tuple = SYNC_PORTS
                             _say(json.dumps(row))
                             rows.append(row)
                             continue
+                        # The link's own count of what its events could carry, each at
+                        # the PDUs per event it had: right for a changing link too.
                         frac = fig["link_fraction"]
-                        if changing is not None and fig["link_events"]:
-                            frac = round(fig["event_bytes"] / (fig["link_events"] * 4.0
-                                                               * (fig["mtu"] - 3)), 3)
                         row = {"port": port, "pdus_per_event": ppe, "mtu": fig["mtu"],
                                "records": fig["records"], "link_fraction": frac,
                                "enomem": fig["enomem"], "lost": fig["lost"],

@@ -381,6 +381,7 @@ async def sync_throughput(served: Served, ring: KeyRing, mtu: int, records: int)
         got = st.rx_bytes - before
         enomem = air.call(air.enomem, served.addr) - enomem0
         events = air.call(air.events_between, served.addr, t0, t0 + res.seconds)
+        pdus = air.call(air.pdus_between, served.addr, t0, t0 + res.seconds)
         negotiated = st.client.mtu_size if st.client else mtu
     # Every record made arrived, once: a figure from a sync that lost some means nothing.
     counts = record_counts([r["seq"] for r in got_records.records], old.last_seq + 1)
@@ -390,11 +391,13 @@ async def sync_throughput(served: Served, ring: KeyRing, mtu: int, records: int)
     p = air.params
     ceiling = p.ceiling_bytes_s(negotiated)
     rate = got / res.seconds if res.seconds else 0.0
-    capacity = events * p.pdus_per_event * (negotiated - 3)
+    # Each event at the PDUs per event it had: a link changed during the sync counts
+    # as it was, not as it is at the end.
+    capacity = pdus * (negotiated - 3)
     return {"mtu": negotiated, "records": res.records, "event_bytes": got,
             "seconds": round(res.seconds, 3), "bytes_s": round(rate),
             "ceiling_bytes_s": round(ceiling), "fraction": round(rate / ceiling, 3),
-            "link_events": events,
+            "link_events": events, "link_pdus": pdus,
             "link_fraction": round(got / capacity, 3) if capacity else 0.0,
             "records_s": round(res.records / res.seconds) if res.seconds else None,
             "enomem": enomem,

@@ -251,6 +251,9 @@ class _Conn:
     # measurements that must not depend on how promptly this process was scheduled.
     event_times: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=1 << 16))
+    # ... and the PDUs per event each could carry then (set_params may change it).
+    event_pdus: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=1 << 16))
 
 
 def _send(writer: asyncio.StreamWriter, msg: dict) -> None:
@@ -373,6 +376,15 @@ class Air:
         for conn in self.conns.values():
             if conn.periph.addr == addr:
                 n += sum(1 for t in conn.event_times if t0 <= t <= t1)
+        return n
+
+    def pdus_between(self, addr: str, t0: float, t1: float) -> int:
+        """The PDUs addr's connection events within [t0, t1] could carry, each at the
+        PDUs per event it ran with: the link's capacity when that changed meanwhile."""
+        n = 0
+        for conn in self.conns.values():
+            if conn.periph.addr == addr:
+                n += sum(p for t, p in zip(conn.event_times, conn.event_pdus) if t0 <= t <= t1)
         return n
 
     def enomem(self, addr: str) -> int:
@@ -555,6 +567,7 @@ class Air:
                 continue
             conn.stats["events"] += 1
             conn.event_times.append(time.monotonic())
+            conn.event_pdus.append(params.pdus_per_event)
             if params.drop_per_event and self.rng.random() < params.drop_per_event:
                 self._close(conn, reason=0x08)
                 break
