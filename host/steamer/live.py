@@ -402,21 +402,25 @@ class Hub:
                       "sessions": len(self.store.sessions())})
         return sink.new
 
+    def _names(self) -> dict[str, str]:
+        """Each steamer's name in the history by its id (its id when it has none)."""
+        return {d.id: d.name or d.id for d in self.store.devices()}
+
     def sessions(self) -> list[dict]:
         """The history's sessions, newest first, with their steamer's name."""
-        names = {d.id: d.name for d in self.store.devices()}
-        return [dict(session_dict(s), device=names.get(s.device_id) or s.device_id)
+        names = self._names()
+        return [dict(session_dict(s), device=names.get(s.device_id, s.device_id))
                 for s in reversed(self.store.sessions())]
 
     def sessions_by_course(self) -> list[dict]:
         """The history's sessions grouped by course (steamer.course.group_by_course, as
         `steamer sessions --by-course` prints them): each group its podlet type, profile,
         count and total dose, its sessions oldest first, numbered from 1 (`n`)."""
-        names = {d.id: d.name for d in self.store.devices()}
+        names = self._names()
         return [{"podlet_type": g.podlet_type, "profile": g.profile,
                  "count": len(g.sessions), "dose_ul": sum(s.dose_ul for s in g.sessions),
                  "sessions": [dict(session_dict(s), n=n,
-                                   device=names.get(s.device_id) or s.device_id)
+                                   device=names.get(s.device_id, s.device_id))
                               for n, s in enumerate(g.sessions, 1)]}
                 for g in course.group_by_course(self.store.sessions())]
 

@@ -349,8 +349,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "another is refused unless --force. The simulator's development keys are "
                 "refused. A board running the steamer firmware (whose watchdog would reset it "
                 "mid-write) is asked for its maintenance boot first: the button held from "
-                "0.5 s to 1.5 s after power-on. Exit 0 when the board holds the key, 1 when the board refused or "
-                "a step failed, 2 when the key given is wrong. Simulated steamers get the "
+                "0.5 s to 1.5 s after power-on. Exit 0 when the board holds the key, 1 when "
+                "the board refused or a step failed, 2 when the key given is wrong. Simulated steamers get the "
                 "development key into their flash from the sim driver instead.",
                 "  steamer mfg provision-key --port /dev/ttyACM0 --key keys/mfg.pem\n"
                 "  steamer mfg provision-key --port /dev/ttyACM0 --pub $(steamer mfg pubkey "

@@ -158,7 +158,8 @@ def units_figures(sessions: int) -> dict:
         k, d = e["kept"], e["default"]
         if k["n"]:
             _say(f"  {key:<14} n={k['n']:<5} | {k['p50_pct']:6.2f} {k['p95_pct']:6.2f} "
-                 f"{k['max_pct']:6.2f} | {d['p50_pct']:6.2f} {d['p95_pct']:6.2f} {d['max_pct']:6.2f}")
+                 f"{k['max_pct']:6.2f} | {d['p50_pct']:6.2f} {d['p95_pct']:6.2f} "
+                 f"{d['max_pct']:6.2f}")
     return r
 
 
