@@ -17,13 +17,16 @@ address, kept across resets) and a central with {"op": "hello"}.
 
 A peripheral sends: mtu (its preferred ATT MTU), adv (data and resp hex; data None stops
 advertising), services, value (a handle's bytes), notify (conn, handle, data), enomem
-(a notification its stack refused), disconnect (conn). It gets: addr, connect (conn,
-from a central), conn_update (interval_ms), mtu (negotiated), write (conn, handle,
-data), tx_done, disconnect, sim_event (a scenario event for its board).
+(a notification its stack refused), exchange_mtu (conn: its own MTU exchange, as a GATT
+client), disconnect (conn). It gets: addr, connect (conn, from a central), conn_update
+(interval_ms), mtu (conn, negotiated: when an exchange completes, the central's or its
+own), write (conn, handle, data), tx_done, disconnect, sim_event (a scenario event for
+its board).
 
 A central sends: scan (on), connect, read, write, subscribe, disconnect (each with a
 "req" the answer repeats; an answer of op "error" says why) and sim_event (name, event).
-It gets adv (addr, data, resp, rssi), the answers, notify, disconnected and closed.
+It gets adv (addr, data, resp, rssi), the answers, notify, mtu (conn, when an exchange
+completes after the connect answer), disconnected and closed.
 """
 import json
 

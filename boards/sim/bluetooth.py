@@ -24,7 +24,9 @@ so today's tests and traces stay as they were; it has the shared semantics below
   active (OSError(ENODEV) before); advertising data over 31 bytes is refused (EINVAL);
   a characteristic that notifies or indicates has a CCCD handle after its value handle;
   an exception in the IRQ handler is printed and the handler disabled; the connection
-  interval is reported (_IRQ_CONNECTION_UPDATE) only when the central changes it.
+  interval is reported (_IRQ_CONNECTION_UPDATE) only when the central changes it; the
+  MTU is 23 until an exchange completes (_IRQ_MTU_EXCHANGED), the central's or this
+  side's own (gattc_exchange_mtu, once a connection: NimBLE says EALREADY after).
 The air may ask for scheduled IRQs (LinkParams.coalesce_writes = n): the write IRQs
 then wait until n writes have been appended (or the next poll), so the first handler
 reads them all at once and the others read nothing, as when MicroPython runs a real
@@ -215,6 +217,7 @@ class _Radio:
         self._name = b"MPY"
         self._conns = {}           # conn_handle -> negotiated mtu
         self._coalesce = {}        # conn_handle -> writes appended per IRQ batch
+        self._mtu_asked = []       # connections this side ran its own MTU exchange on
         self._late = []            # write IRQs not yet delivered: (conn, handle)
         # Notifications the air has not carried yet, oldest first: NimBLE's mbuf blocks
         # each holds; BTstack's heap copy (None while the controller holds it).
@@ -252,6 +255,7 @@ class _Radio:
             self._sock = None
             self._conns = {}
             self._coalesce = {}
+            self._mtu_asked = []
             self._tx = []
             self.tx_in_flight = self.mbufs_used = 0
         self._active = bool(state)
@@ -401,10 +405,21 @@ class _Radio:
         a.append = bool(append)
 
     def gattc_exchange_mtu(self, conn_handle):
-        """The peripheral's side of an exchange the central answers: this air's central
-        starts its own exchange at connect, so asking again changes nothing."""
+        """This side's own MTU exchange (as GATT client), which the central answers; the
+        IRQ (_IRQ_MTU_EXCHANGED) comes when it completes, as for the central's. NimBLE
+        (extmod/nimble/modbluetooth_nimble.c mp_bluetooth_gattc_exchange_mtu ->
+        ble_gattc_exchange_mtu) refuses a second request on a connection with
+        BLE_HS_EALREADY, OSError(EALREADY) through ble_hs_err_to_errno; BTstack
+        (extmod/btstack/modbluetooth_btstack.c: gatt_client_send_mtu_negotiation) returns
+        0 and sends one request a connection. An unknown connection: ENOTCONN."""
         if conn_handle not in self._conns:
             raise OSError(errno.ENOTCONN)
+        if conn_handle in self._mtu_asked:
+            if self.port == "nimble":
+                raise OSError(errno.EALREADY)
+            return
+        self._mtu_asked.append(conn_handle)
+        self._send({"op": "exchange_mtu", "conn": conn_handle})
 
     # ---- the sim board's side ---------------------------------------------------------
     def poll(self, timeout_ms):
@@ -595,6 +610,7 @@ class _Radio:
         conns = list(self._conns)
         self._conns = {}
         self._coalesce = {}
+        self._mtu_asked = []
         self._tx = []
         self.tx_in_flight = self.mbufs_used = 0
         for conn in conns:
@@ -666,6 +682,8 @@ class _Radio:
             # firmware's heap by an entry a connection until a long run of reconnects
             # (the benchmark's 1,000 chaos rounds) could not boot (MemoryError, 8 KB).
             self._coalesce.pop(msg["conn"], None)
+            if msg["conn"] in self._mtu_asked:
+                self._mtu_asked.remove(msg["conn"])
             if self._conns.pop(msg["conn"], None) is not None:
                 self._irq(_IRQ_CENTRAL_DISCONNECT, (msg["conn"], 0, memoryview(b"\0" * 6)))
         elif op == "tx_done":

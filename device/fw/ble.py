@@ -25,6 +25,9 @@ most two events' worth ahead, so the stack is not flooded and ENOMEM is the exce
 per event: the board's figure is where the pacing starts each connection, and ENOMEM
 (what the stack took between two refusals) brings it down to what the link carries.
 The interval is the board's at each connect until the stack reports an update.
+The MTU is 23 until an exchange completes: the steamer asks for one once connected
+(gattc_exchange_mtu; not every central starts it), and frames after it go in PDUs of
+the new size.
 """
 import errno
 import os
@@ -430,9 +433,15 @@ class Link:
 
     def _on_connection(self, ev):
         if ev == 3:
-            # A later MTU exchange: a new PDU size only before our first PDU went out.
-            if self.tx_id == 0 and self.frag.seq == 0:
-                self.frag = plink.Fragmenter(max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)))
+            # An MTU exchange after the connect (the central's late one, or ours): the
+            # frames from now on go in PDUs of the new size, the PDU counter runs on, and
+            # what is queued keeps the size it was cut to (the host reassembles any PDU
+            # size up to its own limit: podproto.link).
+            size = max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3))
+            if size != self.frag.max_pdu:
+                seq = self.frag.seq
+                self.frag = plink.Fragmenter(size)
+                self.frag.seq = seq
                 self._write_info()
             return
         if self.rx_foreign:
@@ -462,7 +471,18 @@ class Link:
         if self.conn >= 0:
             self.frag = plink.Fragmenter(max(plink.MIN_PDU, min(_MAX_PDU, self.mtu - 3)))
             self._write_info()
+            self._ask_mtu()
         self._advertise()
+
+    def _ask_mtu(self):
+        # Not every central starts the MTU exchange, and until one runs the link
+        # carries 20 bytes a PDU: the steamer asks too, as the GATT client of its own
+        # exchange (both ports have gattc_exchange_mtu). Either side's gives the same
+        # MTU, the lower of the two preferred; its IRQ comes as for the central's.
+        try:
+            self.radio.gattc_exchange_mtu(self.conn)
+        except OSError:
+            pass        # EALREADY (NimBLE: asked on this connection), ENOTCONN (gone)
 
     def _drain(self, pumping=False):
         self._read_cmd()

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 from bleak import BleakClient, BleakScanner
+from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from bleak.exc import BleakError
 from bleak_retry_connector import BLEAK_RETRY_EXCEPTIONS, establish_connection
@@ -245,6 +246,7 @@ class Steamer:
         self._credit_event = asyncio.Event()
         self._reasm = Reassembler(HOST_MAX_FRAME, 512)
         self._frag: Fragmenter | None = None
+        self._cmd_char: BleakGATTCharacteristic | None = None   # Command, for its size
         self._credits: TxCredits | None = None
         self._id = 0
         self._lost = asyncio.Event()
@@ -344,21 +346,44 @@ class Steamer:
         while char.max_write_without_response_size <= 20 and waited_s < MTU_WAIT_S:
             await asyncio.sleep(MTU_STEP_S)
             waited_s += MTU_STEP_S
-        max_pdu = max(20, min(MAX_PDU, char.max_write_without_response_size))
-        self._frag = Fragmenter(max_pdu)
+        self._cmd_char = char
+        self._frag = Fragmenter(self._pdu_size(char))
         self._credits = TxCredits(self.info["rx_credits"])
         await client.start_notify(gatt.EVENT_UUID, self._on_event)
+
+    @staticmethod
+    def _pdu_size(char: BleakGATTCharacteristic) -> int:
+        return max(20, min(MAX_PDU, char.max_write_without_response_size))
+
+    def _follow_mtu(self) -> None:
+        """Between two frames: PDUs of the link's size now, if an MTU exchange completed
+        since the last frame (a central may run it late, or leave it to the steamer,
+        which asks once connected). The PDU counter runs on; the steamer reassembles
+        PDUs of any size up to its MTU."""
+        if self._frag is None or self._cmd_char is None:
+            return
+        size = self._pdu_size(self._cmd_char)
+        if size > self._frag.max_pdu:
+            seq = self._frag.seq
+            self._frag = Fragmenter(size)
+            self._frag.seq = seq
 
     async def _read_frame(self, client: BleakClient, uuid: str) -> dict:
         """A characteristic's frame, decoded, whole: a value longer than one ATT Read
         (which the backend reads in parts, and a change between them tears) is read
-        again until two reads agree. ProtocolError if none decodes."""
+        again until two reads agree. A value shorter than one Read at the MTU the read
+        began and ended with cannot tear (an MTU exchange may complete meanwhile: the
+        steamer rewrites Info then). ProtocolError if none decodes."""
         last: bytes | None = None
         data = b""
         for _ in range(READ_TRIES):
+            mtu = client.mtu_size
             data = bytes(await client.read_gatt_char(uuid))
-            if len(data) < client.mtu_size - 1 or data == last:
-                return podproto.decode(data)
+            if len(data) < min(mtu, client.mtu_size) - 1 or data == last:
+                try:
+                    return podproto.decode(data)
+                except podproto.ProtocolError:
+                    pass            # torn after all: read again
             last = data
         return podproto.decode(data)
 
@@ -424,6 +449,7 @@ class Steamer:
         if not self.connected or self._frag is None or self._credits is None:
             raise LinkLost()
         async with self._write_lock:
+            self._follow_mtu()
             for pdu in self._frag.split(self.frame(msg, ack)):
                 await self._write_pdu(pdu)
             self._sent_t = time.monotonic()

@@ -307,6 +307,45 @@ def test_the_interval_is_reported_only_when_the_central_changes_it():
     _both(check)
 
 
+def test_the_peripheral_runs_its_own_mtu_exchange_once_per_connection():
+    """Item 7: the MTU exchange the peripheral starts as GATT client. NimBLE:
+    modbluetooth_nimble.c mp_bluetooth_gattc_exchange_mtu returns ble_gattc_exchange_mtu
+    through ble_hs_err_to_errno (BLE_HS_EALREADY -> MP_EALREADY for a second request on
+    the connection); BTstack: modbluetooth_btstack.c mp_bluetooth_gattc_exchange_mtu calls
+    gatt_client_send_mtu_negotiation and returns 0. Either way the request goes to the
+    central, and its completion is _IRQ_MTU_EXCHANGED (nimble: BLE_GAP_EVENT_MTU ->
+    mp_bluetooth_gatts_on_mtu_exchanged). A connection that is not there: ENOTCONN."""
+    def check(port, air, radio, handles):
+        air.send({"op": "connect", "conn": 1, "addr": "C0FFEE000001", "interval_ms": 30})
+        radio.poll(200)
+        radio.gattc_exchange_mtu(1)
+        assert [m["conn"] for m in air.said("exchange_mtu")] == [1], (port, air.msgs)
+        if port == "nimble":
+            try:
+                radio.gattc_exchange_mtu(1)
+                raise AssertionError("a second exchange on a connection was taken")
+            except OSError as e:
+                assert e.errno == errno.EALREADY, e
+        else:
+            assert radio.gattc_exchange_mtu(1) is None
+        assert len(air.said("exchange_mtu")) == 1, (port, air.msgs)
+        air.send({"op": "mtu", "conn": 1, "mtu": 185})
+        radio.poll(200)
+        assert radio.seen[-1] == (21, (1, 185)), (port, radio.seen)
+        try:
+            radio.gattc_exchange_mtu(7)
+            raise AssertionError("an exchange on no connection was taken")
+        except OSError as e:
+            assert e.errno == errno.ENOTCONN, e
+        # A new connection may ask again.
+        air.send({"op": "disconnect", "conn": 1})
+        air.send({"op": "connect", "conn": 2, "addr": "C0FFEE000001", "interval_ms": 30})
+        radio.poll(200)
+        radio.gattc_exchange_mtu(2)
+        assert [m["conn"] for m in air.said("exchange_mtu")] == [1, 2], (port, air.msgs)
+    _both(check)
+
+
 def test_nimble_runs_out_of_mbufs_sooner_with_large_notifications():
     """Item 6: modbluetooth_nimble.c mp_bluetooth_gatts_notify_indicate returns MP_ENOMEM
     when ble_hs_mbuf_from_flat finds no mbufs; the pool is counted in blocks of bytes

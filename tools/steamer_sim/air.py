@@ -10,7 +10,11 @@ they can enter), so another user's simulated steamers never show up in their sca
 The broker models what matters to the protocol above it:
 
 - ATT payload limits from the negotiated MTU (min of both sides' preferred MTU);
-  a write or notification longer than MTU - 3 is refused.
+  a write or notification longer than MTU - 3 is refused. The MTU is 23 until an
+  exchange completes: the central's, `central_mtu_after_s` after it connected (0: at
+  the connect, None: it never starts one, as some centrals do not), or the
+  peripheral's own (gattc_exchange_mtu), `mtu_answer_events` connection events after
+  it asked; `exchange_mtu` runs one now (a test's seam).
 - A connection interval with at most `pdus_per_event` PDUs per direction per event,
   so the ceiling is `pdus_per_event * (mtu - 3) * 1000 / interval_ms` bytes/s.
 - Injected disconnects (`drop`), an extra one-way delay (`latency_ms`) and lost links
@@ -202,6 +206,12 @@ class LinkParams:
     pdus_per_event: int = 6          # PDUs per direction per connection event
     latency_ms: float = 0.0          # extra one-way delay on every PDU
     central_mtu: int = 247           # what the central asks for in the MTU exchange
+    # When the central starts the MTU exchange after connecting: 0 at the connect, None
+    # never (only the peripheral's own request then raises the MTU above 23).
+    central_mtu_after_s: float | None = 0.0
+    # Connection events the central takes to answer the peripheral's own MTU exchange
+    # (its request goes out at one, the response comes back at the next).
+    mtu_answer_events: int = 2
     supervision_ms: float = 400.0    # how long a lost link takes to be noticed
     drop_per_event: float = 0.0      # chance per connection event of a disconnect
     coalesce_writes: int = 1         # writes the peripheral's stack appends per IRQ batch
@@ -239,6 +249,8 @@ class _Conn:
     periph: _Peripheral
     mtu: int
     params: LinkParams
+    want_mtu: int = ATT_MTU_MIN      # what the central asks for when it exchanges
+    exchanged: bool = False          # an MTU exchange completed
     up: collections.deque = field(default_factory=collections.deque)    # to the peripheral
     down: collections.deque = field(default_factory=collections.deque)  # to the central
     subscribed: set = field(default_factory=set)
@@ -369,6 +381,15 @@ class Air:
                 _send(conn.periph.writer, {"op": "conn_update", "conn": conn.handle,
                                            "interval_ms": conn.params.interval_ms})
 
+    def exchange_mtu(self, addr: str | None = None) -> int:
+        """Completes an MTU exchange now on every connection of the peripheral at addr
+        (None: every connection), as a central's late one; returns how many. On the
+        loop: air.call(air.exchange_mtu, addr)."""
+        conns = [c for c in self.conns.values() if addr is None or c.periph.addr == addr]
+        for conn in conns:
+            self._exchange_mtu(conn)
+        return len(conns)
+
     def events_between(self, addr: str, t0: float, t1: float) -> int:
         """Connection events of addr's open connection that ran within [t0, t1]
         (time.monotonic()); times the interval, the link time a transfer took."""
@@ -470,6 +491,14 @@ class Air:
             conn = self.conns.get(msg["conn"])
             if conn is not None and conn.periph is p:
                 self._close(conn, reason=0x13)
+        elif op == "exchange_mtu":
+            # The peripheral as GATT client: its Exchange MTU Request and the central's
+            # response take a connection event each.
+            conn = self.conns.get(msg["conn"])
+            if conn is not None and conn.periph is p:
+                asyncio.get_running_loop().call_later(
+                    conn.params.mtu_answer_events * conn.params.interval_ms / 1000,
+                    self._exchange_mtu, conn)
         elif op == "enomem":
             p.enomem += 1
             conn = self.conns.get(msg["conn"])
@@ -500,8 +529,12 @@ class Air:
             if p is None or len(p.conns) >= PERIPHERAL_CONNS or not p.advertising:
                 _send(c.writer, {"op": "error", "req": req, "error": "not advertising"})
                 return
-            mtu = max(ATT_MTU_MIN, min(int(msg.get("mtu") or self.params.central_mtu), p.mtu))
-            conn = _Conn(self.next_conn, c, p, mtu, self.params)
+            want = max(ATT_MTU_MIN, min(ATT_MTU_MAX, int(msg.get("mtu") or self.params.central_mtu)))
+            after_s = self.params.central_mtu_after_s
+            conn = _Conn(self.next_conn, c, p, ATT_MTU_MIN, self.params, want_mtu=want)
+            if after_s == 0:
+                conn.mtu = max(ATT_MTU_MIN, min(want, p.mtu))
+                conn.exchanged = True
             self.next_conn += 1
             self.conns[conn.handle] = conn
             c.conns.add(conn)
@@ -510,10 +543,14 @@ class Air:
             _send(p.writer, {"op": "connect", "conn": conn.handle, "addr": "C0FFEE000001",
                              "interval_ms": self.params.interval_ms,
                              "coalesce": self.params.coalesce_writes})
-            _send(p.writer, {"op": "mtu", "conn": conn.handle, "mtu": mtu})
-            _send(c.writer, {"op": "connected", "req": req, "conn": conn.handle, "mtu": mtu,
-                             "services": p.services})
-            conn.task = asyncio.get_running_loop().create_task(self._events(conn))
+            if conn.exchanged:
+                _send(p.writer, {"op": "mtu", "conn": conn.handle, "mtu": conn.mtu})
+            _send(c.writer, {"op": "connected", "req": req, "conn": conn.handle,
+                             "mtu": conn.mtu, "services": p.services})
+            loop = asyncio.get_running_loop()
+            conn.task = loop.create_task(self._events(conn))
+            if after_s:
+                loop.call_later(after_s, self._exchange_mtu, conn)
         elif op in ("read", "write", "subscribe", "disconnect"):
             conn = self.conns.get(msg.get("conn"))
             if conn is None or conn.central is not c:
@@ -597,6 +634,17 @@ class Air:
                     _send(c.writer, {"op": "notify", "conn": conn.handle, "handle": handle,
                                      "data": data.hex()})
                 _send(p.writer, {"op": "tx_done", "conn": conn.handle, "n": 1})
+
+    def _exchange_mtu(self, conn: _Conn) -> None:
+        """An MTU exchange completes (either side's): the lower of both preferred MTUs,
+        told to both ends. A second one (the other side's own request) agrees on the
+        same MTU and is told again, as the stacks report each exchange."""
+        if not conn.open:
+            return
+        conn.mtu = max(ATT_MTU_MIN, min(conn.want_mtu, conn.periph.mtu))
+        conn.exchanged = True
+        _send(conn.periph.writer, {"op": "mtu", "conn": conn.handle, "mtu": conn.mtu})
+        _send(conn.central.writer, {"op": "mtu", "conn": conn.handle, "mtu": conn.mtu})
 
     def _close(self, conn: _Conn, reason: int) -> None:
         if not conn.open:

@@ -13,7 +13,7 @@ pairing above GATT), so pair() is a no-op.
 
 It behaves as a real backend may (issue 13): `mtu_size` (and each characteristic's
 max_write_without_response_size) reads 23 (20) until the MTU exchange has completed, a
-few connection events after connect (BlueZ reports 23 until the MTU is acquired,
+few connection events after connect (or whenever the air's exchange completes later) (BlueZ reports 23 until the MTU is acquired,
 CoreBluetooth's maximum may read 20 at first); a read of a value longer than ATT_MTU - 1
 is a Read and then Read Blobs, one request each, so a value that changes meanwhile
 arrives torn.
@@ -232,8 +232,9 @@ class SimClient(BaseBleakClient):
         self._conn = reply["conn"]
         self._mtu = 23
         self._att_mtu = reply["mtu"]
-        self._mtu_timer = asyncio.get_running_loop().call_later(
-            self.MTU_AFTER_S, self._mtu_exchanged, reply["conn"])
+        if self._att_mtu > 23:
+            self._mtu_timer = asyncio.get_running_loop().call_later(
+                self.MTU_AFTER_S, self._mtu_exchanged, reply["conn"])
         self.services = self._services(reply["services"])
 
     def _mtu_exchanged(self, conn: int) -> None:
@@ -322,7 +323,11 @@ class SimClient(BaseBleakClient):
 
     def _on_message(self, msg: dict) -> None:
         op = msg.get("op")
-        if op == "notify" and msg.get("conn") == self._conn:
+        if op == "mtu" and msg.get("conn") == self._conn:
+            # An exchange after the connect (the central's late one, or the steamer's
+            # own request): bleak's mtu_size follows it.
+            self._att_mtu = self._mtu = int(msg["mtu"])
+        elif op == "notify" and msg.get("conn") == self._conn:
             cb = self._callbacks.get(msg["handle"])
             if cb is not None:
                 cb(bytearray.fromhex(msg["data"]))
