@@ -142,6 +142,7 @@ class Link:
         self.ring_head = 0
         self.ring_count = 0
         self.overruns = 0          # PDUs refused in the IRQ: no credit or too long
+        self.pdus_lost = 0         # host PDUs that never arrived (seq gaps), credited back
         self.reasm = plink.Reassembler(plink.MAX_FRAME, _MAX_PDU)
         self.rx = RxCredits(RX_SLOTS)
         # Per connection.
@@ -483,6 +484,8 @@ class Link:
             self.radio.gattc_exchange_mtu(self.conn)
         except OSError:
             pass        # EALREADY (NimBLE: asked on this connection), ENOTCONN (gone)
+        except AttributeError:
+            pass        # a port built without the GATT client: the central's, if any
 
     def _drain(self, pumping=False):
         self._read_cmd()
@@ -517,6 +520,13 @@ class Link:
                 break
             self._handle(msg)
             self._touch()
+        lost = self.reasm.lost
+        if lost:
+            # Writes the host's stack dropped (a gap in the PDUs' seq): their credits
+            # go back, or the host would run out of them one dropped write at a time.
+            self.reasm.lost = 0
+            self.rx.lost(lost)
+            self.pdus_lost += lost
         if self.overruns:
             n = self.overruns
             self.overruns = 0

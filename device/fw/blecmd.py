@@ -4,7 +4,8 @@ board's heap.
 
 Unauthenticated hosts get podproto.pairing.OPEN (hello, status_get, pair_request,
 auth_response) only; an authenticated host's every other frame carries the next
-command counter and its tag (podproto.pairing), checked by admit() before it runs.
+command counter (or one up to CTR_SKIP_MAX past it, for frames lost on the way) and its
+tag (podproto.pairing), checked by admit() before it runs.
 """
 import hashlib
 import os
@@ -26,6 +27,10 @@ LOG_RECORDS_MAX = const(22)
 _LOG_READ = const(22)          # journal records parsed at a time
 _LOG_PENDING = const(16)       # log reads a host may have outstanding
 TX_HIGH = const(48)            # PDUs queued for the stack before commands and log reads wait
+# A command's counter may be ahead of the next one expected by the frames the host's
+# stack dropped (writes without response are not acknowledged), at most one a credit
+# (fw.ble RX_SLOTS); never behind (a replay). The tag is checked before it moves.
+CTR_SKIP_MAX = const(16)
 
 
 def admit(link, msg, frame):
@@ -45,8 +50,9 @@ def admit(link, msg, frame):
     why = None
     if not msg["flags"] & messages.FLAG_MAC:
         why = "no command tag"
-    elif msg["ctr"] != link.cmd_ctr:
-        why = "counter %d, expected %d" % (msg["ctr"], link.cmd_ctr)
+    elif not link.cmd_ctr <= msg["ctr"] <= link.cmd_ctr + CTR_SKIP_MAX:
+        why = "counter %d, expected %d..%d" % (msg["ctr"], link.cmd_ctr,
+                                                link.cmd_ctr + CTR_SKIP_MAX)
     elif not pairing.tag_ok(link.session, frame, msg):
         why = "bad command tag"
     if why is not None:
@@ -56,7 +62,7 @@ def admit(link, msg, frame):
             link.app.emit({"event": "command_rejected", "reason": "auth_failed: " + why})
         link.auth_rejects += 1
         return False
-    link.cmd_ctr += 1
+    link.cmd_ctr = msg["ctr"] + 1
     return True
 
 

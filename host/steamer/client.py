@@ -264,6 +264,12 @@ class Steamer:
         self._log_top: dict[bytes, int] = {}   # per journal, the newest seq sync read
 
     @property
+    def credits(self) -> int | None:
+        """PDUs this connection may write before the steamer grants more (None before
+        one is up): a dropped write's credit comes back when the steamer sees the gap."""
+        return None if self._credits is None else self._credits.credits
+
+    @property
     def fragmenter(self) -> Fragmenter | None:
         """This connection's Fragmenter (None before one is up): the seam for writing
         one's own PDUs with write_pdu (tests, fuzzers) that continue its sequence, its

@@ -6,8 +6,10 @@ field of the device's frames (a bare `credit` frame when the device has nothing 
 to say). Invariant, checkable at any moment:
 
     host.credits + PDUs in flight + device.held + device.owed + credits in flight
-        == device.slots
-so a fast host can never overrun a slow board, and no credit is created or lost.
+        + PDUs lost that the device has not yet seen missing == device.slots
+so a fast host can never overrun a slow board, and no credit is created or lost: a
+PDU the host's stack dropped shows as a gap in the next PDU's seq (podproto.link), and
+the device gives its credit back (RxCredits.lost).
 """
 from podproto.errors import ProtocolError
 
@@ -54,6 +56,13 @@ class RxCredits:
             raise ProtocolError("credits: consumed more PDUs than received")
         self.held -= 1
         self.owed += 1
+
+    def lost(self, n):
+        """n PDUs the host spent credits on never arrived (a gap in the seq chain: its
+        stack dropped writes): their credits go back with the next grant. Never more
+        than the host can have out, so a grant never exceeds its limit."""
+        room = self.slots - self.held - self.owed
+        self.owed += n if n < room else room
 
     def take_grant(self):
         """Credits to put in the next outgoing frame's header (then no longer owed)."""

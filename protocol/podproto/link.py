@@ -12,7 +12,12 @@ characteristic in append mode, read late by a scheduled IRQ handler): pdu_end().
 `max_pdu` is the link's payload size: on the host bleak's
 `max_write_without_response_size` (never `mtu_size`), on the device the ATT MTU - 3.
 Any lost, duplicated or reordered PDU breaks the seq chain or the fragment index and
-is reported with ProtocolError; the partial frame is dropped, never merged.
+is reported with ProtocolError; the partial frame is dropped, never merged. One case is
+taken without an error: PDUs missing just before a frame's first PDU (a seq up to
+MAX_GAP ahead, fragment index 0), as when the host's stack drops writes without
+response (CoreBluetooth does when its queue is full). The frame they belonged to is
+gone (a partial one is dropped and counted in `errors`), the new frame is taken, and
+`lost` counts the PDUs missing, so that the device can give their credits back.
 """
 from podproto.mpconst import const
 
@@ -23,6 +28,7 @@ MIN_PDU = const(20)        # ATT_MTU 23 - 3: every BLE link carries this much
 MAX_PDU = const(258)       # the header and the most a u8 length counts
 MAX_FRAGMENTS = const(128)
 MAX_FRAME = const(1024)    # the device's reassembly buffer, announced in `info`
+MAX_GAP = const(127)       # a seq this far ahead is PDUs lost; further, one gone back
 _LAST = const(0x80)
 _INDEX = const(0x7F)
 _DISCARD = const(-1)       # after an error: drop fragments until a frame starts
@@ -82,12 +88,14 @@ class Reassembler:
         self.frames = 0
         self.errors = 0
         self.dropped = 0      # fragments dropped quietly after a reported error
+        self.lost = 0         # PDUs missing from the seq chain (gaps of up to MAX_GAP)
 
     def reset(self):
         """Start over, as on a new connection."""
         self.seq = 0
         self.index = 0
         self.fill = 0
+        self.lost = 0
 
     def feed(self, pdu):
         """0, or the length of the frame this PDU completes; ProtocolError if it is bad."""
@@ -114,8 +122,22 @@ class Reassembler:
         if pdu[2] != n - PDU_HEADER:
             return self._fail("pdu: length %d, %d bytes follow" % (pdu[2], n - PDU_HEADER), seq)
         if seq != self.seq:
-            return self._fail("pdu: seq %d, expected %d (PDU lost, duplicated or reordered)"
-                              % (seq, self.seq), seq)
+            gap = (seq - self.seq) & 0xFF
+            if gap <= MAX_GAP:
+                self.lost += gap
+            if gap > MAX_GAP:
+                # A seq gone back (a duplicate, or reordered): the chain stays where it
+                # was, so what comes after it is not taken twice.
+                return self._fail("pdu: seq %d, expected %d (PDU duplicated or reordered)"
+                                  % (seq, self.seq), -1)
+            if ctl & _INDEX:
+                return self._fail("pdu: seq %d, expected %d (PDU lost)" % (seq, self.seq),
+                                  seq)
+            # PDUs lost before this frame's first: take it; a frame they cut is gone.
+            if self.index > 0:
+                self.errors += 1
+            self.index = 0
+            self.fill = 0
         self.seq = (seq + 1) & 0xFF
         index = ctl & _INDEX
         if self.index == _DISCARD:

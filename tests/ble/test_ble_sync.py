@@ -337,6 +337,23 @@ def test_randomized_cuts_during_syncs_and_pushes(air, tmp_path_factory):
     assert stats["cut_lost_link"] >= 1 and stats["interrupted_pushes"] >= ROUNDS // 10, stats
 
 
+def test_a_hung_chaos_round_stops_the_run_with_its_round_and_the_log(tmp_path, monkeypatch):
+    """The chaos harness's watchdog: a round that never ends (here the link never comes
+    up) is an AssertionError after round_timeout_s naming the round and the steamer's
+    log, not a benchmark hung for good."""
+    import asyncio
+    import steamer_harness.ble as harness
+
+    async def never(*_args):
+        await asyncio.sleep(3600)
+    monkeypatch.setattr(harness, "linked", never)
+    log = tmp_path / "steamer.log"
+    log.write_text("boot\nthe last line the steamer wrote\n")
+    served = harness.Served(None, "5E:7A:00:00:00:99", "hung", None, log)  # type: ignore[arg-type]
+    with pytest.raises(AssertionError, match=r"(?s)the set-up \(the first link\) made no progress.*last line"):
+        run(chaos(served, None, 3, round_timeout_s=1.5))  # type: ignore[arg-type]
+
+
 class _CliSteamer:
     """A steamer served on an air of its own, paired with a key file, and `steamer` run
     against it as a person's shell would."""

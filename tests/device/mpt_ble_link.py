@@ -33,6 +33,7 @@ class _Radio:
         self.adv = []           # gap_advertise's interval at each call (None: stop)
         self.adv_fail = 0       # errno to raise at advertising calls (0: take them)
         self.handler = None
+        self.mtu_asked = []     # connections gattc_exchange_mtu was called for
 
     def active(self, on):
         pass
@@ -76,6 +77,9 @@ class _Radio:
 
     def gatts_write(self, handle, data):
         pass
+
+    def gattc_exchange_mtu(self, conn):
+        self.mtu_asked.append(conn)
 
 
 _app = []
@@ -518,3 +522,28 @@ def test_status_names_the_podlets_state_and_why_it_was_refused():
     b.podlet.v = 0
     simkit.tick(b, app)
     assert podlet() == ("none", None)
+
+
+def test_the_link_asks_for_the_mtu_exchange_and_later_frames_use_the_new_size():
+    """Not every central starts the MTU exchange: service() asks once a connection is
+    up (gattc_exchange_mtu), and an exchange that completes after frames went out cuts
+    the next frames to the new size, the PDU counter running on."""
+    gc.collect()
+    link = ble.Link(_app[0] if _app else simkit.app_mod.App(simkit.board(simkit.scenario())),
+                    _Radio())
+    link.app.link = link
+    link.radio.fire(1, (_CONN, 0, b""))
+    link.service()
+    assert link.radio.mtu_asked == [_CONN] and link.frag.max_pdu == 20
+    link.send(link.status())
+    link.service()
+    small = len(link.radio.sent)
+    assert small > 1 and max(len(p) for p in link.radio.sent) <= 20
+    link.radio.fire(21, (_CONN, 247))
+    link.service()
+    assert link.frag.max_pdu == 244 and link.radio.mtu_asked == [_CONN]
+    link.send(link.status())
+    link.service()
+    assert len(link.radio.sent) == small + 1 and len(link.radio.sent[-1]) > 20
+    got = _answers(link)
+    assert [m["type"] for m in got] == ["status", "status"], got

@@ -105,3 +105,22 @@ def test_device_refuses_a_pdu_without_credit():
     rx.consumed()
     with pytest.raises(ProtocolError, match="consumed more"):
         rx.consumed()
+
+
+def test_credits_of_lost_pdus_come_back_and_never_past_the_limit():
+    """A PDU the host's stack dropped (a gap in seq, podproto.link) leaves its credit
+    with neither side: RxCredits.lost gives it back, as much as the host can have out."""
+    tx, rx = TxCredits(4), RxCredits(4)
+    for _ in range(4):
+        tx.spend()
+    rx.received()                 # one arrived, three dropped on the way
+    rx.consumed()
+    rx.lost(3)
+    tx.grant(rx.take_grant())
+    assert tx.credits == 4
+    # A gap larger than what can be out (a host that miscounts) grants no more.
+    rx.received()
+    rx.lost(10)
+    assert rx.owed == 3 and rx.held == 1
+    rx.consumed()
+    assert rx.take_grant() == 4

@@ -255,8 +255,39 @@ async def installed(st: Steamer) -> tuple[int, str]:
     return max(mine) if mine else (0, "")
 
 
+# A chaos round that takes longer than this has hung (a round takes ~1 s; a cut one
+# that resumes, a few link timeouts at most).
+CHAOS_ROUND_TIMEOUT_S = 120.0
+
+
 async def chaos(served: Served, ring: KeyRing, rounds: int, seed: int = 5,
-                reconnects: int = 30) -> dict:
+                reconnects: int = 30, round_timeout_s: float = CHAOS_ROUND_TIMEOUT_S) -> dict:
+    """_chaos_rounds (below) under a watchdog: a round that has not ended
+    round_timeout_s after it began stops the run with AssertionError naming the round
+    and the tail of the steamer's log, instead of hanging the benchmark or the test."""
+    progress = {"round": -1, "t": time.monotonic()}
+    task = asyncio.ensure_future(_chaos_rounds(served, ring, rounds, seed, reconnects,
+                                               progress))
+    while not task.done():
+        await asyncio.wait({task}, timeout=1.0)
+        stuck_s = time.monotonic() - progress["t"]
+        if not task.done() and stuck_s > round_timeout_s:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - reported below
+                pass
+            tail = served.log.read_text(errors="replace")[-1500:] if served.log.exists() else ""
+            r = progress["round"]
+            where = "the set-up (the first link)" if r < 0 else (
+                "the final sync" if r >= rounds else f"round {r} of {rounds}")
+            raise AssertionError(f"chaos: {where} made no progress for {stuck_s:.0f} s; "
+                                 f"the steamer's log ends:\n{tail}")
+    return task.result()
+
+
+async def _chaos_rounds(served: Served, ring: KeyRing, rounds: int, seed: int,
+                        reconnects: int, progress: dict) -> dict:
     """`rounds` rounds: make a few records, then sync (two rounds in three) or push the
     next profile version (one in three). Three rounds in four cut the link inside the
     operation (after a random number of records, or of frames of the push, the commit
@@ -276,6 +307,8 @@ async def chaos(served: Served, ring: KeyRing, rounds: int, seed: int = 5,
     have = await installed(st)            # the last profile known installed
     t0 = time.monotonic()
     for i in range(rounds):
+        progress["round"] = i
+        progress["t"] = time.monotonic()
         if i and i % 100 == 0:
             say(f"chaos: {i}/{rounds} rounds")
         n = rng.randint(0, 12)
@@ -341,6 +374,8 @@ async def chaos(served: Served, ring: KeyRing, rounds: int, seed: int = 5,
             have = now
         check_records(sink)
     sink.cutter = None
+    progress["round"] = rounds
+    progress["t"] = time.monotonic()
     await st.sync_logs(sink, reconnects=reconnects)
     stats["reconnects"] += st.reconnects
     await st.close()

@@ -19,6 +19,9 @@ The broker models what matters to the protocol above it:
   so the ceiling is `pdus_per_event * (mtu - 3) * 1000 / interval_ms` bytes/s.
 - Injected disconnects (`drop`), an extra one-way delay (`latency_ms`) and lost links
   (`lose`: both ends learn of it only after the supervision timeout).
+- Writes without response the central's stack drops silently: `drop_writes(addr, n)`,
+  or any beyond `central_write_queue` waiting for the link (CoreBluetooth's behaviour
+  when the app writes faster than the link carries).
 - Late IRQ handlers on the peripheral (`coalesce_writes`): its stack appends that many
   writes before the firmware's handler reads them (boards/sim/bluetooth.py).
 - The connection interval reaches the peripheral as a connection update, at connect
@@ -212,6 +215,9 @@ class LinkParams:
     # Connection events the central takes to answer the peripheral's own MTU exchange
     # (its request goes out at one, the response comes back at the next).
     mtu_answer_events: int = 2
+    # Writes without response the central's stack queues for the link; one more is
+    # dropped without a word, as CoreBluetooth does when its queue is full (0: no limit).
+    central_write_queue: int = 0
     supervision_ms: float = 400.0    # how long a lost link takes to be noticed
     drop_per_event: float = 0.0      # chance per connection event of a disconnect
     coalesce_writes: int = 1         # writes the peripheral's stack appends per IRQ batch
@@ -250,6 +256,7 @@ class _Conn:
     mtu: int
     params: LinkParams
     want_mtu: int = ATT_MTU_MIN      # what the central asks for when it exchanges
+    drop_writes: int = 0             # writes without response still to drop (drop_writes)
     exchanged: bool = False          # an MTU exchange completed
     up: collections.deque = field(default_factory=collections.deque)    # to the peripheral
     down: collections.deque = field(default_factory=collections.deque)  # to the central
@@ -258,7 +265,8 @@ class _Conn:
     open: bool = True
     lost: bool = False
     stats: dict = field(default_factory=lambda: {"up": 0, "down": 0, "down_bytes": 0,
-                                                 "events": 0, "enomem": 0})
+                                                 "events": 0, "enomem": 0,
+                                                 "writes_dropped": 0})
     # When each connection event ran (time.monotonic()), newest last: link time for
     # measurements that must not depend on how promptly this process was scheduled.
     event_times: collections.deque = field(
@@ -380,6 +388,25 @@ class Air:
             for conn in self.conns.values():
                 _send(conn.periph.writer, {"op": "conn_update", "conn": conn.handle,
                                            "interval_ms": conn.params.interval_ms})
+
+    def drop_writes(self, addr: str, n: int = 1) -> int:
+        """The central's stack drops the next n writes without response on addr's
+        connections (it answers them as sent); returns how many connections."""
+        conns = [c for c in self.conns.values() if c.periph.addr == addr]
+        for conn in conns:
+            conn.drop_writes += n
+        return len(conns)
+
+    def _dropped(self, conn: _Conn) -> bool:
+        if conn.drop_writes > 0:
+            conn.drop_writes -= 1
+        else:
+            limit = conn.params.central_write_queue
+            waiting = sum(1 for item in conn.up if item[1] == "write" and item[4] is None)
+            if not limit or waiting < limit:
+                return False
+        conn.stats["writes_dropped"] += 1
+        return True
 
     def exchange_mtu(self, addr: str | None = None) -> int:
         """Completes an MTU exchange now on every connection of the peripheral at addr
@@ -569,6 +596,10 @@ class Air:
                 if len(data) > conn.mtu - 3:
                     _send(c.writer, {"op": "error", "req": req,
                                      "error": f"{len(data)} bytes > ATT MTU {conn.mtu} - 3"})
+                    return
+                if not msg.get("response") and self._dropped(conn):
+                    # Lost in the central's own stack: it says nothing about it.
+                    _send(c.writer, {"op": "ok", "req": req})
                     return
                 conn.up.append((self._due(), "write", msg["handle"], data,
                                 req if msg.get("response") else None))

@@ -1,0 +1,90 @@
+"""Writes without response the host's own stack drops (issue 13 item 8: CoreBluetooth
+drops them silently when its queue is full; the air models it with drop_writes and
+LinkParams.central_write_queue). A dropped command costs its own answer (a timeout the
+caller sees), never the connection: the steamer takes the next command although its
+counter skipped one (fw.blecmd CTR_SKIP_MAX), and gives back the credit of every PDU it
+never got, seen as a gap in the PDUs' seq (podproto.link, RxCredits.lost), so that the
+host does not run out of credits one dropped write at a time."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from steamer.client import MemoryLogSink, Steamer, SteamerError
+from steamer_harness.ble import After, make_records, record_counts, served_and_paired
+from steamer_sim.air import Air, LinkParams
+from steamer_sim.backend import sim_radio
+
+
+@pytest.fixture(scope="module")
+def dropping(tmp_path_factory):
+    air = Air(LinkParams())
+    air.start_thread()
+    s, ring = served_and_paired(air, tmp_path_factory.mktemp("drops"), "drops-1")
+    yield air, s, ring
+    s.stop()
+    assert s.crashes() == []
+
+
+def test_dropped_commands_cost_their_answer_not_the_connection(dropping):
+    air, s, ring = dropping
+
+    async def go():
+        async with Steamer(s.addr, ring, timeout_s=1.5,
+                           **sim_radio(air.address).steamer_kw()) as st:
+            await st.authenticate()
+            full = st.credits
+            assert full == st.info["rx_credits"]
+            # More dropped commands than the steamer has credits: each one lost would
+            # leak its credit for good, and each skips a command counter.
+            for i in range(full + 4):
+                assert air.call(air.drop_writes, s.addr, 1) == 1
+                with pytest.raises(SteamerError) as lost:
+                    await make_records(st, 1)
+                assert lost.value.code == "timeout", lost.value
+                await make_records(st, 1)        # the next command is taken
+            await asyncio.sleep(0.3)
+            assert st.credits == full
+            status = await st.request({"type": "status_get"}, ["status"])
+            assert status["type"] == "status"
+            sink = MemoryLogSink()
+            res = await st.sync_logs(After(sink, st.info["log_first"] - 1))
+            assert res.records >= full + 4
+            counts = record_counts([r["seq"] for r in sink.records], st.info["log_first"])
+            assert counts["lost"] == 0 and counts["duplicated"] == 0, counts
+        (conn,) = [c for c in air.call(air.stats)["closed"] if c["writes_dropped"]][-1:]
+        assert conn["writes_dropped"] == full + 4
+    asyncio.run(go())
+
+
+def test_a_replayed_or_far_ahead_counter_is_still_refused(dropping):
+    """The window is forward and bounded: a counter already used (a replay) or more
+    frames ahead than the host can have out is refused."""
+    air, s, ring = dropping
+
+    async def write(st: Steamer, frame: bytes) -> None:
+        assert st.fragmenter is not None
+        for pdu in st.fragmenter.split(frame):
+            await st.write_pdu(pdu)
+
+    async def refusal(st: Steamer) -> str:
+        with pytest.raises(SteamerError) as e:
+            await st.receive(["ack"])
+        return e.value.code
+
+    async def go():
+        async with Steamer(s.addr, ring, timeout_s=3,
+                           **sim_radio(air.address).steamer_kw()) as st:
+            await st.authenticate()
+            frame = st.frame({"type": "session_start", "podlet_type": 0}, ack=True)
+            await write(st, frame)
+            assert await refusal(st) == "bad_state"      # taken: no podlet is in
+            await write(st, frame)                       # the same counter again
+            assert await refusal(st) == "auth_failed"
+            await make_records(st, 1)                    # the host goes on
+            for _ in range(17):
+                st.frame({"type": "session_stop"})       # counters spent, never sent
+            await write(st, st.frame({"type": "session_start", "podlet_type": 0}, True))
+            assert await refusal(st) == "auth_failed"
+    asyncio.run(go())
