@@ -289,7 +289,7 @@ class Wiring:
         b = self.board
         if b is not None:
             st["pulses_counted"] = st.get("pulses_counted", 0) + b.pump.pulses()
-            b.pump.counter[0] = 0
+            b.pump.encoder.start_at(0)
 
     def firmware_gone(self):
         self.keep_figures()
