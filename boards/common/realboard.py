@@ -204,9 +204,9 @@ class Pump:
     periods average the rate asked (1 ul/min is 8.3 steps/s) and freq() never sees a
     rate the port refuses, which in the control step would fail every step.
 
-    The encoder is counted by `counter` made on its pin (count() modulo 2**24,
-    start_at(), MAY_MISS_EDGES): IrqCounter unless the board has a hardware counter
-    (boards/picow: a PWM slice).
+    The encoder is counted by an instance of `counter` (a class made with the pin's
+    number, with count() modulo 2**24, start_at() and MAY_MISS_EDGES, as IrqCounter):
+    IrqCounter unless the board has a hardware counter (boards/picow: a PWM slice).
     """
 
     NL_PER_PULSE = _PUMP_NL_PER_PULSE
@@ -216,8 +216,7 @@ class Pump:
     # than what was commanded.
     MAY_MISS_EDGES = 1
 
-    def __init__(self, step_pin_no, encoder_pin_no, timer_id, step_hz_min=0,
-                 counter=IrqCounter):
+    def __init__(self, step_pin_no, encoder_pin_no, timer_id, step_hz_min=0, counter=None):
         pwm = PWM(Pin(step_pin_no), freq=1000, duty_u16=0)
         self._freq = pwm.freq
         self._duty_u16 = pwm.duty_u16
@@ -237,7 +236,7 @@ class Pump:
         self._until_ms = 0
         self._ticks_ms = time.ticks_ms
         # Public so a test can start it near the wrap.
-        self.encoder = counter(encoder_pin_no)
+        self.encoder = (counter or IrqCounter)(encoder_pin_no)
         self._count = self.encoder.count
         self.MAY_MISS_EDGES = self.encoder.MAY_MISS_EDGES
 
