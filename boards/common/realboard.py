@@ -150,11 +150,10 @@ class Cutoff:
 
 
 class IrqCounter:
-    """The encoder's rising edges counted by a soft Pin IRQ, modulo 2**24: what a chip
-    without an edge counter the firmware can use does. The ESP32-C3's: it has no pulse
-    counter (the ESP32-C3 Technical Reference Manual has no PCNT chapter, and
-    ports/esp32/mpconfigport.h builds MICROPY_PY_ESP32_PCNT only where
-    SOC_PCNT_SUPPORTED).
+    """The encoder's rising edges counted by a soft Pin IRQ, modulo 2**24, for a chip
+    with no edge counter to use: the ESP32-C3's (its Technical Reference Manual has no
+    pulse count controller, PCNT, and ports/esp32/mpconfigport.h builds
+    MICROPY_PY_ESP32_PCNT only where SOC_PCNT_SUPPORTED).
 
     Blind while a flash operation runs: the rp2 port turns interrupts off
     (ports/rp2/rp2_flash.c begin_critical_flash_section), the ESP32-C3 its flash cache,
@@ -408,11 +407,12 @@ class PumpSafeFlash:
     - an IRQ-counted encoder (IrqCounter, the ESP32-C3's): its edges collapse into the
       one its latch holds. The Pico W's PWM slice counts them regardless.
     So hold() comes first: the pump stops at the end of the step in progress, and the
-    operation delivers nothing past the period, nor anything an IRQ counter misses. After it, resume() steps on if set()'s period still runs
-    (else the next control step's set() starts it again): the period's dose is short by
-    the operation's time, which the dose counted from the encoder makes up
-    (fw.session). Reads leave interrupts on (rp2: execute-in-place) or are short enough
-    (C3: a few hundred us, under the encoder's fastest edge spacing) to lose no edge."""
+    operation delivers nothing past the period, nor anything an IRQ counter misses.
+    After it, resume() steps on if set()'s period still runs (else the next control
+    step's set() starts it again): the period's dose is short by the operation's time,
+    which the dose counted from the encoder makes up (fw.session). Reads leave
+    interrupts on (rp2: execute-in-place) or are short enough (C3: a few hundred us,
+    under the encoder's fastest edge spacing) to lose no edge."""
 
     def __init__(self, bdev, pump):
         self._bdev = bdev

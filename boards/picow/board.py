@@ -37,8 +37,8 @@ _PUMP_TIMER_ID = const(-1)          # the pump's keep-alive: the port has only v
 # the cut-off's lifetime (the pico-sdk uses SCRATCH4-7 for reboots; 0-3 are free).
 _WATCHDOG_SCRATCH3 = const(0x40058018)
 _CUTOFF_MARK = const(0x0C0FF0FF)
-# The PWM block (RP2040 datasheet 4.5.3): a slice's CSR, DIV, CTR and TOP; CSR's EN and
-# its DIVMODE "rising edges of B" (2, bits 5:4).
+# The PWM block's registers (RP2040 datasheet 4.5): a slice's CSR, DIV, CTR and TOP;
+# CSR's EN and its DIVMODE "rising edges of B" (2, bits 5:4).
 _PWM_BASE = const(0x40050000)
 _PWM_SLICE_STRIDE = const(0x14)
 _PWM_DIV = const(0x04)
@@ -68,7 +68,7 @@ class _ScratchMark:
 class PwmEdgeCounter:
     """The encoder's rising edges counted by the PWM slice whose B input its pin is, in
     hardware: in DIVMODE 2 the slice's counter advances on each rising edge of B
-    (RP2040 datasheet 4.5.2.4), with no interrupt and no CPU, so it counts through a
+    (RP2040 datasheet 4.5), with no interrupt and no CPU, so it counts through a
     flash operation's interrupts-off time and never drops an edge at the encoder's few
     hundred Hz. Only an odd GPIO is a B input, and no PWM output may share its slice
     (machine.PWM would rewrite DIV and TOP).

@@ -14,8 +14,8 @@ PORT = os.getenv("PORTSIM_PORT") or "rp2"
 ESP32 = PORT == "esp32"
 
 # ---- rp2 peripheral registers (machine.mem32) ----------------------------------------
-# RP2040 datasheet: IO_BANK0 (2.19.6.1) GPIOx_CTRL at 0x40014004 + 8x, FUNCSEL in bits
-# 4:0 (reset 0x1f, null); PWM (4.5.3) at 0x40050000, per slice CSR, DIV, CTR, CC and TOP
+# RP2040 datasheet: IO_BANK0 (2.19, GPIO) GPIOx_CTRL at 0x40014004 + 8x, FUNCSEL in bits
+# 4:0 (reset 0x1f, null); PWM (4.5) at 0x40050000, per slice CSR, DIV, CTR, CC and TOP
 # at +0x00..+0x10, a slice every 0x14, and EN at +0xa0 (each slice's CSR.EN in one
 # word). CSR: EN bit 0, PH_CORRECT 1, A_INV 2, B_INV 3, DIVMODE 5:4 (0 free-running, 1
 # B high, 2 B rising, 3 B falling). DIV: INT 11:4 (0 means 256), FRAC 3:0; reset 1.0.
@@ -576,7 +576,8 @@ class RP2Regs:
         r = i % 5
         if r == _CSR:
             if (v >> 4) & 3 == _DIVMODE_B_RISING and v & 0xE:
-                raise ValueError("portsim: PH_CORRECT or an inversion in DIVMODE 2 is not modelled")
+                raise ValueError("portsim: DIVMODE 2 with PH_CORRECT or an inversion "
+                                 "is not modelled")
             v &= 0xFF
         elif r == _DIV:
             v &= 0xFFF
