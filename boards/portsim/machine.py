@@ -67,6 +67,16 @@ def idle():
     pass
 
 
+def gpio_edge(pin_no, blocked):
+    """A rising edge the wiring puts on GPIO pin_no (portrun.Encoder): through its Pin
+    when one was made, else to the PWM slice alone (a pin set up by mem32 only)."""
+    pin = PINS.get(pin_no)
+    if pin is not None:
+        pin.edge(blocked)
+    elif not ESP32:
+        RP2_REGS.b_edge(pin_no)
+
+
 class Pin:
     """A GPIO (ports/esp32/machine_pin.c, ports/rp2/machine_pin.c). An input reads `ext`
     (what the wiring drives; a floating pulled-up pin reads 1); an output records its
@@ -185,16 +195,6 @@ class Pin:
             self.latched = 0
             if self.handler is not None:
                 portclock.schedule(self.handler, self)
-
-
-def gpio_edge(pin_no, blocked):
-    """A rising edge the wiring puts on GPIO pin_no (portrun.Encoder): through its Pin
-    when one was made, else to the PWM slice alone (a pin set up by mem32 only)."""
-    pin = PINS.get(pin_no)
-    if pin is not None:
-        pin.edge(blocked)
-    elif not ESP32:
-        RP2_REGS.b_edge(pin_no)
 
 
 # ---- ADC ----------------------------------------------------------------------------
