@@ -149,6 +149,40 @@ class Cutoff:
         return self.opened
 
 
+class IrqCounter:
+    """The encoder's rising edges counted by a soft Pin IRQ, modulo 2**24, for a chip
+    with no edge counter to use: the ESP32-C3's (its Technical Reference Manual has no
+    pulse count controller, PCNT, and ports/esp32/mpconfigport.h builds
+    MICROPY_PY_ESP32_PCNT only where SOC_PCNT_SUPPORTED).
+
+    Blind while a flash operation runs: the rp2 port turns interrupts off
+    (ports/rp2/rp2_flash.c begin_critical_flash_section), the ESP32-C3 its flash cache,
+    and the edges meanwhile collapse into the one the IRQ latch holds; past the soft-IRQ
+    scheduler's 8 entries (MICROPY_SCHEDULER_DEPTH) an edge is lost too. So it may miss
+    edges unless no edge comes then: the board's PumpSafeFlash stops the pump before
+    every erase and program, and MAY_MISS_EDGES is 0 on that ground."""
+
+    MAY_MISS_EDGES = 0
+
+    def __init__(self, pin_no):
+        # One preallocated cell the handler updates; the handler is the bound method
+        # made once here. A soft IRQ is enough at a few hundred pulses per second.
+        self._count = [0]
+        self._pin = Pin(pin_no, Pin.IN, Pin.PULL_UP)
+        self._pin.irq(handler=self._on_pulse, trigger=Pin.IRQ_RISING)
+
+    def count(self):
+        return self._count[0]
+
+    def start_at(self, n):
+        """The count from n on (a test starts it near the wrap; a reset's figures)."""
+        self._count[0] = n & _COUNT_MASK
+
+    def _on_pulse(self, _pin):
+        count = self._count
+        count[0] = (count[0] + 1) & _COUNT_MASK
+
+
 class Pump:
     """A stepper-driven metering pump: the step input is a 50 % PWM whose frequency is
     the rate (nothing under step_hz_min, a PWM's slowest); an encoder on the pump head
@@ -168,18 +202,20 @@ class Pump:
     runs at step_hz_min in some periods and not in others, by error diffusion, so the
     periods average the rate asked (1 ul/min is 8.3 steps/s) and freq() never sees a
     rate the port refuses, which in the control step would fail every step.
+
+    The encoder is counted by an instance of `counter` (a class made with the pin's
+    number, with count() modulo 2**24, start_at() and MAY_MISS_EDGES, as IrqCounter):
+    IrqCounter unless the board has a hardware counter (boards/picow: a PWM slice).
     """
 
     NL_PER_PULSE = _PUMP_NL_PER_PULSE
-    # The encoder's edges collapse while a flash operation has interrupts (rp2,
-    # rp2_flash.c begin_critical_flash_section) or the flash cache (ESP32-C3) off; the
-    # board's flash is mounted through PumpSafeFlash, which stops the pump (hold())
-    # before each, so no edge comes while the encoder is blind and the dose counted is
-    # what it measured (fw.session.Sessions.counted_nl). A board without that guard
-    # would say 1: the dose counted is then never less than what was commanded.
-    MAY_MISS_EDGES = 0
+    # Whether the dose counted from the encoder may be short of what was delivered
+    # (fw.session.Sessions.counted_nl): the counter's (set in __init__). A counter that
+    # is blind when edges can come would say 1: the dose counted is then never less
+    # than what was commanded.
+    MAY_MISS_EDGES = 1
 
-    def __init__(self, step_pin_no, encoder_pin_no, timer_id, step_hz_min=0):
+    def __init__(self, step_pin_no, encoder_pin_no, timer_id, step_hz_min=0, counter=None):
         pwm = PWM(Pin(step_pin_no), freq=1000, duty_u16=0)
         self._freq = pwm.freq
         self._duty_u16 = pwm.duty_u16
@@ -198,13 +234,10 @@ class Pump:
         self._expire = self._on_expire
         self._until_ms = 0
         self._ticks_ms = time.ticks_ms
-        # The encoder's count (mod 2**24): one preallocated cell the IRQ handler updates,
-        # public so a test can start it near the wrap.
-        self.counter = [0]
-        self._enc = Pin(encoder_pin_no, Pin.IN, Pin.PULL_UP)
-        # A soft IRQ is enough at a few hundred pulses per second; the handler is the
-        # bound method made once here and touches only the preallocated counter.
-        self._enc.irq(handler=self._on_pulse, trigger=Pin.IRQ_RISING)
+        # Public so a test can start it near the wrap.
+        self.encoder = (counter or IrqCounter)(encoder_pin_no)
+        self._count = self.encoder.count
+        self.MAY_MISS_EDGES = self.encoder.MAY_MISS_EDGES
 
     def set(self, nl_s):
         hz = 0
@@ -270,11 +303,7 @@ class Pump:
             self._duty_u16(0)
 
     def pulses(self):
-        return self.counter[0]
-
-    def _on_pulse(self, _pin):
-        count = self.counter
-        count[0] = (count[0] + 1) & _COUNT_MASK
+        return self._count()
 
 
 class Switch:
@@ -369,15 +398,21 @@ class PumpSafeFlash:
     While either runs no interrupt is served: the rp2 port turns them off
     (ports/rp2/rp2_flash.c, begin_critical_flash_section) and the ESP32-C3 its flash
     cache (no ISR outside IRAM runs, and the esp32 port's soft timers wait for the
-    scheduler). A running pump would go on stepping unseen: the encoder's edges collapse
-    into the one its latch holds, and the keep-alive that stops the pump a period after
-    its last set() cannot run. So hold() comes first: the pump stops at the end of the
-    step in progress, and the operation delivers nothing the encoder cannot count and
-    nothing past the period. After it, resume() steps on if set()'s period still runs
-    (else the next control step's set() starts it again): the period's dose is short by
-    the operation's time, which the dose counted from the encoder makes up
-    (fw.session). Reads leave interrupts on (rp2: execute-in-place) or are short enough
-    (C3: a few hundred us, under the encoder's fastest edge spacing) to lose no edge."""
+    scheduler). A running pump would go on stepping with two things blind:
+    - the keep-alive that stops the pump a period after its last set(): its timer's
+      alarm is an interrupt, on both boards. An erase outlasts what is left of a period
+      (400 ms datasheet-worst, one littlefs operation up to three), so an unheld pump
+      would run past its period with no set() asking for it. This is why the Pico W
+      holds it too, though its encoder is counted in hardware.
+    - an IRQ-counted encoder (IrqCounter, the ESP32-C3's): its edges collapse into the
+      one its latch holds. The Pico W's PWM slice counts them regardless.
+    So hold() comes first: the pump stops at the end of the step in progress, and the
+    operation delivers nothing past the period, nor anything an IRQ counter misses.
+    After it, resume() steps on if set()'s period still runs (else the next control
+    step's set() starts it again): the period's dose is short by the operation's time,
+    which the dose counted from the encoder makes up (fw.session). Reads leave
+    interrupts on (rp2: execute-in-place) or are short enough (C3: a few hundred us,
+    under the encoder's fastest edge spacing) to lose no edge."""
 
     def __init__(self, bdev, pump):
         self._bdev = bdev

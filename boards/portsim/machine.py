@@ -8,9 +8,32 @@ the models alone. Each class says which C source it follows and what it leaves o
 import os
 
 import portclock
+from micropython import const
 
 PORT = os.getenv("PORTSIM_PORT") or "rp2"
 ESP32 = PORT == "esp32"
+
+# ---- rp2 peripheral registers (machine.mem32) ----------------------------------------
+# RP2040 datasheet: IO_BANK0 (2.19, GPIO) GPIOx_CTRL at 0x40014004 + 8x, FUNCSEL in bits
+# 4:0 (reset 0x1f, null); PWM (4.5) at 0x40050000, per slice CSR, DIV, CTR, CC and TOP
+# at +0x00..+0x10, a slice every 0x14, and EN at +0xa0 (each slice's CSR.EN in one
+# word). CSR: EN bit 0, PH_CORRECT 1, A_INV 2, B_INV 3, DIVMODE 5:4 (0 free-running, 1
+# B high, 2 B rising, 3 B falling). DIV: INT 11:4 (0 means 256), FRAC 3:0; reset 1.0.
+_IO_BANK0_CTRL = const(0x40014004)
+_GPIOS = const(30)
+_FUNC_PWM = const(4)            # GPIO_FUNC_PWM
+_FUNC_SIO = const(5)            # GPIO_FUNC_SIO
+_FUNC_NULL = const(0x1F)
+_PWM_BASE = const(0x40050000)
+_PWM_SLICES = const(8)
+_PWM_EN = const(0x400500A0)
+# A slice's registers, in RP2Regs.regs at slice * 5 + offset // 4.
+_CSR = const(0)
+_DIV = const(1)
+_CTR = const(2)
+_TOP = const(4)
+_CSR_EN = const(1)
+_DIVMODE_B_RISING = const(2)
 
 # machine.reset_cause() values: ports/esp32/modmachine.c and ports/rp2/modmachine.c
 # (MP_PWRON_RESET etc. from extmod/modmachine.h).
@@ -44,13 +67,30 @@ def idle():
     pass
 
 
+def gpio_edge(pin_no, blocked):
+    """A rising edge the wiring puts on GPIO pin_no (portrun.Encoder): through its Pin
+    when one was made, else to the PWM slice alone (a pin set up by mem32 only)."""
+    pin = PINS.get(pin_no)
+    if pin is not None:
+        pin.edge(blocked)
+    elif not ESP32:
+        RP2_REGS.b_edge(pin_no)
+
+
 class Pin:
     """A GPIO (ports/esp32/machine_pin.c, ports/rp2/machine_pin.c). An input reads `ext`
     (what the wiring drives; a floating pulled-up pin reads 1); an output records its
     last write and when. irq() is soft on both ports as the boards use it: the edge's
     ISR calls mp_irq_handler -> mp_sched_schedule (shared/runtime/mpirq.c), and the
     handler runs from the scheduler. Edges the wiring queues (add_edges) reach the IRQ
-    at their time; while a flash operation runs they collapse into one."""
+    at their time; while a flash operation runs they collapse into one.
+
+    rp2: a mode sets the pin's function in the IO_BANK0 model (RP2_REGS): IN, OUT and
+    OPEN_DRAIN select SIO (ports/rp2/mphalport.h mp_hal_pin_input/_output), ALT the
+    `alt` function (ports/rp2/machine_pin.c machine_pin_obj_init_helper:
+    gpio_set_function). An edge reaches the PWM slice whose B input the pin is
+    (RP2Regs.b_edge) whatever a flash operation blocks; its IRQ as above. The mode
+    numbers are the model's; the boards use the names."""
     IN = 1
     OUT = 3
     OPEN_DRAIN = 7
@@ -58,8 +98,11 @@ class Pin:
     PULL_DOWN = 2
     IRQ_RISING = 1
     IRQ_FALLING = 2
+    if not ESP32:
+        ALT = 11
+        ALT_PWM = 4         # GPIO_FUNC_PWM
 
-    def __init__(self, id, mode=-1, pull=-1, value=None):
+    def __init__(self, id, mode=-1, pull=-1, value=None, alt=-1):
         self.id = id
         self.ext = EXT.get(id, -1)
         self.out = 0
@@ -75,6 +118,8 @@ class Pin:
         self.collapsed = 0
         if value is not None:
             self.out = 1 if value else 0
+        if not ESP32 and mode != -1:
+            RP2_REGS.set_function(id, alt if mode == Pin.ALT else _FUNC_SIO)
         PINS[id] = self
 
     def value(self, v=None):
@@ -111,12 +156,20 @@ class Pin:
 
     # ---- the wiring's side -----------------------------------------------------------
     def add_edges(self, times_us):
-        """Edges at these virtual times (ascending, all after the last queued)."""
+        """Edges at these virtual times (ascending, all after the last queued): the
+        clock serves them whether or not the pin has an IRQ (a PWM slice may count
+        them)."""
         self.edges = self.edges[self.edge_i:] + times_us
         self.edge_i = 0
+        if self not in portclock.EDGE_PINS:
+            portclock.EDGE_PINS.append(self)
 
     def edge(self, blocked):
-        """One edge now: to the IRQ, or into its latch while a flash operation runs."""
+        """One rising edge now: to the PWM slice counting it (rp2: in hardware, so a
+        flash operation blocks nothing), and to the IRQ, or into its latch while a
+        flash operation runs."""
+        if not ESP32:
+            RP2_REGS.b_edge(self.id)
         if blocked:
             if self.latched:
                 self.collapsed += 1
@@ -232,7 +285,12 @@ class PWM:
     """A PWM output on a pin. Counts the steps (cycles) it put out while its duty was
     non-zero: a stepper's step input advances once per cycle. Left out: the duty latch
     at the end of a cycle (a stop loses at most the cycle in progress) and the
-    frequency's rounding to what the divider can make."""
+    frequency's rounding to what the divider can make.
+
+    rp2: what ports/rp2/machine_pwm.c writes to its slice's registers (RP2_REGS), so a
+    counter sharing the slice sees it: mp_machine_pwm_make_new selects the pin's PWM
+    function, mp_machine_pwm_freq_set writes DIV and TOP, machine_pwm_start (after
+    freq and duty) sets CSR.EN, mp_machine_pwm_deinit clears it. CC is not kept."""
 
     def __init__(self, pin, freq=0, duty_u16=None, duty_ns=None, invert=False):
         self.pin = pin
@@ -244,11 +302,15 @@ class PWM:
         self.on_us = 0          # the last non-zero duty write
         self.late_us = 0        # time it ran more than LATE_AFTER_US after that write
         self.late_steps = 0
+        no = pin.id if isinstance(pin, Pin) else pin
+        self.slice = (no >> 1) & 7
         if freq:
             self.freq(freq)
         if duty_u16 is not None:
             self.duty_u16(duty_u16)
-        PWMS[pin.id if isinstance(pin, Pin) else pin] = self
+        if not ESP32:
+            RP2_REGS.set_function(no, _FUNC_PWM)
+        PWMS[no] = self
 
     def settle(self):
         portclock.serve_now()       # what follows this output (an encoder) sees it so far
@@ -285,6 +347,12 @@ class PWM:
                 raise ValueError("freq too small")
             if hz > _RP2_HZ // 2:
                 raise ValueError("freq too large")
+            if div16 == 16:
+                top = (_RP2_HZ + hz // 2) // hz - 1
+            else:
+                top = (16 * _RP2_HZ + div16 * hz // 2) // (div16 * hz) - 1
+            RP2_REGS.regs[5 * self.slice + _DIV] = div16
+            RP2_REGS.regs[5 * self.slice + _TOP] = top
         self.settle()
         self.hz = hz
         portclock.run_pending()
@@ -298,10 +366,14 @@ class PWM:
         self.duty = d
         if d:
             self.on_us = _NOW[0]
+        if not ESP32 and self.hz:
+            RP2_REGS.regs[5 * self.slice] |= _CSR_EN
         portclock.run_pending()
 
     def deinit(self):
         self.duty_u16(0)
+        if not ESP32:
+            RP2_REGS.regs[5 * self.slice] &= ~_CSR_EN
 
 
 # ---- Timer ---------------------------------------------------------------------------
@@ -418,9 +490,115 @@ class RTC:
             RTC_MEM[0] = data
 
 
+# ---- rp2 peripheral registers (machine.mem32, the constants above) ----------------
+class RP2Regs:
+    """The RP2040's IO_BANK0 function selects and its 8 PWM slices as registers, for
+    what a board does with them through mem32: a slice in DIVMODE 2 counts the rising
+    edges of its B pin (odd GPIO n: slice (n >> 1) & 7) through its divider, wrapping
+    from TOP to 0, once the slice is enabled and the pin's FUNCSEL is PWM; the PWM block
+    runs without the CPU, so it counts through a flash operation. The free-running and
+    level-gated modes are machine.PWM's (its steps) or not modelled: reading CTR of a
+    slice enabled in one raises, as do PH_CORRECT and the inversions in DIVMODE 2.
+    Storage is preallocated lists: an edge or a read from the control step allocates
+    nothing."""
+
+    def __init__(self):
+        self.funcsel = [_FUNC_NULL] * _GPIOS
+        self.regs = [0] * (5 * _PWM_SLICES)
+        self.frac16 = [0] * _PWM_SLICES     # the divider's count toward the next step
+        self.reset()
+
+    def reset(self):
+        """Every reset the boards see (a watchdog reset restarts the peripherals)."""
+        for n in range(_GPIOS):
+            self.funcsel[n] = _FUNC_NULL
+        for s in range(_PWM_SLICES):
+            for r in range(5):
+                self.regs[5 * s + r] = 0
+            self.regs[5 * s + _DIV] = 16
+            self.regs[5 * s + _TOP] = 0xFFFF
+            self.frac16[s] = 0
+
+    def set_function(self, pin_no, func):
+        """gpio_set_function (the port's Pin and PWM constructors)."""
+        if 0 <= pin_no < _GPIOS:
+            self.funcsel[pin_no] = func
+
+    def b_edge(self, pin_no):
+        """A rising edge on GPIO pin_no."""
+        if not pin_no & 1 or pin_no >= _GPIOS or self.funcsel[pin_no] != _FUNC_PWM:
+            return
+        s = (pin_no >> 1) & 7
+        regs = self.regs
+        csr = regs[5 * s]
+        if not csr & _CSR_EN or (csr >> 4) & 3 != _DIVMODE_B_RISING:
+            return
+        div16 = regs[5 * s + _DIV]
+        if div16 < 16:
+            div16 += 256 * 16
+        acc = self.frac16[s] + 16
+        if acc < div16:
+            self.frac16[s] = acc
+            return
+        self.frac16[s] = acc - div16
+        c = regs[5 * s + _CTR] + 1
+        regs[5 * s + _CTR] = 0 if c > regs[5 * s + _TOP] else c
+
+    def read(self, a):
+        if _IO_BANK0_CTRL <= a < _IO_BANK0_CTRL + 8 * _GPIOS and not (a - _IO_BANK0_CTRL) & 7:
+            return self.funcsel[(a - _IO_BANK0_CTRL) >> 3]
+        regs = self.regs
+        if a == _PWM_EN:
+            en = 0
+            for s in range(_PWM_SLICES):
+                en |= (regs[5 * s] & _CSR_EN) << s
+            return en
+        i = self._index(a)
+        csr = regs[i - i % 5]
+        if i % 5 == _CTR and csr & _CSR_EN and (csr >> 4) & 3 != _DIVMODE_B_RISING:
+            raise ValueError("portsim: CTR of slice %d outside DIVMODE 2 is not modelled"
+                             % (i // 5))
+        return regs[i]
+
+    def write(self, a, v):
+        if _IO_BANK0_CTRL <= a < _IO_BANK0_CTRL + 8 * _GPIOS and not (a - _IO_BANK0_CTRL) & 7:
+            # OUTOVER, OEOVER, INOVER and IRQOVER (bits 8-29) are not modelled: 0, normal.
+            if v & ~0x1F:
+                raise ValueError("portsim: GPIO_CTRL overrides are not modelled")
+            self.funcsel[(a - _IO_BANK0_CTRL) >> 3] = v
+            return
+        regs = self.regs
+        if a == _PWM_EN:
+            for s in range(_PWM_SLICES):
+                regs[5 * s] = (regs[5 * s] & ~_CSR_EN) | ((v >> s) & 1)
+            return
+        i = self._index(a)
+        r = i % 5
+        if r == _CSR:
+            if (v >> 4) & 3 == _DIVMODE_B_RISING and v & 0xE:
+                raise ValueError("portsim: DIVMODE 2 with PH_CORRECT or an inversion "
+                                 "is not modelled")
+            v &= 0xFF
+        elif r == _DIV:
+            v &= 0xFFF
+        elif r != 3:            # CTR and TOP: 16 bits; CC holds both channels' levels
+            v &= 0xFFFF
+        regs[i] = v
+
+    def _index(self, a):
+        off = a - _PWM_BASE
+        if off < 0 or off >= 5 * 4 * _PWM_SLICES:
+            raise ValueError("portsim: mem32 at 0x%08x is not modelled" % a)
+        return off >> 2
+
+
+RP2_REGS = RP2Regs()
+
+
 class _Mem32:
-    """machine.mem32 for the few rp2 registers a board touches (the watchdog's scratch
-    registers, 0x4005800c-0x40058028), addressed as unsigned or as signed 32-bit."""
+    """machine.mem32 for the rp2 registers a board touches: the watchdog's scratch
+    registers (0x4005800c-0x40058028), IO_BANK0's function selects and the PWM slices
+    (RP2Regs), addressed as unsigned or as signed 32-bit."""
 
     def __init__(self):
         # Preallocated: a write from the control step must not grow the dict.
@@ -428,15 +606,23 @@ class _Mem32:
 
     def _addr(self, a):
         a &= 0xFFFFFFFF
-        if not 0x4005800C <= a <= 0x40058028:
-            raise ValueError("portsim: mem32 at 0x%08x is not modelled" % a)
+        if a & 3:
+            # extmod/machine_mem.c machine_mem_get_addr
+            raise ValueError("address %08x is not aligned to 4 bytes" % a)
         return a
 
     def __getitem__(self, a):
-        return self.words.get(self._addr(a), 0)
+        a = self._addr(a)
+        if 0x4005800C <= a <= 0x40058028:
+            return self.words[a]
+        return RP2_REGS.read(a)
 
     def __setitem__(self, a, v):
-        self.words[self._addr(a)] = v & 0xFFFFFFFF
+        a = self._addr(a)
+        if 0x4005800C <= a <= 0x40058028:
+            self.words[a] = v & 0xFFFFFFFF
+        else:
+            RP2_REGS.write(a, v & 0xFFFFFFFF)
 
 
 mem32 = _Mem32()
@@ -469,6 +655,7 @@ def power_on():
 def reset_state(cause):
     """A reset of cause: peripherals back to their reset state, RAM lost."""
     CAUSE[0] = cause
+    RP2_REGS.reset()
     PINS.clear()
     ADCS.clear()
     PWMS.clear()

@@ -15,7 +15,8 @@ equivalent of mp_call_function_1_protected (an exception is printed, not raised)
 While a flash operation runs (rp2_flash.c begin_critical_flash_section: interrupts off;
 the esp32 port: the flash cache off, so no ISR outside IRAM runs) no interrupt is
 served: edges on a pin collapse into the one its IRQ latch holds, a timer's alarm waits,
-and both are served when the operation ends.
+and both are served when the operation ends. A peripheral that counts a pin's edges by
+itself (the rp2 PWM slice: machine.RP2Regs) is no interrupt and counts on.
 
 Everything here that the control step can reach (ticks, schedule, run_pending, Pin and
 PWM calls) allocates nothing: state lives in preallocated lists and attributes.

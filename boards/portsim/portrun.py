@@ -71,7 +71,8 @@ class Encoder:
     """The pump head's encoder: an edge per 100 nl the pump really moves, at the time it
     moves it, from the step PWM's rate (2 nl per step, times the plant's calibration);
     none while the pump stalls, the pump's fastest while it runs away. It is an edge
-    source of portclock (next_edge, edges_until) feeding the board's encoder pin."""
+    source of portclock (next_edge, edges_until) feeding the board's encoder pin
+    (machine.gpio_edge: its IRQ, or the rp2 PWM slice counting it)."""
 
     def __init__(self, wiring):
         self.w = wiring
@@ -104,7 +105,7 @@ class Encoder:
         if not hz:
             self.last_us = to_us
             return
-        pin = machine.PINS.get(self.w.pin["PUMP_ENCODER"])
+        pin_no = self.w.pin["PUMP_ENCODER"]
         while True:
             n = self._steps_to_edge()
             t = self.last_us + (n * 1000000 - self.frac + hz - 1) // hz
@@ -114,8 +115,7 @@ class Encoder:
             self.frac += hz * (t - self.last_us) - n * 1000000
             self.last_us = t
             self.edges += 1
-            if pin is not None:
-                pin.edge(blocked)
+            machine.gpio_edge(pin_no, blocked)
         # The step under way carries over, as machine.PWM.settle's acc does: a pump gated
         # on for less than a step per period (the ports' PWM floor) still moves.
         whole = self.frac + hz * (to_us - self.last_us)
@@ -289,7 +289,7 @@ class Wiring:
         b = self.board
         if b is not None:
             st["pulses_counted"] = st.get("pulses_counted", 0) + b.pump.pulses()
-            b.pump.counter[0] = 0
+            b.pump.encoder.start_at(0)
 
     def firmware_gone(self):
         self.keep_figures()

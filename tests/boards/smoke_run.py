@@ -295,7 +295,7 @@ out["podlet_absent"] = [b.podlet.present(), hexed(b.podlet.read()),
                         idchip.STATUS_NAMES[b.podlet.chip.status]]
 
 # ---- the encoder counter wraps at 2**24 ------------------------------------------
-b.pump.counter[0] = (1 << 24) - 1
+b.pump.encoder.start_at((1 << 24) - 1)
 fire_encoder()
 out["pulses_wrapped"] = b.pump.pulses()
 

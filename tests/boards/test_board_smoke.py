@@ -101,8 +101,9 @@ def test_pump_stops_one_period_after_its_last_set(run):
 
 def test_pump_is_held_through_each_flash_operation(run):
     # Issue 14 items 4 and 5: while an erase or program runs no interrupt is served (the
-    # encoder's edges collapse, the keep-alive cannot stop the pump), so PumpSafeFlash
-    # stops the step output first and starts it again after, if its period still runs.
+    # keep-alive cannot stop the pump; the C3's IRQ-counted encoder's edges collapse),
+    # so PumpSafeFlash stops the step output first and starts it again after, if its
+    # period still runs.
     _, out, _ = run
     progress, erase, after, held, held_again, program, late, held_off, erase_off = \
         out["through_flash"]

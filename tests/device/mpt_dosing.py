@@ -93,9 +93,9 @@ def test_the_pump_rate_is_trimmed_to_the_encoder():
 
 
 class _BlindPump(_Pump):
-    """An exact pump whose encoder misses every edge during one step in four, as a real
-    board's does while a flash operation has interrupts off (realboard.Pump's
-    MAY_MISS_EDGES; issue 14 item 4)."""
+    """An exact pump whose encoder misses every edge during one step in four, as an
+    IRQ-counted encoder (realboard.IrqCounter) does while a flash operation has
+    interrupts off (realboard.Pump's MAY_MISS_EDGES; issue 14 item 4)."""
 
     def __init__(self, app):
         super().__init__(app)
