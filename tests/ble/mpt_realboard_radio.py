@@ -30,7 +30,7 @@ class _Board(realboard.Board):
 
     def __init__(self, flash):
         self._flash = flash
-        self.pump = realboard.Pump(5, 6, -1, 8)     # the Pico W's pins and timer
+        self.pump = realboard.Pump(5, 6, -1, 8)     # the Pico W's step pin and timer; an IRQ-counted encoder
         realboard.Board.__init__(self, 0, None)
 
     def flash_device(self):
