@@ -30,7 +30,8 @@ class _Board(realboard.Board):
 
     def __init__(self, flash):
         self._flash = flash
-        self.pump = realboard.Pump(5, 6, -1, 8)     # the Pico W's step pin and timer; an IRQ-counted encoder
+        # The Pico W's step pin and timer; the encoder on pin 6, counted by its IRQ.
+        self.pump = realboard.Pump(5, 6, -1, 8)
         realboard.Board.__init__(self, 0, None)
 
     def flash_device(self):

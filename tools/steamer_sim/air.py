@@ -556,7 +556,8 @@ class Air:
             if p is None or len(p.conns) >= PERIPHERAL_CONNS or not p.advertising:
                 _send(c.writer, {"op": "error", "req": req, "error": "not advertising"})
                 return
-            want = max(ATT_MTU_MIN, min(ATT_MTU_MAX, int(msg.get("mtu") or self.params.central_mtu)))
+            want = int(msg.get("mtu") or self.params.central_mtu)
+            want = max(ATT_MTU_MIN, min(ATT_MTU_MAX, want))
             after_s = self.params.central_mtu_after_s
             conn = _Conn(self.next_conn, c, p, ATT_MTU_MIN, self.params, want_mtu=want)
             if after_s == 0:
