@@ -45,7 +45,17 @@ class Air:
         self.send({"op": "addr", "addr": _ADDR})
 
     def send(self, msg):
-        self.conn.send(airwire.encode(msg))
+        # The socket is non-blocking (said() polls it): a radio slow to read (a busy
+        # machine) fills its buffer, and the rest goes once it has read some.
+        data = airwire.encode(msg)
+        t0 = time.ticks_ms()
+        while data:
+            try:
+                data = data[self.conn.send(data):]
+            except OSError as e:
+                if e.errno != errno.EAGAIN or time.ticks_diff(time.ticks_ms(), t0) > 5000:
+                    raise
+                time.sleep_ms(1)
 
     def said(self, op):
         while True:
