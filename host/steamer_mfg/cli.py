@@ -277,6 +277,15 @@ _ERRORS = ((_Failed, FAILED, None), (MfgError, BAD_INPUT, None),
 _EXITS = "Exit 0 when done, 2 when an input is wrong (a one-line reason on stderr names it)"
 
 
+def _usb_steps(p: argparse.ArgumentParser) -> None:
+    """--timeout and --wait of the commands that talk to a board over USB."""
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds each mpremote step may take (default: %(default)g)")
+    p.add_argument("--wait", type=float, default=60.0, metavar="S",
+                   help="seconds to wait for the maintenance boot when the board is running "
+                        "the steamer firmware (default: %(default)g)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from steamer.terminal import positive_int, positive_s
 
@@ -394,11 +403,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--key", metavar="KEYFILE", help="take the public key from a key file")
     p.add_argument("--force", action="store_true",
                    help="replace a different key the board already holds")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="seconds each mpremote step may take (default: %(default)g)")
-    p.add_argument("--wait", type=float, default=60.0, metavar="S",
-                   help="seconds to wait for the maintenance boot when the board is running "
-                        "the steamer firmware (default: %(default)g)")
+    _usb_steps(p)
     p.add_argument("--json", action="store_true",
                    help="print {port, path, public_hex, sha256, action, previous_hex, verified, "
                         "seconds} as JSON")
@@ -436,11 +441,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: %(default)s)")
     p.add_argument("--reads", type=positive_int, default=DEFAULT_READS, metavar="N",
                    help="read_uv() readings per channel, averaged (default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="seconds each mpremote step may take (default: %(default)g)")
-    p.add_argument("--wait", type=float, default=60.0, metavar="S",
-                   help="seconds to wait for the maintenance boot when the board is running "
-                        "the steamer firmware (default: %(default)g)")
+    _usb_steps(p)
     p.add_argument("--json", action="store_true",
                    help="print {port, reads, channels: [{name, ref_ohm, mean_mv, spread_mv, "
                         "want_mv, gain_ppm, read_counts, want_counts}], counter, previous, "
