@@ -9,7 +9,7 @@ models (boards/portsim: machine's chip, unit's rail and resistors).
 
 Figures when this was written (seeds 1..200, the plug 680 ohm / 4.7 k):
 uncalibrated, the worst unit is off by 0.90 / 1.07 / 1.62 C (boiler at 25 / 60 / 95 C)
-and 1.14 / 1.04 / 1.51 C (outlet), 1 C or more on ~1 unit in 6; calibrated, every unit
+and 1.14 / 1.04 / 1.51 C (outlet), more than 1 C on 47 of the 200; calibrated, every unit
 is within 0.28 C of what a nominal unit reads (the firmware's whole-mV readings and
 table knots, the same on every unit) and within 0.6 C of the truth.
 """
