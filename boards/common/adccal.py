@@ -1,7 +1,7 @@
 """This unit's calibration of its NTC channels' volts (realboard.NtcUv: the ESP32-C3's
-read_uv), measured at the factory and kept on flash: realboard.Board loads it at every
-boot (apply), `steamer mfg adc-cal` runs the factory's side on the board over mpremote
-(measure, fit, save, check).
+read_uv), measured at the factory and kept on flash: the C3 board's load_records applies
+it at every boot (apply); `steamer mfg adc-cal` runs the factory's side on the board
+over mpremote (measure, fit, save, check).
 
 What it corrects, per channel, is one gain on the millivolts: what read_uv's eFuse
 calibration leaves (C3: up to +-35 mV at 11 dB by the datasheet), the rail's real

@@ -35,9 +35,9 @@ _UNIX_2000_S = const(946684800)
 _LOG_PATH = "log.jsonl"          # relative: the working folder is / at boot
 _LOG_OLD_PATH = "log.1.jsonl"
 _LOG_MAX_BYTES = const(65536)       # per file; with the previous file, 128 KiB of flash
-# NtcUv: the rail the dividers hang from (public: adccal.py's too), the highest voltage an ADC's read_uv() still
-# means (the C3's 11 dB range tops at ~2.5 V, 2.375 V on a chip 5 % low), the counts'
-# full scale, and a resistance past which the NTC is open.
+# NtcUv: the rail the dividers hang from (public: adccal.py's too), the highest voltage
+# an ADC's read_uv() still means (the C3's 11 dB range tops at ~2.5 V, 2.375 V on a chip
+# 5 % low), the counts' full scale, and a resistance past which the NTC is open.
 RAIL_MV = const(3300)
 _ADC_TOP_MV = const(2350)
 _RAW_FULL = const(4095)
@@ -65,9 +65,9 @@ class NtcUv:
     tables expect.
 
     high_ohm = 0: the NTC from the pin to ground under its pull-up of table_pullup_ohm
-    (counts = volts / 3.3 V). high_ohm > 0: the NTC from 3.3 V to the pin over high_ohm to ground, so a cold
-    NTC's voltage stays low and the divider fits the ADC's range; table_pullup_ohm is
-    the pull-up its table was made for. A reading at the top of the ADC's range says
+    (counts = volts / 3.3 V). high_ohm > 0: the NTC from 3.3 V to the pin over high_ohm
+    to ground, so a cold NTC's voltage stays low and the divider fits the ADC's range;
+    table_pullup_ohm is the pull-up its table was made for. A reading at the top of the ADC's range says
     nothing about the NTC: it is the divider's end that means a fault (open for a
     low-side NTC, shorted for a high-side one). Integer only; every product stays under
     2**30.
@@ -75,8 +75,8 @@ class NtcUv:
     gain_ppm: this unit's correction of the reading (adccal.py, measured at the factory:
     what read_uv's eFuse calibration leaves, the rail's real voltage, the fixed
     resistor's tolerance), applied to the millivolts before they become counts; 0 is an
-    uncalibrated unit. Board sets it from the record, whose bounds (+-4 %) keep the
-    product small (|mV x ppm| < 2500 x 40000 = 1e8)."""
+    uncalibrated unit. The board's load_records sets it from the record, whose bounds
+    (+-4 %) keep the product small (|mV x ppm| < 2500 x 40000 = 1e8)."""
 
     def __init__(self, adc, high_ohm=0, table_pullup_ohm=0):
         self.read_uv = adc.read_uv

@@ -60,7 +60,7 @@ def unit(board: VirtualBoard, boiler: int | None = 680, outlet: int | None = 470
 
 
 def firmware_gains(data_dir: Path) -> list:
-    """What the board's loader (adccal.load, as realboard.Board boots) takes from data_dir."""
+    """What the board's loader (adccal.load, as the C3 board boots) takes from data_dir."""
     env = dict(os.environ, PORTSIM_PORT="esp32", MICROPYPATH=os.pathsep.join(
         str(p) for p in [BOARDS / "esp32c3", *PATH]))
     code = "import adccal\nprint(adccal.load(%r))" % str(data_dir)
