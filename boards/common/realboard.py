@@ -35,13 +35,15 @@ _UNIX_2000_S = const(946684800)
 _LOG_PATH = "log.jsonl"          # relative: the working folder is / at boot
 _LOG_OLD_PATH = "log.1.jsonl"
 _LOG_MAX_BYTES = const(65536)       # per file; with the previous file, 128 KiB of flash
-# NtcUv: the rail the dividers hang from, the highest voltage an ADC's read_uv() still
-# means (the C3's 11 dB range tops at ~2.5 V, 2.375 V on a chip 5 % low), the counts'
-# full scale, and a resistance past which the NTC is open.
-_RAIL_MV = const(3300)
+# NtcUv: the rail the dividers hang from (public: adccal.py's too), the highest voltage
+# an ADC's read_uv() still means (the C3's 11 dB range tops at ~2.5 V, 2.375 V on a chip
+# 5 % low), the counts' full scale, and a resistance past which the NTC is open.
+RAIL_MV = const(3300)
 _ADC_TOP_MV = const(2350)
 _RAW_FULL = const(4095)
 _R_MAX_OHM = const(1000000)
+_PPM = const(1000000)
+_HALF_PPM = const(500000)
 
 
 class Ntc:
@@ -62,33 +64,42 @@ class NtcUv:
     12-bit counts of a pull-up divider ratiometric to the 3.3 V rail, which fw.ntc's
     tables expect.
 
-    high_ohm = 0: the NTC from the pin to ground under its pull-up (counts = volts /
-    3.3 V). high_ohm > 0: the NTC from 3.3 V to the pin over high_ohm to ground, so a cold
-    NTC's voltage stays low and the divider fits the ADC's range; table_pullup_ohm is
-    the pull-up its table was made for. A reading at the top of the ADC's range says
+    high_ohm = 0: the NTC from the pin to ground under its pull-up of table_pullup_ohm
+    (counts = volts / 3.3 V). high_ohm > 0: the NTC from 3.3 V to the pin over high_ohm
+    to ground, so a cold NTC's voltage stays low and the divider fits the ADC's range;
+    table_pullup_ohm is the pull-up its table was made for. A reading at the top of the ADC's range says
     nothing about the NTC: it is the divider's end that means a fault (open for a
     low-side NTC, shorted for a high-side one). Integer only; every product stays under
-    2**30."""
+    2**30.
+
+    gain_ppm: this unit's correction of the reading (adccal.py, measured at the factory:
+    what read_uv's eFuse calibration leaves, the rail's real voltage, the fixed
+    resistor's tolerance), applied to the millivolts before they become counts; 0 is an
+    uncalibrated unit. The board's load_records sets it from the record, whose bounds
+    (+-4 %) keep the product small (|mV x ppm| < 2500 x 40000 = 1e8)."""
 
     def __init__(self, adc, high_ohm=0, table_pullup_ohm=0):
-        self._read_uv = adc.read_uv
-        self._high_ohm = high_ohm
-        self._pullup_ohm = table_pullup_ohm
+        self.read_uv = adc.read_uv
+        self.high_ohm = high_ohm
+        self.pullup_ohm = table_pullup_ohm
+        self.gain_ppm = 0
 
     def read(self):
-        mv = self._read_uv() // 1000
-        if self._high_ohm == 0:
+        mv = self.read_uv() // 1000
+        if self.high_ohm == 0:
             if mv >= _ADC_TOP_MV:
                 return _RAW_FULL
-            return mv * _RAW_FULL // _RAIL_MV
+            mv += (mv * self.gain_ppm + _HALF_PPM) // _PPM
+            return mv * _RAW_FULL // RAIL_MV
         if mv >= _ADC_TOP_MV:
             return 0
         if mv <= 0:
             return _RAW_FULL
-        r_ohm = self._high_ohm * (_RAIL_MV - mv) // mv
+        mv += (mv * self.gain_ppm + _HALF_PPM) // _PPM
+        r_ohm = self.high_ohm * (RAIL_MV - mv) // mv
         if r_ohm > _R_MAX_OHM:
             return _RAW_FULL
-        return _RAW_FULL - _RAW_FULL * self._pullup_ohm // (r_ohm + self._pullup_ohm)
+        return _RAW_FULL - _RAW_FULL * self.pullup_ohm // (r_ohm + self.pullup_ohm)
 
 
 class Heater:
@@ -541,6 +552,8 @@ class Board:
             os.mkdir(self.data_dir)
         except OSError:
             pass
+        # Why a record of the board's own was not taken: the firmware's record_doubt.
+        self.record_problem = self.load_records()
         self.overruns = 0
         self.log_errors = 0
         self._log_q = []        # log lines waiting for flash_work()
@@ -554,6 +567,12 @@ class Board:
         # Last: from here the loop has WATCHDOG_MS to complete its first step.
         self.watchdog = WDT(timeout=config.WATCHDOG_MS)
         self.flash.feed = self.watchdog.feed
+
+    def load_records(self):
+        """What the board keeps on its data folder for itself (the C3: its ADC
+        calibration), loaded before anything reads a sensor; returns why a record was not
+        taken, or None."""
+        return None
 
     def reset_cause(self):
         return self._reset_cause

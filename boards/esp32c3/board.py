@@ -5,6 +5,8 @@ ADC's attenuation and how its volts become the NTC tables' counts, where the cut
 rest is boards/common/realboard.py. README.md next to this file has the wiring and the
 reasons behind each choice.
 """
+import sys
+
 import esp32
 import machine
 from machine import ADC, RTC, Pin
@@ -44,6 +46,7 @@ _CUTOFF_MARK = b"cutoff-open"
 # 1 k pull-up one. The outlet's 10 k pull-up divider stays under 2.35 V above ~5 C.
 _BOILER_LOW_OHM = const(560)
 _BOILER_TABLE_PULLUP_OHM = const(1000)
+_OUTLET_PULLUP_OHM = const(10000)
 
 
 def _adc(pin_no):
@@ -71,11 +74,20 @@ class Board(realboard.Board):
         # default options (inisetup.py), so LFS_KW stays empty.
         return esp32.Partition.find(esp32.Partition.TYPE_DATA, label="vfs")[0]
 
+    def load_records(self):
+        # This unit's ADC calibration (adccal.py, written by `steamer mfg adc-cal`). The
+        # module is let go after: only the factory needs it again, and the heap is short.
+        import adccal
+        problem = adccal.apply({"boiler": self.boiler_ntc, "outlet": self.outlet_ntc},
+                               self.data_dir)
+        del sys.modules["adccal"]
+        return problem
+
     def __init__(self):
         rtc = RTC()
-        self.boiler_ntc = realboard.NtcUv(_adc(_PIN_BOILER_NTC), _BOILER_LOW_OHM,
-                                          _BOILER_TABLE_PULLUP_OHM)
-        self.outlet_ntc = realboard.NtcUv(_adc(_PIN_OUTLET_NTC))
+        ntcs = ntc_channels()
+        self.boiler_ntc = ntcs["boiler"]
+        self.outlet_ntc = ntcs["outlet"]
         self.heater = realboard.Heater(_PIN_HEATER_SSR, _PIN_HEATER_KEEPALIVE)
         self.heater_cutoff = realboard.Cutoff(_PIN_CUTOFF_RELAY, _RtcMark(rtc))
         self.pump = realboard.Pump(_PIN_PUMP_STEP, _PIN_PUMP_ENCODER, _PUMP_TIMER_ID,
@@ -86,6 +98,15 @@ class Board(realboard.Board):
         self.button = realboard.Switch(_PIN_BUTTON, 1)
         self.podlet = realboard.PodletReader(_PIN_PODLET_1W)
         realboard.Board.__init__(self, _reset_cause(), rtc)
+
+
+def ntc_channels():
+    """The NTC dividers as the board reads them, uncalibrated ({"boiler", "outlet"}:
+    realboard.NtcUv): Board's, and the factory's calibration's (`steamer mfg adc-cal`
+    in the maintenance boot, adccal.py), which builds nothing else."""
+    return {"boiler": realboard.NtcUv(_adc(_PIN_BOILER_NTC), _BOILER_LOW_OHM,
+                                      _BOILER_TABLE_PULLUP_OHM),
+            "outlet": realboard.NtcUv(_adc(_PIN_OUTLET_NTC), 0, _OUTLET_PULLUP_OHM)}
 
 
 def _reset_cause():

@@ -200,14 +200,23 @@ class Pin:
 # ---- ADC ----------------------------------------------------------------------------
 # The C3's ADC at 11 dB: full scale ~2.5 V against its internal reference, spread per
 # chip; read_uv() is the eFuse calibration's estimate. The spread (+-5 %) and the
-# calibration's residual (+-0.5 %) are approximations drawn from $PORTSIM_CHIP_SEED.
+# calibration's residual (+-0.5 %: the datasheet bounds the calibrated error at 11 dB by
+# +-35 mV over 0..2500 mV, 1.4 % at the top) are approximations drawn from
+# $PORTSIM_CHIP_SEED; what the unit around the chip adds (rail, resistors) is unit.py's.
 # Full scale per attenuation (0, 2.5, 6, 11 dB), as the datasheet's ranges.
 _C3_FULL_SCALE_UV = (750000, 1050000, 1300000, 2500000)
-_seed = int(os.getenv("PORTSIM_CHIP_SEED") or "1")
-_s = (_seed * 2654435761) & 0xFFFFFFFF
-C3_GAIN_PPM = 1000000 + (_s % 100001) - 50000               # the chip's full scale
-C3_CAL_PPM = 1000000 + ((_s >> 17) % 10001) - 5000          # its calibration's error
-del _s, _seed
+C3_GAIN_PPM = C3_CAL_PPM = 1000000
+
+
+def draw_chip(seed):
+    """The C3 chip of `seed`: its full scale's spread and its calibration's error."""
+    global C3_GAIN_PPM, C3_CAL_PPM
+    s = (seed * 2654435761) & 0xFFFFFFFF
+    C3_GAIN_PPM = 1000000 + (s % 100001) - 50000            # the chip's full scale
+    C3_CAL_PPM = 1000000 + ((s >> 17) % 10001) - 5000       # its calibration's error
+
+
+draw_chip(int(os.getenv("PORTSIM_CHIP_SEED") or "1"))
 
 
 class ADC:

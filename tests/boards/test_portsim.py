@@ -117,8 +117,12 @@ _FAULT_RUNS = [(c, BOARDS_UNDER_TEST[i % 2]) for i, c in enumerate(faultcases.CA
 def runs(tmp_path_factory):
     """Every run this file checks, two at a time: {key: summary}."""
     cache = tmp_path_factory.mktemp("portsim-mpy")
+    boots = {}
     for board in BOARDS_UNDER_TEST:
-        run_on_board(board, {"contract": 1, "duration_s": 1}, mpy_cache=cache)  # builds
+        trace = cache / f"{board}-boot.jsonl"
+        run_on_board(board, {"contract": 1, "duration_s": 1}, mpy_cache=cache,  # builds
+                     trace=str(trace))
+        boots["boot", board] = [json.loads(line) for line in trace.read_text().splitlines()]
     jobs = {("nominal", b): DEMO for b in BOARDS_UNDER_TEST}
     jobs.update({("1ul_min", b): _slow_dose_scenario(1, 320.0) for b in BOARDS_UNDER_TEST})
     jobs.update({("fault", c.name, b): faultcases.scenario(c) for c, b in _FAULT_RUNS})
@@ -129,7 +133,19 @@ def runs(tmp_path_factory):
                    for k, sc in jobs.items()}
         futures["worst", "picow"] = pool.submit(run_on_board, "picow", worst, flash="worst",
                                                 heap="1M", mpy_cache=cache)
-        return {k: f.result() for k, f in futures.items()}
+        done = {k: f.result() for k, f in futures.items()}
+    done.update(boots)
+    return done
+
+
+@pytest.mark.parametrize("board", BOARDS_UNDER_TEST)
+def test_an_uncalibrated_c3_boots_in_doubt(board, runs):
+    # The board's record_problem (boards/common/adccal.py), emitted by fw.main.boot: a
+    # C3 never calibrated (`steamer mfg adc-cal`) reads uncorrected and says so. The
+    # Pico W reads ratiometrically and keeps no such record.
+    doubts = [r["reason"] for r in runs["boot", board] if r.get("event") == "record_doubt"]
+    want = {"esp32c3": ["adccal: no record (uncalibrated: steamer mfg adc-cal)"], "picow": []}
+    assert doubts == want[board]
 
 
 @pytest.mark.parametrize("board", BOARDS_UNDER_TEST)

@@ -145,8 +145,9 @@ class _Runtime:
     """The persistent `micropython` child that runs code blocks in the board's root."""
 
     def __init__(self, root: Path, executor: Path, extra_path: list[str],
-                 machine: str | None = None) -> None:
+                 machine: str | None = None, env: dict[str, str] | None = None) -> None:
         self.machine = machine
+        self.env = env or {}
         self.root = root
         self.executor = executor
         self.extra_path = extra_path
@@ -162,6 +163,7 @@ class _Runtime:
         env.pop("STEAMER_VBOARD_MACHINE", None)
         if self.machine:
             env["STEAMER_VBOARD_MACHINE"] = self.machine
+        env.update(self.env)
         try:
             self.proc = subprocess.Popen(
                 [micropython_exe(), "-X", "heapsize=" + BOARD_HEAP, str(self.executor),
@@ -200,8 +202,13 @@ class VirtualBoard:
     """A board on a pseudo-terminal: start() returns its port (e.g. /dev/pts/5)."""
 
     def __init__(self, root: Path | str | None = None, board: str = "sim",
-                 run_main: bool = False, machine: str | None = None) -> None:
+                 run_main: bool = False, machine: str | None = None,
+                 path: list[Path] | None = None, env: dict[str, str] | None = None) -> None:
         self.machine = machine      # what os.uname().machine says (default: the host's)
+        # Folders importable after the board's (a real board's modules from source on
+        # the port models, say), and what the runtime's environment adds ($PORTSIM_PORT).
+        self.path = [str(p) for p in path or []]
+        self.env = dict(env or {})
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="steamer-vboard-")
@@ -239,7 +246,7 @@ class VirtualBoard:
         executor = Path(self._exec_dir.name) / "vboard_executor.py"
         executor.write_text(_EXECUTOR)
         extra = [str(BOARDS / self.board)] if (BOARDS / self.board / "board.py").exists() else []
-        self._rt = _Runtime(self.root, executor, extra, self.machine)
+        self._rt = _Runtime(self.root, executor, extra + self.path, self.machine, self.env)
         self._rt.start()
         self._master, self._slave = os.openpty()
         # Raw both ways: no echo, no CR/LF translation, as on a USB CDC port. Our own slave
