@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
 
 from steamer.cli.main import build_parser
@@ -20,7 +21,10 @@ def test_an_output_file_or_folder_is_o_or_out_in_every_command() -> None:
     seen = []
     for words, parser in _commands(build_parser()):
         for action in parser._actions:
-            flags = [f for f in action.option_strings if "out" in f and "timeout" not in f]
+            # --out, --output, --out-dir, --outdir ... name an output; --timeout and
+            # --outlet-ohm (the outlet sensor's) do not.
+            flags = [f for f in action.option_strings
+                     if re.match(r"--(out|output)(\b|[-_]|dir)", f)]
             if flags or "-o" in action.option_strings:
                 seen.append(" ".join(words))
                 assert action.option_strings == ["-o", "--out"], (words, action.option_strings)
