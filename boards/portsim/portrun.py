@@ -27,6 +27,7 @@ import machine
 import onewire
 import portclock
 import timedflash
+from pintable import pin_table
 from fw import codes
 from fw import main
 from plant import PARAMS, Plant
@@ -48,15 +49,6 @@ WIRING = {
     "esp32c3": {"boiler": ("high", 560), "outlet": "low", "port": "esp32", "unit": True},
 }
 
-
-def pin_table(path):
-    """The board's `_PIN_X = const(N)` table, read from its source."""
-    table = {}
-    with open(path) as f:
-        for line in f:
-            if line.startswith("_PIN_") and "const(" in line:
-                table[line.split("=")[0].strip()[5:]] = int(line.split("const(")[1].split(")")[0])
-    return table
 
 
 def _nominal_uv(raw, pullup_ohm, how, _name):

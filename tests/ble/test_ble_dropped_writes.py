@@ -12,16 +12,14 @@ import asyncio
 import pytest
 
 from steamer.client import MemoryLogSink, Steamer, SteamerError
-from steamer_harness.ble import After, make_records, record_counts, served_and_paired
-from steamer_sim.air import Air, LinkParams
+from steamer_harness.ble import After, make_records, record_counts, on_own_air
+from steamer_sim.air import Air
 from steamer_sim.backend import sim_radio
 
 
 @pytest.fixture(scope="module")
 def dropping(tmp_path_factory):
-    air = Air(LinkParams())
-    air.start_thread()
-    s, ring = served_and_paired(air, tmp_path_factory.mktemp("drops"), "drops-1")
+    air, s, ring = on_own_air(tmp_path_factory.mktemp("drops"), "drops-1")
     yield air, s, ring
     s.stop()
     assert s.crashes() == []

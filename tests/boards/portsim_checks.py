@@ -7,18 +7,12 @@ import json
 import machine
 import micropython
 import portclock
+from checkkit import raises
 import time
 from timedflash import TimedFlash
 
 out = {"port": machine.PORT}
 
-
-def raises(f, *args):
-    try:
-        f(*args)
-    except Exception as e:  # noqa: BLE001
-        return type(e).__name__
-    return None
 
 
 # ---- PWM: the slowest rate each port makes -------------------------------------------

@@ -13,6 +13,7 @@ import vfs
 import machine
 import portclock
 import timedflash
+from pintable import pin_table
 from timedflash import TimedFlash
 
 import board as board_mod
@@ -22,14 +23,6 @@ _EDGES = 1600
 _SPACING_US = 2500      # 400 Hz: the pump's fastest encoder rate is about that
 _SPARE_PIN = 13
 
-
-def pin_table(path):
-    table = {}
-    with open(path) as f:
-        for line in f:
-            if line.startswith("_PIN_") and "const(" in line:
-                table[line.split("=")[0].strip()[5:]] = int(line.split("const(")[1].split(")")[0])
-    return table
 
 
 PIN = pin_table(os.getenv("BOARD_PY"))

@@ -6,6 +6,7 @@ import json
 import machine
 import micropython
 import portclock
+from checkkit import raises
 import time
 from machine import Pin, mem32
 
@@ -39,13 +40,6 @@ def edges(pins, n, spacing_us=500):
     for p in pins:
         p.add_edges([t0 + spacing_us * (i + 1) for i in range(n)])
 
-
-def raises(f, *args):
-    try:
-        f(*args)
-    except Exception as e:  # noqa: BLE001
-        return type(e).__name__
-    return None
 
 
 out = {}

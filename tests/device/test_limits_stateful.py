@@ -2,7 +2,8 @@
 steamer_harness.limits_machine (invariants listed there) drives the firmware's own ledger
 and limit code on the micropython interpreter, one process for every sequence.
 
-STEAMER_LIMITS_EXAMPLES sets the number of sequences (default 1000); the benchmark
+STEAMER_LIMITS_EXAMPLES sets the number of sequences (default 600; `make soak` runs
+10,000); the benchmark
 (`steamer dev bench --parts limits`) runs 100,000 of the same machine.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ def device():
 
 
 def test_no_sequence_breaks_the_limits(device):
-    examples = limits_machine.examples_from_env(1000)
+    examples = limits_machine.examples_from_env(600)
     stats = limits_machine.run(examples, device)
     assert stats.sequences >= examples
     # The sequences reach the limits, not only the refusals before them.

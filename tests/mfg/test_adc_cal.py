@@ -6,7 +6,6 @@ as the fixture would: the unit's divider with the plug in place of the NTC), and
 firmware's loader reading what arrived."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ import pytest
 from steamer_dev.paths import BOARDS, DEVICE, PROTOCOL, micropython_exe
 from steamer_dev.vboard import VirtualBoard
 from steamer_mfg import cli as mfg
+from steamer_harness.cli import run_registered
 
 SEED = "7"      # a unit whose gains are ~+2 %: calibration has something to do
 PATH = [BOARDS / "portsim", BOARDS / "common", DEVICE, PROTOCOL, BOARDS / "sim"]
@@ -35,10 +35,7 @@ for pin, ch, pull, how, ohm in ((0, 'boiler', 1000, ('high', 560), %(boiler)s),
 
 
 def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    mfg.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return run_registered(mfg.register, argv)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import os
 from steamer_harness import nominal
 from steamer_sim.driver import run_many
 
-SESSIONS = int(os.environ.get("STEAMER_SOAK_SESSIONS", "80"))
+SESSIONS = int(os.environ.get("STEAMER_SOAK_SESSIONS", "50"))
 
 
 def test_no_false_trip_in_randomized_nominal_sessions():

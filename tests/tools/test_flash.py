@@ -2,7 +2,6 @@
 the real mpremote, then checking what arrived in the board's file system."""
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -16,16 +15,14 @@ import pytest
 from steamer_dev import flash
 from steamer_dev.build import build_board
 from steamer_dev.vboard import VirtualBoard
+from steamer_harness.cli import run_registered
 
 BOARD = "esp32c3"
 
 
 def run_cli(argv: list[str]) -> int:
     """What `steamer dev ARGV` runs, through the module's register()."""
-    parser = argparse.ArgumentParser()
-    flash.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return run_registered(flash.register, argv)
 
 
 @pytest.fixture(scope="module")

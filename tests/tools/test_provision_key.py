@@ -3,7 +3,6 @@ key to a virtual board with the real mpremote, and the firmware's own trust modu
 reading what arrived."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -20,14 +19,12 @@ from steamer_mfg import cli as mfg
 from steamer_mfg.devkeys import DEV_PUBLIC, DEV_SEED
 from steamer_dev.paths import BOARDS, DEVICE, PROTOCOL, micropython_exe
 from steamer_dev.vboard import VirtualBoard
+from steamer_harness.cli import run_registered
 
 
 def run_cli(argv: list[str]) -> int:
     """What `steamer mfg ARGV` runs, through the module's register()."""
-    parser = argparse.ArgumentParser()
-    mfg.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return run_registered(mfg.register, argv)
 
 
 @pytest.fixture(scope="module")

@@ -117,6 +117,16 @@ def served_and_paired(air: Air, tmp: Path, name: str, speed: float = 10.0
     return s, ring
 
 
+def on_own_air(tmp: Path, name: str, params: LinkParams | None = None,
+               speed: float = 10.0) -> tuple[Air, Served, KeyRing]:
+    """An air of its own (in this process, with params) and a steamer served on it and
+    paired: for a module fixture whose tests change the air's parameters."""
+    air = Air(params or LinkParams())
+    air.start_thread()
+    s, ring = served_and_paired(air, tmp, name, speed=speed)
+    return air, s, ring
+
+
 # ---- steps shared with the tests ---------------------------------------------------------
 
 async def pair(addr: str, air: str, ring: KeyRing) -> bytes:
