@@ -20,10 +20,14 @@ Flow control both ways: the host spends one credit per PDU and gets it back only
 the PDU has been consumed, and service() consumes PDUs only while the notification
 queue has room. Notifications are paced: they are handed to the stack at the rate the
 link carries them (PDUs per connection event over the connection interval), with at
-most two events' worth ahead, so the stack is not flooded and ENOMEM is the exception
-(counted in `enomem`); what waits stays queued, whole frames only. No API reports PDUs
-per event: the board's figure is where the pacing starts each connection, and ENOMEM
-(what the stack took between two refusals) brings it down to what the link carries.
+most two events' worth ahead, so the stack is not flooded (BTstack never refuses: it
+copies onto the heap); what waits stays queued, whole frames only. A stack whose
+buffers run out first (NimBLE's mbufs hold 8 notifications of 244 bytes: under two
+events' worth at 6 PDUs per event) refuses with ENOMEM (counted in `enomem`), and the
+next pump() after the air's next message tries again. No API reports PDUs per event:
+the board's figure is where the pacing starts each connection, and ENOMEM (what the
+stack took between two refusals some events apart) brings it down to what the link
+carries.
 The interval is the board's at each connect until the stack reports an update.
 The MTU is 23 until an exchange completes: the steamer asks for one once connected
 (gattc_exchange_mtu; not every central starts it), and frames after it go in PDUs of
@@ -66,10 +70,14 @@ _INTERVAL_MS = const(30)
 _BURST_EVENTS = const(2)       # events' worth handed to the stack ahead of the link
 _TOKEN = const(1000)           # one PDU, in the pacing's milli-PDUs
 # The pacing learns from ENOMEM (NimBLE): the PDUs the stack took between two refusals
-# over the time between them is what the link carried (PDUs per event); after
-# _PROBE_EVENTS events' worth taken without a refusal the estimate goes one PDU per
-# event back up, never past the board's figure.
-_PROBE_EVENTS = const(32)
+# over the time between them is what the link carried (PDUs per event), measured over
+# _RATE_MIN_EVENTS events at least (refusals closer together are one full stack: a
+# window of an event or two reads the part of an event's frees that had come in, 2 of
+# 4, and held the pace at half the link); after _PROBE_EVENTS events' worth taken
+# without a refusal the estimate goes one PDU per event back up, never past the
+# board's figure.
+_PROBE_EVENTS = const(8)
+_RATE_MIN_EVENTS = const(8)
 _RATE_WINDOW_MS = const(3000)  # refusals further apart say nothing of the rate
 _STATE_PERIODS = const(10)     # State written (and notified) every second
 # pump(): log replies made per call, and only while fewer PDUs than this wait for the
@@ -555,22 +563,29 @@ class Link:
         return _BURST_EVENTS * self.pdus_per_event * _TOKEN
 
     def _refused(self):
-        """ENOMEM: the stack is full; the budget starts again from nothing. The PDUs it
-        took since the last refusal over the time between them are what the link carried
-        (the stack was full at both): the PDUs per event the pacing runs on."""
+        """ENOMEM: the stack is full. The PDUs it took since the last refusal at least
+        _RATE_MIN_EVENTS events back, over the time between them, are what the link
+        carried (the stack was full at both): the PDUs per event the pacing runs on."""
         now = time.ticks_ms()
         dt = time.ticks_diff(now, self.enomem_t_ms)
-        if 0 < dt < _RATE_WINDOW_MS and self.tx_taken:
-            ppe = (self.tx_taken * self.interval_ms + dt // 2) // dt
-            self.pdus_per_event = max(1, min(self.pdus_default, ppe))
-        self.enomem_t_ms = now
-        self.tx_taken = self.tx_clean = 0
-        self.tx_tokens = 0
+        if dt < _RATE_MIN_EVENTS * self.interval_ms:
+            pass                # the same full stack: the window goes on
+        else:
+            if dt < _RATE_WINDOW_MS and self.tx_taken:
+                ppe = (self.tx_taken * self.interval_ms + dt // 2) // dt
+                self.pdus_per_event = max(1, min(self.pdus_default, ppe))
+            self.enomem_t_ms = now
+            self.tx_taken = 0
+        self.tx_clean = 0
+        # The budget is kept: what frees the stack's buffers is the link carrying them,
+        # and the next pump() comes with the air's next message, so a retry then finds
+        # room. Zeroed here, it waited for the pace to refill and the stack ran dry
+        # between events (a sync at MTU 247 kept 0.73 of the link instead of 0.84).
 
     def _notify(self, handle, data):
         """Hands one notification to the stack if the budget allows: True if it took it.
-        ENOMEM (the link slowed down, say) is counted and the budget starts again from
-        nothing; ENOTCONN ends the connection's queue (its IRQ follows); any other error
+        ENOMEM (the stack's buffers are full) is counted and may set the pace
+        (_refused); ENOTCONN ends the connection's queue (its IRQ follows); any other error
         propagates, and service() drops the connection."""
         if self.tx_tokens < _TOKEN:
             return False
