@@ -90,3 +90,29 @@ def test_a_replayed_or_far_ahead_counter_is_still_refused(dropping):
             await write(st, st.frame({"type": "session_start", "podlet_type": 0}, True))
             assert await refusal(st) == "auth_failed"
     asyncio.run(go())
+
+
+def test_writes_past_the_centrals_queue_are_dropped_and_cost_nothing_more(dropping):
+    """Under load: a central whose stack queues one write without response for a link
+    that carries one PDU an event drops what the host writes faster (CoreBluetooth's
+    behaviour). The steamer takes the next command, and every credit comes back."""
+    air, s, ring = dropping
+    air.call(lambda: air.set_params(central_write_queue=1, pdus_per_event=1))
+
+    async def go():
+        async with Steamer(s.addr, ring, timeout_s=3,
+                           **sim_radio(air.address).steamer_kw()) as st:
+            await st.authenticate()
+            full = st.credits
+            for _ in range(6):              # faster than one an event: some are dropped
+                await st.send({"type": "session_start", "podlet_type": 0}, ack=True)
+            await asyncio.sleep(0.5)
+            await make_records(st, 1)
+            await asyncio.sleep(0.3)
+            assert st.credits == full
+        (conn,) = air.call(air.stats)["closed"][-1:]
+        assert conn["writes_dropped"] >= 1, conn
+    try:
+        asyncio.run(go())
+    finally:
+        air.call(lambda: air.set_params(central_write_queue=0, pdus_per_event=6))
