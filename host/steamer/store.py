@@ -761,6 +761,14 @@ class Store:
         affected = dict(db.execute(
             "SELECT start_seq, id FROM sessions WHERE device_id = ? AND "
             "(end_seq IS NULL OR end_seq >= ?)", (device_id, min_new)).fetchall())
+        # A session a boot cut short ("restarted", closed before the boot) still takes
+        # the end the firmware writes after its boot records, until the next session
+        # starts: the last session begun before min_new, if a boot cut it, may change.
+        last = db.execute(
+            "SELECT start_seq, id, end_reason FROM sessions WHERE device_id = ? AND "
+            "start_seq < ? ORDER BY start_seq DESC LIMIT 1", (device_id, min_new)).fetchone()
+        if last is not None and last[2] == END_RESTARTED:
+            affected[last[0]] = last[1]
         from_seq = min([min_new, *affected])
         rows = ((seq, kind, json.loads(text)) for seq, kind, text in db.execute(
             "SELECT seq, kind, payload FROM log_records WHERE device_id = ? AND seq >= ? "

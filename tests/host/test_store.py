@@ -395,6 +395,25 @@ def test_a_boot_ends_the_session_it_finds_open(tmp_path: Path) -> None:
         assert END_REASONS[s.end_reason] == "the steamer restarted (power cut or reset)"
 
 
+def test_an_end_after_a_boot_reaches_a_session_stored_as_restarted(tmp_path: Path) -> None:
+    """The firmware ends a session a power cut cut short after its boot records (with
+    the dose its ledger counted). Synced in two batches, the boot in the first and that
+    end in the second, the session takes the end, as one batch gives it (found by
+    test_ingest_is_exactly_once_whatever_the_delivery: the second batch's re-derivation
+    began after the session, closed as "restarted" before the boot)."""
+    log = [started(1, 0), sample(2, 1000, 5.0), rec(3, "boot", reason="power_on"),
+           ended(4, 500, 6.0, reason="power_loss"), started(5, 2000)]
+    with Store.open(tmp_path / "two.db") as store:
+        store.ingest(DEV, log[:3])
+        assert store.sessions()[0].end_reason == "restarted"
+        store.ingest(DEV, log[3:])
+        two = [(s.start_seq, s.end_seq, s.end_reason, s.dose_ul) for s in store.sessions()]
+    with Store.open(tmp_path / "one.db") as store:
+        store.ingest(DEV, log)
+        one = [(s.start_seq, s.end_seq, s.end_reason, s.dose_ul) for s in store.sessions()]
+    assert two == one == [(1, 4, "power_loss", 6.0), (5, None, None, 0.0)]
+
+
 def test_a_read_only_open_upgrades_an_older_schema_or_says_it_cannot(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     make_v1(path)
