@@ -317,6 +317,15 @@ def test_the_interval_is_reported_only_when_the_central_changes_it():
     _both(check)
 
 
+def _said_within(air, op, n, ms=2000):
+    """What the radio said of op once it has said n of them (or ms passed): its socket
+    carries them to this air a moment after the call that sent them."""
+    t0 = time.ticks_ms()
+    while len(air.said(op)) < n and time.ticks_diff(time.ticks_ms(), t0) < ms:
+        time.sleep_ms(5)
+    return air.said(op)
+
+
 def test_the_peripheral_runs_its_own_mtu_exchange_once_per_connection():
     """Item 7: the MTU exchange the peripheral starts as GATT client. NimBLE:
     modbluetooth_nimble.c mp_bluetooth_gattc_exchange_mtu returns ble_gattc_exchange_mtu
@@ -325,11 +334,19 @@ def test_the_peripheral_runs_its_own_mtu_exchange_once_per_connection():
     gatt_client_send_mtu_negotiation and returns 0. Either way the request goes to the
     central, and its completion is _IRQ_MTU_EXCHANGED (nimble: BLE_GAP_EVENT_MTU ->
     mp_bluetooth_gatts_on_mtu_exchanged). A connection that is not there: ENOTCONN."""
+    def connected(radio, n):
+        # The connect IRQ (1) has run n times: the radio knows the connection.
+        t0 = time.ticks_ms()
+        while (len([e for e, _ in radio.seen if e == 1]) < n
+               and time.ticks_diff(time.ticks_ms(), t0) < 2000):
+            radio.poll(20)
+
     def check(port, air, radio, handles):
         air.send({"op": "connect", "conn": 1, "addr": "C0FFEE000001", "interval_ms": 30})
-        radio.poll(200)
+        connected(radio, 1)
         radio.gattc_exchange_mtu(1)
-        assert [m["conn"] for m in air.said("exchange_mtu")] == [1], (port, air.msgs)
+        assert [m["conn"] for m in _said_within(air, "exchange_mtu", 1)] == [1], (
+            port, air.msgs)
         if port == "nimble":
             try:
                 radio.gattc_exchange_mtu(1)
@@ -340,7 +357,9 @@ def test_the_peripheral_runs_its_own_mtu_exchange_once_per_connection():
             assert radio.gattc_exchange_mtu(1) is None
         assert len(air.said("exchange_mtu")) == 1, (port, air.msgs)
         air.send({"op": "mtu", "conn": 1, "mtu": 185})
-        radio.poll(200)
+        t0 = time.ticks_ms()
+        while radio.seen[-1][0] != 21 and time.ticks_diff(time.ticks_ms(), t0) < 2000:
+            radio.poll(20)
         assert radio.seen[-1] == (21, (1, 185)), (port, radio.seen)
         try:
             radio.gattc_exchange_mtu(7)
@@ -350,9 +369,10 @@ def test_the_peripheral_runs_its_own_mtu_exchange_once_per_connection():
         # A new connection may ask again.
         air.send({"op": "disconnect", "conn": 1})
         air.send({"op": "connect", "conn": 2, "addr": "C0FFEE000001", "interval_ms": 30})
-        radio.poll(200)
+        connected(radio, 2)
         radio.gattc_exchange_mtu(2)
-        assert [m["conn"] for m in air.said("exchange_mtu")] == [1, 2], (port, air.msgs)
+        assert [m["conn"] for m in _said_within(air, "exchange_mtu", 2)] == [1, 2], (
+            port, air.msgs)
     _both(check)
 
 
@@ -409,13 +429,18 @@ def test_btstack_never_refuses_and_copies_what_waits_onto_the_heap():
         air.close()
 
 
-def _busy_locked(ms):
+def _busy_locked(ms, until=None):
     """The main thread inside heap_lock() for about ms, never calling the radio (as the
-    control step runs): the branches of its loop are where a scheduled task may run."""
+    control step runs): the branches of its loop are where a scheduled task may run.
+    until: a list the wait goes on for (up to 5 s) while it is empty (no IRQ ran yet), so
+    a reader thread slow to take the air's message on a busy machine still finds the
+    lock held."""
     micropython.heap_lock()
     t0 = time.ticks_ms()
-    while time.ticks_diff(time.ticks_ms(), t0) < ms:
-        pass
+    while True:
+        t = time.ticks_diff(time.ticks_ms(), t0)
+        if t >= 5000 or (t >= ms and (until is None or until)):
+            break
     micropython.heap_unlock()
 
 
@@ -437,7 +462,7 @@ def _write_and_wait_locked(port):
         radio.gatts_set_buffer(handles[1], 64, True)
         radio.irq(handler)
         air.send({"op": "write", "conn": 1, "handle": handles[1], "data": "0102"})
-        _busy_locked(300)
+        _busy_locked(300, got)
         return got
     finally:
         bluetooth.reset_radio()
@@ -516,6 +541,10 @@ def test_connections_that_come_and_go_cost_the_heap_nothing():
             irqs[0] += 1            # small ints: the handler allocates nothing
 
         radio.irq(counted)
+        # The radios of the tests before end their reader threads once their sockets
+        # close: let them go first, or what they free lands in the measurement.
+        time.sleep_ms(300)
+        gc.collect()
 
         def cycles(first, n):
             for conn in range(first, first + n):
@@ -524,7 +553,11 @@ def test_connections_that_come_and_go_cost_the_heap_nothing():
                 air.send({"op": "disconnect", "conn": conn})
                 if conn % 10 == 0:
                     radio.poll(20)
-            radio.poll(200)
+            # Every IRQ of these connections has run (the radio has read all the air
+            # sent: what it has not is bytes on its heap), then the heap is measured.
+            t0 = time.ticks_ms()
+            while irqs[0] < 2 * (first + n - 1) and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+                radio.poll(20)
             radio.poll(50)
             gc.collect()
             return gc.mem_free()
