@@ -123,13 +123,12 @@ class Reassembler:
             return self._fail("pdu: length %d, %d bytes follow" % (pdu[2], n - PDU_HEADER), seq)
         if seq != self.seq:
             gap = (seq - self.seq) & 0xFF
-            if gap <= MAX_GAP:
-                self.lost += gap
             if gap > MAX_GAP:
                 # A seq gone back (a duplicate, or reordered): the chain stays where it
                 # was, so what comes after it is not taken twice.
                 return self._fail("pdu: seq %d, expected %d (PDU duplicated or reordered)"
                                   % (seq, self.seq), -1)
+            self.lost += gap
             if ctl & _INDEX:
                 return self._fail("pdu: seq %d, expected %d (PDU lost)" % (seq, self.seq),
                                   seq)

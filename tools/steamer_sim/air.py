@@ -402,8 +402,8 @@ class Air:
             conn.drop_writes -= 1
         else:
             limit = conn.params.central_write_queue
-            waiting = sum(1 for item in conn.up if item[1] == "write" and item[4] is None)
-            if not limit or waiting < limit:
+            if not limit or sum(1 for item in conn.up
+                                if item[1] == "write" and item[4] is None) < limit:
                 return False
         conn.stats["writes_dropped"] += 1
         return True
