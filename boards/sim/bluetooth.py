@@ -233,7 +233,13 @@ class _Radio:
         self.irq_errors = 0
         self.threaded = THREADS and _thread is not None and self.port != "sim"
         self._lock = _thread.allocate_lock() if _thread is not None else _NoLock()
-        self._pending = []         # threaded: IRQs not yet delivered, (event, data)
+        # Threaded: IRQs not yet delivered, (event, data), in a ring the main thread takes
+        # from without allocating (list.pop shrinks its list with m_renew, py/objlist.c
+        # list_pop, which raises MemoryError inside heap_lock(): with this lock held).
+        # The reader thread grows it when full; it may allocate.
+        self._ring = [None] * 32
+        self._head = 0
+        self._count = 0
         self._scheduled = False
         self._dispatch_cb = self._scheduled_dispatch    # bound once: scheduling allocates nothing
         self._got = 0              # threaded: messages the reader thread took
@@ -477,6 +483,12 @@ class _Radio:
         poller.register(sock, select.POLLIN)
         while self._sock is sock:
             ready = poller.poll(20)
+            if self._count and not self._scheduled:
+                # What a scheduled run left (the lock was busy, the scheduler's queue
+                # full): the port's soft timer polls the stack again
+                # (ports/rp2/mpbthciport.c mp_bluetooth_hci_poll_in_ms), and
+                # mp_sched_schedule_node never fails, so nothing waits for a next message.
+                self._deliver()
             if self._late:
                 with self._lock:
                     self._run_late()
@@ -503,7 +515,7 @@ class _Radio:
     def _deliver(self):
         """Threaded: the IRQs queued so far, run here (NimBLE: its task calls the handler)
         or scheduled for the main thread (BTstack: mp_sched_schedule)."""
-        if not self.threaded or not self._pending:
+        if not self.threaded or not self._count:
             return
         if self.port == "btstack":
             if not self._scheduled:
@@ -511,7 +523,7 @@ class _Radio:
                 try:
                     micropython.schedule(self._dispatch_cb, None)
                 except RuntimeError:
-                    self._scheduled = False     # the queue is full: the next message's
+                    self._scheduled = False     # the queue is full: the reader retries
             return
         self._dispatch(None)
 
@@ -519,7 +531,7 @@ class _Radio:
         # BTstack: run at the main thread's next branch, which may be inside this radio's
         # own locked section (a gatts_notify the firmware is in): the real port has no
         # lock there (one thread), so this must not wait on it, or the main thread waits
-        # on itself for good. Busy: the next message or poll() delivers.
+        # on itself for good. Busy: the reader thread schedules again at its next wake.
         self._dispatch(None, False)
 
     def _dispatch(self, _arg, wait=True):
@@ -528,11 +540,16 @@ class _Radio:
         while True:
             if not self._lock.acquire(wait):
                 return
-            if not self._pending:
-                self._lock.release()
-                return
-            ev = self._pending.pop(0)
+            ev = None
+            if self._count:
+                ring = self._ring
+                ev = ring[self._head]
+                ring[self._head] = None
+                self._head = (self._head + 1) % len(ring)
+                self._count -= 1
             self._lock.release()
+            if ev is None:
+                return
             self._call(ev[0], ev[1])
 
     # ---- internals ---------------------------------------------------------------------
@@ -624,7 +641,16 @@ class _Radio:
 
     def _irq(self, event, data):
         if self.threaded:
-            self._pending.append((event, data))     # under the lock; _deliver() runs it
+            # Under the lock; _deliver() runs it.
+            ring = self._ring
+            n = len(ring)
+            if self._count == n:
+                ring = ring[self._head:] + ring[:self._head] + [None] * n
+                self._ring = ring
+                self._head = 0
+                n += n
+            ring[(self._head + self._count) % n] = (event, data)
+            self._count += 1
             return
         self._call(event, data)
 

@@ -434,12 +434,12 @@ def _busy_locked(ms, until=None):
     control step runs): the branches of its loop are where a scheduled task may run.
     until: a list the wait goes on for (up to 5 s) while it is empty (no IRQ ran yet), so
     a reader thread slow to take the air's message on a busy machine still finds the
-    lock held."""
+    lock held; or a function the wait goes on for while it returns False."""
     micropython.heap_lock()
     t0 = time.ticks_ms()
     while True:
         t = time.ticks_diff(time.ticks_ms(), t0)
-        if t >= 5000 or (t >= ms and (until is None or until)):
+        if t >= 5000 or (t >= ms and (until is None or (until() if callable(until) else until))):
             break
     micropython.heap_unlock()
 
@@ -479,6 +479,41 @@ def test_btstack_irqs_run_inside_the_heap_locked_step():
     scheduling points: the unix VM's)."""
     got = _write_and_wait_locked("btstack")
     assert got == ["MemoryError", _thread.get_ident()], got
+
+
+def test_btstack_a_burst_of_irqs_inside_the_locked_step_all_run_and_the_radio_still_hears():
+    """Item 1, the sim's own queue: the port runs the stack's buffered events in one
+    scheduled task (ports/rp2/mpbthciport.c run_events_scheduled_task ->
+    mp_bluetooth_hci_poll, all buffered HCI data) inside heap_lock(), allocating nothing
+    of its own; what its task leaves, its soft timer polls again
+    (mp_bluetooth_hci_poll_in_ms), and mp_sched_schedule_node never fails. The sim's
+    queue of IRQs must be as quiet: it was a list, and list.pop shrinks its list with
+    m_renew (py/objlist.c list_pop) once it is under half full, which inside heap_lock()
+    raised MemoryError with the radio's lock held, so the reader thread never took
+    another message (a chaos run on the Pico W model hung). 40 writes land while the
+    main thread is locked; all 40 run there, and a write after it still runs."""
+    air, radio, handles = _radio("btstack")
+    n = [0]
+
+    def handler(ev, data):
+        if ev == 3:
+            n[0] += 1       # a small int in a list made before: nothing allocated
+    try:
+        _connect(air, radio)
+        radio.gatts_set_buffer(handles[1], 64, True)
+        radio.irq(handler)
+        for _ in range(40):
+            air.send({"op": "write", "conn": 1, "handle": handles[1], "data": "0102"})
+        _busy_locked(300, lambda: n[0] >= 40)
+        ran_locked = n[0]
+        air.send({"op": "write", "conn": 1, "handle": handles[1], "data": "0304"})
+        t0 = time.ticks_ms()
+        while n[0] < 41 and time.ticks_diff(time.ticks_ms(), t0) < 3000:
+            radio.poll(20)
+        assert (ran_locked, n[0], radio.irq_errors) == (40, 41, 0)
+    finally:
+        bluetooth.reset_radio()
+        air.close()
 
 
 def test_nimble_irqs_run_on_the_stacks_own_thread():
