@@ -13,8 +13,9 @@ follow extmod/modbluetooth.c where it is shared. When neither names one the mode
 "sim", no real port: the notification buffering the sim had before the port models
 (TX_SLOTS notifications in flight whatever their size, then ENOMEM), kept as the default
 so today's tests and traces stay as they were; it has the shared semantics below.
-- NimBLE: a notification takes mbufs from a pool of MSYS_BLOCKS blocks of MSYS_BLOCK_SIZE
-  bytes until the link carries it; none left: OSError(ENOMEM), so fewer large ones fit.
+- NimBLE: past the controller's NIMBLE_ACL_SLOTS a notification takes mbufs from a pool
+  of MSYS_BLOCKS blocks of MSYS_BLOCK_SIZE bytes until the controller takes it; none
+  left: OSError(ENOMEM), so fewer large ones fit.
 - BTstack: never ENOMEM; past the controller's ACL_SLOTS a notification is copied onto
   the MicroPython heap (m_tracked_calloc) until it is sent, without bound.
 - Both: a notification over MTU-3 is cut to MTU-3; an append-mode write that overflows the
@@ -70,14 +71,25 @@ _IRQ_CONNECTION_UPDATE = const(27)
 _DEFAULT_BUF = const(20)     # what an attribute holds unless gatts_set_buffer says more
 _ADV_MAX = const(31)         # legacy advertising data (BLE_HS_ADV_MAX_SZ)
 _ENODEV = const(19)          # ERRNO_BLUETOOTH_NOT_ACTIVE (extmod/modbluetooth.h)
-# NimBLE's mbuf pool as ESP-IDF configures it for the esp32 port (its sdkconfig.ble
-# leaves CONFIG_BT_NIMBLE_MSYS_1_BLOCK_COUNT / _BLOCK_SIZE at 24 and 128): a block holds
-# its size less the os_mbuf header, the first also the packet header and the ATT, L2CAP
-# and HCI headers NimBLE prepends.
-MSYS_BLOCKS = const(24)
-MSYS_BLOCK_SIZE = const(128)
+# NimBLE on the ESP32-C3 (ESP-IDF components/bt/host/nimble/Kconfig.in: MSYS_1 is 12
+# blocks of 256 bytes where the SoC has no SOC_ESP_NIMBLE_CONTROLLER, as the C3; 24 x 128
+# is the C2/C6/H2's; ports/esp32/boards/sdkconfig.ble sets neither). A notification's
+# value goes into a chain from MSYS_1 (ble_hs_mbuf_from_flat asks os_msys_get_pkthdr for
+# 0 bytes: the smallest pool, never MSYS_2): the first block holds its size less the
+# os_mbuf header, the packet header and the leading space NimBLE keeps, each further one
+# its size less the header; ble_att_clt_tx_notify takes one block more for the ATT
+# header. So up to 219 bytes take 2 blocks, 244 take 3. The blocks are held only while
+# the notification waits in the host: once the controller has an ACL buffer for it,
+# ble_hci_trans_hs_acl_tx (esp-hci/src/esp_nimble_hci.c) copies it over and frees the
+# chain; the controller's buffer frees when the air has carried it.
+MSYS_BLOCKS = const(12)
+MSYS_BLOCK_SIZE = const(256)
 _MBUF_HDR = const(16)
-_MBUF_LEAD = const(20)
+_MBUF_FIRST = const(219)
+# The C3 controller's LE ACL buffers (its LE Read Buffer Size answer): its library is
+# closed and allocates them on the fly (BT_CTRL_BLE_STATIC_ACL_TX_BUF_NB 0); 4 is an
+# assumption on the strict side, a figure only a board can give (README, Not yet).
+NIMBLE_ACL_SLOTS = const(4)
 # BTstack: notifications the controller (the CYW43's ACL buffers) takes before
 # att_server_notify answers BTSTACK_ACL_BUFFERS_FULL (an assumption: the chip reports it).
 ACL_SLOTS = const(8)
@@ -383,13 +395,16 @@ class _Radio:
                 raise OSError(errno.ENOMEM)
             self._tx.append(0)
         elif self.port == "nimble":
-            blocks = (len(data) + _MBUF_LEAD + MSYS_BLOCK_SIZE - _MBUF_HDR - 1) // (
-                MSYS_BLOCK_SIZE - _MBUF_HDR)
-            if self.mbufs_used + blocks > MSYS_BLOCKS:
-                self.enomem += 1
-                self._send({"op": "enomem", "conn": conn_handle})     # for the air's stats
-                raise OSError(errno.ENOMEM)
-            self.mbufs_used += blocks
+            blocks = 0      # straight into a free controller buffer: its mbufs freed
+            if self.tx_in_flight >= NIMBLE_ACL_SLOTS:
+                more = len(data) - _MBUF_FIRST
+                blocks = 2 if more <= 0 else 2 + (more + MSYS_BLOCK_SIZE - _MBUF_HDR - 1) // (
+                    MSYS_BLOCK_SIZE - _MBUF_HDR)
+                if self.mbufs_used + blocks > MSYS_BLOCKS:
+                    self.enomem += 1
+                    self._send({"op": "enomem", "conn": conn_handle})     # for the air's stats
+                    raise OSError(errno.ENOMEM)
+                self.mbufs_used += blocks
             self._tx.append(blocks)
         elif self.tx_in_flight >= ACL_SLOTS:
             self._tx.append(bytearray(_PENDING_HDR + len(data)))     # allocates, as there
@@ -678,11 +693,17 @@ class _Radio:
             self._irq(_IRQ_GATTS_WRITE, ev)
 
     def _sent(self, n):
-        for _ in range(min(n, len(self._tx))):
-            item = self._tx.pop(0)
-            if self.port == "nimble":
-                self.mbufs_used -= item     # "sim" holds 0, BTstack a copy or None
+        tx = self._tx
+        for _ in range(min(n, len(tx))):
+            tx.pop(0)       # carried: its controller buffer is free ("sim": a slot)
         self.tx_in_flight = max(0, self.tx_in_flight - n)
+        if self.port == "nimble":
+            # The host hands what waits to the controller as its buffers free (the
+            # Number of Completed Packets event, ble_hs_hci_acl_tx_now), freeing its mbufs.
+            for i in range(min(NIMBLE_ACL_SLOTS, len(tx))):
+                if tx[i]:
+                    self.mbufs_used -= tx[i]
+                    tx[i] = 0
 
     def _on(self, msg):
         op = msg["op"]
