@@ -171,6 +171,7 @@ class Link:
         self.pdus_default = getattr(self.board, "BLE_PDUS_PER_EVENT", _PDUS_PER_EVENT)
         self.pdus_per_event = self.pdus_default   # the estimate the pacing runs on
         self.tx_taken = 0          # PDUs the stack took since the last refusal
+        self.tx_starved = 0        # 1: since then, the pace held a notification back
         self.tx_clean = 0          # ... and since the estimate last changed
         self.enomem_t_ms = time.ticks_ms()
         self.tx_tokens = 0         # milli-PDUs the stack may take now
@@ -462,7 +463,7 @@ class Link:
         self.tx = []
         self.tx_id = 0
         self.pdus_per_event = self.pdus_default
-        self.tx_taken = self.tx_clean = 0
+        self.tx_taken = self.tx_clean = self.tx_starved = 0
         self.tx_tokens = _BURST_EVENTS * self.pdus_per_event * _TOKEN
         self.tx_t_ms = time.ticks_ms()
         self.enomem_t_ms = time.ticks_add(self.tx_t_ms, -_RATE_WINDOW_MS - 1)
@@ -573,9 +574,15 @@ class Link:
         else:
             if dt < _RATE_WINDOW_MS and self.tx_taken:
                 ppe = (self.tx_taken * self.interval_ms + dt // 2) // dt
+                if self.tx_starved:
+                    # The pace held notifications back in the window: the stack ran
+                    # short of them, not the link of room, so what it took is only a
+                    # floor of what the link carries (taken as the rate, it read 3 PDUs
+                    # per event on a 4-PDU link and held the pace there).
+                    ppe = max(ppe, self.pdus_per_event)
                 self.pdus_per_event = max(1, min(self.pdus_default, ppe))
             self.enomem_t_ms = now
-            self.tx_taken = 0
+            self.tx_taken = self.tx_starved = 0
         self.tx_clean = 0
         # The budget is kept: what frees the stack's buffers is the link carrying them,
         # and the next pump() comes with the air's next message, so a retry then finds
@@ -588,6 +595,7 @@ class Link:
         (_refused); ENOTCONN ends the connection's queue (its IRQ follows); any other error
         propagates, and service() drops the connection."""
         if self.tx_tokens < _TOKEN:
+            self.tx_starved = 1
             return False
         try:
             self.radio.gatts_notify(self.conn, handle, data)

@@ -288,6 +288,34 @@ def test_enomem_brings_the_pacing_down_to_what_the_link_carried():
     assert link.pdus_per_event == 6
 
 
+def test_a_window_the_pace_held_back_in_raises_the_rate_but_never_lowers_it():
+    """Issue 13 item 5: between two refusals the stack took what the link carried only
+    if the firmware kept it fed. When the pace itself held notifications back (no tokens
+    left), the stack ran short of them, not the link of room, and what it took is a floor
+    of the link's rate: taken as the rate, it read 3 PDUs per event on a 4-PDU link, the
+    lower pace fed the stack less, and the sync held near 0.75 of the link (NimBLE model,
+    MTU 247). Such a window may raise the pace, never lower it; a window the pace did not
+    hold back sets it (the test above)."""
+    def window(taken):
+        link = _link()
+        _queue_frames(link, 10)
+        link.radio.fail = [errno.ENOMEM]
+        link.service()                  # the first refusal opens the window
+        link.pdus_per_event = 4
+        link.tx_tokens = 0              # the pace is spent and no time passes:
+        link.tx_t_ms = time.ticks_ms()
+        link.service()                  # a notification waits on it
+        assert link.tx and link.enomem == 1
+        link.tx_taken = taken           # over ten 30 ms events
+        link.enomem_t_ms = time.ticks_add(time.ticks_ms(), -300)
+        _elapse(link, 1000)
+        link.radio.fail = [errno.ENOMEM]
+        link.service()
+        assert link.enomem == 2
+        return link.pdus_per_event
+    assert (window(30), window(50)) == (4, 5)
+
+
 def test_any_other_stack_error_ends_the_connection_not_a_frame():
     link = _link()
     _queue_frames(link, 3)
