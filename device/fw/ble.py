@@ -578,12 +578,15 @@ class Link:
                     # The pace held notifications back in the window: the stack ran
                     # short of them, not the link of room, so what it took is only a
                     # floor of what the link carries (taken as the rate, it read 3 PDUs
-                    # per event on a 4-PDU link and held the pace there).
+                    # per event on a 4-PDU link and held the pace there). Nor does it
+                    # stop the probe up: reset at every refusal, a pace of 5 on a 6-PDU
+                    # link whose stack a two-event burst overfills seldom climbed back.
                     ppe = max(ppe, self.pdus_per_event)
+                else:
+                    self.tx_clean = 0
                 self.pdus_per_event = max(1, min(self.pdus_default, ppe))
             self.enomem_t_ms = now
             self.tx_taken = self.tx_starved = 0
-        self.tx_clean = 0
         # The budget is kept: what frees the stack's buffers is the link carrying them,
         # and the next pump() comes with the air's next message, so a retry then finds
         # room. Zeroed here, it waited for the pace to refill and the stack ran dry

@@ -316,6 +316,33 @@ def test_a_window_the_pace_held_back_in_raises_the_rate_but_never_lowers_it():
     assert (window(30), window(50)) == (4, 5)
 
 
+def test_a_refusal_after_a_window_the_pace_held_back_in_lets_the_probe_go_on():
+    """Issue 13 item 5: the pace climbs one PDU per event after _PROBE_EVENTS events'
+    worth taken cleanly. A refusal that ends a window the pace held back says the stack
+    was full for a moment, not that the pace is over the link, so the climb goes on
+    (reset there, the NimBLE model's sync at MTU 247 and 6 PDUs per event stayed at
+    0.61-0.68 of the link, 0.68-0.69 with this). A refusal after a window the pace did
+    not hold back still starts the climb again (the test above the last one)."""
+    link = _link()
+    _queue_frames(link, 10)
+    link.radio.fail = [errno.ENOMEM]
+    link.service()                      # the first refusal opens the window
+    link.pdus_per_event = 4
+    link.tx_tokens = 0
+    link.tx_t_ms = time.ticks_ms()
+    link.service()                      # the pace holds a notification back
+    link.tx_clean = 8 * 4 - 1           # one clean PDU short of the climb
+    link.tx_taken = 30
+    link.enomem_t_ms = time.ticks_add(time.ticks_ms(), -300)
+    _elapse(link, 1000)
+    link.radio.fail = [errno.ENOMEM]
+    link.service()                      # refused: a window the pace held back, pace kept
+    assert link.enomem == 2 and link.pdus_per_event == 4, link.pdus_per_event
+    _elapse(link, 1000)
+    link.service()                      # the next PDUs go, the first of them the 32nd
+    assert link.pdus_per_event == 5, link.pdus_per_event
+
+
 def test_any_other_stack_error_ends_the_connection_not_a_frame():
     link = _link()
     _queue_frames(link, 3)
