@@ -172,7 +172,7 @@ class Link:
         self.pdus_per_event = self.pdus_default   # the estimate the pacing runs on
         self.tx_taken = 0          # PDUs the stack took since the last refusal
         self.tx_starved = 0        # 1: since then, the pace held a notification back
-        self.tx_clean = 0          # ... and since the estimate last changed
+        self.tx_clean = 0          # ... cleanly since the probe or a fed window set the pace
         self.enomem_t_ms = time.ticks_ms()
         self.tx_tokens = 0         # milli-PDUs the stack may take now
         self.tx_t_ms = time.ticks_ms()
@@ -566,7 +566,8 @@ class Link:
     def _refused(self):
         """ENOMEM: the stack is full. The PDUs it took since the last refusal at least
         _RATE_MIN_EVENTS events back, over the time between them, are what the link
-        carried (the stack was full at both): the PDUs per event the pacing runs on."""
+        carried (the stack was full at both) if the pace kept it fed: the PDUs per event
+        the pacing runs on; if the pace held some back, only a floor of it."""
         now = time.ticks_ms()
         dt = time.ticks_diff(now, self.enomem_t_ms)
         if dt < _RATE_MIN_EVENTS * self.interval_ms:

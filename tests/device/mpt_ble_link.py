@@ -288,6 +288,30 @@ def test_enomem_brings_the_pacing_down_to_what_the_link_carried():
     assert link.pdus_per_event == 6
 
 
+def _held_back_window(taken, clean=0):
+    """A link at a pace of 4 PDUs per event whose window between two refusals, 300 ms
+    (ten 30 ms events) long, the pace held a notification back in and the stack took
+    `taken` PDUs in; `clean`: PDUs taken cleanly before the second refusal. Returns the
+    link just after that refusal."""
+    link = _link()
+    _queue_frames(link, 10)
+    link.radio.fail = [errno.ENOMEM]
+    link.service()                      # the first refusal opens the window
+    link.pdus_per_event = 4
+    link.tx_tokens = 0                  # the pace is spent and no time passes:
+    link.tx_t_ms = time.ticks_ms()
+    link.service()                      # a notification waits on it
+    assert link.tx and link.enomem == 1
+    link.tx_clean = clean
+    link.tx_taken = taken
+    link.enomem_t_ms = time.ticks_add(time.ticks_ms(), -300)
+    _elapse(link, 1000)
+    link.radio.fail = [errno.ENOMEM]
+    link.service()
+    assert link.enomem == 2
+    return link
+
+
 def test_a_window_the_pace_held_back_in_raises_the_rate_but_never_lowers_it():
     """Issue 13 item 5: between two refusals the stack took what the link carried only
     if the firmware kept it fed. When the pace itself held notifications back (no tokens
@@ -295,25 +319,8 @@ def test_a_window_the_pace_held_back_in_raises_the_rate_but_never_lowers_it():
     of the link's rate: taken as the rate, it read 3 PDUs per event on a 4-PDU link, the
     lower pace fed the stack less, and the sync held near 0.75 of the link (NimBLE model,
     MTU 247). Such a window may raise the pace, never lower it; a window the pace did not
-    hold back sets it (the test above)."""
-    def window(taken):
-        link = _link()
-        _queue_frames(link, 10)
-        link.radio.fail = [errno.ENOMEM]
-        link.service()                  # the first refusal opens the window
-        link.pdus_per_event = 4
-        link.tx_tokens = 0              # the pace is spent and no time passes:
-        link.tx_t_ms = time.ticks_ms()
-        link.service()                  # a notification waits on it
-        assert link.tx and link.enomem == 1
-        link.tx_taken = taken           # over ten 30 ms events
-        link.enomem_t_ms = time.ticks_add(time.ticks_ms(), -300)
-        _elapse(link, 1000)
-        link.radio.fail = [errno.ENOMEM]
-        link.service()
-        assert link.enomem == 2
-        return link.pdus_per_event
-    assert (window(30), window(50)) == (4, 5)
+    hold back sets it (test_enomem_brings_the_pacing_down_to_what_the_link_carried)."""
+    assert (_held_back_window(30).pdus_per_event, _held_back_window(50).pdus_per_event) == (4, 5)
 
 
 def test_a_refusal_after_a_window_the_pace_held_back_in_lets_the_probe_go_on():
@@ -322,22 +329,10 @@ def test_a_refusal_after_a_window_the_pace_held_back_in_lets_the_probe_go_on():
     was full for a moment, not that the pace is over the link, so the climb goes on
     (reset there, the NimBLE model's sync at MTU 247 and 6 PDUs per event stayed at
     0.61-0.68 of the link, 0.68-0.69 with this). A refusal after a window the pace did
-    not hold back still starts the climb again (the test above the last one)."""
-    link = _link()
-    _queue_frames(link, 10)
-    link.radio.fail = [errno.ENOMEM]
-    link.service()                      # the first refusal opens the window
-    link.pdus_per_event = 4
-    link.tx_tokens = 0
-    link.tx_t_ms = time.ticks_ms()
-    link.service()                      # the pace holds a notification back
-    link.tx_clean = 8 * 4 - 1           # one clean PDU short of the climb
-    link.tx_taken = 30
-    link.enomem_t_ms = time.ticks_add(time.ticks_ms(), -300)
-    _elapse(link, 1000)
-    link.radio.fail = [errno.ENOMEM]
-    link.service()                      # refused: a window the pace held back, pace kept
-    assert link.enomem == 2 and link.pdus_per_event == 4, link.pdus_per_event
+    not hold back still starts the climb again
+    (test_enomem_brings_the_pacing_down_to_what_the_link_carried)."""
+    link = _held_back_window(30, clean=8 * 4 - 1)   # one clean PDU short of the climb
+    assert link.pdus_per_event == 4, link.pdus_per_event     # refused: pace kept
     _elapse(link, 1000)
     link.service()                      # the next PDUs go, the first of them the 32nd
     assert link.pdus_per_event == 5, link.pdus_per_event
