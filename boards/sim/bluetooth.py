@@ -5,7 +5,11 @@ What it says there is airwire.py's wire protocol (airwire.encode writes each lin
 Same API as the real module for what a peripheral uses: BLE().active, config, irq (same
 event codes and data tuples), gap_advertise, gap_disconnect, gatts_register_services,
 gatts_read / write / notify / indicate, gatts_set_buffer, gattc_exchange_mtu; UUID and the
-FLAG_* constants. IRQs arrive when the board calls `poll(timeout_ms)` from its wait_tick.
+FLAG_* constants. The central role (gap_scan, gap_connect, gattc_discover_*, gattc_read,
+gattc_write) is blecentral.py's, loaded on its first use. IRQs arrive as the port model
+delivers them (below), or, with no real port's model, when the board calls
+`poll(timeout_ms)` from its wait_tick: a program of its own that never polls (aioble's
+examples) names a board in $STEAMER_SIM_BOARD.
 
 The port model (PORT, else $STEAMER_SIM_BOARD through BOARD_PORTS: "nimble" for the
 ESP32-C3, "btstack" for the Pico W) decides what the real ports decide differently; all
@@ -70,6 +74,9 @@ _IRQ_CONNECTION_UPDATE = const(27)
 
 _DEFAULT_BUF = const(20)     # what an attribute holds unless gatts_set_buffer says more
 _ADV_MAX = const(31)         # legacy advertising data (BLE_HS_ADV_MAX_SZ)
+_CCCD_UUID = const(0x2902)
+_IPPROTO_TCP = const(6)
+_TCP_NODELAY = const(1)
 _ENODEV = const(19)          # ERRNO_BLUETOOTH_NOT_ACTIVE (extmod/modbluetooth.h)
 # NimBLE on the ESP32-C3 (ESP-IDF components/bt/host/nimble/Kconfig.in: MSYS_1 is 12
 # blocks of 256 bytes where the SoC has no SOC_ESP_NIMBLE_CONTROLLER, as the C3; 24 x 128
@@ -101,11 +108,12 @@ BOARD_PORTS = {"esp32c3": "nimble", "picow": "btstack"}
 PORTS = ("nimble", "btstack", "sim")
 TX_SLOTS = const(24)         # the "sim" model's notification buffers
 # Where the air is ("host:port" or a Unix socket's path; None: $STEAMER_AIR) and the name
-# the air knows this radio by (it keeps the same address across resets): the board sets
-# both before BLE().active(True); a program of its own (aioble's examples) needs only the
-# variables. PORT: the port model (None: from $STEAMER_SIM_BOARD).
+# the air knows this radio by (it keeps the same address across resets; a radio of the
+# same name replaces it on the air): the board sets both before BLE().active(True). A
+# program of its own (aioble's examples) needs only $STEAMER_AIR: without a name, each
+# radio gets an address of its own. PORT: the port model (None: from $STEAMER_SIM_BOARD).
 AIR = None
-NAME = "steamer"
+NAME = ""
 PORT = None
 # Whether the real ports' models deliver IRQs where those ports do (a reader thread:
 # NimBLE's handlers run on it, BTstack's are scheduled with micropython.schedule and run
@@ -260,6 +268,7 @@ class _Radio:
         # The simulated world's events the air carried (`steamer sim press` ...): no
         # radio's business, the board takes them at its next period.
         self.sim_events = []
+        self._gattc = None         # the central role (blecentral.Central), once used
 
     # ---- the MicroPython API --------------------------------------------------------
     def active(self, state=None):
@@ -271,6 +280,9 @@ class _Radio:
             if self._sock is not None:
                 self._sock.close()
             self._sock = None
+            if self._gattc is not None:
+                self._gattc.close()
+                self._gattc = None
             self._conns = {}
             self._coalesce = {}
             self._mtu_asked = []
@@ -327,6 +339,9 @@ class _Radio:
 
     def gap_disconnect(self, conn_handle):
         if conn_handle not in self._conns:
+            if self._gattc is not None and self._gattc.has(conn_handle):
+                with self._lock:
+                    return self._gattc.gap_disconnect(conn_handle)
             return False
         self._send({"op": "disconnect", "conn": conn_handle})
         return True
@@ -336,7 +351,9 @@ class _Radio:
         desc = []
         for svc_uuid, chars in services:
             handles = []
-            svc = {"uuid": _uuid_str(svc_uuid), "chars": []}
+            # The attribute table as a GATT client discovers it (blecentral.py): the
+            # service's handle range, each characteristic's value handle and descriptors.
+            svc = {"uuid": _uuid_str(svc_uuid), "chars": [], "start": self._next_handle}
             self._next_handle += 1          # the service declaration
             for ch in chars:
                 self._next_handle += 1      # the characteristic declaration
@@ -344,14 +361,19 @@ class _Radio:
                 self._next_handle += 1
                 self._attrs[h] = _Attr(h)
                 handles.append(h)
-                svc["chars"].append({"uuid": _uuid_str(ch[0]), "flags": ch[1], "handle": h})
+                descs = []
+                svc["chars"].append({"uuid": _uuid_str(ch[0]), "flags": ch[1], "handle": h,
+                                     "descs": descs})
                 if ch[1] & (FLAG_NOTIFY | FLAG_INDICATE):
+                    descs.append({"uuid": _uuid_str(_CCCD_UUID), "handle": self._next_handle})
                     self._next_handle += 1  # its CCCD (BTstack: value handle + 1)
                 for d in (ch[2] if len(ch) > 2 else ()):
                     dh = self._next_handle
                     self._next_handle += 1
                     self._attrs[dh] = _Attr(dh)
                     handles.append(dh)
+                    descs.append({"uuid": _uuid_str(d[0]), "handle": dh})
+            svc["end"] = self._next_handle - 1
             out.append(tuple(handles))
             desc.append(svc)
         self._send({"op": "services", "services": desc})
@@ -432,8 +454,13 @@ class _Radio:
         ble_gattc_exchange_mtu) refuses a second request on a connection with
         BLE_HS_EALREADY, OSError(EALREADY) through ble_hs_err_to_errno; BTstack
         (extmod/btstack/modbluetooth_btstack.c: gatt_client_send_mtu_negotiation) returns
-        0 and sends one request a connection. An unknown connection: ENOTCONN."""
+        0 and sends one request a connection. An unknown connection: ENOTCONN. On a
+        connection this radio made as a central, the central's own exchange."""
         if conn_handle not in self._conns:
+            if self._gattc is not None and self._gattc.has(conn_handle):
+                with self._lock:
+                    self._gattc.exchange_mtu(conn_handle)
+                return
             raise OSError(errno.ENOTCONN)
         if conn_handle in self._mtu_asked:
             if self.port == "nimble":
@@ -441,6 +468,113 @@ class _Radio:
             return
         self._mtu_asked.append(conn_handle)
         self._send({"op": "exchange_mtu", "conn": conn_handle})
+
+    # ---- the central role: blecentral.py, loaded on first use ---------------------------
+    def gap_scan(self, duration_ms=0, interval_us=1280000, window_us=11250, active=False):
+        """modbluetooth.c bluetooth_ble_gap_scan: no argument scans until stopped, None
+        stops."""
+        c = self._central()         # outside the lock: it may wait for the reader
+        with self._lock:
+            c.gap_scan(duration_ms, interval_us, window_us, active)
+
+    def gap_connect(self, addr_type, addr=None, scan_duration_ms=None,
+                    min_conn_interval_us=None, max_conn_interval_us=None):
+        """modbluetooth.c bluetooth_ble_gap_connect: gap_connect(None) cancels; the
+        address is 6 bytes; None takes the default (2,000 ms,
+        MP_BLUETOOTH_CONNECT_DEFAULT_SCAN_DURATION_MS)."""
+        if addr is None:
+            if addr_type is not None:
+                raise TypeError("invalid addr")
+            c = self._central()
+            with self._lock:
+                c.cancel_connect()
+            return
+        if len(bytes(addr)) != 6:
+            raise ValueError("invalid addr")
+        c = self._central()
+        with self._lock:
+            c.gap_connect(addr_type, addr, 2000 if scan_duration_ms is None else scan_duration_ms)
+
+    def gattc_discover_services(self, conn_handle, uuid=None):
+        c = self._central()         # outside the lock: it may wait for the reader
+        with self._lock:
+            c.discover_services(conn_handle, uuid)
+
+    def gattc_discover_characteristics(self, conn_handle, start_handle, end_handle, uuid=None):
+        c = self._central()         # outside the lock: it may wait for the reader
+        with self._lock:
+            c.discover_characteristics(conn_handle, start_handle, end_handle, uuid)
+
+    def gattc_discover_descriptors(self, conn_handle, start_handle, end_handle):
+        c = self._central()         # outside the lock: it may wait for the reader
+        with self._lock:
+            c.discover_descriptors(conn_handle, start_handle, end_handle)
+
+    def gattc_read(self, conn_handle, value_handle):
+        c = self._central()         # outside the lock: it may wait for the reader
+        with self._lock:
+            c.gattc_read(conn_handle, value_handle)
+
+    def gattc_write(self, conn_handle, value_handle, data, mode=0):
+        c = self._central()         # outside the lock: it may wait for the reader
+        with self._lock:
+            c.gattc_write(conn_handle, value_handle, data, mode)
+
+    def own_addr(self):
+        """This radio's address (blecentral.Central's hello)."""
+        self._await_addr()
+        return self._addr
+
+    def irq_from_air(self, event, data):
+        """An IRQ the central role heard, queued (or run) as the radio's own are; under
+        the lock."""
+        self._irq(event, data)
+
+    def _central(self):
+        c = self._gattc
+        if c is None:
+            if not self._active or self._sock is None:
+                raise OSError(_ENODEV)
+            import blecentral
+            self._await_addr()
+            sock = _air_socket()
+            c = self._gattc = blecentral.Central(self, sock, UUID)
+            if self.threaded:
+                _thread.start_new_thread(self._central_reader, (c, sock))
+        return c
+
+    def _central_reader(self, c, sock):
+        # The central role's side of the stack's task, as _reader is the peripheral's.
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        while c.sock is sock:
+            ready = poller.poll(20)
+            with self._lock:
+                c.wake()
+            self._deliver()
+            if not ready:
+                continue
+            chunk = _recv(sock)
+            if c.sock is not sock:
+                break
+            with self._lock:
+                n = c.take(chunk) if chunk else c.lost()
+            self._deliver()
+            self._got += n
+            if not chunk:
+                break
+
+    def _poll_central(self):
+        # Not threaded: what the central role heard, from poll().
+        c = self._gattc
+        c.wake()
+        got = 0
+        while c.sock is not None and c.poller.poll(0):
+            chunk = _recv(c.sock)
+            got += c.take(chunk) if chunk else c.lost()
+            if not chunk:
+                break
+        return got
 
     # ---- the sim board's side ---------------------------------------------------------
     def poll(self, timeout_ms):
@@ -455,16 +589,15 @@ class _Radio:
             return self._poll_threaded(timeout_ms)
         self._run_late()           # the handlers a poll ago left waiting
         got = self._lines()
+        if self._gattc is not None:
+            got += self._poll_central()
         waited = got > 0
         while True:
             ready = self._poller.poll(0 if waited else timeout_ms)
             waited = True
             if not ready:
                 return got
-            try:
-                chunk = self._sock.recv(512)    # small: a 2 KB block is hard to find in a full heap
-            except OSError:
-                chunk = b""
+            chunk = _recv(self._sock)
             if not chunk:
                 self._lose_air()
                 return got
@@ -510,10 +643,7 @@ class _Radio:
                 self._deliver()
             if not ready:
                 continue
-            try:
-                chunk = sock.recv(512)
-            except OSError:
-                chunk = b""
+            chunk = _recv(sock)
             if self._sock is not sock:
                 break
             if not chunk:
@@ -583,17 +713,7 @@ class _Radio:
         return got
 
     def _connect_air(self):
-        air = AIR or os.getenv(ENV)
-        if not air:
-            raise OSError(errno.ENODEV)
-        if is_socket_path(air):
-            # A Unix socket: sockaddr_un is the family (u16, little-endian here), the path.
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(bytes((socket.AF_UNIX, 0)) + air.encode() + b"\0")
-        else:
-            host, port = air.rsplit(":", 1)
-            s = socket.socket()
-            s.connect(socket.getaddrinfo(host, int(port))[0][-1])
+        s = _air_socket()
         self._sock = s
         self._poller = select.poll()
         self._poller.register(s, select.POLLIN)
@@ -769,6 +889,39 @@ class _Radio:
         # The interval in the stack's units of 1.25 ms; latency 0; supervision in 10 ms.
         units = (int(msg["interval_ms"] * 4) + 4) // 5
         self._irq(_IRQ_CONNECTION_UPDATE, (msg["conn"], units, 0, 40, 0))
+
+
+def _air_socket():
+    """A socket connected to the air (AIR, else $STEAMER_AIR): a Unix socket's path or
+    HOST:PORT."""
+    air = AIR or os.getenv(ENV)
+    if not air:
+        raise OSError(errno.ENODEV)
+    if is_socket_path(air):
+        # A Unix socket: sockaddr_un is the family (u16, little-endian here), the path.
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(bytes((socket.AF_UNIX, 0)) + air.encode() + b"\0")
+        return s
+    host, port = air.rsplit(":", 1)
+    s = socket.socket()
+    # A radio's host hands each packet over at once; Nagle's algorithm would hold a
+    # notification back until the air's last message is acknowledged (the air's next
+    # event, a delayed ACK), so the air found the stack nearly empty while the stack
+    # counted itself full. The unix port's socket module has no names for these:
+    # Linux's IPPROTO_TCP and TCP_NODELAY. Python's asyncio sets it on the air's side
+    # (and the host's) itself.
+    s.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+    s.connect(socket.getaddrinfo(host, int(port))[0][-1])
+    return s
+
+
+def _recv(sock):
+    """What the air sent next (b"": it went away). Small reads: a 2 KB block is hard to
+    find in a full heap."""
+    try:
+        return sock.recv(512)
+    except OSError:
+        return b""
 
 
 def _hex(b):

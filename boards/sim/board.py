@@ -193,6 +193,9 @@ class SimBoard:
             bluetooth.AIR = air
             bluetooth.NAME = ble_name
             self.radio = bluetooth.BLE()
+            # fw.ble's pace may probe past BLE_PDUS_PER_EVENT where the stack refuses what
+            # it cannot hold (NimBLE, and the "sim" model); BTstack takes everything.
+            self.BLE_REFUSES_WHEN_FULL = bluetooth.port_model() != "btstack"
 
     # ---- the board contract -------------------------------------------------------
     def mount_flash(self):

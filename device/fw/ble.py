@@ -75,9 +75,13 @@ _TOKEN = const(1000)           # one PDU, in the pacing's milli-PDUs
 # window of an event or two reads the part of an event's frees that had come in, 2 of
 # 4, and held the pace at half the link); after _PROBE_EVENTS events' worth taken
 # without a refusal the estimate goes one PDU per event back up, never past the
-# board's figure.
-_PROBE_EVENTS = const(8)
+# board's figure. 4, not 8: on a link whose PDUs per event change every 0.7 s (the
+# benchmark's changing link) a pace climbing from 3 to 5 took most of a phase, and sync
+# on the NimBLE model at MTU 247 kept 0.84-0.88 of the link; at 4, 0.91-0.92 (an ENOMEM
+# now and then costs NimBLE nothing: the notification is refused whole).
+_PROBE_EVENTS = const(4)
 _RATE_MIN_EVENTS = const(8)
+_PACE_CAP_X = const(4)
 _RATE_WINDOW_MS = const(3000)  # refusals further apart say nothing of the rate
 _STATE_PERIODS = const(10)     # State written (and notified) every second
 # pump(): log replies made per call, and only while fewer PDUs than this wait for the
@@ -155,6 +159,12 @@ class Link:
         self.rx = RxCredits(RX_SLOTS)
         # Per connection.
         self.conn = -1
+        # The connection service() last started, which every notification goes to. The
+        # IRQ handler sets self.conn, and on NimBLE it runs on the stack's own task,
+        # anywhere in service(): a central that connected while the last one's commands
+        # were being answered got those answers (a stranger reading what an
+        # authenticated host asked for). To the old handle the stack says ENOTCONN.
+        self.serving = -1
         self.conn_event = 0        # set by the IRQ: 1 connected, 2 disconnected, 3 MTU
         self.rx_pending = 0        # set by the IRQ: the Command buffer holds writes
         self.rx_foreign = 0        # ... some of them from a connection not ours
@@ -170,6 +180,14 @@ class Link:
         self.interval_ms = self.interval_default_ms
         self.pdus_default = getattr(self.board, "BLE_PDUS_PER_EVENT", _PDUS_PER_EVENT)
         self.pdus_per_event = self.pdus_default   # the estimate the pacing runs on
+        # How far the estimate may climb: the board's figure where the stack takes all it
+        # is given (BTstack copies what waits onto the heap, so the pace is all that
+        # bounds it); where it refuses what it cannot hold (NimBLE: ENOMEM, harmless) up
+        # to _PACE_CAP_X times that, so a link faster than the figure over the assumed
+        # interval (one no connection update reported: 15 ms kept the pace, and a sync,
+        # at 0.72-0.76 of the link) is found by the probe.
+        self.pdus_cap = self.pdus_default * (
+            _PACE_CAP_X if getattr(self.board, "BLE_REFUSES_WHEN_FULL", False) else 1)
         self.tx_taken = 0          # PDUs the stack took since the last refusal
         self.tx_starved = 0        # 1: since then, the pace held a notification back
         self.tx_clean = 0          # ... cleanly since the probe or a fed window set the pace
@@ -361,7 +379,7 @@ class Link:
         self.failures += 1
         self.last_failure = repr(e)[:60]
         conn = self.conn
-        self.conn = -1
+        self.conn = self.serving = -1
         self.tx = []
         self.log_reqs = []
         self.held = None
@@ -433,7 +451,7 @@ class Link:
     def _drop(self):
         """Ends a connection past its deadline and advertises again."""
         conn = self.conn
-        self.conn = -1
+        self.conn = self.serving = -1
         self.timeouts += 1
         try:
             self.radio.gap_disconnect(conn)
@@ -454,6 +472,7 @@ class Link:
                 self.frag.seq = seq
                 self._write_info()
             return
+        self.serving = self.conn
         if self.rx_foreign:
             self._read_cmd()           # what the last connection left (dropped)
         self.reasm.reset()
@@ -585,7 +604,7 @@ class Link:
                     ppe = max(ppe, self.pdus_per_event)
                 else:
                     self.tx_clean = 0
-                self.pdus_per_event = max(1, min(self.pdus_default, ppe))
+                self.pdus_per_event = max(1, min(self.pdus_cap, ppe))
             self.enomem_t_ms = now
             self.tx_taken = self.tx_starved = 0
         # The budget is kept: what frees the stack's buffers is the link carrying them,
@@ -602,7 +621,7 @@ class Link:
             self.tx_starved = 1
             return False
         try:
-            self.radio.gatts_notify(self.conn, handle, data)
+            self.radio.gatts_notify(self.serving, handle, data)
         except OSError as e:
             if e.args[0] == errno.ENOMEM:
                 self.enomem += 1
@@ -617,7 +636,7 @@ class Link:
         self.tx_clean += 1
         if self.tx_clean >= _PROBE_EVENTS * self.pdus_per_event:
             self.tx_clean = 0
-            if self.pdus_per_event < self.pdus_default:
+            if self.pdus_per_event < self.pdus_cap:
                 self.pdus_per_event += 1
         return True
 
@@ -693,7 +712,7 @@ class Link:
         msg["flags"] = messages.FLAG_FROM_DEVICE
         frame = podproto.encode(msg)
         self.radio.gatts_write(self.h_state, frame)
-        if self.conn >= 0 and self.mtu - 3 >= len(frame) and len(self.tx) < blecmd.TX_HIGH:
+        if self.serving >= 0 and self.mtu - 3 >= len(frame) and len(self.tx) < blecmd.TX_HIGH:
             self._refill()
             try:
                 self._notify(self.h_state, frame)

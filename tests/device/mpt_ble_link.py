@@ -28,6 +28,7 @@ class _Radio:
     def __init__(self):
         self.value = b""
         self.sent = []
+        self.sent_to = []       # the connection each of `sent` was addressed to
         self.fail = []          # errno to raise at each next notify (0: take it)
         self.disconnected = []
         self.adv = []           # gap_advertise's interval at each call (None: stop)
@@ -66,6 +67,7 @@ class _Radio:
                 raise OSError(e)
         if handle == _H_EVENT:
             self.sent.append(bytes(data))
+            self.sent_to.append(conn)
 
     def gap_disconnect(self, conn):
         self.disconnected.append(conn)
@@ -331,11 +333,52 @@ def test_a_refusal_after_a_window_the_pace_held_back_in_lets_the_probe_go_on():
     0.61-0.68 of the link, 0.68-0.69 with this). A refusal after a window the pace did
     not hold back still starts the climb again
     (test_enomem_brings_the_pacing_down_to_what_the_link_carried)."""
-    link = _held_back_window(30, clean=8 * 4 - 1)   # one clean PDU short of the climb
+    # _PROBE_EVENTS (4) events' worth at 4 PDUs per event, one clean PDU short of the climb.
+    link = _held_back_window(30, clean=4 * 4 - 1)
     assert link.pdus_per_event == 4, link.pdus_per_event     # refused: pace kept
     _elapse(link, 1000)
     link.service()                      # the next PDUs go, the first of them the 32nd
     assert link.pdus_per_event == 5, link.pdus_per_event
+
+
+def _climb(refuses):
+    """The pace after a long run of clean sends from the board's figure (6), on a board
+    whose stack refuses what it cannot hold (refuses) or takes everything."""
+    link = _link()
+    board = link.app.board
+    board.BLE_REFUSES_WHEN_FULL = refuses
+    try:
+        link = ble.Link(link.app, _Radio())
+        link.app.link = link
+        link.radio.fire(1, (_CONN, 0, b""))
+        link.radio.fire(21, (_CONN, 247))
+        link.service()
+        for _ in range(4):              # 120 PDUs: the climb is one per 24-36 clean
+            _queue_frames(link, 10)
+            for _ in range(100):
+                if not link.tx:
+                    break
+                link.drop_at_ms = time.ticks_add(time.ticks_ms(), 60000)   # not idle
+                _elapse(link, 1000)
+                link.service()
+            assert not link.tx
+        return link.pdus_per_event
+    finally:
+        del board.BLE_REFUSES_WHEN_FULL
+
+
+def test_the_probe_climbs_past_the_boards_figure_only_where_the_stack_refuses_when_full():
+    """Issue 13, a link faster than the firmware assumes: no API reports PDUs per event,
+    and the interval only when the central changes it, so a 15 ms link read as 30 ms
+    held the pace at the board's 6 per "event", and a sync at 0.72-0.76 of the link, on
+    both models. Where the stack refuses what it cannot hold (NimBLE: ENOMEM,
+    modbluetooth_nimble.c mp_bluetooth_gatts_notify_indicate), the probe climbs past the
+    board's figure (up to 4 times it) and a refusal brings it back; where it takes
+    everything (BTstack copies onto the heap, modbluetooth_btstack.c), the pace is the
+    heap's only bound and stays at the figure."""
+    assert _climb(False) == 6
+    climbed = _climb(True)
+    assert 6 < climbed <= 24, climbed
 
 
 def test_any_other_stack_error_ends_the_connection_not_a_frame():
@@ -597,3 +640,63 @@ def test_the_link_asks_for_the_mtu_exchange_and_later_frames_use_the_new_size():
     assert len(link.radio.sent) == small + 1 and len(link.radio.sent[-1]) > 20
     got = _answers(link)
     assert [m["type"] for m in got] == ["status", "status"], got
+
+
+# ---- the stack's thread: IRQs at any point of service() (NimBLE, issue 13 item 2) ------
+
+def _race_at(link, obj, name, new_conn):
+    """The next call of obj.name runs, first, what NimBLE's task may run there on the
+    esp32 (modbluetooth.c invoke_irq_handler, from the stack's own FreeRTOS task,
+    taking the GIL between any two bytecodes of the main thread): the old central's
+    disconnect and a new one's connect and MTU exchange."""
+    orig = getattr(obj, name)
+
+    def hooked(*args):
+        setattr(obj, name, orig)
+        link.radio.fire(2, (_CONN, 0, b""))
+        link.radio.fire(1, (new_conn, 0, b""))
+        link.radio.fire(21, (new_conn, 247))
+        return orig(*args)
+    setattr(obj, name, hooked)
+
+
+def test_a_connection_change_at_any_point_of_service_leaves_the_link_sound():
+    """A central goes and the next connects while service() is in the middle of the old
+    one's commands: between the ring's test and its credit (item 2's point, where a
+    handler that reset the ring left ring_count negative and raised ProtocolError
+    outside the try), in the stack read, in the reassembler, in a notification. Each
+    time: nothing fails, the ring and credits stay in range, the old central's answers
+    never reach the new one (it may be a stranger: a reply to an authenticated host
+    is not its to read), and the new central is answered."""
+    points = (("rx", "consumed"), ("radio", "gatts_read"), ("reasm", "feed"),
+              ("radio", "gatts_notify"))
+    for i, (where, name) in enumerate(points):
+        link = _link()
+        frag = plink.Fragmenter(244)
+        new = _CONN + 10 + i
+        obj = {"rx": link.rx, "radio": link.radio, "reasm": link.reasm}[where]
+        # The old central asks twice; the race comes while service() answers it.
+        pdus = []
+        for n in range(2):
+            pdus.extend(frag.split(podproto.encode({"type": "status_get", "id": n})))
+        link.radio.value = b"".join(pdus)
+        link.radio.fire(3, (_CONN, link.h_cmd))
+        if where == "radio" and name == "gatts_notify":
+            link.service()                 # read and queued; the race at the next send
+            link.tx.append(link.tx[0] if link.tx else b"x")
+        _race_at(link, obj, name, new)
+        link.service()
+        link.service()
+        where_to = [c for c in link.radio.sent_to if c == new]
+        assert where_to == [], (where, name, "the old central's answers went to the new one")
+        assert link.failures == 0, (where, name, link.last_failure)
+        assert 0 <= link.ring_count <= ble.RX_SLOTS, (where, name, link.ring_count)
+        assert link.rx.held >= 0 and link.rx.owed >= 0, (where, name)
+        assert link.conn == new and link.conn_event == 0, (where, name, link.conn)
+        link.radio.sent = []
+        link.radio.sent_to = []
+        new_frag = plink.Fragmenter(244)
+        _write(link, new_frag, {"type": "status_get", "id": 1}, new)
+        link.service()
+        assert [m["type"] for m in _answers(link)] == ["status"], (where, name)
+        assert set(link.radio.sent_to) == {new}, (where, name)

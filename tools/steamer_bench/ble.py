@@ -7,7 +7,7 @@ and profile pushes, and the device heap the BLE layer takes.
     figures = run(chaos_rounds=50)  # quicker
     table = sync_table()            # log sync per port model x PDUs per event x MTU
 
-    python -m steamer_bench.ble sync-table [RECORDS_23 RECORDS_247]   # prints the table
+    python -m steamer_bench.ble sync-table [RECORDS_23 RECORDS_247 [INTERVAL_MS]]   # the table
 
 The drivers are steamer_harness.ble's, which the tests run too: the benchmark runs them
 longer.
@@ -163,19 +163,21 @@ class _Changing:
 
 
 def sync_table(records: tuple[int, int] = (300, 1200), ports: tuple = SYNC_PORTS,
-               pdus: tuple = SYNC_PDUS, speed: float = 1.0) -> list[dict]:
+               pdus: tuple = SYNC_PDUS, speed: float = 1.0,
+               interval_ms: float = LinkParams.interval_ms) -> list[dict]:
     """Log sync's fraction of the link's ceiling (link time: the connection events the
     air ran) at MTU 23 and 247, per port model (the simulated board: NimBLE for the
     ESP32-C3, BTstack for the Pico W) and PDUs per event the firmware is not told. A
     changing link's ceiling is counted event by event at the figure it had then (the
     air's pdus_between), not at the cycle's mean: a sync covers a part of the cycle,
-    whose mean may be higher or lower."""
+    whose mean may be higher or lower. interval_ms: the link's connection interval,
+    which no connection update reports (the firmware assumes 30 ms until one does)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-ble-sync-") as tmp:
         for port in ports:
             board = {v: k for k, v in (("esp32c3", "nimble"), ("picow", "btstack"))}[port]
             os.environ["STEAMER_SIM_BOARD"] = board
-            params = LinkParams()
+            params = LinkParams(interval_ms=interval_ms)
             air = Air(params)
             air.start_thread()
             served = serve(air, Path(tmp), f"sync-{port}", PAIRING_SCENARIO, speed=speed)
@@ -206,7 +208,8 @@ def sync_table(records: tuple[int, int] = (300, 1200), ports: tuple = SYNC_PORTS
                         # The link's own count of what its events could carry, each at
                         # the PDUs per event it had: right for a changing link too.
                         frac = fig["link_fraction"]
-                        row = {"port": port, "pdus_per_event": ppe, "mtu": fig["mtu"],
+                        row = {"port": port, "interval_ms": interval_ms,
+                               "pdus_per_event": ppe, "mtu": fig["mtu"],
                                "records": fig["records"], "link_fraction": frac,
                                "enomem": fig["enomem"], "lost": fig["lost"],
                                "duplicated": fig["duplicated"]}
@@ -232,7 +235,8 @@ def print_table(rows: list[dict]) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["sync-table"]:
         counts = tuple(int(a) for a in sys.argv[2:4]) or (300, 1200)
-        print_table(sync_table(records=counts))  # type: ignore[arg-type]
+        interval = float(sys.argv[4]) if len(sys.argv) > 4 else LinkParams.interval_ms
+        print_table(sync_table(records=counts, interval_ms=interval))  # type: ignore[arg-type]
         sys.exit(0)
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     print(json.dumps(run(chaos_rounds=rounds), indent=1))

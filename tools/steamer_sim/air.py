@@ -245,6 +245,9 @@ class _Peripheral:
 class _Central:
     writer: asyncio.StreamWriter
     scanning: bool = False
+    # The address a peripheral sees it connect from: a simulated radio acting as central
+    # says its own in its hello (boards/sim/blecentral.py); a host's is this one.
+    addr: str = "C0FFEE000001"
     conns: set = field(default_factory=set)
 
 
@@ -472,6 +475,8 @@ class Air:
                         _send(writer, {"op": "addr", "addr": addr})
                     elif op == "hello":
                         role = _Central(writer)
+                        if msg.get("addr"):
+                            role.addr = str(msg["addr"]).replace(":", "")
                         self.centrals.append(role)
                         _send(writer, {"op": "hello"})
                     continue
@@ -559,6 +564,10 @@ class Air:
             want = int(msg.get("mtu") or self.params.central_mtu)
             want = max(ATT_MTU_MIN, min(ATT_MTU_MAX, want))
             after_s = self.params.central_mtu_after_s
+            if msg.get("exchange") == "manual":
+                # A central that runs the exchange when it chooses (a MicroPython
+                # radio's gattc_exchange_mtu), not at a time the air's params set.
+                after_s = None
             conn = _Conn(self.next_conn, c, p, ATT_MTU_MIN, self.params, want_mtu=want)
             if after_s == 0:
                 conn.mtu = max(ATT_MTU_MIN, min(want, p.mtu))
@@ -568,7 +577,7 @@ class Air:
             c.conns.add(conn)
             p.conns.add(conn)
             p.advertising = False   # a connectable advertiser stops when connected
-            _send(p.writer, {"op": "connect", "conn": conn.handle, "addr": "C0FFEE000001",
+            _send(p.writer, {"op": "connect", "conn": conn.handle, "addr": c.addr,
                              "interval_ms": self.params.interval_ms,
                              "coalesce": self.params.coalesce_writes})
             if conn.exchanged:
@@ -579,13 +588,21 @@ class Air:
             conn.task = loop.create_task(self._events(conn))
             if after_s:
                 loop.call_later(after_s, self._exchange_mtu, conn)
-        elif op in ("read", "write", "subscribe", "disconnect"):
+        elif op in ("read", "write", "subscribe", "disconnect", "exchange_mtu"):
             conn = self.conns.get(msg.get("conn"))
             if conn is None or conn.central is not c:
                 _send(c.writer, {"op": "error", "req": req, "error": "not connected"})
                 return
             if op == "disconnect":
                 self._close(conn, reason=0x16)
+                _send(c.writer, {"op": "ok", "req": req})
+            elif op == "exchange_mtu":
+                # The central's own Exchange MTU Request: answered events later, told
+                # to both ends as the peripheral's is.
+                conn.want_mtu = max(ATT_MTU_MIN, min(ATT_MTU_MAX, int(msg.get("mtu") or 23)))
+                asyncio.get_running_loop().call_later(
+                    conn.params.mtu_answer_events * conn.params.interval_ms / 1000,
+                    self._exchange_mtu, conn)
                 _send(c.writer, {"op": "ok", "req": req})
             elif op == "subscribe":
                 (conn.subscribed.add if msg.get("on") else conn.subscribed.discard)(msg["handle"])
