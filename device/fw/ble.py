@@ -163,7 +163,8 @@ class Link:
         # IRQ handler sets self.conn, and on NimBLE it runs on the stack's own task,
         # anywhere in service(): a central that connected while the last one's commands
         # were being answered got those answers (a stranger reading what an
-        # authenticated host asked for). To the old handle the stack says ENOTCONN.
+        # authenticated host asked for). _notify sends nothing while a connection event
+        # waits for service() (NimBLE hands a freed handle out again).
         self.serving = -1
         self.conn_event = 0        # set by the IRQ: 1 connected, 2 disconnected, 3 MTU
         self.rx_pending = 0        # set by the IRQ: the Command buffer holds writes
@@ -617,6 +618,11 @@ class Link:
         ENOMEM (the stack's buffers are full) is counted and may set the pace
         (_refused); ENOTCONN ends the connection's queue (its IRQ follows); any other error
         propagates, and service() drops the connection."""
+        if self.conn_event:
+            # The connection changed since service() started it (the IRQ may run on
+            # NimBLE's task anywhere in service()): what is queued is the last one's,
+            # and a new central may have the same handle. service() starts again.
+            return False
         if self.tx_tokens < _TOKEN:
             self.tx_starved = 1
             return False

@@ -466,13 +466,19 @@ def test_btstack_never_refuses_and_copies_what_waits_onto_the_heap():
         air.close()
 
 
-def _busy_locked(ms, until=None):
+def _busy_locked(ms, until=None, send=None):
     """The main thread inside heap_lock() for about ms, never calling the radio (as the
     control step runs): the branches of its loop are where a scheduled task may run.
     until: a list the wait goes on for (up to 5 s) while it is empty (no IRQ ran yet), so
     a reader thread slow to take the air's message on a busy machine still finds the
-    lock held; or a function the wait goes on for while it returns False."""
+    lock held; or a function the wait goes on for while it returns False. send: (air,
+    message) the air sends once the lock is held (encoded before it: sent earlier, a
+    busy machine let the reader thread schedule the IRQ, and the main thread run it,
+    before heap_lock(); socket.send of bytes allocates nothing)."""
+    data = airwire.encode(send[1]) if send else None
     micropython.heap_lock()
+    if data:
+        send[0].conn.send(data)
     t0 = time.ticks_ms()
     while True:
         t = time.ticks_diff(time.ticks_ms(), t0)
@@ -498,8 +504,8 @@ def _write_and_wait_locked(port):
         _connect(air, radio)
         radio.gatts_set_buffer(handles[1], 64, True)
         radio.irq(handler)
-        air.send({"op": "write", "conn": 1, "handle": handles[1], "data": "0102"})
-        _busy_locked(300, got)
+        _busy_locked(300, got, (air, {"op": "write", "conn": 1, "handle": handles[1],
+                                      "data": "0102"}))
         return got
     finally:
         bluetooth.reset_radio()

@@ -645,18 +645,22 @@ def test_the_link_asks_for_the_mtu_exchange_and_later_frames_use_the_new_size():
 # ---- the stack's thread: IRQs at any point of service() (NimBLE, issue 13 item 2) ------
 
 def _race_at(link, obj, name, new_conn):
-    """The next call of obj.name runs, first, what NimBLE's task may run there on the
-    esp32 (modbluetooth.c invoke_irq_handler, from the stack's own FreeRTOS task,
-    taking the GIL between any two bytecodes of the main thread): the old central's
-    disconnect and a new one's connect and MTU exchange."""
+    """At the next call of obj.name, what NimBLE's task may run there on the esp32
+    (modbluetooth.c invoke_irq_handler, from the stack's own FreeRTOS task, taking the
+    GIL between any two bytecodes of the main thread): the old central's disconnect and
+    a new one's connect and MTU exchange. In a notification, just after the stack took
+    it. link.radio.race_at: how many Event notifications had gone by then."""
     orig = getattr(obj, name)
 
     def hooked(*args):
         setattr(obj, name, orig)
+        after = name == "gatts_notify"
+        got = orig(*args) if after else None
+        link.radio.race_at = len(link.radio.sent)
         link.radio.fire(2, (_CONN, 0, b""))
         link.radio.fire(1, (new_conn, 0, b""))
         link.radio.fire(21, (new_conn, 247))
-        return orig(*args)
+        return got if after else orig(*args)
     setattr(obj, name, hooked)
 
 
@@ -664,39 +668,44 @@ def test_a_connection_change_at_any_point_of_service_leaves_the_link_sound():
     """A central goes and the next connects while service() is in the middle of the old
     one's commands: between the ring's test and its credit (item 2's point, where a
     handler that reset the ring left ring_count negative and raised ProtocolError
-    outside the try), in the stack read, in the reassembler, in a notification. Each
-    time: nothing fails, the ring and credits stay in range, the old central's answers
-    never reach the new one (it may be a stranger: a reply to an authenticated host
-    is not its to read), and the new central is answered."""
+    outside the try), in the stack read, in the reassembler, in a notification; the new
+    connection on another handle, and on the same one (NimBLE hands a freed handle out
+    again). Each time: nothing fails, the ring and credits stay in range, nothing the
+    old central asked for is notified after the change (on the same handle it would
+    reach the new central, which may be a stranger: a reply to an authenticated host is
+    not its to read), and the new central is answered."""
     points = (("rx", "consumed"), ("radio", "gatts_read"), ("reasm", "feed"),
               ("radio", "gatts_notify"))
     for i, (where, name) in enumerate(points):
-        link = _link()
-        frag = plink.Fragmenter(244)
-        new = _CONN + 10 + i
-        obj = {"rx": link.rx, "radio": link.radio, "reasm": link.reasm}[where]
-        # The old central asks twice; the race comes while service() answers it.
-        pdus = []
-        for n in range(2):
-            pdus.extend(frag.split(podproto.encode({"type": "status_get", "id": n})))
-        link.radio.value = b"".join(pdus)
-        link.radio.fire(3, (_CONN, link.h_cmd))
-        if where == "radio" and name == "gatts_notify":
-            link.service()                 # read and queued; the race at the next send
-            link.tx.append(link.tx[0] if link.tx else b"x")
-        _race_at(link, obj, name, new)
-        link.service()
-        link.service()
-        where_to = [c for c in link.radio.sent_to if c == new]
-        assert where_to == [], (where, name, "the old central's answers went to the new one")
-        assert link.failures == 0, (where, name, link.last_failure)
-        assert 0 <= link.ring_count <= ble.RX_SLOTS, (where, name, link.ring_count)
-        assert link.rx.held >= 0 and link.rx.owed >= 0, (where, name)
-        assert link.conn == new and link.conn_event == 0, (where, name, link.conn)
-        link.radio.sent = []
-        link.radio.sent_to = []
-        new_frag = plink.Fragmenter(244)
-        _write(link, new_frag, {"type": "status_get", "id": 1}, new)
-        link.service()
-        assert [m["type"] for m in _answers(link)] == ["status"], (where, name)
-        assert set(link.radio.sent_to) == {new}, (where, name)
+        for new in (_CONN + 10 + i, _CONN):
+            link = _link()
+            frag = plink.Fragmenter(244)
+            obj = {"rx": link.rx, "radio": link.radio, "reasm": link.reasm}[where]
+            # The old central asks three times; the change comes while service()
+            # answers it (in a notification: the second, once the first has gone).
+            pdus = []
+            for n in range(3):
+                pdus.extend(frag.split(podproto.encode({"type": "status_get", "id": n})))
+            link.radio.value = b"".join(pdus)
+            link.radio.fire(3, (_CONN, link.h_cmd))
+            if name == "gatts_notify":
+                link.tx_tokens = 1000       # one PDU's pace: the first answer only
+                link.tx_t_ms = time.ticks_ms()
+                link.service()
+                assert len(link.radio.sent) == 1 and link.tx, (where, new)
+                _elapse(link, 1000)
+            _race_at(link, obj, name, new)
+            link.service()
+            link.service()
+            late = link.radio.sent[link.radio.race_at:]
+            assert late == [], (where, name, new, "the old central's answers went out after it")
+            assert link.failures == 0, (where, name, new, link.last_failure)
+            assert 0 <= link.ring_count <= ble.RX_SLOTS, (where, name, new, link.ring_count)
+            assert link.rx.held >= 0 and link.rx.owed >= 0, (where, name, new)
+            assert link.conn == new and link.conn_event == 0, (where, name, new, link.conn)
+            link.radio.sent = []
+            link.radio.sent_to = []
+            _write(link, plink.Fragmenter(244), {"type": "status_get", "id": 1}, new)
+            link.service()
+            assert [m["type"] for m in _answers(link)] == ["status"], (where, name, new)
+            assert set(link.radio.sent_to) == {new}, (where, name, new)
