@@ -341,9 +341,10 @@ def test_a_refusal_after_a_window_the_pace_held_back_in_lets_the_probe_go_on():
     assert link.pdus_per_event == 5, link.pdus_per_event
 
 
-def _climb(refuses):
-    """The pace after a long run of clean sends from the board's figure (6), on a board
-    whose stack refuses what it cannot hold (refuses) or takes everything."""
+def _climb(refuses, every=0):
+    """The pace after a long run of sends from the board's figure (6), on a board whose
+    stack refuses what it cannot hold (refuses) or takes everything; every: the stack
+    refuses one in that many (0: none)."""
     link = _link()
     board = link.app.board
     board.BLE_REFUSES_WHEN_FULL = refuses
@@ -355,6 +356,8 @@ def _climb(refuses):
         link.service()
         for _ in range(4):              # 120 PDUs: the climb is one per 24-36 clean
             _queue_frames(link, 10)
+            if every:
+                link.radio.fail = ([0] * (every - 1) + [errno.ENOMEM]) * 40
             for _ in range(100):
                 if not link.tx:
                     break
@@ -379,6 +382,11 @@ def test_the_probe_climbs_past_the_boards_figure_only_where_the_stack_refuses_wh
     assert _climb(False) == 6
     climbed = _climb(True)
     assert 6 < climbed <= 24, climbed
+    # Past the figure only while the stack refuses nothing: a link at the figure, whose
+    # bursts fill NimBLE's buffers now and then, keeps it (a climb there met a refusal
+    # at each step: 0.88-0.91 of the link at 6 PDUs per event and MTU 247, 0.91-0.93
+    # with this).
+    assert _climb(True, every=10) == 6
 
 
 def test_any_other_stack_error_ends_the_connection_not_a_frame():
