@@ -74,8 +74,8 @@ _TOKEN = const(1000)           # one PDU, in the pacing's milli-PDUs
 # _RATE_MIN_EVENTS events at least (refusals closer together are one full stack: a
 # window of an event or two reads the part of an event's frees that had come in, 2 of
 # 4, and held the pace at half the link); after _PROBE_EVENTS events' worth taken
-# without a refusal the estimate goes one PDU per event back up, never past the
-# board's figure. 4, not 8: on a link whose PDUs per event change every 0.7 s (the
+# without a refusal the estimate goes one PDU per event back up to the board's figure,
+# and past it (pdus_cap) only where the stack refuses what it cannot hold. 4, not 8: on a link whose PDUs per event change every 0.7 s (the
 # benchmark's changing link) a pace climbing from 3 to 5 took most of a phase, and sync
 # on the NimBLE model at MTU 247 kept 0.84-0.88 of the link; at 4, 0.91-0.92 (an ENOMEM
 # now and then costs NimBLE nothing: the notification is refused whole).
