@@ -135,10 +135,8 @@ class Central:
         (BLE_HS_EALREADY through ble_hs_err_to_errno)."""
         if self.connecting is None:
             raise OSError(errno.EALREADY)
-        self.connecting = None
         self.retry_at = None
-        self.radio.irq_from_air(_IRQ_PERIPHERAL_DISCONNECT,
-                                (_CONN_NONE, 0xFF, memoryview(bytes(6))))
+        self._connect_failed()
 
     def gap_disconnect(self, conn_handle):
         if conn_handle not in self.conns:
@@ -323,9 +321,7 @@ class Central:
                 if time.ticks_diff(self.connecting[2], time.ticks_ms()) > 0:
                     self.retry_at = time.ticks_add(time.ticks_ms(), 100)
                 else:
-                    self.connecting = None
-                    self.radio.irq_from_air(_IRQ_PERIPHERAL_DISCONNECT,
-                                            (_CONN_NONE, 0xFF, memoryview(bytes(6))))
+                    self._connect_failed()
             return
         status = 0 if op != "error" else _ATT_ERR_UNLIKELY
         if kind in ("read", "write"):
@@ -362,6 +358,13 @@ class Central:
             return
         self.send({"op": "connect", "addr": self.connecting[0], "exchange": "manual",
                    "mtu": self.radio.config("mtu"), "req": self._req("connect", 0, 0)})
+
+    def _connect_failed(self):
+        # The connect's event with a failed status (peripheral_gap_event_cb): no handle
+        # (BLE_HS_CONN_HANDLE_NONE), addr_type 0xFF, no address.
+        self.connecting = None
+        self.radio.irq_from_air(_IRQ_PERIPHERAL_DISCONNECT,
+                                (_CONN_NONE, 0xFF, memoryview(bytes(6))))
 
     def _scan_off(self):
         self.scanning = False

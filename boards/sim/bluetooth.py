@@ -473,9 +473,7 @@ class _Radio:
     def gap_scan(self, duration_ms=0, interval_us=1280000, window_us=11250, active=False):
         """modbluetooth.c bluetooth_ble_gap_scan: no argument scans until stopped, None
         stops."""
-        c = self._central()         # outside the lock: it may wait for the reader
-        with self._lock:
-            c.gap_scan(duration_ms, interval_us, window_us, active)
+        self._as_central("gap_scan", duration_ms, interval_us, window_us, active)
 
     def gap_connect(self, addr_type, addr=None, scan_duration_ms=None,
                     min_conn_interval_us=None, max_conn_interval_us=None):
@@ -485,40 +483,34 @@ class _Radio:
         if addr is None:
             if addr_type is not None:
                 raise TypeError("invalid addr")
-            c = self._central()
-            with self._lock:
-                c.cancel_connect()
+            self._as_central("cancel_connect")
             return
         if len(bytes(addr)) != 6:
             raise ValueError("invalid addr")
-        c = self._central()
-        with self._lock:
-            c.gap_connect(addr_type, addr, 2000 if scan_duration_ms is None else scan_duration_ms)
+        self._as_central("gap_connect", addr_type, addr,
+                         2000 if scan_duration_ms is None else scan_duration_ms)
 
     def gattc_discover_services(self, conn_handle, uuid=None):
-        c = self._central()         # outside the lock: it may wait for the reader
-        with self._lock:
-            c.discover_services(conn_handle, uuid)
+        self._as_central("discover_services", conn_handle, uuid)
 
     def gattc_discover_characteristics(self, conn_handle, start_handle, end_handle, uuid=None):
-        c = self._central()         # outside the lock: it may wait for the reader
-        with self._lock:
-            c.discover_characteristics(conn_handle, start_handle, end_handle, uuid)
+        self._as_central("discover_characteristics", conn_handle, start_handle, end_handle, uuid)
 
     def gattc_discover_descriptors(self, conn_handle, start_handle, end_handle):
-        c = self._central()         # outside the lock: it may wait for the reader
-        with self._lock:
-            c.discover_descriptors(conn_handle, start_handle, end_handle)
+        self._as_central("discover_descriptors", conn_handle, start_handle, end_handle)
 
     def gattc_read(self, conn_handle, value_handle):
-        c = self._central()         # outside the lock: it may wait for the reader
-        with self._lock:
-            c.gattc_read(conn_handle, value_handle)
+        self._as_central("gattc_read", conn_handle, value_handle)
 
     def gattc_write(self, conn_handle, value_handle, data, mode=0):
-        c = self._central()         # outside the lock: it may wait for the reader
+        self._as_central("gattc_write", conn_handle, value_handle, data, mode)
+
+    def _as_central(self, name, *args):
+        # The central role made (outside the lock: that may wait for the reader thread),
+        # then its method run under the lock, as the reader thread runs what it hears.
+        c = self._central()
         with self._lock:
-            c.gattc_write(conn_handle, value_handle, data, mode)
+            return getattr(c, name)(*args)
 
     def own_addr(self):
         """This radio's address (blecentral.Central's hello)."""
