@@ -36,11 +36,14 @@ demo: venv
 test: venv browser
 	$(BIN)/pytest -n 2 tests
 
-# The randomized tests at soak length (about an hour and a half on 2 cores): 1,000
-# nominal sessions for false trips, 1,000 chaos rounds of cut syncs and pushes, 10,000
-# sequences of the limits state machine.
+# The randomized tests at soak length (an hour and a half on 2 cores before the port
+# models ran 1,450 rounds each, ~16 min each in parallel, which add about 25 min): 1,000
+# nominal sessions for false trips, 1,000 chaos rounds of cut syncs and pushes on the
+# sim's buffering and 1,450 on each port model (~1,000 cuts each), 10,000 sequences of
+# the limits state machine.
 soak: venv
-	STEAMER_SOAK_SESSIONS=1000 STEAMER_BLE_ROUNDS=1000 STEAMER_LIMITS_EXAMPLES=10000 \
+	STEAMER_SOAK_SESSIONS=1000 STEAMER_BLE_ROUNDS=1000 STEAMER_BLE_PORT_ROUNDS=1450 \
+		STEAMER_LIMITS_EXAMPLES=10000 \
 		$(BIN)/pytest -n 2 tests/sim/test_false_trips.py \
 		tests/ble/test_ble_sync.py::test_randomized_cuts_during_syncs_and_pushes \
 		tests/device/test_limits_stateful.py

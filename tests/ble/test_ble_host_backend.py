@@ -1,11 +1,14 @@
 """The sim bleak backend as a real one may behave (issue 13 item 8), and the client's
 recovery: the MTU reads 23 until the exchange completes; a value longer than one ATT
 Read is a Read and Read Blobs, which a change in between tears; steamer.client reads
-such a frame again until two reads agree, so a torn Info or State is never decoded."""
+such a frame again until two reads agree, so a torn Info or State is never decoded.
+Also the air's silent cut as the chaos rounds use it: lose(after_queued=True) lets the
+peripheral have what the central queued and lets nothing it answers come back."""
 from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from asyncio import run, sleep
 
@@ -141,3 +144,78 @@ def test_the_client_reads_a_torn_frame_again_until_two_reads_agree(air, peripher
     assert status["type"] == "status" and status["boiler_mc"] == 99000, status
     parts = len(a) // 22 + 1            # ATT Read, then Read Blobs to a short one
     assert reads == 3 * parts, reads
+
+
+class Echo:
+    """Reads the peripheral's side of the air on a thread: every write it is carried,
+    it answers at once with an Event notification carrying the same bytes."""
+
+    def __init__(self, p: Peripheral) -> None:
+        self.p = p
+        self.writes: list[bytes] = []
+        self.conn: int | None = None
+        self.gone = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        buf = b""
+        while not self.gone.is_set():
+            try:
+                chunk = self.p.sock.recv(4096)
+            except (socket.timeout, OSError):
+                continue
+            if not chunk:
+                return
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                msg = _json(line)
+                if msg["op"] == "connect":
+                    self.conn = msg["conn"]
+                elif msg["op"] == "write":
+                    self.writes.append(bytes.fromhex(msg["data"]))
+                    self.p.send({"op": "notify", "conn": msg["conn"],
+                                 "handle": _HANDLES["event"], "data": msg["data"]})
+
+
+@pytest.mark.parametrize("queued", [True, False])
+def test_a_link_lost_after_the_queued_writes_carries_them_and_no_answer(air, peripheral,
+                                                                       queued):
+    """lose(after_queued=True) armed just after a write without response was queued:
+    the air carries the write to the peripheral in its next event and goes silent in
+    that event, so the peripheral's answer (sent at once) never reaches the central,
+    which learns of the loss at the supervision timeout. Armed with nothing queued (the
+    write already carried and answered) it goes silent at once: a later write never
+    reaches the peripheral. An answer can never beat the cut, as it could when the
+    chaos rounds armed a lose a moment after the commit."""
+    echo = Echo(peripheral)
+
+    async def go() -> tuple[list[bytes], bool]:
+        heard: list[bytes] = []
+        async with _client(air, peripheral.addr, 23) as client:
+            await client.start_notify(gatt.EVENT_UUID, lambda _c, d: heard.append(bytes(d)))
+            if not queued:
+                await client.write_gatt_char(gatt.COMMAND_UUID, b"first", response=False)
+                for _ in range(100):
+                    if heard:
+                        break
+                    await sleep(0.01)
+                assert heard == [b"first"]
+                assert air.call(air.lose, peripheral.addr, True) == 1
+                await client.write_gatt_char(gatt.COMMAND_UUID, b"later", response=False)
+            else:
+                await client.write_gatt_char(gatt.COMMAND_UUID, b"cut-here", response=False)
+                assert air.call(air.lose, peripheral.addr, True) == 1
+            t0 = time.monotonic()
+            while client.is_connected and time.monotonic() - t0 < 3:
+                await sleep(0.02)
+            return heard, client.is_connected
+    try:
+        heard, still = run(go())
+    finally:
+        echo.gone.set()
+    assert not still, "the central never learnt of the lost link"
+    if queued:
+        assert echo.writes == [b"cut-here"] and heard == []
+    else:
+        assert echo.writes == [b"first"] and heard == [b"first"]

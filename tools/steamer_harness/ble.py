@@ -191,7 +191,11 @@ class Cutter:
     after it): `arm(after, how)` cuts once `after` more frames of the watched types have
     gone out, or `after` more records have come in; how is "drop" (both ends told at
     once) or "lose" (silent until the supervision timeout). A commit is cut only once
-    the air has carried it to the steamer: its answer is what the cut takes."""
+    the air has carried it to the steamer: its answer is what the cut takes. A lost
+    commit goes silent in the very event that carries it (the air's
+    lose(after_queued=True)): a lose armed a moment after the commit could come after
+    its answer had reached the host, and the push would end without having seen the
+    cut, leaving the host a link that is already gone."""
 
     def __init__(self, served: Served, st: Steamer, types: tuple[str, ...] = ()) -> None:
         self.served, self.types = served, types
@@ -203,22 +207,26 @@ class Cutter:
         async def send(msg: dict, ack: bool = False) -> int:
             mid = await real(msg, ack)
             if msg["type"] in self.types:
-                if msg["type"] == "profile_commit" and self.left == 1:
+                commit = msg["type"] == "profile_commit" and self.left == 1
+                if commit and self.how == "drop":
                     await self._delivered()
-                self.tick(1)
+                self.tick(1, after_queued=commit)
             return mid
         st.send = send  # type: ignore[method-assign]
 
     def arm(self, after: int, how: str = "drop") -> None:
         self.left, self.how = after, how
 
-    def tick(self, n: int) -> None:
+    def tick(self, n: int, after_queued: bool = False) -> None:
         if self.left <= 0:
             return
         self.left -= n
         if self.left <= 0:
-            air = self.served.air
-            self.cuts += air.call(getattr(air, self.how), self.served.addr)
+            air, addr = self.served.air, self.served.addr
+            if self.how == "lose":
+                self.cuts += air.call(air.lose, addr, after_queued)
+            else:
+                self.cuts += air.call(air.drop, addr)
 
     async def _delivered(self) -> None:
         air = self.served.air

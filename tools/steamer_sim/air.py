@@ -267,6 +267,7 @@ class _Conn:
     task: "asyncio.Task | None" = None
     open: bool = True
     lost: bool = False
+    lose_at_up: int = -1             # lose(after_queued=True): silent once stats["up"] is this
     stats: dict = field(default_factory=lambda: {"up": 0, "down": 0, "down_bytes": 0,
                                                  "events": 0, "enomem": 0,
                                                  "writes_dropped": 0})
@@ -373,16 +374,28 @@ class Air:
                 n += 1
         return n
 
-    def lose(self, addr: str | None = None) -> int:
-        """The link goes silent; both ends notice after the supervision timeout."""
+    def lose(self, addr: str | None = None, after_queued: bool = False) -> int:
+        """The link goes silent; both ends notice after the supervision timeout. With
+        after_queued, it goes silent just after the next event that carries the last
+        write the central has queued now (at once if none is queued): the peripheral
+        gets those writes, and nothing it answers them with reaches the central."""
         n = 0
         for conn in list(self.conns.values()):
             if addr is None or conn.periph.addr == addr:
-                conn.lost = True
-                assert self.loop is not None
-                self.loop.call_later(self.params.supervision_ms / 1000, self._close, conn, 0x08)
+                if after_queued and conn.up:
+                    conn.lose_at_up = conn.stats["up"] + sum(
+                        1 for item in conn.up if item[1] == "write")
+                else:
+                    self._go_silent(conn)
                 n += 1
         return n
+
+    def _go_silent(self, conn: _Conn) -> None:
+        if conn.lost:
+            return
+        conn.lost = True
+        assert self.loop is not None
+        self.loop.call_later(self.params.supervision_ms / 1000, self._close, conn, 0x08)
 
     def set_params(self, **changes: Any) -> None:
         for k, v in changes.items():
@@ -659,7 +672,8 @@ class Air:
                 break
             now = time.monotonic()
             self._carry(conn, conn.up, now, up=True)
-            self._carry(conn, conn.down, now, up=False)
+            if not conn.lost:           # lose(after_queued=True) may silence it just now
+                self._carry(conn, conn.down, now, up=False)
 
     def _carry(self, conn: _Conn, queue: collections.deque, now: float, up: bool) -> None:
         p, c = conn.periph, conn.central
@@ -676,6 +690,10 @@ class Air:
                                  "data": data.hex()})
                 if req is not None:
                     _send(c.writer, {"op": "ok", "req": req})
+                if 0 <= conn.lose_at_up <= conn.stats["up"]:
+                    conn.lose_at_up = -1
+                    self._go_silent(conn)
+                    return
             else:
                 conn.stats["down"] += 1
                 conn.stats["down_bytes"] += len(data)
