@@ -220,9 +220,13 @@ def _power_on(vb: VirtualBoard, main_py: str) -> None:
     vb.boot_main()
 
 
-RUNNING_MAIN = ("STEAMER_MODE = 'running'\n"      # as boards/*/main.py before main.run
-                "import time\n"
+# As boards/*/main.py: the mode said before main.run, which starts the 1 s watchdog and
+# feeds it each period (the virtual board resets when it goes unfed: steamer_dev.vboard).
+RUNNING_MAIN = ("STEAMER_MODE = 'running'\n"
+                "import machine, time\n"
+                "wdt = machine.WDT(timeout=1000)\n"
                 "while True:\n"
+                "    wdt.feed()\n"
                 "    time.sleep_ms(20)\n")
 
 
@@ -240,6 +244,9 @@ def test_flash_waits_for_the_maintenance_boot_of_a_running_board(
                                "steamer firmware, whose watchdog would reset it"), err
         assert "(--wait S waits longer for it)" in last
         assert not (vb.root / "lib").exists()        # nothing was written
+        # Each look interrupted the firmware, whose watchdog then reset the board, which
+        # ran it again: the board is as it was, still running it.
+        assert vb.watchdog_resets >= 1
 
 
 def test_flash_goes_ahead_on_a_maintenance_boot(tmp_path: Path, built: Path) -> None:

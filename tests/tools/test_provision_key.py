@@ -205,7 +205,8 @@ def test_a_board_running_the_firmware_is_asked_for_its_maintenance_boot(
     with none in --wait, nothing is written (steamer_mfg.usb.wait_for_maintenance)."""
     with VirtualBoard(root=tmp_path / "root", run_main=True) as running:
         (running.root / "main.py").write_text(
-            "STEAMER_MODE = 'running'\nimport time\nwhile True:\n    time.sleep_ms(20)\n")
+            "STEAMER_MODE = 'running'\nimport machine, time\nwdt = machine.WDT(timeout=1000)\n"
+            "while True:\n    wdt.feed()\n    time.sleep_ms(20)\n")
         running.boot_main()
         code = run_cli(["provision-key", "--port", running.port, "--pub", keys["a_pub"].hex(),
                         "--wait", "2"])

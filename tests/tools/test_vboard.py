@@ -225,3 +225,95 @@ def test_steamer_dev_virtual_board_cleans_up_on_sigterm(tmp_path: Path,
             proc.wait()
     assert list(tmp.iterdir()) == []
     assert not processes_naming(str(tmp))
+
+
+# ---- the watchdog (issue 14: "a watchdog that cannot be stopped and really resets") ----
+# As the firmware's main.py: say the mode, start the 1 s watchdog, feed it each period.
+FIRMWARE_MAIN = textwrap.dedent("""\
+    import machine, time
+    with open('boots.txt', 'a') as f:
+        f.write('%d\\n' % machine.reset_cause())
+    STEAMER_MODE = 'running'
+    wdt = machine.WDT(timeout=1000)
+    while True:
+        wdt.feed()
+        time.sleep_ms(20)
+    """)
+
+
+def _boots(root: Path, n: int, wait_s: float = 10.0) -> list[str]:
+    """boots.txt's lines once it has n (or what it has after wait_s)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        path = root / "boots.txt"
+        lines = path.read_text().split() if path.exists() else []
+        if len(lines) >= n or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def _exec_for(port: str, code: str, kill_after_s: float) -> str:
+    """`mpremote resume exec code`'s output, the process killed after kill_after_s: a
+    board reset under it leaves mpremote waiting for an answer that never comes."""
+    proc = subprocess.Popen([MPREMOTE, "connect", port, "resume", "exec", code],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(timeout=kill_after_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out.decode(errors="replace")
+
+
+def test_a_firmware_interrupted_by_mpremote_is_reset_by_its_watchdog(tmp_path: Path) -> None:
+    """mpremote's Ctrl-C stops the firmware's loop, and so its feeds: 1 s later the
+    board resets under the command (which never ends), main.py runs again and
+    reset_cause() says WDT_RESET (3). A command that feeds the watchdog itself outlives
+    the timeout; a board that started none (the maintenance boot) runs any command."""
+    (tmp_path / "main.py").write_text(FIRMWARE_MAIN)
+    with VirtualBoard(root=tmp_path, run_main=True) as vb:
+        vb.boot_main()
+        assert _boots(tmp_path, 1) == ["1"]                     # PWRON_RESET
+        out = _exec_for(vb.port, "import time\nfor i in range(30):\n print('tick', i)\n"
+                                 " time.sleep_ms(100)\nprint('done')", 6)
+        assert "done" not in out and "tick 0" in out, out
+        ticks = out.count("tick ")
+        assert ticks < 25, out                  # cut near 1 s of 3, not at the end
+        assert _boots(tmp_path, 2) == ["1", "3"]                # WDT_RESET
+        assert vb.watchdog_resets == 1
+        # Fed from the REPL (main.py's globals are the REPL's): 3 s pass, no reset.
+        out = _exec_for(vb.port, "import time\nfor i in range(30):\n wdt.feed()\n"
+                                 " time.sleep_ms(100)\nprint('done')", 20)
+        assert "done" in out, out
+        assert vb.watchdog_resets == 1
+        # A soft reset does not stop the watchdog: mpremote's (without resume) and then
+        # nothing feeds it.
+        out = subprocess.run([MPREMOTE, "connect", vb.port, "exec", "print('soft')"],
+                             capture_output=True, timeout=TIMEOUT_S).stdout.decode()
+        assert "soft" in out
+        assert _boots(tmp_path, 3) == ["1", "3", "3"]
+    (tmp_path / "main.py").write_text("STEAMER_MODE = 'maintenance'\n")
+    with VirtualBoard(root=tmp_path, run_main=True) as vb:
+        vb.boot_main()
+        out = _exec_for(vb.port, "import time\ntime.sleep(2)\nprint('done')", 20)
+        assert "done" in out and vb.watchdog_resets == 0, out
+
+
+def test_the_watchdog_takes_the_ports_arguments(tmp_path: Path) -> None:
+    """WDT(id) other than 0 and a timeout of 0 are ValueError on both ports; the rp2's
+    longest is 8388 ms (ports/rp2/machine_wdt.c)."""
+    code = ("import machine\n"
+            "for kw in ({'id': 1}, {'timeout': 0}, {'timeout': 9000}):\n"
+            " try:\n"
+            "  machine.WDT(**kw)\n"
+            "  print(kw, 'ok')\n"
+            " except ValueError as e:\n"
+            "  print(kw, 'ValueError')\n")
+    outs = {}
+    for board in ("esp32c3", "picow"):
+        with VirtualBoard(root=tmp_path / board, board=board) as vb:
+            outs[board] = mpremote(vb.port, "exec", code).stdout
+    for board, out in outs.items():
+        assert "{'id': 1} ValueError" in out and "{'timeout': 0} ValueError" in out, out
+    assert "{'timeout': 9000} ValueError" in outs["picow"]
+    assert "{'timeout': 9000} ok" in outs["esp32c3"]

@@ -16,6 +16,17 @@ code blocks too, act on real files. A soft reset restarts the child (fresh heap 
 modules, same files). boot.py and main.py run only with run_main, as on a board: boot.py on
 every soft reset, main.py only when the reset comes from the friendly REPL (mpremote resets
 from the raw REPL, so flashing never starts the firmware).
+
+The watchdog is a board's: `machine.WDT(timeout=ms)` (the board's own `machine` is the
+unix port's with WDT and reset_cause added, _MACHINE below) cannot be stopped, and a soft
+reset does not stop it (it is the chip's: ports/esp32/machine_wdt.c and
+ports/rp2/machine_wdt.c have no deinit, and a soft reset re-runs only the VM). Unfed
+for its timeout, it resets the board: the block under way never answers (a command of
+mpremote's in flight is left to its own timeout, as on a board whose serial line
+outlives the reset), boot.py and main.py run again, and `machine.reset_cause()` is
+WDT_RESET. A folder on `path` with its own machine.py (boards/portsim's port models)
+takes the place of this one; its watchdog is the port model's, which bites only under
+boards/portsim/portrun.py.
 """
 from __future__ import annotations
 
@@ -40,8 +51,9 @@ from steamer.terminal import fail, os_error_text
 # Runs on the MicroPython child. Requests on fd IN: kind (1 byte: C code, S single, F file)
 # and a 4-byte length, then the text. Replies on fd CTL: b"S" once the block starts (only
 # then may Ctrl-C become SIGINT: before that the request may be half read), then b"D", a
-# 4-byte length and the traceback text (empty when the block succeeded). Output goes to
-# fd 1/2 as it happens, as on a board.
+# 4-byte length and the traceback text (empty when the block succeeded); and from the
+# board's machine module (_MACHINE), b"W" and a 4-byte timeout in ms when a watchdog starts,
+# b"F" at each feed. Output goes to fd 1/2 as it happens, as on a board.
 _EXECUTOR = r'''
 import sys, io
 import os as _os
@@ -125,6 +137,54 @@ def _main():
 _main()
 '''
 
+# The board's `machine`: the unix port's (umachine: the built-in, which a machine.py on the
+# path extends) with what a board's has and the unix port's lacks for the firmware's boot:
+# WDT, which tells the virtual board when it starts and each feed (on the executor's
+# control pipe, whose fd is argv[2]), and reset_cause (extmod/modmachine.h's numbers, as
+# ports/esp32/modmachine.c and ports/rp2/modmachine.c return them).
+_MACHINE = r'''
+import sys
+from umachine import *
+
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+_CAUSE = %(cause)d
+_ctl = None
+
+
+def reset_cause():
+    return _CAUSE
+
+
+def _tell(b):
+    global _ctl
+    if _ctl is None:
+        _ctl = open('/dev/fd/' + sys.argv[2], 'wb')
+    _ctl.write(b)
+
+
+class WDT:
+    """Started by its constructor, fed by feed(), never stopped: no deinit (nor on
+    either board's port)."""
+
+    def __init__(self, id=0, timeout=5000):
+        if id != 0:
+            raise ValueError("WDT(%%d) doesn't exist" %% id)
+        if timeout <= 0:
+            raise ValueError("WDT timeout too short")
+        if %(rp2)d and timeout > 8388:       # ports/rp2/machine_wdt.c
+            raise ValueError("timeout exceeds 8388")
+        _tell(b'W' + timeout.to_bytes(4, 'little'))
+
+    def feed(self):
+        _tell(b'F')
+'''
+# machine.reset_cause() values the virtual board passes on (extmod/modmachine.h).
+PWRON_RESET, WDT_RESET = 1, 3
+
 _RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 _PASTE_WINDOW = 512
 # Pending output beyond which the child's output is no longer read (back-pressure).
@@ -145,16 +205,23 @@ class _Runtime:
     """The persistent `micropython` child that runs code blocks in the board's root."""
 
     def __init__(self, root: Path, executor: Path, extra_path: list[str],
-                 machine: str | None = None, env: dict[str, str] | None = None) -> None:
+                 machine: str | None = None, env: dict[str, str] | None = None,
+                 rp2: bool = False) -> None:
         self.machine = machine
         self.env = env or {}
         self.root = root
         self.executor = executor
+        # The board's machine.py (_MACHINE) goes in the executor's folder, last on the path.
+        self.machine_dir = executor.parent
         self.extra_path = extra_path
+        self.rp2 = rp2
+        self.reset_cause = PWRON_RESET      # what machine.reset_cause() says after start()
         self.proc: subprocess.Popen[bytes] | None = None
         self.req_w = self.ctl_r = self.out_r = -1
 
     def start(self) -> None:
+        (self.machine_dir / "machine.py").write_text(
+            _MACHINE % {"cause": self.reset_cause, "rp2": int(self.rp2)})
         req_r, self.req_w = os.pipe()
         self.ctl_r, ctl_w = os.pipe()
         self.out_r, out_w = os.pipe()
@@ -167,7 +234,7 @@ class _Runtime:
         try:
             self.proc = subprocess.Popen(
                 [micropython_exe(), "-X", "heapsize=" + BOARD_HEAP, str(self.executor),
-                 str(req_r), str(ctl_w), *self.extra_path],
+                 str(req_r), str(ctl_w), *self.extra_path, str(self.machine_dir)],
                 cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
                 pass_fds=(req_r, ctl_w), start_new_session=True)
         finally:
@@ -236,6 +303,10 @@ class VirtualBoard:
         self._ctl = bytearray()
         self._gen = 0                       # counts runtime (re)starts
         self._child_eof = False
+        # The watchdog: its timeout (0: not started since power-on) and last feed.
+        self._wdt_s = 0.0
+        self._wdt_fed = 0.0
+        self.watchdog_resets = 0
 
     # ---- public API --------------------------------------------------------------------
 
@@ -246,7 +317,9 @@ class VirtualBoard:
         executor = Path(self._exec_dir.name) / "vboard_executor.py"
         executor.write_text(_EXECUTOR)
         extra = [str(BOARDS / self.board)] if (BOARDS / self.board / "board.py").exists() else []
-        self._rt = _Runtime(self.root, executor, extra + self.path, self.machine, self.env)
+        rp2 = self.board == "picow" or "RP2040" in (self.machine or "")
+        self._rt = _Runtime(self.root, executor, extra + self.path, self.machine, self.env,
+                            rp2=rp2)
         self._rt.start()
         self._master, self._slave = os.openpty()
         # Raw both ways: no echo, no CR/LF translation, as on a USB CDC port. Our own slave
@@ -332,7 +405,7 @@ class VirtualBoard:
                     watched[fd] = tag
             sel.modify(self._master, selectors.EVENT_READ |
                        (selectors.EVENT_WRITE if self._outbuf else 0), "pty")
-            for key, events in sel.select(timeout=0.2):
+            for key, events in sel.select(timeout=0.02 if self._wdt_s else 0.2):
                 if key.data == "wake":
                     return
                 if self._gen != gen:
@@ -348,6 +421,8 @@ class VirtualBoard:
                     self._read_ctl(rt)
             if self._gen == gen:
                 self._check_child(rt)
+            if self._wdt_s and time.monotonic() - self._wdt_fed > self._wdt_s:
+                self._watchdog_reset()
             if self._busy is None:
                 self._process_input()
             self._flush_out()
@@ -400,6 +475,13 @@ class VirtualBoard:
                 self._started = True
                 if self._interrupt_at:
                     rt.interrupt()
+            elif self._ctl[:1] == b"F":
+                del self._ctl[:1]
+                self._wdt_fed = time.monotonic()
+            elif self._ctl[:1] == b"W" and len(self._ctl) >= 5:
+                self._wdt_s = struct.unpack("<I", self._ctl[1:5])[0] / 1000
+                self._wdt_fed = time.monotonic()
+                del self._ctl[:5]
             elif self._ctl[:1] == b"D" and len(self._ctl) >= 5:
                 n = struct.unpack("<I", self._ctl[1:5])[0]
                 if len(self._ctl) < 5 + n:
@@ -466,6 +548,24 @@ class VirtualBoard:
         self._interrupt_at = 0.0
         if on_done is not None:
             on_done(err)
+
+    def _watchdog_reset(self) -> None:
+        """The watchdog bites: the chip resets (the block under way never answers), the
+        watchdog stops with it, and the board boots as after power-on with
+        reset_cause() WDT_RESET: boot.py, main.py, the friendly REPL."""
+        self._wdt_s = 0.0
+        self.watchdog_resets += 1
+        self._busy = None
+        self._started = False
+        self._interrupt_at = 0.0
+        self._inbuf.clear()
+        assert self._rt is not None
+        self._rt.reset_cause = WDT_RESET
+        self._out(b"\r\n")
+        self._restart_runtime()
+        files = [f for f in ("boot.py", "main.py")
+                 if self.run_main and (self.root / f).is_file()]
+        self._run_files(files, "friendly")
 
     def _restart_runtime(self) -> None:
         assert self._rt is not None
