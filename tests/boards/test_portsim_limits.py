@@ -1,0 +1,98 @@
+"""The dosing limits on the real boards' modules (boards/esp32c3, boards/picow with
+boards/common/realboard.py) over the port models, wired to the plant (issue 14: "the
+limits ... run on each real board module"): one long day of session starts every
+minute, five power cuts, a podlet used up and another put in, and the clock set a day
+ahead, ten years ahead and two days back. The ledger here is realboard's, on littlefs
+on the timed flash, and the dose is the encoder's as each port counts it (a PWM slice on
+the rp2, pin IRQs on the C3).
+
+This is a scenario, not the hypothesis state machine (tests/device/test_limits_stateful.py
+drives the sim board's modules through any sequence): power cuts here land between
+control periods, never inside a flash write (boards/portsim/timedflash.py's cut at a
+chosen write is left to the state machine, on the sim's flash)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from steamer_sim.portsim import run_on_board
+
+CLOCK_S = 1795000000
+PROFILE = {"podlet_type": 3, "version": 1, "name": "day", "outlet_target_c": 45.0,
+           "session_s": 300, "dose_rate_ul_min": 1200, "max_session_ul": 2500,
+           "max_day_ul": 5000, "min_interval_s": 0}
+FIRST = {"serial": "0000c0ffee01", "podlet_type": 3, "capacity_ul": 3000,
+         "expiry": "2027-06-30", "lot": "L2611"}
+SECOND = dict(FIRST, serial="0000c0ffee02")
+CUTS_S = (170, 430, 777, 1111, 1500)
+DAY_S = 2400                    # the whole run is well inside one day of true time
+# One encoder pulse (100 nl) and one period of the pump at its rate 5 % fast: what the
+# plant may get past a limit the firmware counts (tools/steamer_harness/limits_machine.py's
+# OVER_UNITS, in ul).
+OVER_UL = 0.1 + 2.0 * 1.05
+BOARDS = ("picow", "esp32c3")
+
+
+def _day() -> dict:
+    events = [{"t_s": 0.5, "do": "set_clock", "epoch_s": CLOCK_S},
+              {"t_s": 1, "do": "insert_podlet", "podlet": FIRST},
+              {"t_s": 900, "do": "set_clock", "epoch_s": CLOCK_S + 86400 + 3600},
+              {"t_s": 1000, "do": "remove_podlet"},
+              {"t_s": 1001, "do": "insert_podlet", "podlet": SECOND},
+              {"t_s": 1300, "do": "set_clock", "epoch_s": CLOCK_S + 3650 * 86400},
+              {"t_s": 1700, "do": "set_clock", "epoch_s": CLOCK_S - 2 * 86400}]
+    events += [{"t_s": t, "do": "start_session"} for t in range(3, DAY_S - 100, 60)]
+    events += [{"t_s": t, "do": "power_cut", "off_s": 5} for t in CUTS_S]
+    events.sort(key=lambda e: e["t_s"])
+    return {"contract": 1, "duration_s": DAY_S, "seed": 4, "plant": {"water_ml": 300},
+            "profiles": [PROFILE], "events": events}
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory) -> dict:
+    cache = tmp_path_factory.mktemp("portsim-limits-mpy")
+    for board in BOARDS:        # built one at a time, then run two at a time
+        run_on_board(board, {"contract": 1, "duration_s": 1}, mpy_cache=cache)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {b: pool.submit(run_on_board, b, _day(), mpy_cache=cache, timeout_s=300)
+                   for b in BOARDS}
+        return {b: f.result() for b, f in futures.items()}
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_no_limit_is_passed_across_cuts_podlets_and_clock_sets(board, days):
+    s = days[board]
+    assert s["loop"]["alloc_errors"] == 0 and s["loop"]["crashes"] == 0
+    assert s["latched"] == []
+    assert [r["t_ms"] for r in s["resets"]] == [t * 1000 for t in CUTS_S]
+    sessions = s["sessions"]
+    by_podlet: dict[str, float] = defaultdict(float)
+    for x in sessions:
+        # Never more than a session's limit, and the ledger never counts less than the
+        # plant got (a cut may cost a reservation the pump never used: the safe side).
+        assert x["plant_pumped_ul"] <= PROFILE["max_session_ul"] + OVER_UL, x
+        assert x["plant_pumped_ul"] <= x["session_ul"] + OVER_UL, x
+        by_podlet[x["podlet"]] += x["plant_pumped_ul"]
+    for serial, ul in by_podlet.items():
+        assert ul <= FIRST["capacity_ul"] + OVER_UL, (serial, ul)
+    total = sum(by_podlet.values())
+    assert total <= PROFILE["max_day_ul"] + OVER_UL, total
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_the_limits_that_bound_the_day_are_the_podlets_and_the_days(board, days):
+    """Not a day that never came near a limit: the first podlet is used up, and the day
+    ends on max_day with the second; no clock set after that (ten years ahead, two days
+    back) opens the day again, and none of the cuts left the ledger behind."""
+    sessions = days[board]["sessions"]
+    reasons = [x["reason"] for x in sessions]
+    assert "podlet_empty" in reasons and reasons.count("power_loss") >= 1, reasons
+    assert reasons[-1] == "max_day", reasons
+    # Counted to within a few ul of each (a session ends once less than a period's dose
+    # is left, and each session's limit is whole ul).
+    firsts = [x for x in sessions if x["podlet"] == FIRST["serial"]]
+    assert sum(x["session_ul"] for x in firsts) >= FIRST["capacity_ul"] - 10
+    assert sum(x["session_ul"] for x in sessions) >= PROFILE["max_day_ul"] - 10
+    assert sessions[-1]["end_ms"] < 1300 * 1000       # before the far clock sets
