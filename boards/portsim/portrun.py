@@ -31,6 +31,7 @@ from pintable import pin_table
 from fw import codes
 from fw import main
 from plant import PARAMS, Plant
+from flash import PowerCut
 from timedflash import TimedFlash
 from unit import divider_uv, unit_divider_uv  # noqa: F401 - divider_uv: the tests' too
 from world import SimEnd, SimReset, World
@@ -146,6 +147,10 @@ class Wiring:
         self.image = None
         self.flash = TimedFlash("%s-flash.img" % board_name)
         timedflash.DEVICE[0] = self.flash
+        # Power cuts inside flash writes ($PORTSIM_CUT_WRITES, steamer_sim.portsim's
+        # cut_writes): the k-th boot's during its n-th program or erase.
+        cuts = os.getenv("PORTSIM_CUT_WRITES") or ""
+        self.cut_writes = [int(n) for n in cuts.split(",") if n]
         self.encoder = Encoder(self)
         self.stats = {"boots": 0, "service_us_max": 0, "pump_over_nl": 0}
         self.world = World(self, scenario, trace_path, progress)
@@ -333,6 +338,8 @@ class Wiring:
     def make_board(self, board_mod):
         self.mount()
         self.stats["boots"] += 1
+        if self.cut_writes:
+            self.flash.cut_at_write(self.cut_writes.pop(0))
         portclock.EDGE_PINS.append(self.encoder)
         b = board_mod.make()
         self.board = b
@@ -405,6 +412,9 @@ def run(scenario, trace_path, board_py, progress):
                 world.reset(r)
             except machine.BootReset:
                 world.reset(SimReset(codes.RESET_SOFT))
+            except PowerCut:
+                # Inside a flash write ($PORTSIM_CUT_WRITES): off for a second.
+                world.reset(SimReset(codes.RESET_POWER, 1.0))
             except SimEnd:
                 raise
             except Exception as e:  # a firmware bug: the board hangs until the watchdog

@@ -77,10 +77,15 @@ def _mpy(board: str, cache: Path) -> Path:
 
 def run_on_board(board: str, scenario: dict | str | Path, *, flash: str = "typical",
                  chip_seed: int = 1, heap: str = RUN_HEAP, trace: str | None = None,
-                 mpy_cache: Path | None = None, timeout_s: float = 120.0) -> dict:
+                 mpy_cache: Path | None = None, timeout_s: float = 120.0,
+                 cut_writes: tuple[int, ...] = ()) -> dict:
     """The summary (steamer_sim.driver's, plus "port") of `scenario` run on `board`'s
     real code. flash: "typical" or "worst" (datasheet maxima); chip_seed: the C3 ADC
-    chip drawn. Raises SimError when the run fails."""
+    chip drawn; cut_writes: power cuts inside flash writes, the k-th boot's during the
+    cut_writes[k]-th program or erase from that boot (half of it lands; 1 s off), until
+    the list is spent. Raises SimError when the run fails."""
+    if any(n < 1 for n in cut_writes):
+        raise ValueError(f"cut_writes: each is a write count from 1, not {cut_writes}")
     signed = sign_for_sim(load_scenario(scenario))
     with tempfile.TemporaryDirectory(prefix="steamer-portsim-") as tmp:
         work = Path(tmp)
@@ -88,7 +93,8 @@ def run_on_board(board: str, scenario: dict | str | Path, *, flash: str = "typic
         path = work / "scenario.json"
         path.write_text(json.dumps(signed), encoding="utf-8")
         env = dict(os.environ, PORTSIM_PORT=PORT_OF[board], PORTSIM_FLASH=flash,
-                   PORTSIM_CHIP_SEED=str(chip_seed))
+                   PORTSIM_CHIP_SEED=str(chip_seed),
+                   PORTSIM_CUT_WRITES=",".join(str(n) for n in cut_writes))
         env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (
             mpy / "portsim", mpy, mpy / "lib", mpy / "sim"))
         proc = subprocess.run(
