@@ -11,6 +11,10 @@ control periods), and with power cuts inside flash writes instead (steamer_sim.p
 cut_writes: the k-th boot's during its n-th program or erase, half of it landed), so
 that littlefs and the ledger's commits on it are torn mid-write, several mid-dose.
 
+And a genuine podlet swapped mid-dose for a fake one (unsigned, expired, another type),
+in one instant or removed and inserted in the same period, read through each board's
+1-Wire on the port model: the session ends within a second and the fake doses nothing.
+
 This is a scenario, not the hypothesis state machine (tests/device/test_limits_stateful.py
 drives the sim board's modules through any sequence of events)."""
 from __future__ import annotations
@@ -42,6 +46,13 @@ DAY_S = 2400                    # the whole run is well inside one day of true t
 # OVER_UNITS, in ul).
 OVER_UL = 0.1 + 2.0 * 1.05
 BOARDS = ("picow", "esp32c3")
+# tests/sim/test_podlet_swap.py's fake: unsigned, expired, a type without a profile.
+FAKE = {"serial": "0000bad0fa4e", "podlet_type": 9, "capacity_ul": 100,
+        "expiry": "2020-01-01", "lot": "FAKE", "sign": "none"}
+SWAP_S = 200                    # mid-dose of the session started at 3 s
+SWAPS = {"swap_podlet": [{"t_s": SWAP_S, "do": "swap_podlet", "podlet": FAKE}],
+         "remove_insert": [{"t_s": SWAP_S, "do": "remove_podlet"},
+                           {"t_s": SWAP_S, "do": "insert_podlet", "podlet": FAKE}]}
 
 
 def _day(timed_cuts: bool = True) -> dict:
@@ -60,6 +71,16 @@ def _day(timed_cuts: bool = True) -> dict:
             "profiles": [PROFILE], "events": events}
 
 
+def _swap(how: str) -> dict:
+    events = [{"t_s": 0.5, "do": "set_clock", "epoch_s": CLOCK_S},
+              {"t_s": 1, "do": "insert_podlet", "podlet": FIRST},
+              {"t_s": 3, "do": "start_session"}, *SWAPS[how],
+              {"t_s": SWAP_S + 15, "do": "start_session"},
+              {"t_s": SWAP_S + 25, "do": "start_session"}]
+    return {"contract": 1, "duration_s": SWAP_S + 40, "seed": 4, "plant": {"water_ml": 60},
+            "profiles": [PROFILE], "events": events}
+
+
 @pytest.fixture(scope="module")
 def days(tmp_path_factory) -> dict:
     cache = tmp_path_factory.mktemp("portsim-limits-mpy")
@@ -73,6 +94,8 @@ def days(tmp_path_factory) -> dict:
             futures["in_writes", b] = pool.submit(run_on_board, b, _day(timed_cuts=False),
                                                   mpy_cache=cache, timeout_s=300,
                                                   cut_writes=CUT_WRITES[b])
+            for how in SWAPS:
+                futures[how, b] = pool.submit(run_on_board, b, _swap(how), mpy_cache=cache)
         return {k: f.result() for k, f in futures.items()}
 
 
@@ -125,3 +148,17 @@ def test_the_limits_that_bound_the_day_are_the_podlets_and_the_days(kind, board,
     assert sum(x["session_ul"] for x in firsts) >= FIRST["capacity_ul"] - 10
     assert sum(x["session_ul"] for x in sessions) >= PROFILE["max_day_ul"] - 10
     assert all(x["start_ms"] < 1300 * 1000 for x in sessions), sessions  # none after them
+
+
+@pytest.mark.parametrize("how", list(SWAPS))
+@pytest.mark.parametrize("board", BOARDS)
+def test_a_podlet_swapped_mid_dose_ends_the_session_and_the_fake_doses_nothing(
+        board, how, days):
+    s = days[how, board]
+    assert s["latched"] == [] and s["resets"] == []
+    [session] = s["sessions"]           # the starts after the swap are refused
+    assert session["reason"] == "podlet_changed" and session["podlet"] == FIRST["serial"]
+    assert SWAP_S * 1000 <= session["end_ms"] <= SWAP_S * 1000 + 1000, session
+    # All the plant ever got is that session's (to a pulse): nothing after it.
+    assert s["port"]["plant_pumped_ul"] <= session["plant_pumped_ul"] + 0.1 + OVER_UL
+    assert session["plant_pumped_ul"] > 1000        # it was dosing when swapped
