@@ -382,9 +382,9 @@ class Air:
         n = 0
         for conn in list(self.conns.values()):
             if addr is None or conn.periph.addr == addr:
-                if after_queued and conn.up:
-                    conn.lose_at_up = conn.stats["up"] + sum(
-                        1 for item in conn.up if item[1] == "write")
+                queued = sum(1 for item in conn.up if item[1] == "write")
+                if after_queued and queued:
+                    conn.lose_at_up = conn.stats["up"] + queued
                 else:
                     self._go_silent(conn)
                 n += 1
