@@ -60,3 +60,20 @@ def own_air() -> Iterator[dict[str, str]]:
             except ProcessLookupError:
                 pass
         shutil.rmtree(run, ignore_errors=True)
+
+
+# A board's main.py as the firmware's boots: the mode said before main.run, which starts
+# the 1 s watchdog and feeds it each period (steamer_dev.vboard resets the virtual board
+# when it goes unfed). Tests that need more of the boot put their lines before it.
+RUNNING_MAIN = ("STEAMER_MODE = 'running'\n"
+                "import machine, time\n"
+                "wdt = machine.WDT(timeout=1000)\n"
+                "while True:\n"
+                "    wdt.feed()\n"
+                "    time.sleep_ms(20)\n")
+
+
+@pytest.fixture
+def running_main() -> str:
+    """RUNNING_MAIN: the text of a main.py that runs like the firmware."""
+    return RUNNING_MAIN

@@ -220,20 +220,11 @@ def _power_on(vb: VirtualBoard, main_py: str) -> None:
     vb.boot_main()
 
 
-# As boards/*/main.py: the mode said before main.run, which starts the 1 s watchdog and
-# feeds it each period (the virtual board resets when it goes unfed: steamer_dev.vboard).
-RUNNING_MAIN = ("STEAMER_MODE = 'running'\n"
-                "import machine, time\n"
-                "wdt = machine.WDT(timeout=1000)\n"
-                "while True:\n"
-                "    wdt.feed()\n"
-                "    time.sleep_ms(20)\n")
-
-
 def test_flash_waits_for_the_maintenance_boot_of_a_running_board(
-        tmp_path: Path, built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, built: Path, capsys: pytest.CaptureFixture[str],
+        running_main: str) -> None:
     with VirtualBoard(root=tmp_path / "root", run_main=True) as vb:
-        _power_on(vb, RUNNING_MAIN)
+        _power_on(vb, running_main)
         code = run_cli(["flash", "--port", vb.port, "--board", BOARD, "--no-build",
                         "--build-dir", str(built), "--wait", "3"])
         _, err = capsys.readouterr()

@@ -200,13 +200,11 @@ def test_pub_and_key_together_is_a_usage_error(keys: dict):
 
 
 def test_a_board_running_the_firmware_is_asked_for_its_maintenance_boot(
-        tmp_path: Path, keys: dict, capsys: pytest.CaptureFixture[str]):
+        tmp_path: Path, keys: dict, capsys: pytest.CaptureFixture[str], running_main: str):
     """Its watchdog would reset it mid-write: the key waits for the maintenance boot, and
     with none in --wait, nothing is written (steamer_mfg.usb.wait_for_maintenance)."""
     with VirtualBoard(root=tmp_path / "root", run_main=True) as running:
-        (running.root / "main.py").write_text(
-            "STEAMER_MODE = 'running'\nimport machine, time\nwdt = machine.WDT(timeout=1000)\n"
-            "while True:\n    wdt.feed()\n    time.sleep_ms(20)\n")
+        (running.root / "main.py").write_text(running_main)
         running.boot_main()
         code = run_cli(["provision-key", "--port", running.port, "--pub", keys["a_pub"].hex(),
                         "--wait", "2"])

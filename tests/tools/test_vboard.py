@@ -228,17 +228,11 @@ def test_steamer_dev_virtual_board_cleans_up_on_sigterm(tmp_path: Path,
 
 
 # ---- the watchdog (issue 14: "a watchdog that cannot be stopped and really resets") ----
-# As the firmware's main.py: say the mode, start the 1 s watchdog, feed it each period.
-FIRMWARE_MAIN = textwrap.dedent("""\
-    import machine, time
-    with open('boots.txt', 'a') as f:
-        f.write('%d\\n' % machine.reset_cause())
-    STEAMER_MODE = 'running'
-    wdt = machine.WDT(timeout=1000)
-    while True:
-        wdt.feed()
-        time.sleep_ms(20)
-    """)
+# Each boot writes its reset cause to boots.txt, then runs as the firmware does
+# (conftest's running_main).
+BOOTS_LINE = ("import machine\n"
+              "with open('boots.txt', 'a') as f:\n"
+              "    f.write('%d\\n' % machine.reset_cause())\n")
 
 
 def _boots(root: Path, n: int, wait_s: float = 10.0) -> list[str]:
@@ -265,12 +259,13 @@ def _exec_for(port: str, code: str, kill_after_s: float) -> str:
     return out.decode(errors="replace")
 
 
-def test_a_firmware_interrupted_by_mpremote_is_reset_by_its_watchdog(tmp_path: Path) -> None:
+def test_a_firmware_interrupted_by_mpremote_is_reset_by_its_watchdog(
+        tmp_path: Path, running_main: str) -> None:
     """mpremote's Ctrl-C stops the firmware's loop, and so its feeds: 1 s later the
     board resets under the command (which never ends), main.py runs again and
     reset_cause() says WDT_RESET (3). A command that feeds the watchdog itself outlives
     the timeout; a board that started none (the maintenance boot) runs any command."""
-    (tmp_path / "main.py").write_text(FIRMWARE_MAIN)
+    (tmp_path / "main.py").write_text(BOOTS_LINE + running_main)
     with VirtualBoard(root=tmp_path, run_main=True) as vb:
         vb.boot_main()
         assert _boots(tmp_path, 1) == ["1"]                     # PWRON_RESET
