@@ -563,9 +563,7 @@ class VirtualBoard:
         self._rt.reset_cause = WDT_RESET
         self._out(b"\r\n")
         self._restart_runtime()
-        files = [f for f in ("boot.py", "main.py")
-                 if self.run_main and (self.root / f).is_file()]
-        self._run_files(files, "friendly")
+        self._boot("friendly")
 
     def _restart_runtime(self) -> None:
         assert self._rt is not None
@@ -594,6 +592,11 @@ class VirtualBoard:
     def _soft_reset(self, mode: str) -> None:
         self._out(b"MPY: soft reboot\r\n")
         self._restart_runtime()
+        self._boot(mode)
+
+    def _boot(self, mode: str) -> None:
+        """The boot files a board runs (with run_main): boot.py, and main.py unless the
+        reset came from the raw REPL; then the REPL in `mode`."""
         files = []
         if self.run_main:
             files = [f for f in ("boot.py", "main.py") if (self.root / f).is_file()
