@@ -653,12 +653,33 @@ def unique_id():
     return b"\x00\x01\x02\x03\x04\x05\x06\x07"
 
 
+def _rtc_at_boot():
+    # What a chip's boot sets the RTC to. rp2: main() starts the always-on timer at
+    # 2021-01-01 00:00:00 before anything else, at every boot of the chip (ports/rp2/
+    # main.c: aon_timer_start, ahead of the soft-reset loop, so Ctrl-D keeps the time).
+    # esp32: time.time() is gettimeofday()'s seconds (ports/esp32/modtime.c), from 0 (the
+    # port's epoch, 2000-01-01) at power-on; ESP-IDF keeps the system time in the RTC
+    # domain through the digital resets (watchdog, machine.reset()), not a power-off.
+    import time
+    time.EPOCH[1] = 0 if ESP32 else time.mktime((2021, 1, 1, 0, 0, 0, 0, 0))
+    time.EPOCH[2] = _NOW[0]
+
+
 def power_on():
-    """Power-on (portrun.py): what survives only a reset is cleared."""
+    """Power-on (portrun.py): what survives only a reset is cleared, the RTC among it."""
     RTC_MEM[0] = b""
     for a in mem32.words:
         mem32.words[a] = 0
     reset_state(PWRON_RESET)
+    _rtc_at_boot()
+
+
+def chip_reset(cause):
+    """A reset that boots the chip again (the watchdog's): as reset_state, and on rp2
+    the RTC back to 2021-01-01 (_rtc_at_boot); the esp32's runs on."""
+    reset_state(cause)
+    if not ESP32:
+        _rtc_at_boot()
 
 
 def reset_state(cause):

@@ -128,6 +128,7 @@ class Wiring:
     is to World, without being a board (the board is the real one)."""
 
     def __init__(self, board_name, board_py, scenario, trace_path, progress):
+        machine.power_on()      # the first boot is a power-on: the RTC from the port's start
         self.name = board_name
         self.wiring = WIRING[board_name]
         self.pin = pin_table(board_py)
@@ -299,9 +300,10 @@ class Wiring:
     def boot(self, cause):
         if cause == codes.RESET_POWER:
             machine.power_on()
+        elif cause == codes.RESET_WDT:
+            machine.chip_reset(machine.WDT_RESET)
         else:
-            machine.reset_state(machine.WDT_RESET if cause == codes.RESET_WDT
-                                else machine.SOFT_RESET)
+            machine.reset_state(machine.SOFT_RESET)
 
     def telemetry(self, app):
         self.app = app

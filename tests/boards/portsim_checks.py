@@ -118,4 +118,19 @@ f = TimedFlash("checks-flash.img", 8, 4096)
 t0 = portclock.now_us()
 f.writeblocks(1, bytearray(4096))
 out["flash_4k_write_us"] = portclock.now_us() - t0
+
+# ---- the RTC across resets: what each port's boot sets it to --------------------------
+time.set_port_epoch(2000 if machine.ESP32 else 1970)
+rtc = machine.RTC()
+rtc.datetime((2026, 3, 1, 0, 12, 0, 0, 0))
+years = {}
+machine.reset_state(machine.SOFT_RESET)
+years["soft"] = time.gmtime()[0]
+machine.chip_reset(machine.WDT_RESET)
+years["wdt"] = time.gmtime()[0]
+rtc.datetime((2026, 3, 1, 0, 12, 0, 0, 0))
+machine.power_on()
+years["power_on"] = time.gmtime()[:6]
+years["power_on_s"] = time.time()
+out["rtc_year_after"] = years
 print(json.dumps(out))

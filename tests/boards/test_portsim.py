@@ -97,6 +97,25 @@ def test_flash_write_takes_erase_and_program_time(checks):
     assert checks["flash_4k_write_us"] == 45000 + 16 * 400
 
 
+def test_the_rtc_is_lost_as_each_port_loses_it(checks):
+    """rp2: ports/rp2/main.c starts the always-on timer at 2021-01-01 (aon_timer_start)
+    at every boot of the chip, ahead of the soft-reset loop: a soft reset keeps the time,
+    a watchdog reset or a power-on does not. esp32: time.time() is gettimeofday()'s
+    (ports/esp32/modtime.c), 0 = 2000-01-01 at power-on, kept by ESP-IDF through the
+    watchdog's digital reset. Either way the firmware reads a time before 2024 after a
+    power cut, which realboard.clock_s() takes as no clock (_CLOCK_VALID_S)."""
+    years = checks["rtc_year_after"]
+    assert years["soft"] == 2026
+    if checks["port"] == "rp2":
+        assert years["wdt"] == 2021
+        assert years["power_on"] == [2021, 1, 1, 0, 0, 0]
+        assert years["power_on_s"] == 1609459200
+    else:
+        assert years["wdt"] == 2026
+        assert years["power_on"] == [2000, 1, 1, 0, 0, 0]
+        assert years["power_on_s"] == 0
+
+
 # ---- the real boards' code on the models, wired to the plant -----------------------------
 def _slow_dose_scenario(rate_ul_min: int, end_s: float) -> dict:
     demo = json.loads(DEMO.read_text())
