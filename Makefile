@@ -40,13 +40,15 @@ test: venv browser
 # models ran 1,450 rounds each, ~16 min each in parallel, which add about 25 min): 1,000
 # nominal sessions for false trips, 1,000 chaos rounds of cut syncs and pushes on the
 # sim's buffering and 1,450 on each port model (~1,000 cuts each), 10,000 sequences of
-# the limits state machine.
+# the limits state machine on the sim board and 2,000 on each real board module (~3 min
+# each).
 soak: venv
 	STEAMER_SOAK_SESSIONS=1000 STEAMER_BLE_ROUNDS=1000 STEAMER_BLE_PORT_ROUNDS=1450 \
-		STEAMER_LIMITS_EXAMPLES=10000 \
+		STEAMER_LIMITS_EXAMPLES=10000 STEAMER_LIMITS_PORT_EXAMPLES=2000 \
 		$(BIN)/pytest -n 2 tests/sim/test_false_trips.py \
 		tests/ble/test_ble_sync.py::test_randomized_cuts_during_syncs_and_pushes \
-		tests/device/test_limits_stateful.py
+		tests/device/test_limits_stateful.py \
+		tests/boards/test_portsim_limits.py::test_no_sequence_breaks_the_limits_on_a_real_board
 
 bench: venv
 	$(BIN)/steamer dev bench

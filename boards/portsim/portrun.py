@@ -12,7 +12,7 @@ protocol (the board's board.py before the sim's). Only MicroPython's C modules a
 stand-ins: the board module, realboard and the firmware run as they ship. tests/boards/
 test_portsim.py and `steamer dev bench --parts boards` run it.
 
-The wiring (WIRING below, per board, from the board's README): each period the plant
+The wiring (hookup.WIRING, per board, from the board's README): each period the plant
 gets what the outputs did (the step PWM's steps, the SSR, the keep-alive's last edge,
 the relay) and the inputs follow the plant (NTC divider voltages, float/tilt/button
 levels, the encoder's edges as the pump moves (Encoder), the podlet's chip on the bus).
@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import time
-import vfs
 
 import machine
 import onewire
@@ -30,89 +29,14 @@ import timedflash
 from pintable import pin_table
 from fw import codes
 from fw import main
-from plant import PARAMS, Plant
+from hookup import WIRING, Encoder, mount, ntc_uv, set_level, set_uv
+from plant import Plant
 from flash import PowerCut
 from timedflash import TimedFlash
-from unit import divider_uv, unit_divider_uv  # noqa: F401 - divider_uv: the tests' too
+from unit import divider_uv  # noqa: F401 - the tests' (portrun.divider_uv)
 from world import SimEnd, SimReset, World
 
 _US_PER_PERIOD = 100000
-
-# Per board: how each NTC divider puts its voltage on the ADC pin. "low": the NTC from
-# the pin to ground, its pull-up to 3.3 V (the plant's counts are that ratio);
-# ("high", R): the NTC from 3.3 V to the pin, R ohms to ground. "unit": the unit's rail
-# and resistors (unit.py) reach the reading, drawn per $PORTSIM_CHIP_SEED: on the C3,
-# whose ADC measures volts; the rp2's is ratiometric to the rail, which cancels there,
-# and its resistors are left nominal.
-WIRING = {
-    "picow": {"boiler": "low", "outlet": "low", "port": "rp2", "unit": False},
-    # boards/esp32c3/README.md: the boiler NTC on the 3.3 V side, 560 ohm to ground.
-    "esp32c3": {"boiler": ("high", 560), "outlet": "low", "port": "esp32", "unit": True},
-}
-
-
-
-def _nominal_uv(raw, pullup_ohm, how, _name):
-    return divider_uv(raw, pullup_ohm, how)
-
-
-class Encoder:
-    """The pump head's encoder: an edge per 100 nl the pump really moves, at the time it
-    moves it, from the step PWM's rate (2 nl per step, times the plant's calibration);
-    none while the pump stalls, the pump's fastest while it runs away. It is an edge
-    source of portclock (next_edge, edges_until) feeding the board's encoder pin
-    (machine.gpio_edge: its IRQ, or the rp2 PWM slice counting it)."""
-
-    def __init__(self, wiring):
-        self.w = wiring
-        self.acc = 0                    # nl * 1e6 toward the next edge
-        self.last_us = portclock.NOW[0]
-        self.frac = 0                   # Hz * us toward the step under way (as machine.PWM)
-        self.inc = int(2000000 * wiring.plant.pump_cal)     # nl * 1e6 per step
-        self.edges = 0
-
-    def _hz(self):
-        p = self.w.plant
-        if not p.powered or "pump_stall" in p.faults:
-            return 0
-        if "pump_runaway" in p.faults:
-            return PARAMS["pump_max_nl_s"] // 2
-        pwm = machine.PWMS.get(self.w.pin["PUMP_STEP"])
-        return pwm.hz if pwm is not None and pwm.duty else 0
-
-    def _steps_to_edge(self):
-        return (100000000 - self.acc + self.inc - 1) // self.inc
-
-    def next_edge(self):
-        hz = self._hz()
-        if not hz:
-            return None
-        return self.last_us + (self._steps_to_edge() * 1000000 - self.frac + hz - 1) // hz
-
-    def edges_until(self, to_us, blocked):
-        hz = self._hz()
-        if not hz:
-            self.last_us = to_us
-            return
-        pin_no = self.w.pin["PUMP_ENCODER"]
-        while True:
-            n = self._steps_to_edge()
-            t = self.last_us + (n * 1000000 - self.frac + hz - 1) // hz
-            if t > to_us:
-                break
-            self.acc += n * self.inc - 100000000
-            self.frac += hz * (t - self.last_us) - n * 1000000
-            self.last_us = t
-            self.edges += 1
-            machine.gpio_edge(pin_no, blocked)
-        # The step under way carries over, as machine.PWM.settle's acc does: a pump gated
-        # on for less than a step per period (the ports' PWM floor) still moves.
-        whole = self.frac + hz * (to_us - self.last_us)
-        steps = whole // 1000000
-        self.acc += steps * self.inc
-        self.frac = whole - steps * 1000000
-        self.last_us = to_us
-
 
 class Slot:
     """The podlet slot as the world moves it (info, v, bus_error)."""
@@ -130,7 +54,6 @@ class Wiring:
     def __init__(self, board_name, board_py, scenario, trace_path, progress):
         machine.power_on()      # the first boot is a power-on: the RTC from the port's start
         self.name = board_name
-        self.wiring = WIRING[board_name]
         self.pin = pin_table(board_py)
         self.plant = Plant(scenario["plant"], scenario["seed"])
         self.now_ms = 0
@@ -152,7 +75,7 @@ class Wiring:
         # cut_writes): the k-th boot's during its n-th program or erase.
         cuts = os.getenv("PORTSIM_CUT_WRITES") or ""
         self.cut_writes = [int(n) for n in cuts.split(",") if n]
-        self.encoder = Encoder(self)
+        self.encoder = Encoder(self.pin, self.plant)
         self.stats = {"boots": 0, "service_us_max": 0, "pump_over_nl": 0}
         self.world = World(self, scenario, trace_path, progress)
         portclock.HOOK[0] = self
@@ -220,16 +143,9 @@ class Wiring:
         now_us = self.now_ms * 1000
         if portclock.NOW[0] < now_us:
             portclock.NOW[0] = now_us       # the world went on without the clock (power off)
-        w = self.wiring
-        uv = unit_divider_uv if w["unit"] else _nominal_uv
-        machine.PIN_UV[self.pin["BOILER_NTC"]] = uv(
-            p.boiler_raw, PARAMS["boiler_pullup_ohm"], w["boiler"], "boiler")
-        machine.PIN_UV[self.pin["OUTLET_NTC"]] = uv(
-            p.outlet_raw, PARAMS["outlet_pullup_ohm"], w["outlet"], "outlet")
-        for no, uv in machine.PIN_UV.items():
-            adc = machine.ADCS.get(no)
-            if adc is not None:
-                adc.uv = uv
+        pin = self.pin
+        set_uv(pin["BOILER_NTC"], ntc_uv(self.name, "boiler", p.boiler_raw))
+        set_uv(pin["OUTLET_NTC"], ntc_uv(self.name, "outlet", p.outlet_raw))
         # Float closed (0) = water present, tilt closed = upright, button closed = held.
         self._level("WATER_FLOAT", p.water_low())
         self._level("TILT", p.tilted())
@@ -237,11 +153,7 @@ class Wiring:
         self._podlet_bus()
 
     def _level(self, name, v):
-        no = self.pin[name]
-        machine.EXT[no] = v
-        pin = machine.PINS.get(no)
-        if pin is not None:
-            pin.ext = v
+        set_level(self.pin[name], v)
 
     def _podlet_bus(self):
         slot = self.podlet
@@ -311,31 +223,9 @@ class Wiring:
 
     # ---- the board -------------------------------------------------------------------------
     def mount(self):
-        """The port's boot: littlefs on the flash at the board's data folder (a blank
-        flash is formatted, as the ports' _boot.py does)."""
+        """The port's boot (hookup.mount), with this scenario's factory key."""
         import realboard
-        point = realboard.Board.data_dir
-        try:
-            vfs.umount(point)
-        except OSError:
-            pass
-        # The ports' options: rp2 programs 256 bytes at a time (ports/rp2/modules/
-        # _boot.py, progsize=256: each metadata commit pads to a page, so a directory's
-        # block fills and is compacted, an erase, 8x sooner than littlefs's default);
-        # the esp32 port takes the defaults (ports/esp32/modules/inisetup.py).
-        kw = {} if machine.ESP32 else {"progsize": 256}
-        try:
-            fs = vfs.VfsLfs2(self.flash, **kw)
-        except OSError:
-            vfs.VfsLfs2.mkfs(self.flash, **kw)
-            fs = vfs.VfsLfs2(self.flash, **kw)
-        vfs.mount(fs, point)
-        os.chdir(point)
-        key_hex = self.world.scenario.get("mfg_public_hex")
-        if key_hex and "mfg.pub" not in os.listdir(point):
-            # The factory's step (steamer mfg provision-key), once per flash.
-            with open(point + "/mfg.pub", "wb") as f:
-                f.write(bytes.fromhex(key_hex))
+        mount(self.flash, realboard.Board.data_dir, self.world.scenario.get("mfg_public_hex"))
 
     def make_board(self, board_mod):
         self.mount()
@@ -400,9 +290,10 @@ def figures(wiring):
 def run(scenario, trace_path, board_py, progress):
     import board as board_mod
     name = board_mod.Board.name
-    if WIRING[name]["port"] != machine.PORT:
+    port = WIRING[name]["port"]
+    if port != machine.PORT:
         raise SystemExit("portrun: board %s runs on the %s port, not PORTSIM_PORT=%s"
-                         % (name, WIRING[name]["port"], machine.PORT))
+                         % (name, port, machine.PORT))
     time.set_port_epoch(2000 if machine.ESP32 else 1970)
     wiring = Wiring(name, board_py, scenario, trace_path, progress)
     world = wiring.world

@@ -15,8 +15,13 @@ And a genuine podlet swapped mid-dose for a fake one (unsigned, expired, another
 in one instant or removed and inserted in the same period, read through each board's
 1-Wire on the port model: the session ends within a second and the fake doses nothing.
 
-This is a scenario, not the hypothesis state machine (tests/device/test_limits_stateful.py
-drives the sim board's modules through any sequence of events)."""
+Those are scenarios; the last tests run the hypothesis state machine of
+tests/device/test_limits_stateful.py (steamer_harness.limits_machine, its invariants
+listed there) on each real board module as well: any sequence of podlets, sessions,
+power cuts (between periods and inside flash writes), clock sets, profiles and faults,
+with the doses the pump's step PWM really put out (limits_mp.PortRig).
+$STEAMER_LIMITS_PORT_EXAMPLES sets the sequences per board (default 60; `make soak`
+runs 2,000)."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -24,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from steamer_harness import limits_machine
 from steamer_sim.portsim import run_on_board
 
 CLOCK_S = 1795000000
@@ -82,8 +88,13 @@ def _swap(how: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def days(tmp_path_factory) -> dict:
-    cache = tmp_path_factory.mktemp("portsim-limits-mpy")
+def cache(tmp_path_factory):
+    """The boards' .mpy builds, shared by this file's runs."""
+    return tmp_path_factory.mktemp("portsim-limits-mpy")
+
+
+@pytest.fixture(scope="module")
+def days(cache) -> dict:
     for board in BOARDS:        # built one at a time, then run two at a time
         run_on_board(board, {"contract": 1, "duration_s": 1}, mpy_cache=cache)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -162,3 +173,50 @@ def test_a_podlet_swapped_mid_dose_ends_the_session_and_the_fake_doses_nothing(
     # All the plant ever got is that session's (to a pulse): nothing after it.
     assert s["port"]["plant_pumped_ul"] <= session["plant_pumped_ul"] + 0.1 + OVER_UL
     assert session["plant_pumped_ul"] > 1000        # it was dosing when swapped
+
+
+@pytest.fixture(scope="module", params=BOARDS)
+def device(request, cache):
+    """The limits machine's device on a real board module (limits_machine.Device)."""
+    dev = limits_machine.Device(request.param, cache)
+    yield dev
+    dev.close()
+
+
+def test_a_session_by_hand_on_a_real_board_stops_at_its_limits(device):
+    """What the step PWM moved, counted outside the firmware: a session stops at
+    max_session_ul (past it by less than a pulse, a fast period and a step), a start
+    119.9 s after it is refused, and the next session stops at the podlet's capacity."""
+    m = limits_machine.Limits()
+    limits_machine.Limits.dev = device
+    unit = limits_machine.UNIT_PER_UL
+    most = limits_machine.OVER_UNITS + device.quantum
+    assert device.quantum > 0                   # whole steps: not the sim's command
+    m.boot(clock=True, profile=0, podlet=0)     # 1200 ul/min; podlet of 500 ul
+    m.session(0, 300)
+    [first] = m.per_session.values()
+    assert limits_machine.MAX_SESSION_UL * unit - most <= first
+    assert first <= limits_machine.MAX_SESSION_UL * unit + most
+    m.session_near("start", 1, 119_900, 300)
+    assert len(m.starts) == 1
+    m.session_near("start", 1, 121_000, 300)
+    assert len(m.starts) == 2
+    [podlet] = m.per_podlet.values()
+    assert 495 * unit <= podlet <= 500 * unit + most, m.per_podlet
+    _holds(m)
+
+
+def test_no_sequence_breaks_the_limits_on_a_real_board(device):
+    examples = limits_machine.examples_from_env(60, limits_machine.PORT_EXAMPLES_ENV)
+    stats = limits_machine.run(examples, device)
+    assert stats.sequences >= examples
+    # The sequences reach the limits (fewer sequences than the sim test's, so looser).
+    assert stats.sessions >= examples // 8, vars(stats)
+    assert stats.doses_ul > 10 * examples, vars(stats)
+    assert stats.cuts > 0, vars(stats)
+
+
+def _holds(m):
+    for name in ("podlet_capacity", "session_max", "day_max", "min_interval", "pattern_rate",
+                 "genuine_only", "expiry", "expired_stays_expired"):
+        getattr(m, name)()

@@ -34,6 +34,8 @@ fault and its acknowledgement.
     from steamer_harness import limits_machine
     limits_machine.run(1000)                  # raises on a violation, shrunk
     # tests/device/test_limits_stateful.py; `steamer dev bench --parts limits`
+    limits_machine.run(100, limits_machine.Device("esp32c3"))   # a real board module
+    # tests/boards/test_portsim_limits.py
 
 Volumes here are in tenths of a nanolitre: a period's pump command of r nl/s is r of
 them, so sums are exact.
@@ -54,11 +56,13 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, r
                                  run_state_machine_as_test)
 
 from steamer_mfg.devkeys import DEV_PUBLIC
-from steamer_dev.paths import SIM_HEAP, micropython_env, micropython_exe
+from steamer_dev.paths import BOARDS, SIM_HEAP, micropython_env, micropython_exe
+from steamer_sim.portsim import PORT_OF, port_build, port_env
 from steamer_sim.signing import podlet_image, signed_profile
 
 DRIVER = Path(__file__).with_name("limits_mp.py")
 EXAMPLES_ENV = "STEAMER_LIMITS_EXAMPLES"
+PORT_EXAMPLES_ENV = "STEAMER_LIMITS_PORT_EXAMPLES"
 STEPS = 20                     # rules per sequence, at most
 CALL_TIMEOUT_S = 30.0
 PERIOD_MS = 100
@@ -71,6 +75,11 @@ UNIT_PER_UL = 10_000           # tenths of a nl
 # and what one period of a pump 5 % fast adds at the fastest rate (2000 ul/min).
 PUMP_CAL_PM = (950, 1000, 1050)
 OVER_UNITS = 100 * 10 + 33_334 * 50 // 1000
+
+# A real board's driver process: the sim's heap and the port models' (steamer_sim.
+# portsim.MODELS_HEAP_K), and room for the fragments a long run of sessions, power cuts
+# and timed flash writes leaves in one long-lived process.
+PORT_HEAP = "512k"
 
 MAX_SESSION_UL = 300
 MAX_DAY_UL = 800
@@ -169,9 +178,25 @@ class Device:
     earlier sequence therefore restarts the interpreter and replays this sequence's
     ops from its reset (the driver is deterministic: `restart` says so, and
     tests/device/test_limits_device.py checks it); only a MemoryError in a fresh
-    process, which a real boot would meet too, is the firmware's, a DriverError."""
+    process, which a real boot would meet too, is the firmware's, a DriverError.
 
-    def __init__(self) -> None:
+    board: "sim" (boards/sim's board) or a real board, "picow" or "esp32c3" (its
+    board.py and boards/common/realboard.py on the port models: limits_mp.PortRig),
+    built into mpy_cache (a temporary folder if None). On a real board the doses are
+    what its step PWM moved, whole steps of 2 nl: `quantum` is what one step at the
+    fastest calibration adds, which a period's dose and a limit may be passed by on
+    top of the sim's margins (0 on the sim, whose dose is the command itself)."""
+
+    def __init__(self, board: str = "sim", mpy_cache: Path | None = None) -> None:
+        if board not in ("sim", *PORT_OF):
+            raise ValueError(f"board: 'sim' or one of {', '.join(PORT_OF)}, not {board!r}")
+        self.board = board
+        self.quantum = 0 if board == "sim" else 2 * 10 * max(PUMP_CAL_PM) // 1000
+        self._tmp = None
+        if board != "sim" and mpy_cache is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="steamer-limits-mpy-")
+            mpy_cache = Path(self._tmp.name)
+        self.mpy_cache = mpy_cache
         self.flash = tempfile.NamedTemporaryFile(prefix="steamer-limits-", suffix=".flash",
                                                  delete=False)
         self.flash.close()
@@ -185,10 +210,16 @@ class Device:
 
     def _start(self) -> None:
         """A new interpreter, set up, with no sequence run in it yet."""
-        env = micropython_env("sim")
+        heap = SIM_HEAP if self.board == "sim" else PORT_HEAP
+        argv = [micropython_exe(), "-X", f"heapsize={heap}", str(DRIVER), self.flash.name]
+        if self.board == "sim":
+            env = micropython_env("sim")
+        else:
+            assert self.mpy_cache is not None
+            env = port_env(self.board, port_build(self.board, self.mpy_cache))
+            argv.append(str(BOARDS / self.board / "board.py"))
         self.proc = subprocess.Popen(
-            [micropython_exe(), "-X", f"heapsize={SIM_HEAP}", str(DRIVER), self.flash.name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, env=env)
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, env=env)
         assert self.proc.stdin and self.proc.stdout
         self.out_fd = self.proc.stdout.fileno()
         self.buf = b""
@@ -238,10 +269,17 @@ class Device:
         except BrokenPipeError:
             raise DriverError(self._report("died"))
         deadline = time.monotonic() + CALL_TIMEOUT_S
+        doses = []                       # the op's dose runs, a line each before its reply
         while True:
             line = self._line(deadline, op)
+            if line.startswith(b"+"):
+                doses.append(json.loads(line[1:]))
+                continue
             if line.startswith(b"@"):
-                return json.loads(line[1:])
+                reply = json.loads(line[1:])
+                if "error" not in reply:
+                    reply["doses"] = doses
+                return reply
             self.noise.append(line.decode(errors="replace"))
             del self.noise[:-50]
 
@@ -284,6 +322,8 @@ class Device:
             os.remove(self.flash.name)
         except OSError:
             pass
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
 class Stats:
@@ -360,6 +400,8 @@ class Limits(RuleBasedStateMachine):
             self.starts.append(t_ms)
             self.stats.sessions += 1
             self.session_spec[sid] = SPECS[reply["profile_v"]]
+        for sid, t_ms in reply["first_cmd"]:
+            self.first_dose.setdefault(sid, t_ms)     # the pattern's clock (pattern_check)
         for sid, serial, t0, n, rate in reply["doses"]:
             self.pattern_check(sid, t0, n, rate)
             amount = n * rate
@@ -412,7 +454,8 @@ class Limits(RuleBasedStateMachine):
 
     def pattern_check(self, sid: int, t0: int, n: int, rate: int) -> None:
         """pattern_rate for a run of n periods from t0 (ms) in session sid delivering
-        `rate` (the command times the pump's calibration, as every invariant counts)."""
+        `rate` a period (what the pump delivered, as every invariant counts: on the sim
+        the command times the pump's calibration, on a real board its steps')."""
         spec = self.session_spec.get(sid)
         if spec is None or rate <= 0:
             return
@@ -425,14 +468,16 @@ class Limits(RuleBasedStateMachine):
             s = (t0 + (n - 1) * PERIOD_MS - first) // 1000
             if s < spec["ramp_s"]:
                 full = full * (s + 1) // spec["ramp_s"]
-        most_rate = self._delivered(_trimmed(full))
+        # A real board's pump moves whole steps: a period may get one more than its share.
+        most_rate = self._delivered(_trimmed(full)) + self.dev.quantum
         if rate > most_rate:
             self.pattern_breaks.append((sid, kind, t0, n, rate, most_rate))
         if kind != "pulsed":
             return
         window = self.bolus_window.setdefault(sid, [])
         span = spec["period_s"] * 1000
-        most = self._delivered(_trimmed(spec["bolus_ul"] * UNIT_PER_UL) + 10 * span // PERIOD_MS)
+        most = (self._delivered(_trimmed(spec["bolus_ul"] * UNIT_PER_UL) + 10 * span // PERIOD_MS)
+                + self.dev.quantum)
         for k in range(n):
             t = t0 + k * PERIOD_MS
             window.append((t, rate))
@@ -524,19 +569,24 @@ class Limits(RuleBasedStateMachine):
         self._do("cut", [n, *then])
 
     # ---- invariants ---------------------------------------------------------------------
+    def _over(self) -> int:
+        """What the plant may get past a limit the firmware counts: OVER_UNITS, and on a
+        real board the step PWM's one step more (Device.quantum)."""
+        return OVER_UNITS + self.dev.quantum
+
     @invariant()
     def podlet_capacity(self):
-        assert all(v <= CAPACITY[s] * UNIT_PER_UL + OVER_UNITS
+        assert all(v <= CAPACITY[s] * UNIT_PER_UL + self._over()
                    for s, v in self.per_podlet.items()), self.per_podlet
 
     @invariant()
     def session_max(self):
-        assert all(v <= MAX_SESSION_UL * UNIT_PER_UL + OVER_UNITS
+        assert all(v <= MAX_SESSION_UL * UNIT_PER_UL + self._over()
                    for v in self.per_session.values()), self.per_session
 
     @invariant()
     def day_max(self):
-        assert self.day_peak <= MAX_DAY_UL * UNIT_PER_UL + OVER_UNITS, self.day_peak
+        assert self.day_peak <= MAX_DAY_UL * UNIT_PER_UL + self._over(), self.day_peak
 
     @invariant()
     def min_interval(self):
@@ -571,8 +621,19 @@ def _day(epoch_s: int) -> int:
     return (epoch_s - 946_684_800) // 86_400
 
 
-def examples_from_env(default: int = 1000) -> int:
-    return int(os.environ.get(EXAMPLES_ENV, default))
+def examples_from_env(default: int = 1000, env: str = EXAMPLES_ENV) -> int:
+    """The number of sequences $env asks for (EXAMPLES_ENV: the sim board's; PORT_
+    EXAMPLES_ENV: the real boards'), or default."""
+    raw = os.environ.get(env)
+    if raw is None:
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"${env}: a number of sequences, 1 or more, not {raw!r}")
+    return n
 
 
 def run(examples: int, device: Device | None = None, database=None) -> Stats:

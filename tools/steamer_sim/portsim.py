@@ -66,13 +66,28 @@ def sim_parts(out_dir: Path) -> Path:
     return out_dir
 
 
-def _mpy(board: str, cache: Path) -> Path:
+def port_build(board: str, cache: Path) -> Path:
+    """The folder of `board`'s firmware, board modules, port models and sim parts as .mpy
+    for a port run, built into cache/<board> unless it is there already."""
     out = cache / board
     if not (out / "board.mpy").exists():
         build.build_for_unix_port(board, out)
         models_mpy(out / "portsim")
         sim_parts(out / "sim")
     return out
+
+
+def port_env(board: str, mpy: Path, *, flash: str = "typical", chip_seed: int = 1) -> dict:
+    """The environment of a micropython process that runs `board`'s real code on the port
+    models, from `mpy` (port_build's folder): its port, flash timing ("typical" or
+    "worst": datasheet maxima), the C3 ADC chip drawn, MICROPYPATH."""
+    if flash not in ("typical", "worst"):
+        raise ValueError(f"flash: 'typical' or 'worst', not {flash!r}")
+    env = dict(os.environ, PORTSIM_PORT=PORT_OF[board], PORTSIM_FLASH=flash,
+               PORTSIM_CHIP_SEED=str(chip_seed))
+    env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (
+        mpy / "portsim", mpy, mpy / "lib", mpy / "sim"))
+    return env
 
 
 def run_on_board(board: str, scenario: dict | str | Path, *, flash: str = "typical",
@@ -89,14 +104,11 @@ def run_on_board(board: str, scenario: dict | str | Path, *, flash: str = "typic
     signed = sign_for_sim(load_scenario(scenario))
     with tempfile.TemporaryDirectory(prefix="steamer-portsim-") as tmp:
         work = Path(tmp)
-        mpy = _mpy(board, mpy_cache or work)
+        mpy = port_build(board, mpy_cache or work)
         path = work / "scenario.json"
         path.write_text(json.dumps(signed), encoding="utf-8")
-        env = dict(os.environ, PORTSIM_PORT=PORT_OF[board], PORTSIM_FLASH=flash,
-                   PORTSIM_CHIP_SEED=str(chip_seed),
-                   PORTSIM_CUT_WRITES=",".join(str(n) for n in cut_writes))
-        env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (
-            mpy / "portsim", mpy, mpy / "lib", mpy / "sim"))
+        env = port_env(board, mpy, flash=flash, chip_seed=chip_seed)
+        env["PORTSIM_CUT_WRITES"] = ",".join(str(n) for n in cut_writes)
         proc = subprocess.run(
             [micropython_exe(), "-X", f"heapsize={heap}", str(PORTSIM / "portrun.py"),
              str(path), trace or "", str(BOARDS / board / "board.py"), "--quiet"],
