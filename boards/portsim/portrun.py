@@ -5,7 +5,15 @@ folder (machine, onewire, time, rp2/esp32), wired to the sim's plant and world
 Prints the summary as one JSON line, with the port figures under "port".
 
     PORTSIM_PORT=esp32|rp2 micropython -X heapsize=... boards/portsim/portrun.py \
-        SCENARIO.json TRACE|"" BOARD_PY [--quiet]
+        SCENARIO.json TRACE|"" BOARD_PY [--quiet] [--air ADDR --name N --speed X]
+
+With --air (`steamer sim serve --board`, steamer_sim.portsim.serve_on_board) the board
+has a radio on the simulated air: the sim's `bluetooth` module (a C module's stand-in, as
+machine's are) with the board's port model (NimBLE on the C3: its IRQs run on the stack's
+own thread; BTstack on the Pico W: scheduled), advertising as N. realboard's _radio()
+finds it as it finds the port's own, and its wait_tick leaves the IRQs to arrive on their
+own. The virtual clock is then paced to the host's at X virtual seconds a second, so a
+host's timeouts and the air's connection events mean what they mean next to a board.
 
 MICROPYPATH: this folder, the board's folder, boards/common, boards/sim, device,
 protocol (the board's board.py before the sim's). Only MicroPython's C modules are
@@ -51,14 +59,21 @@ class Wiring:
     """The plant and the world around a real board: what boards/sim/board.py's SimBoard
     is to World, without being a board (the board is the real one)."""
 
-    def __init__(self, board_name, board_py, scenario, trace_path, progress):
+    def __init__(self, board_name, board_py, scenario, trace_path, progress, radio=None,
+                 speed=0.0):
         machine.power_on()      # the first boot is a power-on: the RTC from the port's start
         self.name = board_name
         self.pin = pin_table(board_py)
         self.plant = Plant(scenario["plant"], scenario["seed"])
         self.now_ms = 0
         self.commands = []
-        self.radio = None
+        # The sim's radio (--air): the world takes `steamer sim` events from it.
+        self.radio = radio
+        self.ble_name = None
+        # Pacing (--speed): virtual time against the host's, from an anchor (wall ms,
+        # virtual us) moved when the run falls far behind (a long flash write, a GC).
+        self.speed = speed
+        self.pace_at = [time.wall_ms(), 0]
         self.app = None
         self.board = None
         self.podlet = Slot()
@@ -93,7 +108,11 @@ class Wiring:
             # The heap is locked: a file's finaliser writing the flash from inside a
             # collection (see boards/sim/flash.py). The world catches up at the next sleep.
             return
+        if self.speed > 0:
+            self.pace(now_us)
         while now_us >= (self.now_ms + 100) * 1000:
+            if self.radio is not None:
+                self.radio.poll(0)      # hands over the air's `steamer sim` events
             self.outputs_to_plant()
             self.world.advance()
         if machine.watchdog_bitten(now_us):
@@ -112,6 +131,18 @@ class Wiring:
             world.trace.period(self.now_ms, self.app, self.plant)
             if machine.watchdog_bitten(t):
                 raise SimReset(codes.RESET_WDT)
+
+    def pace(self, now_us):
+        """Holds the host's clock to the virtual one at self.speed: the radio's reader
+        thread hears the air while this sleeps, as a board's stack does while it waits."""
+        wall0, virt0 = self.pace_at
+        left = time.ticks_diff(time.ticks_add(wall0, int((now_us - virt0) / 1000 / self.speed)),
+                               time.wall_ms())
+        if left > 0:
+            time.wall_sleep_ms(left)
+        elif left < -2000:
+            self.pace_at[0] = time.wall_ms()    # far behind: a new anchor from here
+            self.pace_at[1] = now_us
 
     def wait_tick(self, idle=None):
         # World.crashed(): the hung firmware; periods pass until the watchdog bites.
@@ -200,6 +231,8 @@ class Wiring:
 
     def firmware_gone(self):
         self.keep_figures()
+        if self.radio is not None:
+            self.radio.active(False)    # the stack goes down with the chip
         self.app = None
         self.board = None
         self.commands = []
@@ -236,6 +269,8 @@ class Wiring:
         b = board_mod.make()
         self.board = b
         b.host_link = self
+        if self.ble_name:
+            b.ble_name = self.ble_name      # what fw.ble advertises (a board's build sets it)
         real_emit = b.emit
         world = self.world
 
@@ -287,7 +322,16 @@ def figures(wiring):
             "plant_pumped_ul": round(wiring.plant.pumped_nl / 1000.0, 3)}
 
 
-def run(scenario, trace_path, board_py, progress):
+def _radio(board_name, air, ble_name):
+    """The sim's bluetooth on `air` with the board's port model, as BLE() gives it."""
+    import bluetooth
+    bluetooth.AIR = air
+    bluetooth.NAME = ble_name
+    bluetooth.PORT = bluetooth.BOARD_PORTS[board_name]
+    return bluetooth.BLE()
+
+
+def run(scenario, trace_path, board_py, progress, air=None, ble_name="steamer", speed=0.0):
     import board as board_mod
     name = board_mod.Board.name
     port = WIRING[name]["port"]
@@ -295,7 +339,9 @@ def run(scenario, trace_path, board_py, progress):
         raise SystemExit("portrun: board %s runs on the %s port, not PORTSIM_PORT=%s"
                          % (name, port, machine.PORT))
     time.set_port_epoch(2000 if machine.ESP32 else 1970)
-    wiring = Wiring(name, board_py, scenario, trace_path, progress)
+    radio = _radio(name, air, ble_name) if air else None
+    wiring = Wiring(name, board_py, scenario, trace_path, progress, radio, speed)
+    wiring.ble_name = ble_name if air else None
     world = wiring.world
     try:
         while True:
@@ -320,15 +366,37 @@ def run(scenario, trace_path, board_py, progress):
     return summary
 
 
+def _options(argv):
+    opts = {"air": None, "name": "steamer", "speed": 0.0}
+    i = 4
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--air", "--name", "--speed") and i + 1 < len(argv):
+            v = argv[i + 1]
+            opts[a[2:]] = float(v) if a == "--speed" else v
+            i += 1
+        elif a != "--quiet":
+            raise SystemExit("portrun: unknown option %r" % a)
+        i += 1
+    if opts["air"] and not opts["speed"] > 0:
+        raise SystemExit("portrun: --air needs --speed X (virtual seconds per second, > 0)")
+    return opts
+
+
 def _main():
     if "--no-run" in sys.argv:
         return      # imported for its helpers (tests)
     if len(sys.argv) < 4:
         sys.stderr.write(__doc__)
         sys.exit(2)
+    opts = _options(sys.argv)
+    if opts["air"]:
+        # The link's modules first, on a heap still empty: they need large blocks.
+        from fw import ble  # noqa: F401
     with open(sys.argv[1]) as f:
         scenario = json.load(f)
-    summary = run(scenario, sys.argv[2] or None, sys.argv[3], "--quiet" not in sys.argv)
+    summary = run(scenario, sys.argv[2] or None, sys.argv[3], "--quiet" not in sys.argv,
+                  opts["air"], opts["name"], opts["speed"])
     print(json.dumps(summary))
 
 

@@ -75,6 +75,12 @@ def mktime(t):
     return _real.mktime(t) + EPOCH[0]
 
 
+# The host's own clock, which no port has: portrun.py paces the virtual one to it when a
+# run is served on the simulated air (--speed), so that a host's timeouts mean something.
+wall_ms = _real.ticks_ms
+wall_sleep_ms = _real.sleep_ms
+
+
 def set_port_epoch(year):
     """2000 (esp32) or 1970 (rp2)."""
     EPOCH[0] = -_UNIX_2000_S if year == 2000 else 0

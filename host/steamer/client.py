@@ -225,17 +225,24 @@ class Steamer:
     """One steamer over one BLE connection at a time; reconnect() starts a new one.
     `backend` and `scanner_backend` are the bleak backends of its connections and of
     the scans that look for it again (the module's docstring); `mtu` is what a
-    simulated central asks for (passed to a non-platform backend)."""
+    simulated central asks for (passed to a non-platform backend); `keepalive_s` is how
+    long status() lets an authenticated link go without a frame from this host before it
+    sends one (KEEPALIVE_S, a quarter of the steamer's idle timeout: a steamer simulated
+    faster than real time on a real board's clock needs it that much shorter)."""
 
     def __init__(self, device: BLEDevice | str, keys: KeyRing | None = None, *,
                  backend: Any = None, scanner_backend: Any = None,
                  app: str = "steamer",
-                 timeout_s: float = 10.0, mtu: int | None = None) -> None:
+                 timeout_s: float = 10.0, mtu: int | None = None,
+                 keepalive_s: float = KEEPALIVE_S) -> None:
+        if not keepalive_s > 0:
+            raise ValueError(f"keepalive_s: {keepalive_s} must be greater than 0")
         self.device = device
         self.address = device.address if isinstance(device, BLEDevice) else device
         self.keys = keys or KeyRing()
         self.app = app
         self.timeout_s = timeout_s
+        self.keepalive_s = keepalive_s
         self._scanner_backend = scanner_backend
         self._backend = backend
         self._client_kw: dict[str, Any] = {} if backend is None else {"backend": backend}
@@ -532,10 +539,10 @@ class Steamer:
     # ---- status ----------------------------------------------------------------------
     async def status(self) -> dict:
         """The State characteristic, decoded (readable without pairing). Authenticated,
-        it also keeps the connection from being dropped as idle (KEEPALIVE_S)."""
+        it also keeps the connection from being dropped as idle (keepalive_s)."""
         if self.client is None:
             raise LinkLost()
-        if self.authenticated and time.monotonic() - self._sent_t >= KEEPALIVE_S:
+        if self.authenticated and time.monotonic() - self._sent_t >= self.keepalive_s:
             await self.send({"type": "status_get"})
         return await self._read_frame(self.client, gatt.STATE_UUID)
 

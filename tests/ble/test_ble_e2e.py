@@ -1,5 +1,9 @@
 """End to end: the host library, through bleak and the simulated-air backend, to the
-firmware's GATT server running on micropython with boards/sim."""
+firmware's GATT server running on micropython with boards/sim, and with each real board's
+code (boards/<board>/board.py and boards/common/realboard.py on the port models of
+boards/portsim, `steamer sim serve --board`): the steamer these tests share and the
+session through a lost link run on all three (BOARDS); the radio is the sim's
+`bluetooth` with the board's port model (NimBLE on the C3, BTstack on the Pico W)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +12,7 @@ import pytest
 
 import podproto
 from podproto import gatt
-from steamer.client import KeyRing, Steamer, SteamerError, find, scan
+from steamer.client import KEEPALIVE_S, KeyRing, Steamer, SteamerError, find, scan
 
 from asyncio import run
 from steamer_harness.ble import served_and_paired
@@ -16,9 +20,22 @@ from steamer_harness.ble import button_held, pair, serve
 from steamer_sim.backend import sim_radio
 
 
-@pytest.fixture(scope="module")
-def steamer(air, tmp_path_factory):
-    s = serve(air, tmp_path_factory.mktemp("ble"), "e2e-1")
+BOARDS = ["sim", "picow", "esp32c3"]
+# The link's timeouts (fw.ble: AUTH_TIMEOUT_S 10 s to authenticate, IDLE_TIMEOUT_S 120 s
+# without a frame) run on time.ticks_ms: on the sim board the host's clock, on a real
+# board its own, which the port models pace at the served speed. So a real board's code
+# is served slowly enough that a host's own timing (a connect, then its first read or
+# its authentication) still fits them, and a long session keeps its link with a
+# keep-alive as much shorter than the host's (KEEPALIVE_S) as the run is faster.
+SPEED = {"sim": 10, "picow": 2, "esp32c3": 2}
+SESSION_SPEED = {"sim": 10, "picow": 5, "esp32c3": 5}
+
+
+@pytest.fixture(scope="module", params=BOARDS)
+def steamer(air, tmp_path_factory, request):
+    board = request.param
+    s = serve(air, tmp_path_factory.mktemp("ble"), f"e2e-{board}", board=board,
+              speed=SPEED[board])
     yield s
     s.stop()
     assert s.crashes() == []
@@ -165,22 +182,27 @@ async def _until_unlinked(st: Steamer, timeout_s: float) -> float:
     return asyncio.get_running_loop().time() - t0
 
 
-@pytest.mark.parametrize("how", ["drop", "lose"])
-def test_a_session_runs_to_its_end_through_a_link_lost_mid_session(air, tmp_path, how):
+# Both cuts on the sim board; one each on the real boards' code, whose runs are paced
+# at half the sim's speed (SESSION_SPEED): ~40 s each.
+@pytest.mark.parametrize("how, board", [("drop", "sim"), ("lose", "sim"),
+                                        ("drop", "picow"), ("lose", "esp32c3")])
+def test_a_session_runs_to_its_end_through_a_link_lost_mid_session(air, tmp_path, how, board):
     """The link goes while the session heats and again while it doses, either dropped
     (both ends told at once) or lost (silent until the supervision timeout): the session
     goes on with no host, ends completed with the profile's dose (300 ul/min for 20 s),
     and no limit is passed."""
     from steamer.client import MemoryLogSink
     events = sorted(SESSION_SCENARIO["events"], key=lambda e: e["t_s"])
-    s = serve(air, tmp_path, f"session-{how}", dict(SESSION_SCENARIO, events=events),
-              speed=10)
+    speed = SESSION_SPEED[board]
+    s = serve(air, tmp_path, f"session-{how}-{board}", dict(SESSION_SCENARIO, events=events),
+              speed=speed, board=board)
     ring = KeyRing()
     cut = getattr(air, how)
 
     async def go():
         await pair(s.addr, air.address, ring)
-        st = Steamer(s.addr, ring, **sim_radio(air.address).steamer_kw())
+        st = Steamer(s.addr, ring, **sim_radio(air.address).steamer_kw(),
+                     keepalive_s=KEEPALIVE_S if board == "sim" else KEEPALIVE_S / speed)
         await st.connect()
         await st.authenticate()
         await st.set_clock()

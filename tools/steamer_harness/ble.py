@@ -75,19 +75,23 @@ def end_process(proc: subprocess.Popen) -> None:
 
 
 def serve(air: Air, tmp: Path, name: str, scenario: dict | None = None,
-          speed: float = 10.0) -> Served:
-    """Starts `steamer sim serve --name name` on `air` and waits until it advertises."""
+          speed: float = 10.0, board: str = "sim") -> Served:
+    """Starts `steamer sim serve --name name --board board` on `air` and waits until it
+    advertises (board: "sim", or a real board's code on the port models: "picow",
+    "esp32c3")."""
     scen = tmp / f"{name}.json"
     scen.write_text(json.dumps(scenario or PAIRING_SCENARIO))
     log = tmp / f"{name}.log"
     env = dict(os.environ, **{ENV: air.address})
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "steamer.cli.main", "sim", "serve",
-                                 "--name", name, "--scenario", str(scen), "--speed", str(speed)],
+                                 "--name", name, "--scenario", str(scen), "--speed", str(speed),
+                                 "--board", board],
                                 env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     served = Served(air, "", name, proc, log)
-    deadline = time.monotonic() + 30
+    # A real board's code is built for the port models first (~5 s on two cores).
+    deadline = time.monotonic() + (30 if board == "sim" else 60)
     while time.monotonic() < deadline:
         addr = air.call(advertising, air, name)
         if addr:
@@ -106,10 +110,10 @@ def advertising(air: Air, name: str) -> str | None:
     return addr if p is not None and p.advertising else None
 
 
-def served_and_paired(air: Air, tmp: Path, name: str, speed: float = 10.0
-                      ) -> tuple[Served, KeyRing]:
+def served_and_paired(air: Air, tmp: Path, name: str, speed: float = 10.0,
+                      board: str = "sim") -> tuple[Served, KeyRing]:
     """A served steamer and a key ring paired with it, for a module fixture to yield."""
-    s = serve(air, tmp, name, speed=speed)
+    s = serve(air, tmp, name, speed=speed, board=board)
     ring = KeyRing()
     try:
         asyncio.run(pair(s.addr, air.address, ring))

@@ -81,8 +81,18 @@ def _serve(args: argparse.Namespace) -> int:
         # The runner's stdout (ending with the summary) goes through as it comes.
         # The runner finds the air in its environment (boards/sim/simrun.py).
         os.environ[ENV] = air
-        run_scenario(scenario, None, progress=True, live_stdout=True, trust=trust,
-                     extra_args=["--speed", repr(args.speed), "--name", args.name])
+        if args.board == "sim":
+            run_scenario(scenario, None, progress=True, live_stdout=True, trust=trust,
+                         extra_args=["--speed", repr(args.speed), "--name", args.name])
+        else:
+            from steamer_dev.build import BuildError
+            from steamer_sim.portsim import serve_on_board
+            try:
+                serve_on_board(args.board, scenario, air=air, name=args.name,
+                               speed=args.speed, trust=trust)
+            except BuildError as e:
+                return _fail("serve", f"building {args.board}'s code for the port models: {e}",
+                             FAILED)
     except SimError as e:
         return _fail("serve", str(e), FAILED, e.stderr_tail)
     except FileNotFoundError as e:
@@ -204,12 +214,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "  steamer sim serve --name demo &\n"
                "  steamer sim press demo --ms 15000 && steamer pair demo --sim\n"
                "  steamer sim serve --name bench-steamer --scenario scenarios/demo.json --speed 10\n"
+               "  steamer sim serve --name pico --board picow   # the Pico W's own board code\n"
                "  steamer sim serve --name factory --trust mfg.pub   # trusts your key, not the development one",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--name", default="steamer-sim", help="advertised name (default: %(default)s)")
     serve.add_argument("--scenario", metavar="FILE", help="scenario to play (default: idle)")
     serve.add_argument("--speed", type=float, default=1.0, metavar="X",
                        help="times faster than real time (default: %(default)s)")
+    serve.add_argument("--board", choices=("sim", "picow", "esp32c3"), default="sim",
+                       help="whose code runs: the sim board's (default), or a real board's "
+                            "board.py and boards/common/realboard.py on the port models of "
+                            "boards/portsim, its radio the port's (NimBLE on esp32c3, "
+                            "BTstack on picow); its link timeouts run on its own clock, so "
+                            "above --speed 4 an idle host is dropped before its keep-alive")
     serve.add_argument("--trust", metavar="PUBKEY_FILE",
                        help="provision this manufacturer public key (64 hex digits as "
                             "`steamer mfg pubkey` prints, or a file holding them) instead "

@@ -74,7 +74,7 @@ def run_scenario(scenario: dict | str | Path, trace: str | None, *, progress: bo
                 str(scenario_path), os.path.abspath(trace) if trace else "", *extra_args]
         if not progress:
             args.append("--quiet")
-        return _run_runner(args, progress, live_stdout)
+        return run_runner(args, progress, live_stdout)
 
 
 # The runner's file ends its first line so: the events follow, one per line.
@@ -118,11 +118,15 @@ def run_many(scenarios: list[dict], jobs: int | None = None) -> list[dict]:
             raise
 
 
-def _run_runner(args: list[str], progress: bool, live_stdout: bool) -> dict:
+def run_runner(args: list[str], progress: bool, live_stdout: bool,
+               env: dict[str, str] | None = None, cwd: Path | None = None) -> dict:
+    """Runs a runner's micropython command line (simrun.py's, or portrun.py's with `env`)
+    to its summary, the last stdout line: with `progress` its stderr goes through to ours,
+    with `live_stdout` its stdout too. Raises SimError with the output's tail."""
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=micropython_env("sim"),
-                            text=True, encoding="utf-8", errors="replace", bufsize=1)
+                            stderr=subprocess.PIPE, env=env or micropython_env("sim"),
+                            cwd=cwd, text=True, encoding="utf-8", errors="replace", bufsize=1)
     relay = threading.Thread(target=_relay, args=(proc.stderr, tail, sys.stderr if progress else None),
                              daemon=True)
     relay.start()

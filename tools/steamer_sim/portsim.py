@@ -17,7 +17,7 @@ from pathlib import Path
 
 from steamer_dev import build
 from steamer_dev.paths import BOARDS, micropython_exe
-from steamer_sim.driver import SimError
+from steamer_sim.driver import SimError, run_runner
 from steamer_sim.scenario import load_scenario
 from steamer_sim.signing import sign_for_sim
 
@@ -37,6 +37,9 @@ MODELS_HEAP_K = 30
 # The board's budget (BOARD_HEAP, 192k) plus the plant,
 # world, trace and metrics, compiled from source in the same heap.
 RUN_HEAP = "384k"
+# A served run's: RUN_HEAP plus the link (fw.ble, its keys and buffers) and the sim's
+# radio compiled from source (bluetooth.py, ~30 KB of it).
+SERVE_HEAP = "512k"
 
 
 def models_mpy(out_dir: Path) -> Path:
@@ -66,6 +69,18 @@ def sim_parts(out_dir: Path) -> Path:
     return out_dir
 
 
+def radio_parts(out_dir: Path) -> Path:
+    """A folder of links to the sim's radio (bluetooth.py and its central role), for a
+    port run served on the simulated air (serve_on_board): MicroPython's `bluetooth` is a
+    C module, so its stand-in is the sim's, with the board's port model."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("bluetooth.py", "blecentral.py"):
+        link = out_dir / name
+        if not link.exists():
+            link.symlink_to(BOARDS / "sim" / name)
+    return out_dir
+
+
 def port_build(board: str, cache: Path) -> Path:
     """The folder of `board`'s firmware, board modules, port models and sim parts as .mpy
     for a port run, built into cache/<board> unless it is there already."""
@@ -74,20 +89,46 @@ def port_build(board: str, cache: Path) -> Path:
         build.build_for_unix_port(board, out)
         models_mpy(out / "portsim")
         sim_parts(out / "sim")
+        radio_parts(out / "radio")
     return out
 
 
-def port_env(board: str, mpy: Path, *, flash: str = "typical", chip_seed: int = 1) -> dict:
+def port_env(board: str, mpy: Path, *, flash: str = "typical", chip_seed: int = 1,
+             radio: bool = False) -> dict:
     """The environment of a micropython process that runs `board`'s real code on the port
     models, from `mpy` (port_build's folder): its port, flash timing ("typical" or
-    "worst": datasheet maxima), the C3 ADC chip drawn, MICROPYPATH."""
+    "worst": datasheet maxima), the C3 ADC chip drawn, MICROPYPATH (with the sim's radio
+    when `radio`)."""
     if flash not in ("typical", "worst"):
         raise ValueError(f"flash: 'typical' or 'worst', not {flash!r}")
     env = dict(os.environ, PORTSIM_PORT=PORT_OF[board], PORTSIM_FLASH=flash,
                PORTSIM_CHIP_SEED=str(chip_seed))
     env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (
-        mpy / "portsim", mpy, mpy / "lib", mpy / "sim"))
+        mpy / "portsim", mpy, mpy / "lib", mpy / "sim", *([mpy / "radio"] if radio else [])))
     return env
+
+
+def serve_on_board(board: str, scenario: dict | str | Path, *, air: str, name: str,
+                   speed: float, trust: bytes | None = None, flash: str = "typical") -> dict:
+    """`steamer sim serve --board`: `scenario` run on `board`'s real code with a radio on
+    `air` advertising as `name`, the virtual clock paced at `speed` virtual seconds a
+    second; the runner's output goes through to ours as it comes. Returns the summary when
+    the scenario ends; raises SimError when the run fails."""
+    if board not in PORT_OF:
+        raise ValueError(f"board: one of {sorted(PORT_OF)}, not {board!r}")
+    signed = sign_for_sim(load_scenario(scenario))
+    if trust is not None:
+        signed["mfg_public_hex"] = trust.hex()
+    with tempfile.TemporaryDirectory(prefix="steamer-serve-") as tmp:
+        work = Path(tmp)
+        mpy = port_build(board, work)
+        path = work / "scenario.json"
+        path.write_text(json.dumps(signed), encoding="utf-8")
+        env = port_env(board, mpy, flash=flash, radio=True)
+        args = [micropython_exe(), "-X", f"heapsize={SERVE_HEAP}", str(PORTSIM / "portrun.py"),
+                str(path), "", str(BOARDS / board / "board.py"),
+                "--air", air, "--name", name, "--speed", repr(speed)]
+        return run_runner(args, progress=True, live_stdout=True, env=env, cwd=work)
 
 
 def run_on_board(board: str, scenario: dict | str | Path, *, flash: str = "typical",
