@@ -1,7 +1,8 @@
 """How a real board is hooked up on the port models, for whatever drives it: the NTC
 dividers per board, the pump head's encoder on the step PWM, and the port's boot (its
-littlefs on the timed flash). portrun.py wires them to the sim's plant;
-tools/steamer_harness/limits_mp.py to the limits driver's world, which heats at once."""
+littlefs on the timed flash) and the factory's ADC calibration (calibrate).
+portrun.py wires them to the sim's plant; tools/steamer_harness/limits_mp.py to the
+limits driver's world, which heats at once."""
 import os
 import vfs
 
@@ -137,3 +138,30 @@ def mount(flash, point, key_hex=None):
     if key_hex and "mfg.pub" not in os.listdir(point):
         with open(point + "/mfg.pub", "wb") as f:
             f.write(bytes.fromhex(key_hex))
+
+
+# The factory's calibration plug (steamer_mfg.adccal's defaults, 0.1 % resistors in
+# place of the NTCs) and the reads it averages.
+PLUG_OHM = {"boiler": 680, "outlet": 4700}
+CAL_READS = 16
+
+
+def calibrate(board_name, board_mod, pins, point):
+    """The factory's ADC calibration of this unit (`steamer mfg adc-cal`, as
+    boards/common/adccal.py's measure, fit and save run on the board): the plug's
+    resistors on the NTC inputs, both channels read through the board's own
+    ntc_channels(), the record written under `point` (mounted). The caller puts the
+    plant's volts back before the firmware reads them. Only a board whose ADC measures
+    volts has one (the C3); the Pico W's is ratiometric: False, nothing written."""
+    if not WIRING[board_name]["unit"]:
+        return False
+    import adccal
+    for ch, pin in (("boiler", "BOILER_NTC"), ("outlet", "OUTLET_NTC")):
+        pull = PARAMS[ch + "_pullup_ohm"]
+        set_uv(pins[pin], ntc_uv(board_name, ch, 4095 * PLUG_OHM[ch] / (PLUG_OHM[ch] + pull)))
+    ntcs = board_mod.ntc_channels()
+    got = adccal.measure(ntcs, CAL_READS, say=lambda _line: None)
+    gains = {ch: adccal.fit(ntcs[ch], got[ch][0], CAL_READS, PLUG_OHM[ch])[1]
+             for ch in adccal.CHANNELS}
+    adccal.save(point, gains, PLUG_OHM)
+    return True

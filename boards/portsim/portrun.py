@@ -37,7 +37,7 @@ import timedflash
 from pintable import pin_table
 from fw import codes
 from fw import main
-from hookup import WIRING, Encoder, mount, ntc_uv, set_level, set_uv
+from hookup import WIRING, Encoder, calibrate, mount, ntc_uv, set_level, set_uv
 from plant import Plant
 from flash import PowerCut
 from timedflash import TimedFlash
@@ -91,6 +91,9 @@ class Wiring:
         cuts = os.getenv("PORTSIM_CUT_WRITES") or ""
         self.cut_writes = [int(n) for n in cuts.split(",") if n]
         self.encoder = Encoder(self.pin, self.plant)
+        # $PORTSIM_ADC_CAL=1 (steamer_sim.portsim's adc_cal): the unit is calibrated at
+        # the factory (hookup.calibrate) before its first boot, as a shipped one is.
+        self.adc_cal = os.getenv("PORTSIM_ADC_CAL") == "1"
         self.stats = {"boots": 0, "service_us_max": 0, "pump_over_nl": 0}
         self.world = World(self, scenario, trace_path, progress)
         portclock.HOOK[0] = self
@@ -262,6 +265,11 @@ class Wiring:
 
     def make_board(self, board_mod):
         self.mount()
+        if self.adc_cal:
+            self.adc_cal = False
+            import realboard
+            calibrate(self.name, board_mod, self.pin, realboard.Board.data_dir)
+            self.sync_inputs()      # the plug out, the NTCs back in
         self.stats["boots"] += 1
         if self.cut_writes:
             self.flash.cut_at_write(self.cut_writes.pop(0))

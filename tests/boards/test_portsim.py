@@ -142,6 +142,13 @@ def runs(tmp_path_factory):
         run_on_board(board, {"contract": 1, "duration_s": 1}, mpy_cache=cache,  # builds
                      trace=str(trace))
         boots["boot", board] = [json.loads(line) for line in trace.read_text().splitlines()]
+    for cal in (False, True):
+        # A C3 unit whose outlet channel reads ~1 C off uncalibrated (chip seed 7).
+        trace = cache / f"esp32c3-cal-{cal}.jsonl"
+        run_on_board("esp32c3", {"contract": 1, "duration_s": 3}, mpy_cache=cache,
+                     trace=str(trace), chip_seed=7, adc_cal=cal)
+        boots["adc_cal" if cal else "no_adc_cal", "esp32c3"] = [
+            json.loads(line) for line in trace.read_text().splitlines()]
     jobs = {("nominal", b): DEMO for b in BOARDS_UNDER_TEST}
     jobs.update({("1ul_min", b): _slow_dose_scenario(1, 320.0) for b in BOARDS_UNDER_TEST})
     jobs.update({("fault", c.name, b): faultcases.scenario(c) for c, b in _FAULT_RUNS})
@@ -165,6 +172,28 @@ def test_an_uncalibrated_c3_boots_in_doubt(board, runs):
     doubts = [r["reason"] for r in runs["boot", board] if r.get("event") == "record_doubt"]
     want = {"esp32c3": ["adccal: no record (uncalibrated: steamer mfg adc-cal)"], "picow": []}
     assert doubts == want[board]
+
+
+def test_a_c3_calibrated_at_the_factory_boots_trusting_its_record(runs):
+    """The factory's step (hookup.calibrate: the plug's 680 ohm and 4.7 k in place of
+    the NTCs, boards/common/adccal.py's measure, fit and save through the board's own
+    channels, as `steamer mfg adc-cal` runs them) before the first boot: the board
+    applies the record with no doubt, and the outlet (calibrated at 43 C, read at 22 C)
+    comes within 0.2 C of the plant where the same unit uncalibrated is 0.5 C or more
+    off. The boiler's channel is calibrated at ~101 C: at 22 C its reading stays within
+    its table's resolution there (~0.35 C) either way."""
+    def last(key):
+        lines = runs[key, "esp32c3"]
+        p = [line for line in lines if "fw" in line][-1]
+        doubts = [line["reason"] for line in lines if line.get("event") == "record_doubt"]
+        return (p["fw"]["outlet_c"] - p["plant"]["outlet_c"],
+                p["fw"]["boiler_c"] - p["plant"]["boiler_c"], doubts)
+    out_un, boil_un, doubts_un = last("no_adc_cal")
+    out_cal, boil_cal, doubts_cal = last("adc_cal")
+    assert doubts_un == ["adccal: no record (uncalibrated: steamer mfg adc-cal)"]
+    assert doubts_cal == []
+    assert abs(out_un) >= 0.5 and abs(out_cal) <= 0.2, (out_un, out_cal)
+    assert abs(boil_cal) <= 0.4, boil_cal
 
 
 @pytest.mark.parametrize("board", BOARDS_UNDER_TEST)

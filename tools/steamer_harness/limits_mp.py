@@ -247,9 +247,10 @@ class PortRig:
     (hookup.mount) on the same flash file. Left out: the watchdog (nothing bites; the
     limits do not rest on it) and the radio (the models have none).
 
-    The C3's unit is drawn from $PORTSIM_CHIP_SEED as in a port run, and runs
-    uncalibrated (no adccal record: record_doubt at each boot, as a unit before `steamer
-    mfg adc-cal`); the limits do not rest on its temperatures."""
+    The C3's unit is drawn from $PORTSIM_CHIP_SEED as in a port run, and each new
+    device is calibrated at the factory before its first boot (hookup.calibrate: the
+    adccal record `steamer mfg adc-cal` writes), as a shipped unit is; a power cut that
+    tears that record's flash leaves the unit uncalibrated, in doubt, as on a board."""
 
     def __init__(self, board_py, flash_path, scenario):
         import hookup
@@ -287,6 +288,8 @@ class PortRig:
         self.pwm = None         # the step PWM of this boot, and its steps counted
         self.seen = 0
         self.late_periods = 0   # periods that began after their edge (service() ran long)
+        self.factory_cal = False    # the next boot is a new unit's: calibrated first
+        self.last_in = None         # the NTC inputs' last raw counts (boiler, outlet)
 
     def new_device(self, cal_pm):
         self.close()
@@ -298,6 +301,7 @@ class PortRig:
         self.image = None
         self.held = 0
         self.encoder = self.hookup.Encoder(self.pins, _PumpHead(cal_pm))
+        self.factory_cal = True
         return self._boot()
 
     def _boot(self):
@@ -310,6 +314,11 @@ class PortRig:
         self.flash = self.timedflash.TimedFlash(self.path)
         self.timedflash.DEVICE[0] = self.flash
         h.mount(self.flash, self.data_dir, self.key_hex)
+        if self.factory_cal:
+            self.factory_cal = False
+            h.calibrate(self.name, board_mod, self.pins, self.data_dir)
+            if self.last_in is not None:
+                self.inputs(self.last_in[0], self.last_in[1], 0)   # the plug out
         self.portclock.EDGE_PINS.append(self.encoder)
         self.pwm = None
         self.seen = 0
@@ -336,6 +345,7 @@ class PortRig:
         return self.t_us // 1000
 
     def inputs(self, braw, oraw, _pump_nl_s):
+        self.last_in = (braw, oraw)
         h = self.hookup
         h.set_uv(self.pins["BOILER_NTC"], h.ntc_uv(self.name, "boiler", braw))
         h.set_uv(self.pins["OUTLET_NTC"], h.ntc_uv(self.name, "outlet", oraw))
@@ -694,8 +704,15 @@ def _main():
                         pass
                 reply = {"ok": True, "free": gc.mem_free()}
             elif msg[0] == "reset":
-                driver.reset(msg[1] or 1000)
-                reply = {"ok": True, "now_ms": driver.rig.now_ms()}
+                # What the new device's boot emitted comes back too (its record_doubts).
+                out = {"started": [], "events": [], "expired": [], "first_cmd": []}
+                driver.out = out
+                try:
+                    driver.reset(msg[1] or 1000)
+                finally:
+                    driver.out = None
+                reply = {"ok": True, "now_ms": driver.rig.now_ms(), "events": out["events"]}
+                out = None
             else:
                 reply = driver.run(msg[0], msg[1])
         except Exception as e:  # a firmware or driver bug: the caller reports it

@@ -94,15 +94,16 @@ def port_build(board: str, cache: Path) -> Path:
 
 
 def port_env(board: str, mpy: Path, *, flash: str = "typical", chip_seed: int = 1,
-             radio: bool = False) -> dict:
+             radio: bool = False, adc_cal: bool = False) -> dict:
     """The environment of a micropython process that runs `board`'s real code on the port
     models, from `mpy` (port_build's folder): its port, flash timing ("typical" or
-    "worst": datasheet maxima), the C3 ADC chip drawn, MICROPYPATH (with the sim's radio
-    when `radio`)."""
+    "worst": datasheet maxima), the C3 ADC chip drawn, whether the unit was calibrated
+    at the factory before its first boot (`adc_cal`: hookup.calibrate, the C3 only),
+    MICROPYPATH (with the sim's radio when `radio`)."""
     if flash not in ("typical", "worst"):
         raise ValueError(f"flash: 'typical' or 'worst', not {flash!r}")
     env = dict(os.environ, PORTSIM_PORT=PORT_OF[board], PORTSIM_FLASH=flash,
-               PORTSIM_CHIP_SEED=str(chip_seed))
+               PORTSIM_CHIP_SEED=str(chip_seed), PORTSIM_ADC_CAL="1" if adc_cal else "0")
     env["MICROPYPATH"] = os.pathsep.join(str(p) for p in (
         mpy / "portsim", mpy, mpy / "lib", mpy / "sim", *([mpy / "radio"] if radio else [])))
     return env
@@ -112,7 +113,8 @@ def serve_on_board(board: str, scenario: dict | str | Path, *, air: str, name: s
                    speed: float, trust: bytes | None = None, flash: str = "typical") -> dict:
     """`steamer sim serve --board`: `scenario` run on `board`'s real code with a radio on
     `air` advertising as `name`, the virtual clock paced at `speed` virtual seconds a
-    second; the runner's output goes through to ours as it comes. Returns the summary when
+    second, the unit calibrated at the factory as a shipped one is (the C3's ADC); the
+    runner's output goes through to ours as it comes. Returns the summary when
     the scenario ends; raises SimError when the run fails."""
     if board not in PORT_OF:
         raise ValueError(f"board: one of {sorted(PORT_OF)}, not {board!r}")
@@ -124,7 +126,7 @@ def serve_on_board(board: str, scenario: dict | str | Path, *, air: str, name: s
         mpy = port_build(board, work)
         path = work / "scenario.json"
         path.write_text(json.dumps(signed), encoding="utf-8")
-        env = port_env(board, mpy, flash=flash, radio=True)
+        env = port_env(board, mpy, flash=flash, radio=True, adc_cal=True)
         args = [micropython_exe(), "-X", f"heapsize={SERVE_HEAP}", str(PORTSIM / "portrun.py"),
                 str(path), "", str(BOARDS / board / "board.py"),
                 "--air", air, "--name", name, "--speed", repr(speed)]
@@ -134,10 +136,12 @@ def serve_on_board(board: str, scenario: dict | str | Path, *, air: str, name: s
 def run_on_board(board: str, scenario: dict | str | Path, *, flash: str = "typical",
                  chip_seed: int = 1, heap: str = RUN_HEAP, trace: str | None = None,
                  mpy_cache: Path | None = None, timeout_s: float = 120.0,
-                 cut_writes: tuple[int, ...] = ()) -> dict:
+                 cut_writes: tuple[int, ...] = (), adc_cal: bool = False) -> dict:
     """The summary (steamer_sim.driver's, plus "port") of `scenario` run on `board`'s
     real code. flash: "typical" or "worst" (datasheet maxima); chip_seed: the C3 ADC
-    chip drawn; cut_writes: power cuts inside flash writes, the k-th boot's during the
+    chip drawn; adc_cal: the unit calibrated at the factory before its first boot (the
+    C3's `steamer mfg adc-cal`; default: not, the unit as it leaves assembly);
+    cut_writes: power cuts inside flash writes, the k-th boot's during the
     cut_writes[k]-th program or erase from that boot (half of it lands; 1 s off), until
     the list is spent. Raises SimError when the run fails."""
     if any(n < 1 for n in cut_writes):
@@ -148,7 +152,7 @@ def run_on_board(board: str, scenario: dict | str | Path, *, flash: str = "typic
         mpy = port_build(board, mpy_cache or work)
         path = work / "scenario.json"
         path.write_text(json.dumps(signed), encoding="utf-8")
-        env = port_env(board, mpy, flash=flash, chip_seed=chip_seed)
+        env = port_env(board, mpy, flash=flash, chip_seed=chip_seed, adc_cal=adc_cal)
         env["PORTSIM_CUT_WRITES"] = ",".join(str(n) for n in cut_writes)
         proc = subprocess.run(
             [micropython_exe(), "-X", f"heapsize={heap}", str(PORTSIM / "portrun.py"),
