@@ -222,6 +222,17 @@ def test_no_sequence_breaks_the_limits_on_a_real_board(device):
     assert stats.cuts > 0, vars(stats)
 
 
+def test_a_hung_firmware_is_caught_by_the_boards_watchdog(device):
+    """The rig runs the board's own watchdog (machine.WDT, 1 s): the firmware stopped
+    for 0.7 s runs on; stopped for 1.2 s, the period after fails the sequence, as the
+    board resets there. The device boots anew after."""
+    device.call("reset", 1000)
+    device.call("hang", 700)
+    with pytest.raises(limits_machine.DriverError, match="the watchdog bit: unfed for 1"):
+        device.call("hang", 1200)
+    assert device.call("reset", 1000)["ok"]
+
+
 def _holds(m):
     for name in ("podlet_capacity", "session_max", "day_max", "min_interval", "pattern_rate",
                  "genuine_only", "expiry", "expired_stays_expired"):

@@ -176,6 +176,9 @@ class SimRig:
     def jump(self, ms):
         self.board.now_ms += ms
 
+    def hang(self, ms):
+        self.board.now_ms += ms     # the sim rig keeps no watchdog: time passes
+
     def moved(self):
         """None: the sim's dose is the command times the calibration (the driver's)."""
         return None
@@ -233,6 +236,10 @@ class _PumpHead:
         self.pump_cal = cal_pm / 1000
 
 
+class WatchdogBite(Exception):
+    """A real board's watchdog went unfed past its timeout in the limits rig."""
+
+
 class PortRig:
     """A real board (BOARD's board.py, boards/common/realboard.py) on the port models as
     the driver's device. Time is the port clock's: each period the rig sleeps to the
@@ -244,8 +251,11 @@ class PortRig:
     put out (hookup.Encoder), and moved() is that, so the driver's doses are what the
     pump moved, not what it was told. A power cut is the port's power-on (machine.
     power_on: the RTC lost as the port loses it) and its boot's mount of littlefs
-    (hookup.mount) on the same flash file. Left out: the watchdog (nothing bites; the
-    limits do not rest on it) and the radio (the models have none).
+    (hookup.mount) on the same flash file. The watchdog is the board's (machine.WDT):
+    a period that begins with it unfed past its timeout fails the sequence
+    (WatchdogBite: the board would have reset there, which no limit may rest on); the
+    periods a jump passes over count as fed. Left out: the radio (the limits rig drives
+    the firmware's commands itself).
 
     The C3's unit is drawn from $PORTSIM_CHIP_SEED as in a port run, and each new
     device is calibrated at the factory before its first boot (hookup.calibrate: the
@@ -360,10 +370,33 @@ class PortRig:
     def period(self):
         self.t_us += _PERIOD_MS * 1000
         self._sleep_to(self.t_us)
+        self._watchdog()
 
     def jump(self, ms):
+        # The periods a jump passes over run no step here (the world heats at once); on
+        # a board each would have fed the watchdog. What the step before the jump left
+        # must still be within its timeout.
+        self._watchdog()
         self.t_us += ms * 1000
         self._sleep_to(self.t_us)
+        now = self.portclock.NOW[0]
+        for w in self.machine.WDTS:
+            w.fed_us = now
+
+    def hang(self, ms):
+        """ms pass with the firmware stopped: nothing feeds the watchdog."""
+        self.t_us += ms * 1000
+        self._sleep_to(self.t_us)
+
+    def _watchdog(self):
+        """The watchdog's bite (machine.WDT: started by the board, never stopped): a
+        step and service() that did not feed it within its timeout fail the sequence,
+        as the board would reset there."""
+        now = self.portclock.NOW[0]
+        for w in self.machine.WDTS:
+            if w.overdue_us(now) > 0:
+                raise WatchdogBite("the watchdog bit: unfed for %d ms (timeout %d ms)"
+                                   % ((now - w.fed_us) // 1000, w.timeout))
 
     def moved(self):
         """Tenths of a nl the pump moved since the last call: the step PWM's steps (2 nl
@@ -585,6 +618,11 @@ class Driver:
             self.tick()
         elif name == "advance":
             self.advance(arg)
+        elif name == "hang":
+            # The firmware stops for arg ms (a bug's loop: no step, no service, no feed),
+            # then runs a period: on a real board its watchdog bites there (WatchdogBite).
+            rig.hang(arg)
+            self.tick()
         elif name == "power_cut":
             self.power_cut(arg)
         elif name == "set_clock":
