@@ -60,16 +60,17 @@ class Wiring:
     is to World, without being a board (the board is the real one)."""
 
     def __init__(self, board_name, board_py, scenario, trace_path, progress, radio=None,
-                 speed=0.0):
+                 speed=0.0, ble_name=None):
         machine.power_on()      # the first boot is a power-on: the RTC from the port's start
         self.name = board_name
         self.pin = pin_table(board_py)
         self.plant = Plant(scenario["plant"], scenario["seed"])
         self.now_ms = 0
         self.commands = []
-        # The sim's radio (--air): the world takes `steamer sim` events from it.
+        # The sim's radio (--air): the world takes `steamer sim` events from it; the
+        # name the board advertises with it.
         self.radio = radio
-        self.ble_name = None
+        self.ble_name = ble_name
         # Pacing (--speed): virtual time against the host's, from an anchor (wall ms,
         # virtual us) moved when the run falls far behind (a long flash write, a GC).
         self.speed = speed
@@ -348,8 +349,8 @@ def run(scenario, trace_path, board_py, progress, air=None, ble_name="steamer", 
                          % (name, port, machine.PORT))
     time.set_port_epoch(2000 if machine.ESP32 else 1970)
     radio = _radio(name, air, ble_name) if air else None
-    wiring = Wiring(name, board_py, scenario, trace_path, progress, radio, speed)
-    wiring.ble_name = ble_name if air else None
+    wiring = Wiring(name, board_py, scenario, trace_path, progress, radio, speed,
+                    ble_name if air else None)
     world = wiring.world
     try:
         while True:

@@ -16,13 +16,14 @@ import machine
 import plant
 import unit
 from fw import ntc
+from hookup import PLUG_OHM
 
 # boards/esp32c3/README.md (and portrun.WIRING): the boiler NTC on the 3.3 V side over
 # 560 ohm, its table the 1 k pull-up one; the outlet's under a 10 k pull-up.
 HOW = {"boiler": ("high", 560), "outlet": "low"}
 PULL = {"boiler": plant.PARAMS["boiler_pullup_ohm"], "outlet": plant.PARAMS["outlet_pullup_ohm"]}
 TABLE = {"boiler": ntc.BOILER_MC, "outlet": ntc.OUTLET_MC}
-PLUG = {"boiler": 680, "outlet": 4700}
+PLUG = PLUG_OHM     # the factory plug, as hookup.calibrate puts it in
 TEMPS_C = (25, 60, 95)
 READS = 16
 

@@ -24,6 +24,8 @@ $STEAMER_LIMITS_PORT_EXAMPLES sets the sequences per board (default 60; `make so
 runs 2,000)."""
 from __future__ import annotations
 
+import os
+
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -212,11 +214,14 @@ def test_a_session_by_hand_on_a_real_board_stops_at_its_limits(device):
 
 def test_no_sequence_breaks_the_limits_on_a_real_board(device):
     examples = limits_machine.examples_from_env(60, limits_machine.PORT_EXAMPLES_ENV)
-    stats = limits_machine.run(examples, device)
+    # `make test`'s 60 are the same every run (37 sessions, 2,079 ul on either board
+    # when this was written): drawn anew, 60 dosed 280-10,500 ul in 2-58 sessions over
+    # ~25 runs, so a floor on them would fail now and then. The soak (the variable set)
+    # draws new ones.
+    soak = limits_machine.PORT_EXAMPLES_ENV in os.environ
+    stats = limits_machine.run(examples, device, derandomize=not soak)
     assert stats.sequences >= examples
-    # The sequences reach the limits (fewer sequences than the sim test's, so looser;
-    # hypothesis draws new ones each run: 60 of them dosed 500-10,500 ul in 17 runs, 10-58
-    # sessions, when this was written).
+    # The sequences reach the limits (fewer sequences than the sim test's, so looser).
     assert stats.sessions >= examples // 8, vars(stats)
     assert stats.doses_ul > 4 * examples, vars(stats)
     assert stats.cuts > 0, vars(stats)

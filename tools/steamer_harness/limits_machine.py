@@ -636,9 +636,12 @@ def examples_from_env(default: int = 1000, env: str = EXAMPLES_ENV) -> int:
     return n
 
 
-def run(examples: int, device: Device | None = None, database=None) -> Stats:
+def run(examples: int, device: Device | None = None, database=None,
+        derandomize: bool = False) -> Stats:
     """Runs `examples` sequences (hypothesis raises, with the shrunk sequence, on a
-    violation). A device is started (and closed) unless one is given."""
+    violation). A device is started (and closed) unless one is given. `derandomize`:
+    the same sequences every run (hypothesis's fixed seed), for a short run whose
+    figures a test checks; otherwise new ones each run, as a soak wants."""
     own = device is None
     dev = device or Device()
     Limits.dev = dev
@@ -646,7 +649,8 @@ def run(examples: int, device: Device | None = None, database=None) -> Stats:
     try:
         run_state_machine_as_test(Limits, settings=settings(
             max_examples=examples, stateful_step_count=STEPS, deadline=None,
-            database=database, suppress_health_check=list(HealthCheck)))
+            database=database, derandomize=derandomize,
+            suppress_health_check=list(HealthCheck)))
     finally:
         if own:
             dev.close()

@@ -259,8 +259,7 @@ class PortRig:
 
     The C3's unit is drawn from $PORTSIM_CHIP_SEED as in a port run, and each new
     device is calibrated at the factory before its first boot (hookup.calibrate: the
-    adccal record `steamer mfg adc-cal` writes), as a shipped unit is; a power cut that
-    tears that record's flash leaves the unit uncalibrated, in doubt, as on a board."""
+    adccal record `steamer mfg adc-cal` writes), as a shipped unit is."""
 
     def __init__(self, board_py, flash_path, scenario):
         import hookup
