@@ -388,6 +388,11 @@ class App(session.Sessions, intake.Intake):
         else:
             self.journal.append(record)
 
+    def flash_backlog(self):
+        """Records' flash writes waiting for service() (flash_q; 0 on a board that
+        writes them at once): fw.ble stops taking the host's commands while it is high."""
+        return len(self.flash_q)
+
     def flash_work(self, t0_ms):
         """The records' flash writes that wait (flash_q, then the board's log), one
         after another while under flash_budget_ms since t0_ms (the start of service()),

@@ -98,6 +98,13 @@ _PUMP_TYPES = ("log_read",)
 # link's pacing runs on: a board's uptime, and in the sim the air's (real) time, so a
 # steamer simulated faster than real time gives a host as long as a real one does.
 AUTH_TIMEOUT_S = const(10)
+# A real board writes records a few a period (App.flash_work, FLASH_BUDGET_MS), so a host
+# whose commands each make one (a refused start: the audit's and the journal's appends)
+# could queue them faster than they drain, until the heap ran out (a Pico W's and a C3's
+# code on the port models: MemoryError and the link reset after ~150 quick commands).
+# While this many writes wait, the host's frames stay in the ring and its credits with
+# them: it waits, nothing is refused or lost, and the queue's RAM is bounded.
+FLASH_BACKLOG_HIGH = const(8)
 IDLE_TIMEOUT_S = const(120)
 # While its connection has not authenticated the steamer goes on advertising (the
 # stacks advertise as a connected peripheral while they have a free connection), and a
@@ -526,7 +533,9 @@ class Link:
             self.held = None
             self._handle(held)
             self._touch()
-        while self.ring_count and len(self.tx) < blecmd.TX_HIGH:
+        backlog = self.app.flash_backlog
+        while (self.ring_count and len(self.tx) < blecmd.TX_HIGH
+               and backlog() < FLASH_BACKLOG_HIGH):
             slot = self.ring_head
             n = self.ring_len[slot]
             self.ring_head = (slot + 1) % RX_SLOTS

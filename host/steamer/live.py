@@ -35,6 +35,9 @@ SCAN_S = 1.5            # one scan of the live scan list
 SCAN_FOR_S = 20.0       # a scan request keeps the list refreshed this long
 PAIR_S = 60.0
 RELINK_S = 1.0          # between attempts to bring a dropped link back
+# A status asked for right after a connect waits this long for the connection's first
+# (the connect syncs the log before it follows the status).
+FIRST_STATUS_S = 10.0
 
 Event = dict[str, Any]
 
@@ -220,6 +223,15 @@ class Hub:
         if self.st is None or self.found is None:
             return None
         return {"device": self.name, "address": self.found.device.address}
+
+    async def status_when_read(self, wait_s: float = FIRST_STATUS_S) -> dict:
+        """status(), waiting up to wait_s for the first one of a connection: a connect
+        says the link is up, then syncs the log, and only then follows the status."""
+        deadline = time.monotonic() + wait_s
+        while (self.st is not None and self.last.get("status") is None
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.05)
+        return self.status()
 
     def status(self) -> dict:
         """The connected steamer's newest status view (the last "status" event)."""

@@ -113,6 +113,38 @@ def test_authenticated_commands_reach_the_firmware(steamer, keys):
     run(go())
 
 
+def test_a_flood_of_commands_waits_for_the_flash_and_loses_nothing(steamer, keys):
+    """150 session starts as fast as the credits let them go, each refused (no podlet)
+    and so a record: on a real board the records' flash writes wait in App.flash_q, a
+    few drained a period (FLASH_BUDGET_MS), and before fw.ble held the host's frames
+    while that queue is long (FLASH_BACKLOG_HIGH) the queue grew until the heap ran out:
+    MemoryError and the link reset after ~150 on both boards' code. Now every start is
+    answered, the link stays, and syncs bring every record once: the last few a moment
+    after their answers, once their writes have had their periods."""
+    from steamer.client import MemoryLogSink
+    from steamer_harness.ble import check_records, make_records
+
+    async def go():
+        sink = MemoryLogSink()
+        async with Steamer(steamer.addr, keys, **sim_radio(steamer.air.address).steamer_kw()) as st:
+            await st.authenticate()
+            first = st.info["log_next"]
+            await make_records(st, 150)
+            assert st.connected
+            refused: list[dict] = []
+            for _ in range(20):
+                await st.sync_logs(sink)
+                refused = [r for r in sink.records
+                           if r["seq"] >= first and r["kind"] == "session_refused"]
+                if len(refused) >= 150:
+                    break
+                await asyncio.sleep(0.25)
+        check_records(sink)
+        assert len(refused) >= 150
+    run(go())
+    assert "link_reset" not in steamer.log.read_text()
+
+
 def test_pairing_is_refused_once_the_button_is_let_go(air, tmp_path):
     """Held 5 s: the window opens 3 s into the hold and closes 1 s after the release
     (the advertisement says so both times); a pair request then is refused."""

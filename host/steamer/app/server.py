@@ -175,13 +175,13 @@ async def held(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return _ok(request.app[HUB].status())
+    return _ok(await request.app[HUB].status_when_read())
 
 
 async def status_raw(request: web.Request) -> web.Response:
     """The newest status as the steamer sent it (what steamer.session.Progress reads)."""
     hub = request.app[HUB]
-    hub.status()        # refused in words when none is held or none was read yet
+    await hub.status_when_read()    # refused in words when none is held or none came
     return _ok(hub.raw_status)
 
 
