@@ -96,8 +96,10 @@ _PUMP_TYPES = ("log_read",)
 # pairing under way, ~10 s of slices on a board, is not cut), an authenticated one
 # after IDLE_TIMEOUT_S without a frame either way. On time.ticks_ms, the clock the
 # link's pacing runs on: a board's uptime, and in the sim the air's (real) time, so a
-# steamer simulated faster than real time gives a host as long as a real one does.
+# steamer simulated faster than real time gives a host as long as a real one does (a
+# real board's code served on the port models keeps its own clock, paced: shorter).
 AUTH_TIMEOUT_S = const(10)
+IDLE_TIMEOUT_S = const(120)
 # A real board writes records a few a period (App.flash_work, FLASH_BUDGET_MS), so a host
 # whose commands each make one (a refused start: the audit's and the journal's appends)
 # could queue them faster than they drain, until the heap ran out (a Pico W's and a C3's
@@ -105,7 +107,6 @@ AUTH_TIMEOUT_S = const(10)
 # While this many writes wait, the host's frames stay in the ring and its credits with
 # them: it waits, nothing is refused or lost, and the queue's RAM is bounded.
 FLASH_BACKLOG_HIGH = const(8)
-IDLE_TIMEOUT_S = const(120)
 # While its connection has not authenticated the steamer goes on advertising (the
 # stacks advertise as a connected peripheral while they have a free connection), and a
 # central that connects then takes the link: the one that had not authenticated is

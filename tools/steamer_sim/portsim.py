@@ -58,9 +58,10 @@ def models_mpy(out_dir: Path) -> Path:
 
 def sim_parts(out_dir: Path) -> Path:
     """A folder of links to boards/sim's modules a port run uses (plant, world, the
-    emulated ID chip, the flash file...), all but its `bluetooth`: the port models have
-    no radio, so realboard's _radio() finds none, as on a build without one (with the
-    sim's, every run booted fw.ble on the sim air and ran out of heap at boot)."""
+    emulated ID chip, the flash file...), all but its `bluetooth`: a run without the
+    air has no radio, so realboard's _radio() finds none, as on a build without one
+    (with the sim's, every run booted fw.ble on the sim air and ran out of heap at
+    boot); a served one adds it from radio_parts' folder."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for src in sorted((BOARDS / "sim").glob("*.py")):
         link = out_dir / src.name
